@@ -1,0 +1,208 @@
+// PosixEnv: the real filesystem. Every errno becomes a Status here and nowhere else.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "core/env.h"
+#include "core/fd.h"
+
+namespace sluice {
+namespace {
+
+FileType TypeOf(mode_t mode) {
+  if (S_ISREG(mode)) return FileType::kRegular;
+  if (S_ISDIR(mode)) return FileType::kDirectory;
+  if (S_ISLNK(mode)) return FileType::kSymlink;
+  return FileType::kOther;
+}
+
+FileInfo InfoOf(const struct stat& st) {
+  FileInfo info;
+  info.type = TypeOf(st.st_mode);
+  info.size = static_cast<uint64_t>(st.st_size);
+  info.dev = st.st_dev;
+  info.ino = st.st_ino;
+  info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return info;
+}
+
+std::string DirName(const std::string& path) {
+  auto pos = path.rfind('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+class PosixEnv : public Env {
+ public:
+  Result<FileInfo> Stat(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "lstat " + path);
+    return InfoOf(st);
+  }
+
+  Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
+    DIR* dir = ::opendir(path.c_str());
+    if (dir == nullptr) return Status::FromErrno(errno, "opendir " + path);
+    std::vector<DirEntry> entries;
+    errno = 0;
+    while (struct dirent* e = ::readdir(dir)) {
+      std::string_view name(e->d_name);
+      if (name == "." || name == "..") continue;
+      DirEntry entry{std::string(name), FileType::kOther};
+      if (e->d_type == DT_REG) entry.type = FileType::kRegular;
+      if (e->d_type == DT_DIR) entry.type = FileType::kDirectory;
+      if (e->d_type == DT_LNK) entry.type = FileType::kSymlink;
+      entries.push_back(std::move(entry));
+    }
+    int err = errno;
+    ::closedir(dir);
+    if (err != 0) return Status::FromErrno(err, "readdir " + path);
+    return entries;
+  }
+
+  Status ReadFile(const std::string& path, uint64_t max_bytes, std::string* out,
+                  FileInfo* info) override {
+    out->clear();
+    // O_NOFOLLOW: a symlink is never read; O_NONBLOCK: a FIFO swapped in never blocks.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == ELOOP) return Status::InvalidArgument(path + " is a symbolic link");
+      return Status::FromErrno(errno, "open " + path);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "fstat " + path);
+    if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
+    if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+      return Status::InvalidArgument(path + " is " + std::to_string(st.st_size) +
+                                     " bytes, over the limit of " + std::to_string(max_bytes));
+    }
+    out->resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < out->size()) {
+      ssize_t n = ::read(fd.get(), out->data() + done, out->size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        out->clear();
+        return Status::FromErrno(errno, "read " + path);
+      }
+      if (n == 0) break;  // shrank under us; keep what is there
+      done += static_cast<size_t>(n);
+    }
+    out->resize(done);
+    if (info != nullptr) *info = InfoOf(st);
+    return Status::Ok();
+  }
+
+  Result<bool> IsOpenForWriting(const std::string& path) override {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+    // A read lease is refused with EAGAIN while any process has the file open for writing.
+    if (::fcntl(fd.get(), F_SETLEASE, F_RDLCK) == 0) {
+      ::fcntl(fd.get(), F_SETLEASE, F_UNLCK);
+      return false;
+    }
+    if (errno == EAGAIN || errno == EBUSY) return true;
+    return Status::Unavailable("leases not available on " + path);
+  }
+
+  Status WriteFileAtomic(const std::string& path, std::string_view data) override {
+    static std::atomic<uint64_t> counter{0};
+    std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                      std::to_string(counter.fetch_add(1));
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return Status::FromErrno(errno, "create " + tmp);
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        Status st = Status::FromErrno(errno, "write " + tmp);
+        ::unlink(tmp.c_str());
+        return st;
+      }
+      done += static_cast<size_t>(n);
+    }
+    // fsync the data before the rename publishes it, so a crash never shows a torn file.
+    if (::fsync(fd.get()) != 0) {
+      Status st = Status::FromErrno(errno, "fsync " + tmp);
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    Status st = fd.Close();
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      st = Status::FromErrno(errno, "rename " + tmp);
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    return SyncDir(DirName(path));
+  }
+
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Status::FromErrno(errno, "rename " + from + " -> " + to);
+    }
+    return Status::Ok();
+  }
+
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) {
+      return Status::FromErrno(errno, "rename " + from + " -> " + to);
+    }
+    return Status::Ok();
+  }
+
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "unlink " + path);
+    return Status::Ok();
+  }
+
+  Status CreateDirs(const std::string& path) override {
+    std::string partial;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+      pos = path.find('/', pos + 1);
+      partial = path.substr(0, pos);
+      if (partial.empty()) continue;
+      if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+        return Status::FromErrno(errno, "mkdir " + partial);
+      }
+    }
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+    if (!S_ISDIR(st.st_mode)) return Status::FailedPrecondition(path + " is not a directory");
+    return Status::Ok();
+  }
+
+  Status SyncDir(const std::string& path) override {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return Status::FromErrno(errno, "open dir " + path);
+    if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync dir " + path);
+    return fd.Close();
+  }
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  static PosixEnv* env = new PosixEnv();
+  return env;
+}
+
+std::string JoinPath(std::string_view a, std::string_view b) {
+  std::string out(a);
+  if (!out.empty() && out.back() != '/') out += '/';
+  while (!b.empty() && b.front() == '/') b.remove_prefix(1);
+  out += b;
+  return out;
+}
+
+}  // namespace sluice

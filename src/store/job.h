@@ -1,0 +1,63 @@
+// Job: one unit of work, and its states. The enum matches the lifecycle in DESIGN.md:
+//
+//   queued ──claim──► running ──ok──► succeeded ─► file to archive/ (or deleted)
+//     ▲                  ├─transient error, attempts left─► retrying (run_at = now + backoff)
+//     └──────────────────┤                                        │
+//                        │   ◄──────────── run_at reached ────────┘
+//                        ├─permanent error or attempts used─► failed ─► file to failed/ + reason
+//                        └─daemon died while running─► queued on restart (attempt counted)
+//   failed ─(sluice retry)─► queued
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace sluice {
+
+enum class JobState { kQueued, kRunning, kRetrying, kSucceeded, kFailed, kCancelled };
+
+std::string_view StateName(JobState state);
+Result<JobState> ParseState(std::string_view name);
+inline bool IsFinal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+// What identifies a spool file on disk, so a file seen again after a crash is recognised.
+struct FileIdentity {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+struct JobError {
+  std::string code;     // stable, machine-readable: "invalid_json", "schema_violation", …
+  std::string message;  // what a person can act on
+  std::string detail;   // JSON object text with what else is known (schema path, …), or empty
+};
+
+struct Job {
+  int64_t id = 0;
+  std::string queue = "default";
+  std::string kind;
+  std::string spool;  // the spool directory the file came from
+  std::string name;   // the file name inside the spool
+  FileIdentity file;
+  JobState state = JobState::kQueued;
+  int priority = 0;
+  int attempts = 0;
+  int max_attempts = 5;
+  int64_t run_at = 0;  // wall-clock micros; when a retrying job may run again
+  int64_t created_at = 0;
+  int64_t last_tried = 0;
+  int64_t finished_at = 0;
+  JobError error;
+  std::string result;  // JSON object text summarising what the handler did
+};
+
+}  // namespace sluice

@@ -1,0 +1,399 @@
+// SqliteStore: jobs, the kv map and handler object tables in one SQLite database.
+#include "store/sqlite/sqlite_store.h"
+
+#include <set>
+
+namespace sluice {
+
+using sqlite::Db;
+using sqlite::Stmt;
+
+namespace {
+
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  spool TEXT NOT NULL,
+  name TEXT NOT NULL,
+  file_dev INTEGER, file_ino INTEGER, file_size INTEGER, file_mtime_ns INTEGER,
+  state TEXT NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  run_at INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  last_tried INTEGER,
+  finished_at INTEGER,
+  error_code TEXT, error_message TEXT, error_detail TEXT,
+  result TEXT);
+CREATE INDEX IF NOT EXISTS jobs_file ON jobs(spool, name);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS kv (
+  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (ns, key)) WITHOUT ROWID;
+)sql";
+
+constexpr std::string_view kJobColumns =
+    "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
+    "priority, attempts, max_attempts, run_at, created_at, last_tried, finished_at, "
+    "error_code, error_message, error_detail, result";
+
+Job ReadJob(const Stmt& s) {
+  Job j;
+  j.id = s.Int(0);
+  j.queue = s.Text(1);
+  j.kind = s.Text(2);
+  j.spool = s.Text(3);
+  j.name = s.Text(4);
+  j.file.dev = static_cast<uint64_t>(s.Int(5));
+  j.file.ino = static_cast<uint64_t>(s.Int(6));
+  j.file.size = static_cast<uint64_t>(s.Int(7));
+  j.file.mtime_ns = s.Int(8);
+  auto state = ParseState(s.Text(9));
+  j.state = state.ok() ? *state : JobState::kFailed;
+  j.priority = static_cast<int>(s.Int(10));
+  j.attempts = static_cast<int>(s.Int(11));
+  j.max_attempts = static_cast<int>(s.Int(12));
+  j.run_at = s.Int(13);
+  j.created_at = s.Int(14);
+  j.last_tried = s.Int(15);
+  j.finished_at = s.Int(16);
+  j.error.code = s.Text(17);
+  j.error.message = s.Text(18);
+  j.error.detail = s.Text(19);
+  j.result = s.Text(20);
+  return j;
+}
+
+const char* SqlType(ColumnType t) {
+  switch (t) {
+    case ColumnType::kInteger: return "INTEGER";
+    case ColumnType::kReal: return "REAL";
+    case ColumnType::kText: return "TEXT";
+  }
+  return "TEXT";
+}
+
+std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
+
+// INSERT … ON CONFLICT(key) DO UPDATE with each column's merge rule.
+std::string UpsertSql(const TableSpec& t) {
+  std::string cols, params, sets, key;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    const ColumnSpec& c = t.columns[i];
+    std::string q = Quote(c.name);
+    cols += (i ? ", " : "") + q;
+    params += (i ? ", ?" : "?");
+    if (c.merge == MergeRule::kKey) {
+      key = q;
+      continue;
+    }
+    std::string cur = Quote(t.name) + "." + q, nu = "excluded." + q;
+    if (!sets.empty()) sets += ", ";
+    if (c.merge == MergeRule::kFirstNonNull) {
+      sets += q + " = COALESCE(" + cur + ", " + nu + ")";
+    } else {
+      sets += q + " = CASE WHEN " + nu + " IS NULL THEN " + cur + " WHEN " + cur +
+              " IS NULL OR " + nu + " > " + cur + " THEN " + nu + " ELSE " + cur + " END";
+    }
+  }
+  std::string sql = "INSERT INTO " + Quote(t.name) + " (" + cols + ") VALUES (" + params +
+                    ") ON CONFLICT(" + key + ") DO ";
+  sql += sets.empty() ? "NOTHING" : "UPDATE SET " + sets;
+  return sql;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore());
+  Status st = store->Init(path);
+  if (!st.ok()) return st;
+  return store;
+}
+
+Status SqliteStore::Init(const std::string& path) {
+  auto w = Db::Open(path);
+  if (!w.ok()) return w.status();
+  write_ = std::move(*w);
+  // WAL: readers never block the writer. synchronous=FULL: each COMMIT is fsynced before it
+  // returns, so an acknowledged commit survives power loss (NORMAL would not, in WAL mode).
+  SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA journal_mode=WAL"));
+  SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA synchronous=FULL"));
+  SLUICE_RETURN_IF_ERROR(write_.Exec(kSchema));
+  auto ins = Stmt::Prepare(
+      write_.get(),
+      "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"
+      " state, priority, attempts, max_attempts, run_at, created_at)"
+      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (!ins.ok()) return ins.status();
+  insert_job_ = std::move(*ins);
+  auto upd = Stmt::Prepare(
+      write_.get(),
+      "UPDATE jobs SET state=?, attempts=?, run_at=?, last_tried=?, finished_at=?,"
+      " error_code=?, error_message=?, error_detail=?, result=? WHERE id=?");
+  if (!upd.ok()) return upd.status();
+  update_job_ = std::move(*upd);
+
+  auto r = Db::Open(path);
+  if (!r.ok()) return r.status();
+  read_ = std::move(*r);
+  return Status::Ok();
+}
+
+Status SqliteStore::DefineTables(const std::vector<TableSpec>& tables) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  upserts_.clear();
+  for (const TableSpec& t : tables) {
+    std::string ddl = "CREATE TABLE IF NOT EXISTS " + Quote(t.name) + " (";
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      const ColumnSpec& c = t.columns[i];
+      ddl += (i ? ", " : "") + Quote(c.name) + " " + SqlType(c.type);
+      if (c.merge == MergeRule::kKey) ddl += " PRIMARY KEY NOT NULL";
+    }
+    ddl += ")";
+    SLUICE_RETURN_IF_ERROR(write_.Exec(ddl));
+    // Add columns a newer schema brought.
+    auto info = Stmt::Prepare(write_.get(), "PRAGMA table_info(" + Quote(t.name) + ")");
+    if (!info.ok()) return info.status();
+    std::set<std::string> have;
+    while (true) {
+      auto row = info->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      have.insert(info->Text(1));
+    }
+    for (const ColumnSpec& c : t.columns) {
+      if (have.count(c.name)) continue;
+      SLUICE_RETURN_IF_ERROR(write_.Exec("ALTER TABLE " + Quote(t.name) + " ADD COLUMN " +
+                                         Quote(c.name) + " " + SqlType(c.type)));
+    }
+    auto up = Stmt::Prepare(write_.get(), UpsertSql(t));
+    if (!up.ok()) return up.status();
+    upserts_.push_back(std::move(*up));
+  }
+  tables_ = tables;
+  return Status::Ok();
+}
+
+Status SqliteStore::AddJobs(std::vector<Job>* jobs) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
+  for (Job& j : *jobs) {
+    insert_job_.Bind(1, j.queue).Bind(2, j.kind).Bind(3, j.spool).Bind(4, j.name);
+    insert_job_.Bind(5, static_cast<int64_t>(j.file.dev))
+        .Bind(6, static_cast<int64_t>(j.file.ino))
+        .Bind(7, static_cast<int64_t>(j.file.size))
+        .Bind(8, j.file.mtime_ns);
+    insert_job_.Bind(9, StateName(j.state))
+        .Bind(10, static_cast<int64_t>(j.priority))
+        .Bind(11, static_cast<int64_t>(j.attempts))
+        .Bind(12, static_cast<int64_t>(j.max_attempts))
+        .Bind(13, j.run_at)
+        .Bind(14, j.created_at);
+    Status st = insert_job_.Run();
+    if (!st.ok()) {
+      (void)write_.Exec("ROLLBACK");
+      return st.Annotate("add job " + j.name);
+    }
+    j.id = sqlite3_last_insert_rowid(write_.get());
+  }
+  Status st = write_.Exec("COMMIT");
+  if (!st.ok()) (void)write_.Exec("ROLLBACK");
+  return st;
+}
+
+Status SqliteStore::ApplyLocked(const std::vector<JobUpdate>& updates) {
+  for (const JobUpdate& u : updates) {
+    update_job_.Bind(1, StateName(u.state))
+        .Bind(2, static_cast<int64_t>(u.attempts))
+        .Bind(3, u.run_at)
+        .Bind(4, u.last_tried);
+    if (u.finished_at) {
+      update_job_.Bind(5, u.finished_at);
+    } else {
+      update_job_.BindNull(5);
+    }
+    auto text_or_null = [&](int i, const std::string& s) {
+      if (s.empty()) {
+        update_job_.BindNull(i);
+      } else {
+        update_job_.Bind(i, std::string_view(s));
+      }
+    };
+    text_or_null(6, u.error.code);
+    text_or_null(7, u.error.message);
+    text_or_null(8, u.error.detail);
+    text_or_null(9, u.result);
+    update_job_.Bind(10, u.job_id);
+    Status st = update_job_.Run();
+    if (!st.ok()) return st.Annotate("job " + std::to_string(u.job_id));
+    for (const ObjectRow& row : u.rows) {
+      if (row.table < 0 || static_cast<size_t>(row.table) >= upserts_.size()) {
+        return Status::Internal("job " + std::to_string(u.job_id) + ": undefined table");
+      }
+      Stmt& up = upserts_[static_cast<size_t>(row.table)];
+      for (size_t i = 0; i < row.values.size(); ++i) up.Bind(static_cast<int>(i + 1), row.values[i]);
+      st = up.Run();
+      if (!st.ok()) {
+        return st.Annotate("job " + std::to_string(u.job_id) + ": upsert into " +
+                           tables_[static_cast<size_t>(row.table)].name);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::ApplyUpdates(const std::vector<JobUpdate>& updates) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
+  Status st = ApplyLocked(updates);
+  if (st.ok()) st = write_.Exec("COMMIT");
+  if (!st.ok()) (void)write_.Exec("ROLLBACK");
+  return st;
+}
+
+Status SqliteStore::RequeueJobs(const std::vector<int64_t>& ids) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto s = Stmt::Prepare(write_.get(),
+                         "UPDATE jobs SET state='queued', attempts=0, run_at=0, finished_at=NULL"
+                         " WHERE id=? AND state IN ('failed','cancelled')");
+  if (!s.ok()) return s.status();
+  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
+  for (int64_t id : ids) {
+    Status st = s->Bind(1, id).Run();
+    if (!st.ok()) {
+      (void)write_.Exec("ROLLBACK");
+      return st;
+    }
+  }
+  return write_.Exec("COMMIT");
+}
+
+Result<std::vector<Job>> SqliteStore::QueryJobs(const std::string& tail,
+                                                const std::vector<Value>& args) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT " + std::string(kJobColumns) + " FROM jobs " + tail);
+  if (!s.ok()) return s.status();
+  for (size_t i = 0; i < args.size(); ++i) s->Bind(static_cast<int>(i + 1), args[i]);
+  std::vector<Job> jobs;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    jobs.push_back(ReadJob(*s));
+  }
+  return jobs;
+}
+
+Result<Job> SqliteStore::GetJob(int64_t id) {
+  auto jobs = QueryJobs("WHERE id=?", {Value(id)});
+  if (!jobs.ok()) return jobs.status();
+  if (jobs->empty()) return Status::NotFound("no job " + std::to_string(id));
+  return std::move(jobs->front());
+}
+
+Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
+  std::string where;
+  std::vector<Value> args;
+  if (f.state) {
+    where += " AND state=?";
+    args.emplace_back(std::string(StateName(*f.state)));
+  }
+  if (f.name) {
+    where += " AND name=?";
+    args.emplace_back(*f.name);
+  }
+  std::string tail = where.empty() ? "" : "WHERE " + where.substr(5);
+  tail += f.newest_first ? " ORDER BY id DESC" : " ORDER BY id ASC";
+  tail += " LIMIT " + std::to_string(f.limit);
+  return QueryJobs(tail, args);
+}
+
+Result<std::vector<Job>> SqliteStore::UnfinishedJobs() {
+  return QueryJobs("WHERE state IN ('queued','running','retrying') ORDER BY id", {});
+}
+
+Result<std::optional<Job>> SqliteStore::LatestJobForFile(const std::string& spool,
+                                                         const std::string& name) {
+  auto jobs = QueryJobs("WHERE spool=? AND name=? ORDER BY id DESC LIMIT 1",
+                        {Value(spool), Value(name)});
+  if (!jobs.ok()) return jobs.status();
+  if (jobs->empty()) return std::optional<Job>();
+  return std::optional<Job>(std::move(jobs->front()));
+}
+
+Result<std::map<std::string, int64_t>> SqliteStore::CountJobsByState() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  if (!s.ok()) return s.status();
+  std::map<std::string, int64_t> counts;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    counts[s->Text(0)] = s->Int(1);
+  }
+  return counts;
+}
+
+Result<int64_t> SqliteStore::CountRows(const std::string& table) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT COUNT(*) FROM " + Quote(table));
+  if (!s.ok()) return s.status();
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  return s->Int(0);
+}
+
+Result<std::optional<std::string>> SqliteStore::GetValue(const std::string& ns,
+                                                         const std::string& key) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT value FROM kv WHERE ns=? AND key=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, ns).Bind(2, key);
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<std::string>();
+  return std::optional<std::string>(s->Text(0));
+}
+
+Status SqliteStore::PutValue(const std::string& ns, const std::string& key,
+                             const std::string& value) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto s = Stmt::Prepare(write_.get(), "INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?,?,?)");
+  if (!s.ok()) return s.status();
+  return s->Bind(1, ns).Bind(2, key).Bind(3, value).Run();
+}
+
+Status SqliteStore::CheckIntegrity() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "PRAGMA integrity_check");
+  if (!s.ok()) return s.status();
+  std::string report;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    report += s->Text(0) + "\n";
+  }
+  if (report != "ok\n") return Status::Internal("integrity_check: " + report);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
+  constexpr std::string_view kSqlite = "sqlite:";
+  if (url.rfind(kSqlite, 0) == 0) {
+    std::string path = url.substr(kSqlite.size());
+    if (path.empty()) return Status::InvalidArgument("--database sqlite: needs a path");
+    auto s = SqliteStore::Open(path);
+    if (!s.ok()) return s.status();
+    return std::unique_ptr<Store>(std::move(*s));
+  }
+  return Status::InvalidArgument("unsupported --database '" + url +
+                                 "' (this build supports sqlite:PATH)");
+}
+
+}  // namespace sluice

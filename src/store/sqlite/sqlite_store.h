@@ -1,0 +1,57 @@
+// SqliteStore: the embedded Store on one SQLite file in WAL mode.
+//
+// One write connection (all writes serialise on it; the engine's writer thread batches them)
+// and one read connection, so readers (sluice jobs, recovery) never wait for a commit.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/sqlite/sqlite_db.h"
+#include "store/store.h"
+
+namespace sluice {
+
+class SqliteStore : public Store {
+ public:
+  // Opens (creating if needed) the database at `path` and its job tables.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+
+  Status DefineTables(const std::vector<TableSpec>& tables) override;
+  Status AddJobs(std::vector<Job>* jobs) override;
+  Status ApplyUpdates(const std::vector<JobUpdate>& updates) override;
+  Status RequeueJobs(const std::vector<int64_t>& ids) override;
+  Result<Job> GetJob(int64_t id) override;
+  Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
+  Result<std::vector<Job>> UnfinishedJobs() override;
+  Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
+                                              const std::string& name) override;
+  Result<std::map<std::string, int64_t>> CountJobsByState() override;
+  Result<int64_t> CountRows(const std::string& table) override;
+  Result<std::optional<std::string>> GetValue(const std::string& ns,
+                                              const std::string& key) override;
+  Status PutValue(const std::string& ns, const std::string& key,
+                  const std::string& value) override;
+  Status CheckIntegrity() override;
+
+ private:
+  SqliteStore() = default;
+  Status Init(const std::string& path);
+  Result<std::vector<Job>> QueryJobs(const std::string& where_order_limit,
+                                     const std::vector<Value>& args);
+  Status ApplyLocked(const std::vector<JobUpdate>& updates);
+
+  std::mutex write_mu_;
+  sqlite::Db write_;
+  sqlite::Stmt insert_job_;
+  sqlite::Stmt update_job_;
+  std::vector<TableSpec> tables_;
+  std::vector<sqlite::Stmt> upserts_;
+
+  std::mutex read_mu_;
+  sqlite::Db read_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,83 @@
+// Store: the source of truth for jobs and the objects handlers ingest. SQLite in embedded mode;
+// the interface is kept narrow so a PostgreSQL store can pass the same conformance suite.
+//
+// Durability: every mutating call commits one transaction before it returns OK; after OK the
+// change survives a crash (SQLite WAL with synchronous=FULL).
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "store/job.h"
+#include "store/objects.h"
+
+namespace sluice {
+
+// A change to one job, applied by ApplyUpdates together with others in one transaction.
+struct JobUpdate {
+  int64_t job_id = 0;
+  JobState state = JobState::kQueued;
+  int attempts = 0;
+  int64_t run_at = 0;
+  int64_t last_tried = 0;
+  int64_t finished_at = 0;
+  JobError error;
+  std::string result;
+  std::vector<ObjectRow> rows;  // objects to upsert in the same transaction as the state
+};
+
+struct JobFilter {
+  std::optional<JobState> state;
+  std::optional<std::string> name;  // exact file name
+  int limit = 100;
+  bool newest_first = true;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Declares the object tables handlers will upsert into; creates missing tables and missing
+  // columns. Must be called before ApplyUpdates carries rows. Table indexes in ObjectRow refer
+  // to positions in `tables`.
+  virtual Status DefineTables(const std::vector<TableSpec>& tables) = 0;
+
+  // Inserts new jobs in one transaction and sets their ids. All or nothing.
+  virtual Status AddJobs(std::vector<Job>* jobs) = 0;
+
+  // Applies all updates and their rows in one transaction. All or nothing: on error nothing
+  // is written, and the message names the job whose update failed when it is known.
+  virtual Status ApplyUpdates(const std::vector<JobUpdate>& updates) = 0;
+
+  // Puts failed jobs back to queued with attempts reset (sluice retry).
+  virtual Status RequeueJobs(const std::vector<int64_t>& ids) = 0;
+
+  virtual Result<Job> GetJob(int64_t id) = 0;
+  virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
+  // Every job not in a final state, oldest first (recovery on start).
+  virtual Result<std::vector<Job>> UnfinishedJobs() = 0;
+  // The newest job for a spool file name, if any.
+  virtual Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
+                                                      const std::string& name) = 0;
+  virtual Result<std::map<std::string, int64_t>> CountJobsByState() = 0;
+  virtual Result<int64_t> CountRows(const std::string& table) = 0;
+
+  // A small durable key-value map per namespace (e.g. the upload dedup cache).
+  virtual Result<std::optional<std::string>> GetValue(const std::string& ns,
+                                                      const std::string& key) = 0;
+  virtual Status PutValue(const std::string& ns, const std::string& key,
+                          const std::string& value) = 0;
+
+  // Runs the database's own consistency check; Internal with its report when it fails.
+  virtual Status CheckIntegrity() = 0;
+};
+
+// Opens the store named by `url`: "sqlite:PATH" (PATH relative to the working directory).
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url);
+
+}  // namespace sluice
