@@ -1,0 +1,52 @@
+// Handler: the code for one kind of job. It sees a narrow context, never the engine.
+//
+// Run() returns OK with the rows to store, or a Status whose code says whether a retry can
+// help (Status::IsTransient(): database busy, upload 5xx, ENOSPC) or not (bad JSON, schema),
+// plus a stable error code and details a person can act on.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/env.h"
+#include "core/status.h"
+#include "store/objects.h"
+
+namespace sluice {
+
+struct HandlerContext {
+  std::string path;  // the job's file
+  uint64_t max_file_bytes = 0;
+  Env* env = nullptr;
+  Clock* clock = nullptr;
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+struct HandlerOutput {
+  std::vector<ObjectRow> rows;  // to commit with the job's success, in one transaction
+  std::string summary;          // JSON object text stored as the job's result
+  uint64_t objects = 0;         // for progress lines
+  uint64_t bytes = 0;
+  // On failure: a stable code ("invalid_json", "schema_violation", …) and a JSON object text
+  // with what else is known (the schema path that broke, …).
+  std::string error_code;
+  std::string error_detail;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual std::string_view kind() const = 0;
+  // The object tables this handler's rows go to; ObjectRow::table indexes this list.
+  virtual const std::vector<TableSpec>& tables() const = 0;
+  // Processes one job. Thread-safe: called from many workers at once.
+  virtual Status Run(const HandlerContext& ctx, HandlerOutput* out) = 0;
+  // Reloads configuration files (SIGHUP). Keeps the old configuration on error.
+  virtual Status Reload() { return Status::Ok(); }
+};
+
+}  // namespace sluice
