@@ -59,6 +59,10 @@ class Env {
   // after OK, the file is whole and durable; after a crash, it is either absent or whole.
   virtual Status WriteFileAtomic(const std::string& path, std::string_view data) = 0;
 
+  // Writes `data` to `path` (created or truncated) without fsync: for data that may be lost
+  // in a crash, such as generated demo input.
+  virtual Status WriteFile(const std::string& path, std::string_view data) = 0;
+
   // rename(2). `to` is replaced if it exists. Not durable until SyncDir of both parents.
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
 
@@ -93,6 +97,9 @@ class EnvWrapper : public Env {
   }
   Status WriteFileAtomic(const std::string& p, std::string_view d) override {
     return target_->WriteFileAtomic(p, d);
+  }
+  Status WriteFile(const std::string& p, std::string_view d) override {
+    return target_->WriteFile(p, d);
   }
   Status Rename(const std::string& f, const std::string& t) override {
     return target_->Rename(f, t);

@@ -146,6 +146,21 @@ class PosixEnv : public Env {
     return SyncDir(DirName(path));
   }
 
+  Status WriteFile(const std::string& path, std::string_view data) override {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return Status::FromErrno(errno, "create " + path);
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno(errno, "write " + path);
+      }
+      done += static_cast<size_t>(n);
+    }
+    return fd.Close();
+  }
+
   Status Rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) {
       return Status::FromErrno(errno, "rename " + from + " -> " + to);

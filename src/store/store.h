@@ -31,6 +31,12 @@ struct JobUpdate {
   std::vector<ObjectRow> rows;  // objects to upsert in the same transaction as the state
 };
 
+struct WriteBatch {
+  std::vector<Job> new_jobs;
+  std::vector<JobUpdate> updates;
+  bool empty() const { return new_jobs.empty() && updates.empty(); }
+};
+
 struct JobFilter {
   std::optional<JobState> state;
   std::optional<std::string> name;  // exact file name
@@ -47,12 +53,10 @@ class Store {
   // to positions in `tables`.
   virtual Status DefineTables(const std::vector<TableSpec>& tables) = 0;
 
-  // Inserts new jobs in one transaction and sets their ids. All or nothing.
-  virtual Status AddJobs(std::vector<Job>* jobs) = 0;
-
-  // Applies all updates and their rows in one transaction. All or nothing: on error nothing
-  // is written, and the message names the job whose update failed when it is known.
-  virtual Status ApplyUpdates(const std::vector<JobUpdate>& updates) = 0;
+  // Inserts batch->new_jobs (setting their ids) and applies batch->updates with their rows,
+  // all in ONE transaction: all or nothing. On error nothing is written, and the message names
+  // the job whose update failed when it is known. This is the group commit of the engine.
+  virtual Status Write(WriteBatch* batch) = 0;
 
   // Puts failed jobs back to queued with attempts reset (sluice retry).
   virtual Status RequeueJobs(const std::vector<int64_t>& ids) = 0;

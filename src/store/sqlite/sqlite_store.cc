@@ -178,10 +178,8 @@ Status SqliteStore::DefineTables(const std::vector<TableSpec>& tables) {
   return Status::Ok();
 }
 
-Status SqliteStore::AddJobs(std::vector<Job>* jobs) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
-  for (Job& j : *jobs) {
+Status SqliteStore::WriteLocked(WriteBatch* batch) {
+  for (Job& j : batch->new_jobs) {
     insert_job_.Bind(1, j.queue).Bind(2, j.kind).Bind(3, j.spool).Bind(4, j.name);
     insert_job_.Bind(5, static_cast<int64_t>(j.file.dev))
         .Bind(6, static_cast<int64_t>(j.file.ino))
@@ -194,19 +192,10 @@ Status SqliteStore::AddJobs(std::vector<Job>* jobs) {
         .Bind(13, j.run_at)
         .Bind(14, j.created_at);
     Status st = insert_job_.Run();
-    if (!st.ok()) {
-      (void)write_.Exec("ROLLBACK");
-      return st.Annotate("add job " + j.name);
-    }
+    if (!st.ok()) return st.Annotate("add job " + j.name);
     j.id = sqlite3_last_insert_rowid(write_.get());
   }
-  Status st = write_.Exec("COMMIT");
-  if (!st.ok()) (void)write_.Exec("ROLLBACK");
-  return st;
-}
-
-Status SqliteStore::ApplyLocked(const std::vector<JobUpdate>& updates) {
-  for (const JobUpdate& u : updates) {
+  for (const JobUpdate& u : batch->updates) {
     update_job_.Bind(1, StateName(u.state))
         .Bind(2, static_cast<int64_t>(u.attempts))
         .Bind(3, u.run_at)
@@ -235,7 +224,9 @@ Status SqliteStore::ApplyLocked(const std::vector<JobUpdate>& updates) {
         return Status::Internal("job " + std::to_string(u.job_id) + ": undefined table");
       }
       Stmt& up = upserts_[static_cast<size_t>(row.table)];
-      for (size_t i = 0; i < row.values.size(); ++i) up.Bind(static_cast<int>(i + 1), row.values[i]);
+      for (size_t i = 0; i < row.values.size(); ++i) {
+        up.Bind(static_cast<int>(i + 1), row.values[i]);
+      }
       st = up.Run();
       if (!st.ok()) {
         return st.Annotate("job " + std::to_string(u.job_id) + ": upsert into " +
@@ -246,12 +237,15 @@ Status SqliteStore::ApplyLocked(const std::vector<JobUpdate>& updates) {
   return Status::Ok();
 }
 
-Status SqliteStore::ApplyUpdates(const std::vector<JobUpdate>& updates) {
+Status SqliteStore::Write(WriteBatch* batch) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
-  Status st = ApplyLocked(updates);
+  Status st = WriteLocked(batch);
   if (st.ok()) st = write_.Exec("COMMIT");
-  if (!st.ok()) (void)write_.Exec("ROLLBACK");
+  if (!st.ok()) {
+    (void)write_.Exec("ROLLBACK");
+    for (Job& j : batch->new_jobs) j.id = 0;
+  }
   return st;
 }
 

@@ -20,8 +20,7 @@ class SqliteStore : public Store {
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
 
   Status DefineTables(const std::vector<TableSpec>& tables) override;
-  Status AddJobs(std::vector<Job>* jobs) override;
-  Status ApplyUpdates(const std::vector<JobUpdate>& updates) override;
+  Status Write(WriteBatch* batch) override;
   Status RequeueJobs(const std::vector<int64_t>& ids) override;
   Result<Job> GetJob(int64_t id) override;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
@@ -41,7 +40,7 @@ class SqliteStore : public Store {
   Status Init(const std::string& path);
   Result<std::vector<Job>> QueryJobs(const std::string& where_order_limit,
                                      const std::vector<Value>& args);
-  Status ApplyLocked(const std::vector<JobUpdate>& updates);
+  Status WriteLocked(WriteBatch* batch);
 
   std::mutex write_mu_;
   sqlite::Db write_;

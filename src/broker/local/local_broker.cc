@@ -1,0 +1,69 @@
+// LocalBroker implementation.
+#include "broker/local/local_broker.h"
+
+#include <algorithm>
+
+namespace sluice {
+
+void LocalBroker::Push(const Ticket& t) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (t.run_at > clock_->NowMicros()) {
+      delayed_.push(t);
+    } else {
+      ready_.push(t);
+    }
+  }
+  cv_.notify_all();  // a delayed ticket may shorten a waiter's sleep
+}
+
+void LocalBroker::PromoteDueLocked() {
+  int64_t now = clock_->NowMicros();
+  while (!delayed_.empty() && delayed_.top().run_at <= now) {
+    ready_.push(delayed_.top());
+    delayed_.pop();
+  }
+}
+
+std::optional<Ticket> LocalBroker::Pop(std::chrono::milliseconds wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    if (closed_) return std::nullopt;
+    PromoteDueLocked();
+    if (!ready_.empty()) {
+      Ticket t = ready_.top();
+      ready_.pop();
+      return t;
+    }
+    auto until = deadline;
+    if (!delayed_.empty()) {
+      auto due = std::chrono::steady_clock::now() +
+                 std::chrono::microseconds(
+                     std::max<int64_t>(0, delayed_.top().run_at - clock_->NowMicros()));
+      until = std::min(until, due);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    cv_.wait_until(lock, until);
+  }
+}
+
+void LocalBroker::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+size_t LocalBroker::ReadyCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ready_.size();
+}
+
+size_t LocalBroker::DelayedCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return delayed_.size();
+}
+
+}  // namespace sluice

@@ -1,0 +1,145 @@
+// Command dispatch: flags for every command, config files, and the one Status → exit code map.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/inspect.h"
+#include "cli/serve.h"
+#include "core/env.h"
+#include "handlers/kcidb/demo.h"
+
+namespace sluice::cli {
+
+int ExitCode(const Status& st) {
+  if (st.ok()) return 0;
+  std::fprintf(stderr, "sluice: %s\n", st.ToString().c_str());
+  switch (st.code()) {
+    case Code::kInvalidArgument:
+    case Code::kFailedPrecondition: return 2;
+    case Code::kNotFound: return 3;
+    default: return 1;
+  }
+}
+
+namespace {
+
+// Replaces "-c FILE" / "--config FILE" / "--config=FILE" by the file's flags, placed right after
+// the command name so that flags given on the command line win.
+Result<std::vector<std::string>> ExpandConfig(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string file;
+    size_t erase = 0;
+    if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
+      file = args[i + 1];
+      erase = 2;
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      file = args[i].substr(9);
+      erase = 1;
+    }
+    if (erase == 0) continue;
+    auto extra = ConfigFileArgs(file);
+    if (!extra.ok()) return extra.status();
+    args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i + erase));
+    size_t at = args.size() > 1 ? 2 : 1;  // after the command name
+    args.insert(args.begin() + static_cast<long>(at), extra->begin(), extra->end());
+    break;
+  }
+  return args;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  auto expanded = ExpandConfig(argc, argv);
+  if (!expanded.ok()) return ExitCode(expanded.status());
+  std::vector<std::string> args = std::move(*expanded);
+
+  CLI::App app{"sluice: a durable spool-directory and job-queue daemon"};
+  app.require_subcommand(1);
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string config_unused;
+  auto add_config = [&](CLI::App* sub) {
+    sub->add_option("-c,--config", config_unused, "ini/toml file with flags (the command line wins)");
+  };
+
+  ServeFlags serve_flags;
+  CLI::App* serve = app.add_subcommand("serve", "Watch a spool and ingest what lands in it");
+  AddServeFlags(serve, &serve_flags, false);
+  add_config(serve);
+
+  ServeFlags mon_flags;
+  CLI::App* mon = app.add_subcommand(
+      "monitor-submissions", "KernelCI's monitor_submissions, flag for flag (STORAGE_TOKEN, "
+                             "STORAGE_BASE_URL from the environment)");
+  AddServeFlags(mon, &mon_flags, true);
+  add_config(mon);
+
+  JobsFlags jobs_flags;
+  CLI::App* jobs = app.add_subcommand("jobs", "List jobs, newest first");
+  jobs->add_option("--database", jobs_flags.database, "Store URL")->capture_default_str();
+  jobs->add_option("--state", jobs_flags.state,
+                   "queued, running, retrying, succeeded, failed or cancelled");
+  jobs->add_option("--limit", jobs_flags.limit, "At most this many")->capture_default_str();
+  jobs->add_flag("--json", jobs_flags.json, "JSON instead of a table");
+
+  std::string show_db = "sqlite:sluice.db", show_what;
+  CLI::App* show = app.add_subcommand("show", "One job in full (by id or file name), as JSON");
+  show->add_option("--database", show_db, "Store URL")->capture_default_str();
+  show->add_option("job", show_what, "Job id or spool file name")->required();
+
+  std::string stats_db = "sqlite:sluice.db";
+  CLI::App* stats = app.add_subcommand("stats", "Jobs by state and objects stored");
+  stats->add_option("--database", stats_db, "Store URL")->capture_default_str();
+
+  std::string retry_spool, retry_name;
+  bool retry_all = false;
+  CLI::App* retry = app.add_subcommand("retry", "Move failed files back into the spool");
+  retry->add_option("--spool-dir", retry_spool, "Spool directory")->required();
+  retry->add_option("name", retry_name, "File name in failed/");
+  retry->add_flag("--all-failed", retry_all, "Every file in failed/");
+
+  std::string demo_dir;
+  kcidb::DemoOptions demo;
+  CLI::App* demo_cmd = app.add_subcommand("demo-data", "Write demo KCIDB submissions");
+  demo_cmd->add_option("dir", demo_dir, "Directory to fill")->required();
+  demo_cmd->add_option("--count", demo.count, "Files to write")->capture_default_str();
+  demo_cmd->add_option("--tests-per-file", demo.tests_per_file, "Tests per file")
+      ->capture_default_str();
+  demo_cmd->add_option("--bad-fraction", demo.bad_fraction,
+                       "Share of deliberately broken files (0..1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  demo_cmd->add_flag("--minimal", demo.minimal, "One test per file and nothing else");
+  demo_cmd->add_option("--seed", demo.seed, "Random seed")->capture_default_str();
+
+  std::vector<const char*> cargv;
+  for (const std::string& a : args) cargv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(cargv.size()), const_cast<char**>(cargv.data()));
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  if (serve->parsed()) return RunServe(serve_flags);
+  if (mon->parsed()) return RunServe(mon_flags);
+  if (jobs->parsed()) return RunJobs(jobs_flags);
+  if (show->parsed()) return RunShow(show_db, show_what);
+  if (stats->parsed()) return RunStats(stats_db);
+  if (retry->parsed()) {
+    if (retry_name.empty() != retry_all) {
+      return RunRetry(retry_spool, retry_name, retry_all);
+    }
+    return ExitCode(Status::InvalidArgument("give a NAME or --all-failed (not both)"));
+  }
+  if (demo_cmd->parsed()) {
+    auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);
+    if (!n.ok()) return ExitCode(n.status());
+    std::printf("wrote %d submissions to %s\n", *n, demo_dir.c_str());
+    return 0;
+  }
+  return 2;
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,22 @@
+// The `sluice` command line: one function per command, each returning a process exit code.
+// Status → exit code conversion happens in ExitCode() and nowhere else.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sluice::cli {
+
+int Main(int argc, char** argv);
+
+// 0 for OK; 2 for bad arguments or input; 3 for a missing thing; 1 otherwise. Prints the
+// error to stderr.
+int ExitCode(const Status& st);
+
+// Reads an ini/toml-style config file ("key = value" lines; [sections], # and ; comments
+// ignored) into "--key=value" arguments; booleans become "--key" (true) or nothing (false).
+Result<std::vector<std::string>> ConfigFileArgs(const std::string& path);
+
+}  // namespace sluice::cli

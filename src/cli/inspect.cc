@@ -1,0 +1,182 @@
+// jobs, show, stats, retry.
+#include "cli/inspect.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/clock.h"
+#include "core/env.h"
+#include "spool/spool_dir.h"
+#include "store/store.h"
+
+namespace sluice::cli {
+namespace {
+
+void WriteJob(rapidjson::Writer<rapidjson::StringBuffer>& w, const Job& j) {
+  w.StartObject();
+  w.Key("id");
+  w.Int64(j.id);
+  w.Key("state");
+  w.String(std::string(StateName(j.state)).c_str());
+  w.Key("kind");
+  w.String(j.kind.c_str());
+  w.Key("queue");
+  w.String(j.queue.c_str());
+  w.Key("spool");
+  w.String(j.spool.c_str());
+  w.Key("name");
+  w.String(j.name.c_str());
+  w.Key("attempts");
+  w.Int(j.attempts);
+  w.Key("max_attempts");
+  w.Int(j.max_attempts);
+  w.Key("created_at");
+  w.String(FormatTime(j.created_at).c_str());
+  if (j.last_tried) {
+    w.Key("last_tried");
+    w.String(FormatTime(j.last_tried).c_str());
+  }
+  if (j.finished_at) {
+    w.Key("finished_at");
+    w.String(FormatTime(j.finished_at).c_str());
+  }
+  if (j.state == JobState::kRetrying) {
+    w.Key("run_at");
+    w.String(FormatTime(j.run_at).c_str());
+  }
+  if (!j.error.code.empty()) {
+    w.Key("error");
+    w.StartObject();
+    w.Key("code");
+    w.String(j.error.code.c_str());
+    w.Key("message");
+    w.String(j.error.message.c_str());
+    if (!j.error.detail.empty()) {
+      w.Key("detail");
+      w.RawValue(j.error.detail.c_str(), j.error.detail.size(), rapidjson::kObjectType);
+    }
+    w.EndObject();
+  }
+  if (!j.result.empty()) {
+    w.Key("result");
+    w.RawValue(j.result.c_str(), j.result.size(), rapidjson::kObjectType);
+  }
+  w.EndObject();
+}
+
+}  // namespace
+
+int RunJobs(const JobsFlags& f) {
+  auto store = OpenStore(f.database);
+  if (!store.ok()) return ExitCode(store.status());
+  JobFilter filter;
+  filter.limit = f.limit;
+  if (!f.state.empty()) {
+    auto s = ParseState(f.state);
+    if (!s.ok()) return ExitCode(s.status());
+    filter.state = *s;
+  }
+  auto jobs = (*store)->ListJobs(filter);
+  if (!jobs.ok()) return ExitCode(jobs.status());
+  if (f.json) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartArray();
+    for (const Job& j : *jobs) WriteJob(w, j);
+    w.EndArray();
+    std::printf("%s\n", buf.GetString());
+    return 0;
+  }
+  std::printf("%-8s %-10s %-8s %-48s %s\n", "ID", "STATE", "TRIES", "NAME", "ERROR");
+  for (const Job& j : *jobs) {
+    std::string tries = std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts);
+    std::string err = j.error.code.empty() ? "" : j.error.code + ": " + j.error.message;
+    if (err.size() > 100) err = err.substr(0, 97) + "...";
+    std::printf("%-8lld %-10s %-8s %-48s %s\n", static_cast<long long>(j.id),
+                std::string(StateName(j.state)).c_str(), tries.c_str(), j.name.c_str(),
+                err.c_str());
+  }
+  return 0;
+}
+
+int RunShow(const std::string& database, const std::string& what) {
+  auto store = OpenStore(database);
+  if (!store.ok()) return ExitCode(store.status());
+  Result<Job> job = Status::NotFound("no job " + what);
+  bool numeric = !what.empty() && what.find_first_not_of("0123456789") == std::string::npos;
+  if (numeric) {
+    job = (*store)->GetJob(std::stoll(what));
+  } else {
+    JobFilter f;
+    f.name = what;
+    f.limit = 1;
+    auto jobs = (*store)->ListJobs(f);
+    if (!jobs.ok()) return ExitCode(jobs.status());
+    if (!jobs->empty()) job = jobs->front();
+  }
+  if (!job.ok()) return ExitCode(job.status());
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  WriteJob(w, *job);
+  std::printf("%s\n", buf.GetString());
+  return 0;
+}
+
+int RunStats(const std::string& database) {
+  auto store = OpenStore(database);
+  if (!store.ok()) return ExitCode(store.status());
+  auto counts = (*store)->CountJobsByState();
+  if (!counts.ok()) return ExitCode(counts.status());
+  std::printf("jobs:\n");
+  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kRetrying,
+                     JobState::kSucceeded, JobState::kFailed, JobState::kCancelled}) {
+    auto it = counts->find(std::string(StateName(s)));
+    std::printf("  %-10s %lld\n", std::string(StateName(s)).c_str(),
+                static_cast<long long>(it == counts->end() ? 0 : it->second));
+  }
+  std::printf("objects:\n");
+  for (const char* table : {"checkouts", "builds", "tests", "issues", "incidents"}) {
+    auto n = (*store)->CountRows(table);
+    std::printf("  %-10s %lld\n", table, static_cast<long long>(n.ok() ? *n : 0));
+  }
+  return 0;
+}
+
+int RunRetry(const std::string& spool_dir, const std::string& name, bool all_failed) {
+  Env* env = Env::Default();
+  SpoolDir spool(env, spool_dir);
+  std::vector<std::string> names;
+  if (all_failed) {
+    auto entries = env->ListDir(spool.FailedDir());
+    if (!entries.ok()) return ExitCode(entries.status());
+    for (const DirEntry& e : *entries) {
+      const std::string kReport = ".error.json";
+      bool report = e.name.size() > kReport.size() &&
+                    e.name.compare(e.name.size() - kReport.size(), kReport.size(), kReport) == 0;
+      if (!report && SpoolDir::IsCandidateName(e.name)) names.push_back(e.name);
+    }
+  } else {
+    names.push_back(name);
+  }
+  int moved = 0;
+  for (const std::string& n : names) {
+    std::string from = JoinPath(spool.FailedDir(), n);
+    Status st = env->RenameNoReplace(from, spool.PathOf(n));
+    if (!st.ok()) {
+      std::fprintf(stderr, "sluice retry: %s: %s\n", n.c_str(), st.ToString().c_str());
+      if (!all_failed) return ExitCode(st);
+      continue;
+    }
+    (void)env->RemoveFile(from + ".error.json");
+    ++moved;
+  }
+  (void)spool.Sync();
+  std::printf("moved %d file%s back into %s\n", moved, moved == 1 ? "" : "s",
+              spool.root().c_str());
+  return 0;
+}
+
+}  // namespace sluice::cli

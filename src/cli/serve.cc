@@ -1,0 +1,148 @@
+// `sluice serve`: wiring of store, handler, engine and signals.
+#include "cli/serve.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "engine/engine.h"
+#include "handlers/kcidb/kcidb_handler.h"
+#include "handlers/kcidb/storage.h"
+#include "store/store.h"
+
+namespace sluice::cli {
+
+void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
+  EngineOptions& e = f->engine;
+  app->add_option("--spool-dir", e.spool_dir, "Spool directory to watch")->required();
+  app->add_option("--max-workers", e.max_workers, "Worker threads")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app->add_option("--interval", e.interval_s, "Seconds between safety-net rescans")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--trees-file", f->trees_file,
+                  "YAML trees file mapping repository URLs to tree names (default: shipped)");
+  app->add_option("--database", f->database, "Store URL: sqlite:PATH")->capture_default_str();
+  app->add_option("--stderr-level", f->log.stderr_level, "Level of stderr logging")
+      ->capture_default_str();
+  app->add_option("--log-file", f->log.file, "Rotating log file (none by default)");
+  app->add_option("--log-file-level", f->log.file_level, "Level of the log file")
+      ->capture_default_str();
+  app->add_option("--log-file-max-bytes", f->log.file_max_bytes, "Rotate the log file at")
+      ->capture_default_str();
+  app->add_option("--log-file-backups", f->log.file_backups, "Rotated log files kept")
+      ->capture_default_str();
+  if (kernelci_only) return;
+  app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app->add_flag("--no-archive", f->no_archive, "Delete succeeded files instead of archiving");
+  app->add_flag("--burst", e.burst, "Drain the spool (and due retries), print a summary, exit");
+  app->add_option("--retry-delay", e.retry_delay_s, "First retry delay in seconds (doubles)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--retry-max-delay", e.retry_max_delay_s, "Longest retry delay in seconds")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--settle", e.settle_s, "Seconds a scanned file must be quiet before it is taken")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--max-file-bytes", e.max_file_bytes, "Larger files fail as too large")
+      ->capture_default_str();
+  app->add_option("--progress-interval", e.progress_interval_s, "Seconds between progress lines")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--storage-connect-timeout", f->storage_connect_timeout_s,
+                  "Seconds to connect to the log storage service")
+      ->capture_default_str();
+  app->add_option("--storage-timeout", f->storage_timeout_s,
+                  "Seconds one excerpt upload may take in all")
+      ->capture_default_str();
+}
+
+int RunServe(ServeFlags f) {
+  Status st = ConfigureLogging(f.log);
+  if (!st.ok()) return ExitCode(st);
+  f.engine.archive = !f.no_archive;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+
+  auto store = OpenStore(f.database);
+  if (!store.ok()) return ExitCode(store.status());
+
+  std::unique_ptr<kcidb::ExcerptUploader> uploader;
+  const char* token = std::getenv("STORAGE_TOKEN");
+  const char* base = std::getenv("STORAGE_BASE_URL");
+  if (token != nullptr && *token != '\0') {
+    if (base == nullptr || *base == '\0') {
+      return ExitCode(Status::InvalidArgument("STORAGE_TOKEN is set but STORAGE_BASE_URL is not"));
+    }
+    kcidb::StorageOptions so;
+    so.base_url = base;
+    so.token = token;
+    so.connect_timeout_ms = static_cast<long>(f.storage_connect_timeout_s * 1000);
+    so.total_timeout_ms = static_cast<long>(f.storage_timeout_s * 1000);
+    uploader = std::make_unique<kcidb::ExcerptUploader>(so, store->get());
+    spdlog::info("log excerpts over 256 characters go to {}", base);
+  }
+  kcidb::KcidbOptions ko;
+  ko.trees_file = f.trees_file;
+  ko.uploader = uploader.get();
+  auto handler = kcidb::KcidbHandler::Create(ko);
+  if (!handler.ok()) return ExitCode(handler.status());
+
+  // Signals are taken by this thread only (sigtimedwait below), never by workers.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  Engine engine(f.engine, store->get(), handler->get(), Env::Default(), Clock::Real());
+  st = engine.Start();
+  if (!st.ok()) return ExitCode(st);
+  spdlog::info("sluice: {} {} with {} workers, database {}", f.engine.burst ? "draining" : "watching",
+               engine.spool_root(), f.engine.max_workers, f.database);
+  int64_t t0 = Clock::Real()->MonotonicMicros();
+  while (!engine.Done()) {
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGHUP) {
+      Status rs = ReopenLogFile();
+      if (!rs.ok()) spdlog::error("reopening the log file: {}", rs.ToString());
+      (void)engine.Reload();
+    } else if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("{}: finishing jobs in hand, then stopping", strsignal(sig));
+      engine.RequestStop();
+      break;
+    }
+  }
+  st = engine.Wait();
+  double secs = (Clock::Real()->MonotonicMicros() - t0) / 1e6;
+  const EngineCounters& c = engine.counters();
+  uint64_t done = c.succeeded + c.failed;
+  if (f.engine.burst) {
+    std::printf(
+        "summary: %llu files in %.2fs (%.0f files/s): %llu succeeded, %llu failed, %llu retries, "
+        "%llu empty deleted; %llu objects (%.0f/s); %.1f MB (%.1f MB/s)\n",
+        static_cast<unsigned long long>(done), secs, secs > 0 ? done / secs : 0.0,
+        static_cast<unsigned long long>(c.succeeded.load()),
+        static_cast<unsigned long long>(c.failed.load()),
+        static_cast<unsigned long long>(c.retried.load()),
+        static_cast<unsigned long long>(c.empty_deleted.load()),
+        static_cast<unsigned long long>(c.objects.load()), secs > 0 ? c.objects / secs : 0.0,
+        c.bytes / 1e6, secs > 0 ? c.bytes / 1e6 / secs : 0.0);
+    std::fflush(stdout);
+  } else {
+    spdlog::info("stopped after {} jobs ({} succeeded, {} failed)", done, c.succeeded.load(),
+                 c.failed.load());
+  }
+  spdlog::default_logger()->flush();
+  return ExitCode(st);
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,207 @@
+// Engine discovery: inotify events plus scans turn complete files into registered jobs.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "engine/engine.h"
+
+namespace sluice {
+
+std::vector<std::string> Engine::ScanNames() {
+  std::vector<std::string> names;
+  auto entries = env_->ListDir(spool_.root());
+  if (!entries.ok()) {
+    spdlog::error("cannot scan {}: {}", spool_.root(), entries.status().ToString());
+    return names;
+  }
+  for (DirEntry& e : *entries) {
+    if (e.type == FileType::kDirectory || e.type == FileType::kSymlink) continue;
+    if (SpoolDir::IsCandidateName(e.name)) names.push_back(std::move(e.name));
+  }
+  return names;
+}
+
+void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool startup) {
+  std::vector<Job> fresh;
+  int64_t now = clock_->NowMicros();
+  for (const std::string& name : names) {
+    if (!SpoolDir::IsCandidateName(name)) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (by_name_.count(name)) continue;
+    }
+    std::string path = spool_.PathOf(name);
+    auto info = env_->Stat(path);
+    // Symlinks, directories, FIFOs and sockets named *.json are never read and never block.
+    if (!info.ok() || info->type != FileType::kRegular) {
+      deferred_.erase(name);
+      continue;
+    }
+    auto writing = env_->IsOpenForWriting(path);
+    bool settling = (from_scan || !writing.ok()) &&
+                    now * 1000 - info->mtime_ns < static_cast<int64_t>(options_.settle_s * 1e9);
+    if ((writing.ok() && *writing) || settling) {
+      deferred_.emplace(name, from_scan);  // comes back on IN_CLOSE_WRITE or the next tick
+      continue;
+    }
+    deferred_.erase(name);
+    if (info->size == 0) {
+      Status st = env_->RemoveFile(path);
+      if (st.ok()) {
+        counters_.empty_deleted++;
+        spdlog::info("deleted empty file {}", name);
+      }
+      continue;
+    }
+    FileIdentity id{info->dev, info->ino, info->size, info->mtime_ns};
+    if (startup) {
+      // A file whose job already finished but which was not moved before a crash.
+      auto prev = store_->LatestJobForFile(spool_.root(), name);
+      if (prev.ok() && prev->has_value() && IsFinal((*prev)->state) && (*prev)->file == id) {
+        AdoptFinishedFile(std::move(**prev));
+        continue;
+      }
+    }
+    Job j;
+    j.queue = options_.queue;
+    j.kind = std::string(handler_->kind());
+    j.spool = spool_.root();
+    j.name = name;
+    j.file = id;
+    j.state = JobState::kQueued;
+    j.max_attempts = options_.max_attempts;
+    j.created_at = now;
+    fresh.push_back(std::move(j));
+  }
+  if (fresh.empty()) return;
+  std::sort(fresh.begin(), fresh.end(), [](const Job& a, const Job& b) {
+    return a.file.mtime_ns != b.file.mtime_ns ? a.file.mtime_ns < b.file.mtime_ns
+                                              : a.name < b.name;
+  });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Job& j : fresh) by_name_[j.name] = 0;  // registration pending
+  }
+  writer_->AddJobs(std::move(fresh));
+}
+
+void Engine::FinishMove(Tracked t, bool sync) {
+  Status st = MoveFile(&t);
+  if (st.ok() && sync) st = spool_.Sync();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!st.ok()) {
+    auto& tracked = jobs_[t.job.id];
+    if (tracked.job.id == 0) tracked = t;
+    tracked.move_pending = true;
+    tracked.move_failures++;
+    if (tracked.move_failures == 1 || tracked.move_failures % 10 == 0) {
+      spdlog::warn("job {} ({}): cannot move the file ({} tries): {}", t.job.id, t.job.name,
+                   tracked.move_failures, st.ToString());
+    }
+    by_name_[t.job.name] = t.job.id;
+    return;
+  }
+  jobs_.erase(t.job.id);
+  auto it = by_name_.find(t.job.name);
+  if (it != by_name_.end() && it->second == t.job.id) by_name_.erase(it);
+  if (observer_ != nullptr) observer_->OnFinished(t.job);
+}
+
+void Engine::RetryMoves() {
+  std::vector<Tracked> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, t] : jobs_) {
+      if (t.move_pending && t.move_failures > 0) pending.push_back(t);
+    }
+  }
+  for (Tracked& t : pending) FinishMove(std::move(t), true);
+}
+
+bool Engine::BurstFinished() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!deferred_.empty() || writer_->Pending() != 0) return false;
+    if (!by_name_.empty()) {
+      size_t stuck = 0;
+      for (auto& [id, t] : jobs_) stuck += t.move_pending && t.move_failures >= 5;
+      if (stuck == 0 || stuck != by_name_.size()) return false;
+      final_status_ = Status::IOError(std::to_string(stuck) +
+                                      " finished files could not be moved out of the spool");
+      return true;
+    }
+  }
+  // Looks idle: one last scan for anything that landed meanwhile.
+  Examine(ScanNames(), true, false);
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_name_.empty() && deferred_.empty();
+}
+
+void Engine::DiscoveryLoop() {
+  Examine(ScanNames(), true, true);
+  int64_t next_scan = clock_->MonotonicMicros() + static_cast<int64_t>(options_.interval_s * 1e6);
+  int64_t next_move_retry = 0;
+  std::vector<std::string> names;
+  while (!stop_) {
+    int timeout_ms = deferred_.empty() ? 250 : 20;
+    names.clear();
+    bool overflow = false;
+    Status st = watcher_->Wait(timeout_ms, &names, &overflow);
+    if (!st.ok()) spdlog::error("watching {}: {}", spool_.root(), st.ToString());
+    if (stop_) break;
+    Examine(names, false, false);
+    int64_t mono = clock_->MonotonicMicros();
+    if (overflow || mono >= next_scan) {
+      if (overflow) spdlog::warn("inotify queue overflowed; rescanning {}", spool_.root());
+      Examine(ScanNames(), true, false);
+      next_scan = mono + static_cast<int64_t>(options_.interval_s * 1e6);
+    }
+    if (!deferred_.empty()) {
+      std::vector<std::string> from_scan, from_events;
+      for (auto& [name, scan] : deferred_) (scan ? from_scan : from_events).push_back(name);
+      Examine(from_events, false, false);
+      Examine(from_scan, true, false);
+    }
+    if (mono >= next_move_retry) {
+      RetryMoves();
+      next_move_retry = mono + 1'000'000;
+    }
+    MaybeReportProgress(false);
+    if (options_.burst && BurstFinished()) {
+      done_ = true;
+      stop_ = true;
+      break;
+    }
+  }
+}
+
+void Engine::MaybeReportProgress(bool force) {
+  int64_t now = clock_->MonotonicMicros();
+  double dt = (now - last_progress_) / 1e6;
+  if (!force && dt < options_.progress_interval_s) return;
+  uint64_t done = counters_.succeeded + counters_.failed;
+  uint64_t objects = counters_.objects, bytes = counters_.bytes;
+  size_t backlog = Backlog();
+  if (!force && done == last_progress_done_ && backlog == 0) {
+    last_progress_ = now;
+    return;
+  }
+  double files_s = dt > 0 ? (done - last_progress_done_) / dt : 0;
+  double objects_s = dt > 0 ? (objects - last_progress_objects_) / dt : 0;
+  double mb_s = dt > 0 ? (bytes - last_progress_bytes_) / dt / 1e6 : 0;
+  std::string eta = files_s > 0 ? std::to_string(static_cast<int64_t>(backlog / files_s)) + "s"
+                                : (backlog ? "unknown" : "0s");
+  if (!force) {
+    spdlog::info(
+        "progress: {} done ({} ok, {} failed, {} retries), {:.0f} files/s, {:.0f} objects/s, "
+        "{:.1f} MB/s, backlog {}, ETA {}",
+        done, counters_.succeeded.load(), counters_.failed.load(), counters_.retried.load(),
+        files_s, objects_s, mb_s, backlog, eta);
+  }
+  last_progress_ = now;
+  last_progress_done_ = done;
+  last_progress_objects_ = objects;
+  last_progress_bytes_ = bytes;
+}
+
+}  // namespace sluice

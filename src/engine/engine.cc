@@ -1,0 +1,228 @@
+// Engine: start, stop, and what happens after each group commit (file moves).
+#include "engine/engine.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "broker/local/local_broker.h"
+
+namespace sluice {
+
+namespace {
+
+std::string AbsolutePath(const std::string& p) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(p, ec);
+  return ec ? p : abs.lexically_normal().string();
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, Clock* clock,
+               EngineObserver* observer)
+    : options_(std::move(options)),
+      store_(store),
+      handler_(handler),
+      env_(env),
+      clock_(clock),
+      observer_(observer),
+      spool_(env, AbsolutePath(options_.spool_dir)),
+      broker_(std::make_unique<LocalBroker>(clock)),
+      rng_(std::random_device{}()) {
+  writer_ = std::make_unique<Writer>(
+      store, options_.max_batch,
+      [this](WriteBatch& committed, std::vector<Job>& dropped) { AfterCommit(committed, dropped); });
+}
+
+Engine::~Engine() {
+  RequestStop();
+  (void)Wait();
+}
+
+Status Engine::Start() {
+  SLUICE_RETURN_IF_ERROR(spool_.Prepare());
+  // The watch is set BEFORE the first scan: a file landing in between is seen by one or both.
+  auto watcher = Watcher::Create(spool_.root());
+  if (!watcher.ok()) return watcher.status();
+  watcher_ = std::make_unique<Watcher>(std::move(*watcher));
+  SLUICE_RETURN_IF_ERROR(store_->DefineTables(handler_->tables()));
+  started_at_ = clock_->MonotonicMicros();
+  last_progress_ = started_at_;
+  writer_->Start();
+  Status st = Recover();
+  if (!st.ok()) {
+    writer_->StopAndDrain();
+    return st;
+  }
+  for (int i = 0; i < std::max(1, options_.max_workers); ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  discovery_ = std::thread([this] { DiscoveryLoop(); });
+  started_ = true;
+  return Status::Ok();
+}
+
+void Engine::RequestStop() {
+  stop_ = true;
+  if (watcher_) watcher_->Wake();
+}
+
+Status Engine::Wait() {
+  if (!started_.exchange(false)) return final_status_;
+  if (discovery_.joinable()) discovery_.join();
+  // Workers finish the job in hand; the broker hands out nothing more.
+  broker_->Close();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  writer_->StopAndDrain();
+  done_ = true;
+  MaybeReportProgress(true);
+  return final_status_;
+}
+
+Status Engine::Reload() {
+  Status st = handler_->Reload();
+  if (st.ok()) {
+    spdlog::info("configuration reloaded");
+  } else {
+    spdlog::error("reload failed, keeping the old configuration: {}", st.ToString());
+  }
+  return st;
+}
+
+size_t Engine::Backlog() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_name_.size();
+}
+
+void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
+  counters_.commits++;
+  std::vector<int64_t> finals;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Job& j : committed.new_jobs) {
+      by_name_[j.name] = j.id;
+      broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
+      jobs_[j.id] = Tracked{std::move(j)};
+      counters_.registered++;
+    }
+    for (const JobUpdate& u : committed.updates) {
+      auto it = jobs_.find(u.job_id);
+      if (it == jobs_.end()) continue;
+      Job& j = it->second.job;
+      j.state = u.state;
+      j.attempts = u.attempts;
+      j.run_at = u.run_at;
+      j.last_tried = u.last_tried;
+      j.finished_at = u.finished_at;
+      j.error = u.error;
+      j.result = u.result;
+      if (IsFinal(u.state)) {
+        it->second.move_pending = true;
+        finals.push_back(u.job_id);
+        (u.state == JobState::kSucceeded ? counters_.succeeded : counters_.failed)++;
+      } else if (u.state == JobState::kRetrying) {
+        counters_.retried++;
+        broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
+      }
+    }
+    for (const Job& j : dropped) by_name_.erase(j.name);
+  }
+  if (finals.empty()) return;
+  std::vector<Job> moved;
+  for (int64_t id : finals) {
+    Tracked t;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      t = jobs_[id];
+    }
+    Status st = MoveFile(&t);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (st.ok()) {
+      moved.push_back(std::move(t.job));
+    } else {
+      jobs_[id].move_failures++;
+      spdlog::warn("job {} ({}): cannot move the file yet, will retry: {}", id, t.job.name,
+                   st.ToString());
+    }
+  }
+  // One fsync per directory for the whole batch makes the moves durable. If it fails, a
+  // crash may bring files back into the spool; recovery recognises them and moves them again.
+  Status st = spool_.Sync();
+  if (!st.ok()) spdlog::warn("fsync of spool directories failed: {}", st.ToString());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Job& j : moved) {
+      jobs_.erase(j.id);
+      auto it = by_name_.find(j.name);
+      if (it != by_name_.end() && it->second == j.id) by_name_.erase(it);
+    }
+  }
+  if (observer_ != nullptr) {
+    for (const Job& j : moved) observer_->OnFinished(j);
+  }
+}
+
+Status Engine::MoveFile(Tracked* t) {
+  const Job& j = t->job;
+  Status st;
+  if (j.state == JobState::kSucceeded) {
+    if (options_.archive) {
+      st = spool_.Archive(j.name, j.id).status();
+    } else {
+      st = spool_.Delete(j.name);
+    }
+  } else {
+    auto dest = spool_.Fail(j.name, j.id, ErrorReport(j));
+    st = dest.status();
+    if (dest.ok()) {
+      spdlog::warn("job {} failed: {} moved to failed/{}: [{}] {}", j.id, j.name, *dest,
+                   j.error.code, j.error.message);
+    }
+  }
+  if (st.IsNotFound()) {
+    // Gone already: moved before a crash, or removed by hand. Nothing left to move.
+    return Status::Ok();
+  }
+  return st;
+}
+
+std::string Engine::ErrorReport(const Job& job) const {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("code");
+  w.String(job.error.code.empty() ? "failed" : job.error.code.c_str());
+  w.Key("message");
+  w.String(job.error.message.c_str());
+  w.Key("attempts");
+  w.Int(job.attempts);
+  w.Key("max_attempts");
+  w.Int(job.max_attempts);
+  w.Key("first_seen");
+  w.String(FormatTime(job.created_at).c_str());
+  w.Key("last_tried");
+  w.String(job.last_tried ? FormatTime(job.last_tried).c_str() : "");
+  w.Key("job_id");
+  w.Int64(job.id);
+  w.Key("kind");
+  w.String(job.kind.c_str());
+  w.Key("origin");
+  w.String(spool_.PathOf(job.name).c_str());
+  if (!job.error.detail.empty()) {
+    rapidjson::Document detail;
+    detail.Parse(job.error.detail.c_str());
+    if (!detail.HasParseError() && detail.IsObject()) {
+      w.Key("detail");
+      detail.Accept(w);
+    }
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+}  // namespace sluice

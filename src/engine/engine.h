@@ -1,0 +1,136 @@
+// Engine: runs one spool. Discovery (inotify + scans) registers files as jobs; a pool of
+// workers runs the handler; the Writer group-commits each job's rows and state in one
+// transaction; only after that commit does the file move to archive/ or failed/.
+//
+// Threads: one discovery thread, `max_workers` workers, one writer. Public methods are
+// thread-safe.
+//
+// Recovery (Start): jobs left running by a dead daemon go back to queued (the attempt counts;
+// one over max_attempts fails); jobs whose file vanished fail with that reason; files whose
+// job already finished but which were not moved yet are moved; unknown files are registered.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/broker.h"
+#include "core/clock.h"
+#include "core/env.h"
+#include "engine/options.h"
+#include "engine/writer.h"
+#include "handlers/handler.h"
+#include "spool/spool_dir.h"
+#include "spool/watcher.h"
+#include "store/store.h"
+
+namespace sluice {
+
+// Hooks for benchmarks and tests: called on worker / writer threads; must be fast.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void OnStarted(const Job& /*job*/) {}
+  // After the job's final state committed and its file moved.
+  virtual void OnFinished(const Job& /*job*/) {}
+};
+
+struct EngineCounters {
+  std::atomic<uint64_t> registered{0};
+  std::atomic<uint64_t> succeeded{0};
+  std::atomic<uint64_t> failed{0};
+  std::atomic<uint64_t> retried{0};
+  std::atomic<uint64_t> objects{0};
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> empty_deleted{0};
+  std::atomic<uint64_t> commits{0};
+};
+
+class Engine {
+ public:
+  Engine(EngineOptions options, Store* store, Handler* handler, Env* env, Clock* clock,
+         EngineObserver* observer = nullptr);
+  ~Engine();
+
+  // Prepares the spool, recovers, and starts the threads.
+  Status Start();
+  // Stop taking work; in-flight jobs finish and commit. Returns at once.
+  void RequestStop();
+  // True once the engine has stopped by itself (burst drained) or after RequestStop().
+  bool Done() const { return done_.load(); }
+  // Waits until Done(), then joins every thread. The engine's final status.
+  Status Wait();
+  // SIGHUP: reload the handler's configuration.
+  Status Reload();
+
+  const EngineCounters& counters() const { return counters_; }
+  // Files known and not yet finished (queued, running, retrying, or waiting to move).
+  size_t Backlog() const;
+  const std::string& spool_root() const { return spool_.root(); }
+
+ private:
+  struct Tracked {
+    Job job;
+    bool move_pending = false;  // final, committed, file not moved yet
+    int move_failures = 0;
+  };
+
+  // recovery.cc
+  Status Recover();
+  void AdoptFinishedFile(Job job);
+  // discovery.cc
+  void DiscoveryLoop();
+  // `from_scan`: found by a directory scan (must also be quiet for settle_s), not by inotify.
+  void Examine(const std::vector<std::string>& names, bool from_scan, bool startup);
+  std::vector<std::string> ScanNames();
+  void FinishMove(Tracked t, bool sync);
+  void RetryMoves();
+  void MaybeReportProgress(bool force);
+  bool BurstFinished();
+  // worker.cc
+  void WorkerLoop();
+  void RunJob(Job job);
+  // engine.cc
+  void AfterCommit(WriteBatch& committed, std::vector<Job>& dropped);
+  Status MoveFile(Tracked* t);
+  std::string ErrorReport(const Job& job) const;
+
+  EngineOptions options_;
+  Store* store_;
+  Handler* handler_;
+  Env* env_;
+  Clock* clock_;
+  EngineObserver* observer_;
+  SpoolDir spool_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<Watcher> watcher_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<int64_t, Tracked> jobs_;              // by id
+  std::unordered_map<std::string, int64_t> by_name_;       // 0: registration pending
+  std::unordered_map<std::string, bool> deferred_;  // being written or settling -> from_scan
+                                                    // (discovery thread only)
+  std::mt19937_64 rng_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> done_{false};
+  std::atomic<bool> started_{false};
+  std::vector<std::thread> workers_;
+  std::thread discovery_;
+  Status final_status_;
+  EngineCounters counters_;
+  int64_t started_at_ = 0;
+  int64_t last_progress_ = 0;
+  uint64_t last_progress_done_ = 0;
+  uint64_t last_progress_objects_ = 0;
+  uint64_t last_progress_bytes_ = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,25 @@
+// EngineOptions: everything `sluice serve` can tune about the engine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sluice {
+
+struct EngineOptions {
+  std::string spool_dir;
+  std::string queue = "default";
+  int max_workers = 5;
+  double interval_s = 5.0;         // periodic full rescan: the safety net behind inotify
+  int max_attempts = 5;            // tries per job before it fails for good
+  double retry_delay_s = 2.0;      // first backoff; doubles per attempt, with jitter
+  double retry_max_delay_s = 300;  // backoff cap
+  bool archive = true;             // false: delete succeeded files instead of archiving
+  bool burst = false;              // drain the spool (and due retries), then stop
+  double settle_s = 1.0;           // quiet time for files found by scan when leases are unusable
+  uint64_t max_file_bytes = 512ull << 20;
+  size_t max_batch = 1024;         // jobs per group commit
+  double progress_interval_s = 5.0;
+};
+
+}  // namespace sluice

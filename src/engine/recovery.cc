@@ -1,0 +1,66 @@
+// Engine recovery on start: pick up what a dead daemon left half done.
+#include <spdlog/spdlog.h>
+
+#include "engine/engine.h"
+
+namespace sluice {
+
+Status Engine::Recover() {
+  auto jobs = store_->UnfinishedJobs();
+  if (!jobs.ok()) return jobs.status();
+  int64_t now = clock_->NowMicros();
+  size_t requeued = 0, interrupted = 0, vanished = 0;
+  for (Job& j : *jobs) {
+    if (j.spool != spool_.root()) continue;  // another spool's job
+    auto info = env_->Stat(spool_.PathOf(j.name));
+    JobUpdate fail;
+    fail.job_id = j.id;
+    fail.attempts = j.attempts;
+    fail.last_tried = j.last_tried;
+    fail.finished_at = now;
+    fail.state = JobState::kFailed;
+    bool failing = false;
+    if (info.status().IsNotFound()) {
+      fail.error = {"file_vanished",
+                    "the file disappeared from the spool before it was processed", ""};
+      failing = true;
+      ++vanished;
+    } else if (j.state == JobState::kRunning && j.attempts >= j.max_attempts) {
+      fail.error = {"interrupted",
+                    "the daemon stopped " + std::to_string(j.attempts) +
+                        " times while processing this file (crash or kill -9); giving up",
+                    ""};
+      failing = true;
+      ++interrupted;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (j.state == JobState::kRunning) j.state = JobState::kQueued;
+    by_name_[j.name] = j.id;
+    if (failing) {
+      jobs_[j.id] = Tracked{j};
+      writer_->Update(std::move(fail));
+      continue;
+    }
+    broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
+    jobs_[j.id] = Tracked{std::move(j)};
+    ++requeued;
+  }
+  if (requeued + interrupted + vanished > 0) {
+    spdlog::info("recovered {} unfinished jobs ({} requeued, {} given up, {} files vanished)",
+                 requeued + interrupted + vanished, requeued, interrupted, vanished);
+  }
+  return Status::Ok();
+}
+
+void Engine::AdoptFinishedFile(Job job) {
+  spdlog::info("job {} ({}) finished before a restart; moving its file now", job.id, job.name);
+  Tracked t{std::move(job), true, 0};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    by_name_[t.job.name] = t.job.id;
+    jobs_[t.job.id] = t;
+  }
+  FinishMove(std::move(t), true);
+}
+
+}  // namespace sluice

@@ -1,0 +1,101 @@
+// Engine workers: claim a job, run the handler, hand the outcome to the writer.
+#include <spdlog/spdlog.h>
+
+#include "engine/backoff.h"
+#include "engine/engine.h"
+
+namespace sluice {
+
+void Engine::WorkerLoop() {
+  while (!stop_) {
+    std::optional<Ticket> t = broker_->Pop(std::chrono::milliseconds(200));
+    if (!t) {
+      if (stop_) return;
+      continue;
+    }
+    Job job;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = jobs_.find(t->job_id);
+      if (it == jobs_.end() || IsFinal(it->second.job.state)) continue;
+      Job& j = it->second.job;
+      j.state = JobState::kRunning;
+      j.attempts++;
+      j.last_tried = clock_->NowMicros();
+      job = j;
+    }
+    if (stop_) {
+      // Stopping: leave it queued for the next start (the claim was never written).
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = jobs_.find(job.id);
+      if (it != jobs_.end()) {
+        it->second.job.state = JobState::kQueued;
+        it->second.job.attempts--;
+      }
+      continue;
+    }
+    RunJob(std::move(job));
+  }
+}
+
+void Engine::RunJob(Job job) {
+  // The claim (attempt counted) is written asynchronously; the writer commits it before the
+  // result, or drops it when both land in the same batch.
+  JobUpdate claim;
+  claim.job_id = job.id;
+  claim.state = JobState::kRunning;
+  claim.attempts = job.attempts;
+  claim.last_tried = job.last_tried;
+  claim.error = job.error;
+  writer_->Update(std::move(claim));
+  if (observer_ != nullptr) observer_->OnStarted(job);
+
+  HandlerContext ctx;
+  ctx.path = spool_.PathOf(job.name);
+  ctx.max_file_bytes = options_.max_file_bytes;
+  ctx.env = env_;
+  ctx.clock = clock_;
+  ctx.cancelled = &stop_;
+  HandlerOutput out;
+  Status st = handler_->Run(ctx, &out);
+
+  JobUpdate u;
+  u.job_id = job.id;
+  u.attempts = job.attempts;
+  u.last_tried = job.last_tried;
+  int64_t now = clock_->NowMicros();
+  if (st.ok()) {
+    u.state = JobState::kSucceeded;
+    u.finished_at = now;
+    u.result = std::move(out.summary);
+    u.rows = std::move(out.rows);
+    counters_.objects += out.objects;
+    counters_.bytes += out.bytes;
+  } else {
+    u.error.code = out.error_code.empty() ? std::string(CodeName(st.code())) : out.error_code;
+    u.error.detail = std::move(out.error_detail);
+    u.error.message = st.message();
+    if (st.IsTransient() && job.attempts < job.max_attempts) {
+      u.state = JobState::kRetrying;
+      int64_t delay;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        delay = BackoffMicros(job.attempts, options_.retry_delay_s, options_.retry_max_delay_s,
+                              rng_);
+      }
+      u.run_at = now + delay;
+      spdlog::info("job {} ({}): attempt {}/{} failed, retrying in {:.1f}s: {}", job.id,
+                   job.name, job.attempts, job.max_attempts, delay / 1e6, st.message());
+    } else {
+      u.state = JobState::kFailed;
+      u.finished_at = now;
+      if (st.IsTransient()) {
+        u.error.message = "gave up after " + std::to_string(job.attempts) +
+                          " attempts; last error: " + u.error.message;
+      }
+    }
+  }
+  writer_->Update(std::move(u));
+}
+
+}  // namespace sluice

@@ -1,0 +1,57 @@
+// Writer: the ONE thread that writes to the store. It group-commits whatever has queued up
+// (new jobs, claims, results with their rows) in one transaction, so many jobs share one fsync.
+//
+// A batch the store rejects for a permanent reason is split in halves until the bad job is
+// alone; that job alone is marked failed (its rows dropped) and the rest commit. A transient
+// failure (database busy, disk full) retries the same batch with backoff; nothing is dropped.
+// After each commit, `after_commit` runs on the writer thread with what was committed.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+
+namespace sluice {
+
+class Writer {
+ public:
+  // `dropped`: new jobs the store refused to register (their files stay where they are).
+  using AfterCommit = std::function<void(WriteBatch& committed, std::vector<Job>& dropped)>;
+
+  Writer(Store* store, size_t max_batch, AfterCommit after_commit);
+  ~Writer();
+
+  void Start();
+  // Commits everything queued, then stops the thread.
+  void StopAndDrain();
+
+  void AddJobs(std::vector<Job> jobs);
+  void Update(JobUpdate update);
+  // Items queued and not yet committed.
+  size_t Pending() const;
+
+ private:
+  void Loop();
+  // Writes `batch`, splitting on permanent errors; returns what was committed.
+  void WriteSplitting(WriteBatch* batch, WriteBatch* committed);
+  // Writes `batch`, retrying transient errors; the permanent error, if any.
+  Status WriteWithRetry(WriteBatch* batch, WriteBatch* committed);
+
+  Store* store_;
+  size_t max_batch_;
+  AfterCommit after_commit_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Job> new_jobs_;
+  std::vector<JobUpdate> updates_;
+  std::vector<Job> dropped_;  // writer thread only
+  size_t in_flight_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace sluice

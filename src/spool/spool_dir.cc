@@ -1,0 +1,65 @@
+// SpoolDir moves.
+#include "spool/spool_dir.h"
+
+namespace sluice {
+
+SpoolDir::SpoolDir(Env* env, std::string root) : env_(env), root_(std::move(root)) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
+
+Status SpoolDir::Prepare() {
+  SLUICE_RETURN_IF_ERROR(env_->CreateDirs(root_));
+  SLUICE_RETURN_IF_ERROR(env_->CreateDirs(ArchiveDir()));
+  return env_->CreateDirs(FailedDir());
+}
+
+bool SpoolDir::IsCandidateName(std::string_view name) {
+  constexpr std::string_view kExt = ".json";
+  if (name.empty() || name.front() == '.') return false;
+  if (name.size() <= kExt.size()) return false;
+  return name.substr(name.size() - kExt.size()) == kExt;
+}
+
+Result<std::string> SpoolDir::FreeName(const std::string& dir, std::string_view name,
+                                       int64_t job_id) {
+  std::string candidate(name);
+  auto st = env_->Stat(JoinPath(dir, candidate));
+  if (st.status().IsNotFound()) return candidate;
+  if (!st.ok()) return st.status();
+  std::string stem(name), ext;
+  if (auto dot = stem.rfind('.'); dot != std::string::npos && dot > 0) {
+    ext = stem.substr(dot);
+    stem = stem.substr(0, dot);
+  }
+  return stem + "." + std::to_string(job_id) + ext;
+}
+
+Result<std::string> SpoolDir::Archive(std::string_view name, int64_t job_id) {
+  auto dest = FreeName(ArchiveDir(), name, job_id);
+  if (!dest.ok()) return dest.status();
+  Status st = env_->RenameNoReplace(PathOf(name), JoinPath(ArchiveDir(), *dest));
+  if (!st.ok()) return st;
+  return dest;
+}
+
+Result<std::string> SpoolDir::Fail(std::string_view name, int64_t job_id,
+                                   std::string_view report) {
+  auto dest = FreeName(FailedDir(), name, job_id);
+  if (!dest.ok()) return dest.status();
+  // The reason first, durably: a file in failed/ must never be without its reason.
+  Status st = env_->WriteFileAtomic(JoinPath(FailedDir(), *dest + ".error.json"), report);
+  if (!st.ok()) return st;
+  st = env_->RenameNoReplace(PathOf(name), JoinPath(FailedDir(), *dest));
+  if (!st.ok()) return st;
+  return dest;
+}
+
+Status SpoolDir::Delete(std::string_view name) { return env_->RemoveFile(PathOf(name)); }
+
+Status SpoolDir::Sync() {
+  SLUICE_RETURN_IF_ERROR(env_->SyncDir(root_));
+  SLUICE_RETURN_IF_ERROR(env_->SyncDir(ArchiveDir()));
+  return env_->SyncDir(FailedDir());
+}
+
+}  // namespace sluice

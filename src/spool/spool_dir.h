@@ -1,0 +1,51 @@
+// SpoolDir: the layout of one KCIDB-style spool directory and the moves out of it.
+//
+//   DIR/*.json           submissions waiting (dotfiles, *.temp and other names are left alone)
+//   DIR/archive/NAME     succeeded (or deleted with --no-archive)
+//   DIR/failed/NAME      failed, with DIR/failed/NAME.error.json saying why
+//
+// Moves never replace an existing file: a name already taken in archive/ or failed/ gets the
+// job id added ("x.json" -> "x.17.json"). Moves are made durable by Sync().
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/env.h"
+#include "core/status.h"
+
+namespace sluice {
+
+class SpoolDir {
+ public:
+  SpoolDir(Env* env, std::string root);
+
+  // Creates the spool, archive/ and failed/ when missing.
+  Status Prepare();
+
+  const std::string& root() const { return root_; }
+  std::string PathOf(std::string_view name) const { return JoinPath(root_, name); }
+  std::string ArchiveDir() const { return JoinPath(root_, "archive"); }
+  std::string FailedDir() const { return JoinPath(root_, "failed"); }
+
+  // Whether `name` in the spool root is a submission to take: "*.json", not a dotfile.
+  static bool IsCandidateName(std::string_view name);
+
+  // Moves NAME to archive/. Returns the name it got there.
+  Result<std::string> Archive(std::string_view name, int64_t job_id);
+  // Writes failed/NAME.error.json (durably) with `report`, then moves NAME to failed/.
+  // Returns the name it got there.
+  Result<std::string> Fail(std::string_view name, int64_t job_id, std::string_view report);
+  // Deletes NAME from the spool.
+  Status Delete(std::string_view name);
+  // Makes every move and deletion so far durable: fsync of the spool, archive/ and failed/.
+  Status Sync();
+
+ private:
+  Result<std::string> FreeName(const std::string& dir, std::string_view name, int64_t job_id);
+
+  Env* env_;
+  std::string root_;
+};
+
+}  // namespace sluice
