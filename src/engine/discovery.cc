@@ -1,4 +1,5 @@
 // Engine discovery: inotify events plus scans turn complete files into registered jobs.
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -6,6 +7,8 @@
 #include "engine/engine.h"
 
 namespace sluice {
+
+const char* const kCleanStopNs = "engine.clean_stop";
 
 std::vector<std::string> Engine::ScanNames() {
   std::vector<std::string> names;
@@ -54,7 +57,7 @@ void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool
       continue;
     }
     FileIdentity id{info->dev, info->ino, info->size, info->mtime_ns};
-    if (startup) {
+    if (startup && !clean_start_) {
       // A file whose job already finished but which was not moved before a crash.
       auto prev = store_->LatestJobForFile(spool_.root(), name);
       if (prev.ok() && prev->has_value() && IsFinal((*prev)->state) && (*prev)->file == id) {
@@ -72,17 +75,24 @@ void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool
     j.max_attempts = options_.max_attempts;
     j.created_at = now;
     fresh.push_back(std::move(j));
+    // Register in chunks so workers start while a large spool is still being examined.
+    if (fresh.size() >= options_.max_batch) Register(&fresh);
   }
-  if (fresh.empty()) return;
-  std::sort(fresh.begin(), fresh.end(), [](const Job& a, const Job& b) {
+  Register(&fresh);
+}
+
+void Engine::Register(std::vector<Job>* fresh) {
+  if (fresh->empty()) return;
+  std::sort(fresh->begin(), fresh->end(), [](const Job& a, const Job& b) {
     return a.file.mtime_ns != b.file.mtime_ns ? a.file.mtime_ns < b.file.mtime_ns
                                               : a.name < b.name;
   });
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const Job& j : fresh) by_name_[j.name] = 0;  // registration pending
+    for (const Job& j : *fresh) by_name_[j.name] = 0;  // registration pending
   }
-  writer_->AddJobs(std::move(fresh));
+  writer_->AddJobs(std::move(*fresh));
+  fresh->clear();
 }
 
 void Engine::FinishMove(Tracked t, bool sync) {
@@ -138,7 +148,11 @@ bool Engine::BurstFinished() {
 }
 
 void Engine::DiscoveryLoop() {
+  pthread_setname_np(pthread_self(), "sluice-discover");
   Examine(ScanNames(), true, true);
+  // From here on the spool is live: a crash now may leave finished files unmoved.
+  Status marked = store_->PutValue(kCleanStopNs, spool_.root(), "0");
+  if (!marked.ok()) spdlog::warn("cannot record the spool as live: {}", marked.ToString());
   int64_t next_scan = clock_->MonotonicMicros() + static_cast<int64_t>(options_.interval_s * 1e6);
   int64_t next_move_retry = 0;
   std::vector<std::string> names;

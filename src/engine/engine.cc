@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -52,10 +53,20 @@ Status Engine::Start() {
   SLUICE_RETURN_IF_ERROR(store_->DefineTables(handler_->tables()));
   started_at_ = clock_->MonotonicMicros();
   last_progress_ = started_at_;
+  auto clean = store_->GetValue(kCleanStopNs, spool_.root());
+  // No marker: this spool never ran here, so no finished-but-unmoved file can exist either.
+  clean_start_ = clean.ok() && (!clean->has_value() || **clean == "1");
   writer_->Start();
+  mover_ = std::thread([this] { MoverLoop(); });
   Status st = Recover();
   if (!st.ok()) {
     writer_->StopAndDrain();
+    {
+      std::lock_guard<std::mutex> lock(mover_mu_);
+      mover_stop_ = true;
+    }
+    mover_cv_.notify_all();
+    mover_.join();
     return st;
   }
   for (int i = 0; i < std::max(1, options_.max_workers); ++i) {
@@ -79,6 +90,22 @@ Status Engine::Wait() {
   for (auto& w : workers_) w.join();
   workers_.clear();
   writer_->StopAndDrain();
+  {
+    std::lock_guard<std::mutex> lock(mover_mu_);
+    mover_stop_ = true;
+  }
+  mover_cv_.notify_all();
+  if (mover_.joinable()) mover_.join();
+  bool moves_pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    moves_pending = false;
+    for (auto& [id, t] : jobs_) moves_pending = moves_pending || t.move_pending;
+  }
+  if (!moves_pending) {
+    Status st = store_->PutValue(kCleanStopNs, spool_.root(), "1");
+    if (!st.ok()) spdlog::warn("cannot record the clean stop: {}", st.ToString());
+  }
   done_ = true;
   MaybeReportProgress(true);
   return final_status_;
@@ -133,8 +160,30 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
     for (const Job& j : dropped) by_name_.erase(j.name);
   }
   if (finals.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mover_mu_);
+    mover_queue_.insert(mover_queue_.end(), finals.begin(), finals.end());
+  }
+  mover_cv_.notify_one();
+}
+
+void Engine::MoverLoop() {
+  pthread_setname_np(pthread_self(), "sluice-mover");
+  while (true) {
+    std::vector<int64_t> ids;
+    {
+      std::unique_lock<std::mutex> lock(mover_mu_);
+      mover_cv_.wait(lock, [&] { return mover_stop_ || !mover_queue_.empty(); });
+      if (mover_queue_.empty()) return;  // stopping and drained
+      ids.swap(mover_queue_);
+    }
+    MoveFinished(ids);
+  }
+}
+
+void Engine::MoveFinished(const std::vector<int64_t>& ids) {
   std::vector<Job> moved;
-  for (int64_t id : finals) {
+  for (int64_t id : ids) {
     Tracked t;
     {
       std::lock_guard<std::mutex> lock(mu_);

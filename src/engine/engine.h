@@ -2,7 +2,8 @@
 // workers runs the handler; the Writer group-commits each job's rows and state in one
 // transaction; only after that commit does the file move to archive/ or failed/.
 //
-// Threads: one discovery thread, `max_workers` workers, one writer. Public methods are
+// Threads: one discovery thread, `max_workers` workers, one writer, one mover (files out of
+// the spool after their commit, pipelined with the next commit). Public methods are
 // thread-safe.
 //
 // Recovery (Start): jobs left running by a dead daemon go back to queued (the attempt counts;
@@ -31,6 +32,8 @@
 #include "store/store.h"
 
 namespace sluice {
+
+extern const char* const kCleanStopNs;
 
 // Hooks for benchmarks and tests: called on worker / writer threads; must be fast.
 class EngineObserver {
@@ -89,6 +92,8 @@ class Engine {
   // `from_scan`: found by a directory scan (must also be quiet for settle_s), not by inotify.
   void Examine(const std::vector<std::string>& names, bool from_scan, bool startup);
   std::vector<std::string> ScanNames();
+  // Hands examined files to the writer for registration, oldest first; clears *fresh.
+  void Register(std::vector<Job>* fresh);
   void FinishMove(Tracked t, bool sync);
   void RetryMoves();
   void MaybeReportProgress(bool force);
@@ -98,6 +103,9 @@ class Engine {
   void RunJob(Job job);
   // engine.cc
   void AfterCommit(WriteBatch& committed, std::vector<Job>& dropped);
+  // The mover thread: files of committed final jobs leave the spool, one fsync per batch.
+  void MoverLoop();
+  void MoveFinished(const std::vector<int64_t>& ids);
   Status MoveFile(Tracked* t);
   std::string ErrorReport(const Job& job) const;
 
@@ -119,11 +127,19 @@ class Engine {
                                                     // (discovery thread only)
   std::mt19937_64 rng_;
 
+  // The last stop was clean (every finished file moved): the startup scan need not look each
+  // file up in the store. Recorded in the store's kv map under kCleanStopNs.
+  bool clean_start_ = false;
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
   std::atomic<bool> started_{false};
   std::vector<std::thread> workers_;
   std::thread discovery_;
+  std::thread mover_;
+  std::mutex mover_mu_;
+  std::condition_variable mover_cv_;
+  std::vector<int64_t> mover_queue_;
+  bool mover_stop_ = false;
   Status final_status_;
   EngineCounters counters_;
   int64_t started_at_ = 0;

@@ -1,5 +1,8 @@
 // Engine workers: claim a job, run the handler, hand the outcome to the writer.
 #include <spdlog/spdlog.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "engine/backoff.h"
 #include "engine/engine.h"
@@ -7,6 +10,10 @@
 namespace sluice {
 
 void Engine::WorkerLoop() {
+  // The single writer is the critical path of a drain: workers yield the CPU to it (nice +5
+  // for this thread only), so parsing ahead never starves the commits.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 5);
+  pthread_setname_np(pthread_self(), "sluice-worker");
   while (!stop_) {
     std::optional<Ticket> t = broker_->Pop(std::chrono::milliseconds(200));
     if (!t) {

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <chrono>
 #include <unordered_map>
 
@@ -13,7 +15,12 @@ Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit)
 
 Writer::~Writer() { StopAndDrain(); }
 
-void Writer::Start() { thread_ = std::thread([this] { Loop(); }); }
+void Writer::Start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sluice-writer");
+    Loop();
+  });
+}
 
 void Writer::StopAndDrain() {
   {

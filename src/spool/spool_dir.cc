@@ -20,12 +20,7 @@ bool SpoolDir::IsCandidateName(std::string_view name) {
   return name.substr(name.size() - kExt.size()) == kExt;
 }
 
-Result<std::string> SpoolDir::FreeName(const std::string& dir, std::string_view name,
-                                       int64_t job_id) {
-  std::string candidate(name);
-  auto st = env_->Stat(JoinPath(dir, candidate));
-  if (st.status().IsNotFound()) return candidate;
-  if (!st.ok()) return st.status();
+std::string SpoolDir::SuffixedName(std::string_view name, int64_t job_id) {
   std::string stem(name), ext;
   if (auto dot = stem.rfind('.'); dot != std::string::npos && dot > 0) {
     ext = stem.substr(dot);
@@ -35,21 +30,26 @@ Result<std::string> SpoolDir::FreeName(const std::string& dir, std::string_view 
 }
 
 Result<std::string> SpoolDir::Archive(std::string_view name, int64_t job_id) {
-  auto dest = FreeName(ArchiveDir(), name, job_id);
-  if (!dest.ok()) return dest.status();
-  Status st = env_->RenameNoReplace(PathOf(name), JoinPath(ArchiveDir(), *dest));
+  // Try the plain name first (one path lookup in the common case), the job id on a clash.
+  std::string dest(name);
+  Status st = env_->RenameNoReplace(PathOf(name), JoinPath(ArchiveDir(), dest));
+  if (st.code() == Code::kAlreadyExists) {
+    dest = SuffixedName(name, job_id);
+    st = env_->RenameNoReplace(PathOf(name), JoinPath(ArchiveDir(), dest));
+  }
   if (!st.ok()) return st;
   return dest;
 }
 
 Result<std::string> SpoolDir::Fail(std::string_view name, int64_t job_id,
                                    std::string_view report) {
-  auto dest = FreeName(FailedDir(), name, job_id);
-  if (!dest.ok()) return dest.status();
+  std::string dest(name);
+  auto taken = env_->Stat(JoinPath(FailedDir(), dest));
+  if (taken.ok()) dest = SuffixedName(name, job_id);
   // The reason first, durably: a file in failed/ must never be without its reason.
-  Status st = env_->WriteFileAtomic(JoinPath(FailedDir(), *dest + ".error.json"), report);
+  Status st = env_->WriteFileAtomic(JoinPath(FailedDir(), dest + ".error.json"), report);
   if (!st.ok()) return st;
-  st = env_->RenameNoReplace(PathOf(name), JoinPath(FailedDir(), *dest));
+  st = env_->RenameNoReplace(PathOf(name), JoinPath(FailedDir(), dest));
   if (!st.ok()) return st;
   return dest;
 }

@@ -42,7 +42,7 @@ class SpoolDir {
   Status Sync();
 
  private:
-  Result<std::string> FreeName(const std::string& dir, std::string_view name, int64_t job_id);
+  static std::string SuffixedName(std::string_view name, int64_t job_id);
 
   Env* env_;
   std::string root_;

@@ -120,6 +120,9 @@ Status SqliteStore::Init(const std::string& path) {
   write_ = std::move(*w);
   // WAL: readers never block the writer. synchronous=FULL: each COMMIT is fsynced before it
   // returns, so an acknowledged commit survives power loss (NORMAL would not, in WAL mode).
+  // 16 KiB pages: KCIDB rows carry log excerpts of up to 16 KiB, which would otherwise spill
+  // into chains of 4 KiB overflow pages. Only takes effect when the file is created.
+  SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA page_size=16384"));
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA journal_mode=WAL"));
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA synchronous=FULL"));
   SLUICE_RETURN_IF_ERROR(write_.Exec(kSchema));
@@ -140,6 +143,11 @@ Status SqliteStore::Init(const std::string& path) {
   auto r = Db::Open(path);
   if (!r.ok()) return r.status();
   read_ = std::move(*r);
+  auto latest = Stmt::Prepare(read_.get(), "SELECT " + std::string(kJobColumns) +
+                                               " FROM jobs WHERE spool=? AND name=?"
+                                               " ORDER BY id DESC LIMIT 1");
+  if (!latest.ok()) return latest.status();
+  latest_for_file_ = std::move(*latest);
   return Status::Ok();
 }
 
@@ -312,11 +320,14 @@ Result<std::vector<Job>> SqliteStore::UnfinishedJobs() {
 
 Result<std::optional<Job>> SqliteStore::LatestJobForFile(const std::string& spool,
                                                          const std::string& name) {
-  auto jobs = QueryJobs("WHERE spool=? AND name=? ORDER BY id DESC LIMIT 1",
-                        {Value(spool), Value(name)});
-  if (!jobs.ok()) return jobs.status();
-  if (jobs->empty()) return std::optional<Job>();
-  return std::optional<Job>(std::move(jobs->front()));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  latest_for_file_.Bind(1, spool).Bind(2, name);
+  auto row = latest_for_file_.Step();
+  std::optional<Job> job;
+  if (row.ok() && *row) job = ReadJob(latest_for_file_);
+  latest_for_file_.Reset();
+  if (!row.ok()) return row.status();
+  return job;
 }
 
 Result<std::map<std::string, int64_t>> SqliteStore::CountJobsByState() {

@@ -51,6 +51,7 @@ class SqliteStore : public Store {
 
   std::mutex read_mu_;
   sqlite::Db read_;
+  sqlite::Stmt latest_for_file_;  // on read_, prepared once
 };
 
 }  // namespace sluice
