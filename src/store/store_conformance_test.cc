@@ -1,0 +1,219 @@
+// The Store conformance suite: every Store implementation must pass it. Parameterised by a
+// factory so a PostgreSQL store can be added with one line.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "core/test_util.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+
+namespace sluice {
+namespace {
+
+struct Backend {
+  std::string name;
+  // Opens (or reopens) the store kept under `dir`.
+  std::function<Result<std::unique_ptr<Store>>(const std::string& dir)> open;
+};
+
+std::vector<TableSpec> Tables() {
+  TableSpec t;
+  t.name = "things";
+  t.columns = {{"id", ColumnType::kText, MergeRule::kKey},
+               {"_timestamp", ColumnType::kText, MergeRule::kGreatest},
+               {"comment", ColumnType::kText, MergeRule::kFirstNonNull},
+               {"size", ColumnType::kInteger, MergeRule::kFirstNonNull}};
+  return {t};
+}
+
+ObjectRow Row(const std::string& id, Value ts, Value comment, Value size) {
+  return ObjectRow{0, {Value(id), std::move(ts), std::move(comment), std::move(size)}};
+}
+
+Job NewJob(const std::string& name) {
+  Job j;
+  j.kind = "kcidb";
+  j.spool = "/spool";
+  j.name = name;
+  j.file = {1, 2, 3, 4};
+  j.created_at = 100;
+  return j;
+}
+
+class StoreConformance : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    auto s = GetParam().open(dir_.path());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    ASSERT_TRUE(store_->DefineTables(Tables()).ok());
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = GetParam().open(dir_.path());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    ASSERT_TRUE(store_->DefineTables(Tables()).ok());
+  }
+  int64_t Add(const std::string& name) {
+    WriteBatch b;
+    b.new_jobs.push_back(NewJob(name));
+    EXPECT_TRUE(store_->Write(&b).ok());
+    return b.new_jobs[0].id;
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformance, NewJobsGetIncreasingIdsAndStartQueued) {
+  WriteBatch b;
+  b.new_jobs = {NewJob("a.json"), NewJob("b.json")};
+  ASSERT_TRUE(store_->Write(&b).ok());
+  EXPECT_GT(b.new_jobs[0].id, 0);
+  EXPECT_GT(b.new_jobs[1].id, b.new_jobs[0].id);
+  auto j = store_->GetJob(b.new_jobs[1].id);
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->name, "b.json");
+  EXPECT_EQ(j->state, JobState::kQueued);
+  EXPECT_EQ(j->file, (FileIdentity{1, 2, 3, 4}));
+}
+
+TEST_P(StoreConformance, RowsAndStateCommitTogetherAndABadRowRollsBackBoth) {
+  int64_t id = Add("a.json");
+  WriteBatch bad;
+  JobUpdate u;
+  u.job_id = id;
+  u.state = JobState::kSucceeded;
+  u.rows.push_back(Row("x:1", Value(), Value("c"), Value()));
+  u.rows.push_back(ObjectRow{7, {}});  // no such table
+  bad.updates.push_back(u);
+  Status st = store_->Write(&bad);
+  EXPECT_EQ(st.code(), Code::kInternal);
+  EXPECT_EQ(store_->GetJob(id)->state, JobState::kQueued);
+  EXPECT_EQ(*store_->CountRows("things"), 0);
+
+  u.rows.pop_back();
+  WriteBatch good;
+  good.updates.push_back(u);
+  ASSERT_TRUE(store_->Write(&good).ok());
+  EXPECT_EQ(store_->GetJob(id)->state, JobState::kSucceeded);
+  EXPECT_EQ(*store_->CountRows("things"), 1);
+}
+
+TEST_P(StoreConformance, UpsertKeepsFirstNonNullAndGreatestTimestamp) {
+  int64_t id = Add("a.json");
+  for (auto row : {Row("x:1", Value("2026-01-02"), Value(), Value(int64_t{5})),
+                   Row("x:1", Value("2026-01-03"), Value("later"), Value(int64_t{9})),
+                   Row("x:1", Value("2026-01-01"), Value("latest"), Value())}) {
+    WriteBatch b;
+    JobUpdate u;
+    u.job_id = id;
+    u.state = JobState::kRunning;
+    u.rows.push_back(row);
+    b.updates.push_back(u);
+    ASSERT_TRUE(store_->Write(&b).ok());
+  }
+  EXPECT_EQ(*store_->CountRows("things"), 1);
+  auto* sqlite = dynamic_cast<SqliteStore*>(store_.get());
+  if (sqlite == nullptr) GTEST_SKIP() << "row read-back is SQLite-specific here";
+  auto opened = sqlite::Db::Open(dir_.Sub("store.db"));
+  ASSERT_TRUE(opened.ok());
+  sqlite::Db db = std::move(opened).value();
+  auto s = sqlite::Stmt::Prepare(db.get(), "SELECT _timestamp, comment, size FROM things");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(*s->Step());
+  EXPECT_EQ(s->Text(0), "2026-01-03");
+  EXPECT_EQ(s->Text(1), "later");
+  EXPECT_EQ(s->Int(2), 5);
+}
+
+TEST_P(StoreConformance, UnfinishedJobsAreQueuedRunningAndRetryingOnly) {
+  std::vector<int64_t> ids;
+  for (auto state : {JobState::kQueued, JobState::kRunning, JobState::kRetrying,
+                     JobState::kSucceeded, JobState::kFailed}) {
+    int64_t id = Add("f" + std::to_string(ids.size()) + ".json");
+    ids.push_back(id);
+    WriteBatch b;
+    JobUpdate u;
+    u.job_id = id;
+    u.state = state;
+    b.updates.push_back(u);
+    ASSERT_TRUE(store_->Write(&b).ok());
+  }
+  auto open = store_->UnfinishedJobs();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 3u);
+  EXPECT_EQ((*open)[0].id, ids[0]);
+  EXPECT_EQ((*open)[2].state, JobState::kRetrying);
+}
+
+TEST_P(StoreConformance, LatestJobForFileIsTheNewest) {
+  Add("same.json");
+  int64_t second = Add("same.json");
+  auto j = store_->LatestJobForFile("/spool", "same.json");
+  ASSERT_TRUE(j.ok());
+  ASSERT_TRUE(j->has_value());
+  EXPECT_EQ((*j)->id, second);
+  EXPECT_FALSE(store_->LatestJobForFile("/spool", "other.json")->has_value());
+}
+
+TEST_P(StoreConformance, RequeueJobsPutsFailedJobsBackToQueued) {
+  int64_t id = Add("a.json");
+  WriteBatch b;
+  JobUpdate u;
+  u.job_id = id;
+  u.state = JobState::kFailed;
+  u.attempts = 5;
+  u.error = {"schema_violation", "bad", ""};
+  b.updates.push_back(u);
+  ASSERT_TRUE(store_->Write(&b).ok());
+  ASSERT_TRUE(store_->RequeueJobs({id}).ok());
+  auto j = store_->GetJob(id);
+  EXPECT_EQ(j->state, JobState::kQueued);
+  EXPECT_EQ(j->attempts, 0);
+}
+
+TEST_P(StoreConformance, CommittedWritesSurviveReopen) {
+  int64_t id = Add("a.json");
+  ASSERT_TRUE(store_->PutValue("ns", "k", "v").ok());
+  Reopen();
+  EXPECT_EQ(store_->GetJob(id)->name, "a.json");
+  EXPECT_EQ(**store_->GetValue("ns", "k"), "v");
+  EXPECT_FALSE(store_->GetValue("ns", "missing")->has_value());
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+TEST_P(StoreConformance, GetJobOfAnUnknownIdIsNotFound) {
+  EXPECT_EQ(store_->GetJob(424242).status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreConformance, DefineTablesAddsColumnsANewerSchemaBrings) {
+  auto tables = Tables();
+  tables[0].columns.push_back({"extra", ColumnType::kText, MergeRule::kFirstNonNull});
+  ASSERT_TRUE(store_->DefineTables(tables).ok());
+  int64_t id = Add("a.json");
+  WriteBatch b;
+  JobUpdate u;
+  u.job_id = id;
+  u.state = JobState::kSucceeded;
+  u.rows.push_back(ObjectRow{0, {Value("x:1"), Value(), Value(), Value(), Value("new")}});
+  b.updates.push_back(u);
+  EXPECT_TRUE(store_->Write(&b).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, StoreConformance,
+    ::testing::Values(Backend{"sqlite",
+                              [](const std::string& dir) {
+                                return OpenStore("sqlite:" + dir + "/store.db");
+                              }}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(OpenStoreTest, UnknownSchemeIsInvalidArgument) {
+  EXPECT_EQ(OpenStore("mysql://x").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(OpenStore("sqlite:").status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace sluice
