@@ -1,0 +1,210 @@
+// The engine under injected faults and after crashes: nothing lost, nothing done twice.
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+
+#include "core/fault_env.h"
+#include "core/test_util.h"
+#include "handlers/kcidb/kcidb_handler.h"
+#include "store/store.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kGood =
+    R"({"version": {"major": 5, "minor": 3}, "tests": [{"id": "o:t1", "origin": "o",
+        "build_id": "o:b1", "status": "PASS"}]})";
+
+class CountingObserver : public EngineObserver {
+ public:
+  void OnStarted(const Job&) override { started++; }
+  void OnFinished(const Job&) override { finished++; }
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spool_ = dir_.Sub("spool");
+    fs::create_directories(spool_);
+    OpenStoreNow();
+    auto h = kcidb::KcidbHandler::Create(kcidb::KcidbOptions{});
+    ASSERT_TRUE(h.ok());
+    handler_ = std::move(*h);
+  }
+  void OpenStoreNow() {
+    auto s = OpenStore("sqlite:" + dir_.Sub("db.sqlite"));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  EngineOptions Options() {
+    EngineOptions o;
+    o.spool_dir = spool_;
+    o.burst = true;
+    o.max_workers = 2;
+    o.max_attempts = 3;
+    o.retry_delay_s = 0.01;
+    o.retry_max_delay_s = 0.05;
+    o.settle_s = 0;
+    o.interval_s = 0.2;
+    return o;
+  }
+  Status Drain(EngineOptions o) {
+    Engine engine(o, store_.get(), handler_.get(), &env_, Clock::Real(), &observer_);
+    Status st = engine.Start();
+    if (!st.ok()) return st;
+    return engine.Wait();
+  }
+  Job OnlyJob(const std::string& name) {
+    JobFilter f;
+    f.name = name;
+    auto jobs = store_->ListJobs(f);
+    EXPECT_TRUE(jobs.ok());
+    EXPECT_EQ(jobs->size(), 1u) << name;
+    return jobs->empty() ? Job{} : jobs->front();
+  }
+  // Registers `name` as a job in `state`, as a dead daemon would have left it.
+  int64_t Leave(const std::string& name, JobState state, int attempts) {
+    auto info = Env::Default()->Stat(spool_ + "/" + name);
+    WriteBatch b;
+    Job j;
+    j.kind = "kcidb";
+    j.spool = fs::absolute(spool_).lexically_normal().string();
+    j.name = name;
+    if (info.ok()) j.file = {info->dev, info->ino, info->size, info->mtime_ns};
+    j.max_attempts = 3;
+    b.new_jobs.push_back(j);
+    EXPECT_TRUE(store_->Write(&b).ok());
+    WriteBatch u;
+    JobUpdate up;
+    up.job_id = b.new_jobs[0].id;
+    up.state = state;
+    up.attempts = attempts;
+    u.updates.push_back(up);
+    EXPECT_TRUE(store_->Write(&u).ok());
+    // The spool was live when the daemon died.
+    EXPECT_TRUE(store_->PutValue(kCleanStopNs, j.spool, "0").ok());
+    return up.job_id;
+  }
+
+  testing::TempDir dir_;
+  std::string spool_;
+  FaultEnv env_{Env::Default()};
+  CountingObserver observer_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<kcidb::KcidbHandler> handler_;
+};
+
+TEST_F(EngineTest, ReadErrorsAreRetriedAndTheJobThenSucceeds) {
+  testing::WriteAll(spool_ + "/a.json", kGood);
+  env_.Inject(FaultEnv::Op::kRead, EIO, "a.json", 2);
+  ASSERT_TRUE(Drain(Options()).ok());
+  EXPECT_TRUE(fs::exists(spool_ + "/archive/a.json"));
+  Job j = OnlyJob("a.json");
+  EXPECT_EQ(j.state, JobState::kSucceeded);
+  EXPECT_EQ(j.attempts, 3);
+  EXPECT_EQ(*store_->CountRows("tests"), 1);
+}
+
+TEST_F(EngineTest, AReadErrorOnEveryAttemptFailsTheJobWithTheLastError) {
+  testing::WriteAll(spool_ + "/a.json", kGood);
+  env_.Inject(FaultEnv::Op::kRead, EIO, "a.json");
+  ASSERT_TRUE(Drain(Options()).ok());
+  Job j = OnlyJob("a.json");
+  EXPECT_EQ(j.state, JobState::kFailed);
+  EXPECT_EQ(j.attempts, 3);
+  EXPECT_EQ(j.error.code, "read_error");
+  EXPECT_NE(j.error.message.find("gave up after 3 attempts"), std::string::npos);
+  std::string report = testing::ReadAll(spool_ + "/failed/a.json.error.json");
+  EXPECT_NE(report.find("\"code\":\"read_error\""), std::string::npos) << report;
+  EXPECT_NE(report.find("\"attempts\":3"), std::string::npos) << report;
+}
+
+TEST_F(EngineTest, DiskFullWritingTheReasonKeepsTheFileUntilItCanBeWritten) {
+  testing::WriteAll(spool_ + "/b.json", "{not json");
+  env_.Inject(FaultEnv::Op::kWrite, ENOSPC, "b.json.error.json", 2);
+  ASSERT_TRUE(Drain(Options()).ok());
+  EXPECT_TRUE(fs::exists(spool_ + "/failed/b.json"));
+  EXPECT_TRUE(fs::exists(spool_ + "/failed/b.json.error.json"));
+  EXPECT_EQ(OnlyJob("b.json").attempts, 1);
+  EXPECT_EQ(env_.injected(), 2);
+}
+
+TEST_F(EngineTest, AFailingRenameIntoTheArchiveIsRetriedWithoutRunningTheJobAgain) {
+  testing::WriteAll(spool_ + "/c.json", kGood);
+  env_.Inject(FaultEnv::Op::kRename, EIO, "c.json", 1);
+  ASSERT_TRUE(Drain(Options()).ok());
+  EXPECT_TRUE(fs::exists(spool_ + "/archive/c.json"));
+  EXPECT_EQ(observer_.started, 1);
+  EXPECT_EQ(observer_.finished, 1);
+  EXPECT_EQ(OnlyJob("c.json").attempts, 1);
+}
+
+TEST_F(EngineTest, FsyncErrorsOnTheSpoolDirectoriesLoseNothing) {
+  for (int i = 0; i < 20; ++i) testing::WriteAll(spool_ + "/f" + std::to_string(i) + ".json", kGood);
+  env_.Inject(FaultEnv::Op::kSyncDir, EIO, "", 3);
+  ASSERT_TRUE(Drain(Options()).ok());
+  EXPECT_EQ(std::distance(fs::directory_iterator(spool_ + "/archive"), fs::directory_iterator()),
+            20);
+  EXPECT_EQ(observer_.started, 20);
+}
+
+TEST_F(EngineTest, AJobLeftRunningByADeadDaemonIsRequeuedAndItsAttemptCounts) {
+  testing::WriteAll(spool_ + "/r.json", kGood);
+  Leave("r.json", JobState::kRunning, 1);
+  ASSERT_TRUE(Drain(Options()).ok());
+  Job j = OnlyJob("r.json");
+  EXPECT_EQ(j.state, JobState::kSucceeded);
+  EXPECT_EQ(j.attempts, 2);
+  EXPECT_TRUE(fs::exists(spool_ + "/archive/r.json"));
+}
+
+TEST_F(EngineTest, AJobInterruptedOnEveryAttemptFailsAsInterrupted) {
+  testing::WriteAll(spool_ + "/poison.json", kGood);
+  Leave("poison.json", JobState::kRunning, 3);
+  ASSERT_TRUE(Drain(Options()).ok());
+  Job j = OnlyJob("poison.json");
+  EXPECT_EQ(j.state, JobState::kFailed);
+  EXPECT_EQ(j.error.code, "interrupted");
+  EXPECT_EQ(observer_.started, 0);
+  EXPECT_TRUE(fs::exists(spool_ + "/failed/poison.json.error.json"));
+}
+
+TEST_F(EngineTest, AFinishedJobWhoseFileWasNotMovedIsMovedAtStartNotRunAgain) {
+  testing::WriteAll(spool_ + "/done.json", kGood);
+  Leave("done.json", JobState::kSucceeded, 1);
+  ASSERT_TRUE(Drain(Options()).ok());
+  EXPECT_TRUE(fs::exists(spool_ + "/archive/done.json"));
+  EXPECT_EQ(observer_.started, 0);
+  EXPECT_EQ(OnlyJob("done.json").attempts, 1);
+}
+
+TEST_F(EngineTest, AQueuedJobWhoseFileVanishedFailsWithThatReason) {
+  Leave("gone.json", JobState::kQueued, 0);
+  ASSERT_TRUE(Drain(Options()).ok());
+  Job j = OnlyJob("gone.json");
+  EXPECT_EQ(j.state, JobState::kFailed);
+  EXPECT_EQ(j.error.code, "file_vanished");
+}
+
+TEST_F(EngineTest, BadFilesFailAloneWhileGoodOnesInTheSameBatchSucceed) {
+  for (int i = 0; i < 30; ++i) {
+    testing::WriteAll(spool_ + "/g" + std::to_string(i) + ".json", i % 3 ? kGood : "[");
+  }
+  testing::WriteAll(spool_ + "/empty.json", "");
+  ASSERT_TRUE(Drain(Options()).ok());
+  auto counts = store_->CountJobsByState();
+  EXPECT_EQ((*counts)["succeeded"], 20);
+  EXPECT_EQ((*counts)["failed"], 10);
+  EXPECT_FALSE(fs::exists(spool_ + "/empty.json"));
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+}  // namespace
+}  // namespace sluice
