@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -16,9 +17,10 @@
 namespace sluice::kcidb {
 namespace {
 
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
-                                 rapidjson::kParseValidateEncodingFlag |
-                                 rapidjson::kParseStopWhenDoneFlag;
+// Iterative: hostile nesting cannot overflow the stack. Validating UTF-8 and refusing trailing
+// data, as Python's json module (the reference) does.
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
 // Depth of the deepest value, without recursion (documents may be hostile).
 size_t Depth(const rapidjson::Value& root, size_t limit) {
@@ -104,6 +106,15 @@ Status KcidbHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
 }
 
 Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutput* out) {
+  // JSON never holds a raw NUL byte (in strings it must be escaped); parsing in place would
+  // take one for the end of the text.
+  if (const void* nul = std::memchr(text->data(), 0, text->size())) {
+    size_t off = static_cast<const char*>(nul) - text->data();
+    return Fail(out,
+                Status::InvalidArgument("not valid JSON: a NUL byte at byte " +
+                                        std::to_string(off)),
+                "invalid_json", "{\"offset\":" + std::to_string(off) + "}");
+  }
   rapidjson::Document doc;
   text->push_back('\0');
   doc.ParseInsitu<kParseFlags>(text->data());

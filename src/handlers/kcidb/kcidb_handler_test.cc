@@ -144,6 +144,16 @@ TEST_F(KcidbHandlerTest, BrokenJsonFailsWithTheOffset) {
   EXPECT_NE(out.error_detail.find("offset"), std::string::npos);
 }
 
+TEST_F(KcidbHandlerTest, TrailingDataAndNulBytesAreNotJsonAsInThePythonReference) {
+  for (std::string doc : {std::string(R"({"version": {"major": 5, "minor": 3}} extra)"),
+                          std::string("{\"version\": {\"major\": 5}}\0garbage", 31),
+                          std::string("\0{}", 3)}) {
+    HandlerOutput out;
+    EXPECT_EQ(Run(doc, &out).code(), Code::kInvalidArgument);
+    EXPECT_EQ(out.error_code, "invalid_json");
+  }
+}
+
 TEST_F(KcidbHandlerTest, SchemaViolationNamesTheInstanceAndSchemaPath) {
   HandlerOutput out;
   Status st = Run(R"({"version": {"major": 5, "minor": 3}, "tests": [

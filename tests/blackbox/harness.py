@@ -1,0 +1,119 @@
+"""Shared helpers for black-box tests: they start the real `sluice` binary in a temporary
+directory and talk to it as a user would (files, flags, signals, its SQLite database)."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import zipfile
+
+SLUICE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build/sluice"
+SHARED = os.environ.get("SLUICE_SHARED_DIR", os.path.join(os.path.dirname(__file__), "../../../shared"))
+KCIDB = os.path.join(SHARED, "kcidb")
+CORPUS_ZIP = os.path.join(KCIDB, "submissions.zip")
+
+GOOD = {"version": {"major": 5, "minor": 3},
+        "tests": [{"id": "bb:t1", "origin": "bb", "build_id": "bb:b1", "status": "PASS"}]}
+
+
+def main():
+    """Runs the unittest classes of the calling module (argv[1] is the binary)."""
+    unittest.main(argv=[sys.argv[0]], verbosity=2)
+
+
+def extract_corpus(dest, prefix=""):
+    """Unpacks the 500-file corpus into `dest` (names optionally prefixed); False if absent."""
+    if not os.path.exists(CORPUS_ZIP):
+        return False
+    with zipfile.ZipFile(CORPUS_ZIP) as z:
+        for info in z.infolist():
+            if info.is_dir() or not info.filename.endswith(".json"):
+                continue
+            name = prefix + os.path.basename(info.filename)
+            tmp = os.path.join(dest, "." + name + ".tmp")
+            with z.open(info) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+            os.rename(tmp, os.path.join(dest, name))
+    return True
+
+
+class Sandbox:
+    """A temporary directory with a spool and a database for one daemon."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sluice-bb-")
+        self.spool = os.path.join(self.dir, "spool")
+        os.makedirs(self.spool)
+        self.db = os.path.join(self.dir, "sluice.db")
+        self.proc = None
+        self.log = None
+
+    def close(self):
+        if os.environ.get("SLUICE_KEEP"):
+            print("kept", self.dir)
+            return
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def drop(self, name, content):
+        """Writes a file the way a good producer does: a dotfile, then a rename."""
+        tmp = os.path.join(self.spool, "." + name + ".part")
+        data = content if isinstance(content, bytes) else (
+            content if isinstance(content, str) else json.dumps(content)).encode()
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, os.path.join(self.spool, name))
+
+    def args(self, *extra):
+        return [SLUICE, "serve", "--spool-dir", self.spool, "--database", "sqlite:" + self.db,
+                "--settle", "0.2", "--interval", "1", "--retry-delay", "0.05"] + list(extra)
+
+    def burst(self, *extra, timeout=300):
+        return subprocess.run(self.args("--burst", *extra), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def start(self, *extra):
+        self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
+        self.proc = subprocess.Popen(self.args(*extra), stdout=self.log, stderr=self.log)
+        return self.proc
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def daemon_log(self):
+        with open(os.path.join(self.dir, "daemon.log"), errors="replace") as f:
+            return f.read()
+
+    def sluice(self, *args):
+        return subprocess.run([SLUICE] + list(args), capture_output=True, text=True, timeout=60)
+
+    def query(self, sql, *params):
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def listing(self, sub=""):
+        path = os.path.join(self.spool, sub)
+        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+    def wait_for(self, predicate, timeout=30, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("daemon exited (%s) while waiting for %s:\n%s" % (
+                    self.proc.returncode, what, self.daemon_log()[-3000:]))
+            time.sleep(0.05)
+        raise AssertionError("timed out waiting for " + what)
