@@ -40,6 +40,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app->add_option("--max-interruptions", e.max_interruptions,
+                  "Daemon deaths during one job before it fails as a poison pill")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app->add_flag("--no-archive", f->no_archive, "Delete succeeded files instead of archiving");
   app->add_flag("--burst", e.burst, "Drain the spool (and due retries), print a summary, exit");
   app->add_option("--retry-delay", e.retry_delay_s, "First retry delay in seconds (doubles)")

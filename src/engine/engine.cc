@@ -143,6 +143,7 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
       Job& j = it->second.job;
       j.state = u.state;
       j.attempts = u.attempts;
+      j.interruptions = u.interruptions;
       j.run_at = u.run_at;
       j.last_tried = u.last_tried;
       j.finished_at = u.finished_at;

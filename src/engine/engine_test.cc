@@ -70,7 +70,7 @@ class EngineTest : public ::testing::Test {
     return jobs->empty() ? Job{} : jobs->front();
   }
   // Registers `name` as a job in `state`, as a dead daemon would have left it.
-  int64_t Leave(const std::string& name, JobState state, int attempts) {
+  int64_t Leave(const std::string& name, JobState state, int attempts, int interruptions = 0) {
     auto info = Env::Default()->Stat(spool_ + "/" + name);
     WriteBatch b;
     Job j;
@@ -86,6 +86,7 @@ class EngineTest : public ::testing::Test {
     up.job_id = b.new_jobs[0].id;
     up.state = state;
     up.attempts = attempts;
+    up.interruptions = interruptions;
     u.updates.push_back(up);
     EXPECT_TRUE(store_->Write(&u).ok());
     // The spool was live when the daemon died.
@@ -155,19 +156,20 @@ TEST_F(EngineTest, FsyncErrorsOnTheSpoolDirectoriesLoseNothing) {
   EXPECT_EQ(observer_.started, 20);
 }
 
-TEST_F(EngineTest, AJobLeftRunningByADeadDaemonIsRequeuedAndItsAttemptCounts) {
+TEST_F(EngineTest, AJobLeftRunningByADeadDaemonIsRequeuedAndTheInterruptionCounts) {
   testing::WriteAll(spool_ + "/r.json", kGood);
-  Leave("r.json", JobState::kRunning, 1);
+  Leave("r.json", JobState::kRunning, 3, 2);  // even with its attempts used up
   ASSERT_TRUE(Drain(Options()).ok());
   Job j = OnlyJob("r.json");
   EXPECT_EQ(j.state, JobState::kSucceeded);
-  EXPECT_EQ(j.attempts, 2);
+  EXPECT_EQ(j.attempts, 3);
+  EXPECT_EQ(j.interruptions, 3);
   EXPECT_TRUE(fs::exists(spool_ + "/archive/r.json"));
 }
 
-TEST_F(EngineTest, AJobInterruptedOnEveryAttemptFailsAsInterrupted) {
+TEST_F(EngineTest, AJobThatKeepsKillingTheDaemonFailsAsInterrupted) {
   testing::WriteAll(spool_ + "/poison.json", kGood);
-  Leave("poison.json", JobState::kRunning, 3);
+  Leave("poison.json", JobState::kRunning, 1, 19);  // the 20th death with it in hand
   ASSERT_TRUE(Drain(Options()).ok());
   Job j = OnlyJob("poison.json");
   EXPECT_EQ(j.state, JobState::kFailed);

@@ -12,6 +12,7 @@ struct EngineOptions {
   int max_workers = 5;
   double interval_s = 5.0;         // periodic full rescan: the safety net behind inotify
   int max_attempts = 5;            // tries per job before it fails for good
+  int max_interruptions = 20;      // daemon deaths during one job before it fails as a poison pill
   double retry_delay_s = 2.0;      // first backoff; doubles per attempt, with jitter
   double retry_max_delay_s = 300;  // backoff cap
   bool archive = true;             // false: delete succeeded files instead of archiving

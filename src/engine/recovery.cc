@@ -16,6 +16,7 @@ Status Engine::Recover() {
     JobUpdate fail;
     fail.job_id = j.id;
     fail.attempts = j.attempts;
+    fail.interruptions = j.interruptions;
     fail.last_tried = j.last_tried;
     fail.finished_at = now;
     fail.state = JobState::kFailed;
@@ -25,13 +26,26 @@ Status Engine::Recover() {
                     "the file disappeared from the spool before it was processed", ""};
       failing = true;
       ++vanished;
-    } else if (j.state == JobState::kRunning && j.attempts >= j.max_attempts) {
-      fail.error = {"interrupted",
-                    "the daemon stopped " + std::to_string(j.attempts) +
-                        " times while processing this file (crash or kill -9); giving up",
-                    ""};
-      failing = true;
-      ++interrupted;
+    } else if (j.state == JobState::kRunning) {
+      // The try was cut short: it does not use up an attempt, it counts as an interruption.
+      j.attempts = std::max(0, j.attempts - 1);
+      j.interruptions++;
+      fail.attempts = j.attempts;
+      fail.interruptions = j.interruptions;
+      if (j.interruptions >= options_.max_interruptions) {
+        fail.error = {"interrupted",
+                      "the daemon died " + std::to_string(j.interruptions) +
+                          " times while processing this file (a crash it causes, or kill -9);"
+                          " giving up",
+                      ""};
+        failing = true;
+        ++interrupted;
+      } else {
+        JobUpdate requeue = fail;
+        requeue.state = JobState::kQueued;
+        requeue.finished_at = 0;
+        writer_->Update(std::move(requeue));
+      }
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (j.state == JobState::kRunning) j.state = JobState::kQueued;

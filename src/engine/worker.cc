@@ -52,6 +52,7 @@ void Engine::RunJob(Job job) {
   claim.job_id = job.id;
   claim.state = JobState::kRunning;
   claim.attempts = job.attempts;
+  claim.interruptions = job.interruptions;
   claim.last_tried = job.last_tried;
   claim.error = job.error;
   writer_->Update(std::move(claim));
@@ -69,6 +70,7 @@ void Engine::RunJob(Job job) {
   JobUpdate u;
   u.job_id = job.id;
   u.attempts = job.attempts;
+  u.interruptions = job.interruptions;
   u.last_tried = job.last_tried;
   int64_t now = clock_->NowMicros();
   if (st.ok()) {

@@ -5,7 +5,8 @@
 //     └──────────────────┤                                        │
 //                        │   ◄──────────── run_at reached ────────┘
 //                        ├─permanent error or attempts used─► failed ─► file to failed/ + reason
-//                        └─daemon died while running─► queued on restart (attempt counted)
+//                        └─daemon died while running─► queued on restart (interruption
+//                          counted; too many fail the job as "interrupted": a poison pill)
 //   failed ─(sluice retry)─► queued
 #pragma once
 
@@ -50,8 +51,9 @@ struct Job {
   FileIdentity file;
   JobState state = JobState::kQueued;
   int priority = 0;
-  int attempts = 0;
+  int attempts = 0;      // tries that ran to an outcome (or are running now)
   int max_attempts = 5;
+  int interruptions = 0;  // tries cut short by the daemon dying (kill -9, crash, power loss)
   int64_t run_at = 0;  // wall-clock micros; when a retrying job may run again
   int64_t created_at = 0;
   int64_t last_tried = 0;

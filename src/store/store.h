@@ -23,6 +23,7 @@ struct JobUpdate {
   int64_t job_id = 0;
   JobState state = JobState::kQueued;
   int attempts = 0;
+  int interruptions = 0;
   int64_t run_at = 0;
   int64_t last_tried = 0;
   int64_t finished_at = 0;

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   state TEXT NOT NULL,
   priority INTEGER NOT NULL DEFAULT 0,
   attempts INTEGER NOT NULL DEFAULT 0,
+  interruptions INTEGER NOT NULL DEFAULT 0,
   max_attempts INTEGER NOT NULL,
   run_at INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS kv (
 constexpr std::string_view kJobColumns =
     "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
     "priority, attempts, max_attempts, run_at, created_at, last_tried, finished_at, "
-    "error_code, error_message, error_detail, result";
+    "error_code, error_message, error_detail, result, interruptions";
 
 Job ReadJob(const Stmt& s) {
   Job j;
@@ -64,6 +65,7 @@ Job ReadJob(const Stmt& s) {
   j.error.message = s.Text(18);
   j.error.detail = s.Text(19);
   j.result = s.Text(20);
+  j.interruptions = static_cast<int>(s.Int(21));
   return j;
 }
 
@@ -136,7 +138,7 @@ Status SqliteStore::Init(const std::string& path) {
   auto upd = Stmt::Prepare(
       write_.get(),
       "UPDATE jobs SET state=?, attempts=?, run_at=?, last_tried=?, finished_at=?,"
-      " error_code=?, error_message=?, error_detail=?, result=? WHERE id=?");
+      " error_code=?, error_message=?, error_detail=?, result=?, interruptions=? WHERE id=?");
   if (!upd.ok()) return upd.status();
   update_job_ = std::move(*upd);
 
@@ -224,7 +226,8 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
     text_or_null(7, u.error.message);
     text_or_null(8, u.error.detail);
     text_or_null(9, u.result);
-    update_job_.Bind(10, u.job_id);
+    update_job_.Bind(10, static_cast<int64_t>(u.interruptions));
+    update_job_.Bind(11, u.job_id);
     Status st = update_job_.Run();
     if (!st.ok()) return st.Annotate("job " + std::to_string(u.job_id));
     for (const ObjectRow& row : u.rows) {
