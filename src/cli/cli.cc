@@ -128,7 +128,7 @@ int Main(int argc, char** argv) {
   if (show->parsed()) return RunShow(show_db, show_what);
   if (stats->parsed()) return RunStats(stats_db);
   if (retry->parsed()) {
-    if (retry_name.empty() != retry_all) {
+    if (!retry_name.empty() != retry_all) {
       return RunRetry(retry_spool, retry_name, retry_all);
     }
     return ExitCode(Status::InvalidArgument("give a NAME or --all-failed (not both)"));

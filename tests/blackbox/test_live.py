@@ -1,0 +1,170 @@
+"""The daemon as an operator runs it: files landing while it watches, signals, reloading the
+trees file, retrying failed files, KernelCI's flags, config files, --no-archive."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+import harness
+
+V53 = {"major": 5, "minor": 3}
+
+
+def checkout(cid, url):
+    return {"version": V53, "checkouts": [{"id": cid, "origin": "lv", "git_repository_url": url}]}
+
+
+class LiveTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox()
+
+    def tearDown(self):
+        self.box.close()
+
+    def archived(self, name):
+        return os.path.exists(os.path.join(self.box.spool, "archive", name))
+
+    def test_files_landing_while_it_watches_are_taken_at_once(self):
+        box = self.box
+        box.start("--interval", "3600")  # inotify only: no rescan will help
+        box.wait_for(lambda: os.path.isdir(os.path.join(box.spool, "archive")), what="start")
+        t0 = time.time()
+        box.drop("renamed-in.json", harness.GOOD)
+        with open(os.path.join(box.spool, "written-in-place.json"), "w") as f:
+            json.dump(harness.GOOD, f)
+        box.wait_for(lambda: self.archived("renamed-in.json") and
+                     self.archived("written-in-place.json"), timeout=5, what="both archived")
+        self.assertLess(time.time() - t0, 3)
+        self.assertEqual(box.stop(), 0)
+
+    def test_sigterm_finishes_jobs_in_hand_and_loses_nothing(self):
+        box = self.box
+        box.sluice("demo-data", box.spool, "--count", "3000")
+        box.start("--max-workers", "4")
+        box.wait_for(lambda: len(box.listing("archive")) > 50, what="some progress")
+        self.assertEqual(box.stop(signal.SIGTERM), 0)
+        left = [n for n in box.listing() if n.endswith(".json")]
+        archived = box.listing("archive")
+        self.assertEqual(len(left) + len(archived), 3000)
+        self.assertEqual(box.query("SELECT COUNT(*) FROM jobs WHERE state='running'")[0][0], 0)
+        # A restart takes the rest.
+        r = box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(box.listing("archive")), 3000)
+
+    def test_sighup_reloads_the_trees_file(self):
+        box = self.box
+        trees = os.path.join(box.dir, "trees.yml")
+        with open(trees, "w") as f:
+            f.write("trees:\n  first:\n    url: 'https://example.org/a.git'\n")
+        box.start("--trees-file", trees)
+        box.drop("one.json", checkout("lv:c1", "https://example.org/a.git"))
+        box.wait_for(lambda: self.archived("one.json"), what="one.json")
+        with open(trees, "w") as f:
+            f.write("trees:\n  second:\n    url: 'https://example.org/a.git'\n")
+        box.proc.send_signal(signal.SIGHUP)
+        box.wait_for(lambda: "configuration reloaded" in box.daemon_log(), what="reload")
+        box.drop("two.json", checkout("lv:c2", "https://example.org/a.git"))
+        box.wait_for(lambda: self.archived("two.json"), what="two.json")
+        names = dict(box.query("SELECT id, tree_name FROM checkouts"))
+        self.assertEqual(names, {"lv:c1": "first", "lv:c2": "second"})
+        # A broken trees file on reload keeps the old one and the daemon runs on.
+        with open(trees, "w") as f:
+            f.write("trees: [")
+        box.proc.send_signal(signal.SIGHUP)
+        box.wait_for(lambda: "reload failed" in box.daemon_log(), what="failed reload")
+        self.assertIsNone(box.proc.poll())
+        self.assertEqual(box.stop(), 0)
+
+    def test_retry_moves_failed_files_back_and_they_run(self):
+        box = self.box
+        box.drop("fixme.json", '{"version": {"major": 5, "minor": 3}, "tests": [')
+        box.drop("fixme2.json", '{"version": 5}')
+        self.assertEqual(box.burst().returncode, 0)
+        self.assertIn("fixme.json.error.json", box.listing("failed"))
+        for name in ("fixme.json", "fixme2.json"):  # the operator repairs them in place
+            with open(os.path.join(box.spool, "failed", name), "w") as f:
+                json.dump(harness.GOOD, f)
+        r = box.sluice("retry", "--spool-dir", box.spool, "fixme.json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = box.sluice("retry", "--spool-dir", box.spool, "--all-failed")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(box.listing("failed"), [])
+        self.assertEqual(box.burst().returncode, 0)
+        self.assertTrue(self.archived("fixme.json") and self.archived("fixme2.json"))
+        r = box.sluice("retry", "--spool-dir", box.spool, "nothing.json")
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_jobs_and_show_tell_why_a_file_failed(self):
+        box = self.box
+        box.drop("bad.json", {"version": V53, "tests": [{"id": "x"}]})
+        self.assertEqual(box.burst().returncode, 0)
+        db = "sqlite:" + box.db
+        table = box.sluice("jobs", "--database", db, "--state", "failed").stdout
+        self.assertIn("bad.json", table)
+        self.assertIn("schema_violation", table)
+        shown = json.loads(box.sluice("show", "--database", db, "bad.json").stdout)
+        self.assertEqual(shown["error"]["code"], "schema_violation")
+        self.assertIn("/tests/0", shown["error"]["detail"]["instance_path"])
+        self.assertEqual(json.loads(box.sluice("show", "--database", db,
+                                               str(shown["id"])).stdout)["name"], "bad.json")
+        self.assertEqual(box.sluice("show", "--database", db, "999").returncode, 3)
+        self.assertEqual(box.sluice("jobs", "--database", db, "--state", "odd").returncode, 2)
+
+    def test_monitor_submissions_takes_kernelci_flags(self):
+        box = self.box
+        box.drop("k.json", harness.GOOD)
+        proc = subprocess.Popen(
+            [harness.SLUICE, "monitor-submissions", "--spool-dir", box.spool, "--max-workers",
+             "2", "--interval", "1", "--trees-file",
+             os.path.join(os.path.dirname(__file__), "../../data/kcidb/trees.yml"),
+             "--database", "sqlite:" + box.db], stderr=subprocess.PIPE, text=True)
+        box.wait_for(lambda: self.archived("k.json"), what="k.json")
+        proc.send_signal(signal.SIGINT)
+        self.assertEqual(proc.wait(timeout=30), 0)
+        r = box.sluice("monitor-submissions", "--spool-dir", box.spool, "--burst")
+        self.assertEqual(r.returncode, 2)  # not a KernelCI flag
+
+    def test_a_config_file_sets_flags_and_the_command_line_wins(self):
+        box = self.box
+        conf = os.path.join(box.dir, "sluice.ini")
+        with open(conf, "w") as f:
+            f.write("[serve]\nspool-dir = %s\ndatabase = sqlite:%s\nburst = true\n"
+                    "no_archive = true\nstderr-level = off\n" % (box.spool, box.db))
+        box.drop("c.json", harness.GOOD)
+        r = subprocess.run([harness.SLUICE, "serve", "-c", conf], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")  # stderr-level = off from the file
+        box.drop("c.json", harness.GOOD)
+        r = subprocess.run([harness.SLUICE, "serve", "-c", conf, "--stderr-level", "info"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("draining", r.stderr)  # the command line won
+        self.assertIn("1 succeeded", r.stdout)
+        self.assertFalse(os.path.exists(os.path.join(box.spool, "c.json")))
+        self.assertEqual(box.listing("archive"), [])  # --no-archive deleted it
+        with open(conf, "a") as f:
+            f.write("max-workers = 0\n")
+        r = subprocess.run([harness.SLUICE, "serve", "-c", conf], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)  # a bad value in the file is refused
+
+    def test_log_file_and_stderr_have_their_own_levels(self):
+        box = self.box
+        log = os.path.join(box.dir, "sluice.log")
+        box.drop("bad.json", "{")
+        r = box.burst("--log-file", log, "--log-file-level", "debug", "--stderr-level", "error")
+        self.assertEqual(r.returncode, 0)
+        self.assertNotIn("warning", r.stderr)
+        with open(log) as f:
+            self.assertIn("bad.json", f.read())
+        r = box.burst("--stderr-level", "loud")
+        self.assertEqual(r.returncode, 2)
+
+
+if __name__ == "__main__":
+    harness.main()
