@@ -161,9 +161,16 @@ bool IsAuthority(std::string_view a) {
   return true;
 }
 
+// The reference checks formats with Python regular expressions ending in "$", which also
+// match before one final newline; so do we, to agree with it.
+std::string_view DropFinalNewline(std::string_view s) {
+  return !s.empty() && s.back() == '\n' ? s.substr(0, s.size() - 1) : s;
+}
+
 }  // namespace
 
 bool IsRfc3339DateTime(std::string_view s) {
+  s = DropFinalNewline(s);
   int year, month, day, hour, minute, second;
   if (!Digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
       s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
@@ -191,6 +198,7 @@ bool IsRfc3339DateTime(std::string_view s) {
 }
 
 bool IsRfc3986Uri(std::string_view s) {
+  s = DropFinalNewline(s);
   // scheme ":" hier-part [ "?" query ] [ "#" fragment ]
   if (s.empty() || !IsAlpha(s[0])) return false;
   size_t i = 1;

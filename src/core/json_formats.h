@@ -3,6 +3,7 @@
 //   date-time: RFC 3339 section 5.6, case-insensitive T and Z, real calendar days, second 60.
 //   uri:       RFC 3986 "URI" (absolute: a scheme is required), ASCII only.
 //   email:     contains "@" (what the reference checks, nothing stricter).
+// Like the reference's regular expressions, date-time and uri accept one final newline.
 #pragma once
 
 #include <string_view>
