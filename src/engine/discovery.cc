@@ -87,12 +87,23 @@ void Engine::Register(std::vector<Job>* fresh) {
     return a.file.mtime_ns != b.file.mtime_ns ? a.file.mtime_ns < b.file.mtime_ns
                                               : a.name < b.name;
   });
+  // Ids are allocated here, so a worker may start on a file while its registration commits:
+  // the file stays in the spool until the job's final state (committed in the same or a later
+  // transaction than the registration) is durable. A crash before that finds the file
+  // unknown or unfinished and takes it again.
+  std::vector<Ticket> tickets;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const Job& j : *fresh) by_name_[j.name] = 0;  // registration pending
+    for (Job& j : *fresh) {
+      j.id = next_id_++;
+      by_name_[j.name] = j.id;
+      jobs_[j.id] = Tracked{j};
+      tickets.push_back(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
+    }
   }
   writer_->AddJobs(std::move(*fresh));
   fresh->clear();
+  for (const Ticket& t : tickets) broker_->Push(t);
 }
 
 void Engine::FinishMove(Tracked t, bool sync) {

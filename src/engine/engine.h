@@ -122,10 +122,11 @@ class Engine {
 
   mutable std::mutex mu_;
   std::unordered_map<int64_t, Tracked> jobs_;              // by id
-  std::unordered_map<std::string, int64_t> by_name_;       // 0: registration pending
+  std::unordered_map<std::string, int64_t> by_name_;
   std::unordered_map<std::string, bool> deferred_;  // being written or settling -> from_scan
                                                     // (discovery thread only)
   std::mt19937_64 rng_;
+  int64_t next_id_ = 1;  // job ids are allocated by the engine (one daemon per database)
 
   // The last stop was clean (every finished file moved): the startup scan need not look each
   // file up in the store. Recorded in the store's kv map under kCleanStopNs.

@@ -1,8 +1,6 @@
 // Engine workers: claim a job, run the handler, hand the outcome to the writer.
 #include <spdlog/spdlog.h>
 #include <pthread.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "engine/backoff.h"
 #include "engine/engine.h"
@@ -10,9 +8,6 @@
 namespace sluice {
 
 void Engine::WorkerLoop() {
-  // The single writer is the critical path of a drain: workers yield the CPU to it (nice +5
-  // for this thread only), so parsing ahead never starves the commits.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 5);
   pthread_setname_np(pthread_self(), "sluice-worker");
   while (!stop_) {
     std::optional<Ticket> t = broker_->Pop(std::chrono::milliseconds(200));

@@ -59,7 +59,8 @@ void Writer::Loop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !new_jobs_.empty() || !updates_.empty(); });
       if (new_jobs_.empty() && updates_.empty()) return;  // stopping and drained
-      size_t n = std::min(new_jobs_.size(), max_batch_);
+      // Every pending registration goes in: a job's result may only commit with or after it.
+      size_t n = new_jobs_.size();
       batch.new_jobs.assign(std::make_move_iterator(new_jobs_.begin()),
                             std::make_move_iterator(new_jobs_.begin() + n));
       new_jobs_.erase(new_jobs_.begin(), new_jobs_.begin() + n);

@@ -4,6 +4,7 @@
 // A batch the store rejects for a permanent reason is split in halves until the bad job is
 // alone; that job alone is marked failed (its rows dropped) and the rest commit. A transient
 // failure (database busy, disk full) retries the same batch with backoff; nothing is dropped.
+// Registrations always commit no later than any update queued after them.
 // After each commit, `after_commit` runs on the writer thread with what was committed.
 #pragma once
 

@@ -6,15 +6,23 @@
 namespace sluice {
 
 void LocalBroker::Push(const Ticket& t) {
+  bool delayed;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (t.run_at > clock_->NowMicros()) {
+    delayed = t.run_at > clock_->NowMicros();
+    if (delayed) {
       delayed_.push(t);
     } else {
       ready_.push(t);
     }
   }
-  cv_.notify_all();  // a delayed ticket may shorten a waiter's sleep
+  // One ready ticket needs one worker (no thundering herd); a delayed ticket may shorten
+  // every waiter's sleep.
+  if (delayed) {
+    cv_.notify_all();
+  } else {
+    cv_.notify_one();
+  }
 }
 
 void LocalBroker::PromoteDueLocked() {

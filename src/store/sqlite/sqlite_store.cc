@@ -131,8 +131,8 @@ Status SqliteStore::Init(const std::string& path) {
   auto ins = Stmt::Prepare(
       write_.get(),
       "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"
-      " state, priority, attempts, max_attempts, run_at, created_at)"
-      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      " state, priority, attempts, max_attempts, run_at, created_at, id)"
+      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.ok()) return ins.status();
   insert_job_ = std::move(*ins);
   auto upd = Stmt::Prepare(
@@ -201,6 +201,11 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
         .Bind(12, static_cast<int64_t>(j.max_attempts))
         .Bind(13, j.run_at)
         .Bind(14, j.created_at);
+    if (j.id != 0) {
+      insert_job_.Bind(15, j.id);
+    } else {
+      insert_job_.BindNull(15);
+    }
     Status st = insert_job_.Run();
     if (!st.ok()) return st.Annotate("add job " + j.name);
     j.id = sqlite3_last_insert_rowid(write_.get());
@@ -258,6 +263,17 @@ Status SqliteStore::Write(WriteBatch* batch) {
     for (Job& j : batch->new_jobs) j.id = 0;
   }
   return st;
+}
+
+Result<int64_t> SqliteStore::MaxJobId() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(),
+                         "SELECT MAX(COALESCE((SELECT MAX(id) FROM jobs), 0),"
+                         " COALESCE((SELECT seq FROM sqlite_sequence WHERE name='jobs'), 0))");
+  if (!s.ok()) return s.status();
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  return s->Int(0);
 }
 
 Status SqliteStore::RequeueJobs(const std::vector<int64_t>& ids) {

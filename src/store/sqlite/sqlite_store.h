@@ -21,6 +21,7 @@ class SqliteStore : public Store {
 
   Status DefineTables(const std::vector<TableSpec>& tables) override;
   Status Write(WriteBatch* batch) override;
+  Result<int64_t> MaxJobId() override;
   Status RequeueJobs(const std::vector<int64_t>& ids) override;
   Result<Job> GetJob(int64_t id) override;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
