@@ -56,6 +56,9 @@ Status Engine::Start() {
   auto clean = store_->GetValue(kCleanStopNs, spool_.root());
   // No marker: this spool never ran here, so no finished-but-unmoved file can exist either.
   clean_start_ = clean.ok() && (!clean->has_value() || **clean == "1");
+  auto max_id = store_->MaxJobId();
+  if (!max_id.ok()) return max_id.status();
+  next_id_ = *max_id + 1;
   writer_->Start();
   mover_ = std::thread([this] { MoverLoop(); });
   Status st = Recover();
@@ -131,12 +134,7 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
   std::vector<int64_t> finals;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (Job& j : committed.new_jobs) {
-      by_name_[j.name] = j.id;
-      broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
-      jobs_[j.id] = Tracked{std::move(j)};
-      counters_.registered++;
-    }
+    counters_.registered += committed.new_jobs.size();
     for (const JobUpdate& u : committed.updates) {
       auto it = jobs_.find(u.job_id);
       if (it == jobs_.end()) continue;
@@ -158,7 +156,10 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
         broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
       }
     }
-    for (const Job& j : dropped) by_name_.erase(j.name);
+    for (const Job& j : dropped) {
+      by_name_.erase(j.name);
+      jobs_.erase(j.id);
+    }
   }
   if (finals.empty()) return;
   {
