@@ -12,6 +12,7 @@
 //           commit and move to archive/
 //   fsync:  the per-file limit this disk would impose without group commit (write+fsync)
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,14 +25,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <random>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "core/allocator.h"
 #include "engine/engine.h"
@@ -52,9 +51,9 @@ double PeakRssMb() {
 }
 
 std::string FreshDir(const std::string& name) {
-  std::string dir = (fs::temp_directory_path() / ("sluice-bench-" + name + "-" +
-                                                  std::to_string(getpid())))
-                        .string();
+  std::string dir =
+      (fs::temp_directory_path() / ("sluice-bench-" + name + "-" + std::to_string(getpid())))
+          .string();
   fs::remove_all(dir);
   fs::create_directories(dir + "/spool");
   return dir;
@@ -82,7 +81,8 @@ class LatencyObserver : public EngineObserver {
     for (auto& [name, t] : done ? done_ : started_) {
       auto it = landed_.find(name);
       if (it == landed_.end()) continue;
-      out.push_back(std::max(0.0, std::chrono::duration<double, std::milli>(t - it->second).count()));
+      out.push_back(
+          std::max(0.0, std::chrono::duration<double, std::milli>(t - it->second).count()));
     }
     return out;
   }
@@ -99,8 +99,7 @@ class LatencyObserver : public EngineObserver {
 };
 
 int RunEngine(const std::string& dir, bool burst, EngineObserver* observer,
-              const std::function<void(Engine&)>& during, double* seconds,
-              EngineCounters* out) {
+              const std::function<void(Engine&)>& during, double* seconds, EngineCounters* out) {
   auto store = OpenStore("sqlite:" + dir + "/bench.db");
   auto handler = kcidb::KcidbHandler::Create({});
   if (!store.ok() || !handler.ok()) return 1;
@@ -131,8 +130,9 @@ void PrintDrain(const char* what, double secs, const EngineCounters& c) {
   std::printf(
       "%-7s %llu files (%llu failed) in %.3f s: %.0f files/s, %.0f objects/s, %.1f MB/s; "
       "peak RSS %.0f MB\n",
-      what, static_cast<unsigned long long>(files), static_cast<unsigned long long>(c.failed.load()),
-      secs, files / secs, c.objects / secs, c.bytes / 1e6 / secs, PeakRssMb());
+      what, static_cast<unsigned long long>(files),
+      static_cast<unsigned long long>(c.failed.load()), secs, files / secs, c.objects / secs,
+      c.bytes / 1e6 / secs, PeakRssMb());
 }
 
 int Corpus(const std::string& zip) {
@@ -193,8 +193,8 @@ int Live(int n, int rate) {
           (void)Env::Default()->WriteFile(tmp, docs[i]);
           std::rename(tmp.c_str(), (spool + "/" + name).c_str());
           obs.Landed(name, Clock_::now());
-          std::this_thread::sleep_until(t0 + std::chrono::microseconds(
-                                                 static_cast<int64_t>((i + 1) * 1e6 / rate)));
+          std::this_thread::sleep_until(
+              t0 + std::chrono::microseconds(static_cast<int64_t>((i + 1) * 1e6 / rate)));
         }
         while (obs.finished_ < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
         engine.RequestStop();
@@ -221,9 +221,10 @@ int Fsync() {
     ::close(fd);
   }
   double secs = std::chrono::duration<double>(Clock_::now() - t0).count();
-  std::printf("fsync   write+fsync of one small file: %.0f files/s (the limit without group "
-              "commit)\n",
-              n / secs);
+  std::printf(
+      "fsync   write+fsync of one small file: %.0f files/s (the limit without group "
+      "commit)\n",
+      n / secs);
   fs::remove_all(dir);
   return 0;
 }

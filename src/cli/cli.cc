@@ -1,6 +1,5 @@
 // Command dispatch: flags for every command, config files, and the one Status → exit code map.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -16,9 +15,12 @@ int ExitCode(const Status& st) {
   std::fprintf(stderr, "sluice: %s\n", st.ToString().c_str());
   switch (st.code()) {
     case Code::kInvalidArgument:
-    case Code::kFailedPrecondition: return 2;
-    case Code::kNotFound: return 3;
-    default: return 1;
+    case Code::kFailedPrecondition:
+      return 2;
+    case Code::kNotFound:
+      return 3;
+    default:
+      return 1;
   }
 }
 
@@ -61,7 +63,8 @@ int Main(int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string config_unused;
   auto add_config = [&](CLI::App* sub) {
-    sub->add_option("-c,--config", config_unused, "ini/toml file with flags (the command line wins)");
+    sub->add_option("-c,--config", config_unused,
+                    "ini/toml file with flags (the command line wins)");
   };
 
   ServeFlags serve_flags;
@@ -70,9 +73,10 @@ int Main(int argc, char** argv) {
   add_config(serve);
 
   ServeFlags mon_flags;
-  CLI::App* mon = app.add_subcommand(
-      "monitor-submissions", "KernelCI's monitor_submissions, flag for flag (STORAGE_TOKEN, "
-                             "STORAGE_BASE_URL from the environment)");
+  CLI::App* mon =
+      app.add_subcommand("monitor-submissions",
+                         "KernelCI's monitor_submissions, flag for flag (STORAGE_TOKEN, "
+                         "STORAGE_BASE_URL from the environment)");
   AddServeFlags(mon, &mon_flags, true);
   add_config(mon);
 
@@ -107,8 +111,8 @@ int Main(int argc, char** argv) {
   demo_cmd->add_option("--count", demo.count, "Files to write")->capture_default_str();
   demo_cmd->add_option("--tests-per-file", demo.tests_per_file, "Tests per file")
       ->capture_default_str();
-  demo_cmd->add_option("--bad-fraction", demo.bad_fraction,
-                       "Share of deliberately broken files (0..1)")
+  demo_cmd
+      ->add_option("--bad-fraction", demo.bad_fraction, "Share of deliberately broken files (0..1)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   demo_cmd->add_flag("--minimal", demo.minimal, "One test per file and nothing else");

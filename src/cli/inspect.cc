@@ -174,8 +174,7 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
     ++moved;
   }
   (void)spool.Sync();
-  std::printf("moved %d file%s back into %s\n", moved, moved == 1 ? "" : "s",
-              spool.root().c_str());
+  std::printf("moved %d file%s back into %s\n", moved, moved == 1 ? "" : "s", spool.root().c_str());
   return 0;
 }
 

@@ -109,8 +109,9 @@ int RunServe(ServeFlags f) {
   Engine engine(f.engine, store->get(), handler->get(), Env::Default(), Clock::Real());
   st = engine.Start();
   if (!st.ok()) return ExitCode(st);
-  spdlog::info("sluice: {} {} with {} workers, database {}", f.engine.burst ? "draining" : "watching",
-               engine.spool_root(), f.engine.max_workers, f.database);
+  spdlog::info("sluice: {} {} with {} workers, database {}",
+               f.engine.burst ? "draining" : "watching", engine.spool_root(), f.engine.max_workers,
+               f.database);
   int64_t t0 = Clock::Real()->MonotonicMicros();
   while (!engine.Done()) {
     struct timespec ts = {0, 200 * 1000 * 1000};

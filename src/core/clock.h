@@ -31,7 +31,8 @@ class ManualClock : public Clock {
   std::atomic<int64_t> now_;
 };
 
-// Formats wall-clock microseconds as RFC 3339 UTC with microseconds ("2026-01-02T03:04:05.123456Z").
+// Formats wall-clock microseconds as RFC 3339 UTC with microseconds
+// ("2026-01-02T03:04:05.123456Z").
 std::string FormatTime(int64_t micros);
 
 }  // namespace sluice

@@ -33,9 +33,20 @@ bool IsUnreserved(char c) {
 }
 bool IsSubDelim(char c) {
   switch (c) {
-    case '!': case '$': case '&': case '\'': case '(': case ')':
-    case '*': case '+': case ',': case ';': case '=': return true;
-    default: return false;
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -202,8 +213,8 @@ bool IsRfc3986Uri(std::string_view s) {
   // scheme ":" hier-part [ "?" query ] [ "#" fragment ]
   if (s.empty() || !IsAlpha(s[0])) return false;
   size_t i = 1;
-  while (i < s.size() && (IsAlpha(s[i]) || IsDigit(s[i]) || s[i] == '+' || s[i] == '-' ||
-                          s[i] == '.')) {
+  while (i < s.size() &&
+         (IsAlpha(s[i]) || IsDigit(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')) {
     ++i;
   }
   if (i >= s.size() || s[i] != ':') return false;

@@ -1,9 +1,9 @@
 // JsonSchema: compilation of a draft-7 schema into Nodes, and validation.
 #include "core/json_schema.h"
 
-#include <re2/re2.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/pointer.h>
+#include <re2/re2.h>
 
 #include <cmath>
 #include <cstring>
@@ -34,13 +34,19 @@ bool IsInteger(const rapidjson::Value& v) {
 
 uint8_t TypeOf(const rapidjson::Value& v) {
   switch (v.GetType()) {
-    case rapidjson::kNullType: return kNull;
+    case rapidjson::kNullType:
+      return kNull;
     case rapidjson::kFalseType:
-    case rapidjson::kTrueType: return kBool;
-    case rapidjson::kObjectType: return kObject;
-    case rapidjson::kArrayType: return kArray;
-    case rapidjson::kStringType: return kString;
-    case rapidjson::kNumberType: return IsInteger(v) ? (kNumber | kInteger) : kNumber;
+    case rapidjson::kTrueType:
+      return kBool;
+    case rapidjson::kObjectType:
+      return kObject;
+    case rapidjson::kArrayType:
+      return kArray;
+    case rapidjson::kStringType:
+      return kString;
+    case rapidjson::kNumberType:
+      return IsInteger(v) ? (kNumber | kInteger) : kNumber;
   }
   return 0;
 }
@@ -314,10 +320,10 @@ Status JsonSchema::Impl::Fill(Node* n, const rapidjson::Value& v) {
       n->items = *c;
     }
   }
-  for (auto [key, out] : {std::pair{"additionalItems", &n->additional_items},
-                          std::pair{"contains", &n->contains}, std::pair{"not", &n->not_},
-                          std::pair{"if", &n->if_}, std::pair{"then", &n->then_},
-                          std::pair{"else", &n->else_}}) {
+  for (auto [key, out] :
+       {std::pair{"additionalItems", &n->additional_items}, std::pair{"contains", &n->contains},
+        std::pair{"not", &n->not_}, std::pair{"if", &n->if_}, std::pair{"then", &n->then_},
+        std::pair{"else", &n->else_}}) {
     if (auto it = v.FindMember(key); it != v.MemberEnd()) {
       auto c = sub(key, it->value);
       if (!c.ok()) return c.status();

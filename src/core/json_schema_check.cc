@@ -16,7 +16,7 @@ namespace {
 std::string TypeNames(uint8_t types) {
   std::string out;
   const std::pair<uint8_t, const char*> kNames[] = {
-      {kNull, "null"},     {kBool, "boolean"}, {kObject, "object"}, {kArray, "array"},
+      {kNull, "null"},     {kBool, "boolean"},  {kObject, "object"},  {kArray, "array"},
       {kNumber, "number"}, {kString, "string"}, {kInteger, "integer"}};
   for (auto [bit, name] : kNames) {
     if (types & bit) out += (out.empty() ? "" : " or ") + std::string(name);

@@ -17,7 +17,13 @@ namespace sluice {
 namespace schema_internal {
 
 enum TypeBit : uint8_t {
-  kNull = 1, kBool = 2, kObject = 4, kArray = 8, kNumber = 16, kString = 32, kInteger = 64,
+  kNull = 1,
+  kBool = 2,
+  kObject = 4,
+  kArray = 8,
+  kNumber = 16,
+  kString = 32,
+  kInteger = 64,
 };
 enum class Format { kNone, kDateTime, kUri, kEmail };
 enum class PatternKind { kNone, kNoNul, kRe2 };

@@ -17,8 +17,7 @@ Result<spdlog::level::level_enum> ParseLevel(const std::string& name) {
   for (int i = 0; i < spdlog::level::n_levels; ++i) {
     auto lvl = static_cast<spdlog::level::level_enum>(i);
     auto sv = spdlog::level::to_string_view(lvl);
-    if (std::string(sv.data(), sv.size()) == n ||
-        (n == "warning" && lvl == spdlog::level::warn)) {
+    if (std::string(sv.data(), sv.size()) == n || (n == "warning" && lvl == spdlog::level::warn)) {
       return lvl;
     }
   }

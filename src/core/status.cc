@@ -7,15 +7,24 @@ namespace sluice {
 
 std::string_view CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "ok";
-    case Code::kInvalidArgument: return "invalid_argument";
-    case Code::kNotFound: return "not_found";
-    case Code::kAlreadyExists: return "already_exists";
-    case Code::kFailedPrecondition: return "failed_precondition";
-    case Code::kUnavailable: return "unavailable";
-    case Code::kIOError: return "io_error";
-    case Code::kCancelled: return "cancelled";
-    case Code::kInternal: return "internal";
+    case Code::kOk:
+      return "ok";
+    case Code::kInvalidArgument:
+      return "invalid_argument";
+    case Code::kNotFound:
+      return "not_found";
+    case Code::kAlreadyExists:
+      return "already_exists";
+    case Code::kFailedPrecondition:
+      return "failed_precondition";
+    case Code::kUnavailable:
+      return "unavailable";
+    case Code::kIOError:
+      return "io_error";
+    case Code::kCancelled:
+      return "cancelled";
+    case Code::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -25,8 +34,10 @@ Status Status::FromErrno(int err, std::string_view context) {
   msg += ": ";
   msg += std::strerror(err);
   switch (err) {
-    case ENOENT: return NotFound(std::move(msg));
-    case EEXIST: return AlreadyExists(std::move(msg));
+    case ENOENT:
+      return NotFound(std::move(msg));
+    case EEXIST:
+      return AlreadyExists(std::move(msg));
     case ENOSPC:
     case EDQUOT:
     case EAGAIN:
@@ -34,8 +45,10 @@ Status Status::FromErrno(int err, std::string_view context) {
     case EBUSY:
     case EMFILE:
     case ENFILE:
-    case ENOMEM: return Unavailable(std::move(msg));
-    default: return IOError(std::move(msg));
+    case ENOMEM:
+      return Unavailable(std::move(msg));
+    default:
+      return IOError(std::move(msg));
   }
 }
 

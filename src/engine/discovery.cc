@@ -84,8 +84,7 @@ void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool
 void Engine::Register(std::vector<Job>* fresh) {
   if (fresh->empty()) return;
   std::sort(fresh->begin(), fresh->end(), [](const Job& a, const Job& b) {
-    return a.file.mtime_ns != b.file.mtime_ns ? a.file.mtime_ns < b.file.mtime_ns
-                                              : a.name < b.name;
+    return a.file.mtime_ns != b.file.mtime_ns ? a.file.mtime_ns < b.file.mtime_ns : a.name < b.name;
   });
   // Ids are allocated here, so a worker may start on a file while its registration commits:
   // the file stays in the spool until the job's final state (committed in the same or a later

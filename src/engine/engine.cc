@@ -1,10 +1,10 @@
 // Engine: start, stop, and what happens after each group commit (file moves).
 #include "engine/engine.h"
 
+#include <pthread.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -34,9 +34,10 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
       spool_(env, AbsolutePath(options_.spool_dir)),
       broker_(std::make_unique<LocalBroker>(clock)),
       rng_(std::random_device{}()) {
-  writer_ = std::make_unique<Writer>(
-      store, options_.max_batch,
-      [this](WriteBatch& committed, std::vector<Job>& dropped) { AfterCommit(committed, dropped); });
+  writer_ = std::make_unique<Writer>(store, options_.max_batch,
+                                     [this](WriteBatch& committed, std::vector<Job>& dropped) {
+                                       AfterCommit(committed, dropped);
+                                     });
 }
 
 Engine::~Engine() {

@@ -121,7 +121,7 @@ class Engine {
   std::unique_ptr<Watcher> watcher_;
 
   mutable std::mutex mu_;
-  std::unordered_map<int64_t, Tracked> jobs_;              // by id
+  std::unordered_map<int64_t, Tracked> jobs_;  // by id
   std::unordered_map<std::string, int64_t> by_name_;
   std::unordered_map<std::string, bool> deferred_;  // being written or settling -> from_scan
                                                     // (discovery thread only)

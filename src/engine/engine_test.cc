@@ -148,7 +148,8 @@ TEST_F(EngineTest, AFailingRenameIntoTheArchiveIsRetriedWithoutRunningTheJobAgai
 }
 
 TEST_F(EngineTest, FsyncErrorsOnTheSpoolDirectoriesLoseNothing) {
-  for (int i = 0; i < 20; ++i) testing::WriteAll(spool_ + "/f" + std::to_string(i) + ".json", kGood);
+  for (int i = 0; i < 20; ++i)
+    testing::WriteAll(spool_ + "/f" + std::to_string(i) + ".json", kGood);
   env_.Inject(FaultEnv::Op::kSyncDir, EIO, "", 3);
   ASSERT_TRUE(Drain(Options()).ok());
   EXPECT_EQ(std::distance(fs::directory_iterator(spool_ + "/archive"), fs::directory_iterator()),

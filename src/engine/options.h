@@ -19,7 +19,7 @@ struct EngineOptions {
   bool burst = false;              // drain the spool (and due retries), then stop
   double settle_s = 1.0;           // quiet time for files found by scan when leases are unusable
   uint64_t max_file_bytes = 512ull << 20;
-  size_t max_batch = 1024;         // jobs per group commit
+  size_t max_batch = 1024;  // jobs per group commit
   double progress_interval_s = 5.0;
 };
 

@@ -22,8 +22,8 @@ Status Engine::Recover() {
     fail.state = JobState::kFailed;
     bool failing = false;
     if (info.status().IsNotFound()) {
-      fail.error = {"file_vanished",
-                    "the file disappeared from the spool before it was processed", ""};
+      fail.error = {"file_vanished", "the file disappeared from the spool before it was processed",
+                    ""};
       failing = true;
       ++vanished;
     } else if (j.state == JobState::kRunning) {

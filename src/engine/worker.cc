@@ -1,6 +1,6 @@
 // Engine workers: claim a job, run the handler, hand the outcome to the writer.
-#include <spdlog/spdlog.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include "engine/backoff.h"
 #include "engine/engine.h"
@@ -84,12 +84,12 @@ void Engine::RunJob(Job job) {
       int64_t delay;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        delay = BackoffMicros(job.attempts, options_.retry_delay_s, options_.retry_max_delay_s,
-                              rng_);
+        delay =
+            BackoffMicros(job.attempts, options_.retry_delay_s, options_.retry_max_delay_s, rng_);
       }
       u.run_at = now + delay;
-      spdlog::info("job {} ({}): attempt {}/{} failed, retrying in {:.1f}s: {}", job.id,
-                   job.name, job.attempts, job.max_attempts, delay / 1e6, st.message());
+      spdlog::info("job {} ({}): attempt {}/{} failed, retrying in {:.1f}s: {}", job.id, job.name,
+                   job.attempts, job.max_attempts, delay / 1e6, st.message());
     } else {
       u.state = JobState::kFailed;
       u.finished_at = now;

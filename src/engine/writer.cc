@@ -1,9 +1,8 @@
 // Writer: group commit and batch splitting.
 #include "engine/writer.h"
 
-#include <spdlog/spdlog.h>
-
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <unordered_map>
@@ -138,8 +137,8 @@ void Writer::WriteSplitting(WriteBatch* batch, WriteBatch* committed) {
     spdlog::error("job {}: the store rejected its result: {}", u.job_id, st.ToString());
     u.rows.clear();
     u.state = JobState::kFailed;
-    u.error = JobError{"store_rejected",
-                       "the database rejected this job's data: " + st.message(), ""};
+    u.error =
+        JobError{"store_rejected", "the database rejected this job's data: " + st.message(), ""};
     Status again = WriteWithRetry(batch, committed);
     if (!again.ok()) {
       spdlog::error("job {}: cannot record its failure: {}", u.job_id, again.ToString());

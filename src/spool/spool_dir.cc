@@ -41,8 +41,7 @@ Result<std::string> SpoolDir::Archive(std::string_view name, int64_t job_id) {
   return dest;
 }
 
-Result<std::string> SpoolDir::Fail(std::string_view name, int64_t job_id,
-                                   std::string_view report) {
+Result<std::string> SpoolDir::Fail(std::string_view name, int64_t job_id, std::string_view report) {
   std::string dest(name);
   auto taken = env_->Stat(JoinPath(FailedDir(), dest));
   if (taken.ok()) dest = SuffixedName(name, job_id);

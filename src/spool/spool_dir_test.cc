@@ -41,7 +41,8 @@ TEST(SpoolDirTest, FailWritesTheReasonBesideTheFile) {
   testing::WriteAll(spool.PathOf("b.json"), "{");
   auto dest = spool.Fail("b.json", 7, "{\"code\":\"invalid_json\"}");
   ASSERT_TRUE(dest.ok());
-  EXPECT_EQ(testing::ReadAll(spool.FailedDir() + "/b.json.error.json"), "{\"code\":\"invalid_json\"}");
+  EXPECT_EQ(testing::ReadAll(spool.FailedDir() + "/b.json.error.json"),
+            "{\"code\":\"invalid_json\"}");
   EXPECT_FALSE(std::filesystem::exists(spool.PathOf("b.json")));
   testing::WriteAll(spool.PathOf("b.json"), "{{");
   EXPECT_EQ(*spool.Fail("b.json", 8, "{}"), "b.8.json");

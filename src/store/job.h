@@ -51,10 +51,10 @@ struct Job {
   FileIdentity file;
   JobState state = JobState::kQueued;
   int priority = 0;
-  int attempts = 0;      // tries that ran to an outcome (or are running now)
+  int attempts = 0;  // tries that ran to an outcome (or are running now)
   int max_attempts = 5;
   int interruptions = 0;  // tries cut short by the daemon dying (kill -9, crash, power loss)
-  int64_t run_at = 0;  // wall-clock micros; when a retrying job may run again
+  int64_t run_at = 0;     // wall-clock micros; when a retrying job may run again
   int64_t created_at = 0;
   int64_t last_tried = 0;
   int64_t finished_at = 0;

@@ -54,9 +54,10 @@ class Store {
   // to positions in `tables`.
   virtual Status DefineTables(const std::vector<TableSpec>& tables) = 0;
 
-  // Inserts batch->new_jobs (with the ids they carry, or new ones when 0) and applies batch->updates with their rows,
-  // all in ONE transaction: all or nothing. On error nothing is written, and the message names
-  // the job whose update failed when it is known. This is the group commit of the engine.
+  // Inserts batch->new_jobs (with the ids they carry, or new ones when 0) and applies
+  // batch->updates with their rows, all in ONE transaction: all or nothing. On error nothing is
+  // written, and the message names the job whose update failed when it is known. This is the group
+  // commit of the engine.
   virtual Status Write(WriteBatch* batch) = 0;
 
   // The largest job id ever stored (0 when none): the engine allocates ids after it.

@@ -17,6 +17,8 @@ struct Backend {
   std::function<Result<std::unique_ptr<Store>>(const std::string& dir)> open;
 };
 
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+
 std::vector<TableSpec> Tables() {
   TableSpec t;
   t.name = "things";
@@ -204,10 +206,8 @@ TEST_P(StoreConformance, DefineTablesAddsColumnsANewerSchemaBrings) {
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformance,
-    ::testing::Values(Backend{"sqlite",
-                              [](const std::string& dir) {
-                                return OpenStore("sqlite:" + dir + "/store.db");
-                              }}),
+    ::testing::Values(Backend{
+        "sqlite", [](const std::string& dir) { return OpenStore("sqlite:" + dir + "/store.db"); }}),
     [](const auto& info) { return info.param.name; });
 
 TEST(OpenStoreTest, UnknownSchemeIsInvalidArgument) {

@@ -46,9 +46,9 @@ std::optional<Ticket> LocalBroker::Pop(std::chrono::milliseconds wait) {
     }
     auto until = deadline;
     if (!delayed_.empty()) {
-      auto due = std::chrono::steady_clock::now() +
-                 std::chrono::microseconds(
-                     std::max<int64_t>(0, delayed_.top().run_at - clock_->NowMicros()));
+      auto due =
+          std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(
+                                                 0, delayed_.top().run_at - clock_->NowMicros()));
       until = std::min(until, due);
     }
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;

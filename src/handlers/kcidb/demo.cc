@@ -14,8 +14,8 @@ const char* kRepos[] = {
 };
 const char* kArchs[] = {"x86_64", "arm64", "arm", "riscv"};
 const char* kStatus[] = {"PASS", "PASS", "PASS", "PASS", "FAIL", "SKIP", "ERROR"};
-const char* kPaths[] = {"baseline.login", "kselftest.net.ping", "ltp.syscalls.read01",
-                        "boot", "kunit.ext4.inode"};
+const char* kPaths[] = {"baseline.login", "kselftest.net.ping", "ltp.syscalls.read01", "boot",
+                        "kunit.ext4.inode"};
 
 std::string Hex(std::mt19937_64& rng, int n) {
   static const char* kHex = "0123456789abcdef";
@@ -70,21 +70,22 @@ std::string DemoSubmission(const DemoOptions& o, int index, std::mt19937_64& rng
            "\",\"git_commit_hash\":\"" + Hex(rng, 40) +
            "\",\"git_repository_branch\":\"master\",\"start_time\":\"" + Time(index, 0) +
            "\",\"valid\":true}],\"builds\":[{\"id\":\"" + build +
-           "\",\"origin\":\"demo\",\"checkout_id\":\"" + checkout +
-           "\",\"architecture\":\"" + arch +
-           "\",\"config_name\":\"defconfig\",\"compiler\":\"gcc-12\",\"start_time\":\"" +
+           "\",\"origin\":\"demo\",\"checkout_id\":\"" + checkout + "\",\"architecture\":\"" +
+           arch + "\",\"config_name\":\"defconfig\",\"compiler\":\"gcc-12\",\"start_time\":\"" +
            Time(index, 1) + "\",\"duration\":" + std::to_string(60 + rng() % 900) +
            ".25,\"status\":\"PASS\"}],\"tests\":[" + tests + "]}";
   }
   if (u(rng) < o.bad_fraction) {
     switch (rng() % 3) {
-      case 0: return body.substr(0, body.size() / 2);  // truncated
-      case 1: {                                        // a status the schema does not know
+      case 0:
+        return body.substr(0, body.size() / 2);  // truncated
+      case 1: {                                  // a status the schema does not know
         size_t pos = body.find("\"status\":\"");
         return body.substr(0, pos) + "\"status\":\"MAYBE\"" +
                body.substr(body.find('"', pos + 10) + 1);
       }
-      default: return "{\"version\":{\"major\":6,\"minor\":0},\"tests\":[]}";
+      default:
+        return "{\"version\":{\"major\":6,\"minor\":0},\"tests\":[]}";
     }
   }
   return body;

@@ -110,10 +110,9 @@ Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutpu
   // take one for the end of the text.
   if (const void* nul = std::memchr(text->data(), 0, text->size())) {
     size_t off = static_cast<const char*>(nul) - text->data();
-    return Fail(out,
-                Status::InvalidArgument("not valid JSON: a NUL byte at byte " +
-                                        std::to_string(off)),
-                "invalid_json", "{\"offset\":" + std::to_string(off) + "}");
+    return Fail(
+        out, Status::InvalidArgument("not valid JSON: a NUL byte at byte " + std::to_string(off)),
+        "invalid_json", "{\"offset\":" + std::to_string(off) + "}");
   }
   rapidjson::Document doc;
   text->push_back('\0');

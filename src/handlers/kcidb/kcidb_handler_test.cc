@@ -53,9 +53,9 @@ TEST_F(KcidbHandlerTest, TablesHaveOneColumnPerFieldWithNestedObjectsFlattened) 
     }
   }
   EXPECT_EQ(tables, (std::set<std::string>{"checkouts", "builds", "tests", "issues", "incidents"}));
-  for (const char* c : {"id", "build_id", "environment_comment", "environment_misc",
-                        "environment_compatible", "number_value", "number_unit", "misc",
-                        "output_files", "_timestamp", "log_excerpt"}) {
+  for (const char* c :
+       {"id", "build_id", "environment_comment", "environment_misc", "environment_compatible",
+        "number_value", "number_unit", "misc", "output_files", "_timestamp", "log_excerpt"}) {
     EXPECT_TRUE(test_cols.count(c)) << c;
   }
 }
@@ -145,9 +145,9 @@ TEST_F(KcidbHandlerTest, BrokenJsonFailsWithTheOffset) {
 }
 
 TEST_F(KcidbHandlerTest, TrailingDataAndNulBytesAreNotJsonAsInThePythonReference) {
-  for (std::string doc : {std::string(R"({"version": {"major": 5, "minor": 3}} extra)"),
-                          std::string("{\"version\": {\"major\": 5}}\0garbage", 31),
-                          std::string("\0{}", 3)}) {
+  for (std::string doc :
+       {std::string(R"({"version": {"major": 5, "minor": 3}} extra)"),
+        std::string("{\"version\": {\"major\": 5}}\0garbage", 31), std::string("\0{}", 3)}) {
     HandlerOutput out;
     EXPECT_EQ(Run(doc, &out).code(), Code::kInvalidArgument);
     EXPECT_EQ(out.error_code, "invalid_json");
@@ -165,9 +165,9 @@ TEST_F(KcidbHandlerTest, SchemaViolationNamesTheInstanceAndSchemaPath) {
 }
 
 TEST_F(KcidbHandlerTest, UnknownVersionsAreRefused) {
-  for (const char* doc : {R"({"version": {"major": 6, "minor": 0}})",
-                          R"({"version": {"major": 5, "minor": 9}})",
-                          R"({"version": "2.0"})", R"({"tests": []})", R"([1, 2])"}) {
+  for (const char* doc :
+       {R"({"version": {"major": 6, "minor": 0}})", R"({"version": {"major": 5, "minor": 9}})",
+        R"({"version": "2.0"})", R"({"tests": []})", R"([1, 2])"}) {
     HandlerOutput out;
     Status st = Run(doc, &out);
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << doc;

@@ -10,8 +10,18 @@
 namespace sluice::kcidb {
 namespace {
 
-constexpr std::array<Version, 13> kShipped = {{{1, 1}, {2, 0}, {3, 0}, {4, 0}, {4, 1}, {4, 2},
-                                               {4, 3}, {4, 4}, {4, 5}, {5, 0}, {5, 1}, {5, 2},
+constexpr std::array<Version, 13> kShipped = {{{1, 1},
+                                               {2, 0},
+                                               {3, 0},
+                                               {4, 0},
+                                               {4, 1},
+                                               {4, 2},
+                                               {4, 3},
+                                               {4, 4},
+                                               {4, 5},
+                                               {5, 0},
+                                               {5, 1},
+                                               {5, 2},
                                                {5, 3}}};
 
 std::string FileFor(Version v) {

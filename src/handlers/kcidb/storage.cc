@@ -100,8 +100,7 @@ std::optional<std::string> ExcerptUploader::Upload(const std::string& sha, std::
   std::string auth = "Authorization: Bearer " + options_.token;
   long backoff = options_.backoff_ms;
   for (int attempt = 1; attempt <= options_.max_tries; ++attempt) {
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(),
-                                                             &curl_easy_cleanup);
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
     if (!curl) return std::nullopt;
     curl_mime* mime = curl_mime_init(curl.get());
     curl_mimepart* part = curl_mime_addpart(mime);

@@ -69,7 +69,7 @@ Result<Tables> Tables::FromSchema(std::string_view schema_json) {
       ColumnSpec c;
       c.name = name;
       c.type = ColumnFor(TypeOf(prop), &json);
-      c.merge = name == "id" ? MergeRule::kKey
+      c.merge = name == "id"           ? MergeRule::kKey
                 : name == "_timestamp" ? MergeRule::kGreatest
                                        : MergeRule::kFirstNonNull;
       spec.columns.push_back(c);

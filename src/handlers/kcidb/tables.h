@@ -34,7 +34,7 @@ class Tables {
 
  private:
   struct Field {
-    int column = -1;                                  // for scalar or JSON-text fields
+    int column = -1;                           // for scalar or JSON-text fields
     std::unordered_map<std::string, int> sub;  // for flattened objects
     bool json = false;
   };

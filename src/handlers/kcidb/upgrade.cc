@@ -111,9 +111,8 @@ void V2To3(rapidjson::Document* doc) {
     Rename(o, "git_repository_commit_hash", "git_commit_hash", a);
     Rename(o, "git_repository_commit_name", "git_commit_name", a);
   });
-  Each(doc, "builds", [&](Value& o) {
-    SetStr(o, "revision_id", without_origin(Str(o, "revision_id")), a);
-  });
+  Each(doc, "builds",
+       [&](Value& o) { SetStr(o, "revision_id", without_origin(Str(o, "revision_id")), a); });
   SetVersion(doc, 3, 0);
 }
 

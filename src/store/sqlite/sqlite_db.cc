@@ -14,12 +14,16 @@ Status FromSqlite(int rc, sqlite3* db, std::string_view context) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_FULL:
-    case SQLITE_NOMEM: return Status::Unavailable(std::move(msg));
+    case SQLITE_NOMEM:
+      return Status::Unavailable(std::move(msg));
     case SQLITE_CONSTRAINT:
     case SQLITE_MISMATCH:
-    case SQLITE_TOOBIG: return Status::InvalidArgument(std::move(msg));
-    case SQLITE_IOERR: return Status::IOError(std::move(msg));
-    default: return Status::Internal(std::move(msg));
+    case SQLITE_TOOBIG:
+      return Status::InvalidArgument(std::move(msg));
+    case SQLITE_IOERR:
+      return Status::IOError(std::move(msg));
+    default:
+      return Status::Internal(std::move(msg));
   }
 }
 
@@ -60,9 +64,15 @@ Stmt& Stmt::BindNull(int i) {
 }
 Stmt& Stmt::Bind(int i, const Value& v) {
   switch (v.index()) {
-    case 0: sqlite3_bind_null(s_, i); break;
-    case 1: sqlite3_bind_int64(s_, i, std::get<int64_t>(v)); break;
-    case 2: sqlite3_bind_double(s_, i, std::get<double>(v)); break;
+    case 0:
+      sqlite3_bind_null(s_, i);
+      break;
+    case 1:
+      sqlite3_bind_int64(s_, i, std::get<int64_t>(v));
+      break;
+    case 2:
+      sqlite3_bind_double(s_, i, std::get<double>(v));
+      break;
     case 3: {
       const std::string& s = std::get<std::string>(v);
       // SQLITE_STATIC: the row outlives the step that uses it.
@@ -118,9 +128,9 @@ Db::~Db() {
 
 Result<Db> Db::Open(const std::string& path) {
   Db db;
-  int rc = sqlite3_open_v2(path.c_str(), &db.db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db.db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return FromSqlite(rc, db.db_, "open " + path);
   sqlite3_extended_result_codes(db.db_, 1);
   sqlite3_busy_timeout(db.db_, 5000);

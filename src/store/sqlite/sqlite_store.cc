@@ -71,9 +71,12 @@ Job ReadJob(const Stmt& s) {
 
 const char* SqlType(ColumnType t) {
   switch (t) {
-    case ColumnType::kInteger: return "INTEGER";
-    case ColumnType::kReal: return "REAL";
-    case ColumnType::kText: return "TEXT";
+    case ColumnType::kInteger:
+      return "INTEGER";
+    case ColumnType::kReal:
+      return "REAL";
+    case ColumnType::kText:
+      return "TEXT";
   }
   return "TEXT";
 }
@@ -97,8 +100,8 @@ std::string UpsertSql(const TableSpec& t) {
     if (c.merge == MergeRule::kFirstNonNull) {
       sets += q + " = COALESCE(" + cur + ", " + nu + ")";
     } else {
-      sets += q + " = CASE WHEN " + nu + " IS NULL THEN " + cur + " WHEN " + cur +
-              " IS NULL OR " + nu + " > " + cur + " THEN " + nu + " ELSE " + cur + " END";
+      sets += q + " = CASE WHEN " + nu + " IS NULL THEN " + cur + " WHEN " + cur + " IS NULL OR " +
+              nu + " > " + cur + " THEN " + nu + " ELSE " + cur + " END";
     }
   }
   std::string sql = "INSERT INTO " + Quote(t.name) + " (" + cols + ") VALUES (" + params +

@@ -32,8 +32,7 @@ class SqliteStore : public Store {
   Result<int64_t> CountRows(const std::string& table) override;
   Result<std::optional<std::string>> GetValue(const std::string& ns,
                                               const std::string& key) override;
-  Status PutValue(const std::string& ns, const std::string& key,
-                  const std::string& value) override;
+  Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
   Status CheckIntegrity() override;
 
  private:
