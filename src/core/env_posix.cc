@@ -30,6 +30,20 @@ FileInfo InfoOf(const struct stat& st) {
   return info;
 }
 
+// write(2) until all of `data` is written.
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "write " + path);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
 std::string DirName(const std::string& path) {
   auto pos = path.rfind('/');
   if (pos == std::string::npos) return ".";
@@ -116,16 +130,9 @@ class PosixEnv : public Env {
         path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd.valid()) return Status::FromErrno(errno, "create " + tmp);
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        Status st = Status::FromErrno(errno, "write " + tmp);
-        ::unlink(tmp.c_str());
-        return st;
-      }
-      done += static_cast<size_t>(n);
+    if (Status st = WriteAll(fd.get(), data, tmp); !st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
     }
     // fsync the data before the rename publishes it, so a crash never shows a torn file.
     if (::fsync(fd.get()) != 0) {
@@ -149,15 +156,7 @@ class PosixEnv : public Env {
   Status WriteFile(const std::string& path, std::string_view data) override {
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd.valid()) return Status::FromErrno(errno, "create " + path);
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Status::FromErrno(errno, "write " + path);
-      }
-      done += static_cast<size_t>(n);
-    }
+    SLUICE_RETURN_IF_ERROR(WriteAll(fd.get(), data, path));
     return fd.Close();
   }
 

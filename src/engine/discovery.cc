@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "engine/engine.h"
 
@@ -26,9 +27,10 @@ std::vector<std::string> Engine::ScanNames() {
 
 void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool startup) {
   std::vector<Job> fresh;
+  std::unordered_set<std::string> seen;  // one inotify batch often names a file twice
   int64_t now = clock_->NowMicros();
   for (const std::string& name : names) {
-    if (!SpoolDir::IsCandidateName(name)) continue;
+    if (!SpoolDir::IsCandidateName(name) || !seen.insert(name).second) continue;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (by_name_.count(name)) continue;
@@ -160,9 +162,6 @@ bool Engine::BurstFinished() {
 void Engine::DiscoveryLoop() {
   pthread_setname_np(pthread_self(), "sluice-discover");
   Examine(ScanNames(), true, true);
-  // From here on the spool is live: a crash now may leave finished files unmoved.
-  Status marked = store_->PutValue(kCleanStopNs, spool_.root(), "0");
-  if (!marked.ok()) spdlog::warn("cannot record the spool as live: {}", marked.ToString());
   int64_t next_scan = clock_->MonotonicMicros() + static_cast<int64_t>(options_.interval_s * 1e6);
   int64_t next_move_retry = 0;
   std::vector<std::string> names;

@@ -57,6 +57,9 @@ Status Engine::Start() {
   auto clean = store_->GetValue(kCleanStopNs, spool_.root());
   // No marker: this spool never ran here, so no finished-but-unmoved file can exist either.
   clean_start_ = clean.ok() && (!clean->has_value() || **clean == "1");
+  // From now on the spool is live: a crash may leave finished files unmoved, and the next
+  // start must look each file up. Recorded before any job can finish.
+  SLUICE_RETURN_IF_ERROR(store_->PutValue(kCleanStopNs, spool_.root(), "0"));
   auto max_id = store_->MaxJobId();
   if (!max_id.ok()) return max_id.status();
   next_id_ = *max_id + 1;
@@ -190,14 +193,16 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
     Tracked t;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      t = jobs_[id];
+      auto it = jobs_.find(id);
+      if (it == jobs_.end()) continue;
+      t = it->second;
     }
     Status st = MoveFile(&t);
     std::lock_guard<std::mutex> lock(mu_);
     if (st.ok()) {
       moved.push_back(std::move(t.job));
-    } else {
-      jobs_[id].move_failures++;
+    } else if (auto it = jobs_.find(id); it != jobs_.end()) {
+      it->second.move_failures++;
       spdlog::warn("job {} ({}): cannot move the file yet, will retry: {}", id, t.job.name,
                    st.ToString());
     }

@@ -38,6 +38,9 @@ class LiveTest(unittest.TestCase):
         box.wait_for(lambda: self.archived("renamed-in.json") and
                      self.archived("written-in-place.json"), timeout=5, what="both archived")
         self.assertLess(time.time() - t0, 3)
+        # Written in place, the file raised IN_CREATE and IN_CLOSE_WRITE: still one job.
+        self.assertEqual(box.query("SELECT name, COUNT(*) FROM jobs GROUP BY name"),
+                         [("renamed-in.json", 1), ("written-in-place.json", 1)])
         self.assertEqual(box.stop(), 0)
 
     def test_sigterm_finishes_jobs_in_hand_and_loses_nothing(self):
