@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "handlers/kcidb/labs.h"
 #include "handlers/kcidb/schemas.h"
 #include "handlers/kcidb/storage.h"
 #include "handlers/kcidb/upgrade.h"
@@ -166,6 +167,7 @@ Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutpu
                       ",\"schema_path\":" + JsonString(err.schema_path) + "}");
     }
   }
+  StandardizeLabs(&doc);
   if (options_.uploader != nullptr) {
     Status st = options_.uploader->OffloadExcerpts(&doc);
     if (!st.ok()) return Fail(out, st, "storage_error");

@@ -1,6 +1,7 @@
 // The `kcidb` handler: one KCIDB submission file in, rows for checkouts, builds, tests, issues
 // and incidents out. Read → parse → validate against the declared version (1.0 … 5.3) →
-// upgrade to 5.3 → map tree names → offload long log excerpts → rows.
+// upgrade to 5.3 → standardise lab names → offload long log excerpts → rows (tree names
+// mapped).
 #pragma once
 
 #include <memory>

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/test_util.h"
+#include "handlers/kcidb/labs.h"
 #include "handlers/kcidb/schemas.h"
 #include "handlers/kcidb/upgrade.h"
 
@@ -210,6 +211,40 @@ TEST_F(KcidbHandlerTest, MissingTimestampIsTheIngestionTime) {
             "2027-01-15T08:00:00.000000Z");
   EXPECT_EQ(std::get<std::string>(Cell(out, "issues", "_timestamp", 1)),
             "2020-01-01T00:00:00+00:00");
+}
+
+TEST_F(KcidbHandlerTest, AutomaticLabNamesMoveAsideAndTheOriginStandsIn) {
+  HandlerOutput out;
+  ASSERT_TRUE(Run(R"({"version": {"major": 5, "minor": 3},
+      "builds": [
+        {"id": "o:b1", "origin": "maestro", "checkout_id": "o:c", "misc": {"lab": "shell"}},
+        {"id": "o:b2", "origin": "maestro", "checkout_id": "o:c", "misc": {"lab": "collabora"}},
+        {"id": "o:b3", "origin": "maestro", "checkout_id": "o:c"}],
+      "tests": [
+        {"id": "o:t1", "origin": "broonie", "build_id": "o:b1", "misc": {"runtime": "k8s-gke"}},
+        {"id": "o:t2", "origin": "broonie", "build_id": "o:b1", "misc": {"runtime": "lava-x"}},
+        {"id": "o:t3", "origin": "broonie", "build_id": "o:b1", "misc": {"runtime": "k8"}}]})",
+                  &out)
+                  .ok());
+  EXPECT_EQ(std::get<std::string>(Cell(out, "builds", "misc", 0)),
+            R"({"automatic_lab":"shell","lab":"maestro"})");
+  EXPECT_EQ(std::get<std::string>(Cell(out, "builds", "misc", 1)), R"({"lab":"collabora"})");
+  EXPECT_EQ(std::get<std::string>(Cell(out, "builds", "misc", 2)), R"({"lab":"maestro"})");
+  EXPECT_EQ(std::get<std::string>(Cell(out, "tests", "misc", 0)),
+            R"({"automatic_lab":"k8s-gke","runtime":"broonie"})");
+  EXPECT_EQ(std::get<std::string>(Cell(out, "tests", "misc", 1)), R"({"runtime":"lava-x"})");
+  EXPECT_EQ(std::get<std::string>(Cell(out, "tests", "misc", 2)), R"({"runtime":"k8"})");
+}
+
+TEST(LabsTest, AutomaticNamesFollowThePythonPattern) {
+  EXPECT_TRUE(IsAutomaticLab("shell"));
+  EXPECT_TRUE(IsAutomaticLab("shell\n"));
+  EXPECT_TRUE(IsAutomaticLab("k8s"));
+  EXPECT_TRUE(IsAutomaticLab("k8s-all"));
+  EXPECT_FALSE(IsAutomaticLab("shell2"));
+  EXPECT_FALSE(IsAutomaticLab("my-k8s"));
+  EXPECT_FALSE(IsAutomaticLab("k8s\nx"));
+  EXPECT_FALSE(IsAutomaticLab(""));
 }
 
 TEST(TreeMapTest, ParsesTheShippedFileAndRejectsBrokenOnes) {
