@@ -69,6 +69,9 @@ class Env {
   // Like Rename, but fails with AlreadyExists instead of replacing `to` (renameat2 NOREPLACE).
   virtual Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
 
+  // Sets the modification time of `path` to now.
+  virtual Status Touch(const std::string& path) = 0;
+
   // unlink(2). NotFound if absent.
   virtual Status RemoveFile(const std::string& path) = 0;
 
@@ -107,6 +110,7 @@ class EnvWrapper : public Env {
   Status RenameNoReplace(const std::string& f, const std::string& t) override {
     return target_->RenameNoReplace(f, t);
   }
+  Status Touch(const std::string& p) override { return target_->Touch(p); }
   Status RemoveFile(const std::string& p) override { return target_->RemoveFile(p); }
   Status CreateDirs(const std::string& p) override { return target_->CreateDirs(p); }
   Status SyncDir(const std::string& p) override { return target_->SyncDir(p); }

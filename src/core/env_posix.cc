@@ -174,6 +174,13 @@ class PosixEnv : public Env {
     return Status::Ok();
   }
 
+  Status Touch(const std::string& path) override {
+    if (::utimensat(AT_FDCWD, path.c_str(), nullptr, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Status::FromErrno(errno, "touch " + path);
+    }
+    return Status::Ok();
+  }
+
   Status RemoveFile(const std::string& path) override {
     if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "unlink " + path);
     return Status::Ok();

@@ -4,6 +4,7 @@ trees file, retrying failed files, KernelCI's flags, config files, --no-archive.
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -86,7 +87,9 @@ class LiveTest(unittest.TestCase):
         box = self.box
         box.drop("fixme.json", '{"version": {"major": 5, "minor": 3}, "tests": [')
         box.drop("fixme2.json", '{"version": 5}')
-        self.assertEqual(box.burst().returncode, 0)
+        box.drop("toobig.json", harness.GOOD)  # fails for a limit, not for its content
+        self.assertEqual(box.burst("--max-file-bytes", "80").returncode, 0)
+        self.assertIn("toobig.json.error.json", box.listing("failed"))
         self.assertIn("fixme.json.error.json", box.listing("failed"))
         for name in ("fixme.json", "fixme2.json"):  # the operator repairs them in place
             with open(os.path.join(box.spool, "failed", name), "w") as f:
@@ -96,8 +99,14 @@ class LiveTest(unittest.TestCase):
         r = box.sluice("retry", "--spool-dir", box.spool, "--all-failed")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(box.listing("failed"), [])
+        # As if the daemon had died since: the next start looks every file up in the store.
+        con = sqlite3.connect(box.db)
+        con.execute("UPDATE kv SET value='0' WHERE ns='engine.clean_stop'")
+        con.commit()
+        con.close()
         self.assertEqual(box.burst().returncode, 0)
         self.assertTrue(self.archived("fixme.json") and self.archived("fixme2.json"))
+        self.assertTrue(self.archived("toobig.json"), box.listing("failed"))
         r = box.sluice("retry", "--spool-dir", box.spool, "nothing.json")
         self.assertNotEqual(r.returncode, 0)
 
