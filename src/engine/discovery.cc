@@ -27,6 +27,7 @@ std::vector<std::string> Engine::ScanNames() {
 
 void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool startup) {
   std::vector<Job> fresh;
+  std::vector<int64_t> adopted;
   std::unordered_set<std::string> seen;  // one inotify batch often names a file twice
   int64_t now = clock_->NowMicros();
   for (const std::string& name : names) {
@@ -63,7 +64,7 @@ void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool
       // A file whose job already finished but which was not moved before a crash.
       auto prev = store_->LatestJobForFile(spool_.root(), name);
       if (prev.ok() && prev->has_value() && IsFinal((*prev)->state) && (*prev)->file == id) {
-        AdoptFinishedFile(std::move(**prev));
+        adopted.push_back(AdoptFinishedFile(std::move(**prev)));
         continue;
       }
     }
@@ -81,6 +82,7 @@ void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool
     if (fresh.size() >= options_.max_batch) Register(&fresh);
   }
   Register(&fresh);
+  if (!adopted.empty()) MoveFinished(adopted);
 }
 
 void Engine::Register(std::vector<Job>* fresh) {
@@ -107,37 +109,15 @@ void Engine::Register(std::vector<Job>* fresh) {
   for (const Ticket& t : tickets) broker_->Push(t);
 }
 
-void Engine::FinishMove(Tracked t, bool sync) {
-  Status st = MoveFile(&t);
-  if (st.ok() && sync) st = spool_.Sync();
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!st.ok()) {
-    auto& tracked = jobs_[t.job.id];
-    if (tracked.job.id == 0) tracked = t;
-    tracked.move_pending = true;
-    tracked.move_failures++;
-    if (tracked.move_failures == 1 || tracked.move_failures % 10 == 0) {
-      spdlog::warn("job {} ({}): cannot move the file ({} tries): {}", t.job.id, t.job.name,
-                   tracked.move_failures, st.ToString());
-    }
-    by_name_[t.job.name] = t.job.id;
-    return;
-  }
-  jobs_.erase(t.job.id);
-  auto it = by_name_.find(t.job.name);
-  if (it != by_name_.end() && it->second == t.job.id) by_name_.erase(it);
-  if (observer_ != nullptr) observer_->OnFinished(t.job);
-}
-
 void Engine::RetryMoves() {
-  std::vector<Tracked> pending;
+  std::vector<int64_t> ids;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, t] : jobs_) {
-      if (t.move_pending && t.move_failures > 0) pending.push_back(t);
+      if (t.move_pending && t.move_failures > 0) ids.push_back(id);
     }
   }
-  for (Tracked& t : pending) FinishMove(std::move(t), true);
+  if (!ids.empty()) MoveFinished(ids);
 }
 
 bool Engine::BurstFinished() {

@@ -202,9 +202,11 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
     if (st.ok()) {
       moved.push_back(std::move(t.job));
     } else if (auto it = jobs_.find(id); it != jobs_.end()) {
-      it->second.move_failures++;
-      spdlog::warn("job {} ({}): cannot move the file yet, will retry: {}", id, t.job.name,
-                   st.ToString());
+      int failures = ++it->second.move_failures;
+      if (failures == 1 || failures % 10 == 0) {
+        spdlog::warn("job {} ({}): cannot move the file yet ({} tries), will retry: {}", id,
+                     t.job.name, failures, st.ToString());
+      }
     }
   }
   // One fsync per directory for the whole batch makes the moves durable. If it fails, a

@@ -86,7 +86,8 @@ class Engine {
 
   // recovery.cc
   Status Recover();
-  void AdoptFinishedFile(Job job);
+  // Tracks a finished job whose file is still in the spool, for MoveFinished. Its id.
+  int64_t AdoptFinishedFile(Job job);
   // discovery.cc
   void DiscoveryLoop();
   // `from_scan`: found by a directory scan (must also be quiet for settle_s), not by inotify.
@@ -94,7 +95,6 @@ class Engine {
   std::vector<std::string> ScanNames();
   // Hands examined files to the writer for registration, oldest first; clears *fresh.
   void Register(std::vector<Job>* fresh);
-  void FinishMove(Tracked t, bool sync);
   void RetryMoves();
   void MaybeReportProgress(bool force);
   bool BurstFinished();
@@ -105,6 +105,8 @@ class Engine {
   void AfterCommit(WriteBatch& committed, std::vector<Job>& dropped);
   // The mover thread: files of committed final jobs leave the spool, one fsync per batch.
   void MoverLoop();
+  // Moves the files of the final jobs `ids` (tracked with move_pending) out of the spool, then
+  // forgets the jobs; a failed move stays pending and is retried by RetryMoves.
   void MoveFinished(const std::vector<int64_t>& ids);
   Status MoveFile(Tracked* t);
   std::string ErrorReport(const Job& job) const;

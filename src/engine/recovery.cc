@@ -66,15 +66,13 @@ Status Engine::Recover() {
   return Status::Ok();
 }
 
-void Engine::AdoptFinishedFile(Job job) {
+int64_t Engine::AdoptFinishedFile(Job job) {
   spdlog::info("job {} ({}) finished before a restart; moving its file now", job.id, job.name);
-  Tracked t{std::move(job), true, 0};
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    by_name_[t.job.name] = t.job.id;
-    jobs_[t.job.id] = t;
-  }
-  FinishMove(std::move(t), true);
+  int64_t id = job.id;
+  std::lock_guard<std::mutex> lock(mu_);
+  by_name_[job.name] = id;
+  jobs_[id] = Tracked{std::move(job), true, 0};
+  return id;
 }
 
 }  // namespace sluice
