@@ -10,64 +10,10 @@
 #include "core/clock.h"
 #include "core/env.h"
 #include "spool/spool_dir.h"
+#include "store/job_json.h"
 #include "store/store.h"
 
 namespace sluice::cli {
-namespace {
-
-void WriteJob(rapidjson::Writer<rapidjson::StringBuffer>& w, const Job& j) {
-  w.StartObject();
-  w.Key("id");
-  w.Int64(j.id);
-  w.Key("state");
-  w.String(std::string(StateName(j.state)).c_str());
-  w.Key("kind");
-  w.String(j.kind.c_str());
-  w.Key("queue");
-  w.String(j.queue.c_str());
-  w.Key("spool");
-  w.String(j.spool.c_str());
-  w.Key("name");
-  w.String(j.name.c_str());
-  w.Key("attempts");
-  w.Int(j.attempts);
-  w.Key("max_attempts");
-  w.Int(j.max_attempts);
-  w.Key("created_at");
-  w.String(FormatTime(j.created_at).c_str());
-  if (j.last_tried) {
-    w.Key("last_tried");
-    w.String(FormatTime(j.last_tried).c_str());
-  }
-  if (j.finished_at) {
-    w.Key("finished_at");
-    w.String(FormatTime(j.finished_at).c_str());
-  }
-  if (j.state == JobState::kRetrying) {
-    w.Key("run_at");
-    w.String(FormatTime(j.run_at).c_str());
-  }
-  if (!j.error.code.empty()) {
-    w.Key("error");
-    w.StartObject();
-    w.Key("code");
-    w.String(j.error.code.c_str());
-    w.Key("message");
-    w.String(j.error.message.c_str());
-    if (!j.error.detail.empty()) {
-      w.Key("detail");
-      w.RawValue(j.error.detail.c_str(), j.error.detail.size(), rapidjson::kObjectType);
-    }
-    w.EndObject();
-  }
-  if (!j.result.empty()) {
-    w.Key("result");
-    w.RawValue(j.result.c_str(), j.result.size(), rapidjson::kObjectType);
-  }
-  w.EndObject();
-}
-
-}  // namespace
 
 int RunJobs(const JobsFlags& f) {
   auto store = OpenStore(f.database);
@@ -85,7 +31,7 @@ int RunJobs(const JobsFlags& f) {
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     w.StartArray();
-    for (const Job& j : *jobs) WriteJob(w, j);
+    for (const Job& j : *jobs) WriteJobJson(j, &w);
     w.EndArray();
     std::printf("%s\n", buf.GetString());
     return 0;
@@ -120,7 +66,7 @@ int RunShow(const std::string& database, const std::string& what) {
   if (!job.ok()) return ExitCode(job.status());
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  WriteJob(w, *job);
+  WriteJobJson(*job, &w);
   std::printf("%s\n", buf.GetString());
   return 0;
 }

@@ -1,0 +1,70 @@
+// The JSON shape of a job, shared by `sluice jobs --json`, `sluice show` and the HTTP API.
+#include "store/job_json.h"
+
+#include "core/clock.h"
+
+namespace sluice {
+
+void WriteJobJson(const Job& j, rapidjson::Writer<rapidjson::StringBuffer>* writer) {
+  auto& w = *writer;
+  w.StartObject();
+  w.Key("id");
+  w.Int64(j.id);
+  w.Key("state");
+  w.String(std::string(StateName(j.state)).c_str());
+  w.Key("kind");
+  w.String(j.kind.c_str());
+  w.Key("queue");
+  w.String(j.queue.c_str());
+  w.Key("spool");
+  w.String(j.spool.c_str());
+  w.Key("name");
+  w.String(j.name.c_str());
+  w.Key("attempts");
+  w.Int(j.attempts);
+  w.Key("max_attempts");
+  w.Int(j.max_attempts);
+  w.Key("interruptions");
+  w.Int(j.interruptions);
+  w.Key("created_at");
+  w.String(FormatTime(j.created_at).c_str());
+  if (j.last_tried) {
+    w.Key("last_tried");
+    w.String(FormatTime(j.last_tried).c_str());
+  }
+  if (j.finished_at) {
+    w.Key("finished_at");
+    w.String(FormatTime(j.finished_at).c_str());
+  }
+  if (j.state == JobState::kRetrying) {
+    w.Key("run_at");
+    w.String(FormatTime(j.run_at).c_str());
+  }
+  if (!j.error.code.empty()) {
+    w.Key("error");
+    w.StartObject();
+    w.Key("code");
+    w.String(j.error.code.c_str());
+    w.Key("message");
+    w.String(j.error.message.c_str());
+    if (!j.error.detail.empty()) {
+      w.Key("detail");
+      w.RawValue(j.error.detail.c_str(), j.error.detail.size(), rapidjson::kObjectType);
+    }
+    w.EndObject();
+  }
+  if (!j.result.empty()) {
+    w.Key("result");
+    w.RawValue(j.result.c_str(), j.result.size(), rapidjson::kObjectType);
+  }
+  w.EndObject();
+}
+
+std::string JobJson(const Job& job) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  WriteJobJson(job, &w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace sluice
