@@ -36,7 +36,25 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--log-file-backups", f->log.file_backups, "Rotated log files kept")
       ->capture_default_str();
-  if (kernelci_only) return;
+  if (kernelci_only) {
+    f->no_api = true;  // KernelCI's command has no HTTP API
+    return;
+  }
+  app->add_flag("--no-api", f->no_api, "Do not serve the HTTP API");
+  app->add_option("--host", f->host, "Address the HTTP API listens on")->capture_default_str();
+  app->add_option("--port", f->port, "Port of the HTTP API (0: any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str()
+      ->each([f](const std::string&) { f->port_given = true; });
+  app->add_option("--api-token", f->api_token,
+                  "Bearer token every API request but /healthz must carry (or SLUICE_API_TOKEN)");
+  app->add_flag("--insecure", f->insecure, "Allow a non-loopback --host without a token");
+  app->add_option("--max-body-bytes", f->max_body_bytes, "Largest request body (413 above)")
+      ->capture_default_str();
+  app->add_option("--http-timeout", f->http_timeout_s,
+                  "Seconds for a request to arrive; idle connections close after it")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -78,15 +96,15 @@ int RunServe(ServeFlags f) {
   if (!store.ok()) return ExitCode(store.status());
 
   std::unique_ptr<kcidb::ExcerptUploader> uploader;
-  const char* token = std::getenv("STORAGE_TOKEN");
+  const char* storage_token = std::getenv("STORAGE_TOKEN");
   const char* base = std::getenv("STORAGE_BASE_URL");
-  if (token != nullptr && *token != '\0') {
+  if (storage_token != nullptr && *storage_token != '\0') {
     if (base == nullptr || *base == '\0') {
       return ExitCode(Status::InvalidArgument("STORAGE_TOKEN is set but STORAGE_BASE_URL is not"));
     }
     kcidb::StorageOptions so;
     so.base_url = base;
-    so.token = token;
+    so.token = storage_token;
     so.connect_timeout_ms = static_cast<long>(f.storage_connect_timeout_s * 1000);
     so.total_timeout_ms = static_cast<long>(f.storage_timeout_s * 1000);
     uploader = std::make_unique<kcidb::ExcerptUploader>(so, store->get());
@@ -106,9 +124,51 @@ int RunServe(ServeFlags f) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
+  std::string token = f.api_token;
+  if (const char* env = std::getenv("SLUICE_API_TOKEN"); token.empty() && env != nullptr) {
+    token = env;
+  }
+  if (!f.no_api && !api::IsLoopback(f.host) && token.empty() && !f.insecure) {
+    return ExitCode(Status::InvalidArgument(
+        "refusing to serve the API on " + f.host +
+        " without --api-token (or SLUICE_API_TOKEN); add --insecure to do it anyway"));
+  }
+
   Engine engine(f.engine, store->get(), handler->get(), Env::Default(), Clock::Real());
   st = engine.Start();
   if (!st.ok()) return ExitCode(st);
+
+  api::RouterDeps deps;
+  deps.store = store->get();
+  deps.token = token;
+  deps.ready = [&engine] { return !engine.Done(); };
+  deps.spools = [&engine, &handler] {
+    const EngineCounters& c = engine.counters();
+    return std::vector<api::SpoolInfo>{{engine.spool_root(), std::string((*handler)->kind()),
+                                        engine.Backlog(), c.succeeded.load(), c.failed.load()}};
+  };
+  api::Router router(deps);
+  std::unique_ptr<api::HttpServer> http;
+  if (!f.no_api) {
+    api::HttpServerOptions ho;
+    ho.host = f.host;
+    ho.port = static_cast<uint16_t>(f.port);
+    ho.max_body_bytes = f.max_body_bytes;
+    ho.request_timeout_s = f.http_timeout_s;
+    auto server = api::HttpServer::Start(ho, &router);
+    if (server.ok()) {
+      http = std::move(*server);
+      spdlog::info("api: listening on http://{}:{}", f.host, http->port());
+    } else if (f.port_given) {
+      engine.RequestStop();
+      (void)engine.Wait();
+      return ExitCode(server.status());
+    } else {
+      // The default port is taken (another daemon?): the spool matters more than the API.
+      spdlog::error("api: {}; running without the HTTP API (give --port, or --no-api)",
+                    server.status().message());
+    }
+  }
   spdlog::info("sluice: {} {} with {} workers, database {}",
                f.engine.burst ? "draining" : "watching", engine.spool_root(), f.engine.max_workers,
                f.database);
@@ -127,6 +187,7 @@ int RunServe(ServeFlags f) {
     }
   }
   st = engine.Wait();
+  if (http) http->Stop();
   double secs = (Clock::Real()->MonotonicMicros() - t0) / 1e6;
   const EngineCounters& c = engine.counters();
   uint64_t done = c.succeeded + c.failed;

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "api/http_server.h"
 #include "core/log.h"
 #include "engine/options.h"
 
@@ -17,6 +18,15 @@ struct ServeFlags {
   bool no_archive = false;
   double storage_connect_timeout_s = 5;
   double storage_timeout_s = 30;
+  // HTTP API
+  bool no_api = false;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  bool port_given = false;
+  std::string api_token;  // or SLUICE_API_TOKEN
+  bool insecure = false;
+  size_t max_body_bytes = 8u << 20;
+  double http_timeout_s = 30;
 };
 
 // Adds the flags of `serve`. With `kernelci_only`, just KernelCI's monitor_submissions flags

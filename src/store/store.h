@@ -41,6 +41,9 @@ struct WriteBatch {
 struct JobFilter {
   std::optional<JobState> state;
   std::optional<std::string> name;  // exact file name
+  std::optional<std::string> queue;
+  std::optional<std::string> kind;
+  int64_t before_id = 0;  // with newest_first: only ids below this (pagination cursor)
   int limit = 100;
   bool newest_first = true;
 };
@@ -74,6 +77,8 @@ class Store {
   virtual Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
                                                       const std::string& name) = 0;
   virtual Result<std::map<std::string, int64_t>> CountJobsByState() = 0;
+  // Job counts by (queue, state).
+  virtual Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() = 0;
   virtual Result<int64_t> CountRows(const std::string& table) = 0;
 
   // A small durable key-value map per namespace (e.g. the upload dedup cache).

@@ -160,6 +160,29 @@ TEST_P(StoreConformance, LatestJobForFileIsTheNewest) {
   EXPECT_FALSE(store_->LatestJobForFile("/spool", "other.json")->has_value());
 }
 
+TEST_P(StoreConformance, ListJobsFiltersAndPagesNewestFirst) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(Add("p" + std::to_string(i) + ".json"));
+  JobFilter f;
+  f.limit = 2;
+  auto page1 = store_->ListJobs(f);
+  ASSERT_EQ(page1->size(), 2u);
+  EXPECT_EQ((*page1)[0].id, ids[4]);
+  f.before_id = (*page1)[1].id;
+  auto page2 = store_->ListJobs(f);
+  ASSERT_EQ(page2->size(), 2u);
+  EXPECT_EQ((*page2)[0].id, ids[2]);
+  f.kind = "nothing";
+  EXPECT_TRUE(store_->ListJobs(f)->empty());
+  f = JobFilter{};
+  f.queue = "default";
+  f.kind = "kcidb";
+  EXPECT_EQ(store_->ListJobs(f)->size(), 5u);
+  auto by_queue = store_->CountJobsByQueue();
+  ASSERT_TRUE(by_queue.ok());
+  EXPECT_EQ((by_queue->at({"default", "queued"})), 5);
+}
+
 TEST_P(StoreConformance, RequeueJobsPutsFailedJobsBackToQueued) {
   int64_t id = Add("a.json");
   WriteBatch b;

@@ -3,6 +3,7 @@ directory and talk to it as a user would (files, flags, signals, its SQLite data
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -46,7 +47,9 @@ def extract_corpus(dest, prefix=""):
 class Sandbox:
     """A temporary directory with a spool and a database for one daemon."""
 
-    def __init__(self):
+    def __init__(self, api=False):
+        self.api = api  # serve the HTTP API on an ephemeral port (else --no-api)
+        self.port = None
         self.dir = tempfile.mkdtemp(prefix="sluice-bb-")
         self.spool = os.path.join(self.dir, "spool")
         os.makedirs(self.spool)
@@ -74,7 +77,8 @@ class Sandbox:
 
     def args(self, *extra):
         return [SLUICE, "serve", "--spool-dir", self.spool, "--database", "sqlite:" + self.db,
-                "--settle", "0.2", "--interval", "1", "--retry-delay", "0.05"] + list(extra)
+                "--settle", "0.2", "--interval", "1", "--retry-delay", "0.05"] + (
+                    ["--port", "0"] if self.api else ["--no-api"]) + list(extra)
 
     def burst(self, *extra, timeout=300):
         return subprocess.run(self.args("--burst", *extra), capture_output=True, text=True,
@@ -84,6 +88,19 @@ class Sandbox:
         self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
         self.proc = subprocess.Popen(self.args(*extra), stdout=self.log, stderr=self.log)
         return self.proc
+
+    def wait_for_api(self, timeout=30):
+        """The port the daemon's API listens on, read from its log."""
+        found = []
+
+        def listening():
+            m = re.search(r"api: listening on http://[^:]+:(\d+)", self.daemon_log())
+            if m:
+                found.append(int(m.group(1)))
+            return bool(found)
+        self.wait_for(listening, timeout, "the API to listen")
+        self.port = found[0]
+        return self.port
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         self.proc.send_signal(sig)

@@ -330,6 +330,18 @@ Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
     where += " AND name=?";
     args.emplace_back(*f.name);
   }
+  if (f.queue) {
+    where += " AND queue=?";
+    args.emplace_back(*f.queue);
+  }
+  if (f.kind) {
+    where += " AND kind=?";
+    args.emplace_back(*f.kind);
+  }
+  if (f.before_id > 0) {
+    where += f.newest_first ? " AND id<?" : " AND id>?";
+    args.emplace_back(f.before_id);
+  }
   std::string tail = where.empty() ? "" : "WHERE " + where.substr(5);
   tail += f.newest_first ? " ORDER BY id DESC" : " ORDER BY id ASC";
   tail += " LIMIT " + std::to_string(f.limit);
@@ -362,6 +374,20 @@ Result<std::map<std::string, int64_t>> SqliteStore::CountJobsByState() {
     if (!row.ok()) return row.status();
     if (!*row) break;
     counts[s->Text(0)] = s->Int(1);
+  }
+  return counts;
+}
+
+Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::CountJobsByQueue() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT queue, state, COUNT(*) FROM jobs GROUP BY 1, 2");
+  if (!s.ok()) return s.status();
+  std::map<std::pair<std::string, std::string>, int64_t> counts;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    counts[{s->Text(0), s->Text(1)}] = s->Int(2);
   }
   return counts;
 }

@@ -29,6 +29,7 @@ class SqliteStore : public Store {
   Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
                                               const std::string& name) override;
   Result<std::map<std::string, int64_t>> CountJobsByState() override;
+  Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() override;
   Result<int64_t> CountRows(const std::string& table) override;
   Result<std::optional<std::string>> GetValue(const std::string& ns,
                                               const std::string& key) override;

@@ -1,0 +1,46 @@
+// HTTP requests and responses as the router sees them: plain structs, no Beast types, so
+// routing is testable without sockets and Beast stays in http_server.cc.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sluice::api {
+
+struct HttpRequest {
+  std::string method;                          // "GET", "POST", …
+  std::string path;                            // percent-decoded, without the query
+  std::map<std::string, std::string> query;    // percent-decoded
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+
+  // Splits "/a/b?x=1&y=%20" into path and query. InvalidArgument on a bad %-escape.
+  static Result<HttpRequest> FromTarget(std::string method, std::string_view target);
+  std::optional<std::string> Header(const std::string& lower_name) const;
+  std::optional<std::string> Query(const std::string& name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static HttpResponse Json(int status, std::string body);
+  // {"error": {"code": CODE, "message": MESSAGE}}
+  static HttpResponse Error(int status, std::string_view code, std::string_view message);
+  // The one mapping of a Status to an HTTP error: InvalidArgument 400, NotFound 404,
+  // AlreadyExists and FailedPrecondition 409, Unavailable 503, anything else 500.
+  static HttpResponse FromStatus(const Status& st);
+};
+
+// Percent-decodes `s` ('+' is a space in queries). InvalidArgument on a bad escape.
+Result<std::string> PercentDecode(std::string_view s, bool plus_is_space);
+
+}  // namespace sluice::api

@@ -1,0 +1,198 @@
+// Router: routes of the HTTP API.
+#include "api/router.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+
+#include "store/job_json.h"
+
+namespace sluice::api {
+namespace {
+
+constexpr int kMaxLimit = 1000;
+
+Result<int64_t> ParseInt(const std::string& s, const char* what) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) {
+    return Status::InvalidArgument(std::string(what) + " must be an integer, not '" + s + "'");
+  }
+  return v;
+}
+
+}  // namespace
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
+  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
+  return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
+}
+
+bool Router::Authorized(const HttpRequest& r) const {
+  if (deps_.token.empty()) return true;
+  auto auth = r.Header("authorization");
+  const std::string kBearer = "Bearer ";
+  if (!auth || auth->compare(0, kBearer.size(), kBearer) != 0) return false;
+  return ConstantTimeEquals(auth->substr(kBearer.size()), deps_.token);
+}
+
+HttpResponse Router::Handle(const HttpRequest& r) const {
+  if (r.path == "/healthz") {
+    if (r.method != "GET" && r.method != "HEAD") {
+      return HttpResponse::Error(405, "method_not_allowed", "use GET");
+    }
+    return HttpResponse::Json(200, R"({"status":"ok"})");
+  }
+  if (!Authorized(r)) {
+    HttpResponse resp = HttpResponse::Error(401, "unauthorized",
+                                            "this server needs 'Authorization: Bearer <token>'");
+    resp.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return resp;
+  }
+  const std::string kJobs = "/api/v1/jobs";
+  bool known = r.path == "/readyz" || r.path == kJobs || r.path == "/api/v1/queues" ||
+               r.path == "/api/v1/spools" || r.path.rfind(kJobs + "/", 0) == 0;
+  if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
+  if (r.method != "GET" && r.method != "HEAD") {
+    return HttpResponse::Error(405, "method_not_allowed", r.method + " is not served here");
+  }
+  if (r.path == "/readyz") return Ready();
+  if (r.path == kJobs) return ListJobs(r);
+  if (r.path == "/api/v1/queues") return Queues();
+  if (r.path == "/api/v1/spools") return Spools();
+  std::string id = r.path.substr(kJobs.size() + 1);
+  if (id.empty() || id.find('/') != std::string::npos) {
+    return HttpResponse::Error(404, "not_found", "no route for " + r.path);
+  }
+  return GetJob(id);
+}
+
+HttpResponse Router::Ready() const {
+  if (deps_.ready && !deps_.ready()) {
+    return HttpResponse::Error(503, "not_ready", "the engine is not running");
+  }
+  auto counts = deps_.store->CountJobsByState();
+  if (!counts.ok()) return HttpResponse::Error(503, "not_ready", counts.status().message());
+  return HttpResponse::Json(200, R"({"status":"ready"})");
+}
+
+HttpResponse Router::ListJobs(const HttpRequest& r) const {
+  JobFilter f;
+  f.limit = 100;
+  if (auto s = r.Query("state"); s && !s->empty()) {
+    auto state = ParseState(*s);
+    if (!state.ok()) return HttpResponse::FromStatus(state.status());
+    f.state = *state;
+  }
+  if (auto q = r.Query("queue"); q && !q->empty()) f.queue = *q;
+  if (auto k = r.Query("kind"); k && !k->empty()) f.kind = *k;
+  if (auto l = r.Query("limit")) {
+    auto v = ParseInt(*l, "limit");
+    if (!v.ok()) return HttpResponse::FromStatus(v.status());
+    if (*v < 1 || *v > kMaxLimit) {
+      return HttpResponse::Error(400, "invalid_argument",
+                                 "limit must be 1 to " + std::to_string(kMaxLimit));
+    }
+    f.limit = static_cast<int>(*v);
+  }
+  if (auto c = r.Query("cursor"); c && !c->empty()) {
+    auto v = ParseInt(*c, "cursor");
+    if (!v.ok() || *v < 1) {
+      return HttpResponse::Error(400, "invalid_argument", "cursor is not one this server gave");
+    }
+    f.before_id = *v;
+  }
+  auto jobs = deps_.store->ListJobs(f);
+  if (!jobs.ok()) return HttpResponse::FromStatus(jobs.status());
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("jobs");
+  w.StartArray();
+  for (const Job& j : *jobs) WriteJobJson(j, &w);
+  w.EndArray();
+  w.Key("next_cursor");
+  if (static_cast<int>(jobs->size()) == f.limit) {
+    w.String(std::to_string(jobs->back().id).c_str());
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+HttpResponse Router::GetJob(const std::string& id) const {
+  auto v = ParseInt(id, "job id");
+  if (!v.ok()) return HttpResponse::Error(404, "not_found", "no job " + id);
+  auto job = deps_.store->GetJob(*v);
+  if (!job.ok()) return HttpResponse::FromStatus(job.status());
+  return HttpResponse::Json(200, JobJson(*job));
+}
+
+HttpResponse Router::Queues() const {
+  auto counts = deps_.store->CountJobsByQueue();
+  if (!counts.ok()) return HttpResponse::FromStatus(counts.status());
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("queues");
+  w.StartArray();
+  std::string current;
+  bool open = false;
+  for (const auto& [key, n] : *counts) {
+    if (!open || key.first != current) {
+      if (open) {
+        w.EndObject();
+        w.EndObject();
+      }
+      current = key.first;
+      open = true;
+      w.StartObject();
+      w.Key("name");
+      w.String(current.c_str());
+      w.Key("jobs");
+      w.StartObject();
+    }
+    w.Key(key.second.c_str());
+    w.Int64(n);
+  }
+  if (open) {
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+HttpResponse Router::Spools() const {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("spools");
+  w.StartArray();
+  for (const SpoolInfo& s : deps_.spools ? deps_.spools() : std::vector<SpoolInfo>{}) {
+    w.StartObject();
+    w.Key("path");
+    w.String(s.path.c_str());
+    w.Key("kind");
+    w.String(s.kind.c_str());
+    w.Key("backlog");
+    w.Uint64(s.backlog);
+    w.Key("succeeded");
+    w.Uint64(s.succeeded);
+    w.Key("failed");
+    w.Uint64(s.failed);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+}  // namespace sluice::api

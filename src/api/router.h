@@ -1,0 +1,58 @@
+// Router: the HTTP API's routes, from a parsed request to a response. No sockets here.
+//
+//   GET /healthz               liveness (no token needed)
+//   GET /readyz                200 when the engine runs and the store answers, else 503
+//   GET /api/v1/jobs           ?state=&queue=&kind=&cursor=&limit= newest first, paginated
+//   GET /api/v1/jobs/{id}      one job
+//   GET /api/v1/queues         job counts by queue and state
+//   GET /api/v1/spools         each spool: path, kind, backlog, succeeded, failed
+//
+// With a token set, every request but /healthz needs "Authorization: Bearer <token>",
+// compared in constant time. Errors are JSON {"error": {"code", "message"}}.
+// Thread safety: Handle() may be called from many threads.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "api/http_types.h"
+#include "store/store.h"
+
+namespace sluice::api {
+
+struct SpoolInfo {
+  std::string path;
+  std::string kind;
+  size_t backlog = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+};
+
+struct RouterDeps {
+  Store* store = nullptr;
+  std::function<std::vector<SpoolInfo>()> spools;
+  std::function<bool()> ready;
+  std::string token;  // empty: no authentication
+};
+
+class Router {
+ public:
+  explicit Router(RouterDeps deps) : deps_(std::move(deps)) {}
+  HttpResponse Handle(const HttpRequest& request) const;
+
+ private:
+  bool Authorized(const HttpRequest& request) const;
+  HttpResponse ListJobs(const HttpRequest& request) const;
+  HttpResponse GetJob(const std::string& id) const;
+  HttpResponse Queues() const;
+  HttpResponse Spools() const;
+  HttpResponse Ready() const;
+
+  RouterDeps deps_;
+};
+
+// Whether `a` equals `b`, in time that depends only on their lengths' digests.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+}  // namespace sluice::api

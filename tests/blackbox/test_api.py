@@ -1,0 +1,157 @@
+"""The HTTP API through real HTTP: authentication, every error status it can give for bad
+input, pagination, limits and timeouts, and many idle connections on one I/O thread."""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+import harness
+
+TOKEN = "tok-123"
+
+
+class ApiTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox(api=True)
+
+    def tearDown(self):
+        self.box.close()
+
+    def start(self, *extra):
+        self.box.start("--api-token", TOKEN, *extra)
+        return self.box.wait_for_api()
+
+    def request(self, method, path, token=TOKEN, body=None, conn=None):
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        self.assertEqual(r.getheader("Content-Type"), "application/json", data)
+        return r.status, json.loads(data) if data else None
+
+    def test_authentication_guards_everything_but_healthz(self):
+        self.start()
+        self.assertEqual(self.request("GET", "/healthz", token=None), (200, {"status": "ok"}))
+        status, body = self.request("GET", "/api/v1/jobs", token=None)
+        self.assertEqual(status, 401)
+        self.assertEqual(body["error"]["code"], "unauthorized")
+        self.assertEqual(self.request("GET", "/api/v1/jobs", token="tok-12")[0], 401)
+        self.assertEqual(self.request("GET", "/api/v1/jobs", token=TOKEN + "x")[0], 401)
+        self.assertEqual(self.request("GET", "/readyz")[0], 200)
+        self.assertEqual(self.request("GET", "/api/v1/jobs")[0], 200)
+
+    def test_the_token_can_come_from_the_environment(self):
+        os.environ["SLUICE_API_TOKEN"] = "from-env"
+        try:
+            self.box.start()
+            self.box.wait_for_api()
+        finally:
+            del os.environ["SLUICE_API_TOKEN"]
+        self.assertEqual(self.request("GET", "/api/v1/jobs", token=None)[0], 401)
+        self.assertEqual(self.request("GET", "/api/v1/jobs", token="from-env")[0], 200)
+
+    def test_jobs_page_newest_first_with_cursors_and_filters(self):
+        self.start()
+        for i in range(7):
+            self.box.drop("p%d.json" % i, harness.GOOD)
+        self.box.drop("bad.json", "{")
+        self.box.wait_for(lambda: len(self.box.listing("archive")) == 7 and
+                          "bad.json" in self.box.listing("failed"), what="drain")
+        seen, cursor = [], None
+        while True:
+            path = "/api/v1/jobs?limit=3" + ("&cursor=" + cursor if cursor else "")
+            status, body = self.request("GET", path)
+            self.assertEqual(status, 200)
+            seen += [j["id"] for j in body["jobs"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        self.assertEqual(len(seen), 8)
+        self.assertEqual(seen, sorted(seen, reverse=True))
+        status, body = self.request("GET", "/api/v1/jobs?state=failed")
+        self.assertEqual([j["name"] for j in body["jobs"]], ["bad.json"])
+        self.assertEqual(body["jobs"][0]["error"]["code"], "invalid_json")
+        status, body = self.request("GET", "/api/v1/jobs?kind=kcidb&queue=default&limit=1000")
+        self.assertEqual(len(body["jobs"]), 8)
+        self.assertEqual(self.request("GET", "/api/v1/jobs?queue=other")[1]["jobs"], [])
+        status, job = self.request("GET", "/api/v1/jobs/%d" % seen[0])
+        self.assertEqual((status, job["id"]), (200, seen[0]))
+        status, queues = self.request("GET", "/api/v1/queues")
+        self.assertEqual(queues["queues"][0]["jobs"], {"failed": 1, "succeeded": 7})
+        status, spools = self.request("GET", "/api/v1/spools")
+        self.assertEqual(spools["spools"][0]["path"], os.path.realpath(self.box.spool))
+        self.assertEqual(spools["spools"][0]["succeeded"], 7)
+
+    def test_bad_input_gets_json_errors_never_a_500(self):
+        self.start("--max-body-bytes", "1000")
+        cases = [
+            ("GET", "/api/v1/jobs?state=sleeping", 400, "invalid_argument"),
+            ("GET", "/api/v1/jobs?limit=0", 400, "invalid_argument"),
+            ("GET", "/api/v1/jobs?limit=abc", 400, "invalid_argument"),
+            ("GET", "/api/v1/jobs?limit=1001", 400, "invalid_argument"),
+            ("GET", "/api/v1/jobs?cursor=-5", 400, "invalid_argument"),
+            ("GET", "/api/v1/jobs?state=%zz", 400, "invalid_argument"),
+            ("GET", "/api/v1/jobs/999999", 404, "not_found"),
+            ("GET", "/api/v1/jobs/abc", 404, "not_found"),
+            ("GET", "/api/v1/jobs/1/x/y", 404, "not_found"),
+            ("GET", "/nothing/here", 404, "not_found"),
+            ("DELETE", "/api/v1/jobs", 405, "method_not_allowed"),
+        ]
+        for method, path, status, code in cases:
+            got, body = self.request(method, path)
+            self.assertEqual((got, body["error"]["code"]), (status, code), path)
+            self.assertTrue(body["error"]["message"], path)
+        status, body = self.request("GET", "/api/v1/jobs", body="x" * 5000)
+        self.assertEqual((status, body["error"]["code"]), (413, "payload_too_large"))
+        with socket.create_connection(("127.0.0.1", self.box.port)) as s:
+            s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+            reply = s.recv(4096).decode(errors="replace")
+        self.assertTrue(reply.startswith("HTTP/1.1 400"), reply)
+        self.assertIn('"code":"bad_request"', reply)
+        self.assertEqual(self.request("GET", "/healthz")[0], 200)
+
+    def test_keep_alive_idle_timeout_and_many_idle_connections(self):
+        self.start("--http-timeout", "1")
+        conn = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        for _ in range(5):
+            self.assertEqual(self.request("GET", "/api/v1/jobs", conn=conn)[0], 200)
+        idle = [socket.create_connection(("127.0.0.1", self.box.port)) for _ in range(500)]
+        self.assertEqual(self.request("GET", "/readyz")[0], 200)
+        threads = int(open("/proc/%d/status" % self.box.proc.pid).read()
+                      .split("Threads:")[1].split()[0])
+        self.assertLess(threads, 20)  # no thread per connection
+        time.sleep(2)
+        idle[0].settimeout(5)
+        self.assertEqual(idle[0].recv(10), b"")  # closed by the server after --http-timeout
+        for s in idle:
+            s.close()
+
+    def test_a_public_host_needs_a_token_or_insecure(self):
+        r = subprocess.run(self.box.args("--host", "0.0.0.0", "--burst"), capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--api-token", r.stderr)
+        r = subprocess.run(self.box.args("--host", "0.0.0.0", "--insecure", "--burst"),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_taken_port_given_explicitly_is_an_error(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            r = subprocess.run(self.box.args("--port", str(port), "--burst"),
+                               capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("cannot listen", r.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()
