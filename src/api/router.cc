@@ -55,13 +55,20 @@ HttpResponse Router::Handle(const HttpRequest& r) const {
     return resp;
   }
   const std::string kJobs = "/api/v1/jobs";
-  bool known = r.path == "/readyz" || r.path == kJobs || r.path == "/api/v1/queues" ||
-               r.path == "/api/v1/spools" || r.path.rfind(kJobs + "/", 0) == 0;
+  bool known = r.path == "/readyz" || r.path == "/metrics" || r.path == kJobs ||
+               r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||
+               r.path.rfind(kJobs + "/", 0) == 0;
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
   if (r.method != "GET" && r.method != "HEAD") {
     return HttpResponse::Error(405, "method_not_allowed", r.method + " is not served here");
   }
   if (r.path == "/readyz") return Ready();
+  if (r.path == "/metrics") {
+    HttpResponse resp;
+    resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    resp.body = deps_.metrics ? deps_.metrics() : "";
+    return resp;
+  }
   if (r.path == kJobs) return ListJobs(r);
   if (r.path == "/api/v1/queues") return Queues();
   if (r.path == "/api/v1/spools") return Spools();

@@ -6,6 +6,7 @@
 //   GET /api/v1/jobs/{id}      one job
 //   GET /api/v1/queues         job counts by queue and state
 //   GET /api/v1/spools         each spool: path, kind, backlog, succeeded, failed
+//   GET /metrics               Prometheus text format
 //
 // With a token set, every request but /healthz needs "Authorization: Bearer <token>",
 // compared in constant time. Errors are JSON {"error": {"code", "message"}}.
@@ -33,7 +34,8 @@ struct RouterDeps {
   Store* store = nullptr;
   std::function<std::vector<SpoolInfo>()> spools;
   std::function<bool()> ready;
-  std::string token;  // empty: no authentication
+  std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
+  std::string token;                     // empty: no authentication
 };
 
 class Router {

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 
+#include "api/metrics_page.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
 #include "handlers/kcidb/kcidb_handler.h"
@@ -147,6 +148,7 @@ int RunServe(ServeFlags f) {
     return std::vector<api::SpoolInfo>{{engine.spool_root(), std::string((*handler)->kind()),
                                         engine.Backlog(), c.succeeded.load(), c.failed.load()}};
   };
+  deps.metrics = [&engine, &store] { return api::RenderMetrics(engine, store->get()); };
   api::Router router(deps);
   std::unique_ptr<api::HttpServer> http;
   if (!f.no_api) {

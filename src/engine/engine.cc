@@ -34,6 +34,13 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
       spool_(env, AbsolutePath(options_.spool_dir)),
       broker_(std::make_unique<LocalBroker>(clock)),
       rng_(std::random_device{}()) {
+  for (const TableSpec& t : handler_->tables()) {
+    int col = -1;
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      if (t.columns[i].name == "origin") col = static_cast<int>(i);
+    }
+    origin_column_.push_back(col);
+  }
   writer_ = std::make_unique<Writer>(store, options_.max_batch,
                                      [this](WriteBatch& committed, std::vector<Job>& dropped) {
                                        AfterCommit(committed, dropped);
@@ -128,6 +135,26 @@ Status Engine::Reload() {
   return st;
 }
 
+EngineSnapshot Engine::Snapshot() const {
+  EngineSnapshot s;
+  int64_t oldest_ns = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.backlog = by_name_.size();
+    for (const auto& [id, t] : jobs_) {
+      if (IsFinal(t.job.state)) continue;
+      if (oldest_ns == 0 || t.job.file.mtime_ns < oldest_ns) oldest_ns = t.job.file.mtime_ns;
+    }
+  }
+  if (oldest_ns > 0) {
+    s.oldest_pending_s = std::max(0.0, (clock_->NowMicros() * 1000.0 - oldest_ns) / 1e9);
+  }
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  s.failures_by_code = failures_by_code_;
+  s.objects = objects_by_origin_;
+  return s;
+}
+
 size_t Engine::Backlog() const {
   std::lock_guard<std::mutex> lock(mu_);
   return by_name_.size();
@@ -163,6 +190,23 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
     for (const Job& j : dropped) {
       by_name_.erase(j.name);
       jobs_.erase(j.id);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    const auto& tables = handler_->tables();
+    for (const JobUpdate& u : committed.updates) {
+      if (u.state == JobState::kFailed) failures_by_code_[u.error.code]++;
+      if (u.state != JobState::kSucceeded) continue;
+      for (const ObjectRow& row : u.rows) {
+        auto t = static_cast<size_t>(row.table);
+        if (t >= tables.size()) continue;
+        const std::string* origin = nullptr;
+        if (origin_column_[t] >= 0) {
+          origin = std::get_if<std::string>(&row.values[static_cast<size_t>(origin_column_[t])]);
+        }
+        objects_by_origin_[{tables[t].name, origin ? *origin : ""}]++;
+      }
     }
   }
   if (finals.empty()) return;

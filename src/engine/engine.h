@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -24,6 +25,7 @@
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "core/env.h"
+#include "core/metrics.h"
 #include "engine/options.h"
 #include "engine/writer.h"
 #include "handlers/handler.h"
@@ -55,6 +57,14 @@ struct EngineCounters {
   std::atomic<uint64_t> commits{0};
 };
 
+// What /metrics shows beyond the counters, taken under the engine's locks.
+struct EngineSnapshot {
+  size_t backlog = 0;
+  double oldest_pending_s = 0;  // age of the oldest file not finished yet (0 when none)
+  std::map<std::string, uint64_t> failures_by_code;
+  std::map<std::pair<std::string, std::string>, uint64_t> objects;  // (table, origin)
+};
+
 class Engine {
  public:
   Engine(EngineOptions options, Store* store, Handler* handler, Env* env, Clock* clock,
@@ -73,6 +83,11 @@ class Engine {
   Status Reload();
 
   const EngineCounters& counters() const { return counters_; }
+  EngineSnapshot Snapshot() const;
+  // Handler run time per job, and the wait from a file landing (its mtime) to its start.
+  const Histogram& processing_seconds() const { return processing_seconds_; }
+  const Histogram& wait_seconds() const { return wait_seconds_; }
+  std::string_view kind() const { return handler_->kind(); }
   // Files known and not yet finished (queued, running, retrying, or waiting to move).
   size_t Backlog() const;
   const std::string& spool_root() const { return spool_.root(); }
@@ -145,6 +160,12 @@ class Engine {
   bool mover_stop_ = false;
   Status final_status_;
   EngineCounters counters_;
+  Histogram processing_seconds_{Histogram::LatencyBounds()};
+  Histogram wait_seconds_{Histogram::LatencyBounds()};
+  std::vector<int> origin_column_;  // per handler table: index of "origin", or -1
+  mutable std::mutex stats_mu_;
+  std::map<std::string, uint64_t> failures_by_code_;
+  std::map<std::pair<std::string, std::string>, uint64_t> objects_by_origin_;
   int64_t started_at_ = 0;
   int64_t last_progress_ = 0;
   uint64_t last_progress_done_ = 0;

@@ -52,6 +52,10 @@ void Engine::RunJob(Job job) {
   claim.error = job.error;
   writer_->Update(std::move(claim));
   if (observer_ != nullptr) observer_->OnStarted(job);
+  int64_t started = clock_->MonotonicMicros();
+  if (job.attempts == 1 && job.file.mtime_ns > 0) {
+    wait_seconds_.Observe(std::max(0.0, (job.last_tried * 1000.0 - job.file.mtime_ns) / 1e9));
+  }
 
   HandlerContext ctx;
   ctx.path = spool_.PathOf(job.name);
@@ -61,6 +65,7 @@ void Engine::RunJob(Job job) {
   ctx.cancelled = &stop_;
   HandlerOutput out;
   Status st = handler_->Run(ctx, &out);
+  processing_seconds_.Observe((clock_->MonotonicMicros() - started) / 1e6);
 
   JobUpdate u;
   u.job_id = job.id;

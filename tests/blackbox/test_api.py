@@ -133,6 +133,30 @@ class ApiTest(unittest.TestCase):
         for s in idle:
             s.close()
 
+    def test_metrics_pass_promtool_and_count_what_happened(self):
+        self.start()
+        self.box.drop("good.json", harness.GOOD)
+        self.box.drop("bad.json", "{")
+        self.box.wait_for(lambda: "bad.json" in self.box.listing("failed") and
+                          "good.json" in self.box.listing("archive"), what="drain")
+        self.assertEqual(self.request("GET", "/metrics", token=None)[0], 401)
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + TOKEN})
+        r = c.getresponse()
+        text = r.read().decode()
+        c.close()
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.getheader("Content-Type").startswith("text/plain; version=0.0.4"))
+        check = subprocess.run(["promtool", "check", "metrics"], input=text,
+                               capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        for line in ['sluice_jobs{queue="default",state="failed"} 1',
+                     'sluice_jobs{queue="default",state="succeeded"} 1',
+                     'code="invalid_json"} 1',
+                     'sluice_objects_total{kind="kcidb",type="tests",origin="bb"} 1',
+                     'sluice_job_processing_seconds_count{kind="kcidb"} 2']:
+            self.assertIn(line, text)
+
     def test_a_public_host_needs_a_token_or_insecure(self):
         r = subprocess.run(self.box.args("--host", "0.0.0.0", "--burst"), capture_output=True,
                            text=True, timeout=60)
