@@ -1,6 +1,8 @@
 // Engine discovery: inotify events plus scans turn complete files into registered jobs.
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <unordered_set>
@@ -141,6 +143,9 @@ bool Engine::BurstFinished() {
 
 void Engine::DiscoveryLoop() {
   pthread_setname_np(pthread_self(), "sluice-discover");
+  // Landing-to-start latency is this thread's wake-up time: ask for a little more CPU
+  // priority than the workers (refused without CAP_SYS_NICE, which is fine).
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), -5);
   Examine(ScanNames(), true, true);
   int64_t next_scan = clock_->MonotonicMicros() + static_cast<int64_t>(options_.interval_s * 1e6);
   int64_t next_move_retry = 0;
