@@ -8,6 +8,7 @@
 
 #include <charconv>
 
+#include "api/submit.h"
 #include "store/job_json.h"
 
 namespace sluice::api {
@@ -59,6 +60,7 @@ HttpResponse Router::Handle(const HttpRequest& r) const {
                r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||
                r.path.rfind(kJobs + "/", 0) == 0;
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
+  if (r.path == kJobs && r.method == "POST") return SubmitJob(r);
   if (r.method != "GET" && r.method != "HEAD") {
     return HttpResponse::Error(405, "method_not_allowed", r.method + " is not served here");
   }
@@ -131,6 +133,22 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
   }
   w.EndObject();
   return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+HttpResponse Router::SubmitJob(const HttpRequest& r) const {
+  if (!deps_.submit) return HttpResponse::Error(503, "unavailable", "no engine takes jobs here");
+  auto parsed = ParseSubmission(r.body);
+  if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
+  auto submitted = deps_.submit(std::get<Job>(std::move(parsed)));
+  if (!submitted.ok()) {
+    if (submitted.status().code() == Code::kInvalidArgument) {
+      return HttpResponse::Error(422, "invalid_request", submitted.status().message());
+    }
+    return HttpResponse::FromStatus(submitted.status());
+  }
+  HttpResponse resp = HttpResponse::Json(submitted->second ? 201 : 200, JobJson(submitted->first));
+  resp.headers.emplace_back("Location", "/api/v1/jobs/" + std::to_string(submitted->first.id));
+  return resp;
 }
 
 HttpResponse Router::GetJob(const std::string& id) const {

@@ -2,6 +2,8 @@
 //
 //   GET /healthz               liveness (no token needed)
 //   GET /readyz                200 when the engine runs and the store answers, else 503
+//   POST /api/v1/jobs          submit {kind, queue?, payload, priority?, max_attempts?, run_at?,
+//                              idempotency_key?}: 201 with the job (200 when the key was used)
 //   GET /api/v1/jobs           ?state=&queue=&kind=&cursor=&limit= newest first, paginated
 //   GET /api/v1/jobs/{id}      one job
 //   GET /api/v1/queues         job counts by queue and state
@@ -35,7 +37,9 @@ struct RouterDeps {
   std::function<std::vector<SpoolInfo>()> spools;
   std::function<bool()> ready;
   std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
-  std::string token;                     // empty: no authentication
+  // Registers a job; its stored form and whether it was created (false: idempotent repeat).
+  std::function<Result<std::pair<Job, bool>>(Job)> submit;
+  std::string token;  // empty: no authentication
 };
 
 class Router {
@@ -46,6 +50,7 @@ class Router {
  private:
   bool Authorized(const HttpRequest& request) const;
   HttpResponse ListJobs(const HttpRequest& request) const;
+  HttpResponse SubmitJob(const HttpRequest& request) const;
   HttpResponse GetJob(const std::string& id) const;
   HttpResponse Queues() const;
   HttpResponse Spools() const;

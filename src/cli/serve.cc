@@ -149,6 +149,11 @@ int RunServe(ServeFlags f) {
                                         engine.Backlog(), c.succeeded.load(), c.failed.load()}};
   };
   deps.metrics = [&engine, &store] { return api::RenderMetrics(engine, store->get()); };
+  deps.submit = [&engine](Job job) -> Result<std::pair<Job, bool>> {
+    auto r = engine.Submit(std::move(job));
+    if (!r.ok()) return r.status();
+    return std::make_pair(std::move(r->job), r->created);
+  };
   api::Router router(deps);
   std::unique_ptr<api::HttpServer> http;
   if (!f.no_api) {

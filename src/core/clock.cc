@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "core/json_formats.h"
+
 namespace sluice {
 namespace {
 
@@ -26,6 +28,37 @@ class RealClock : public Clock {
 Clock* Clock::Real() {
   static RealClock* clock = new RealClock();
   return clock;
+}
+
+Result<int64_t> ParseTime(std::string_view s) {
+  if (!IsRfc3339DateTime(s) || (!s.empty() && s.back() == '\n')) {
+    return Status::InvalidArgument("'" + std::string(s) + "' is not an RFC 3339 date-time");
+  }
+  auto num = [&](size_t pos, size_t n) {
+    int v = 0;
+    for (size_t i = 0; i < n; ++i) v = v * 10 + (s[pos + i] - '0');
+    return v;
+  };
+  struct tm tm = {};
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(5, 2) - 1;
+  tm.tm_mday = num(8, 2);
+  tm.tm_hour = num(11, 2);
+  tm.tm_min = num(14, 2);
+  tm.tm_sec = num(17, 2);
+  int64_t micros = static_cast<int64_t>(timegm(&tm)) * 1000000;
+  size_t i = 19;
+  if (s[i] == '.') {
+    int64_t scale = 100000;
+    for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10) {
+      micros += (s[i] - '0') * scale;
+    }
+  }
+  if (s[i] == '+' || s[i] == '-') {
+    int64_t offset = (num(i + 1, 2) * 3600 + num(i + 4, 2) * 60) * int64_t{1000000};
+    micros += s[i] == '+' ? -offset : offset;
+  }
+  return micros;
 }
 
 std::string FormatTime(int64_t micros) {

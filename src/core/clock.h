@@ -4,6 +4,9 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "core/status.h"
 
 namespace sluice {
 
@@ -30,6 +33,10 @@ class ManualClock : public Clock {
  private:
   std::atomic<int64_t> now_;
 };
+
+// Parses an RFC 3339 date-time ("2026-01-02T03:04:05.5+01:00") into wall-clock microseconds.
+// InvalidArgument when it is not one.
+Result<int64_t> ParseTime(std::string_view text);
 
 // Formats wall-clock microseconds as RFC 3339 UTC with microseconds
 // ("2026-01-02T03:04:05.123456Z").

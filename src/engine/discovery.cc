@@ -125,7 +125,7 @@ void Engine::RetryMoves() {
 bool Engine::BurstFinished() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!deferred_.empty() || writer_->Pending() != 0) return false;
+    if (!deferred_.empty() || writer_->Pending() != 0 || !api_ids_.empty()) return false;
     if (!by_name_.empty()) {
       size_t stuck = 0;
       for (auto& [id, t] : jobs_) stuck += t.move_pending && t.move_failures >= 5;

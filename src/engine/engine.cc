@@ -140,9 +140,9 @@ EngineSnapshot Engine::Snapshot() const {
   int64_t oldest_ns = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    s.backlog = by_name_.size();
+    s.backlog = by_name_.size() + api_ids_.size();
     for (const auto& [id, t] : jobs_) {
-      if (IsFinal(t.job.state)) continue;
+      if (IsFinal(t.job.state) || t.job.file.mtime_ns == 0) continue;
       if (oldest_ns == 0 || t.job.file.mtime_ns < oldest_ns) oldest_ns = t.job.file.mtime_ns;
     }
   }
@@ -157,7 +157,7 @@ EngineSnapshot Engine::Snapshot() const {
 
 size_t Engine::Backlog() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return by_name_.size();
+  return by_name_.size() + api_ids_.size();
 }
 
 void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
@@ -261,6 +261,7 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const Job& j : moved) {
       jobs_.erase(j.id);
+      api_ids_.erase(j.id);
       auto it = by_name_.find(j.name);
       if (it != by_name_.end() && it->second == j.id) by_name_.erase(it);
     }
@@ -272,6 +273,7 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
 
 Status Engine::MoveFile(Tracked* t) {
   const Job& j = t->job;
+  if (j.spool.empty()) return Status::Ok();  // sent over HTTP: no file
   Status st;
   if (j.state == JobState::kSucceeded) {
     if (options_.archive) {

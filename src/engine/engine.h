@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "broker/broker.h"
@@ -65,6 +66,11 @@ struct EngineSnapshot {
   std::map<std::pair<std::string, std::string>, uint64_t> objects;  // (table, origin)
 };
 
+struct SubmitResult {
+  Job job;
+  bool created = false;  // false: an earlier job with the same idempotency key
+};
+
 class Engine {
  public:
   Engine(EngineOptions options, Store* store, Handler* handler, Env* env, Clock* clock,
@@ -79,6 +85,10 @@ class Engine {
   bool Done() const { return done_.load(); }
   // Waits until Done(), then joins every thread. The engine's final status.
   Status Wait();
+  // Registers a job sent over HTTP (its kind must be the handler's; its input is
+  // job.payload) and returns once the registration is durable. With an idempotency key
+  // already used, returns that earlier job instead. Thread-safe.
+  Result<SubmitResult> Submit(Job job);
   // SIGHUP: reload the handler's configuration.
   Status Reload();
 
@@ -140,6 +150,7 @@ class Engine {
   mutable std::mutex mu_;
   std::unordered_map<int64_t, Tracked> jobs_;  // by id
   std::unordered_map<std::string, int64_t> by_name_;
+  std::unordered_set<int64_t> api_ids_;  // unfinished jobs sent over HTTP
   std::unordered_map<std::string, bool> deferred_;  // being written or settling -> from_scan
                                                     // (discovery thread only)
   std::mt19937_64 rng_;

@@ -11,8 +11,8 @@ Status Engine::Recover() {
   int64_t now = clock_->NowMicros();
   size_t requeued = 0, interrupted = 0, vanished = 0;
   for (Job& j : *jobs) {
-    if (j.spool != spool_.root()) continue;  // another spool's job
-    auto info = env_->Stat(spool_.PathOf(j.name));
+    bool over_http = j.spool.empty();
+    if (!over_http && j.spool != spool_.root()) continue;  // another spool's job
     JobUpdate fail;
     fail.job_id = j.id;
     fail.attempts = j.attempts;
@@ -21,7 +21,7 @@ Status Engine::Recover() {
     fail.finished_at = now;
     fail.state = JobState::kFailed;
     bool failing = false;
-    if (info.status().IsNotFound()) {
+    if (!over_http && env_->Stat(spool_.PathOf(j.name)).status().IsNotFound()) {
       fail.error = {"file_vanished", "the file disappeared from the spool before it was processed",
                     ""};
       failing = true;
@@ -49,7 +49,11 @@ Status Engine::Recover() {
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (j.state == JobState::kRunning) j.state = JobState::kQueued;
-    by_name_[j.name] = j.id;
+    if (over_http) {
+      api_ids_.insert(j.id);
+    } else {
+      by_name_[j.name] = j.id;
+    }
     if (failing) {
       jobs_[j.id] = Tracked{j};
       writer_->Update(std::move(fail));

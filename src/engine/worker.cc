@@ -58,7 +58,11 @@ void Engine::RunJob(Job job) {
   }
 
   HandlerContext ctx;
-  ctx.path = spool_.PathOf(job.name);
+  if (job.spool.empty()) {
+    ctx.payload = &job.payload;
+  } else {
+    ctx.path = spool_.PathOf(job.name);
+  }
   ctx.max_file_bytes = options_.max_file_bytes;
   ctx.env = env_;
   ctx.clock = clock_;

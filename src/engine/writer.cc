@@ -30,9 +30,14 @@ void Writer::StopAndDrain() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Writer::AddJobs(std::vector<Job> jobs) {
+void Writer::AddJobs(std::vector<Job> jobs, std::function<void(const Status&)> done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (done) {
+      Waiter w{{}, std::move(done)};
+      for (const Job& j : jobs) w.ids.push_back(j.id);
+      waiters_.push_back(std::move(w));
+    }
     for (Job& j : jobs) new_jobs_.push_back(std::move(j));
   }
   cv_.notify_one();
@@ -54,6 +59,7 @@ size_t Writer::Pending() const {
 void Writer::Loop() {
   while (true) {
     WriteBatch batch;
+    std::vector<Waiter> waiters;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !new_jobs_.empty() || !updates_.empty(); });
@@ -63,6 +69,7 @@ void Writer::Loop() {
       batch.new_jobs.assign(std::make_move_iterator(new_jobs_.begin()),
                             std::make_move_iterator(new_jobs_.begin() + n));
       new_jobs_.erase(new_jobs_.begin(), new_jobs_.begin() + n);
+      waiters.swap(waiters_);  // every pending registration is in this batch
       size_t m = std::min(updates_.size(), max_batch_);
       batch.updates.assign(std::make_move_iterator(updates_.begin()),
                            std::make_move_iterator(updates_.begin() + m));
@@ -82,8 +89,17 @@ void Writer::Loop() {
     }
     WriteBatch committed;
     dropped_.clear();
+    refusals_.clear();
     WriteSplitting(&batch, &committed);
     if (!committed.empty() || !dropped_.empty()) after_commit_(committed, dropped_);
+    for (Waiter& w : waiters) {
+      Status st;
+      for (int64_t id : w.ids) {
+        auto it = refusals_.find(id);
+        if (it != refusals_.end()) st = it->second;
+      }
+      w.done(st);
+    }
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_ = 0;
   }
@@ -146,7 +162,10 @@ void Writer::WriteSplitting(WriteBatch* batch, WriteBatch* committed) {
     return;
   }
   for (Job& j : batch->new_jobs) {
-    spdlog::error("cannot register {}: {}", j.name, st.ToString());
+    if (st.code() != Code::kAlreadyExists) {
+      spdlog::error("cannot register {}: {}", j.name, st.ToString());
+    }
+    refusals_[j.id] = st;
     dropped_.push_back(std::move(j));
   }
 }

@@ -10,6 +10,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -30,7 +31,9 @@ class Writer {
   // Commits everything queued, then stops the thread.
   void StopAndDrain();
 
-  void AddJobs(std::vector<Job> jobs);
+  // Queues registrations. `done`, if given, runs on the writer thread once they committed
+  // (OK) or were refused (the store's error).
+  void AddJobs(std::vector<Job> jobs, std::function<void(const Status&)> done = nullptr);
   void Update(JobUpdate update);
   // Items queued and not yet committed.
   size_t Pending() const;
@@ -50,6 +53,12 @@ class Writer {
   std::vector<Job> new_jobs_;
   std::vector<JobUpdate> updates_;
   std::vector<Job> dropped_;  // writer thread only
+  struct Waiter {
+    std::vector<int64_t> ids;
+    std::function<void(const Status&)> done;
+  };
+  std::vector<Waiter> waiters_;
+  std::map<int64_t, Status> refusals_;  // writer thread only: why each dropped job was refused
   size_t in_flight_ = 0;
   bool stopping_ = false;
   std::thread thread_;

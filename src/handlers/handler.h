@@ -19,7 +19,8 @@
 namespace sluice {
 
 struct HandlerContext {
-  std::string path;  // the job's file
+  std::string path;                      // the job's file, or
+  const std::string* payload = nullptr;  // its input, for a job sent over HTTP
   uint64_t max_file_bytes = 0;
   Env* env = nullptr;
   Clock* clock = nullptr;

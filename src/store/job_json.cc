@@ -16,10 +16,22 @@ void WriteJobJson(const Job& j, rapidjson::Writer<rapidjson::StringBuffer>* writ
   w.String(j.kind.c_str());
   w.Key("queue");
   w.String(j.queue.c_str());
-  w.Key("spool");
-  w.String(j.spool.c_str());
-  w.Key("name");
-  w.String(j.name.c_str());
+  w.Key("origin");
+  w.String(j.spool.empty() ? "api" : "spool");
+  if (!j.spool.empty()) {
+    w.Key("spool");
+    w.String(j.spool.c_str());
+    w.Key("name");
+    w.String(j.name.c_str());
+  }
+  if (!j.idempotency_key.empty()) {
+    w.Key("idempotency_key");
+    w.String(j.idempotency_key.c_str());
+  }
+  if (j.priority != 0) {
+    w.Key("priority");
+    w.Int(j.priority);
+  }
   w.Key("attempts");
   w.Int(j.attempts);
   w.Key("max_attempts");
@@ -36,7 +48,7 @@ void WriteJobJson(const Job& j, rapidjson::Writer<rapidjson::StringBuffer>* writ
     w.Key("finished_at");
     w.String(FormatTime(j.finished_at).c_str());
   }
-  if (j.state == JobState::kRetrying) {
+  if (j.state == JobState::kRetrying || (j.state == JobState::kQueued && j.run_at > 0)) {
     w.Key("run_at");
     w.String(FormatTime(j.run_at).c_str());
   }

@@ -71,8 +71,10 @@ class Store {
 
   virtual Result<Job> GetJob(int64_t id) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
-  // Every job not in a final state, oldest first (recovery on start).
+  // Every job not in a final state, oldest first, with its payload (recovery on start).
   virtual Result<std::vector<Job>> UnfinishedJobs() = 0;
+  // The job submitted with `key`, if any.
+  virtual Result<std::optional<Job>> FindJobByIdempotencyKey(const std::string& key) = 0;
   // The newest job for a spool file name, if any.
   virtual Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
                                                       const std::string& name) = 0;

@@ -4,6 +4,7 @@ input, pagination, limits and timeouts, and many idle connections on one I/O thr
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -156,6 +157,72 @@ class ApiTest(unittest.TestCase):
                      'sluice_objects_total{kind="kcidb",type="tests",origin="bb"} 1',
                      'sluice_job_processing_seconds_count{kind="kcidb"} 2']:
             self.assertIn(line, text)
+
+    def submit(self, body, token=TOKEN):
+        return self.request("POST", "/api/v1/jobs", token=token,
+                            body=body if isinstance(body, str) else json.dumps(body))
+
+    def wait_state(self, job_id, state, timeout=30):
+        def reached():
+            return self.request("GET", "/api/v1/jobs/%d" % job_id)[1]["state"] == state
+        self.box.wait_for(reached, timeout, "job %d %s" % (job_id, state))
+        return self.request("GET", "/api/v1/jobs/%d" % job_id)[1]
+
+    def test_jobs_submitted_over_http_run_the_same_pipeline(self):
+        self.start()
+        status, job = self.submit({"kind": "kcidb", "payload": harness.GOOD,
+                                   "idempotency_key": "once"})
+        self.assertEqual(status, 201)
+        self.assertEqual((job["state"], job["origin"]), ("queued", "api"))
+        done = self.wait_state(job["id"], "succeeded")
+        self.assertEqual(done["result"]["tests"], 1)
+        self.assertEqual(self.box.query("SELECT id FROM tests"), [("bb:t1",)])
+        status, again = self.submit({"kind": "kcidb", "payload": {}, "idempotency_key": "once"})
+        self.assertEqual((status, again["id"]), (200, job["id"]))
+        status, bad = self.submit({"kind": "kcidb", "payload": {"version": {"major": 5,
+                                   "minor": 3}, "tests": [{"id": "nope"}]}})
+        self.assertEqual(status, 201)
+        failed = self.wait_state(bad["id"], "failed")
+        self.assertEqual(failed["error"]["code"], "schema_violation")
+
+    def test_a_submission_that_is_not_a_job_gets_400_or_422(self):
+        self.start()
+        cases = [("{not json", 400, "invalid_json"),
+                 ("[1]", 422, "invalid_request"),
+                 ({"payload": {}}, 422, "invalid_request"),
+                 ({"kind": "kcidb"}, 422, "invalid_request"),
+                 ({"kind": "kcidb", "payload": None}, 422, "invalid_request"),
+                 ({"kind": "exec", "payload": {}}, 422, "invalid_request"),
+                 ({"kind": "kcidb", "payload": {}, "colour": 1}, 422, "invalid_request"),
+                 ({"kind": "kcidb", "payload": {}, "priority": "high"}, 422, "invalid_request"),
+                 ({"kind": "kcidb", "payload": {}, "max_attempts": 0}, 422, "invalid_request"),
+                 ({"kind": "kcidb", "payload": {}, "run_at": "tomorrow"}, 422,
+                  "invalid_request"),
+                 ({"kind": "kcidb", "payload": {}, "queue": ""}, 422, "invalid_request"),
+                 ({"kind": "kcidb", "payload": {}, "idempotency_key": 5}, 422,
+                  "invalid_request")]
+        for body, status, code in cases:
+            got, answer = self.submit(body)
+            self.assertEqual((got, answer["error"]["code"]), (status, code), body)
+        self.assertEqual(self.submit({"kind": "kcidb", "payload": {}}, token=None)[0], 401)
+        self.assertEqual(self.request("GET", "/api/v1/jobs")[1]["jobs"], [])
+
+    def test_a_job_due_later_waits_and_survives_kill_9(self):
+        self.start()
+        due_at = time.time() + 3
+        due = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(due_at))
+        status, job = self.submit({"kind": "kcidb", "payload": harness.GOOD, "run_at": due})
+        self.assertEqual(status, 201)
+        time.sleep(0.5)
+        self.assertEqual(self.request("GET", "/api/v1/jobs/%d" % job["id"])[1]["state"], "queued")
+        self.box.stop(signal.SIGKILL)
+        self.box.log.close()
+        open(os.path.join(self.box.dir, "daemon.log"), "w").close()  # forget the old port
+        self.box.start("--api-token", TOKEN)
+        self.box.wait_for_api()
+        done = self.wait_state(job["id"], "succeeded")
+        self.assertGreaterEqual(time.time(), due_at - 1)  # not before it was due
+        self.assertEqual(done["attempts"], 1)
 
     def test_a_public_host_needs_a_token_or_insecure(self):
         r = subprocess.run(self.box.args("--host", "0.0.0.0", "--burst"), capture_output=True,

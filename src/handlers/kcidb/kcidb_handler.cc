@@ -94,6 +94,11 @@ Status KcidbHandler::Reload() {
 }
 
 Status KcidbHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
+  if (ctx.payload != nullptr) {
+    std::string text = *ctx.payload;
+    out->bytes = text.size();
+    return Process(&text, ctx.clock->NowMicros(), out);
+  }
   std::string text;
   FileInfo info;
   Status st = ctx.env->ReadFile(ctx.path, ctx.max_file_bytes, &text, &info);

@@ -28,7 +28,11 @@ CREATE TABLE IF NOT EXISTS jobs (
   last_tried INTEGER,
   finished_at INTEGER,
   error_code TEXT, error_message TEXT, error_detail TEXT,
-  result TEXT);
+  result TEXT,
+  payload TEXT,
+  idempotency_key TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_file ON jobs(spool, name);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE TABLE IF NOT EXISTS kv (
@@ -39,7 +43,7 @@ CREATE TABLE IF NOT EXISTS kv (
 constexpr std::string_view kJobColumns =
     "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
     "priority, attempts, max_attempts, run_at, created_at, last_tried, finished_at, "
-    "error_code, error_message, error_detail, result, interruptions";
+    "error_code, error_message, error_detail, result, interruptions, idempotency_key";
 
 Job ReadJob(const Stmt& s) {
   Job j;
@@ -66,6 +70,7 @@ Job ReadJob(const Stmt& s) {
   j.error.detail = s.Text(19);
   j.result = s.Text(20);
   j.interruptions = static_cast<int>(s.Int(21));
+  j.idempotency_key = s.Text(22);
   return j;
 }
 
@@ -134,8 +139,8 @@ Status SqliteStore::Init(const std::string& path) {
   auto ins = Stmt::Prepare(
       write_.get(),
       "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"
-      " state, priority, attempts, max_attempts, run_at, created_at, id)"
-      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      " state, priority, attempts, max_attempts, run_at, created_at, id, payload,"
+      " idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.ok()) return ins.status();
   insert_job_ = std::move(*ins);
   auto upd = Stmt::Prepare(
@@ -208,6 +213,16 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
       insert_job_.Bind(15, j.id);
     } else {
       insert_job_.BindNull(15);
+    }
+    if (j.payload.empty()) {
+      insert_job_.BindNull(16);
+    } else {
+      insert_job_.Bind(16, std::string_view(j.payload));
+    }
+    if (j.idempotency_key.empty()) {
+      insert_job_.BindNull(17);
+    } else {
+      insert_job_.Bind(17, std::string_view(j.idempotency_key));
     }
     Status st = insert_job_.Run();
     if (!st.ok()) return st.Annotate("add job " + j.name);
@@ -349,7 +364,28 @@ Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
 }
 
 Result<std::vector<Job>> SqliteStore::UnfinishedJobs() {
-  return QueryJobs("WHERE state IN ('queued','running','retrying') ORDER BY id", {});
+  auto jobs = QueryJobs("WHERE state IN ('queued','running','retrying') ORDER BY id", {});
+  if (!jobs.ok()) return jobs;
+  // Payloads only here, where a job must be run again; listings stay light.
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT payload FROM jobs WHERE id=?");
+  if (!s.ok()) return s.status();
+  for (Job& j : *jobs) {
+    if (!j.spool.empty()) continue;
+    s->Bind(1, j.id);
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (*row) j.payload = s->Text(0);
+    s->Reset();
+  }
+  return jobs;
+}
+
+Result<std::optional<Job>> SqliteStore::FindJobByIdempotencyKey(const std::string& key) {
+  auto jobs = QueryJobs("WHERE idempotency_key=?", {Value(key)});
+  if (!jobs.ok()) return jobs.status();
+  if (jobs->empty()) return std::optional<Job>();
+  return std::optional<Job>(std::move(jobs->front()));
 }
 
 Result<std::optional<Job>> SqliteStore::LatestJobForFile(const std::string& spool,

@@ -26,6 +26,7 @@ class SqliteStore : public Store {
   Result<Job> GetJob(int64_t id) override;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
   Result<std::vector<Job>> UnfinishedJobs() override;
+  Result<std::optional<Job>> FindJobByIdempotencyKey(const std::string& key) override;
   Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
                                               const std::string& name) override;
   Result<std::map<std::string, int64_t>> CountJobsByState() override;
