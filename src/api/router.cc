@@ -61,6 +61,18 @@ HttpResponse Router::Handle(const HttpRequest& r) const {
                r.path.rfind(kJobs + "/", 0) == 0;
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
   if (r.path == kJobs && r.method == "POST") return SubmitJob(r);
+  if (r.path.rfind(kJobs + "/", 0) == 0) {
+    std::string rest = r.path.substr(kJobs.size() + 1);
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+      std::string action = rest.substr(slash + 1);
+      if (action != "cancel" && action != "priority") {
+        return HttpResponse::Error(404, "not_found", "no route for " + r.path);
+      }
+      if (r.method != "POST") return HttpResponse::Error(405, "method_not_allowed", "use POST");
+      return JobAction(rest.substr(0, slash), action);
+    }
+  }
   if (r.method != "GET" && r.method != "HEAD") {
     return HttpResponse::Error(405, "method_not_allowed", r.method + " is not served here");
   }
@@ -149,6 +161,16 @@ HttpResponse Router::SubmitJob(const HttpRequest& r) const {
   HttpResponse resp = HttpResponse::Json(submitted->second ? 201 : 200, JobJson(submitted->first));
   resp.headers.emplace_back("Location", "/api/v1/jobs/" + std::to_string(submitted->first.id));
   return resp;
+}
+
+HttpResponse Router::JobAction(const std::string& id, const std::string& action) const {
+  auto v = ParseInt(id, "job id");
+  if (!v.ok()) return HttpResponse::Error(404, "not_found", "no job " + id);
+  const auto& fn = action == "cancel" ? deps_.cancel : deps_.prioritize;
+  if (!fn) return HttpResponse::Error(503, "unavailable", "no engine here");
+  auto job = fn(*v);
+  if (!job.ok()) return HttpResponse::FromStatus(job.status());
+  return HttpResponse::Json(200, JobJson(*job));
 }
 
 HttpResponse Router::GetJob(const std::string& id) const {

@@ -6,6 +6,8 @@
 //                              idempotency_key?}: 201 with the job (200 when the key was used)
 //   GET /api/v1/jobs           ?state=&queue=&kind=&cursor=&limit= newest first, paginated
 //   GET /api/v1/jobs/{id}      one job
+//   POST /api/v1/jobs/{id}/cancel     cancel a waiting job (409 when running or ended)
+//   POST /api/v1/jobs/{id}/priority   run a waiting job next (a running one is returned as is)
 //   GET /api/v1/queues         job counts by queue and state
 //   GET /api/v1/spools         each spool: path, kind, backlog, succeeded, failed
 //   GET /metrics               Prometheus text format
@@ -39,6 +41,9 @@ struct RouterDeps {
   std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
   // Registers a job; its stored form and whether it was created (false: idempotent repeat).
   std::function<Result<std::pair<Job, bool>>(Job)> submit;
+  // POST /api/v1/jobs/{id}/cancel and /priority.
+  std::function<Result<Job>(int64_t)> cancel;
+  std::function<Result<Job>(int64_t)> prioritize;
   std::string token;  // empty: no authentication
 };
 
@@ -52,6 +57,7 @@ class Router {
   HttpResponse ListJobs(const HttpRequest& request) const;
   HttpResponse SubmitJob(const HttpRequest& request) const;
   HttpResponse GetJob(const std::string& id) const;
+  HttpResponse JobAction(const std::string& id, const std::string& action) const;
   HttpResponse Queues() const;
   HttpResponse Spools() const;
   HttpResponse Ready() const;

@@ -154,6 +154,8 @@ int RunServe(ServeFlags f) {
     if (!r.ok()) return r.status();
     return std::make_pair(std::move(r->job), r->created);
   };
+  deps.cancel = [&engine](int64_t id) { return engine.Cancel(id); };
+  deps.prioritize = [&engine](int64_t id) { return engine.Prioritize(id); };
   api::Router router(deps);
   std::unique_ptr<api::HttpServer> http;
   if (!f.no_api) {

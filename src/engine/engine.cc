@@ -173,6 +173,7 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
       j.state = u.state;
       j.attempts = u.attempts;
       j.interruptions = u.interruptions;
+      j.priority = u.priority;
       j.run_at = u.run_at;
       j.last_tried = u.last_tried;
       j.finished_at = u.finished_at;

@@ -89,6 +89,16 @@ class Engine {
   // job.payload) and returns once the registration is durable. With an idempotency key
   // already used, returns that earlier job instead. Thread-safe.
   Result<SubmitResult> Submit(Job job);
+  // Cancels a waiting (queued or retrying) job: it ends as cancelled, and its file goes to
+  // failed/ with that reason. NotFound for an unknown job; FailedPrecondition for one that
+  // runs or has ended.
+  Result<Job> Cancel(int64_t id);
+  // Moves a waiting job ahead of everything not prioritised already (and makes a retrying one
+  // due now). A running job is returned as it is; an ended one is FailedPrecondition.
+  Result<Job> Prioritize(int64_t id);
+  // The priority a prioritised job gets.
+  static constexpr int kPrioritised = 1000;
+
   // SIGHUP: reload the handler's configuration.
   Status Reload();
 
@@ -150,7 +160,7 @@ class Engine {
   mutable std::mutex mu_;
   std::unordered_map<int64_t, Tracked> jobs_;  // by id
   std::unordered_map<std::string, int64_t> by_name_;
-  std::unordered_set<int64_t> api_ids_;  // unfinished jobs sent over HTTP
+  std::unordered_set<int64_t> api_ids_;             // unfinished jobs sent over HTTP
   std::unordered_map<std::string, bool> deferred_;  // being written or settling -> from_scan
                                                     // (discovery thread only)
   std::mt19937_64 rng_;

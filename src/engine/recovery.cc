@@ -17,6 +17,7 @@ Status Engine::Recover() {
     fail.job_id = j.id;
     fail.attempts = j.attempts;
     fail.interruptions = j.interruptions;
+    fail.priority = j.priority;
     fail.last_tried = j.last_tried;
     fail.finished_at = now;
     fail.state = JobState::kFailed;

@@ -19,7 +19,12 @@ void Engine::WorkerLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = jobs_.find(t->job_id);
-      if (it == jobs_.end() || IsFinal(it->second.job.state)) continue;
+      // Only a waiting job runs: a ticket may be stale (the job was prioritised, so it has a
+      // newer ticket, or cancelled, or is running already).
+      if (it == jobs_.end() || (it->second.job.state != JobState::kQueued &&
+                                it->second.job.state != JobState::kRetrying)) {
+        continue;
+      }
       Job& j = it->second.job;
       j.state = JobState::kRunning;
       j.attempts++;
@@ -48,6 +53,7 @@ void Engine::RunJob(Job job) {
   claim.state = JobState::kRunning;
   claim.attempts = job.attempts;
   claim.interruptions = job.interruptions;
+  claim.priority = job.priority;
   claim.last_tried = job.last_tried;
   claim.error = job.error;
   writer_->Update(std::move(claim));
@@ -75,6 +81,7 @@ void Engine::RunJob(Job job) {
   u.job_id = job.id;
   u.attempts = job.attempts;
   u.interruptions = job.interruptions;
+  u.priority = job.priority;
   u.last_tried = job.last_tried;
   int64_t now = clock_->NowMicros();
   if (st.ok()) {

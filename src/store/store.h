@@ -24,6 +24,7 @@ struct JobUpdate {
   JobState state = JobState::kQueued;
   int attempts = 0;
   int interruptions = 0;
+  int priority = 0;
   int64_t run_at = 0;
   int64_t last_tried = 0;
   int64_t finished_at = 0;

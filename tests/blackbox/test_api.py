@@ -224,6 +224,52 @@ class ApiTest(unittest.TestCase):
         self.assertGreaterEqual(time.time(), due_at - 1)  # not before it was due
         self.assertEqual(done["attempts"], 1)
 
+    def test_priority_moves_the_last_of_10000_files_to_the_front(self):
+        r = self.box.sluice("demo-data", self.box.spool, "--count", "10000",
+                            "--tests-per-file", "100")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.start("--max-workers", "1", "--settle", "0")
+        newest = {}
+
+        def registered():  # the newest file (processing goes oldest first)
+            r = self.box.sluice("show", "--database", "sqlite:" + self.box.db,
+                                "demo-009999-1.json")
+            if r.returncode == 0:
+                newest.update(json.loads(r.stdout))
+            return bool(newest)
+        self.box.wait_for(registered, 30, "all files registered")
+        backlog = self.request("GET", "/api/v1/spools")[1]["spools"][0]["backlog"]
+        self.assertGreater(backlog, 5000)
+        asked = time.time()
+        status, job = self.request("POST", "/api/v1/jobs/%d/priority" % newest["id"])
+        self.assertEqual(status, 200)
+        self.assertEqual(job["priority"], 1000)
+        done = self.wait_state(newest["id"], "succeeded")
+        finished = time.mktime(time.strptime(done["finished_at"][:19], "%Y-%m-%dT%H:%M:%S")) \
+            - time.timezone + float("0." + done["finished_at"][20:26])
+        self.assertLess(finished - asked, 0.1)
+        self.assertGreater(self.request("GET", "/api/v1/spools")[1]["spools"][0]["backlog"],
+                           1000)  # the rest still waits
+
+    def test_cancel_a_waiting_job_and_refuse_the_rest(self):
+        self.start("--max-workers", "1")
+        due = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+        status, later = self.submit({"kind": "kcidb", "payload": harness.GOOD, "run_at": due})
+        status, job = self.request("POST", "/api/v1/jobs/%d/cancel" % later["id"])
+        self.assertEqual((status, job["state"]), (200, "cancelled"))
+        status, body = self.request("POST", "/api/v1/jobs/%d/cancel" % later["id"])
+        self.assertEqual((status, body["error"]["code"]), (409, "failed_precondition"))
+        self.box.drop("c.json", harness.GOOD)
+        self.box.wait_for(lambda: "c.json" in self.box.listing("archive"), what="c.json")
+        done = self.request("GET", "/api/v1/jobs?state=succeeded")[1]["jobs"][0]
+        status, body = self.request("POST", "/api/v1/jobs/%d/priority" % done["id"])
+        self.assertEqual(status, 409)
+        self.assertEqual(self.request("POST", "/api/v1/jobs/424242/cancel")[0], 404)
+        self.assertEqual(self.request("GET", "/api/v1/jobs/%d/cancel" % done["id"])[0], 405)
+        self.assertEqual(self.request("POST", "/api/v1/jobs/%d/explode" % done["id"])[0], 404)
+        self.box.wait_for(lambda: self.request("GET", "/api/v1/jobs/%d" % later["id"])[1]
+                          .get("finished_at"), what="cancel committed")
+
     def test_a_public_host_needs_a_token_or_insecure(self):
         r = subprocess.run(self.box.args("--host", "0.0.0.0", "--burst"), capture_output=True,
                            text=True, timeout=60)

@@ -146,7 +146,8 @@ Status SqliteStore::Init(const std::string& path) {
   auto upd = Stmt::Prepare(
       write_.get(),
       "UPDATE jobs SET state=?, attempts=?, run_at=?, last_tried=?, finished_at=?,"
-      " error_code=?, error_message=?, error_detail=?, result=?, interruptions=? WHERE id=?");
+      " error_code=?, error_message=?, error_detail=?, result=?, interruptions=?, priority=?"
+      " WHERE id=?");
   if (!upd.ok()) return upd.status();
   update_job_ = std::move(*upd);
 
@@ -250,7 +251,8 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
     text_or_null(8, u.error.detail);
     text_or_null(9, u.result);
     update_job_.Bind(10, static_cast<int64_t>(u.interruptions));
-    update_job_.Bind(11, u.job_id);
+    update_job_.Bind(11, static_cast<int64_t>(u.priority));
+    update_job_.Bind(12, u.job_id);
     Status st = update_job_.Run();
     if (!st.ok()) return st.Annotate("job " + std::to_string(u.job_id));
     for (const ObjectRow& row : u.rows) {
