@@ -74,6 +74,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--settle", e.settle_s, "Seconds a scanned file must be quiet before it is taken")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app->add_option("--max-backlog", e.max_backlog,
+                  "Files registered ahead of the workers; the rest wait as names, oldest first")
+      ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(100000000)))
+      ->capture_default_str();
   app->add_option("--max-file-bytes", e.max_file_bytes, "Larger files fail as too large")
       ->capture_default_str();
   app->add_option("--progress-interval", e.progress_interval_s, "Seconds between progress lines")

@@ -27,16 +27,48 @@ std::vector<std::string> Engine::ScanNames() {
   return names;
 }
 
-void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool startup) {
+// Names ordered by their files' age, oldest first (unreadable ones last).
+std::vector<std::string> Engine::OldestFirst(const std::vector<std::string>& names) {
+  std::vector<std::pair<int64_t, std::string>> aged;
+  aged.reserve(names.size());
+  for (const std::string& name : names) {
+    auto info = env_->Stat(spool_.PathOf(name));
+    aged.emplace_back(info.ok() ? info->mtime_ns : INT64_MAX, name);
+  }
+  std::sort(aged.begin(), aged.end());
+  std::vector<std::string> out;
+  out.reserve(aged.size());
+  for (auto& [mtime, name] : aged) out.push_back(std::move(name));
+  return out;
+}
+
+void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool startup) {
+  // More names than room: look at all their ages first, so the oldest are registered and
+  // the newest wait (below that, the broker orders what is registered by age anyway).
+  const std::vector<std::string>* names_ptr = &given;
+  std::vector<std::string> sorted;
+  size_t room;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    room = by_name_.size() < options_.max_backlog ? options_.max_backlog - by_name_.size() : 0;
+  }
+  if (given.size() > room) {
+    sorted = OldestFirst(given);
+    names_ptr = &sorted;
+  }
+  const std::vector<std::string>& names = *names_ptr;
   std::vector<Job> fresh;
   std::vector<int64_t> adopted;
   std::unordered_set<std::string> seen;  // one inotify batch often names a file twice
   int64_t now = clock_->NowMicros();
   for (const std::string& name : names) {
     if (!SpoolDir::IsCandidateName(name) || !seen.insert(name).second) continue;
+    if (waiting_names_.count(name)) continue;  // known, waits for room (Refill)
+    size_t registered;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (by_name_.count(name)) continue;
+      registered = by_name_.size();
     }
     std::string path = spool_.PathOf(name);
     auto info = env_->Stat(path);
@@ -70,6 +102,12 @@ void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool
         continue;
       }
     }
+    if (registered + fresh.size() >= options_.max_backlog) {
+      // Full: remember the name and its age only; Refill registers it when there is room.
+      waiting_.emplace(info->mtime_ns, name);
+      waiting_names_.insert(name);
+      continue;
+    }
     Job j;
     j.queue = options_.queue;
     j.kind = std::string(handler_->kind());
@@ -85,6 +123,26 @@ void Engine::Examine(const std::vector<std::string>& names, bool from_scan, bool
   }
   Register(&fresh);
   if (!adopted.empty()) MoveFinished(adopted);
+  waiting_count_ = waiting_.size();
+  waiting_oldest_ns_ = waiting_.empty() ? 0 : waiting_.begin()->first;
+}
+
+void Engine::Refill() {
+  if (waiting_.empty()) return;
+  size_t registered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    registered = by_name_.size();
+  }
+  size_t room = registered < options_.max_backlog ? options_.max_backlog - registered : 0;
+  if (room < std::max<size_t>(1, options_.max_backlog / 4) && room < waiting_.size()) return;
+  std::vector<std::string> names;
+  while (!waiting_.empty() && names.size() < room) {
+    names.push_back(waiting_.begin()->second);
+    waiting_names_.erase(waiting_.begin()->second);
+    waiting_.erase(waiting_.begin());
+  }
+  Examine(names, true, false);  // oldest first; a file gone meanwhile is dropped there
 }
 
 void Engine::Register(std::vector<Job>* fresh) {
@@ -125,7 +183,9 @@ void Engine::RetryMoves() {
 bool Engine::BurstFinished() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!deferred_.empty() || writer_->Pending() != 0 || !api_ids_.empty()) return false;
+    if (!deferred_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_ids_.empty()) {
+      return false;
+    }
     if (!by_name_.empty()) {
       size_t stuck = 0;
       for (auto& [id, t] : jobs_) stuck += t.move_pending && t.move_failures >= 5;
@@ -170,6 +230,7 @@ void Engine::DiscoveryLoop() {
       Examine(from_events, false, false);
       Examine(from_scan, true, false);
     }
+    Refill();
     if (mono >= next_move_retry) {
       RetryMoves();
       next_move_retry = mono + 1'000'000;

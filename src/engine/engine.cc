@@ -140,7 +140,8 @@ EngineSnapshot Engine::Snapshot() const {
   int64_t oldest_ns = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    s.backlog = by_name_.size() + api_ids_.size();
+    s.backlog = by_name_.size() + api_ids_.size() + waiting_count_.load();
+    oldest_ns = waiting_oldest_ns_.load();
     for (const auto& [id, t] : jobs_) {
       if (IsFinal(t.job.state) || t.job.file.mtime_ns == 0) continue;
       if (oldest_ns == 0 || t.job.file.mtime_ns < oldest_ns) oldest_ns = t.job.file.mtime_ns;
@@ -157,7 +158,7 @@ EngineSnapshot Engine::Snapshot() const {
 
 size_t Engine::Backlog() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return by_name_.size() + api_ids_.size();
+  return by_name_.size() + api_ids_.size() + waiting_count_.load();
 }
 
 void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {

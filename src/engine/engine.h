@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -131,6 +132,9 @@ class Engine {
   // Hands examined files to the writer for registration, oldest first; clears *fresh.
   void Register(std::vector<Job>* fresh);
   void RetryMoves();
+  std::vector<std::string> OldestFirst(const std::vector<std::string>& names);
+  // Registers waiting files, oldest first, when the backlog has room again.
+  void Refill();
   void MaybeReportProgress(bool force);
   bool BurstFinished();
   // worker.cc
@@ -160,7 +164,13 @@ class Engine {
   mutable std::mutex mu_;
   std::unordered_map<int64_t, Tracked> jobs_;  // by id
   std::unordered_map<std::string, int64_t> by_name_;
-  std::unordered_set<int64_t> api_ids_;             // unfinished jobs sent over HTTP
+  std::unordered_set<int64_t> api_ids_;  // unfinished jobs sent over HTTP
+  // Files seen while max_backlog files were registered: (mtime, name), oldest first.
+  // Discovery thread only; the counts below are for other threads.
+  std::set<std::pair<int64_t, std::string>> waiting_;
+  std::unordered_set<std::string> waiting_names_;
+  std::atomic<size_t> waiting_count_{0};
+  std::atomic<int64_t> waiting_oldest_ns_{0};
   std::unordered_map<std::string, bool> deferred_;  // being written or settling -> from_scan
                                                     // (discovery thread only)
   std::mt19937_64 rng_;

@@ -1,8 +1,11 @@
 // The engine under injected faults and after crashes: nothing lost, nothing done twice.
 #include "engine/engine.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 
@@ -207,6 +210,36 @@ TEST_F(EngineTest, BadFilesFailAloneWhileGoodOnesInTheSameBatchSucceed) {
   EXPECT_EQ((*counts)["failed"], 10);
   EXPECT_FALSE(fs::exists(spool_ + "/empty.json"));
   EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+class OrderObserver : public EngineObserver {
+ public:
+  void OnStarted(const Job& job) override {
+    std::lock_guard<std::mutex> lock(mu);
+    mtimes.push_back(job.file.mtime_ns);
+  }
+  std::mutex mu;
+  std::vector<int64_t> mtimes;
+};
+
+TEST_F(EngineTest, ABoundedBacklogStillTakesEveryFileOldestFirst) {
+  for (int i = 0; i < 60; ++i) {
+    std::string p = spool_ + "/b" + std::to_string(i % 7) + "-" + std::to_string(i) + ".json";
+    testing::WriteAll(p, kGood);
+    struct timespec times[2] = {{1'600'000'000 + i, 0}, {1'600'000'000 + i, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+  }
+  EngineOptions o = Options();
+  o.max_backlog = 8;
+  o.max_workers = 1;
+  OrderObserver order;
+  Engine engine(o, store_.get(), handler_.get(), &env_, Clock::Real(), &order);
+  ASSERT_TRUE(engine.Start().ok());
+  ASSERT_TRUE(engine.Wait().ok());
+  EXPECT_EQ(std::distance(fs::directory_iterator(spool_ + "/archive"), fs::directory_iterator()),
+            60);
+  ASSERT_EQ(order.mtimes.size(), 60u);
+  EXPECT_TRUE(std::is_sorted(order.mtimes.begin(), order.mtimes.end()));
 }
 
 }  // namespace

@@ -20,6 +20,9 @@ struct EngineOptions {
   double settle_s = 1.0;           // quiet time for files found by scan when leases are unusable
   uint64_t max_file_bytes = 512ull << 20;
   size_t max_batch = 1024;  // jobs per group commit
+  // Files registered ahead of the workers; the rest wait as names only, oldest first, so
+  // memory stays bounded however many files a spool holds.
+  size_t max_backlog = 50000;
   double progress_interval_s = 5.0;
 };
 
