@@ -1,14 +1,20 @@
-// Engine: runs one spool. Discovery (inotify + scans) registers files as jobs; a pool of
-// workers runs the handler; the Writer group-commits each job's rows and state in one
-// transaction; only after that commit does the file move to archive/ or failed/.
+// Engine: runs one spool, and jobs sent over HTTP. Discovery (inotify + scans) registers
+// files as jobs, at most max_backlog ahead of the workers; a pool of workers runs the
+// handler; the Writer group-commits each job's rows and state in one transaction; only after
+// that commit does the file move to archive/ or failed/.
+//
+// A worker may start a file while its registration commits: the file stays in the spool
+// until the job's final state is durable, so a crash in between only means the file is
+// taken again. A job sent over HTTP has no file, so its registration commits first.
 //
 // Threads: one discovery thread, `max_workers` workers, one writer, one mover (files out of
 // the spool after their commit, pipelined with the next commit). Public methods are
 // thread-safe.
 //
-// Recovery (Start): jobs left running by a dead daemon go back to queued (the attempt counts;
-// one over max_attempts fails); jobs whose file vanished fail with that reason; files whose
-// job already finished but which were not moved yet are moved; unknown files are registered.
+// Recovery (Start): jobs left running by a dead daemon go back to queued (an interruption,
+// not an attempt; max_interruptions of them fail the job as a poison pill); jobs whose file
+// vanished fail with that reason; files whose job already finished but which were not moved
+// yet are moved; unknown files are registered.
 #pragma once
 
 #include <atomic>
