@@ -23,6 +23,14 @@ JobUpdate UpdateOf(const Job& j) {
 
 bool Waiting(JobState s) { return s == JobState::kQueued || s == JobState::kRetrying; }
 
+// Why a job the engine no longer tracks cannot be changed: unknown, or ended.
+Status NotWaiting(Store* store, int64_t id) {
+  auto stored = store->GetJob(id);
+  if (!stored.ok()) return stored.status();
+  return Status::FailedPrecondition("job " + std::to_string(id) + " has ended (" +
+                                    std::string(StateName(stored->state)) + ")");
+}
+
 }  // namespace
 
 Result<Job> Engine::Cancel(int64_t id) {
@@ -43,12 +51,7 @@ Result<Job> Engine::Cancel(int64_t id) {
       job = j;
     }
   }
-  if (job.id == 0) {
-    auto stored = store_->GetJob(id);
-    if (!stored.ok()) return stored.status();
-    return Status::FailedPrecondition("job " + std::to_string(id) + " has ended (" +
-                                      std::string(StateName(stored->state)) + ")");
-  }
+  if (job.id == 0) return NotWaiting(store_, id);
   spdlog::info("job {} cancelled over the API", id);
   writer_->Update(UpdateOf(job));
   return job;
@@ -73,12 +76,7 @@ Result<Job> Engine::Prioritize(int64_t id) {
       broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, 0});
     }
   }
-  if (job.id == 0) {
-    auto stored = store_->GetJob(id);
-    if (!stored.ok()) return stored.status();
-    return Status::FailedPrecondition("job " + std::to_string(id) + " has ended (" +
-                                      std::string(StateName(stored->state)) + ")");
-  }
+  if (job.id == 0) return NotWaiting(store_, id);
   writer_->Update(UpdateOf(job));
   return job;
 }

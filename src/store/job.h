@@ -46,9 +46,9 @@ struct Job {
   int64_t id = 0;
   std::string queue = "default";
   std::string kind;
-  std::string spool;  // the spool directory the file came from; empty for a job sent over HTTP
-  std::string name;   // the file name inside the spool
-  std::string payload;          // the job's input when it came over HTTP (else the file)
+  std::string spool;    // the spool directory the file came from; empty for a job sent over HTTP
+  std::string name;     // the file name inside the spool
+  std::string payload;  // the job's input when it came over HTTP (else the file)
   std::string idempotency_key;  // optional, unique: the same key submits the same job once
   FileIdentity file;
   JobState state = JobState::kQueued;
