@@ -76,8 +76,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     parsed->body = std::move(req.body());
     head_ = req.method() == http::verb::head;
-    HttpResponse resp = router_->Handle(*parsed);
-    Send(std::move(resp), req.keep_alive());
+    bool keep_alive = req.keep_alive();
+    // The answer may come later from another thread (a submission waits for its commit):
+    // it is posted back to this connection's strand.
+    router_->HandleAsync(*parsed, [self = shared_from_this(), keep_alive](HttpResponse resp) {
+      asio::post(self->stream_.get_executor(),
+                 [self, resp = std::move(resp), keep_alive]() mutable {
+                   self->Send(std::move(resp), keep_alive);
+                 });
+    });
   }
 
   void Send(HttpResponse r, bool keep_alive) {

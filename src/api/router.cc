@@ -7,6 +7,8 @@
 #include <rapidjson/writer.h>
 
 #include <charconv>
+#include <future>
+#include <memory>
 
 #include "api/submit.h"
 #include "store/job_json.h"
@@ -42,7 +44,21 @@ bool Router::Authorized(const HttpRequest& r) const {
   return ConstantTimeEquals(auth->substr(kBearer.size()), deps_.token);
 }
 
+void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
+  if (r.path == "/api/v1/jobs" && r.method == "POST" && Authorized(r)) {
+    return SubmitJob(r, std::move(reply));
+  }
+  reply(Route(r));
+}
+
 HttpResponse Router::Handle(const HttpRequest& r) const {
+  auto answer = std::make_shared<std::promise<HttpResponse>>();
+  std::future<HttpResponse> done = answer->get_future();
+  HandleAsync(r, [answer](HttpResponse resp) { answer->set_value(std::move(resp)); });
+  return done.get();
+}
+
+HttpResponse Router::Route(const HttpRequest& r) const {
   if (r.path == "/healthz") {
     if (r.method != "GET" && r.method != "HEAD") {
       return HttpResponse::Error(405, "method_not_allowed", "use GET");
@@ -60,7 +76,6 @@ HttpResponse Router::Handle(const HttpRequest& r) const {
                r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||
                r.path.rfind(kJobs + "/", 0) == 0;
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
-  if (r.path == kJobs && r.method == "POST") return SubmitJob(r);
   if (r.path.rfind(kJobs + "/", 0) == 0) {
     std::string rest = r.path.substr(kJobs.size() + 1);
     size_t slash = rest.find('/');
@@ -147,20 +162,25 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
   return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));
 }
 
-HttpResponse Router::SubmitJob(const HttpRequest& r) const {
-  if (!deps_.submit) return HttpResponse::Error(503, "unavailable", "no engine takes jobs here");
-  auto parsed = ParseSubmission(r.body);
-  if (auto* error = std::get_if<HttpResponse>(&parsed)) return *error;
-  auto submitted = deps_.submit(std::get<Job>(std::move(parsed)));
-  if (!submitted.ok()) {
-    if (submitted.status().code() == Code::kInvalidArgument) {
-      return HttpResponse::Error(422, "invalid_request", submitted.status().message());
-    }
-    return HttpResponse::FromStatus(submitted.status());
+void Router::SubmitJob(const HttpRequest& r, Reply reply) const {
+  if (!deps_.submit) {
+    return reply(HttpResponse::Error(503, "unavailable", "no engine takes jobs here"));
   }
-  HttpResponse resp = HttpResponse::Json(submitted->second ? 201 : 200, JobJson(submitted->first));
-  resp.headers.emplace_back("Location", "/api/v1/jobs/" + std::to_string(submitted->first.id));
-  return resp;
+  auto parsed = ParseSubmission(r.body);
+  if (auto* error = std::get_if<HttpResponse>(&parsed)) return reply(*error);
+  deps_.submit(std::get<Job>(std::move(parsed)), [reply = std::move(reply)](
+                                                     Result<std::pair<Job, bool>> submitted) {
+    if (!submitted.ok()) {
+      if (submitted.status().code() == Code::kInvalidArgument) {
+        return reply(HttpResponse::Error(422, "invalid_request", submitted.status().message()));
+      }
+      return reply(HttpResponse::FromStatus(submitted.status()));
+    }
+    HttpResponse resp =
+        HttpResponse::Json(submitted->second ? 201 : 200, JobJson(submitted->first));
+    resp.headers.emplace_back("Location", "/api/v1/jobs/" + std::to_string(submitted->first.id));
+    reply(std::move(resp));
+  });
 }
 
 HttpResponse Router::JobAction(const std::string& id, const std::string& action) const {

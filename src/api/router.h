@@ -39,8 +39,10 @@ struct RouterDeps {
   std::function<std::vector<SpoolInfo>()> spools;
   std::function<bool()> ready;
   std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
-  // Registers a job; its stored form and whether it was created (false: idempotent repeat).
-  std::function<Result<std::pair<Job, bool>>(Job)> submit;
+  // Registers a job and calls back, from any thread, with its stored form and whether it was
+  // created (false: an idempotent repeat).
+  using SubmitDone = std::function<void(Result<std::pair<Job, bool>>)>;
+  std::function<void(Job, SubmitDone)> submit;
   // POST /api/v1/jobs/{id}/cancel and /priority.
   std::function<Result<Job>(int64_t)> cancel;
   std::function<Result<Job>(int64_t)> prioritize;
@@ -49,13 +51,19 @@ struct RouterDeps {
 
 class Router {
  public:
+  using Reply = std::function<void(HttpResponse)>;
   explicit Router(RouterDeps deps) : deps_(std::move(deps)) {}
+  // Answers `request` through `reply`: at once, or later from another thread for a route
+  // that waits on a commit (POST /api/v1/jobs).
+  void HandleAsync(const HttpRequest& request, Reply reply) const;
+  // The same, waiting for the answer.
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
   bool Authorized(const HttpRequest& request) const;
   HttpResponse ListJobs(const HttpRequest& request) const;
-  HttpResponse SubmitJob(const HttpRequest& request) const;
+  HttpResponse Route(const HttpRequest& request) const;
+  void SubmitJob(const HttpRequest& request, Reply reply) const;
   HttpResponse GetJob(const std::string& id) const;
   HttpResponse JobAction(const std::string& id, const std::string& action) const;
   HttpResponse Queues() const;

@@ -153,10 +153,11 @@ int RunServe(ServeFlags f) {
                                         engine.Backlog(), c.succeeded.load(), c.failed.load()}};
   };
   deps.metrics = [&engine, &store] { return api::RenderMetrics(engine, store->get()); };
-  deps.submit = [&engine](Job job) -> Result<std::pair<Job, bool>> {
-    auto r = engine.Submit(std::move(job));
-    if (!r.ok()) return r.status();
-    return std::make_pair(std::move(r->job), r->created);
+  deps.submit = [&engine](Job job, api::RouterDeps::SubmitDone done) {
+    engine.SubmitAsync(std::move(job), [done = std::move(done)](Result<SubmitResult> r) {
+      if (!r.ok()) return done(r.status());
+      done(std::make_pair(std::move(r->job), r->created));
+    });
   };
   deps.cancel = [&engine](int64_t id) { return engine.Cancel(id); };
   deps.prioritize = [&engine](int64_t id) { return engine.Prioritize(id); };

@@ -52,6 +52,8 @@ Status Build(const LogOptions& options) {
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
+  // Lower levels reach the log file within a second (someone may be tailing it).
+  spdlog::flush_every(std::chrono::seconds(1));
   return Status::Ok();
 }
 

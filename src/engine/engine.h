@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -96,6 +97,10 @@ class Engine {
   // job.payload) and returns once the registration is durable. With an idempotency key
   // already used, returns that earlier job instead. Thread-safe.
   Result<SubmitResult> Submit(Job job);
+  // The same without waiting: `done` runs once the registration is durable or refused (on the
+  // writer thread, or at once for a request refused before that; it must be quick).
+  using SubmitCallback = std::function<void(Result<SubmitResult>)>;
+  void SubmitAsync(Job job, SubmitCallback done);
   // Cancels a waiting (queued or retrying) job: it ends as cancelled, and its file goes to
   // failed/ with that reason. NotFound for an unknown job; FailedPrecondition for one that
   // runs or has ended.

@@ -1,6 +1,7 @@
-// Engine::Submit: jobs sent over HTTP. Unlike a spool file, such a job exists only in the
-// store, so its registration is durable before the caller hears "created", and a worker gets
-// it only after that commit.
+// Engine::SubmitAsync: jobs sent over HTTP. Unlike a spool file, such a job exists only in
+// the store, so its registration is durable before the caller hears "created", and a worker
+// gets it only after that commit. Nothing blocks while the commit happens: the answer comes
+// from the writer's commit callback, so many submissions share one group commit.
 #include <future>
 #include <memory>
 
@@ -8,16 +9,16 @@
 
 namespace sluice {
 
-Result<SubmitResult> Engine::Submit(Job job) {
+void Engine::SubmitAsync(Job job, SubmitCallback done) {
   if (job.kind != handler_->kind()) {
-    return Status::InvalidArgument("unknown kind '" + job.kind + "' (this daemon runs '" +
-                                   std::string(handler_->kind()) + "' jobs)");
+    return done(Status::InvalidArgument("unknown kind '" + job.kind + "' (this daemon runs '" +
+                                        std::string(handler_->kind()) + "' jobs)"));
   }
-  if (stop_) return Status::Unavailable("the daemon is stopping");
+  if (stop_) return done(Status::Unavailable("the daemon is stopping"));
   if (!job.idempotency_key.empty()) {
     auto earlier = store_->FindJobByIdempotencyKey(job.idempotency_key);
-    if (!earlier.ok()) return earlier.status();
-    if (earlier->has_value()) return SubmitResult{std::move(**earlier), false};
+    if (!earlier.ok()) return done(earlier.status());
+    if (earlier->has_value()) return done(SubmitResult{std::move(**earlier), false});
   }
   job.spool.clear();
   job.name.clear();
@@ -31,13 +32,12 @@ Result<SubmitResult> Engine::Submit(Job job) {
     jobs_[job.id] = Tracked{job};
     api_ids_.insert(job.id);
   }
-  auto committed = std::make_shared<std::promise<Status>>();
-  std::future<Status> done = committed->get_future();
-  writer_->AddJobs({job}, [committed](const Status& st) { committed->set_value(st); });
-  Status st = done.wait_for(std::chrono::seconds(60)) == std::future_status::ready
-                  ? done.get()
-                  : Status::Unavailable("the store did not commit the job within 60 s");
-  if (!st.ok()) {
+  // Runs on the writer thread once the registration committed or was refused.
+  auto committed = [this, job, done = std::move(done)](const Status& st) {
+    if (st.ok()) {
+      broker_->Push(Ticket{job.id, job.priority, job.created_at * 1000, job.run_at});
+      return done(SubmitResult{job, true});
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       jobs_.erase(job.id);
@@ -46,12 +46,24 @@ Result<SubmitResult> Engine::Submit(Job job) {
     if (st.code() == Code::kAlreadyExists && !job.idempotency_key.empty()) {
       // Another request with the same key won the race.
       auto earlier = store_->FindJobByIdempotencyKey(job.idempotency_key);
-      if (earlier.ok() && earlier->has_value()) return SubmitResult{std::move(**earlier), false};
+      if (earlier.ok() && earlier->has_value()) {
+        return done(SubmitResult{std::move(**earlier), false});
+      }
     }
-    return st;
+    done(st);
+  };
+  writer_->AddJobs({job}, std::move(committed));
+}
+
+Result<SubmitResult> Engine::Submit(Job job) {
+  auto result = std::make_shared<std::promise<Result<SubmitResult>>>();
+  std::future<Result<SubmitResult>> done = result->get_future();
+  SubmitAsync(std::move(job),
+              [result](Result<SubmitResult> r) { result->set_value(std::move(r)); });
+  if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    return Status::Unavailable("the store did not commit the job within 60 s");
   }
-  broker_->Push(Ticket{job.id, job.priority, job.created_at * 1000, job.run_at});
-  return SubmitResult{std::move(job), true};
+  return done.get();
 }
 
 }  // namespace sluice
