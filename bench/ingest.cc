@@ -135,6 +135,16 @@ void PrintDrain(const char* what, double secs, const EngineCounters& c) {
       c.bytes / 1e6 / secs, PeakRssMb());
 }
 
+// Drains the spool under `dir` in burst mode, prints the figures, removes `dir`.
+int DrainAndReport(const char* what, const std::string& dir) {
+  double secs;
+  EngineCounters c;
+  int rc = RunEngine(dir, true, nullptr, nullptr, &secs, &c);
+  PrintDrain(what, secs, c);
+  fs::remove_all(dir);
+  return rc;
+}
+
 int Corpus(const std::string& zip) {
   if (!fs::exists(zip)) {
     std::printf("corpus  skipped: %s not found\n", zip.c_str());
@@ -143,12 +153,7 @@ int Corpus(const std::string& zip) {
   std::string dir = FreshDir("corpus");
   std::string cmd = "unzip -q -j -o '" + zip + "' '*.json' -d '" + dir + "/spool'";
   if (std::system(cmd.c_str()) != 0) return 1;
-  double secs;
-  EngineCounters c;
-  int rc = RunEngine(dir, true, nullptr, nullptr, &secs, &c);
-  PrintDrain("corpus", secs, c);
-  fs::remove_all(dir);
-  return rc;
+  return DrainAndReport("corpus", dir);
 }
 
 int Small(int n) {
@@ -157,12 +162,7 @@ int Small(int n) {
   d.count = n;
   d.minimal = true;
   if (!kcidb::WriteDemoSpool(Env::Default(), dir + "/spool", d).ok()) return 1;
-  double secs;
-  EngineCounters c;
-  int rc = RunEngine(dir, true, nullptr, nullptr, &secs, &c);
-  PrintDrain("small", secs, c);
-  fs::remove_all(dir);
-  return rc;
+  return DrainAndReport("small", dir);
 }
 
 double Percentile(std::vector<double> v, double p) {
