@@ -4,10 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 namespace sluice::api {
@@ -88,6 +90,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(HttpResponse r, bool keep_alive) {
+    if (r.stream) return StartStream(std::move(r));
     auto res = std::make_shared<http::response<http::string_body>>();
     res->result(static_cast<unsigned>(r.status));
     res->version(11);
@@ -106,7 +109,81 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // A streamed body: the head, then whatever the stream gives, as it gives it.
+  void StartStream(HttpResponse r) {
+    body_ = std::move(r.stream);
+    out_ = "HTTP/1.1 " + std::to_string(r.status) + " " +
+           std::string(http::obsolete_reason(static_cast<http::status>(r.status))) +
+           "\r\nServer: sluice\r\nContent-Type: " + r.content_type + "\r\n";
+    for (auto& [k, v] : r.headers) out_ += k + ": " + v + "\r\n";
+    out_ += "Connection: close\r\n\r\n";
+    if (head_) {
+      ended_ = true;
+    } else {
+      std::weak_ptr<Session> weak = shared_from_this();
+      auto executor = stream_.get_executor();
+      body_->Start([weak, executor] {
+        asio::post(executor, [weak] {
+          if (auto self = weak.lock()) self->Pump();
+        });
+      });
+      WatchForHangup();
+      ArmKeepalive();
+    }
+    Pump();
+  }
+
+  void Pump() {
+    if (writing_ || closed_) return;
+    if (out_.empty() && !ended_ && body_) ended_ = !body_->Read(&out_);
+    if (out_.empty()) {
+      if (ended_) Close();
+      return;
+    }
+    writing_ = true;
+    auto chunk = std::make_shared<std::string>(std::move(out_));
+    out_.clear();
+    stream_.expires_after(
+        std::chrono::milliseconds(static_cast<int64_t>(options_.request_timeout_s * 1000)));
+    asio::async_write(stream_, asio::buffer(*chunk),
+                      [self = shared_from_this(), chunk](beast::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (ec) return self->Close();  // gone, or too slow to take a write
+                        self->last_write_ = std::chrono::steady_clock::now();
+                        self->Pump();
+                      });
+  }
+
+  // A streaming client sends nothing more; a read that ends means it hung up.
+  void WatchForHangup() {
+    stream_.socket().async_read_some(
+        asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->Close();
+          self->WatchForHangup();
+        });
+  }
+
+  void ArmKeepalive() {
+    if (!keepalive_) keepalive_.emplace(stream_.get_executor());
+    keepalive_->expires_after(
+        std::chrono::milliseconds(static_cast<int64_t>(options_.keepalive_s * 1000)));
+    keepalive_->async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      auto quiet = std::chrono::steady_clock::now() - self->last_write_;
+      if (!self->writing_ && quiet >= std::chrono::milliseconds(static_cast<int64_t>(
+                                          self->options_.keepalive_s * 1000 * 0.9))) {
+        self->out_ += self->body_->Keepalive();
+        self->Pump();
+      }
+      self->ArmKeepalive();
+    });
+  }
+
   void Close() {
+    if (closed_) return;
+    closed_ = true;
+    body_.reset();  // ends its subscription
+    if (keepalive_) keepalive_->cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
@@ -118,6 +195,15 @@ class Session : public std::enable_shared_from_this<Session> {
   const Router* router_;
   const HttpServerOptions& options_;
   bool head_ = false;
+  // Streaming
+  std::shared_ptr<BodyStream> body_;
+  std::string out_;
+  bool writing_ = false;
+  bool ended_ = false;
+  bool closed_ = false;
+  std::chrono::steady_clock::time_point last_write_ = std::chrono::steady_clock::now();
+  std::optional<asio::steady_timer> keepalive_;
+  std::array<char, 512> scratch_{};
 };
 
 }  // namespace

@@ -1,7 +1,8 @@
 // HttpServer: an asynchronous HTTP/1.1 server (Boost.Asio + Beast, kept in http_server.cc
 // only) that hands each request to a Router. Keep-alive; a body limit answered with 413; a
 // timeout for a request to arrive (header and body) that also closes idle connections.
-// One I/O thread serves every connection, so idle connections cost no threads.
+// One I/O thread serves every connection, so idle connections cost no threads. A response
+// with a BodyStream (SSE, followed logs) is written as it comes, then the connection closes.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +18,9 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: an ephemeral port (see port())
   size_t max_body_bytes = 8u << 20;
-  double request_timeout_s = 30;  // a request must arrive within this; idle connections close
+  double request_timeout_s = 30;  // a request must arrive within this; idle connections close;
+                                  // a streamed write must finish within it too
+  double keepalive_s = 15;        // a streamed body quiet this long gets its keepalive bytes
 };
 
 // Whether `host` names the loopback interface (127.0.0.0/8, ::1, localhost).

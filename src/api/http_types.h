@@ -2,7 +2,9 @@
 // routing is testable without sockets and Beast stays in http_server.cc.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,11 +28,26 @@ struct HttpRequest {
   std::optional<std::string> Query(const std::string& name) const;
 };
 
+// A response body produced over time (Server-Sent Events, a followed log). The server calls
+// it on its I/O thread; the connection closes when it ends.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  // `wake` may be called from any thread when Read has more to give.
+  virtual void Start(std::function<void()> wake) = 0;
+  // Appends what is ready now to *out (maybe nothing). False once the stream is over, after
+  // its last bytes. The server calls it again after each write, and after each wake.
+  virtual bool Read(std::string* out) = 0;
+  // Bytes to send after a quiet while (an SSE comment), or empty for none.
+  virtual std::string Keepalive() const { return {}; }
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<BodyStream> stream;  // set: the body comes from it, not from `body`
 
   static HttpResponse Json(int status, std::string body);
   // {"error": {"code": CODE, "message": MESSAGE}}

@@ -55,6 +55,15 @@ std::string RenderMetrics(const Engine& engine, Store* store) {
              {{"kind", std::string(engine.kind())}, {"type", key.first}, {"origin", key.second}},
              static_cast<double>(n));
   }
+  const EventHub& hub = engine.events();
+  x.Family("sluice_events_written_total", "counter",
+           "Events (state changes, job log lines) committed and published since start.");
+  x.Sample("sluice_events_written_total", {}, static_cast<double>(hub.published()));
+  x.Family("sluice_sse_clients", "gauge", "Live event readers: SSE streams and followed logs.");
+  x.Sample("sluice_sse_clients", {}, static_cast<double>(hub.subscribers()));
+  x.Family("sluice_sse_lagged_total", "counter",
+           "Live readers cut off because they fell more than --sse-buffer events behind.");
+  x.Sample("sluice_sse_lagged_total", {}, static_cast<double>(hub.lagged()));
   return x.text();
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "api/submit.h"
+#include "core/clock.h"
 #include "store/job_json.h"
 
 namespace sluice::api {
@@ -74,14 +75,21 @@ HttpResponse Router::Route(const HttpRequest& r) const {
   const std::string kJobs = "/api/v1/jobs";
   bool known = r.path == "/readyz" || r.path == "/metrics" || r.path == kJobs ||
                r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||
-               r.path.rfind(kJobs + "/", 0) == 0;
+               r.path == "/api/v1/events" || r.path.rfind(kJobs + "/", 0) == 0;
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
   if (r.path.rfind(kJobs + "/", 0) == 0) {
     std::string rest = r.path.substr(kJobs.size() + 1);
     size_t slash = rest.find('/');
     if (slash != std::string::npos) {
       std::string action = rest.substr(slash + 1);
-      if (action != "cancel" && action != "priority") {
+      if (action == "log") {
+        if (r.method != "GET") return HttpResponse::Error(405, "method_not_allowed", "use GET");
+        auto id = ParseInt(rest.substr(0, slash), "job id");
+        if (!id.ok())
+          return HttpResponse::Error(404, "not_found", "no job " + rest.substr(0, slash));
+        return JobLog(*id, r);
+      }
+      if (action != "cancel" && action != "priority" && action != "retry") {
         return HttpResponse::Error(404, "not_found", "no route for " + r.path);
       }
       if (r.method != "POST") return HttpResponse::Error(405, "method_not_allowed", "use POST");
@@ -100,6 +108,7 @@ HttpResponse Router::Route(const HttpRequest& r) const {
   }
   if (r.path == kJobs) return ListJobs(r);
   if (r.path == "/api/v1/queues") return Queues();
+  if (r.path == "/api/v1/events") return Events(r);
   if (r.path == "/api/v1/spools") return Spools();
   std::string id = r.path.substr(kJobs.size() + 1);
   if (id.empty() || id.find('/') != std::string::npos) {
@@ -186,6 +195,7 @@ void Router::SubmitJob(const HttpRequest& r, Reply reply) const {
 HttpResponse Router::JobAction(const std::string& id, const std::string& action) const {
   auto v = ParseInt(id, "job id");
   if (!v.ok()) return HttpResponse::Error(404, "not_found", "no job " + id);
+  if (action == "retry") return RetryJob(*v);
   const auto& fn = action == "cancel" ? deps_.cancel : deps_.prioritize;
   if (!fn) return HttpResponse::Error(503, "unavailable", "no engine here");
   auto job = fn(*v);
@@ -193,12 +203,45 @@ HttpResponse Router::JobAction(const std::string& id, const std::string& action)
   return HttpResponse::Json(200, JobJson(*job));
 }
 
+HttpResponse Router::RetryJob(int64_t id) const {
+  if (!deps_.retry) return HttpResponse::Error(503, "unavailable", "no engine here");
+  bool as_new_file = false;
+  auto job = deps_.retry(id, &as_new_file);
+  if (!job.ok()) return HttpResponse::FromStatus(job.status());
+  if (!as_new_file) return HttpResponse::Json(200, JobJson(*job));
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("retried");
+  WriteJobJson(*job, &w);
+  w.Key("message");
+  w.String(("the file " + job->name + " is back in the spool and runs as a new job").c_str());
+  w.EndObject();
+  return HttpResponse::Json(202, std::string(buf.GetString(), buf.GetSize()));
+}
+
 HttpResponse Router::GetJob(const std::string& id) const {
   auto v = ParseInt(id, "job id");
   if (!v.ok()) return HttpResponse::Error(404, "not_found", "no job " + id);
   auto job = deps_.store->GetJob(*v);
   if (!job.ok()) return HttpResponse::FromStatus(job.status());
-  return HttpResponse::Json(200, JobJson(*job));
+  // The job with its history: every state change and log line still kept.
+  EventFilter f;
+  f.job_id = *v;
+  f.limit = 1000;
+  auto events = deps_.store->ListEvents(f);
+  if (!events.ok()) return HttpResponse::FromStatus(events.status());
+  std::string body = JobJson(*job);
+  body.pop_back();  // the closing brace: the events go inside
+  body += ",\"events\":[";
+  for (size_t i = 0; i < events->size(); ++i) {
+    const Event& e = (*events)[i];
+    body += i ? ",{" : "{";
+    body += "\"id\":" + std::to_string(e.id) + ",\"ts\":\"" + FormatTime(e.ts) + "\",\"type\":\"" +
+            e.type + "\",\"data\":" + e.data + "}";
+  }
+  body += "]}";
+  return HttpResponse::Json(200, std::move(body));
 }
 
 HttpResponse Router::Queues() const {

@@ -8,6 +8,10 @@
 //   GET /api/v1/jobs/{id}      one job
 //   POST /api/v1/jobs/{id}/cancel     cancel a waiting job (409 when running or ended)
 //   POST /api/v1/jobs/{id}/priority   run a waiting job next (a running one is returned as is)
+//   POST /api/v1/jobs/{id}/retry      run a failed or cancelled job again
+//   GET /api/v1/jobs/{id}/log  the job's log as text; ?follow=1 streams it to its end
+//   GET /api/v1/events         Server-Sent Events ?job=&queue=&kind=&type=, resumable with
+//                              Last-Event-ID (or ?after=)
 //   GET /api/v1/queues         job counts by queue and state
 //   GET /api/v1/spools         each spool: path, kind, backlog, succeeded, failed
 //   GET /metrics               Prometheus text format
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "api/http_types.h"
+#include "engine/event_hub.h"
 #include "store/store.h"
 
 namespace sluice::api {
@@ -46,7 +51,11 @@ struct RouterDeps {
   // POST /api/v1/jobs/{id}/cancel and /priority.
   std::function<Result<Job>(int64_t)> cancel;
   std::function<Result<Job>(int64_t)> prioritize;
-  std::string token;  // empty: no authentication
+  // POST /api/v1/jobs/{id}/retry; *as_new_file: a spool file went back and runs as a new job.
+  std::function<Result<Job>(int64_t, bool* as_new_file)> retry;
+  EventHub* hub = nullptr;    // live events; null: no /api/v1/events
+  size_t sse_buffer = 10000;  // events queued per slow reader before it is told it lagged
+  std::string token;          // empty: no authentication
 };
 
 class Router {
@@ -65,6 +74,10 @@ class Router {
   HttpResponse Route(const HttpRequest& request) const;
   void SubmitJob(const HttpRequest& request, Reply reply) const;
   HttpResponse GetJob(const std::string& id) const;
+  HttpResponse RetryJob(int64_t id) const;
+  // events_routes.cc
+  HttpResponse Events(const HttpRequest& request) const;
+  HttpResponse JobLog(int64_t id, const HttpRequest& request) const;
   HttpResponse JobAction(const std::string& id, const std::string& action) const;
   HttpResponse Queues() const;
   HttpResponse Spools() const;

@@ -109,17 +109,12 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
   }
   int moved = 0;
   for (const std::string& n : names) {
-    std::string from = JoinPath(spool.FailedDir(), n);
-    // A new modification time makes it a new file to recovery: after a crash, an unchanged
-    // one would be taken for its failed job's file not yet moved, and sent back to failed/.
-    Status st = env->Touch(from);
-    if (st.ok()) st = env->RenameNoReplace(from, spool.PathOf(n));
+    Status st = spool.Restore(n, n);
     if (!st.ok()) {
       std::fprintf(stderr, "sluice retry: %s: %s\n", n.c_str(), st.ToString().c_str());
       if (!all_failed) return ExitCode(st);
       continue;
     }
-    (void)env->RemoveFile(from + ".error.json");
     ++moved;
   }
   (void)spool.Sync();

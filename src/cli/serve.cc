@@ -56,6 +56,21 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "Seconds for a request to arrive; idle connections close after it")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app->add_option("--sse-buffer", f->sse_buffer,
+                  "Events queued for a slow SSE reader before it gets 'event: lagged'")
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}))
+      ->capture_default_str();
+  app->add_option("--sse-keepalive", f->sse_keepalive_s,
+                  "Seconds of quiet before an SSE stream gets a keepalive comment")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--event-max-age", e.event_retention.max_age_s,
+                  "Seconds events are kept (state changes and job log lines)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--event-max-count", e.event_retention.max_count, "Newest events kept at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -161,6 +176,9 @@ int RunServe(ServeFlags f) {
   };
   deps.cancel = [&engine](int64_t id) { return engine.Cancel(id); };
   deps.prioritize = [&engine](int64_t id) { return engine.Prioritize(id); };
+  deps.retry = [&engine](int64_t id, bool* as_new_file) { return engine.Retry(id, as_new_file); };
+  deps.hub = &engine.events();
+  deps.sse_buffer = f.sse_buffer;
   api::Router router(deps);
   std::unique_ptr<api::HttpServer> http;
   if (!f.no_api) {
@@ -169,6 +187,7 @@ int RunServe(ServeFlags f) {
     ho.port = static_cast<uint16_t>(f.port);
     ho.max_body_bytes = f.max_body_bytes;
     ho.request_timeout_s = f.http_timeout_s;
+    ho.keepalive_s = f.sse_keepalive_s;
     auto server = api::HttpServer::Start(ho, &router);
     if (server.ok()) {
       http = std::move(*server);

@@ -27,6 +27,8 @@ struct ServeFlags {
   bool insecure = false;
   size_t max_body_bytes = 8u << 20;
   double http_timeout_s = 30;
+  size_t sse_buffer = 10000;
+  double sse_keepalive_s = 15;
 };
 
 // Adds the flags of `serve`. With `kernelci_only`, just KernelCI's monitor_submissions flags

@@ -1,25 +1,10 @@
-// Engine control over the API: cancel and prioritise waiting jobs.
+// Engine control over the API: cancel, prioritise and retry jobs.
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
 
 namespace sluice {
 namespace {
-
-JobUpdate UpdateOf(const Job& j) {
-  JobUpdate u;
-  u.job_id = j.id;
-  u.state = j.state;
-  u.attempts = j.attempts;
-  u.interruptions = j.interruptions;
-  u.priority = j.priority;
-  u.run_at = j.run_at;
-  u.last_tried = j.last_tried;
-  u.finished_at = j.finished_at;
-  u.error = j.error;
-  u.result = j.result;
-  return u;
-}
 
 bool Waiting(JobState s) { return s == JobState::kQueued || s == JobState::kRetrying; }
 
@@ -53,7 +38,7 @@ Result<Job> Engine::Cancel(int64_t id) {
   }
   if (job.id == 0) return NotWaiting(store_, id);
   spdlog::info("job {} cancelled over the API", id);
-  writer_->Update(UpdateOf(job));
+  Record(job);
   return job;
 }
 
@@ -72,12 +57,70 @@ Result<Job> Engine::Prioritize(int64_t id) {
       j.priority = std::max(j.priority, kPrioritised);
       j.run_at = 0;
       job = j;
-      // A fresh ticket at the new priority; the old one is skipped when it comes up.
+      // Recorded before a worker can take it, so the writer has the change first. A fresh
+      // ticket at the new priority; the old one is skipped when it comes up.
+      Record(job);
       broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, 0});
     }
   }
   if (job.id == 0) return NotWaiting(store_, id);
-  writer_->Update(UpdateOf(job));
+  return job;
+}
+
+Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
+  *as_new_file = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end() && !it->second.move_pending) {
+      return Status::FailedPrecondition("job " + std::to_string(id) + " is " +
+                                        std::string(StateName(it->second.job.state)) +
+                                        "; only a failed or cancelled job can be retried");
+    }
+  }
+  auto stored = store_->GetJob(id);
+  if (!stored.ok()) return stored.status();
+  Job job = std::move(*stored);
+  if (job.state != JobState::kFailed && job.state != JobState::kCancelled) {
+    return Status::FailedPrecondition("job " + std::to_string(id) + " is " +
+                                      std::string(StateName(job.state)) +
+                                      "; only a failed or cancelled job can be retried");
+  }
+  if (!job.spool.empty()) {
+    if (job.spool != spool_.root()) {
+      return Status::FailedPrecondition("job " + std::to_string(id) + " came from " + job.spool +
+                                        ", a spool this daemon does not run");
+    }
+    auto failed_name = spool_.FailedNameOf(job.name, id);
+    if (!failed_name.ok()) return Status::FailedPrecondition(failed_name.status().message());
+    SLUICE_RETURN_IF_ERROR(spool_.Restore(*failed_name, job.name));
+    (void)spool_.Sync();
+    spdlog::info("job {} retried over the API: {} is back in the spool", id, job.name);
+    *as_new_file = true;
+    return job;
+  }
+  auto payload = store_->JobPayload(id);
+  if (!payload.ok()) return payload.status();
+  job.payload = std::move(*payload);
+  job.state = JobState::kQueued;
+  job.attempts = 0;
+  job.interruptions = 0;
+  job.run_at = 0;
+  job.finished_at = 0;
+  job.error = {};
+  job.result.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end() && !it->second.move_pending) {
+      return Status::FailedPrecondition("job " + std::to_string(id) + " is being retried already");
+    }
+    jobs_[id] = Tracked{job};
+    api_ids_.insert(id);
+    Record(job, {}, {"retried over the API"});  // before a worker can take it
+    broker_->Push(Ticket{id, job.priority, job.created_at * 1000, 0});
+  }
+  spdlog::info("job {} retried over the API", id);
   return job;
 }
 

@@ -41,10 +41,10 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
     }
     origin_column_.push_back(col);
   }
-  writer_ = std::make_unique<Writer>(store, options_.max_batch,
-                                     [this](WriteBatch& committed, std::vector<Job>& dropped) {
-                                       AfterCommit(committed, dropped);
-                                     });
+  writer_ = std::make_unique<Writer>(
+      store, options_.max_batch,
+      [this](WriteBatch& committed, std::vector<Job>& dropped) { AfterCommit(committed, dropped); },
+      clock_, options_.event_retention);
 }
 
 Engine::~Engine() {
@@ -161,8 +161,28 @@ size_t Engine::Backlog() const {
   return by_name_.size() + api_ids_.size() + waiting_count_.load();
 }
 
+void Engine::Record(const Job& job, std::vector<ObjectRow> rows, std::vector<std::string> log) {
+  JobUpdate u;
+  u.job_id = job.id;
+  u.state = job.state;
+  u.attempts = job.attempts;
+  u.interruptions = job.interruptions;
+  u.priority = job.priority;
+  u.run_at = job.run_at;
+  u.last_tried = job.last_tried;
+  u.finished_at = job.finished_at;
+  u.error = job.error;
+  u.result = job.result;
+  u.rows = std::move(rows);
+  int64_t now = clock_->NowMicros();
+  for (const std::string& line : log) u.events.push_back(LogEvent(job, now, line));
+  u.events.push_back(StateEvent(job, now));
+  writer_->Update(std::move(u));
+}
+
 void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
   counters_.commits++;
+  hub_.Publish(committed.appended);
   std::vector<int64_t> finals;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -262,7 +282,10 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const Job& j : moved) {
-      jobs_.erase(j.id);
+      auto tracked = jobs_.find(j.id);
+      // Retried meanwhile (over the API): it is waiting again, not done.
+      if (tracked == jobs_.end() || !tracked->second.move_pending) continue;
+      jobs_.erase(tracked);
       api_ids_.erase(j.id);
       auto it = by_name_.find(j.name);
       if (it != by_name_.end() && it->second == j.id) by_name_.erase(it);

@@ -35,6 +35,7 @@
 #include "core/clock.h"
 #include "core/env.h"
 #include "core/metrics.h"
+#include "engine/event_hub.h"
 #include "engine/options.h"
 #include "engine/writer.h"
 #include "handlers/handler.h"
@@ -108,6 +109,11 @@ class Engine {
   // Moves a waiting job ahead of everything not prioritised already (and makes a retrying one
   // due now). A running job is returned as it is; an ended one is FailedPrecondition.
   Result<Job> Prioritize(int64_t id);
+  // Runs a failed or cancelled job again. A job sent over HTTP goes back to queued with its
+  // attempts reset (same id; `*as_new_file` false). A spool file's job stays in history: its
+  // file moves from failed/ back into the spool and runs as a new job (`*as_new_file` true).
+  // FailedPrecondition for a job that has not ended or succeeded; NotFound for an unknown one.
+  Result<Job> Retry(int64_t id, bool* as_new_file);
   // The priority a prioritised job gets.
   static constexpr int kPrioritised = 1000;
 
@@ -123,6 +129,9 @@ class Engine {
   // Files known and not yet finished (queued, running, retrying, or waiting to move).
   size_t Backlog() const;
   const std::string& spool_root() const { return spool_.root(); }
+  // Committed events, live.
+  EventHub& events() { return hub_; }
+  const EventHub& events() const { return hub_; }
 
  private:
   struct Tracked {
@@ -152,6 +161,9 @@ class Engine {
   void WorkerLoop();
   void RunJob(Job job);
   // engine.cc
+  // Hands `job`, as it is now, to the writer: its state, with `rows` and `log` lines, and its
+  // state event.
+  void Record(const Job& job, std::vector<ObjectRow> rows = {}, std::vector<std::string> log = {});
   void AfterCommit(WriteBatch& committed, std::vector<Job>& dropped);
   // The mover thread: files of committed final jobs leave the spool, one fsync per batch.
   void MoverLoop();
@@ -170,6 +182,7 @@ class Engine {
   SpoolDir spool_;
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<Writer> writer_;
+  EventHub hub_;
   std::unique_ptr<Watcher> watcher_;
 
   mutable std::mutex mu_;

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "store/event.h"
+
 namespace sluice {
 
 struct EngineOptions {
@@ -24,6 +26,7 @@ struct EngineOptions {
   // memory stays bounded however many files a spool holds.
   size_t max_backlog = 50000;
   double progress_interval_s = 5.0;
+  EventRetention event_retention;
 };
 
 }  // namespace sluice

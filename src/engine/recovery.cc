@@ -13,14 +13,9 @@ Status Engine::Recover() {
   for (Job& j : *jobs) {
     bool over_http = j.spool.empty();
     if (!over_http && j.spool != spool_.root()) continue;  // another spool's job
-    JobUpdate fail;
-    fail.job_id = j.id;
-    fail.attempts = j.attempts;
-    fail.interruptions = j.interruptions;
-    fail.priority = j.priority;
-    fail.last_tried = j.last_tried;
-    fail.finished_at = now;
+    Job fail = j;
     fail.state = JobState::kFailed;
+    fail.finished_at = now;
     bool failing = false;
     if (!over_http && env_->Stat(spool_.PathOf(j.name)).status().IsNotFound()) {
       fail.error = {"file_vanished", "the file disappeared from the spool before it was processed",
@@ -31,6 +26,7 @@ Status Engine::Recover() {
       // The try was cut short: it does not use up an attempt, it counts as an interruption.
       j.attempts = std::max(0, j.attempts - 1);
       j.interruptions++;
+      j.state = JobState::kQueued;
       fail.attempts = j.attempts;
       fail.interruptions = j.interruptions;
       if (j.interruptions >= options_.max_interruptions) {
@@ -42,14 +38,12 @@ Status Engine::Recover() {
         failing = true;
         ++interrupted;
       } else {
-        JobUpdate requeue = fail;
-        requeue.state = JobState::kQueued;
-        requeue.finished_at = 0;
-        writer_->Update(std::move(requeue));
+        Record(j, {},
+               {"interrupted (the daemon stopped during attempt " + std::to_string(j.attempts + 1) +
+                "); queued again"});
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (j.state == JobState::kRunning) j.state = JobState::kQueued;
     if (over_http) {
       api_ids_.insert(j.id);
     } else {
@@ -57,7 +51,7 @@ Status Engine::Recover() {
     }
     if (failing) {
       jobs_[j.id] = Tracked{j};
-      writer_->Update(std::move(fail));
+      Record(fail);
       continue;
     }
     broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});

@@ -47,16 +47,8 @@ void Engine::WorkerLoop() {
 
 void Engine::RunJob(Job job) {
   // The claim (attempt counted) is written asynchronously; the writer commits it before the
-  // result, or drops it when both land in the same batch.
-  JobUpdate claim;
-  claim.job_id = job.id;
-  claim.state = JobState::kRunning;
-  claim.attempts = job.attempts;
-  claim.interruptions = job.interruptions;
-  claim.priority = job.priority;
-  claim.last_tried = job.last_tried;
-  claim.error = job.error;
-  writer_->Update(std::move(claim));
+  // result, or merges the two when both land in the same batch.
+  Record(job);
   if (observer_ != nullptr) observer_->OnStarted(job);
   int64_t started = clock_->MonotonicMicros();
   if (job.attempts == 1 && job.file.mtime_ns > 0) {
@@ -77,45 +69,39 @@ void Engine::RunJob(Job job) {
   Status st = handler_->Run(ctx, &out);
   processing_seconds_.Observe((clock_->MonotonicMicros() - started) / 1e6);
 
-  JobUpdate u;
-  u.job_id = job.id;
-  u.attempts = job.attempts;
-  u.interruptions = job.interruptions;
-  u.priority = job.priority;
-  u.last_tried = job.last_tried;
   int64_t now = clock_->NowMicros();
+  job.run_at = 0;
   if (st.ok()) {
-    u.state = JobState::kSucceeded;
-    u.finished_at = now;
-    u.result = std::move(out.summary);
-    u.rows = std::move(out.rows);
+    job.state = JobState::kSucceeded;
+    job.finished_at = now;
+    job.error = {};
+    job.result = std::move(out.summary);
     counters_.objects += out.objects;
     counters_.bytes += out.bytes;
+    return Record(job, std::move(out.rows), std::move(out.log));
+  }
+  job.error.code = out.error_code.empty() ? std::string(CodeName(st.code())) : out.error_code;
+  job.error.detail = std::move(out.error_detail);
+  job.error.message = st.message();
+  if (st.IsTransient() && job.attempts < job.max_attempts) {
+    job.state = JobState::kRetrying;
+    int64_t delay;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      delay = BackoffMicros(job.attempts, options_.retry_delay_s, options_.retry_max_delay_s, rng_);
+    }
+    job.run_at = now + delay;
+    spdlog::info("job {} ({}): attempt {}/{} failed, retrying in {:.1f}s: {}", job.id, job.name,
+                 job.attempts, job.max_attempts, delay / 1e6, st.message());
   } else {
-    u.error.code = out.error_code.empty() ? std::string(CodeName(st.code())) : out.error_code;
-    u.error.detail = std::move(out.error_detail);
-    u.error.message = st.message();
-    if (st.IsTransient() && job.attempts < job.max_attempts) {
-      u.state = JobState::kRetrying;
-      int64_t delay;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        delay =
-            BackoffMicros(job.attempts, options_.retry_delay_s, options_.retry_max_delay_s, rng_);
-      }
-      u.run_at = now + delay;
-      spdlog::info("job {} ({}): attempt {}/{} failed, retrying in {:.1f}s: {}", job.id, job.name,
-                   job.attempts, job.max_attempts, delay / 1e6, st.message());
-    } else {
-      u.state = JobState::kFailed;
-      u.finished_at = now;
-      if (st.IsTransient()) {
-        u.error.message = "gave up after " + std::to_string(job.attempts) +
-                          " attempts; last error: " + u.error.message;
-      }
+    job.state = JobState::kFailed;
+    job.finished_at = now;
+    if (st.IsTransient()) {
+      job.error.message = "gave up after " + std::to_string(job.attempts) +
+                          " attempts; last error: " + job.error.message;
     }
   }
-  writer_->Update(std::move(u));
+  Record(job, {}, std::move(out.log));
 }
 
 }  // namespace sluice

@@ -2,6 +2,9 @@
 #include "engine/writer.h"
 
 #include <pthread.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -9,8 +12,13 @@
 
 namespace sluice {
 
-Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit)
-    : store_(store), max_batch_(max_batch), after_commit_(std::move(after_commit)) {}
+Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
+               EventRetention retention)
+    : store_(store),
+      max_batch_(max_batch),
+      after_commit_(std::move(after_commit)),
+      clock_(clock),
+      retention_(retention) {}
 
 Writer::~Writer() { StopAndDrain(); }
 
@@ -62,7 +70,13 @@ void Writer::Loop() {
     std::vector<Waiter> waiters;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !new_jobs_.empty() || !updates_.empty(); });
+      while (!stopping_ && new_jobs_.empty() && updates_.empty()) {
+        if (cv_.wait_for(lock, std::chrono::seconds(60)) == std::cv_status::timeout) {
+          lock.unlock();
+          MaybePrune();
+          lock.lock();
+        }
+      }
       if (new_jobs_.empty() && updates_.empty()) return;  // stopping and drained
       // Every pending registration goes in: a job's result may only commit with or after it.
       size_t n = new_jobs_.size();
@@ -76,17 +90,7 @@ void Writer::Loop() {
       updates_.erase(updates_.begin(), updates_.begin() + m);
       in_flight_ = n + m;
     }
-    // A job's claim and its result in the same batch: only the result needs writing.
-    std::unordered_map<int64_t, size_t> last;
-    for (size_t i = 0; i < batch.updates.size(); ++i) last[batch.updates[i].job_id] = i;
-    if (last.size() != batch.updates.size()) {
-      std::vector<JobUpdate> kept;
-      kept.reserve(last.size());
-      for (size_t i = 0; i < batch.updates.size(); ++i) {
-        if (last[batch.updates[i].job_id] == i) kept.push_back(std::move(batch.updates[i]));
-      }
-      batch.updates = std::move(kept);
-    }
+    MergeUpdates(&batch.updates);
     WriteBatch committed;
     dropped_.clear();
     refusals_.clear();
@@ -100,8 +104,70 @@ void Writer::Loop() {
       }
       w.done(st);
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    in_flight_ = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_flight_ = 0;
+    }
+    MaybePrune();
+  }
+}
+
+void Writer::MergeUpdates(std::vector<JobUpdate>* updates) {
+  std::unordered_map<int64_t, size_t> last;
+  for (size_t i = 0; i < updates->size(); ++i) last[(*updates)[i].job_id] = i;
+  if (last.size() == updates->size()) return;
+  std::vector<JobUpdate> kept;
+  kept.reserve(last.size());
+  std::unordered_map<int64_t, std::vector<Event>> earlier;  // events of the updates dropped
+  for (size_t i = 0; i < updates->size(); ++i) {
+    JobUpdate& u = (*updates)[i];
+    if (last[u.job_id] != i) {
+      auto& ev = earlier[u.job_id];
+      ev.insert(ev.end(), std::make_move_iterator(u.events.begin()),
+                std::make_move_iterator(u.events.end()));
+      continue;
+    }
+    auto it = earlier.find(u.job_id);
+    if (it != earlier.end()) {
+      it->second.insert(it->second.end(), std::make_move_iterator(u.events.begin()),
+                        std::make_move_iterator(u.events.end()));
+      u.events = std::move(it->second);
+    }
+    kept.push_back(std::move(u));
+  }
+  *updates = std::move(kept);
+}
+
+void Writer::FailStateEvent(JobUpdate* u) {
+  if (u->events.empty()) return;
+  Event& e = u->events.back();  // the state event comes last
+  rapidjson::Document d;
+  d.Parse(e.data.c_str());
+  if (d.HasParseError() || !d.IsObject()) return;
+  auto& a = d.GetAllocator();
+  d.RemoveMember("result");
+  d.RemoveMember("error");
+  d["state"].SetString("failed", a);
+  rapidjson::Value err(rapidjson::kObjectType);
+  err.AddMember("code", rapidjson::Value(u->error.code.c_str(), a), a);
+  err.AddMember("message", rapidjson::Value(u->error.message.c_str(), a), a);
+  d.AddMember("error", err, a);
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  d.Accept(w);
+  e.type = "job.failed";
+  e.data.assign(buf.GetString(), buf.GetSize());
+}
+
+void Writer::MaybePrune() {
+  int64_t now = clock_->MonotonicMicros();
+  if (last_prune_ != 0 && now - last_prune_ < 60'000'000) return;
+  last_prune_ = now;
+  auto pruned = store_->PruneEvents(retention_, clock_->NowMicros());
+  if (!pruned.ok()) {
+    spdlog::warn("cannot prune old events: {}", pruned.status().ToString());
+  } else if (*pruned > 0) {
+    spdlog::info("pruned {} events past the retention", *pruned);
   }
 }
 
@@ -112,6 +178,7 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
     if (st.ok()) {
       for (Job& j : batch->new_jobs) committed->new_jobs.push_back(std::move(j));
       for (JobUpdate& u : batch->updates) committed->updates.push_back(std::move(u));
+      for (Event& e : batch->appended) committed->appended.push_back(std::move(e));
       return st;
     }
     if (!st.IsTransient()) return st;  // the caller splits
@@ -155,6 +222,8 @@ void Writer::WriteSplitting(WriteBatch* batch, WriteBatch* committed) {
     u.state = JobState::kFailed;
     u.error =
         JobError{"store_rejected", "the database rejected this job's data: " + st.message(), ""};
+    u.result.clear();
+    FailStateEvent(&u);
     Status again = WriteWithRetry(batch, committed);
     if (!again.ok()) {
       spdlog::error("job {}: cannot record its failure: {}", u.job_id, again.ToString());

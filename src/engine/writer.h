@@ -5,7 +5,9 @@
 // alone; that job alone is marked failed (its rows dropped) and the rest commit. A transient
 // failure (database busy, disk full) retries the same batch with backoff; nothing is dropped.
 // Registrations always commit no later than any update queued after them.
-// After each commit, `after_commit` runs on the writer thread with what was committed.
+// After each commit, `after_commit` runs on the writer thread with what was committed
+// (committed.appended: the events written, in id order).
+// Every minute it also prunes events past the retention.
 #pragma once
 
 #include <condition_variable>
@@ -15,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
 #include "store/store.h"
 
 namespace sluice {
@@ -24,7 +27,8 @@ class Writer {
   // `dropped`: new jobs the store refused to register (their files stay where they are).
   using AfterCommit = std::function<void(WriteBatch& committed, std::vector<Job>& dropped)>;
 
-  Writer(Store* store, size_t max_batch, AfterCommit after_commit);
+  Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
+         EventRetention retention);
   ~Writer();
 
   void Start();
@@ -44,10 +48,18 @@ class Writer {
   void WriteSplitting(WriteBatch* batch, WriteBatch* committed);
   // Writes `batch`, retrying transient errors; the permanent error, if any.
   Status WriteWithRetry(WriteBatch* batch, WriteBatch* committed);
+  // A job's claim and its result in one batch: only the result is written, with both events.
+  static void MergeUpdates(std::vector<JobUpdate>* updates);
+  void MaybePrune();
+  // The job of `u` failed instead (store_rejected): its state event says so.
+  static void FailStateEvent(JobUpdate* u);
 
   Store* store_;
   size_t max_batch_;
   AfterCommit after_commit_;
+  Clock* clock_;
+  EventRetention retention_;
+  int64_t last_prune_ = 0;  // monotonic micros
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Job> new_jobs_;

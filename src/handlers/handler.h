@@ -28,9 +28,10 @@ struct HandlerContext {
 };
 
 struct HandlerOutput {
-  std::vector<ObjectRow> rows;  // to commit with the job's success, in one transaction
-  std::string summary;          // JSON object text stored as the job's result
-  uint64_t objects = 0;         // for progress lines
+  std::vector<ObjectRow> rows;   // to commit with the job's success, in one transaction
+  std::string summary;           // JSON object text stored as the job's result
+  std::vector<std::string> log;  // lines for the job's log (on success and on failure)
+  uint64_t objects = 0;          // for progress lines
   uint64_t bytes = 0;
   // On failure: a stable code ("invalid_json", "schema_violation", …) and a JSON object text
   // with what else is known (the schema path that broke, …).

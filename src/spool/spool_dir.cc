@@ -61,4 +61,20 @@ Status SpoolDir::Sync() {
   return env_->SyncDir(FailedDir());
 }
 
+Status SpoolDir::Restore(std::string_view failed_name, std::string_view name) {
+  std::string from = JoinPath(FailedDir(), failed_name);
+  SLUICE_RETURN_IF_ERROR(env_->Touch(from));
+  SLUICE_RETURN_IF_ERROR(env_->RenameNoReplace(from, PathOf(name)));
+  (void)env_->RemoveFile(from + ".error.json");
+  return Status::Ok();
+}
+
+Result<std::string> SpoolDir::FailedNameOf(std::string_view name, int64_t job_id) {
+  for (const std::string& n : {SuffixedName(name, job_id), std::string(name)}) {
+    if (env_->Stat(JoinPath(FailedDir(), n)).ok()) return n;
+  }
+  return Status::NotFound("the file of job " + std::to_string(job_id) + " (" + std::string(name) +
+                          ") is not in " + FailedDir() + " any more");
+}
+
 }  // namespace sluice

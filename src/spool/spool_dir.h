@@ -36,6 +36,12 @@ class SpoolDir {
   // Writes failed/NAME.error.json (durably) with `report`, then moves NAME to failed/.
   // Returns the name it got there.
   Result<std::string> Fail(std::string_view name, int64_t job_id, std::string_view report);
+  // Moves failed/FAILED_NAME back into the spool as NAME and drops its error report. Its
+  // modification time is renewed, so recovery takes it for a new file, not for its failed
+  // job's file left unmoved by a crash. AlreadyExists when NAME is in the spool already.
+  Status Restore(std::string_view failed_name, std::string_view name);
+  // The name job `job_id`'s file NAME has in failed/, when it is there (NotFound otherwise).
+  Result<std::string> FailedNameOf(std::string_view name, int64_t job_id);
   // Deletes NAME from the spool.
   Status Delete(std::string_view name);
   // Makes every move and deletion so far durable: fsync of the spool, archive/ and failed/.

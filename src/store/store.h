@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "store/event.h"
 #include "store/job.h"
 #include "store/objects.h"
 
@@ -31,11 +32,14 @@ struct JobUpdate {
   JobError error;
   std::string result;
   std::vector<ObjectRow> rows;  // objects to upsert in the same transaction as the state
+  std::vector<Event> events;    // appended in the same transaction (state change, log lines)
 };
 
 struct WriteBatch {
   std::vector<Job> new_jobs;
   std::vector<JobUpdate> updates;
+  // Output of Write: the events it appended, with their ids, in id order.
+  std::vector<Event> appended;
   bool empty() const { return new_jobs.empty() && updates.empty(); }
 };
 
@@ -58,10 +62,11 @@ class Store {
   // to positions in `tables`.
   virtual Status DefineTables(const std::vector<TableSpec>& tables) = 0;
 
-  // Inserts batch->new_jobs (with the ids they carry, or new ones when 0) and applies
-  // batch->updates with their rows, all in ONE transaction: all or nothing. On error nothing is
-  // written, and the message names the job whose update failed when it is known. This is the group
-  // commit of the engine.
+  // Inserts batch->new_jobs (with the ids they carry, or new ones when 0), appending each one's
+  // state event, and applies batch->updates with their rows and events, all in ONE
+  // transaction: all or nothing. On success batch->appended holds the events written, with
+  // their ids (monotonic, never reused). On error nothing is written, and the message names the
+  // job whose update failed when it is known. This is the group commit of the engine.
   virtual Status Write(WriteBatch* batch) = 0;
 
   // The largest job id ever stored (0 when none): the engine allocates ids after it.
@@ -72,6 +77,8 @@ class Store {
 
   virtual Result<Job> GetJob(int64_t id) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
+  // The payload a job was submitted with (empty for a spool file's job).
+  virtual Result<std::string> JobPayload(int64_t id) = 0;
   // Every job not in a final state, oldest first, with its payload (recovery on start).
   virtual Result<std::vector<Job>> UnfinishedJobs() = 0;
   // The job submitted with `key`, if any.
@@ -83,6 +90,14 @@ class Store {
   // Job counts by (queue, state).
   virtual Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() = 0;
   virtual Result<int64_t> CountRows(const std::string& table) = 0;
+
+  // Events passing `filter` with ids above filter.after_id, oldest first, at most filter.limit.
+  virtual Result<std::vector<Event>> ListEvents(const EventFilter& filter) = 0;
+  // The smallest and largest event ids kept (0, 0 when there are none).
+  virtual Result<std::pair<int64_t, int64_t>> EventIdRange() = 0;
+  // Deletes events older than `retention.max_age_s` (by `now`, wall micros) or beyond the
+  // newest `retention.max_count`. How many went.
+  virtual Result<int64_t> PruneEvents(const EventRetention& retention, int64_t now) = 0;
 
   // A small durable key-value map per namespace (e.g. the upload dedup cache).
   virtual Result<std::optional<std::string>> GetValue(const std::string& ns,

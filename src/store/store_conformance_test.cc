@@ -227,6 +227,73 @@ TEST_P(StoreConformance, DefineTablesAddsColumnsANewerSchemaBrings) {
   EXPECT_TRUE(store_->Write(&b).ok());
 }
 
+TEST_P(StoreConformance, EventsCommitWithTheirJobsInIdOrder) {
+  WriteBatch b;
+  b.new_jobs = {NewJob("a.json"), NewJob("b.json")};
+  ASSERT_TRUE(store_->Write(&b).ok());
+  ASSERT_EQ(b.appended.size(), 2u);  // one state event per registration
+  EXPECT_EQ(b.appended[0].type, "job.queued");
+  EXPECT_EQ(b.appended[0].job_id, b.new_jobs[0].id);
+  EXPECT_LT(b.appended[0].id, b.appended[1].id);
+
+  Job a = b.new_jobs[0];
+  a.state = JobState::kSucceeded;
+  JobUpdate u;
+  u.job_id = a.id;
+  u.state = a.state;
+  u.events = {LogEvent(a, 200, "hello"), StateEvent(a, 200)};
+  WriteBatch c;
+  c.updates.push_back(u);
+  ASSERT_TRUE(store_->Write(&c).ok());
+  ASSERT_EQ(c.appended.size(), 2u);
+  EXPECT_GT(c.appended[0].id, b.appended[1].id);
+
+  // A rolled-back write appends nothing.
+  WriteBatch bad;
+  u.rows.push_back(ObjectRow{7, {}});
+  bad.updates.push_back(u);
+  EXPECT_FALSE(store_->Write(&bad).ok());
+  EXPECT_TRUE(bad.appended.empty());
+
+  auto all = store_->ListEvents(EventFilter{});
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[2].type, "job.log");
+  EXPECT_NE((*all)[2].data.find("\"line\":\"hello\""), std::string::npos);
+
+  EventFilter of_a;
+  of_a.job_id = a.id;
+  of_a.after_id = b.appended[0].id;
+  EXPECT_EQ(store_->ListEvents(of_a)->size(), 2u);
+  EventFilter logs;
+  logs.types = {"job.log"};
+  EXPECT_EQ(store_->ListEvents(logs)->size(), 1u);
+  EventFilter page;
+  page.limit = 3;
+  EXPECT_EQ(store_->ListEvents(page)->size(), 3u);
+  auto range = store_->EventIdRange();
+  ASSERT_TRUE(range.ok());
+  EXPECT_EQ(range->first, b.appended[0].id);
+  EXPECT_EQ(range->second, c.appended[1].id);
+}
+
+TEST_P(StoreConformance, PruningKeepsTheNewestAndNeverReusesIds) {
+  for (int i = 0; i < 10; ++i) Add("f" + std::to_string(i));  // events at ts 100
+  EventRetention keep4{3600, 4};
+  EXPECT_EQ(*store_->PruneEvents(keep4, 200), 6);
+  EXPECT_EQ(store_->ListEvents(EventFilter{})->size(), 4u);
+  auto before = *store_->EventIdRange();
+
+  EventRetention young{1, 1000};  // everything older than one second goes
+  EXPECT_EQ(*store_->PruneEvents(young, 100 + 2'000'000), 4);
+  EXPECT_EQ(*store_->EventIdRange(), std::make_pair(int64_t{0}, int64_t{0}));
+  Reopen();
+  WriteBatch b;
+  b.new_jobs = {NewJob("later")};
+  ASSERT_TRUE(store_->Write(&b).ok());
+  EXPECT_GT(b.appended[0].id, before.second);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformance,
     ::testing::Values(Backend{

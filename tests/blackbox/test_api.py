@@ -141,6 +141,10 @@ class ApiTest(unittest.TestCase):
         self.box.wait_for(lambda: "bad.json" in self.box.listing("failed") and
                           "good.json" in self.box.listing("archive"), what="drain")
         self.assertEqual(self.request("GET", "/metrics", token=None)[0], 401)
+        sse = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        sse.request("GET", "/api/v1/events", headers={"Authorization": "Bearer " + TOKEN})
+        stream = sse.getresponse()  # a live reader while metrics are read (kept open)
+        self.assertEqual(stream.status, 200)
         c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
         c.request("GET", "/metrics", headers={"Authorization": "Bearer " + TOKEN})
         r = c.getresponse()
@@ -155,8 +159,10 @@ class ApiTest(unittest.TestCase):
                      'sluice_jobs{queue="default",state="succeeded"} 1',
                      'code="invalid_json"} 1',
                      'sluice_objects_total{kind="kcidb",type="tests",origin="bb"} 1',
-                     'sluice_job_processing_seconds_count{kind="kcidb"} 2']:
+                     'sluice_job_processing_seconds_count{kind="kcidb"} 2',
+                     'sluice_events_written_total 6', 'sluice_sse_clients 1']:
             self.assertIn(line, text)
+        stream.close()
 
     def submit(self, body, token=TOKEN):
         return self.request("POST", "/api/v1/jobs", token=token,

@@ -35,6 +35,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_file ON jobs(spool, name);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts INTEGER NOT NULL,
+  job_id INTEGER NOT NULL,
+  queue TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_job ON events(job_id, id);
 CREATE TABLE IF NOT EXISTS kv (
   ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (ns, key)) WITHOUT ROWID;
@@ -150,6 +159,11 @@ Status SqliteStore::Init(const std::string& path) {
       " WHERE id=?");
   if (!upd.ok()) return upd.status();
   update_job_ = std::move(*upd);
+  auto ev = Stmt::Prepare(write_.get(),
+                          "INSERT INTO events (ts, job_id, queue, kind, type, data)"
+                          " VALUES (?,?,?,?,?,?)");
+  if (!ev.ok()) return ev.status();
+  insert_event_ = std::move(*ev);
 
   auto r = Db::Open(path);
   if (!r.ok()) return r.status();
@@ -228,6 +242,8 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
     Status st = insert_job_.Run();
     if (!st.ok()) return st.Annotate("add job " + j.name);
     j.id = sqlite3_last_insert_rowid(write_.get());
+    batch->appended.push_back(StateEvent(j, j.created_at));
+    SLUICE_RETURN_IF_ERROR(InsertEvent(&batch->appended.back()));
   }
   for (const JobUpdate& u : batch->updates) {
     update_job_.Bind(1, StateName(u.state))
@@ -255,6 +271,10 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
     update_job_.Bind(12, u.job_id);
     Status st = update_job_.Run();
     if (!st.ok()) return st.Annotate("job " + std::to_string(u.job_id));
+    for (const Event& e : u.events) {
+      batch->appended.push_back(e);
+      SLUICE_RETURN_IF_ERROR(InsertEvent(&batch->appended.back()));
+    }
     for (const ObjectRow& row : u.rows) {
       if (row.table < 0 || static_cast<size_t>(row.table) >= upserts_.size()) {
         return Status::Internal("job " + std::to_string(u.job_id) + ": undefined table");
@@ -276,11 +296,13 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
 Status SqliteStore::Write(WriteBatch* batch) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
+  batch->appended.clear();
   Status st = WriteLocked(batch);
   if (st.ok()) st = write_.Exec("COMMIT");
   if (!st.ok()) {
     (void)write_.Exec("ROLLBACK");
     for (Job& j : batch->new_jobs) j.id = 0;
+    batch->appended.clear();
   }
   return st;
 }
@@ -369,18 +391,24 @@ Result<std::vector<Job>> SqliteStore::UnfinishedJobs() {
   auto jobs = QueryJobs("WHERE state IN ('queued','running','retrying') ORDER BY id", {});
   if (!jobs.ok()) return jobs;
   // Payloads only here, where a job must be run again; listings stay light.
-  std::lock_guard<std::mutex> lock(read_mu_);
-  auto s = Stmt::Prepare(read_.get(), "SELECT payload FROM jobs WHERE id=?");
-  if (!s.ok()) return s.status();
   for (Job& j : *jobs) {
     if (!j.spool.empty()) continue;
-    s->Bind(1, j.id);
-    auto row = s->Step();
-    if (!row.ok()) return row.status();
-    if (*row) j.payload = s->Text(0);
-    s->Reset();
+    auto payload = JobPayload(j.id);
+    if (!payload.ok()) return payload.status();
+    j.payload = std::move(*payload);
   }
   return jobs;
+}
+
+Result<std::string> SqliteStore::JobPayload(int64_t id) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT COALESCE(payload, '') FROM jobs WHERE id=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, id);
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Status::NotFound("no job " + std::to_string(id));
+  return s->Text(0);
 }
 
 Result<std::optional<Job>> SqliteStore::FindJobByIdempotencyKey(const std::string& key) {

@@ -26,12 +26,16 @@ class SqliteStore : public Store {
   Result<Job> GetJob(int64_t id) override;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
   Result<std::vector<Job>> UnfinishedJobs() override;
+  Result<std::string> JobPayload(int64_t id) override;
   Result<std::optional<Job>> FindJobByIdempotencyKey(const std::string& key) override;
   Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
                                               const std::string& name) override;
   Result<std::map<std::string, int64_t>> CountJobsByState() override;
   Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() override;
   Result<int64_t> CountRows(const std::string& table) override;
+  Result<std::vector<Event>> ListEvents(const EventFilter& filter) override;
+  Result<std::pair<int64_t, int64_t>> EventIdRange() override;
+  Result<int64_t> PruneEvents(const EventRetention& retention, int64_t now) override;
   Result<std::optional<std::string>> GetValue(const std::string& ns,
                                               const std::string& key) override;
   Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
@@ -43,11 +47,14 @@ class SqliteStore : public Store {
   Result<std::vector<Job>> QueryJobs(const std::string& where_order_limit,
                                      const std::vector<Value>& args);
   Status WriteLocked(WriteBatch* batch);
+  // Inserts `e` (write_mu_ held, inside a transaction) and sets its id.
+  Status InsertEvent(Event* e);
 
   std::mutex write_mu_;
   sqlite::Db write_;
   sqlite::Stmt insert_job_;
   sqlite::Stmt update_job_;
+  sqlite::Stmt insert_event_;
   std::vector<TableSpec> tables_;
   std::vector<sqlite::Stmt> upserts_;
 

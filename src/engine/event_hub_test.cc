@@ -1,0 +1,66 @@
+#include "engine/event_hub.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+Event Ev(int64_t id, int64_t job, std::string type = "job.queued") {
+  Event e;
+  e.id = id;
+  e.job_id = job;
+  e.queue = "default";
+  e.kind = "kcidb";
+  e.type = std::move(type);
+  return e;
+}
+
+TEST(EventHub, DeliversMatchingEventsInOrderAndWakesOncePerBatch) {
+  EventHub hub;
+  int wakes = 0;
+  EventFilter f;
+  f.job_id = 7;
+  auto sub = hub.Subscribe(f, 100, [&] { ++wakes; });
+  hub.Publish({Ev(1, 7), Ev(2, 8), Ev(3, 7, "job.running")});
+  hub.Publish({Ev(4, 7, "job.succeeded")});
+  EXPECT_EQ(wakes, 1);  // not taken in between: one wake is enough
+  bool lagged = true;
+  auto got = sub->Take(&lagged);
+  EXPECT_FALSE(lagged);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0]->id, 1);
+  EXPECT_EQ(got[1]->id, 3);
+  EXPECT_EQ(got[2]->id, 4);
+  hub.Publish({Ev(5, 7)});
+  EXPECT_EQ(wakes, 2);
+}
+
+TEST(EventHub, AFullQueueMarksTheSubscriberLaggedAndKeepsWhatCameBefore) {
+  EventHub hub;
+  auto sub = hub.Subscribe(EventFilter{}, 2, [] {});
+  hub.Publish({Ev(1, 1), Ev(2, 1), Ev(3, 1), Ev(4, 1)});
+  bool lagged = false;
+  auto got = sub->Take(&lagged);
+  EXPECT_TRUE(lagged);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1]->id, 2);
+  EXPECT_EQ(hub.lagged(), 1u);
+  hub.Publish({Ev(5, 1)});
+  EXPECT_TRUE(sub->Take(&lagged).empty());  // stays lagged until Reset
+  sub->Reset();
+  hub.Publish({Ev(6, 1)});
+  EXPECT_EQ(sub->Take(&lagged).size(), 1u);
+  EXPECT_FALSE(lagged);
+}
+
+TEST(EventHub, ASubscriptionEndsWithItsLastReference) {
+  EventHub hub;
+  auto sub = hub.Subscribe(EventFilter{}, 10, [] {});
+  EXPECT_EQ(hub.subscribers(), 1u);
+  sub.reset();
+  hub.Publish({Ev(1, 1)});
+  EXPECT_EQ(hub.subscribers(), 0u);
+}
+
+}  // namespace
+}  // namespace sluice

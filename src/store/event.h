@@ -1,0 +1,53 @@
+// Event: an append-only record of a job's state change or log line, with a monotonic id
+// (assigned by the store at commit, in commit order). Events are what SSE clients, the job
+// log and GET /api/v1/jobs/{id} show.
+//
+//   type "job.<state>"  data: the job as users see it (store/job_json.h) after the change
+//   type "job.log"      data: {"job": ID, "line": TEXT}
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/job.h"
+
+namespace sluice {
+
+struct Event {
+  int64_t id = 0;
+  int64_t ts = 0;  // wall-clock micros
+  int64_t job_id = 0;
+  std::string queue;
+  std::string kind;
+  std::string type;
+  std::string data;  // JSON object text
+};
+
+inline constexpr const char* kLogEvent = "job.log";
+
+// The state event of `job` as it is now.
+Event StateEvent(const Job& job, int64_t ts);
+// One line of a job's log.
+Event LogEvent(const Job& job, int64_t ts, const std::string& line);
+
+struct EventFilter {
+  int64_t after_id = 0;  // only events with a larger id
+  int64_t job_id = 0;    // 0: any job
+  std::optional<std::string> queue;
+  std::optional<std::string> kind;
+  std::vector<std::string> types;  // empty: any type
+  int limit = 1000;                // for store reads
+};
+
+// Whether `e` passes `f` (after_id and limit aside).
+bool Matches(const EventFilter& f, const Event& e);
+
+// How long events are kept: older than max_age_s, or beyond the newest max_count, go.
+struct EventRetention {
+  int64_t max_age_s = 7 * 24 * 3600;
+  int64_t max_count = 1'000'000;
+};
+
+}  // namespace sluice

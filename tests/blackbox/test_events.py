@@ -1,0 +1,253 @@
+"""Live events through real HTTP: Server-Sent Events with ids, resuming with Last-Event-ID
+without gaps or duplicates, a slow reader told it lagged, keepalives, job logs (followed to
+their end), job history and retries."""
+
+import http.client
+import json
+import socket
+import time
+import unittest
+
+import harness
+
+
+class SseClient:
+    """A raw-socket SSE reader: frames as dicts {id, event, data}, comments counted."""
+
+    def __init__(self, port, path, last_event_id=None, timeout=30, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:  # before connecting, so the window the server sees is small from the start
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        headers = "Last-Event-ID: %s\r\n" % last_event_id if last_event_id is not None else ""
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, headers)).encode())
+        self.buf = b""
+        self.head = None
+        self.comments = []
+        self.closed = False
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            self.closed = True
+        self.buf += data
+
+    def read_head(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+            if self.closed:
+                raise AssertionError("closed before the head")
+        self.head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return self.head.decode()
+
+    def frames(self, until, timeout=30):
+        """Reads frames until until(frames_so_far) is true or the server closes."""
+        if self.head is None:
+            self.read_head()
+        got = []
+        deadline = time.time() + timeout
+        while not until(got):
+            if time.time() > deadline:
+                raise AssertionError("timed out with %d frames" % len(got))
+            while b"\n\n" in self.buf:
+                raw, self.buf = self.buf.split(b"\n\n", 1)
+                frame = {}
+                for line in raw.decode().split("\n"):
+                    if line.startswith(":"):
+                        self.comments.append(line)
+                        continue
+                    key, _, value = line.partition(": ")
+                    frame[key] = value
+                if "id" in frame or "event" in frame:
+                    if "data" in frame:
+                        frame["data"] = json.loads(frame["data"])
+                    got.append(frame)
+                    if until(got):
+                        return got
+            if self.closed:
+                return got
+            self._fill()
+        return got
+
+    def close(self):
+        self.sock.close()
+
+
+def final(frames):
+    return [f for f in frames if f.get("event") in ("job.succeeded", "job.failed")]
+
+
+class EventsTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox(api=True)
+
+    def tearDown(self):
+        self.box.close()
+
+    def start(self, *extra):
+        self.box.start(*extra)
+        return self.box.wait_for_api()
+
+    def request(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=30)
+        c.request(method, path, body=body)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        if r.getheader("Content-Type", "").startswith("application/json"):
+            return r.status, json.loads(data)
+        return r.status, data.decode()
+
+    def submit(self, payload=None, **extra):
+        body = dict(kind="kcidb", payload=payload if payload is not None else harness.GOOD,
+                    **extra)
+        status, job = self.request("POST", "/api/v1/jobs", json.dumps(body))
+        self.assertEqual(status, 201, job)
+        return job
+
+    def test_every_frame_has_an_id_and_a_resumed_stream_has_no_gap_and_no_duplicate(self):
+        self.start()
+        first = SseClient(self.box.port, "/api/v1/events")
+        self.assertIn("text/event-stream", first.read_head())
+        jobs = [self.submit()["id"] for _ in range(20)]
+        seen = first.frames(lambda f: len(final(f)) >= 10)
+        first.close()  # disconnects part way
+        self.assertTrue(all("id" in f for f in seen))
+        last = seen[-1]["id"]
+        jobs += [self.submit()["id"] for _ in range(30)]  # while nobody listens
+        resumed = SseClient(self.box.port, "/api/v1/events", last_event_id=last)
+        rest = resumed.frames(lambda f: len(final(seen + f)) >= 50)
+        jobs += [self.submit()["id"] for _ in range(10)]  # live again, same connection
+        rest += resumed.frames(lambda f: len(final(seen + rest + f)) >= 60)
+        resumed.close()
+        ids = [int(f["id"]) for f in seen + rest]
+        self.assertEqual(ids, sorted(set(ids)), "ids repeat or go backwards")
+        # Exactly the store's events, each once, in order: no gap.
+        stored = [r[0] for r in self.box.query("SELECT id FROM events ORDER BY id")]
+        self.assertEqual(ids, stored[:len(ids)])
+        per_job = {}
+        for f in seen + rest:
+            per_job.setdefault(f["data"]["id"], []).append(f["event"])
+        self.assertEqual(sorted(per_job), sorted(jobs))
+        for job, events in per_job.items():
+            self.assertEqual(events, ["job.queued", "job.running", "job.succeeded"], job)
+        # ?after= resumes the same way.
+        after = SseClient(self.box.port, "/api/v1/events?after=%d" % stored[-3])
+        self.assertEqual([int(f["id"]) for f in after.frames(lambda f: len(f) >= 2)],
+                         stored[-2:])
+        after.close()
+
+    def test_filters_by_job_kind_queue_and_type(self):
+        self.start()
+        a = self.submit(queue="alpha")["id"]
+        b = self.submit(queue="beta")["id"]
+        self.box.wait_for(lambda: self.request("GET", "/api/v1/jobs/%d" % b)[1]["state"] ==
+                          "succeeded")
+        one = SseClient(self.box.port, "/api/v1/events?job=%d" % a)  # from the job's start
+        frames = one.frames(lambda f: len(f) >= 3)
+        self.assertEqual([f["event"] for f in frames],
+                         ["job.queued", "job.running", "job.succeeded"])
+        self.assertTrue(all(f["data"]["id"] == a for f in frames))
+        one.close()
+        typed = SseClient(self.box.port, "/api/v1/events?after=0&type=job.succeeded&queue=beta")
+        frames = typed.frames(lambda f: len(f) >= 1)
+        self.assertEqual([(f["event"], f["data"]["id"]) for f in frames], [("job.succeeded", b)])
+        typed.close()
+        self.assertEqual(self.request("GET", "/api/v1/events?job=x")[0], 400)
+        self.assertEqual(self.request("GET", "/api/v1/events?after=-1")[0], 400)
+
+    def test_a_slow_reader_is_told_it_lagged_and_resumes_from_its_last_id(self):
+        self.start("--sse-buffer", "50")
+        slow = SseClient(self.box.port, "/api/v1/events", rcvbuf=4096)
+        slow.read_head()
+        # It stops reading while 3,000 files make 9,000 events: more than the socket buffers
+        # and its 50-event queue hold.
+        r = self.box.sluice("demo-data", self.box.spool, "--count", "3000",
+                            "--tests-per-file", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.box.wait_for(lambda: self.box.query(
+            "SELECT COUNT(*) FROM jobs WHERE state='succeeded'")[0][0] == 3000, 120)
+        self.assertEqual(self.request("GET", "/healthz")[0], 200)  # the server is fine
+        frames = slow.frames(lambda f: False, timeout=60)  # reads until the server closes
+        slow.close()
+        self.assertEqual(frames[-1]["event"], "lagged", frames[-1])
+        last = frames[-1]["data"]["last_event_id"]
+        got = [int(f["id"]) for f in frames[:-1]]
+        self.assertEqual(got[-1], last)
+        total = self.box.query("SELECT COUNT(*) FROM events")[0][0]
+        self.assertLess(len(got), total)
+        resumed = SseClient(self.box.port, "/api/v1/events", last_event_id=last)
+        rest = resumed.frames(lambda f: len(got) + len(f) >= total)
+        resumed.close()
+        all_ids = got + [int(f["id"]) for f in rest]
+        self.assertEqual(all_ids, [r[0] for r in
+                                   self.box.query("SELECT id FROM events ORDER BY id")])
+
+    def test_a_quiet_stream_gets_keepalive_comments(self):
+        self.start("--sse-keepalive", "0.3")
+        c = SseClient(self.box.port, "/api/v1/events")
+        c.read_head()
+        time.sleep(1.2)
+        c.sock.settimeout(5)
+        c._fill()
+        c.close()
+        self.assertGreaterEqual(c.buf.count(b": keepalive\n\n"), 2, c.buf)
+
+    def test_a_followed_log_streams_until_the_job_ends(self):
+        self.start()
+        due = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+        job = self.submit(run_at=due)["id"]
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=30)
+        t0 = time.time()
+        c.request("GET", "/api/v1/jobs/%d/log?follow=1" % job)
+        r = c.getresponse()
+        self.assertTrue(r.getheader("Content-Type").startswith("text/plain"))
+        text = r.read().decode()  # returns once the server ends the stream
+        self.assertGreater(time.time() - t0, 0.5)
+        lines = text.splitlines()
+        self.assertTrue(lines[0].endswith(" queued"), text)
+        self.assertIn("running (attempt 1 of 5)", text)
+        self.assertIn('succeeded: {"version":"5.3"', text)
+        self.assertEqual(lines[-1], "-- end of log: job %d succeeded --" % job)
+        # Without follow: what is there now, the same lines.
+        status, again = self.request("GET", "/api/v1/jobs/%d/log" % job)
+        self.assertEqual((status, again), (200, text))
+        self.assertEqual(self.request("GET", "/api/v1/jobs/999/log")[0], 404)
+
+    def test_job_history_and_retry(self):
+        self.start("--max-attempts", "1")
+        bad = {"version": {"major": 5, "minor": 3}, "tests": [{"id": "nope"}]}
+        job = self.submit(bad)["id"]
+        self.box.wait_for(lambda: self.request("GET", "/api/v1/jobs/%d" % job)[1]["state"] ==
+                          "failed")
+        status, detail = self.request("GET", "/api/v1/jobs/%d" % job)
+        self.assertEqual([e["type"] for e in detail["events"]],
+                         ["job.queued", "job.running", "job.failed"])
+        self.assertEqual(detail["events"][2]["data"]["error"]["code"], "schema_violation")
+        status, retried = self.request("POST", "/api/v1/jobs/%d/retry" % job)
+        self.assertEqual((status, retried["state"], retried["attempts"]), (200, "queued", 0))
+        self.box.wait_for(lambda: len(self.request("GET", "/api/v1/jobs/%d" % job)[1]["events"])
+                          >= 7)
+        detail = self.request("GET", "/api/v1/jobs/%d" % job)[1]
+        self.assertEqual([e["type"] for e in detail["events"]][3:],
+                         ["job.log", "job.queued", "job.running", "job.failed"])
+        self.assertEqual(detail["attempts"], 1)
+        good = self.submit()["id"]
+        self.box.wait_for(lambda: self.request("GET", "/api/v1/jobs/%d" % good)[1]["state"] ==
+                          "succeeded")
+        status, err = self.request("POST", "/api/v1/jobs/%d/retry" % good)
+        self.assertEqual((status, err["error"]["code"]), (409, "failed_precondition"))
+        self.assertEqual(self.request("POST", "/api/v1/jobs/4242/retry")[0], 404)
+        # A spool file's failed job: the file goes back and runs as a new job.
+        self.box.drop("broken.json", "{broken")
+        self.box.wait_for(lambda: "broken.json" in self.box.listing("failed"))
+        fid = self.box.query("SELECT id FROM jobs WHERE name='broken.json'")[0][0]
+        status, answer = self.request("POST", "/api/v1/jobs/%d/retry" % fid)
+        self.assertEqual(status, 202, answer)
+        self.box.wait_for(lambda: len(self.box.query(
+            "SELECT id FROM jobs WHERE name='broken.json' AND state='failed'")) == 2)
+
+
+if __name__ == "__main__":
+    harness.main()
