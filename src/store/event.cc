@@ -1,9 +1,12 @@
 // Events made from jobs, and event filters.
 #include "store/event.h"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <algorithm>
 
-#include "store/job_json.h"
+#include "core/clock.h"
 
 namespace sluice {
 
@@ -23,7 +26,45 @@ Event EventOf(const Job& job, int64_t ts, std::string type) {
 
 Event StateEvent(const Job& job, int64_t ts) {
   Event e = EventOf(job, ts, "job." + std::string(StateName(job.state)));
-  e.data = JobJson(job);
+  // What changed, compactly: events are written for every job, three or more times.
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("job");
+  w.Int64(job.id);
+  w.Key("state");
+  w.String(std::string(StateName(job.state)).c_str());
+  if (!job.name.empty()) {
+    w.Key("name");
+    w.String(job.name.c_str(), static_cast<rapidjson::SizeType>(job.name.size()));
+  }
+  w.Key("attempts");
+  w.Int(job.attempts);
+  w.Key("max_attempts");
+  w.Int(job.max_attempts);
+  if (job.priority != 0) {
+    w.Key("priority");
+    w.Int(job.priority);
+  }
+  if (job.run_at > 0 && !IsFinal(job.state)) {
+    w.Key("run_at");
+    w.String(FormatTime(job.run_at).c_str());
+  }
+  if (!job.error.code.empty()) {
+    w.Key("error");
+    w.StartObject();
+    w.Key("code");
+    w.String(job.error.code.c_str());
+    w.Key("message");
+    w.String(job.error.message.c_str());
+    w.EndObject();
+  }
+  if (!job.result.empty() && job.state == JobState::kSucceeded) {
+    w.Key("result");
+    w.RawValue(job.result.c_str(), job.result.size(), rapidjson::kObjectType);
+  }
+  w.EndObject();
+  e.data.assign(buf.GetString(), buf.GetSize());
   return e;
 }
 

@@ -2,7 +2,8 @@
 // (assigned by the store at commit, in commit order). Events are what SSE clients, the job
 // log and GET /api/v1/jobs/{id} show.
 //
-//   type "job.<state>"  data: the job as users see it (store/job_json.h) after the change
+//   type "job.<state>"  data: {"job": ID, "state", "name"?, "attempts", "max_attempts",
+//                        "priority"?, "run_at"?, "error"? {code, message}, "result"?}
 //   type "job.log"      data: {"job": ID, "line": TEXT}
 #pragma once
 

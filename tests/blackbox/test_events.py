@@ -128,7 +128,7 @@ class EventsTest(unittest.TestCase):
         self.assertEqual(ids, stored[:len(ids)])
         per_job = {}
         for f in seen + rest:
-            per_job.setdefault(f["data"]["id"], []).append(f["event"])
+            per_job.setdefault(f["data"]["job"], []).append(f["event"])
         self.assertEqual(sorted(per_job), sorted(jobs))
         for job, events in per_job.items():
             self.assertEqual(events, ["job.queued", "job.running", "job.succeeded"], job)
@@ -148,11 +148,11 @@ class EventsTest(unittest.TestCase):
         frames = one.frames(lambda f: len(f) >= 3)
         self.assertEqual([f["event"] for f in frames],
                          ["job.queued", "job.running", "job.succeeded"])
-        self.assertTrue(all(f["data"]["id"] == a for f in frames))
+        self.assertTrue(all(f["data"]["job"] == a for f in frames))
         one.close()
         typed = SseClient(self.box.port, "/api/v1/events?after=0&type=job.succeeded&queue=beta")
         frames = typed.frames(lambda f: len(f) >= 1)
-        self.assertEqual([(f["event"], f["data"]["id"]) for f in frames], [("job.succeeded", b)])
+        self.assertEqual([(f["event"], f["data"]["job"]) for f in frames], [("job.succeeded", b)])
         typed.close()
         self.assertEqual(self.request("GET", "/api/v1/events?job=x")[0], 400)
         self.assertEqual(self.request("GET", "/api/v1/events?after=-1")[0], 400)
