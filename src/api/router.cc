@@ -75,8 +75,13 @@ HttpResponse Router::Route(const HttpRequest& r) const {
   const std::string kJobs = "/api/v1/jobs";
   bool known = r.path == "/readyz" || r.path == "/metrics" || r.path == kJobs ||
                r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||
-               r.path == "/api/v1/events" || r.path.rfind(kJobs + "/", 0) == 0;
+               r.path == "/api/v1/events" || r.path == "/api/v1/priority" ||
+               r.path == "/api/v1/promote" || r.path.rfind(kJobs + "/", 0) == 0;
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
+  if (r.path == "/api/v1/priority" || r.path == "/api/v1/promote") {
+    if (r.method != "POST") return HttpResponse::Error(405, "method_not_allowed", "use POST");
+    return r.path == "/api/v1/priority" ? PriorityByName(r) : Promote(r);
+  }
   if (r.path.rfind(kJobs + "/", 0) == 0) {
     std::string rest = r.path.substr(kJobs.size() + 1);
     size_t slash = rest.find('/');

@@ -10,6 +10,8 @@
 //   POST /api/v1/jobs/{id}/priority   run a waiting job next (a running one is returned as is)
 //   POST /api/v1/jobs/{id}/retry      run a failed or cancelled job again
 //   GET /api/v1/jobs/{id}/log  the job's log as text; ?follow=1 streams it to its end
+//   POST /api/v1/priority      {"name": FILE}: a spool or deferred file, or its job, runs next
+//   POST /api/v1/promote       {"name": FILE} or {"all": true}: deferred files into the spool
 //   GET /api/v1/events         Server-Sent Events ?job=&queue=&kind=&type=, resumable with
 //                              Last-Event-ID (or ?after=)
 //   GET /api/v1/queues         job counts by queue and state
@@ -53,6 +55,10 @@ struct RouterDeps {
   std::function<Result<Job>(int64_t)> prioritize;
   // POST /api/v1/jobs/{id}/retry; *as_new_file: a spool file went back and runs as a new job.
   std::function<Result<Job>(int64_t, bool* as_new_file)> retry;
+  // POST /api/v1/priority: the job (id 0 while not registered yet) and what was done.
+  std::function<Result<std::pair<Job, std::string>>(const std::string& name)> prioritize_name;
+  std::function<Result<Job>(const std::string& name)> promote;
+  std::function<std::vector<std::string>()> promote_all;
   EventHub* hub = nullptr;    // live events; null: no /api/v1/events
   size_t sse_buffer = 10000;  // events queued per slow reader before it is told it lagged
   std::string token;          // empty: no authentication
@@ -75,6 +81,9 @@ class Router {
   void SubmitJob(const HttpRequest& request, Reply reply) const;
   HttpResponse GetJob(const std::string& id) const;
   HttpResponse RetryJob(int64_t id) const;
+  // spool_routes.cc
+  HttpResponse PriorityByName(const HttpRequest& request) const;
+  HttpResponse Promote(const HttpRequest& request) const;
   // events_routes.cc
   HttpResponse Events(const HttpRequest& request) const;
   HttpResponse JobLog(int64_t id, const HttpRequest& request) const;

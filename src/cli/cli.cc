@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/inspect.h"
+#include "cli/remote.h"
 #include "cli/serve.h"
 #include "core/env.h"
 #include "handlers/kcidb/demo.h"
@@ -104,6 +105,24 @@ int Main(int argc, char** argv) {
   retry->add_option("name", retry_name, "File name in failed/");
   retry->add_flag("--all-failed", retry_all, "Every file in failed/");
 
+  RemoteFlags remote;
+  auto add_remote = [&](CLI::App* sub) {
+    sub->add_option("--api", remote.api, "The daemon's API")->capture_default_str();
+    sub->add_option("--api-token", remote.token, "Its bearer token (or SLUICE_API_TOKEN)");
+  };
+  std::string priority_what;
+  CLI::App* priority = app.add_subcommand(
+      "priority", "Run a job, spool file or deferred file next (asks the running daemon)");
+  priority->add_option("what", priority_what, "Job id or file name")->required();
+  add_remote(priority);
+  std::string promote_name;
+  bool promote_all = false;
+  CLI::App* promote =
+      app.add_subcommand("promote", "Move deferred files into the spool (asks the running daemon)");
+  promote->add_option("name", promote_name, "File name in deferred/");
+  promote->add_flag("--all", promote_all, "Every deferred file");
+  add_remote(promote);
+
   std::string demo_dir;
   kcidb::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo-data", "Write demo KCIDB submissions");
@@ -137,6 +156,8 @@ int Main(int argc, char** argv) {
     }
     return ExitCode(Status::InvalidArgument("give a NAME or --all-failed (not both)"));
   }
+  if (priority->parsed()) return RunPriority(remote, priority_what);
+  if (promote->parsed()) return RunPromote(remote, promote_name, promote_all);
   if (demo_cmd->parsed()) {
     auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);
     if (!n.ok()) return ExitCode(n.status());

@@ -77,8 +77,9 @@ int RunStats(const std::string& database) {
   auto counts = (*store)->CountJobsByState();
   if (!counts.ok()) return ExitCode(counts.status());
   std::printf("jobs:\n");
-  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kRetrying,
-                     JobState::kSucceeded, JobState::kFailed, JobState::kCancelled}) {
+  for (JobState s :
+       {JobState::kQueued, JobState::kRunning, JobState::kRetrying, JobState::kSucceeded,
+        JobState::kFailed, JobState::kCancelled, JobState::kDeferred}) {
     auto it = counts->find(std::string(StateName(s)));
     std::printf("  %-10s %lld\n", std::string(StateName(s)).c_str(),
                 static_cast<long long>(it == counts->end() ? 0 : it->second));

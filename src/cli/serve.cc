@@ -177,6 +177,13 @@ int RunServe(ServeFlags f) {
   deps.cancel = [&engine](int64_t id) { return engine.Cancel(id); };
   deps.prioritize = [&engine](int64_t id) { return engine.Prioritize(id); };
   deps.retry = [&engine](int64_t id, bool* as_new_file) { return engine.Retry(id, as_new_file); };
+  deps.prioritize_name = [&engine](const std::string& name) -> Result<std::pair<Job, std::string>> {
+    auto done = engine.PrioritizeName(name);
+    if (!done.ok()) return done.status();
+    return std::make_pair(std::move(done->job), std::move(done->action));
+  };
+  deps.promote = [&engine](const std::string& name) { return engine.Promote(name, false); };
+  deps.promote_all = [&engine] { return engine.PromoteAll(); };
   deps.hub = &engine.events();
   deps.sse_buffer = f.sse_buffer;
   api::Router router(deps);

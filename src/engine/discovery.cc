@@ -63,7 +63,8 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
   int64_t now = clock_->NowMicros();
   for (const std::string& name : names) {
     if (!SpoolDir::IsCandidateName(name) || !seen.insert(name).second) continue;
-    if (waiting_names_.count(name)) continue;  // known, waits for room (Refill)
+    bool urgent = urgent_pending_.count(name) > 0;
+    if (waiting_names_.count(name) && !urgent) continue;  // known, waits for room (Refill)
     size_t registered;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -74,17 +75,18 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     auto info = env_->Stat(path);
     // Symlinks, directories, FIFOs and sockets named *.json are never read and never block.
     if (!info.ok() || info->type != FileType::kRegular) {
-      deferred_.erase(name);
+      unsettled_.erase(name);
+      urgent_pending_.erase(name);
       continue;
     }
     auto writing = env_->IsOpenForWriting(path);
     bool settling = (from_scan || !writing.ok()) &&
                     now * 1000 - info->mtime_ns < static_cast<int64_t>(options_.settle_s * 1e9);
     if ((writing.ok() && *writing) || settling) {
-      deferred_.emplace(name, from_scan);  // comes back on IN_CLOSE_WRITE or the next tick
+      unsettled_.emplace(name, from_scan);  // comes back on IN_CLOSE_WRITE or the next tick
       continue;
     }
-    deferred_.erase(name);
+    unsettled_.erase(name);
     if (info->size == 0) {
       Status st = env_->RemoveFile(path);
       if (st.ok()) {
@@ -102,7 +104,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
         continue;
       }
     }
-    if (registered + fresh.size() >= options_.max_backlog) {
+    if (registered + fresh.size() >= options_.max_backlog && !urgent) {
       // Full: remember the name and its age only; Refill registers it when there is room.
       waiting_.emplace(info->mtime_ns, name);
       waiting_names_.insert(name);
@@ -117,6 +119,11 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     j.state = JobState::kQueued;
     j.max_attempts = options_.max_attempts;
     j.created_at = now;
+    if (urgent) {
+      j.priority = kPrioritised;
+      urgent_pending_.erase(name);
+      if (waiting_names_.erase(name)) waiting_.erase({info->mtime_ns, name});
+    }
     fresh.push_back(std::move(j));
     // Register in chunks so workers start while a large spool is still being examined.
     if (fresh.size() >= options_.max_batch) Register(&fresh);
@@ -169,6 +176,64 @@ void Engine::Register(std::vector<Job>* fresh) {
   for (const Ticket& t : tickets) broker_->Push(t);
 }
 
+void Engine::ScanDeferred() {
+  auto entries = env_->ListDir(spool_.DeferredDir());
+  if (!entries.ok()) return;
+  std::vector<Job> fresh;
+  int64_t now = clock_->NowMicros();
+  for (const DirEntry& e : *entries) {
+    if (!SpoolDir::IsCandidateName(e.name) || e.type != FileType::kRegular) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (deferred_ids_.count(e.name)) continue;
+    }
+    auto info = env_->Stat(spool_.DeferredPathOf(e.name));
+    if (!info.ok() || info->size == 0) continue;
+    Job j;
+    j.queue = options_.queue;
+    j.kind = std::string(handler_->kind());
+    j.spool = spool_.root();
+    j.name = e.name;
+    j.file = {info->dev, info->ino, info->size, info->mtime_ns};
+    j.state = JobState::kDeferred;
+    j.max_attempts = options_.max_attempts;
+    j.created_at = now;
+    fresh.push_back(std::move(j));
+  }
+  if (fresh.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Job& j : fresh) {
+      j.id = next_id_++;
+      deferred_ids_[j.name] = j.id;
+      jobs_[j.id] = Tracked{j};
+    }
+  }
+  spdlog::info("{} deferred files registered (they run when promoted)", fresh.size());
+  writer_->AddJobs(std::move(fresh));
+}
+
+void Engine::TakeUrgent() {
+  std::vector<std::string> names;
+  std::vector<int64_t> registered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (urgent_.empty()) return;
+    for (const std::string& name : urgent_) {
+      auto it = by_name_.find(name);
+      if (it != by_name_.end()) {
+        registered.push_back(it->second);  // registered meanwhile
+      } else {
+        names.push_back(name);
+        urgent_pending_.insert(name);
+      }
+    }
+    urgent_.clear();
+  }
+  for (int64_t id : registered) (void)Prioritize(id);
+  Examine(names, false, false);
+}
+
 void Engine::RetryMoves() {
   std::vector<int64_t> ids;
   {
@@ -183,7 +248,7 @@ void Engine::RetryMoves() {
 bool Engine::BurstFinished() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!deferred_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_ids_.empty()) {
+    if (!unsettled_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_ids_.empty()) {
       return false;
     }
     if (!by_name_.empty()) {
@@ -198,7 +263,7 @@ bool Engine::BurstFinished() {
   // Looks idle: one last scan for anything that landed meanwhile.
   Examine(ScanNames(), true, false);
   std::lock_guard<std::mutex> lock(mu_);
-  return by_name_.empty() && deferred_.empty();
+  return by_name_.empty() && unsettled_.empty();
 }
 
 void Engine::DiscoveryLoop() {
@@ -206,27 +271,30 @@ void Engine::DiscoveryLoop() {
   // Landing-to-start latency is this thread's wake-up time: ask for a little more CPU
   // priority than the workers (refused without CAP_SYS_NICE, which is fine).
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), -5);
+  ScanDeferred();
   Examine(ScanNames(), true, true);
   int64_t next_scan = clock_->MonotonicMicros() + static_cast<int64_t>(options_.interval_s * 1e6);
   int64_t next_move_retry = 0;
   std::vector<std::string> names;
   while (!stop_) {
-    int timeout_ms = deferred_.empty() ? 250 : 20;
+    int timeout_ms = unsettled_.empty() ? 250 : 20;
     names.clear();
     bool overflow = false;
     Status st = watcher_->Wait(timeout_ms, &names, &overflow);
     if (!st.ok()) spdlog::error("watching {}: {}", spool_.root(), st.ToString());
     if (stop_) break;
+    TakeUrgent();
     Examine(names, false, false);
     int64_t mono = clock_->MonotonicMicros();
     if (overflow || mono >= next_scan) {
       if (overflow) spdlog::warn("inotify queue overflowed; rescanning {}", spool_.root());
       Examine(ScanNames(), true, false);
+      ScanDeferred();
       next_scan = mono + static_cast<int64_t>(options_.interval_s * 1e6);
     }
-    if (!deferred_.empty()) {
+    if (!unsettled_.empty()) {
       std::vector<std::string> from_scan, from_events;
-      for (auto& [name, scan] : deferred_) (scan ? from_scan : from_events).push_back(name);
+      for (auto& [name, scan] : unsettled_) (scan ? from_scan : from_events).push_back(name);
       Examine(from_events, false, false);
       Examine(from_scan, true, false);
     }

@@ -114,6 +114,20 @@ class Engine {
   // file moves from failed/ back into the spool and runs as a new job (`*as_new_file` true).
   // FailedPrecondition for a job that has not ended or succeeded; NotFound for an unknown one.
   Result<Job> Retry(int64_t id, bool* as_new_file);
+  // Moves deferred/NAME into the spool and queues it (at top priority with `prioritise`).
+  // A file not registered yet is only moved; discovery takes it from there. NotFound when
+  // deferred/ has no such file; AlreadyExists when the spool has a file of that name.
+  Result<Job> Promote(const std::string& name, bool prioritise);
+  // Promotes every deferred file. Their names.
+  std::vector<std::string> PromoteAll();
+  // `sluice priority NAME`: a registered job is prioritised ("prioritised", or "running" when
+  // it runs already); a deferred file is promoted at top priority ("promoted"); a file in the
+  // spool not registered yet will be, at top priority ("registering"). NotFound otherwise.
+  struct NamePriority {
+    Job job;
+    std::string action;
+  };
+  Result<NamePriority> PrioritizeName(const std::string& name);
   // The priority a prioritised job gets.
   static constexpr int kPrioritised = 1000;
 
@@ -142,6 +156,8 @@ class Engine {
 
   // recovery.cc
   Status Recover();
+  // A deferred job (or one promoted when the daemon died): true when it stays deferred.
+  bool RecoverDeferred(Job* job);
   // Tracks a finished job whose file is still in the spool, for MoveFinished. Its id.
   int64_t AdoptFinishedFile(Job job);
   // discovery.cc
@@ -152,6 +168,10 @@ class Engine {
   // Hands examined files to the writer for registration, oldest first; clears *fresh.
   void Register(std::vector<Job>* fresh);
   void RetryMoves();
+  // Registers files new in deferred/ as deferred jobs (they run only when promoted).
+  void ScanDeferred();
+  // Names asked for by PrioritizeName before discovery registered them.
+  void TakeUrgent();
   std::vector<std::string> OldestFirst(const std::vector<std::string>& names);
   // Registers waiting files, oldest first, when the backlog has room again.
   void Refill();
@@ -188,15 +208,19 @@ class Engine {
   mutable std::mutex mu_;
   std::unordered_map<int64_t, Tracked> jobs_;  // by id
   std::unordered_map<std::string, int64_t> by_name_;
-  std::unordered_set<int64_t> api_ids_;  // unfinished jobs sent over HTTP
+  std::unordered_set<int64_t> api_ids_;                    // unfinished jobs sent over HTTP
+  std::unordered_map<std::string, int64_t> deferred_ids_;  // deferred/ file name -> job id
+  std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
+  // Discovery thread only: names to register at top priority when they are taken.
+  std::unordered_set<std::string> urgent_pending_;
   // Files seen while max_backlog files were registered: (mtime, name), oldest first.
   // Discovery thread only; the counts below are for other threads.
   std::set<std::pair<int64_t, std::string>> waiting_;
   std::unordered_set<std::string> waiting_names_;
   std::atomic<size_t> waiting_count_{0};
   std::atomic<int64_t> waiting_oldest_ns_{0};
-  std::unordered_map<std::string, bool> deferred_;  // being written or settling -> from_scan
-                                                    // (discovery thread only)
+  std::unordered_map<std::string, bool> unsettled_;  // being written or settling -> from_scan
+                                                     // (discovery thread only)
   std::mt19937_64 rng_;
   int64_t next_id_ = 1;  // job ids are allocated by the engine (one daemon per database)
 

@@ -13,6 +13,7 @@ Status Engine::Recover() {
   for (Job& j : *jobs) {
     bool over_http = j.spool.empty();
     if (!over_http && j.spool != spool_.root()) continue;  // another spool's job
+    if (!over_http && RecoverDeferred(&j)) continue;
     Job fail = j;
     fail.state = JobState::kFailed;
     fail.finished_at = now;
@@ -63,6 +64,31 @@ Status Engine::Recover() {
                  requeued + interrupted + vanished, requeued, interrupted, vanished);
   }
   return Status::Ok();
+}
+
+bool Engine::RecoverDeferred(Job* j) {
+  bool in_deferred = env_->Stat(spool_.DeferredPathOf(j->name)).ok();
+  bool in_root = env_->Stat(spool_.PathOf(j->name)).ok();
+  if (j->state == JobState::kDeferred) {
+    if (in_deferred) {
+      std::lock_guard<std::mutex> lock(mu_);
+      deferred_ids_[j->name] = j->id;
+      jobs_[j->id] = Tracked{*j};
+      return true;
+    }
+    if (in_root) {
+      // Promoted, and the daemon died before the promotion committed.
+      j->state = JobState::kQueued;
+      Record(*j, {}, {"promoted from deferred/"});
+    }
+    return false;  // queued from the spool, or failed as vanished
+  }
+  if (!in_root && in_deferred) {
+    // Promoted, and the daemon died before the move was made durable: move it again.
+    Status st = env_->RenameNoReplace(spool_.DeferredPathOf(j->name), spool_.PathOf(j->name));
+    if (!st.ok()) spdlog::warn("cannot move deferred/{} in again: {}", j->name, st.ToString());
+  }
+  return false;
 }
 
 int64_t Engine::AdoptFinishedFile(Job job) {

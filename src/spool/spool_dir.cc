@@ -10,6 +10,7 @@ SpoolDir::SpoolDir(Env* env, std::string root) : env_(env), root_(std::move(root
 Status SpoolDir::Prepare() {
   SLUICE_RETURN_IF_ERROR(env_->CreateDirs(root_));
   SLUICE_RETURN_IF_ERROR(env_->CreateDirs(ArchiveDir()));
+  SLUICE_RETURN_IF_ERROR(env_->CreateDirs(DeferredDir()));
   return env_->CreateDirs(FailedDir());
 }
 

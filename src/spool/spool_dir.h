@@ -3,6 +3,7 @@
 //   DIR/*.json           submissions waiting (dotfiles, *.temp and other names are left alone)
 //   DIR/archive/NAME     succeeded (or deleted with --no-archive)
 //   DIR/failed/NAME      failed, with DIR/failed/NAME.error.json saying why
+//   DIR/deferred/NAME    deferred: registered, run only when promoted or prioritised
 //
 // Moves never replace an existing file: a name already taken in archive/ or failed/ gets the
 // job id added ("x.json" -> "x.17.json"). Moves are made durable by Sync().
@@ -20,13 +21,15 @@ class SpoolDir {
  public:
   SpoolDir(Env* env, std::string root);
 
-  // Creates the spool, archive/ and failed/ when missing.
+  // Creates the spool, archive/, failed/ and deferred/ when missing.
   Status Prepare();
 
   const std::string& root() const { return root_; }
   std::string PathOf(std::string_view name) const { return JoinPath(root_, name); }
   std::string ArchiveDir() const { return JoinPath(root_, "archive"); }
   std::string FailedDir() const { return JoinPath(root_, "failed"); }
+  std::string DeferredDir() const { return JoinPath(root_, "deferred"); }
+  std::string DeferredPathOf(std::string_view name) const { return JoinPath(DeferredDir(), name); }
 
   // Whether `name` in the spool root is a submission to take: "*.json", not a dotfile.
   static bool IsCandidateName(std::string_view name);

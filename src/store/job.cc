@@ -17,17 +17,21 @@ std::string_view StateName(JobState state) {
       return "failed";
     case JobState::kCancelled:
       return "cancelled";
+    case JobState::kDeferred:
+      return "deferred";
   }
   return "unknown";
 }
 
 Result<JobState> ParseState(std::string_view name) {
-  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kRetrying,
-                     JobState::kSucceeded, JobState::kFailed, JobState::kCancelled}) {
+  for (JobState s :
+       {JobState::kQueued, JobState::kRunning, JobState::kRetrying, JobState::kSucceeded,
+        JobState::kFailed, JobState::kCancelled, JobState::kDeferred}) {
     if (StateName(s) == name) return s;
   }
-  return Status::InvalidArgument("unknown job state '" + std::string(name) +
-                                 "' (queued, running, retrying, succeeded, failed, cancelled)");
+  return Status::InvalidArgument(
+      "unknown job state '" + std::string(name) +
+      "' (queued, running, retrying, succeeded, failed, cancelled, deferred)");
 }
 
 }  // namespace sluice

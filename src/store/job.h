@@ -8,6 +8,7 @@
 //                        └─daemon died while running─► queued on restart (interruption
 //                          counted; too many fail the job as "interrupted": a poison pill)
 //   failed ─(sluice retry)─► queued
+//   deferred (a file in the spool's deferred/ folder) ─(sluice promote | priority)─► queued
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,7 @@
 
 namespace sluice {
 
-enum class JobState { kQueued, kRunning, kRetrying, kSucceeded, kFailed, kCancelled };
+enum class JobState { kQueued, kRunning, kRetrying, kSucceeded, kFailed, kCancelled, kDeferred };
 
 std::string_view StateName(JobState state);
 Result<JobState> ParseState(std::string_view name);

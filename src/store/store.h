@@ -79,7 +79,8 @@ class Store {
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
   // The payload a job was submitted with (empty for a spool file's job).
   virtual Result<std::string> JobPayload(int64_t id) = 0;
-  // Every job not in a final state, oldest first, with its payload (recovery on start).
+  // Every job not in a final state (deferred ones too), oldest first, with its payload
+  // (recovery on start).
   virtual Result<std::vector<Job>> UnfinishedJobs() = 0;
   // The job submitted with `key`, if any.
   virtual Result<std::optional<Job>> FindJobByIdempotencyKey(const std::string& key) = 0;

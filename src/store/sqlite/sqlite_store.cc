@@ -388,7 +388,8 @@ Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
 }
 
 Result<std::vector<Job>> SqliteStore::UnfinishedJobs() {
-  auto jobs = QueryJobs("WHERE state IN ('queued','running','retrying') ORDER BY id", {});
+  auto jobs =
+      QueryJobs("WHERE state IN ('queued','running','retrying','deferred') ORDER BY id", {});
   if (!jobs.ok()) return jobs;
   // Payloads only here, where a job must be run again; listings stay light.
   for (Job& j : *jobs) {

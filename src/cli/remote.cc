@@ -1,0 +1,91 @@
+// `sluice priority` and `sluice promote`: one POST to the daemon's API each (libcurl).
+#include "cli/remote.h"
+
+#include <curl/curl.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli/commands.h"
+
+namespace sluice::cli {
+namespace {
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// POSTs `body` to the daemon; prints its answer; the exit code its status means.
+int Post(const RemoteFlags& flags, const std::string& path, const std::string& body) {
+  std::string token = flags.token;
+  if (const char* env = std::getenv("SLUICE_API_TOKEN"); token.empty() && env != nullptr) {
+    token = env;
+  }
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return ExitCode(Status::Internal("curl_easy_init failed"));
+  std::string url = flags.api, answer;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += path;
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  if (!token.empty())
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return ExitCode(Status::Unavailable("cannot reach the daemon at " + flags.api +
+                                        " (--api): " + curl_easy_strerror(rc)));
+  }
+  std::printf("%s\n", answer.c_str());
+  if (status < 300) return 0;
+  if (status == 404) return 3;
+  if (status == 400 || status == 409 || status == 422) return 2;
+  return 1;
+}
+
+bool AllDigits(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+}  // namespace
+
+int RunPriority(const RemoteFlags& flags, const std::string& what) {
+  if (AllDigits(what)) return Post(flags, "/api/v1/jobs/" + what + "/priority", "{}");
+  return Post(flags, "/api/v1/priority", "{\"name\":" + JsonString(what) + "}");
+}
+
+int RunPromote(const RemoteFlags& flags, const std::string& name, bool all) {
+  if (all == !name.empty()) {
+    return ExitCode(Status::InvalidArgument("give a NAME or --all (not both)"));
+  }
+  return Post(flags, "/api/v1/promote",
+              all ? std::string("{\"all\":true}") : "{\"name\":" + JsonString(name) + "}");
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,95 @@
+"""Socorro's priority and deferred work: files in deferred/ are registered and never run on
+their own; `sluice promote` moves them in; `sluice priority NAME` finds a job, a spool file
+not registered yet, or a deferred file, and runs it next."""
+
+import json
+import os
+import signal
+import time
+import unittest
+
+import harness
+
+
+class DeferredTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox(api=True)
+        self.deferred = os.path.join(self.box.spool, "deferred")
+
+    def tearDown(self):
+        self.box.close()
+
+    def start(self, *extra):
+        self.box.start(*extra)
+        self.api = "http://127.0.0.1:%d" % self.box.wait_for_api()
+
+    def defer(self, name, content=None):
+        os.makedirs(self.deferred, exist_ok=True)
+        with open(os.path.join(self.deferred, name), "w") as f:
+            json.dump(content or harness.GOOD, f)
+
+    def states(self):
+        return dict(self.box.query("SELECT name, state FROM jobs"))
+
+    def cli(self, *args):
+        r = self.box.sluice(*args, "--api", self.api)
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else r.stderr
+
+    def test_deferred_files_wait_until_promoted(self):
+        self.defer("a.json")
+        self.defer("b.json")
+        self.defer("c.json")
+        self.start()
+        self.box.wait_for(lambda: len(self.states()) == 3, what="registered")
+        time.sleep(2.5)  # two rescans: still not run
+        self.assertEqual(set(self.states().values()), {"deferred"})
+        self.assertEqual(sorted(os.listdir(self.deferred)), ["a.json", "b.json", "c.json"])
+        rc, out = self.cli("promote", "a.json")
+        self.assertEqual((rc, out), (0, {"promoted": ["a.json"]}))
+        self.box.wait_for(lambda: self.states()["a.json"] == "succeeded")
+        self.assertIn("a.json", self.box.listing("archive"))
+        # kill -9 and restart: the rest are still deferred, and not run twice or lost.
+        self.box.stop(signal.SIGKILL)
+        self.box.log.close()
+        open(os.path.join(self.box.dir, "daemon.log"), "w").close()
+        self.start()
+        time.sleep(1.5)
+        self.assertEqual(self.states(), {"a.json": "succeeded", "b.json": "deferred",
+                                         "c.json": "deferred"})
+        rc, out = self.cli("promote", "--all")
+        self.assertEqual((rc, sorted(out["promoted"])), (0, ["b.json", "c.json"]))
+        self.box.wait_for(lambda: set(self.states().values()) == {"succeeded"})
+        self.assertEqual(len(self.box.query("SELECT id FROM jobs")), 3)
+        self.assertEqual(os.listdir(self.deferred), [])
+        rc, out = self.cli("promote", "nope.json")
+        self.assertEqual(rc, 3, out)
+
+    def test_priority_by_name_for_unregistered_deferred_and_unknown_files(self):
+        r = self.box.sluice("demo-data", self.box.spool, "--count", "3000",
+                            "--tests-per-file", "50")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        newest = sorted(os.listdir(self.box.spool),
+                        key=lambda n: os.stat(os.path.join(self.box.spool, n)).st_mtime_ns)[-1]
+        self.defer("urgent.json")
+        # A small backlog: most files wait unregistered, the newest among them.
+        self.start("--max-backlog", "100", "--max-workers", "1")
+        rc, out = self.cli("priority", newest)
+        self.assertEqual(rc, 0, out)
+        self.assertIn(out["action"], ("registering", "prioritised"))
+        rc, out = self.cli("priority", "urgent.json")
+        self.assertEqual((rc, out["action"]), (0, "promoted"))
+        self.box.wait_for(lambda: self.states().get(newest) == "succeeded" and
+                          self.states().get("urgent.json") == "succeeded", 60)
+        done = self.box.query("SELECT COUNT(*) FROM jobs WHERE state='succeeded'")[0][0]
+        self.assertLess(done, 1000, "the prioritised files waited for the backlog")
+        prio = dict(self.box.query("SELECT name, priority FROM jobs WHERE priority > 0"))
+        self.assertEqual(prio.get(newest), 1000)
+        rc, out = self.cli("priority", "missing.json")
+        self.assertEqual(rc, 3, out)
+        self.assertEqual(out["error"]["code"], "not_found")
+        rc, out = self.cli("priority", "999999")
+        self.assertEqual(rc, 3, out)
+
+
+if __name__ == "__main__":
+    harness.main()
