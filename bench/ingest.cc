@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "core/allocator.h"
 #include "engine/engine.h"
 #include "handlers/kcidb/demo.h"
@@ -41,23 +42,12 @@
 namespace fs = std::filesystem;
 using namespace sluice;  // NOLINT
 using Clock_ = std::chrono::steady_clock;
+using sluice::bench::FreshDir;
+using sluice::bench::InChild;
+using sluice::bench::PeakRssMb;
+using sluice::bench::Percentile;
 
 namespace {
-
-double PeakRssMb() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;
-}
-
-std::string FreshDir(const std::string& name) {
-  std::string dir =
-      (fs::temp_directory_path() / ("sluice-bench-" + name + "-" + std::to_string(getpid())))
-          .string();
-  fs::remove_all(dir);
-  fs::create_directories(dir + "/spool");
-  return dir;
-}
 
 struct Drain {
   double seconds = 0;
@@ -165,12 +155,6 @@ int Small(int n) {
   return DrainAndReport("small", dir);
 }
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
-
 int Live(int n, int rate) {
   std::string dir = FreshDir("live");
   std::string spool = dir + "/spool";
@@ -227,19 +211,6 @@ int Fsync() {
       n / secs);
   fs::remove_all(dir);
   return 0;
-}
-
-int InChild(const std::function<int()>& phase) {
-  std::fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    int rc = phase();
-    std::fflush(stdout);
-    _exit(rc);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
 }  // namespace

@@ -1,0 +1,380 @@
+// bench/api: the job server's numbers.
+//
+//   build/bench_api [--submit N] [--noop N] [--sse 1000,10000] [--sse-jobs N]
+//
+// Every phase runs a real engine, SQLite store (every commit durable: synchronous=FULL) and
+// HTTP server in a forked child, with a no-op handler (kind "noop"):
+//   submit: N jobs (default 40,000) POSTed over HTTP/1.1 keep-alive by 2 client threads, 32
+//           connections each (64 requests in flight); each answer comes after its commit
+//   noop:   N no-op jobs (default 100,000) submitted inside the process, from registration to
+//           succeeded, every state change (queued, running, succeeded) durable and an event
+//   sse:    C clients (1,000 and 10,000) on GET /api/v1/events; jobs submitted over HTTP at
+//           50/s; latency from the POST to each client reading the job's "queued" frame
+//           (commit + fan-out + delivery), and the server's peak RSS
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "api/http_server.h"
+#include "api/router.h"
+#include "bench/bench_util.h"
+#include "core/allocator.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+using namespace sluice;  // NOLINT
+using bench::FreshDir;
+using bench::InChild;
+using bench::PeakRssMb;
+using bench::Percentile;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+class NoopHandler : public Handler {
+ public:
+  std::string_view kind() const override { return "noop"; }
+  const std::vector<TableSpec>& tables() const override { return tables_; }
+  Status Run(const HandlerContext&, HandlerOutput* out) override {
+    out->summary = "{}";
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<TableSpec> tables_;
+};
+
+class CountFinished : public EngineObserver {
+ public:
+  void OnFinished(const Job&) override { finished++; }
+  std::atomic<int64_t> finished{0};
+};
+
+// A daemon in this process: engine + router + HTTP server on an ephemeral port.
+struct Server {
+  std::string dir;
+  std::unique_ptr<Store> store;
+  NoopHandler handler;
+  CountFinished observer;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<api::Router> router;
+  std::unique_ptr<api::HttpServer> http;
+
+  bool Start(const std::string& name) {
+    dir = FreshDir(name);
+    auto s = OpenStore("sqlite:" + dir + "/bench.db");
+    if (!s.ok()) return false;
+    store = std::move(*s);
+    EngineOptions o;
+    o.spool_dir = dir + "/spool";
+    o.settle_s = 0;
+    o.progress_interval_s = 3600;
+    engine = std::make_unique<Engine>(o, store.get(), &handler, Env::Default(), Clock::Real(),
+                                      &observer);
+    if (!engine->Start().ok()) return false;
+    api::RouterDeps deps;
+    deps.store = store.get();
+    Engine* e = engine.get();
+    deps.submit = [e](Job job, api::RouterDeps::SubmitDone done) {
+      e->SubmitAsync(std::move(job), [done = std::move(done)](Result<SubmitResult> r) {
+        if (!r.ok()) return done(r.status());
+        done(std::make_pair(std::move(r->job), r->created));
+      });
+    };
+    deps.hub = &engine->events();
+    router = std::make_unique<api::Router>(deps);
+    api::HttpServerOptions ho;
+    ho.port = 0;
+    auto h = api::HttpServer::Start(ho, router.get());
+    if (!h.ok()) return false;
+    http = std::move(*h);
+    return true;
+  }
+  void Stop() {
+    http->Stop();
+    engine->RequestStop();
+    (void)engine->Wait();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+int Connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+const std::string kJobBody = R"({"kind":"noop","payload":{"n":1}})";
+
+std::string PostRequest() {
+  return "POST /api/v1/jobs HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+         "Content-Length: " +
+         std::to_string(kJobBody.size()) + "\r\n\r\n" + kJobBody;
+}
+
+// Reads one HTTP response from `fd` (buffer `buf` keeps what follows). Its status, or -1.
+int ReadResponse(int fd, std::string* buf) {
+  while (true) {
+    size_t head_end = buf->find("\r\n\r\n");
+    if (head_end != std::string::npos) {
+      size_t cl = buf->find("Content-Length: ");
+      size_t len = cl < head_end ? std::strtoul(buf->c_str() + cl + 16, nullptr, 10) : 0;
+      if (buf->size() >= head_end + 4 + len) {
+        int status = std::atoi(buf->c_str() + 9);
+        buf->erase(0, head_end + 4 + len);
+        return status;
+      }
+    }
+    char tmp[16384];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+    if (n <= 0) return -1;
+    buf->append(tmp, static_cast<size_t>(n));
+  }
+}
+
+int SubmitPhase(int n) {
+  Server s;
+  if (!s.Start("submit")) return 1;
+  const int kThreads = 2, kConns = 32;
+  std::atomic<int> errors{0};
+  std::vector<double> latencies_ms;
+  std::mutex mu;
+  auto t0 = Steady::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      std::vector<int> fds;
+      std::vector<std::string> bufs(kConns);
+      for (int c = 0; c < kConns; ++c) fds.push_back(Connect(s.http->port()));
+      std::string req = PostRequest();
+      std::vector<double> mine;
+      for (int done = 0; done < n / kThreads; done += kConns) {
+        auto sent = Steady::now();
+        for (int fd : fds) {
+          if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) errors++;
+        }
+        for (int c = 0; c < kConns; ++c) {
+          if (ReadResponse(fds[c], &bufs[c]) != 201) errors++;
+          mine.push_back(std::chrono::duration<double, std::milli>(Steady::now() - sent).count());
+        }
+      }
+      for (int fd : fds) close(fd);
+      std::lock_guard<std::mutex> lock(mu);
+      latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
+    });
+  }
+  for (auto& t : threads) t.join();
+  double secs = std::chrono::duration<double>(Steady::now() - t0).count();
+  std::printf(
+      "submit  %zu jobs over HTTP (2 threads x 32 keep-alive connections) in %.2f s: %.0f "
+      "submissions/s, each durable before its 201; latency p50 %.2f ms p99 %.2f ms; %d errors; "
+      "peak RSS %.0f MB\n",
+      latencies_ms.size(), secs, latencies_ms.size() / secs, Percentile(latencies_ms, 0.5),
+      Percentile(latencies_ms, 0.99), errors.load(), PeakRssMb());
+  s.Stop();
+  return errors.load() == 0 ? 0 : 1;
+}
+
+int NoopPhase(int n) {
+  Server s;
+  if (!s.Start("noop")) return 1;
+  std::atomic<int64_t> submitted{0};
+  auto t0 = Steady::now();
+  for (int i = 0; i < n; ++i) {
+    // Keep at most 20,000 in flight, as a queue with producers faster than its workers would.
+    while (submitted - s.observer.finished > 20000)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    Job j;
+    j.kind = "noop";
+    j.payload = "{}";
+    s.engine->SubmitAsync(std::move(j), [&](Result<SubmitResult>) {});
+    submitted++;
+  }
+  while (s.observer.finished < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  double secs = std::chrono::duration<double>(Steady::now() - t0).count();
+  std::printf(
+      "noop    %d no-op jobs end to end (queued, running, succeeded: each durable, each an event) "
+      "in %.2f s: %.0f jobs/s; %llu group commits; peak RSS %.0f MB\n",
+      n, secs, n / secs, static_cast<unsigned long long>(s.engine->counters().commits.load()),
+      PeakRssMb());
+  s.Stop();
+  return 0;
+}
+
+int SsePhase(int clients, int jobs) {
+  // The server runs in a child process so its RSS is its own.
+  int ports[2];
+  if (pipe(ports) != 0) return 1;
+  pid_t child = fork();
+  if (child == 0) {
+    close(ports[0]);
+    Server s;
+    if (!s.Start("sse")) _exit(1);
+    uint16_t port = s.http->port();
+    if (write(ports[1], &port, sizeof(port)) != sizeof(port)) _exit(1);
+    while (true) pause();  // until the parent kills it
+  }
+  close(ports[1]);
+  uint16_t port = 0;
+  if (read(ports[0], &port, sizeof(port)) != sizeof(port)) return 1;
+
+  int ep = epoll_create1(0);
+  std::vector<int> fds;
+  std::unordered_map<int, std::string> bufs;
+  std::string get = "GET /api/v1/events?type=job.queued HTTP/1.1\r\nHost: b\r\n\r\n";
+  for (int i = 0; i < clients; ++i) {
+    int fd = Connect(port);
+    if (fd < 0) {
+      std::fprintf(stderr, "connect %d failed: %s\n", i, std::strerror(errno));
+      return 1;
+    }
+    if (write(fd, get.data(), get.size()) < 0) return 1;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    fds.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // all subscribed
+  std::mutex mu;
+  std::unordered_map<int64_t, Steady::time_point> sent_at;  // job id -> POST time
+  std::vector<double> lat_ms;
+  lat_ms.reserve(static_cast<size_t>(clients) * jobs);
+  std::atomic<bool> producing{true};
+  std::thread producer([&] {
+    int fd = Connect(port);
+    std::string req = PostRequest(), buf;
+    for (int i = 0; i < jobs; ++i) {
+      auto t = Steady::now();
+      if (write(fd, req.data(), req.size()) < 0) break;
+      // The id comes in the answer; record the time under it.
+      while (buf.find("\r\n\r\n") == std::string::npos ||
+             buf.find("\"id\":") == std::string::npos) {
+        char tmp[4096];
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n <= 0) break;
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      int64_t id = std::atoll(buf.c_str() + buf.find("\"id\":") + 5);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        sent_at[id] = t;
+      }
+      std::string b2;
+      buf.swap(b2);
+      std::this_thread::sleep_until(t + std::chrono::milliseconds(20));
+    }
+    close(fd);
+    producing = false;
+  });
+  size_t expected = static_cast<size_t>(clients) * jobs, got = 0;
+  std::vector<epoll_event> events(1024);
+  auto deadline = Steady::now() + std::chrono::seconds(60 + jobs / 50);
+  std::vector<std::pair<int64_t, Steady::time_point>> seen;
+  while (got < expected && Steady::now() < deadline) {
+    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+    auto now = Steady::now();
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      std::string& b = bufs[fd];
+      char tmp[65536];
+      ssize_t r;
+      while ((r = read(fd, tmp, sizeof(tmp))) > 0) b.append(tmp, static_cast<size_t>(r));
+      size_t pos;
+      while ((pos = b.find("\n\n")) != std::string::npos) {
+        size_t j = b.find("data: {\"job\":");
+        if (j != std::string::npos && j < pos) {
+          seen.emplace_back(std::atoll(b.c_str() + j + 13), now);
+          got++;
+        }
+        b.erase(0, pos + 2);
+      }
+    }
+  }
+  producer.join();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [id, t] : seen) {
+      auto it = sent_at.find(id);
+      if (it != sent_at.end()) {
+        lat_ms.push_back(std::chrono::duration<double, std::milli>(t - it->second).count());
+      }
+    }
+  }
+  double rss = 0;
+  std::ifstream status("/proc/" + std::to_string(child) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) rss = std::atof(line.c_str() + 6) / 1024;
+  }
+  for (int fd : fds) close(fd);
+  close(ports[0]);
+  kill(child, SIGKILL);
+  int st = 0;
+  waitpid(child, &st, 0);
+  std::printf(
+      "sse     %d clients, %d jobs at 50/s: %zu of %zu frames delivered; POST -> frame read "
+      "p50 %.2f ms p99 %.2f ms max %.2f ms; server peak RSS %.0f MB\n",
+      clients, jobs, got, expected, Percentile(lat_ms, 0.5), Percentile(lat_ms, 0.99),
+      Percentile(lat_ms, 1.0), rss);
+  return got == expected ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  TuneAllocator();
+  spdlog::set_level(spdlog::level::warn);
+  int submit = 40000, noop = 100000, sse_jobs = 100;
+  std::vector<int> sse = {1000, 10000};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--submit") submit = std::atoi(argv[i + 1]);
+    if (a == "--noop") noop = std::atoi(argv[i + 1]);
+    if (a == "--sse-jobs") sse_jobs = std::atoi(argv[i + 1]);
+    if (a == "--sse") {
+      sse.clear();
+      std::stringstream ss(argv[i + 1]);
+      for (std::string n; std::getline(ss, n, ',');) sse.push_back(std::atoi(n.c_str()));
+    }
+  }
+  rlimit lim{65536, 65536};
+  setrlimit(RLIMIT_NOFILE, &lim);
+  std::printf("machine: %u cores; %s\n", std::thread::hardware_concurrency(),
+              std::filesystem::temp_directory_path().c_str());
+  int rc = 0;
+  rc |= InChild([&] { return SubmitPhase(submit); });
+  rc |= InChild([&] { return NoopPhase(noop); });
+  for (int c : sse) rc |= InChild([&] { return SsePhase(c, sse_jobs); });
+  return rc;
+}
