@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "core/clock.h"
+#include "store/job_json.h"
 
 namespace sluice {
 
@@ -52,12 +53,7 @@ Event StateEvent(const Job& job, int64_t ts) {
   }
   if (!job.error.code.empty()) {
     w.Key("error");
-    w.StartObject();
-    w.Key("code");
-    w.String(job.error.code.c_str());
-    w.Key("message");
-    w.String(job.error.message.c_str());
-    w.EndObject();
+    WriteJobErrorJson(job.error, false, &w);
   }
   if (!job.result.empty() && job.state == JobState::kSucceeded) {
     w.Key("result");

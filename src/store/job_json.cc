@@ -54,20 +54,26 @@ void WriteJobJson(const Job& j, rapidjson::Writer<rapidjson::StringBuffer>* writ
   }
   if (!j.error.code.empty()) {
     w.Key("error");
-    w.StartObject();
-    w.Key("code");
-    w.String(j.error.code.c_str());
-    w.Key("message");
-    w.String(j.error.message.c_str());
-    if (!j.error.detail.empty()) {
-      w.Key("detail");
-      w.RawValue(j.error.detail.c_str(), j.error.detail.size(), rapidjson::kObjectType);
-    }
-    w.EndObject();
+    WriteJobErrorJson(j.error, true, writer);
   }
   if (!j.result.empty()) {
     w.Key("result");
     w.RawValue(j.result.c_str(), j.result.size(), rapidjson::kObjectType);
+  }
+  w.EndObject();
+}
+
+void WriteJobErrorJson(const JobError& error, bool with_detail,
+                       rapidjson::Writer<rapidjson::StringBuffer>* writer) {
+  auto& w = *writer;
+  w.StartObject();
+  w.Key("code");
+  w.String(error.code.c_str());
+  w.Key("message");
+  w.String(error.message.c_str());
+  if (with_detail && !error.detail.empty()) {
+    w.Key("detail");
+    w.RawValue(error.detail.c_str(), error.detail.size(), rapidjson::kObjectType);
   }
   w.EndObject();
 }

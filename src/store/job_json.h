@@ -13,5 +13,8 @@ namespace sluice {
 
 void WriteJobJson(const Job& job, rapidjson::Writer<rapidjson::StringBuffer>* writer);
 std::string JobJson(const Job& job);
+// {"code", "message", "detail"?}: a job's error (detail only when `with_detail`).
+void WriteJobErrorJson(const JobError& error, bool with_detail,
+                       rapidjson::Writer<rapidjson::StringBuffer>* writer);
 
 }  // namespace sluice
