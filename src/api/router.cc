@@ -77,6 +77,7 @@ HttpResponse Router::Route(const HttpRequest& r) const {
                r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||
                r.path == "/api/v1/events" || r.path == "/api/v1/priority" ||
                r.path == "/api/v1/promote" || r.path.rfind(kJobs + "/", 0) == 0;
+  if (IsTaskPath(r.path)) return Tasks(r);
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
   if (r.path == "/api/v1/priority" || r.path == "/api/v1/promote") {
     if (r.method != "POST") return HttpResponse::Error(405, "method_not_allowed", "use POST");

@@ -17,6 +17,8 @@
 //   GET /api/v1/queues         job counts by queue and state
 //   GET /api/v1/spools         each spool: path, kind, backlog, succeeded, failed
 //   GET /metrics               Prometheus text format
+//   POST /add, /remove, /reschedule; GET /tasks, /task/{id}, /job/{id}: King Arthur's task
+//                              API (task_routes.cc)
 //
 // With a token set, every request but /healthz needs "Authorization: Bearer <token>",
 // compared in constant time. Errors are JSON {"error": {"code", "message"}}.
@@ -29,6 +31,7 @@
 
 #include "api/http_types.h"
 #include "engine/event_hub.h"
+#include "engine/task_scheduler.h"
 #include "store/store.h"
 
 namespace sluice::api {
@@ -59,9 +62,10 @@ struct RouterDeps {
   std::function<Result<std::pair<Job, std::string>>(const std::string& name)> prioritize_name;
   std::function<Result<Job>(const std::string& name)> promote;
   std::function<std::vector<std::string>()> promote_all;
-  EventHub* hub = nullptr;    // live events; null: no /api/v1/events
-  size_t sse_buffer = 10000;  // events queued per slow reader before it is told it lagged
-  std::string token;          // empty: no authentication
+  TaskScheduler* tasks = nullptr;  // recurring tasks; null: the task API answers 503
+  EventHub* hub = nullptr;         // live events; null: no /api/v1/events
+  size_t sse_buffer = 10000;       // events queued per slow reader before it is told it lagged
+  std::string token;               // empty: no authentication
 };
 
 class Router {
@@ -84,6 +88,8 @@ class Router {
   // spool_routes.cc
   HttpResponse PriorityByName(const HttpRequest& request) const;
   HttpResponse Promote(const HttpRequest& request) const;
+  // task_routes.cc
+  HttpResponse Tasks(const HttpRequest& request) const;
   // events_routes.cc
   HttpResponse Events(const HttpRequest& request) const;
   HttpResponse JobLog(int64_t id, const HttpRequest& request) const;
@@ -94,6 +100,9 @@ class Router {
 
   RouterDeps deps_;
 };
+
+// Whether `path` is one of the task API's (task_routes.cc).
+bool IsTaskPath(const std::string& path);
 
 // Whether `a` equals `b`, in time that depends only on their lengths' digests.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);

@@ -123,6 +123,20 @@ int Main(int argc, char** argv) {
   promote->add_flag("--all", promote_all, "Every deferred file");
   add_remote(promote);
 
+  std::string tasks_action;
+  std::vector<std::string> tasks_args;
+  bool tasks_json = false;
+  CLI::App* tasks_cmd = app.add_subcommand(
+      "tasks",
+      "Recurring tasks (King Arthur's API): add FILE|-, remove ID..., reschedule ID..., list, "
+      "show ID, job JOB_ID (asks the running daemon)");
+  tasks_cmd->add_option("action", tasks_action, "add, remove, reschedule, list, show or job")
+      ->required()
+      ->check(CLI::IsMember({"add", "remove", "reschedule", "list", "show", "job"}));
+  tasks_cmd->add_option("args", tasks_args, "FILE (- for stdin) or task ids");
+  tasks_cmd->add_flag("--json", tasks_json, "list: the daemon's JSON instead of a table");
+  add_remote(tasks_cmd);
+
   std::string demo_dir;
   kcidb::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo-data", "Write demo KCIDB submissions");
@@ -158,6 +172,7 @@ int Main(int argc, char** argv) {
   }
   if (priority->parsed()) return RunPriority(remote, priority_what);
   if (promote->parsed()) return RunPromote(remote, promote_name, promote_all);
+  if (tasks_cmd->parsed()) return RunTasks(remote, tasks_action, tasks_args, tasks_json);
   if (demo_cmd->parsed()) {
     auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);
     if (!n.ok()) return ExitCode(n.status());

@@ -1,4 +1,4 @@
-// `sluice priority` and `sluice promote`: one POST to the daemon's API each (libcurl).
+// Commands that ask the daemon over its API (libcurl): priority, promote.
 #include "cli/remote.h"
 
 #include <curl/curl.h>
@@ -15,6 +15,8 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
 }
+
+}  // namespace
 
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
@@ -33,14 +35,14 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
-// POSTs `body` to the daemon; prints its answer; the exit code its status means.
-int Post(const RemoteFlags& flags, const std::string& path, const std::string& body) {
+Result<RemoteAnswer> Ask(const RemoteFlags& flags, const std::string& method,
+                         const std::string& path, const std::string& body) {
   std::string token = flags.token;
   if (const char* env = std::getenv("SLUICE_API_TOKEN"); token.empty() && env != nullptr) {
     token = env;
   }
   CURL* curl = curl_easy_init();
-  if (curl == nullptr) return ExitCode(Status::Internal("curl_easy_init failed"));
+  if (curl == nullptr) return Status::Internal("curl_easy_init failed");
   std::string url = flags.api, answer;
   while (!url.empty() && url.back() == '/') url.pop_back();
   url += path;
@@ -49,7 +51,10 @@ int Post(const RemoteFlags& flags, const std::string& path, const std::string& b
     headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  if (method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
@@ -59,14 +64,27 @@ int Post(const RemoteFlags& flags, const std::string& path, const std::string& b
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK) {
-    return ExitCode(Status::Unavailable("cannot reach the daemon at " + flags.api +
-                                        " (--api): " + curl_easy_strerror(rc)));
+    return Status::Unavailable("cannot reach the daemon at " + flags.api +
+                               " (--api): " + curl_easy_strerror(rc));
   }
-  std::printf("%s\n", answer.c_str());
+  return RemoteAnswer{status, std::move(answer)};
+}
+
+int AnswerExitCode(long status) {
   if (status < 300) return 0;
   if (status == 404) return 3;
   if (status == 400 || status == 409 || status == 422) return 2;
   return 1;
+}
+
+namespace {
+
+// POSTs `body` to the daemon; prints its answer; the exit code its status means.
+int Post(const RemoteFlags& flags, const std::string& path, const std::string& body) {
+  auto answer = Ask(flags, "POST", path, body);
+  if (!answer.ok()) return ExitCode(answer.status());
+  std::printf("%s\n", answer->body.c_str());
+  return AnswerExitCode(answer->status);
 }
 
 bool AllDigits(const std::string& s) {

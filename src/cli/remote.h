@@ -3,6 +3,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include "core/status.h"
 
 namespace sluice::cli {
 
@@ -10,6 +13,22 @@ struct RemoteFlags {
   std::string api = "http://127.0.0.1:8080";
   std::string token;  // or SLUICE_API_TOKEN
 };
+
+struct RemoteAnswer {
+  long status = 0;  // HTTP status
+  std::string body;
+};
+// One request to the daemon's API (`method` GET or POST). Unavailable when it cannot be reached.
+Result<RemoteAnswer> Ask(const RemoteFlags& flags, const std::string& method,
+                         const std::string& path, const std::string& body = "");
+// The exit code an HTTP status means: 0 success, 3 not found, 2 refused, 1 otherwise.
+int AnswerExitCode(long status);
+// `s` as a JSON string literal.
+std::string JsonString(const std::string& s);
+
+// `sluice tasks add FILE|-`, `remove ID…`, `reschedule ID…`, `list [--json]`, `show ID`.
+int RunTasks(const RemoteFlags& flags, const std::string& action,
+             const std::vector<std::string>& args, bool json);
 
 // `sluice priority NAME|ID`: prints what the daemon did; exit 3 when it knows no such thing.
 int RunPriority(const RemoteFlags& flags, const std::string& what);

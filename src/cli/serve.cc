@@ -10,6 +10,7 @@
 #include "api/metrics_page.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "handlers/git/git_backend.h"
 #include "handlers/kcidb/kcidb_handler.h"
 #include "handlers/kcidb/storage.h"
 #include "store/store.h"
@@ -69,6 +70,25 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--event-max-count", e.event_retention.max_count, "Newest events kept at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--archive-path", f->archive_path,
+                  "Where task backends keep what they fetch from (git clones)")
+      ->capture_default_str();
+  app->add_option("--items-dir", f->tasks.items_dir,
+                  "Also append each task's items to DIR/<task_id>.jsonl");
+  app->add_option("--task-workers", f->tasks.workers, "Task runs at a time")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app->add_option("--task-lease", f->tasks.lease_s,
+                  "Seconds a task run's worker has to renew its lease before the run is retried")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--task-retry-delay", f->tasks.retry_delay_s,
+                  "Seconds before a failed task run is retried (doubles, at most an hour)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--task-timeout", f->task_timeout_s, "Seconds one backend command may take")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
@@ -158,8 +178,21 @@ int RunServe(ServeFlags f) {
   st = engine.Start();
   if (!st.ok()) return ExitCode(st);
 
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(std::make_unique<GitBackend>(f.archive_path, f.task_timeout_s));
+  TaskScheduler tasks(f.tasks, store->get(), std::move(backends), Clock::Real());
+  if (!f.engine.burst) {
+    st = tasks.Start();
+    if (!st.ok()) {
+      engine.RequestStop();
+      (void)engine.Wait();
+      return ExitCode(st);
+    }
+  }
+
   api::RouterDeps deps;
   deps.store = store->get();
+  deps.tasks = f.engine.burst ? nullptr : &tasks;
   deps.token = token;
   deps.ready = [&engine] { return !engine.Done(); };
   deps.spools = [&engine, &handler] {
@@ -228,6 +261,7 @@ int RunServe(ServeFlags f) {
   }
   st = engine.Wait();
   if (http) http->Stop();
+  tasks.Stop();
   double secs = (Clock::Real()->MonotonicMicros() - t0) / 1e6;
   const EngineCounters& c = engine.counters();
   uint64_t done = c.succeeded + c.failed;

@@ -7,6 +7,7 @@
 #include "api/http_server.h"
 #include "core/log.h"
 #include "engine/options.h"
+#include "engine/task_scheduler.h"
 
 namespace sluice::cli {
 
@@ -29,6 +30,10 @@ struct ServeFlags {
   double http_timeout_s = 30;
   size_t sse_buffer = 10000;
   double sse_keepalive_s = 15;
+  // Recurring tasks (the Arthur API)
+  TaskOptions tasks;
+  std::string archive_path = "sluice-archive";
+  double task_timeout_s = 3600;
 };
 
 // Adds the flags of `serve`. With `kernelci_only`, just KernelCI's monitor_submissions flags

@@ -61,6 +61,20 @@ Result<int64_t> ParseTime(std::string_view s) {
   return micros;
 }
 
+Result<int64_t> ParseLooseTime(std::string_view text) {
+  std::string s(text);
+  if (s.size() == 10) s += "T00:00:00";
+  if (s.size() >= 11 && s[10] == ' ') s[10] = 'T';
+  if (s.size() == 16) s += ":00";  // no seconds
+  if (s.size() >= 19 && s.find_first_of("Zz+-", 19) == std::string::npos) s += "Z";
+  auto t = ParseTime(s);
+  if (!t.ok()) {
+    return Status::InvalidArgument("'" + std::string(text) +
+                                   "' is not a date (like 2015-03-01 or 2015-03-01T10:00:00Z)");
+  }
+  return t;
+}
+
 std::string FormatTime(int64_t micros) {
   time_t secs = static_cast<time_t>(micros / 1000000);
   struct tm tm;

@@ -38,6 +38,10 @@ class ManualClock : public Clock {
 // InvalidArgument when it is not one.
 Result<int64_t> ParseTime(std::string_view text);
 
+// Also takes the shorter dates people type (and Arthur's clients send): "2015-03-01",
+// "2018-02-26 09:00", "2018-02-26 09:00:00" (UTC unless a zone is given).
+Result<int64_t> ParseLooseTime(std::string_view text);
+
 // Formats wall-clock microseconds as RFC 3339 UTC with microseconds
 // ("2026-01-02T03:04:05.123456Z").
 std::string FormatTime(int64_t micros);

@@ -6,6 +6,7 @@
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@
 #include "store/event.h"
 #include "store/job.h"
 #include "store/objects.h"
+#include "store/task.h"
 
 namespace sluice {
 
@@ -105,6 +107,27 @@ class Store {
                                                       const std::string& key) = 0;
   virtual Status PutValue(const std::string& ns, const std::string& key,
                           const std::string& value) = 0;
+
+  // Recurring tasks. AddTasks writes all of `tasks` or none (AlreadyExists naming a task_id
+  // already stored) and sets their seq.
+  virtual Status AddTasks(std::vector<Task>* tasks) = 0;
+  virtual Result<std::vector<Task>> ListTasks() = 0;  // by task_id
+  virtual Result<Task> GetTask(const std::string& task_id) = 0;
+  // Deletes the task and cancels its waiting runs; its runs and items stay. NotFound.
+  virtual Status RemoveTask(const std::string& task_id) = 0;
+  // In one transaction: inserts `items` (those the task already has are skipped: their seq
+  // stays 0; the others get theirs), then calls `settle` (which may fill in the run from what
+  // was new), then writes `run` when given and updates `task` (matched by seq: NotFound when
+  // it was removed).
+  using SettleRun = std::function<void(TaskRun*)>;
+  virtual Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
+                          const SettleRun& settle = nullptr) = 0;
+  virtual Result<TaskRun> GetTaskRun(const std::string& job_id) = 0;
+  // The runs of the task stored under `task_seq`, by job number.
+  virtual Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) = 0;
+  // Items of a task with seq above `after_seq`, in seq order, at most `limit`.
+  virtual Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq,
+                                                  int limit) = 0;
 
   // Runs the database's own consistency check; Internal with its report when it fails.
   virtual Status CheckIntegrity() = 0;

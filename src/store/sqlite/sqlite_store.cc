@@ -44,6 +44,29 @@ CREATE TABLE IF NOT EXISTS events (
   type TEXT NOT NULL,
   data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id, id);
+CREATE TABLE IF NOT EXISTS tasks (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL UNIQUE,
+  backend TEXT NOT NULL, category TEXT NOT NULL,
+  backend_args TEXT NOT NULL, archive TEXT NOT NULL, fetch_from_archive INTEGER NOT NULL,
+  delay_s INTEGER NOT NULL, max_retries INTEGER NOT NULL, max_age INTEGER NOT NULL,
+  queue TEXT NOT NULL,
+  status TEXT NOT NULL, age INTEGER NOT NULL, num_failures INTEGER NOT NULL,
+  created_on INTEGER NOT NULL, next_run_at INTEGER NOT NULL,
+  next_from_date TEXT NOT NULL, next_offset INTEGER, current_job TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS task_runs (
+  job_id TEXT PRIMARY KEY,
+  task_seq INTEGER NOT NULL, task_id TEXT NOT NULL, job_number INTEGER NOT NULL,
+  queue TEXT NOT NULL, status TEXT NOT NULL,
+  created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  lease_until INTEGER NOT NULL,
+  args TEXT NOT NULL, result TEXT NOT NULL, error TEXT NOT NULL, log TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS task_runs_task ON task_runs(task_seq, job_number);
+CREATE TABLE IF NOT EXISTS items (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_seq INTEGER NOT NULL, task_id TEXT NOT NULL,
+  uuid TEXT NOT NULL, updated_on INTEGER NOT NULL, data TEXT NOT NULL,
+  UNIQUE (task_seq, uuid));
 CREATE TABLE IF NOT EXISTS kv (
   ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (ns, key)) WITHOUT ROWID;

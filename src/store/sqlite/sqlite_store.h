@@ -40,6 +40,15 @@ class SqliteStore : public Store {
                                               const std::string& key) override;
   Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
   Status CheckIntegrity() override;
+  Status AddTasks(std::vector<Task>* tasks) override;
+  Result<std::vector<Task>> ListTasks() override;
+  Result<Task> GetTask(const std::string& task_id) override;
+  Status RemoveTask(const std::string& task_id) override;
+  Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
+                  const SettleRun& settle) override;
+  Result<TaskRun> GetTaskRun(const std::string& job_id) override;
+  Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) override;
+  Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq, int limit) override;
 
  private:
   SqliteStore() = default;
@@ -47,6 +56,8 @@ class SqliteStore : public Store {
   Result<std::vector<Job>> QueryJobs(const std::string& where_order_limit,
                                      const std::vector<Value>& args);
   Status WriteLocked(WriteBatch* batch);
+  Result<std::vector<Task>> QueryTasks(const std::string& where, const std::vector<Value>& args);
+  Result<std::vector<TaskRun>> QueryRuns(const std::string& where, const std::vector<Value>& args);
   // Inserts `e` (write_mu_ held, inside a transaction) and sets its id.
   Status InsertEvent(Event* e);
 

@@ -1,0 +1,328 @@
+// Arthur's task JSON: parsing the /add batch and writing tasks and runs.
+#include "api/task_json.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <set>
+
+#include "core/clock.h"
+
+namespace sluice::api {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+std::string Serialize(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Status Invalid(const std::string& task_id, const std::string& what) {
+  return Status::InvalidArgument(task_id.empty() ? what : "task '" + task_id + "': " + what);
+}
+
+// A non-negative integer member, or `fallback` when absent or null.
+Result<int64_t> IntMember(const rapidjson::Value& o, const char* key, int64_t fallback, int64_t min,
+                          const std::string& task_id) {
+  auto it = o.FindMember(key);
+  if (it == o.MemberEnd() || it->value.IsNull()) return fallback;
+  if (!it->value.IsInt64() || it->value.GetInt64() < min) {
+    return Invalid(
+        task_id, std::string("scheduler.") + key + " must be an integer >= " + std::to_string(min));
+  }
+  return it->value.GetInt64();
+}
+
+Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
+                       rapidjson::Document::AllocatorType& alloc) {
+  if (!v.IsObject()) return Status::InvalidArgument("each task must be an object");
+  static const std::set<std::string> kKeys = {"task_id",  "backend", "backend_args",
+                                              "category", "archive", "scheduler"};
+  Task t;
+  auto id = v.FindMember("task_id");
+  if (id == v.MemberEnd() || !id->value.IsString() || id->value.GetStringLength() == 0 ||
+      id->value.GetStringLength() > 256) {
+    return Status::InvalidArgument("each task needs a 'task_id' (a string of 1 to 256 bytes)");
+  }
+  t.task_id.assign(id->value.GetString(), id->value.GetStringLength());
+  for (char c : t.task_id) {
+    if (static_cast<unsigned char>(c) < 0x20)
+      return Invalid(t.task_id, "control characters in task_id");
+  }
+  for (auto& m : v.GetObject()) {
+    if (!kKeys.count(m.name.GetString())) {
+      return Invalid(t.task_id, std::string("unknown field '") + m.name.GetString() + "'");
+    }
+  }
+  auto backend = v.FindMember("backend");
+  if (backend == v.MemberEnd() || !backend->value.IsString()) {
+    return Invalid(t.task_id, "'backend' is missing");
+  }
+  t.backend = backend->value.GetString();
+  const Backend* b = tasks.FindBackend(t.backend);
+  if (b == nullptr) {
+    std::string known;
+    for (const std::string& n : tasks.BackendNames()) known += (known.empty() ? "" : ", ") + n;
+    return Invalid(t.task_id,
+                   "unknown backend '" + t.backend + "' (this daemon has: " + known + ")");
+  }
+  auto category = v.FindMember("category");
+  if (category == v.MemberEnd() || !category->value.IsString()) {
+    return Invalid(t.task_id, "'category' is missing");
+  }
+  t.category = category->value.GetString();
+  std::vector<std::string> cats = b->categories();
+  if (std::find(cats.begin(), cats.end(), t.category) == cats.end()) {
+    return Invalid(t.task_id, "the " + t.backend + " backend has no category '" + t.category + "'");
+  }
+  auto args = v.FindMember("backend_args");
+  if (args == v.MemberEnd() || !args->value.IsObject()) {
+    return Invalid(t.task_id, "'backend_args' must be an object");
+  }
+  auto from = args->value.FindMember("from_date");
+  if (from != args->value.MemberEnd() && from->value.IsString()) {
+    auto when = ParseLooseTime(from->value.GetString());
+    if (!when.ok()) return Invalid(t.task_id, "backend_args.from_date: " + when.status().message());
+    from->value.SetString(FormatTime(*when).c_str(), alloc);
+  }
+  t.backend_args = Serialize(args->value);
+  Status st = b->Validate(t.backend_args);
+  if (!st.ok()) return Invalid(t.task_id, st.message());
+
+  auto archive = v.FindMember("archive");
+  if (archive != v.MemberEnd() && !archive->value.IsNull()) {
+    const rapidjson::Value& a = archive->value;
+    if (!a.IsObject()) return Invalid(t.task_id, "'archive' must be an object");
+    for (auto& m : a.GetObject()) {
+      std::string k = m.name.GetString();
+      if (k != "fetch_from_archive" && k != "archived_after" && k != "archive_path") {
+        return Invalid(t.task_id, "archive has no option '" + k + "'");
+      }
+    }
+    auto f = a.FindMember("fetch_from_archive");
+    if (f == a.MemberEnd() || !f->value.IsBool()) {
+      return Invalid(t.task_id, "archive.fetch_from_archive must be true or false");
+    }
+    t.fetch_from_archive = f->value.GetBool();
+    auto after = a.FindMember("archived_after");
+    if (after != a.MemberEnd() && !after->value.IsNull() &&
+        (!after->value.IsString() || !ParseLooseTime(after->value.GetString()).ok())) {
+      return Invalid(t.task_id, "archive.archived_after must be a date like 2018-02-26 09:00");
+    }
+    t.archive = Serialize(a);
+  }
+  auto sched = v.FindMember("scheduler");
+  if (sched != v.MemberEnd() && !sched->value.IsNull()) {
+    const rapidjson::Value& s = sched->value;
+    if (!s.IsObject()) return Invalid(t.task_id, "'scheduler' must be an object");
+    for (auto& m : s.GetObject()) {
+      std::string k = m.name.GetString();
+      if (k != "delay" && k != "max_retries" && k != "max_age" && k != "queue") {
+        return Invalid(t.task_id, "scheduler has no option '" + k + "'");
+      }
+    }
+    auto delay = IntMember(s, "delay", t.schedule.delay_s, 0, t.task_id);
+    if (!delay.ok()) return delay.status();
+    auto retries = IntMember(s, "max_retries", t.schedule.max_retries, 0, t.task_id);
+    if (!retries.ok()) return retries.status();
+    auto age = IntMember(s, "max_age", 0, 1, t.task_id);
+    if (!age.ok()) return age.status();
+    t.schedule.delay_s = *delay;
+    t.schedule.max_retries = static_cast<int>(std::min<int64_t>(*retries, 1'000'000));
+    t.schedule.max_age = static_cast<int>(std::min<int64_t>(*age, 1'000'000'000));
+    auto queue = s.FindMember("queue");
+    if (queue != s.MemberEnd() && !queue->value.IsNull()) {
+      if (!queue->value.IsString() || queue->value.GetStringLength() == 0) {
+        return Invalid(t.task_id, "scheduler.queue must be a queue name");
+      }
+      t.schedule.queue = queue->value.GetString();
+    }
+  }
+  return t;
+}
+
+void WriteDate(Writer& w, int64_t micros) {
+  if (micros) {
+    w.String(FormatTime(micros).c_str());
+  } else {
+    w.Null();
+  }
+}
+
+void WriteRaw(Writer& w, const std::string& json) {
+  if (json.empty()) {
+    w.Null();
+  } else {
+    w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+  }
+}
+
+}  // namespace
+
+Result<std::vector<Task>> ParseTaskBatch(const std::string& body, const TaskScheduler& tasks,
+                                         bool* malformed) {
+  *malformed = true;
+  rapidjson::Document d;
+  d.Parse(body.c_str(), body.size());
+  if (d.HasParseError() || !d.IsObject()) {
+    return Status::InvalidArgument("the body must be JSON like {\"tasks\": [{\"task_id\": …}]}");
+  }
+  auto list = d.FindMember("tasks");
+  if (list == d.MemberEnd() || !list->value.IsArray()) {
+    return Status::InvalidArgument("the body needs a 'tasks' list");
+  }
+  *malformed = false;
+  if (list->value.Empty()) return Status::InvalidArgument("'tasks' is empty");
+  std::vector<Task> out;
+  std::set<std::string> ids;
+  for (auto& v : list->value.GetArray()) {
+    auto t = ParseTask(v, tasks, d.GetAllocator());
+    if (!t.ok()) return t.status();
+    if (!ids.insert(t->task_id).second) {
+      return Status::AlreadyExists("task '" + t->task_id + "' is given twice");
+    }
+    out.push_back(std::move(*t));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> ParseTaskIds(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str(), body.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("tasks") || !d["tasks"].IsArray()) {
+    return Status::InvalidArgument("the body must be JSON like {\"tasks\": [{\"task_id\": ID}]}");
+  }
+  std::vector<std::string> ids;
+  for (auto& v : d["tasks"].GetArray()) {
+    if (!v.IsObject() || !v.HasMember("task_id") || !v["task_id"].IsString()) {
+      return Status::InvalidArgument("each entry of 'tasks' needs a 'task_id' string");
+    }
+    ids.emplace_back(v["task_id"].GetString(), v["task_id"].GetStringLength());
+  }
+  return ids;
+}
+
+std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_results) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  w.Key("task_id");
+  w.String(t.task_id.c_str());
+  w.Key("status");
+  w.String(TaskStatusName(t.status));
+  w.Key("age");
+  w.Int(t.age);
+  w.Key("num_failures");
+  w.Int(t.num_failures);
+  w.Key("jobs");
+  w.StartArray();
+  for (const TaskRun& r : runs) {
+    w.StartObject();
+    w.Key("job_id");
+    w.String(r.job_id.c_str());
+    w.Key("job_number");
+    w.Int(r.job_number);
+    if (with_results) {
+      w.Key("task_id");
+      w.String(t.task_id.c_str());
+      w.Key("job_status");
+      w.String(RunStatusName(r.status));
+      w.Key("result");
+      WriteRaw(w, r.result);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("created_on");
+  w.Double(static_cast<double>(t.created_on) / 1e6);
+  w.Key("backend");
+  w.String(t.backend.c_str());
+  w.Key("backend_args");
+  rapidjson::Document args;
+  args.Parse(t.backend_args.c_str(), t.backend_args.size());
+  if (args.IsObject()) {
+    auto& a = args.GetAllocator();
+    if (!t.next_from_date.empty()) {
+      args.AddMember("next_from_date", rapidjson::Value(t.next_from_date.c_str(), a), a);
+    }
+    if (t.next_offset) args.AddMember("next_offset", rapidjson::Value(*t.next_offset), a);
+    args.Accept(w);
+  } else {
+    w.Null();
+  }
+  w.Key("category");
+  w.String(t.category.c_str());
+  w.Key("archiving_cfg");
+  WriteRaw(w, t.archive);
+  w.Key("scheduling_cfg");
+  w.StartObject();
+  w.Key("delay");
+  w.Int64(t.schedule.delay_s);
+  w.Key("max_retries");
+  w.Int(t.schedule.max_retries);
+  w.Key("max_age");
+  if (t.schedule.max_age > 0) {
+    w.Int(t.schedule.max_age);
+  } else {
+    w.Null();
+  }
+  w.Key("queue");
+  if (t.schedule.queue.empty()) {
+    w.Null();
+  } else {
+    w.String(t.schedule.queue.c_str());
+  }
+  w.EndObject();
+  w.Key("next_run_at");
+  WriteDate(w, t.status == TaskStatus::kScheduled ? t.next_run_at : 0);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string RunJson(const TaskRun& r) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  w.Key("job_id");
+  w.String(r.job_id.c_str());
+  w.Key("job_number");
+  w.Int(r.job_number);
+  w.Key("task_id");
+  w.String(r.task_id.c_str());
+  w.Key("job_status");
+  w.String(RunStatusName(r.status));
+  w.Key("job_description");
+  w.String(("fetch for task " + r.task_id + " with " + r.args).c_str());
+  w.Key("created_at");
+  WriteDate(w, r.created_at);
+  w.Key("enqueued_at");
+  WriteDate(w, r.created_at);
+  w.Key("started_at");
+  WriteDate(w, r.started_at);
+  w.Key("ended_at");
+  WriteDate(w, r.ended_at);
+  w.Key("lease_until");
+  WriteDate(w, r.status == RunStatus::kStarted ? r.lease_until : 0);
+  w.Key("origin");
+  w.String(r.queue.c_str());
+  w.Key("backend_args");
+  WriteRaw(w, r.args);
+  w.Key("result");
+  WriteRaw(w, r.result);
+  w.Key("error");
+  if (r.error.empty()) {
+    w.Null();
+  } else {
+    w.String(r.error.c_str());
+  }
+  w.Key("log");
+  w.String(r.log.c_str());
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace sluice::api

@@ -1,0 +1,114 @@
+// `sluice tasks`: King Arthur's task API from the command line (asks the running daemon).
+#include <curl/curl.h>
+#include <rapidjson/document.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/remote.h"
+#include "core/clock.h"
+
+namespace sluice::cli {
+namespace {
+
+std::string UrlEscape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+int Print(const Result<RemoteAnswer>& answer) {
+  if (!answer.ok()) return ExitCode(answer.status());
+  std::printf("%s\n", answer->body.c_str());
+  return AnswerExitCode(answer->status);
+}
+
+// One line per task: id, status, runs, failures in a row, when it runs next, its cursor.
+int PrintTable(const RemoteAnswer& answer) {
+  rapidjson::Document d;
+  d.Parse(answer.body.c_str(), answer.body.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("tasks") || !d["tasks"].IsArray()) {
+    std::printf("%s\n", answer.body.c_str());
+    return 1;
+  }
+  std::printf("%-30s %-10s %-9s %5s %8s  %-27s %s\n", "TASK", "STATUS", "BACKEND", "RUNS",
+              "FAILURES", "NEXT RUN", "CURSOR (next_from_date)");
+  for (auto& t : d["tasks"].GetArray()) {
+    auto str = [&t](const char* k) {
+      return t.HasMember(k) && t[k].IsString() ? std::string(t[k].GetString()) : std::string("-");
+    };
+    std::string cursor = "-";
+    if (t.HasMember("backend_args") && t["backend_args"].IsObject() &&
+        t["backend_args"].HasMember("next_from_date")) {
+      cursor = t["backend_args"]["next_from_date"].GetString();
+    }
+    std::printf("%-30s %-10s %-9s %5d %8d  %-27s %s\n", str("task_id").c_str(),
+                str("status").c_str(), str("backend").c_str(), t["age"].GetInt(),
+                t["num_failures"].GetInt(), str("next_run_at").c_str(), cursor.c_str());
+  }
+  return 0;
+}
+
+std::string IdList(const std::vector<std::string>& ids) {
+  std::string body = "{\"tasks\":[";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    body += (i ? ",{\"task_id\":" : "{\"task_id\":") + JsonString(ids[i]) + "}";
+  }
+  return body + "]}";
+}
+
+}  // namespace
+
+int RunTasks(const RemoteFlags& flags, const std::string& action,
+             const std::vector<std::string>& args, bool json) {
+  if (action == "add") {
+    if (args.size() != 1)
+      return ExitCode(Status::InvalidArgument("tasks add FILE (or - for stdin)"));
+    std::stringstream body;
+    if (args[0] == "-") {
+      body << std::cin.rdbuf();
+    } else {
+      std::ifstream in(args[0]);
+      if (!in) return ExitCode(Status::NotFound("cannot read " + args[0]));
+      body << in.rdbuf();
+    }
+    return Print(Ask(flags, "POST", "/add", body.str()));
+  }
+  if (action == "remove" || action == "reschedule") {
+    if (args.empty()) return ExitCode(Status::InvalidArgument("tasks " + action + " ID..."));
+    auto answer = Ask(flags, "POST", "/" + action, IdList(args));
+    int code = Print(answer);
+    // {"tasks": {ID: false}}: not there (remove) or not FAILED (reschedule).
+    if (code == 0 && answer->body.find(":false") != std::string::npos) {
+      return action == "remove" ? 3 : 2;
+    }
+    return code;
+  }
+  if (action == "list") {
+    auto answer = Ask(flags, "GET", "/tasks");
+    if (!answer.ok() || json || answer->status >= 300) return Print(answer);
+    return PrintTable(*answer);
+  }
+  if (action == "show") {
+    if (args.size() != 1) return ExitCode(Status::InvalidArgument("tasks show ID"));
+    return Print(Ask(flags, "GET", "/task/" + UrlEscape(args[0])));
+  }
+  if (action == "job") {
+    if (args.size() != 1) return ExitCode(Status::InvalidArgument("tasks job JOB_ID"));
+    return Print(Ask(flags, "GET", "/job/" + UrlEscape(args[0])));
+  }
+  return ExitCode(Status::InvalidArgument("tasks: add, remove, reschedule, list, show or job"));
+}
+
+}  // namespace sluice::cli

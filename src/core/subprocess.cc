@@ -1,0 +1,154 @@
+// RunSubprocess: posix_spawnp, two pipes drained with poll(), a deadline on the group.
+#include "core/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+
+extern char** environ;
+
+namespace sluice {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<std::string> MergedEnv(const std::vector<std::string>& extra) {
+  std::map<std::string, std::string> vars;
+  auto add = [&vars](const std::string& kv) {
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv;
+  };
+  for (char** e = environ; *e != nullptr; ++e) add(*e);
+  for (const std::string& kv : extra) add(kv);
+  std::vector<std::string> out;
+  for (auto& [k, kv] : vars) out.push_back(kv);
+  return out;
+}
+
+std::string Tail(const std::string& s, size_t n) {
+  std::string t = s.size() > n ? s.substr(s.size() - n) : s;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+}  // namespace
+
+std::string SubprocessResult::Describe(double timeout_s) const {
+  if (timed_out) return "timed out after " + std::to_string(static_cast<int>(timeout_s)) + " s";
+  if (signal != 0) return std::string("killed by signal ") + strsignal(signal);
+  std::string what = "exit " + std::to_string(exit_code);
+  std::string tail = Tail(err, 500);
+  return tail.empty() ? what : what + ": " + tail;
+}
+
+Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
+  if (o.argv.empty()) return Status::InvalidArgument("no command to run");
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0)
+    return Status::Unavailable(std::string("pipe: ") + std::strerror(errno));
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return Status::Unavailable(std::string("pipe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+  if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);  // the daemon blocks signals; the child must not
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> argv;
+  for (const std::string& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<std::string> env = MergedEnv(o.env);
+  std::vector<char*> envp;
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  if (rc != 0) {
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    return Status::Unavailable("cannot run " + o.argv[0] + ": " + std::strerror(rc));
+  }
+
+  SubprocessResult result;
+  int64_t deadline = NowMs() + static_cast<int64_t>(o.timeout_s * 1000);
+  int64_t kill_at = 0;  // after SIGTERM: when to SIGKILL
+  bool too_big = false;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    int64_t now = NowMs();
+    if (!result.timed_out && now >= deadline) {
+      result.timed_out = true;
+      kill(-pid, SIGTERM);
+      kill_at = now + 2000;
+    }
+    if (kill_at != 0 && now >= kill_at) {
+      kill(-pid, SIGKILL);
+      kill_at = 0;
+    }
+    int n = poll(fds, 2, 1000);
+    if (o.tick) o.tick();
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      ssize_t got = read(fds[i].fd, buf, sizeof(buf));
+      if (got > 0) {
+        size_t room = o.max_output_bytes - std::min(o.max_output_bytes, sinks[i]->size());
+        if (static_cast<size_t>(got) > room) too_big = true;
+        sinks[i]->append(buf, std::min(static_cast<size_t>(got), room));
+        if (too_big && kill_at == 0 && !result.timed_out) {
+          kill(-pid, SIGKILL);
+        }
+      } else if (got == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (pollfd& p : fds) {
+    if (p.fd >= 0) close(p.fd);
+  }
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(wstatus)) result.exit_code = WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus)) result.signal = WTERMSIG(wstatus);
+  if (too_big) {
+    return Status::Unavailable(o.argv[0] + " wrote more than " +
+                               std::to_string(o.max_output_bytes >> 20) + " MiB");
+  }
+  return result;
+}
+
+}  // namespace sluice

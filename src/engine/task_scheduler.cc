@@ -1,0 +1,570 @@
+// TaskScheduler: due tasks become queued runs; workers run them through their backend.
+#include "engine/task_scheduler.h"
+
+#include <fcntl.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <random>
+
+namespace sluice {
+namespace {
+
+constexpr const char* kExportNs = "items_jsonl";  // task id -> "seq last_item_seq file_size"
+
+int QueueRank(const std::string& q) {
+  static const char* kOrder[] = {"archive", "create", "retry", "update"};
+  for (int i = 0; i < 4; ++i) {
+    if (q == kOrder[i]) return i;
+  }
+  return 4;
+}
+
+std::string NewJobId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng(), b = rng();
+  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
+                static_cast<unsigned>(b >> 48),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+// The task's backend_args with its cursor applied: what its next run fetches from.
+std::string ArgsForRun(const Task& t) {
+  rapidjson::Document d;
+  d.Parse(t.backend_args.c_str(), t.backend_args.size());
+  if (d.HasParseError() || !d.IsObject()) d.SetObject();
+  auto& a = d.GetAllocator();
+  if (!t.next_from_date.empty()) {
+    d.RemoveMember("from_date");
+    d.AddMember("from_date", rapidjson::Value(t.next_from_date.c_str(), a), a);
+  }
+  if (t.next_offset) {
+    d.RemoveMember("offset");
+    d.AddMember("offset", rapidjson::Value(*t.next_offset), a);
+  }
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  d.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string SafeFileName(const std::string& id) {
+  std::string out;
+  for (unsigned char c : id) {
+    if (isalnum(c) || c == '-' || c == '_' || (c == '.' && !out.empty())) {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+void AddLog(TaskRun* run, int64_t now, const std::string& line) {
+  run->log += FormatTime(now) + " " + line + "\n";
+}
+
+}  // namespace
+
+std::string QueueFor(const Task& t) {
+  if (!t.schedule.queue.empty()) return t.schedule.queue;
+  if (t.fetch_from_archive) return "archive";
+  if (t.num_failures > 0) return "retry";
+  if (t.age > 0) return "update";
+  return "create";
+}
+
+TaskScheduler::TaskScheduler(TaskOptions options, Store* store,
+                             std::vector<std::unique_ptr<Backend>> backends, Clock* clock)
+    : options_(std::move(options)), store_(store), backends_(std::move(backends)), clock_(clock) {}
+
+TaskScheduler::~TaskScheduler() { Stop(); }
+
+const Backend* TaskScheduler::FindBackend(const std::string& name) const {
+  for (const auto& b : backends_) {
+    if (b->name() == name) return b.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> TaskScheduler::BackendNames() const {
+  std::vector<std::string> names;
+  for (const auto& b : backends_) names.emplace_back(b->name());
+  return names;
+}
+
+Status TaskScheduler::Start() {
+  auto tasks = store_->ListTasks();
+  if (!tasks.ok()) return tasks.status().Annotate("loading tasks");
+  int64_t now = clock_->NowMicros();
+  int recovered = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Task& t : *tasks) {
+      auto runs = store_->ListTaskRuns(t.seq);
+      if (!runs.ok()) return runs.status().Annotate("loading the runs of task " + t.task_id);
+      last_number_[t.seq] = runs->empty() ? 0 : runs->back().job_number;
+      Task& task = tasks_[t.task_id] = std::move(t);
+      std::optional<TaskRun> run;
+      for (TaskRun& r : *runs) {
+        if (r.job_id == task.current_job) run = std::move(r);
+      }
+      if (task.status == TaskStatus::kEnqueued && run && run->status == RunStatus::kQueued) {
+        runs_[run->job_id] = *run;
+        queues_[{QueueRank(run->queue), run->queue}].push_back(run->job_id);
+        ++recovered;
+      } else if (task.status == TaskStatus::kRunning && run) {
+        // Its worker died with the daemon: the lease is void.
+        FailRun(&task, &*run, "interrupted: the daemon stopped during this run", now);
+        ++recovered;
+      } else if (task.status == TaskStatus::kNew || task.status == TaskStatus::kEnqueued ||
+                 task.status == TaskStatus::kRunning) {
+        task.status = TaskStatus::kScheduled;
+        task.next_run_at = now;
+        task.current_job.clear();
+        Status st = store_->SaveTask(task, nullptr, nullptr);
+        if (!st.ok()) return st.Annotate("scheduling task " + task.task_id);
+      }
+    }
+  }
+  if (!tasks_.empty()) {
+    spdlog::info("tasks: {} recurring tasks, {} runs recovered", tasks_.size(), recovered);
+  }
+  if (!options_.items_dir.empty()) {
+    mkdir(options_.items_dir.c_str(), 0755);
+    for (const auto& [id, t] : tasks_) {
+      Status st = ExportItems(id, t.seq);
+      if (!st.ok()) spdlog::error("tasks: exporting the items of {}: {}", id, st.ToString());
+    }
+  }
+  scheduler_ = std::thread([this] { SchedulerLoop(); });
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  return Status::Ok();
+}
+
+void TaskScheduler::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  sched_cv_.notify_all();
+  work_cv_.notify_all();
+  if (scheduler_.joinable()) scheduler_.join();
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+Status TaskScheduler::Add(std::vector<Task> tasks) {
+  int64_t now = clock_->NowMicros();
+  for (Task& t : tasks) {
+    t.created_on = now;
+    t.status = TaskStatus::kNew;
+  }
+  SLUICE_RETURN_IF_ERROR(store_->AddTasks(&tasks));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Task& t : tasks) {
+    last_number_[t.seq] = 0;
+    Task& task = tasks_[t.task_id] = std::move(t);
+    task.status = TaskStatus::kScheduled;
+    task.next_run_at = now;
+    Status st = store_->SaveTask(task, nullptr, nullptr);
+    if (!st.ok()) spdlog::error("tasks: scheduling {}: {}", task.task_id, st.ToString());
+    spdlog::info("tasks: added {} ({} {})", task.task_id, task.backend, task.category);
+  }
+  sched_cv_.notify_all();
+  return Status::Ok();
+}
+
+std::vector<std::pair<std::string, bool>> TaskScheduler::Remove(
+    const std::vector<std::string>& ids) {
+  std::vector<std::pair<std::string, bool>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& id : ids) {
+    Status st = store_->RemoveTask(id);
+    if (!st.ok() && st.code() != Code::kNotFound) {
+      spdlog::error("tasks: removing {}: {}", id, st.ToString());
+    }
+    out.emplace_back(id, st.ok());
+    if (!st.ok()) continue;
+    auto it = tasks_.find(id);
+    if (it != tasks_.end()) {
+      runs_.erase(it->second.current_job);  // a running worker finds it gone and drops its result
+      for (auto& [key, q] : queues_) {
+        q.erase(std::remove(q.begin(), q.end(), it->second.current_job), q.end());
+      }
+      tasks_.erase(it);
+    }
+    spdlog::info("tasks: removed {}", id);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, bool>> TaskScheduler::Reschedule(
+    const std::vector<std::string>& ids) {
+  std::vector<std::pair<std::string, bool>> out;
+  int64_t now = clock_->NowMicros();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& id : ids) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.status != TaskStatus::kFailed) {
+      out.emplace_back(id, false);
+      continue;
+    }
+    Task t = it->second;
+    t.status = TaskStatus::kScheduled;
+    t.age = 0;
+    t.num_failures = 0;
+    t.next_run_at = now;
+    Status st = store_->SaveTask(t, nullptr, nullptr);
+    if (st.ok()) it->second = t;
+    out.emplace_back(id, st.ok());
+  }
+  sched_cv_.notify_all();
+  return out;
+}
+
+Status TaskScheduler::Enqueue(Task* task, int64_t now) {
+  TaskRun run;
+  run.job_id = NewJobId();
+  run.task_seq = task->seq;
+  run.task_id = task->task_id;
+  run.job_number = last_number_[task->seq] + 1;
+  run.queue = QueueFor(*task);
+  run.created_at = now;
+  run.args = ArgsForRun(*task);
+  Task next = *task;
+  next.status = TaskStatus::kEnqueued;
+  next.age += 1;
+  next.current_job = run.job_id;
+  SLUICE_RETURN_IF_ERROR(store_->SaveTask(next, &run, nullptr));
+  *task = std::move(next);
+  last_number_[task->seq] = run.job_number;
+  queues_[{QueueRank(run.queue), run.queue}].push_back(run.job_id);
+  runs_[run.job_id] = std::move(run);
+  work_cv_.notify_one();
+  return Status::Ok();
+}
+
+void TaskScheduler::FailRun(Task* task, TaskRun* run, const std::string& error, int64_t now) {
+  run->status = RunStatus::kFailed;
+  run->error = error;
+  run->ended_at = now;
+  AddLog(run, now, "failed: " + error);
+  task->num_failures += 1;
+  task->current_job.clear();
+  if (task->num_failures > task->schedule.max_retries) {
+    task->status = TaskStatus::kFailed;
+    spdlog::error(
+        "tasks: {} failed {} times in a row, last: {}; it stays FAILED until "
+        "rescheduled",
+        task->task_id, task->num_failures, error);
+  } else {
+    double delay = options_.retry_delay_s * std::pow(2.0, task->num_failures - 1);
+    task->status = TaskStatus::kScheduled;
+    task->next_run_at = now + static_cast<int64_t>(std::min(delay, 3600.0) * 1e6);
+    spdlog::warn("tasks: run {} of {} failed ({}); retry {} of {} in {:.1f} s", run->job_number,
+                 task->task_id, error, task->num_failures, task->schedule.max_retries,
+                 std::min(delay, 3600.0));
+  }
+  Status st = store_->SaveTask(*task, run, nullptr);
+  if (!st.ok() && st.code() != Code::kNotFound) {
+    spdlog::error("tasks: recording the failure of {}: {}", task->task_id, st.ToString());
+  }
+}
+
+void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items,
+                               int64_t now) {
+  Task next = *task;
+  run->status = RunStatus::kFinished;
+  run->ended_at = now;
+  next.num_failures = 0;
+  next.current_job.clear();
+  int64_t newest = 0;
+  for (const TaskItem& item : *items) newest = std::max(newest, item.updated_on);
+  if (newest != 0) {
+    auto cursor =
+        next.next_from_date.empty() ? Result<int64_t>(int64_t{0}) : ParseTime(next.next_from_date);
+    if (!cursor.ok() || newest > *cursor) next.next_from_date = FormatTime(newest);
+  }
+  if (next.fetch_from_archive || (next.schedule.max_age > 0 && next.age >= next.schedule.max_age)) {
+    next.status = TaskStatus::kCompleted;
+  } else {
+    next.status = TaskStatus::kScheduled;
+    next.next_run_at = now + next.schedule.delay_s * 1'000'000;
+  }
+  // The summary counts what was new to the task, known only inside the transaction.
+  auto settle = [&](TaskRun* r) {
+    int64_t fetched = 0, min_on = 0, max_on = 0;
+    const TaskItem* last = nullptr;
+    for (const TaskItem& item : *items) {
+      if (item.seq == 0) continue;
+      ++fetched;
+      min_on = min_on ? std::min(min_on, item.updated_on) : item.updated_on;
+      max_on = std::max(max_on, item.updated_on);
+      last = &item;
+    }
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    auto date = [&w](int64_t t) {
+      if (t) {
+        w.String(FormatTime(t).c_str());
+      } else {
+        w.Null();
+      }
+    };
+    w.StartObject();
+    w.Key("job_id");
+    w.String(r->job_id.c_str());
+    w.Key("job_number");
+    w.Int(r->job_number);
+    w.Key("task_id");
+    w.String(r->task_id.c_str());
+    w.Key("summary");
+    w.StartObject();
+    w.Key("fetched");
+    w.Int64(fetched);
+    w.Key("skipped");
+    w.Int64(static_cast<int64_t>(items->size()) - fetched);
+    w.Key("min_updated_on");
+    date(min_on);
+    w.Key("max_updated_on");
+    date(max_on);
+    w.Key("last_updated_on");
+    date(last ? last->updated_on : 0);
+    w.Key("last_uuid");
+    if (last) {
+      w.String(last->uuid.c_str());
+    } else {
+      w.Null();
+    }
+    w.Key("min_offset");
+    w.Null();
+    w.Key("max_offset");
+    w.Null();
+    w.Key("last_offset");
+    w.Null();
+    w.EndObject();
+    w.EndObject();
+    r->result.assign(buf.GetString(), buf.GetSize());
+    AddLog(r, now,
+           "done: " + std::to_string(fetched) + " new items, " +
+               std::to_string(items->size() - fetched) + " already stored; task " +
+               TaskStatusName(next.status));
+  };
+  Status st = store_->SaveTask(next, run, items, settle);
+  if (st.ok()) {
+    *task = std::move(next);
+    return;
+  }
+  if (st.code() == Code::kNotFound) return;  // removed meanwhile
+  // Nothing of the run was kept: it counts as a failed run.
+  FailRun(task, run, "storing its items: " + st.ToString(), now);
+}
+
+bool TaskScheduler::PopRun(std::string* job_id) {
+  for (auto& [key, q] : queues_) {
+    if (!q.empty()) {
+      *job_id = q.front();
+      q.pop_front();
+      return true;
+    }
+  }
+  return false;
+}
+
+void TaskScheduler::SchedulerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    int64_t now = clock_->NowMicros();
+    for (auto& [id, t] : tasks_) {
+      if (t.status != TaskStatus::kScheduled || t.next_run_at > now) continue;
+      Status st = Enqueue(&t, now);
+      if (!st.ok()) {
+        spdlog::error("tasks: queueing a run of {}: {}; trying again in 1 s", id, st.ToString());
+        t.next_run_at = now + 1'000'000;
+      }
+    }
+    std::vector<std::string> expired;
+    for (auto& [id, r] : runs_) {
+      if (r.status == RunStatus::kStarted && r.lease_until < now) expired.push_back(id);
+    }
+    for (const std::string& id : expired) {
+      TaskRun run = std::move(runs_[id]);
+      runs_.erase(id);
+      auto t = tasks_.find(run.task_id);
+      if (t == tasks_.end() || t->second.current_job != id) continue;
+      FailRun(&t->second, &run, "its lease expired: the worker stopped renewing it", now);
+    }
+    sched_cv_.wait_for(lock, std::chrono::milliseconds(200));
+  }
+}
+
+void TaskScheduler::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    std::string job_id;
+    if (!PopRun(&job_id)) {
+      work_cv_.wait(lock);
+      continue;
+    }
+    lock.unlock();
+    RunOne(job_id);
+    lock.lock();
+  }
+}
+
+void TaskScheduler::RunOne(const std::string& job_id) {
+  FetchRequest req;
+  const Backend* backend = nullptr;
+  std::string task_id;
+  int64_t task_seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = runs_.find(job_id);
+    if (r == runs_.end()) return;
+    auto t = tasks_.find(r->second.task_id);
+    if (t == tasks_.end() || t->second.current_job != job_id) {
+      runs_.erase(r);
+      return;
+    }
+    int64_t now = clock_->NowMicros();
+    TaskRun& run = r->second;
+    Task& task = t->second;
+    run.status = RunStatus::kStarted;
+    run.started_at = now;
+    run.lease_until = now + static_cast<int64_t>(options_.lease_s * 1e6);
+    AddLog(&run, now, "started on queue " + run.queue + " with " + run.args);
+    Task next = task;
+    next.status = TaskStatus::kRunning;
+    Status st = store_->SaveTask(next, &run, nullptr);
+    if (!st.ok()) {
+      FailRun(&task, &run, "recording its start: " + st.ToString(), now);
+      runs_.erase(r);
+      return;
+    }
+    task = std::move(next);
+    backend = FindBackend(task.backend);
+    if (backend == nullptr) {
+      FailRun(&task, &run, "this daemon has no backend '" + task.backend + "'", now);
+      runs_.erase(r);
+      return;
+    }
+    req.task_id = task.task_id;
+    req.category = task.category;
+    req.args = run.args;
+    req.from_archive = task.fetch_from_archive;
+    task_id = task.task_id;
+    task_seq = task.seq;
+  }
+  req.tick = [this, job_id] {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = runs_.find(job_id);
+    if (r != runs_.end() && r->second.status == RunStatus::kStarted) {
+      r->second.lease_until = clock_->NowMicros() + static_cast<int64_t>(options_.lease_s * 1e6);
+    }
+  };
+  req.log = [this, job_id](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = runs_.find(job_id);
+    if (r != runs_.end()) AddLog(&r->second, clock_->NowMicros(), line);
+  };
+  auto items = const_cast<Backend*>(backend)->Fetch(req);
+  bool exported = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = runs_.find(job_id);
+    if (r == runs_.end() || r->second.status != RunStatus::kStarted) {
+      spdlog::warn(
+          "tasks: dropping the result of run {} of {}: it was retried or removed "
+          "meanwhile",
+          job_id, task_id);
+      return;
+    }
+    TaskRun run = std::move(r->second);
+    runs_.erase(r);
+    auto t = tasks_.find(task_id);
+    if (t == tasks_.end() || t->second.current_job != job_id) return;
+    int64_t now = clock_->NowMicros();
+    if (!items.ok()) {
+      FailRun(&t->second, &run, items.status().message(), now);
+    } else {
+      SucceedRun(&t->second, &run, &*items, now);
+      exported = run.status == RunStatus::kFinished && !options_.items_dir.empty();
+      spdlog::info("tasks: run {} of {} finished: {} items", run.job_number, task_id,
+                   items->size());
+    }
+  }
+  if (exported) {
+    Status st = ExportItems(task_id, task_seq);
+    if (!st.ok()) spdlog::error("tasks: exporting the items of {}: {}", task_id, st.ToString());
+  }
+}
+
+Status TaskScheduler::ExportItems(const std::string& task_id, int64_t task_seq) {
+  std::lock_guard<std::mutex> lock(export_mu_);
+  std::string path = options_.items_dir + "/" + SafeFileName(task_id) + ".jsonl";
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, "open " + path);
+  struct stat st;
+  fstat(fd, &st);
+  int64_t last = 0, size = st.st_size;
+  auto mark = store_->GetValue(kExportNs, task_id);
+  if (!mark.ok()) {
+    close(fd);
+    return mark.status();
+  }
+  long long seq = 0, mark_last = 0, mark_size = 0;
+  if (*mark && std::sscanf((*mark)->c_str(), "%lld %lld %lld", &seq, &mark_last, &mark_size) == 3 &&
+      seq == task_seq) {
+    last = mark_last;
+    // Lines written after the last mark (a crash before it was stored) are written again.
+    if (size > mark_size && ftruncate(fd, mark_size) == 0) size = mark_size;
+  }
+  Status result;
+  bool wrote = false;
+  while (result.ok()) {
+    auto items = store_->ListItems(task_seq, last, 1000);
+    if (!items.ok()) {
+      result = items.status();
+      break;
+    }
+    if (items->empty()) break;
+    std::string lines;
+    for (const TaskItem& item : *items) lines += item.data + "\n";
+    if (pwrite(fd, lines.data(), lines.size(), size) != static_cast<ssize_t>(lines.size())) {
+      result = Status::FromErrno(errno, "write " + path);
+      break;
+    }
+    size += static_cast<int64_t>(lines.size());
+    last = items->back().seq;
+    wrote = true;
+  }
+  if (result.ok() && (wrote || !*mark || seq != task_seq)) {
+    if (fsync(fd) != 0) result = Status::FromErrno(errno, "fsync " + path);
+    if (result.ok()) {
+      result = store_->PutValue(
+          kExportNs, task_id,
+          std::to_string(task_seq) + " " + std::to_string(last) + " " + std::to_string(size));
+    }
+  }
+  close(fd);
+  return result;
+}
+
+}  // namespace sluice

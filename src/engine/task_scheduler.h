@@ -1,0 +1,95 @@
+// TaskScheduler: King Arthur's recurring tasks, durable. Each task runs again `delay` seconds
+// after its previous run ended; a successful run advances the task's cursor (next_from_date,
+// next_offset) so the next one fetches only what is new; a failed run is retried with
+// exponential backoff until max_retries; max_age runs end the task. Runs wait in the queues
+// archive, create, retry and update (chosen as Arthur does), served in that order.
+//
+// Everything is in the store: tasks, runs and items survive restarts (Arthur wipes its state
+// at start). A run holds a lease its worker renews while it works; a run whose lease ran out
+// (its worker stuck) or whose daemon died (found started at restart) counts as a failed run
+// and is retried.
+//
+// Threads: one scheduler thread (due tasks → queued runs, lease checks) and `workers` workers.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "handlers/backend.h"
+#include "store/store.h"
+
+namespace sluice {
+
+struct TaskOptions {
+  int workers = 2;
+  double lease_s = 60;        // a run's worker must renew its lease within this
+  double retry_delay_s = 10;  // after a failed run; doubles each time, at most an hour
+  std::string items_dir;      // when set: each task's items also go to DIR/<task_id>.jsonl
+};
+
+class TaskScheduler {
+ public:
+  TaskScheduler(TaskOptions options, Store* store, std::vector<std::unique_ptr<Backend>> backends,
+                Clock* clock);
+  ~TaskScheduler();
+
+  // Recovers the tasks in the store and starts the threads.
+  Status Start();
+  // Stops the threads; a run in progress is abandoned (it is retried at the next start).
+  void Stop();
+
+  const Backend* FindBackend(const std::string& name) const;
+  std::vector<std::string> BackendNames() const;
+  // Adds checked tasks, all or none (AlreadyExists naming a task id taken), and schedules
+  // them to run now.
+  Status Add(std::vector<Task> tasks);
+  // For each id: whether it was removed.
+  std::vector<std::pair<std::string, bool>> Remove(const std::vector<std::string>& ids);
+  // For each id: whether it was rescheduled (FAILED tasks only, as Arthur: age and failures
+  // start again from 0, the cursor stays).
+  std::vector<std::pair<std::string, bool>> Reschedule(const std::vector<std::string>& ids);
+
+ private:
+  void SchedulerLoop();
+  void WorkerLoop();
+  // With mu_ held: creates the task's next run and queues it.
+  Status Enqueue(Task* task, int64_t now);
+  // With mu_ held: a run that failed (or whose lease ran out); schedules a retry or fails the
+  // task.
+  void FailRun(Task* task, TaskRun* run, const std::string& error, int64_t now);
+  // With mu_ held: the run succeeded with `items`.
+  void SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items, int64_t now);
+  void RunOne(const std::string& job_id);
+  // Appends the task's items not exported yet to its JSON-lines file.
+  Status ExportItems(const std::string& task_id, int64_t task_seq);
+  bool PopRun(std::string* job_id);  // mu_ held
+
+  TaskOptions options_;
+  Store* store_;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  Clock* clock_;
+
+  std::mutex mu_;
+  std::condition_variable sched_cv_;
+  std::condition_variable work_cv_;
+  bool stop_ = false;
+  std::map<std::string, Task> tasks_;    // every stored task, by id
+  std::map<std::string, TaskRun> runs_;  // runs queued or started, by job id
+  std::map<int64_t, int> last_number_;   // task seq -> its last job number
+  std::map<std::pair<int, std::string>, std::deque<std::string>> queues_;  // (rank, queue)
+  std::mutex export_mu_;
+  std::thread scheduler_;
+  std::vector<std::thread> workers_;
+};
+
+// The queue a task's next run waits in: its own, else archive, retry, update or create.
+std::string QueueFor(const Task& task);
+
+}  // namespace sluice
