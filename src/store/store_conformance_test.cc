@@ -294,6 +294,86 @@ TEST_P(StoreConformance, PruningKeepsTheNewestAndNeverReusesIds) {
   EXPECT_GT(b.appended[0].id, before.second);
 }
 
+Task NewTask(const std::string& id) {
+  Task t;
+  t.task_id = id;
+  t.backend = "git";
+  t.category = "commit";
+  t.backend_args = R"({"uri":"/r"})";
+  return t;
+}
+
+TaskItem Item(const std::string& uuid) { return TaskItem{uuid, 1, "{\"u\":\"" + uuid + "\"}", 0}; }
+
+TEST_P(StoreConformance, AddTasksIsAllOrNone) {
+  std::vector<Task> first = {NewTask("a")};
+  ASSERT_TRUE(store_->AddTasks(&first).ok());
+  EXPECT_GT(first[0].seq, 0);
+  std::vector<Task> second = {NewTask("b"), NewTask("a")};
+  Status st = store_->AddTasks(&second);
+  EXPECT_EQ(st.code(), Code::kAlreadyExists);
+  EXPECT_NE(st.message().find("'a'"), std::string::npos);
+  EXPECT_EQ(store_->GetTask("b").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->ListTasks()->size(), 1u);
+}
+
+TEST_P(StoreConformance, SaveTaskStoresOnlyNewItemsWithTheRunAndTheCursor) {
+  std::vector<Task> tasks = {NewTask("a")};
+  ASSERT_TRUE(store_->AddTasks(&tasks).ok());
+  Task t = tasks[0];
+  TaskRun run;
+  run.job_id = "j1";
+  run.task_seq = t.seq;
+  run.task_id = "a";
+  run.job_number = 1;
+  run.status = RunStatus::kFinished;
+  std::vector<TaskItem> items = {Item("x"), Item("y")};
+  t.next_from_date = "2026-01-01T00:00:00.000000Z";
+  int new_seen = -1;
+  auto settle = [&](TaskRun* r) {
+    new_seen = 0;
+    for (const TaskItem& i : items) new_seen += i.seq != 0;
+    r->result = "{\"fetched\":" + std::to_string(new_seen) + "}";
+  };
+  ASSERT_TRUE(store_->SaveTask(t, &run, &items, settle).ok());
+  EXPECT_EQ(new_seen, 2);
+  items = {Item("y"), Item("z")};
+  run.job_id = "j2";
+  run.job_number = 2;
+  ASSERT_TRUE(store_->SaveTask(t, &run, &items, settle).ok());
+  EXPECT_EQ(new_seen, 1);
+  EXPECT_EQ(items[0].seq, 0);
+  EXPECT_GT(items[1].seq, 0);
+  Reopen();
+  auto stored = store_->ListItems(t.seq, 0, 10);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 3u);
+  EXPECT_EQ((*stored)[2].uuid, "z");
+  EXPECT_EQ(store_->GetTaskRun("j2")->result, "{\"fetched\":1}");
+  EXPECT_EQ(store_->GetTask("a")->next_from_date, "2026-01-01T00:00:00.000000Z");
+  EXPECT_EQ(store_->ListTaskRuns(t.seq)->size(), 2u);
+}
+
+TEST_P(StoreConformance, RemovedTaskCancelsItsWaitingRunAndRefusesUpdates) {
+  std::vector<Task> tasks = {NewTask("a")};
+  ASSERT_TRUE(store_->AddTasks(&tasks).ok());
+  TaskRun run;
+  run.job_id = "j1";
+  run.task_seq = tasks[0].seq;
+  run.task_id = "a";
+  ASSERT_TRUE(store_->SaveTask(tasks[0], &run, nullptr).ok());
+  ASSERT_TRUE(store_->RemoveTask("a").ok());
+  EXPECT_EQ(store_->RemoveTask("a").code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetTaskRun("j1")->status, RunStatus::kCanceled);
+  std::vector<TaskItem> items = {Item("x")};
+  EXPECT_EQ(store_->SaveTask(tasks[0], &run, &items).code(), Code::kNotFound);
+  EXPECT_TRUE(store_->ListItems(tasks[0].seq, 0, 10)->empty());
+  // Added again, it is a new task: new seq, nothing inherited.
+  std::vector<Task> again = {NewTask("a")};
+  ASSERT_TRUE(store_->AddTasks(&again).ok());
+  EXPECT_NE(again[0].seq, tasks[0].seq);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformance,
     ::testing::Values(Backend{

@@ -1,0 +1,209 @@
+// TaskScheduler over a real SQLite store and a scripted backend.
+#include "engine/task_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "core/test_util.h"
+
+namespace sluice {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Each Fetch answers from `script` (by call number); records the args it was given.
+class ScriptedBackend : public Backend {
+ public:
+  std::function<Result<std::vector<TaskItem>>(int call, const FetchRequest&)> script;
+  std::mutex mu;
+  std::vector<std::string> args_seen;
+  std::atomic<int> calls{0};
+
+  std::string_view name() const override { return "fake"; }
+  std::vector<std::string> categories() const override { return {"thing"}; }
+  Status Validate(const std::string&) const override { return Status::Ok(); }
+  Result<std::vector<TaskItem>> Fetch(const FetchRequest& r) override {
+    int call = calls.fetch_add(1);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      args_seen.push_back(r.args);
+    }
+    return script(call, r);
+  }
+};
+
+TaskItem ItemAt(const std::string& uuid, int64_t micros) {
+  return TaskItem{uuid, micros, "{\"id\":\"" + uuid + "\"}", 0};
+}
+
+class TaskSchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { OpenStore_(); }
+  void OpenStore_() {
+    auto s = OpenStore("sqlite:" + dir_.Sub("t.db"));
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(*s);
+  }
+  void Start(TaskOptions o = {}) {
+    auto b = std::make_unique<ScriptedBackend>();
+    backend_ = b.get();
+    backend_->script = script_;
+    std::vector<std::unique_ptr<Backend>> backends;
+    backends.push_back(std::move(b));
+    o.retry_delay_s = o.retry_delay_s == 10 ? 0.05 : o.retry_delay_s;
+    sched_ = std::make_unique<TaskScheduler>(o, store_.get(), std::move(backends), Clock::Real());
+    ASSERT_TRUE(sched_->Start().ok());
+  }
+  Task NewTask(const std::string& id, int64_t delay = 0, int max_retries = 3, int max_age = 0) {
+    Task t;
+    t.task_id = id;
+    t.backend = "fake";
+    t.category = "thing";
+    t.backend_args = R"({"from_date":"2000-01-01T00:00:00.000000Z"})";
+    t.schedule.delay_s = delay;
+    t.schedule.max_retries = max_retries;
+    t.schedule.max_age = max_age;
+    return t;
+  }
+  // Waits until the stored task satisfies `pred` (5 s at most).
+  Task WaitFor(const std::string& id, const std::function<bool(const Task&)>& pred) {
+    for (int i = 0; i < 500; ++i) {
+      auto t = store_->GetTask(id);
+      if (t.ok() && pred(*t)) return *t;
+      std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "task " << id << " never reached the expected state";
+    return *store_->GetTask(id);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<TaskScheduler> sched_;
+  ScriptedBackend* backend_ = nullptr;
+  std::function<Result<std::vector<TaskItem>>(int, const FetchRequest&)> script_;
+};
+
+TEST_F(TaskSchedulerTest, SuccessAdvancesTheCursorAndTheNextRunStartsFromIt) {
+  script_ = [](int call, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    int64_t base = 1'700'000'000'000'000;
+    if (call == 0) return std::vector<TaskItem>{ItemAt("a", base), ItemAt("b", base + 5'000'000)};
+    return std::vector<TaskItem>{ItemAt("b", base + 5'000'000)};
+  };
+  Start();
+  ASSERT_TRUE(sched_->Add({NewTask("t", 0, 3, 3)}).ok());
+  Task t = WaitFor("t", [](const Task& t) { return t.status == TaskStatus::kCompleted; });
+  EXPECT_EQ(t.age, 3);
+  EXPECT_EQ(t.next_from_date, FormatTime(1'700'000'005'000'000));
+  std::lock_guard<std::mutex> lock(backend_->mu);
+  ASSERT_EQ(backend_->args_seen.size(), 3u);
+  EXPECT_NE(backend_->args_seen[0].find("2000-01-01"), std::string::npos);
+  EXPECT_NE(backend_->args_seen[1].find(FormatTime(1'700'000'005'000'000)), std::string::npos);
+  EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 2u);  // "b" again is not a new item
+  auto runs = store_->ListTaskRuns(t.seq);
+  ASSERT_EQ(runs->size(), 3u);
+  EXPECT_EQ((*runs)[0].queue, "create");
+  EXPECT_EQ((*runs)[1].queue, "update");
+  EXPECT_NE((*runs)[1].result.find("\"fetched\":0"), std::string::npos);
+}
+
+TEST_F(TaskSchedulerTest, FailuresRetryOnTheRetryQueueThenFailAndRescheduleStartsAgain) {
+  std::atomic<bool> heal{false};
+  script_ = [&heal](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    if (heal) return std::vector<TaskItem>{};
+    return Status::Unavailable("origin unreachable");
+  };
+  Start();
+  ASSERT_TRUE(sched_->Add({NewTask("t", 0, 2)}).ok());
+  Task t = WaitFor("t", [](const Task& t) { return t.status == TaskStatus::kFailed; });
+  EXPECT_EQ(t.num_failures, 3);  // the first run and 2 retries
+  auto runs = store_->ListTaskRuns(t.seq);
+  ASSERT_EQ(runs->size(), 3u);
+  EXPECT_EQ((*runs)[1].queue, "retry");
+  EXPECT_EQ((*runs)[2].error, "origin unreachable");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(store_->ListTaskRuns(t.seq)->size(), 3u);  // FAILED stays failed
+  heal = true;
+  auto done = sched_->Reschedule({"t", "unknown"});
+  EXPECT_TRUE(done[0].second);
+  EXPECT_FALSE(done[1].second);
+  t = WaitFor("t", [](const Task& t) { return t.age >= 1 && t.num_failures == 0; });
+  EXPECT_NE(t.status, TaskStatus::kFailed);
+}
+
+TEST_F(TaskSchedulerTest, AStuckWorkersLeaseExpiresAndItsLateResultIsDropped) {
+  std::atomic<bool> release{false};
+  script_ = [&release](int call, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    if (call == 0) {
+      while (!release) std::this_thread::sleep_for(5ms);  // stuck, never renewing its lease
+      return std::vector<TaskItem>{ItemAt("late", 1)};
+    }
+    return std::vector<TaskItem>{ItemAt("fresh", 2)};
+  };
+  TaskOptions o;
+  o.lease_s = 0.3;
+  Start(o);
+  ASSERT_TRUE(sched_->Add({NewTask("t", 3600)}).ok());
+  Task t =
+      WaitFor("t", [](const Task& t) { return t.age == 2 && t.status == TaskStatus::kScheduled; });
+  auto runs = store_->ListTaskRuns(t.seq);
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].status, RunStatus::kFailed);
+  EXPECT_NE((*runs)[0].error.find("lease expired"), std::string::npos);
+  EXPECT_EQ((*runs)[1].status, RunStatus::kFinished);
+  release = true;
+  std::this_thread::sleep_for(200ms);
+  auto items = store_->ListItems(t.seq, 0, 10);
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_EQ((*items)[0].uuid, "fresh");
+  EXPECT_EQ(store_->GetTaskRun((*runs)[0].job_id)->status, RunStatus::kFailed);
+}
+
+TEST_F(TaskSchedulerTest, ARunStartedByADeadDaemonIsRetriedAtStart) {
+  std::vector<Task> tasks = {NewTask("t", 3600)};
+  ASSERT_TRUE(store_->AddTasks(&tasks).ok());
+  Task t = tasks[0];
+  TaskRun run;
+  run.job_id = "dead-run";
+  run.task_seq = t.seq;
+  run.task_id = "t";
+  run.job_number = 1;
+  run.queue = "create";
+  run.status = RunStatus::kStarted;
+  run.lease_until = Clock::Real()->NowMicros() + 3'600'000'000;  // far off: void all the same
+  t.status = TaskStatus::kRunning;
+  t.age = 1;
+  t.current_job = run.job_id;
+  ASSERT_TRUE(store_->SaveTask(t, &run, nullptr).ok());
+  script_ = [](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    return std::vector<TaskItem>{ItemAt("x", 1)};
+  };
+  Start();
+  t = WaitFor("t", [](const Task& t) { return t.age == 2 && t.status == TaskStatus::kScheduled; });
+  EXPECT_EQ(t.num_failures, 0);
+  auto dead = store_->GetTaskRun("dead-run");
+  EXPECT_EQ(dead->status, RunStatus::kFailed);
+  EXPECT_NE(dead->error.find("interrupted"), std::string::npos);
+  auto runs = store_->ListTaskRuns(t.seq);
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[1].queue, "retry");
+  EXPECT_EQ((*runs)[1].job_number, 2);
+}
+
+TEST(QueueForTest, ChosenAsArthurDoes) {
+  Task t;
+  EXPECT_EQ(QueueFor(t), "create");
+  t.age = 1;
+  EXPECT_EQ(QueueFor(t), "update");
+  t.num_failures = 1;
+  EXPECT_EQ(QueueFor(t), "retry");
+  t.fetch_from_archive = true;
+  EXPECT_EQ(QueueFor(t), "archive");
+  t.schedule.queue = "mine";
+  EXPECT_EQ(QueueFor(t), "mine");
+}
+
+}  // namespace
+}  // namespace sluice
