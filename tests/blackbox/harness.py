@@ -84,9 +84,9 @@ class Sandbox:
         return subprocess.run(self.args("--burst", *extra), capture_output=True, text=True,
                               timeout=timeout)
 
-    def start(self, *extra):
+    def start(self, *extra, env=None):
         self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
-        self.proc = subprocess.Popen(self.args(*extra), stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(self.args(*extra), stdout=self.log, stderr=self.log, env=env)
         return self.proc
 
     def wait_for_api(self, timeout=30):
