@@ -204,6 +204,12 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
   std::vector<std::string> args = {"-C",           dir,          "log",          "--reverse",
                                    "--topo-order", "--no-color", "--no-renames", "--numstat",
                                    kLogFormat};
+  if (from != 0) {
+    // git stops walking at commits older than this (as Perceval does); the exact, inclusive
+    // filter is ParseGitLog's.
+    std::string since = FormatTime(from);
+    args.push_back("--since=" + since.substr(0, 19) + "+00:00");
+  }
   auto br = d.FindMember("branches");
   if (br != d.MemberEnd() && br->value.IsArray() && br->value.Size() > 0) {
     for (auto& b : br->value.GetArray()) args.push_back(std::string("refs/heads/") + b.GetString());
