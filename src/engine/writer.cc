@@ -80,9 +80,7 @@ void Writer::Loop() {
       if (new_jobs_.empty() && updates_.empty()) return;  // stopping and drained
       // Every pending registration goes in: a job's result may only commit with or after it.
       size_t n = new_jobs_.size();
-      batch.new_jobs.assign(std::make_move_iterator(new_jobs_.begin()),
-                            std::make_move_iterator(new_jobs_.begin() + n));
-      new_jobs_.erase(new_jobs_.begin(), new_jobs_.begin() + n);
+      batch.new_jobs.swap(new_jobs_);
       waiters.swap(waiters_);  // every pending registration is in this batch
       size_t m = std::min(updates_.size(), max_batch_);
       batch.updates.assign(std::make_move_iterator(updates_.begin()),
@@ -177,6 +175,7 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
     Status st = store_->Write(batch);
     if (st.ok()) {
       for (Job& j : batch->new_jobs) committed->new_jobs.push_back(std::move(j));
+      committed->updates.reserve(committed->updates.size() + batch->updates.size());
       for (JobUpdate& u : batch->updates) committed->updates.push_back(std::move(u));
       for (Event& e : batch->appended) committed->appended.push_back(std::move(e));
       return st;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -63,8 +64,8 @@ class Writer {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Job> new_jobs_;
-  std::vector<JobUpdate> updates_;
-  std::vector<Job> dropped_;  // writer thread only
+  std::deque<JobUpdate> updates_;  // taken from the front, max_batch at a time
+  std::vector<Job> dropped_;       // writer thread only
   struct Waiter {
     std::vector<int64_t> ids;
     std::function<void(const Status&)> done;
