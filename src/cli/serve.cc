@@ -10,6 +10,7 @@
 #include "api/metrics_page.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "handlers/exec/exec_handler.h"
 #include "handlers/git/git_backend.h"
 #include "handlers/kcidb/kcidb_handler.h"
 #include "handlers/kcidb/storage.h"
@@ -72,6 +73,23 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--event-max-count", e.event_retention.max_count, "Newest events kept at most")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app->add_option("--kind", f->kind,
+                  "What the spool's files (and POSTed jobs) are: kcidb submissions, or exec "
+                  "commands")
+      ->check(CLI::IsMember({"kcidb", "exec"}))
+      ->capture_default_str();
+  app->add_option("--max-time", f->exec.max_time_s,
+                  "exec: seconds a command may run (0: no limit; a job's max_time wins)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--kill-grace", f->exec.grace_s,
+                  "exec: seconds between SIGINT, SIGTERM and SIGKILL at max_time")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--allowed-commands", f->exec.allowed_commands,
+                  "exec: globs argv[0] must match (repeat or comma-separate); others fail")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("--archive-path", f->archive_path,
                   "Where task backends keep what they fetch from (git clones)")
       ->capture_default_str();
@@ -150,10 +168,21 @@ int RunServe(ServeFlags f) {
     uploader = std::make_unique<kcidb::ExcerptUploader>(so, store->get());
     spdlog::info("log excerpts over 256 characters go to {}", base);
   }
-  kcidb::KcidbOptions ko;
-  ko.trees_file = f.trees_file;
-  ko.uploader = uploader.get();
-  auto handler = kcidb::KcidbHandler::Create(ko);
+  Result<std::unique_ptr<Handler>> handler =
+      Status::InvalidArgument("--kind '" + f.kind + "' is not a job kind (kcidb or exec)");
+  if (f.kind == "kcidb") {
+    kcidb::KcidbOptions ko;
+    ko.trees_file = f.trees_file;
+    ko.uploader = uploader.get();
+    auto kcidb = kcidb::KcidbHandler::Create(ko);
+    if (kcidb.ok()) {
+      handler = std::unique_ptr<Handler>(std::move(*kcidb));
+    } else {
+      handler = kcidb.status();
+    }
+  } else if (f.kind == "exec") {
+    handler = std::unique_ptr<Handler>(std::make_unique<ExecHandler>(f.exec));
+  }
   if (!handler.ok()) return ExitCode(handler.status());
 
   // Signals are taken by this thread only (sigtimedwait below), never by workers.

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "engine/options.h"
 #include "engine/task_scheduler.h"
+#include "handlers/exec/exec_handler.h"
 
 namespace sluice::cli {
 
@@ -15,6 +16,8 @@ struct ServeFlags {
   EngineOptions engine;
   std::string database = "sqlite:sluice.db";
   std::string trees_file;
+  std::string kind = "kcidb";  // the handler: kcidb or exec
+  ExecOptions exec;
   LogOptions log;
   bool no_archive = false;
   double storage_connect_timeout_s = 5;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -45,7 +46,11 @@ std::string Tail(const std::string& s, size_t n) {
 }  // namespace
 
 std::string SubprocessResult::Describe(double timeout_s) const {
-  if (timed_out) return "timed out after " + std::to_string(static_cast<int>(timeout_s)) + " s";
+  if (timed_out) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "timed out after %g s", timeout_s);
+    return buf + std::string(signal ? std::string(", killed by signal ") + strsignal(signal) : "");
+  }
   if (signal != 0) return std::string("killed by signal ") + strsignal(signal);
   std::string what = "exit " + std::to_string(exit_code);
   std::string tail = Tail(err, 500);
@@ -98,37 +103,70 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
   }
 
   SubprocessResult result;
-  int64_t deadline = NowMs() + static_cast<int64_t>(o.timeout_s * 1000);
-  int64_t kill_at = 0;  // after SIGTERM: when to SIGKILL
+  int64_t started = NowMs();
+  int64_t deadline = started + static_cast<int64_t>(o.timeout_s * 1000);
+  size_t next_signal = 0;
+  int64_t next_signal_at = 0;  // after the timeout: when to send the next stop signal
   bool too_big = false;
+  bool exited = false;
+  int64_t drain_until = 0;    // after the command exited: stop reading then
+  int64_t fds_closed_at = 0;  // when both pipes were closed
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
+  std::string partial[2];
+  auto emit = [&](int i, bool flush) {
+    size_t start = 0;
+    for (size_t nl; (nl = partial[i].find('\n', start)) != std::string::npos; start = nl + 1) {
+      o.on_line(i + 1, std::string_view(partial[i]).substr(start, nl - start));
+    }
+    partial[i].erase(0, start);
+    if (flush && !partial[i].empty()) {
+      o.on_line(i + 1, partial[i]);
+      partial[i].clear();
+    }
+  };
   int open_fds = 2;
   char buf[65536];
-  while (open_fds > 0) {
+  while (true) {
     int64_t now = NowMs();
-    if (!result.timed_out && now >= deadline) {
+    if (!result.timed_out && now >= deadline && !exited) {
       result.timed_out = true;
-      kill(-pid, SIGTERM);
-      kill_at = now + 2000;
+      next_signal_at = now;
     }
-    if (kill_at != 0 && now >= kill_at) {
-      kill(-pid, SIGKILL);
-      kill_at = 0;
+    if (result.timed_out && next_signal < o.stop_signals.size() && now >= next_signal_at) {
+      kill(-pid, o.stop_signals[next_signal++]);
+      next_signal_at = now + static_cast<int64_t>(o.grace_s * 1000);
     }
-    int n = poll(fds, 2, 1000);
+    // Exited? Without reaping it: the zombie keeps its pid (and group id) from being reused
+    // until the group is killed below.
+    siginfo_t info{};
+    if (!exited && waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pid) {
+      exited = true;
+      drain_until = now + 200;
+    }
+    if (exited && (open_fds == 0 || now >= drain_until)) break;
+    // Pipes closed: the command is exiting (or closed them and runs on); look again soon,
+    // then less often.
+    if (open_fds == 0 && fds_closed_at == 0) fds_closed_at = now;
+    int wait_ms = exited ? 50 : 200;
+    if (open_fds == 0) wait_ms = now - fds_closed_at < 100 ? 1 : 200;
+    int n = poll(fds, 2, wait_ms);
     if (o.tick) o.tick();
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
       ssize_t got = read(fds[i].fd, buf, sizeof(buf));
       if (got > 0) {
+        if (o.on_line) {
+          partial[i].append(buf, static_cast<size_t>(got));
+          emit(i, partial[i].size() > 65536);  // a huge line without a newline: cut
+          continue;
+        }
         size_t room = o.max_output_bytes - std::min(o.max_output_bytes, sinks[i]->size());
         if (static_cast<size_t>(got) > room) too_big = true;
         sinks[i]->append(buf, std::min(static_cast<size_t>(got), room));
-        if (too_big && kill_at == 0 && !result.timed_out) {
-          kill(-pid, SIGKILL);
-        }
+        if (too_big && !exited) kill(-pid, SIGKILL);
       } else if (got == 0 || errno != EINTR) {
         close(fds[i].fd);
         fds[i].fd = -1;
@@ -136,12 +174,18 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
       }
     }
   }
+  if (o.on_line) {
+    emit(0, true);
+    emit(1, true);
+  }
   for (pollfd& p : fds) {
     if (p.fd >= 0) close(p.fd);
   }
+  kill(-pid, SIGKILL);  // anything the command left behind in its group
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
+  result.elapsed_s = (NowMs() - started) / 1000.0;
   if (WIFEXITED(wstatus)) result.exit_code = WEXITSTATUS(wstatus);
   if (WIFSIGNALED(wstatus)) result.signal = WTERMSIG(wstatus);
   if (too_big) {

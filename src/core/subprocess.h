@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -12,18 +13,24 @@ namespace sluice {
 
 struct SubprocessOptions {
   std::vector<std::string> argv;
-  std::vector<std::string> env;         // "NAME=value" added to (or replacing in) the daemon's own
-  std::string cwd;                      // empty: the daemon's
-  double timeout_s = 3600;              // then SIGTERM to the group, SIGKILL 2 s later
+  std::vector<std::string> env;  // "NAME=value" added to (or replacing in) the daemon's own
+  std::string cwd;               // empty: the daemon's
+  double timeout_s = 3600;       // then `stop_signals` to the group, `grace_s` apart
+  std::vector<int> stop_signals = {15, 9};  // SIGTERM, SIGKILL
+  double grace_s = 2;
   size_t max_output_bytes = 256 << 20;  // stdout beyond it fails the run
-  // Called about once a second while the command runs (e.g. to renew a lease).
+  // Called about five times a second while the command runs (e.g. to renew a lease).
   std::function<void()> tick;
+  // When set: called with each complete line of output as it comes (stream 1 or 2, without
+  // the newline; a last unterminated line too), instead of collecting stdout and stderr.
+  std::function<void(int stream, std::string_view line)> on_line;
 };
 
 struct SubprocessResult {
   int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
+  double elapsed_s = 0;
   std::string out;
   std::string err;
   bool ok() const { return exit_code == 0; }
@@ -31,6 +38,10 @@ struct SubprocessResult {
   std::string Describe(double timeout_s) const;
 };
 
+// When the command itself exits, whatever it left running in its process group (holding the
+// output pipes open) is killed: nothing of a finished command lingers.
+// When the command itself exits, whatever it left running in its process group (holding the
+// output pipes open) is killed: nothing of a finished command lingers.
 // Unavailable when the command cannot start (not found, fork failed) or its output is too big.
 Result<SubprocessResult> RunSubprocess(const SubprocessOptions& options);
 

@@ -161,7 +161,10 @@ size_t Engine::Backlog() const {
   return by_name_.size() + api_ids_.size() + waiting_count_.load();
 }
 
-void Engine::Record(const Job& job, std::vector<ObjectRow> rows, std::vector<std::string> log) {
+namespace {
+
+// The stored fields of `job`, as an update.
+JobUpdate UpdateOf(const Job& job) {
   JobUpdate u;
   u.job_id = job.id;
   u.state = job.state;
@@ -173,10 +176,25 @@ void Engine::Record(const Job& job, std::vector<ObjectRow> rows, std::vector<std
   u.finished_at = job.finished_at;
   u.error = job.error;
   u.result = job.result;
+  return u;
+}
+
+}  // namespace
+
+void Engine::Record(const Job& job, std::vector<ObjectRow> rows, std::vector<std::string> log) {
+  JobUpdate u = UpdateOf(job);
   u.rows = std::move(rows);
   int64_t now = clock_->NowMicros();
   for (const std::string& line : log) u.events.push_back(LogEvent(job, now, line));
   u.events.push_back(StateEvent(job, now));
+  writer_->Update(std::move(u));
+}
+
+void Engine::RecordLog(const Job& job, std::vector<std::string> lines) {
+  if (lines.empty()) return;
+  JobUpdate u = UpdateOf(job);
+  int64_t now = clock_->NowMicros();
+  for (const std::string& line : lines) u.events.push_back(LogEvent(job, now, line));
   writer_->Update(std::move(u));
 }
 

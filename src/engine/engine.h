@@ -184,6 +184,8 @@ class Engine {
   // Hands `job`, as it is now, to the writer: its state, with `rows` and `log` lines, and its
   // state event.
   void Record(const Job& job, std::vector<ObjectRow> rows = {}, std::vector<std::string> log = {});
+  // Log lines of a running job, without a state change.
+  void RecordLog(const Job& job, std::vector<std::string> lines);
   void AfterCommit(WriteBatch& committed, std::vector<Job>& dropped);
   // The mover thread: files of committed final jobs leave the spool, one fsync per batch.
   void MoverLoop();

@@ -65,6 +65,7 @@ void Engine::RunJob(Job job) {
   ctx.env = env_;
   ctx.clock = clock_;
   ctx.cancelled = &stop_;
+  ctx.live_log = [this, &job](std::vector<std::string> lines) { RecordLog(job, std::move(lines)); };
   HandlerOutput out;
   Status st = handler_->Run(ctx, &out);
   processing_seconds_.Observe((clock_->MonotonicMicros() - started) / 1e6);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,9 @@ struct HandlerContext {
   Env* env = nullptr;
   Clock* clock = nullptr;
   const std::atomic<bool>* cancelled = nullptr;
+  // Log lines while the job runs: stored and sent to event readers at once (job.log events).
+  // Lines given here are not repeated in HandlerOutput::log. May be empty (then use that).
+  std::function<void(std::vector<std::string> lines)> live_log;
 };
 
 struct HandlerOutput {

@@ -1,0 +1,177 @@
+// ExecHandler: parse the command, check it, run it, stream its output into the log.
+#include "handlers/exec/exec_handler.h"
+
+#include <fnmatch.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "core/subprocess.h"
+
+namespace sluice {
+namespace {
+
+struct Command {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string cwd;
+  double max_time_s = 0;
+};
+
+Status Invalid(HandlerOutput* out, const std::string& why) {
+  out->error_code = "invalid_job";
+  return Status::InvalidArgument(why);
+}
+
+Result<Command> ParseCommand(const std::string& text, HandlerOutput* out) {
+  rapidjson::Document d;
+  d.Parse(text.c_str(), text.size());
+  if (d.HasParseError()) {
+    return Invalid(out,
+                   "not JSON: give an argv list like [\"/bin/echo\", \"hi\"] or "
+                   "{\"argv\": [...]}");
+  }
+  Command c;
+  const rapidjson::Value* argv = &d;
+  if (d.IsObject()) {
+    for (auto& m : d.GetObject()) {
+      std::string k = m.name.GetString();
+      if (k != "argv" && k != "env" && k != "cwd" && k != "max_time") {
+        return Invalid(out, "unknown field '" + k + "' (argv, env, cwd, max_time)");
+      }
+    }
+    if (!d.HasMember("argv")) return Invalid(out, "no 'argv'");
+    argv = &d["argv"];
+    if (d.HasMember("env")) {
+      if (!d["env"].IsObject()) return Invalid(out, "'env' must be an object of strings");
+      for (auto& m : d["env"].GetObject()) {
+        if (!m.value.IsString() || m.name.GetStringLength() == 0 ||
+            std::string(m.name.GetString()).find('=') != std::string::npos) {
+          return Invalid(out, "'env' must map names to strings");
+        }
+        c.env.push_back(std::string(m.name.GetString()) + "=" + m.value.GetString());
+      }
+    }
+    if (d.HasMember("cwd")) {
+      if (!d["cwd"].IsString()) return Invalid(out, "'cwd' must be a directory");
+      c.cwd = d["cwd"].GetString();
+    }
+    if (d.HasMember("max_time")) {
+      if (!d["max_time"].IsNumber() || d["max_time"].GetDouble() <= 0) {
+        return Invalid(out, "'max_time' must be a positive number of seconds");
+      }
+      c.max_time_s = d["max_time"].GetDouble();
+    }
+  }
+  if (!argv->IsArray() || argv->Empty()) {
+    return Invalid(out, "the command must be a non-empty list of strings");
+  }
+  for (auto& a : argv->GetArray()) {
+    if (!a.IsString()) return Invalid(out, "every argv entry must be a string");
+    c.argv.emplace_back(a.GetString(), a.GetStringLength());
+  }
+  if (c.argv[0].empty()) return Invalid(out, "argv[0] is empty");
+  return c;
+}
+
+std::string ArgvText(const std::vector<std::string>& argv) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartArray();
+  for (const std::string& a : argv) w.String(a.c_str(), static_cast<unsigned>(a.size()));
+  w.EndArray();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
+
+Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
+  std::string text;
+  if (ctx.payload != nullptr) {
+    text = *ctx.payload;
+  } else {
+    Status st = ctx.env->ReadFile(ctx.path, ctx.max_file_bytes, &text, nullptr);
+    if (!st.ok()) {
+      out->error_code = "unreadable_file";
+      return st;
+    }
+  }
+  auto cmd = ParseCommand(text, out);
+  if (!cmd.ok()) return cmd.status();
+  if (!options_.allowed_commands.empty()) {
+    bool allowed = false;
+    for (const std::string& glob : options_.allowed_commands) {
+      allowed = allowed || fnmatch(glob.c_str(), cmd->argv[0].c_str(), 0) == 0;
+    }
+    if (!allowed) {
+      out->error_code = "command_not_allowed";
+      return Status::InvalidArgument("'" + cmd->argv[0] + "' is not in allowed_commands");
+    }
+  }
+
+  // Output lines go out in small batches: at most every 200 ms or 100 lines.
+  std::vector<std::string> pending;
+  auto last_flush = std::chrono::steady_clock::now();
+  auto flush = [&](bool force) {
+    auto now = std::chrono::steady_clock::now();
+    if (pending.empty() ||
+        (!force && pending.size() < 100 && now - last_flush < std::chrono::milliseconds(200))) {
+      return;
+    }
+    last_flush = now;
+    if (ctx.live_log) {
+      ctx.live_log(std::move(pending));
+    } else {
+      out->log.insert(out->log.end(), pending.begin(), pending.end());
+    }
+    pending.clear();
+  };
+  pending.push_back("Running " + ArgvText(cmd->argv));
+  flush(true);
+
+  SubprocessOptions so;
+  so.argv = cmd->argv;
+  so.env = cmd->env;
+  so.cwd = cmd->cwd;
+  double max_time = cmd->max_time_s > 0 ? cmd->max_time_s : options_.max_time_s;
+  so.timeout_s = max_time > 0 ? max_time : 1e9;
+  so.stop_signals = {SIGINT, SIGTERM, SIGKILL};
+  so.grace_s = options_.grace_s;
+  so.on_line = [&](int stream, std::string_view line) {
+    pending.push_back(stream == 2 ? "stderr: " + std::string(line) : std::string(line));
+    flush(false);
+  };
+  so.tick = [&] { flush(false); };
+  auto started = std::chrono::steady_clock::now();
+  auto r = RunSubprocess(so);
+  double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  char tail[96];
+  int rc = r.ok() ? (r->signal ? -r->signal : r->exit_code) : -1;
+  std::snprintf(tail, sizeof(tail), "Result: %d, Elapsed: %.1f seconds", rc, elapsed);
+  flush(true);
+  out->log.push_back(tail);
+  char summary[128];
+  std::snprintf(summary, sizeof(summary), "{\"exit_code\":%d,\"elapsed_s\":%.3f}", rc, elapsed);
+  out->summary = summary;
+  if (!r.ok()) {
+    out->error_code = "command_failed_to_start";
+    return Status::Unavailable(r.status().message());
+  }
+  if (r->timed_out) {
+    out->error_code = "command_timed_out";
+    return Status::Unavailable("stopped at max_time: " + r->Describe(max_time));
+  }
+  if (!r->ok()) {
+    out->error_code = "command_failed";
+    return Status::Unavailable(r->signal ? "killed by signal " + std::to_string(r->signal)
+                                         : "exit " + std::to_string(r->exit_code));
+  }
+  return Status::Ok();
+}
+
+}  // namespace sluice

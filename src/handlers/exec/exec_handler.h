@@ -1,0 +1,43 @@
+// The exec handler (Mozilla's command_runner): a job is a command. Its input is a JSON argv
+// list (the queuedir format) or {"argv": [...], "env"?: {NAME: VALUE}, "cwd"?: DIR,
+// "max_time"?: SECONDS}. The command runs without a shell, stdin from /dev/null, in its own
+// process group; stdout and stderr go to the job's log line by line as they come (live
+// job.log events). The log starts with "Running <argv>" and ends with
+// "Result: <rc>, Elapsed: <N> seconds".
+//
+// Exit 0 is success. A non-zero exit, a command that cannot start, or one stopped at
+// max_time is a failure that is retried (the engine's retry policy); input that is not a
+// command fails at once (invalid_job), and so does a command outside `allowed_commands`
+// (command_not_allowed). At max_time the group gets SIGINT, then SIGTERM, then SIGKILL,
+// `grace_s` apart.
+//
+// Security: the commands come from whoever can write the spool (or submit jobs over the
+// API); they run as the daemon's user. `allowed_commands` (globs on argv[0]) limits them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "handlers/handler.h"
+
+namespace sluice {
+
+struct ExecOptions {
+  double max_time_s = 0;                      // default for jobs that give none; 0: no limit
+  double grace_s = 10;                        // between SIGINT, SIGTERM and SIGKILL
+  std::vector<std::string> allowed_commands;  // fnmatch globs on argv[0]; empty: any
+};
+
+class ExecHandler : public Handler {
+ public:
+  explicit ExecHandler(ExecOptions options) : options_(std::move(options)) {}
+  std::string_view kind() const override { return "exec"; }
+  const std::vector<TableSpec>& tables() const override { return tables_; }
+  Status Run(const HandlerContext& ctx, HandlerOutput* out) override;
+
+ private:
+  ExecOptions options_;
+  std::vector<TableSpec> tables_;  // none: a command's outcome is its job's result
+};
+
+}  // namespace sluice

@@ -1,0 +1,146 @@
+"""The exec handler (command_runner's jobs) on a spool: a command that fails twice then
+succeeds, one log with all three attempts; max_time escalation that kills a command ignoring
+SIGINT and SIGTERM together with its children; output as live job.log events; bad input and
+the allowlist; kill -9 while commands run."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+import urllib.request
+
+import harness
+
+
+def alive(pid):
+    """Running (a zombie waiting for a reaper that never comes, in a container, is dead)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class ExecTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox(api=True)
+
+    def tearDown(self):
+        self.box.close()
+
+    def start(self, *extra):
+        log = os.path.join(self.box.dir, "daemon.log")
+        if os.path.exists(log):
+            os.rename(log, log + ".before")
+        self.box.start("--kind", "exec", "--max-attempts", "5", "--retry-delay", "0.1",
+                       "--retry-max-delay", "0.2", *extra)
+        self.api = "http://127.0.0.1:%d" % self.box.wait_for_api()
+
+    def get(self, path):
+        with urllib.request.urlopen(self.api + path, timeout=30) as r:
+            return r.read().decode()
+
+    def states(self):
+        return dict(self.box.query("SELECT name, state FROM jobs"))
+
+    def job(self, name):
+        rows = self.box.query("SELECT id, state, attempts, error_code FROM jobs WHERE name=?", name)
+        return rows[-1] if rows else None
+
+    def wait_state(self, name, *states, timeout=30):
+        self.box.wait_for(lambda: self.job(name) and self.job(name)[1] in states, timeout,
+                          "%s to be %s" % (name, states))
+        return self.job(name)
+
+    def test_fails_twice_then_succeeds_with_one_log(self):
+        self.start()
+        counter = os.path.join(self.box.dir, "count")
+        script = ('n=$(cat %s 2>/dev/null || echo 0); n=$((n+1)); echo $n > %s; '
+                  'echo "attempt $n"; [ $n -ge 3 ]' % (counter, counter))
+        self.box.drop("flaky.json", ["/bin/sh", "-c", script])
+        job_id, state, attempts, _ = self.wait_state("flaky.json", "succeeded", "failed")
+        self.assertEqual((state, attempts), ("succeeded", 3))
+        log = self.get("/api/v1/jobs/%d/log" % job_id)
+        self.assertEqual(log.count("Running [\"/bin/sh\""), 3)
+        self.assertEqual([l for l in log.splitlines() if l.startswith("attempt")],
+                         ["attempt 1", "attempt 2", "attempt 3"])
+        self.assertEqual(log.count("Result: 1, Elapsed:"), 2)
+        self.assertIn("Result: 0, Elapsed:", log)
+        self.assertIn("archive", os.listdir(self.box.spool))
+        self.assertIn("flaky.json", self.box.listing("archive"))
+
+    def test_max_time_kills_the_group_that_ignores_int_and_term(self):
+        self.start("--kill-grace", "0.3")
+        pidfile = os.path.join(self.box.dir, "child.pid")
+        script = "trap '' INT TERM; sleep 300 & echo $! > %s; wait; sleep 300" % pidfile
+        self.box.drop("stuck.json", {"argv": ["/bin/sh", "-c", script], "max_time": 0.5})
+        self.box.wait_for(lambda: os.path.exists(pidfile), 10, "the child")
+        with open(pidfile) as f:
+            child = int(f.read())
+        t0 = time.time()
+        self.box.wait_for(lambda: self.job("stuck.json")[1] in ("retrying", "failed"), 10,
+                          "the first attempt to end")
+        self.assertLess(time.time() - t0, 5)
+        self.box.wait_for(lambda: not alive(child), 5, "the child to go with its group")
+        job_id = self.job("stuck.json")[0]
+        self.assertEqual(self.job("stuck.json")[3], "command_timed_out")
+        self.assertIn("stopped at max_time", self.box.query(
+            "SELECT error_message FROM jobs WHERE id=?", job_id)[0][0])
+
+    def test_output_arrives_as_live_log_events(self):
+        self.start()
+        gate = os.path.join(self.box.dir, "gate")
+        self.box.drop("slow.json", ["/bin/sh", "-c",
+                                    "echo first line; while [ ! -e %s ]; do sleep 0.05; done; "
+                                    "echo second line" % gate])
+        self.wait_state("slow.json", "running")
+        job_id = self.job("slow.json")[0]
+        self.box.wait_for(lambda: "first line" in self.get("/api/v1/jobs/%d/log" % job_id), 10,
+                          "the first line while the command runs")
+        self.assertEqual(self.job("slow.json")[1], "running")
+        open(gate, "w").close()
+        self.wait_state("slow.json", "succeeded")
+        lines = [json.loads(d)["line"] for (d,) in self.box.query(
+            "SELECT data FROM events WHERE job_id=? AND type='job.log' ORDER BY id", job_id)]
+        self.assertEqual(lines[1:3], ["first line", "second line"])
+
+    def test_bad_input_and_the_allowlist_fail_at_once(self):
+        self.start("--allowed-commands", "/bin/*,/usr/bin/env")
+        self.box.drop("garbage.json", "{not json")
+        self.box.drop("empty.json", "[]")
+        self.box.drop("typo.json", {"argv": ["/bin/true"], "max_tme": 3})
+        self.box.drop("evil.json", ["/tmp/evil.sh"])
+        self.box.drop("fine.json", ["/bin/true"])
+        for name, code in [("garbage.json", "invalid_job"), ("empty.json", "invalid_job"),
+                           ("typo.json", "invalid_job"), ("evil.json", "command_not_allowed")]:
+            _, state, attempts, error = self.wait_state(name, "failed")
+            self.assertEqual((attempts, error), (1, code), name)
+            self.assertIn(name, self.box.listing("failed"))
+        self.wait_state("fine.json", "succeeded")
+
+    def test_kill_9_while_commands_run(self):
+        self.start("--max-workers", "4")
+        done = os.path.join(self.box.dir, "done.txt")
+        names = ["job%02d.json" % i for i in range(16)]
+        for n in names:
+            self.box.drop(n, ["/bin/sh", "-c", "sleep 0.4; echo %s >> %s" % (n, done)])
+        self.box.wait_for(lambda: list(self.states().values()).count("succeeded") >= 4, 30,
+                          "some jobs to finish")
+        self.box.stop(signal.SIGKILL)
+        succeeded_before = {n for n, s in self.states().items() if s == "succeeded"}
+        self.start("--max-workers", "4")
+        self.box.wait_for(lambda: set(self.states().values()) == {"succeeded"} and
+                          len(self.states()) == 16, 60, "every job to succeed")
+        with open(done) as f:
+            finished = f.read().split()
+        for n in names:
+            self.assertGreaterEqual(finished.count(n), 1, n)
+        for n in succeeded_before:
+            self.assertEqual(finished.count(n), 1, "%s succeeded before the kill, ran again" % n)
+        self.assertEqual(sorted(self.box.listing("archive")), names)
+
+
+if __name__ == "__main__":
+    harness.main()
