@@ -14,6 +14,7 @@
 #include "handlers/git/git_backend.h"
 #include "handlers/kcidb/kcidb_handler.h"
 #include "handlers/kcidb/storage.h"
+#include "handlers/publish/publish_handler.h"
 #include "store/store.h"
 
 namespace sluice::cli {
@@ -74,9 +75,9 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--kind", f->kind,
-                  "What the spool's files (and POSTed jobs) are: kcidb submissions, or exec "
-                  "commands")
-      ->check(CLI::IsMember({"kcidb", "exec"}))
+                  "What the spool's files (and POSTed jobs) are: kcidb submissions, exec "
+                  "commands, or publish event lists")
+      ->check(CLI::IsMember({"kcidb", "exec", "publish"}))
       ->capture_default_str();
   app->add_option("--max-time", f->exec.max_time_s,
                   "exec: seconds a command may run (0: no limit; a job's max_time wins)")
@@ -90,6 +91,20 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "exec: globs argv[0] must match (repeat or comma-separate); others fail")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("--publish-url", f->publish.url, "publish: the endpoint events are POSTed to");
+  app->add_option("--publish-header", f->publish.headers,
+                  "publish: an extra 'Name: value' header (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("--publish-token", f->publish.token,
+                  "publish: bearer token for the endpoint (or SLUICE_PUBLISH_TOKEN)");
+  app->add_option("--publish-skip", f->publish.skip_routing_keys,
+                  "publish: events whose routing_key fully matches this regex are not sent");
+  app->add_option("--publish-batch", f->publish.batch_size, "publish: events per POST")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->capture_default_str();
+  app->add_option("--publish-timeout", f->publish.timeout_s, "publish: seconds per POST")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app->add_option("--archive-path", f->archive_path,
                   "Where task backends keep what they fetch from (git clones)")
       ->capture_default_str();
@@ -169,7 +184,7 @@ int RunServe(ServeFlags f) {
     spdlog::info("log excerpts over 256 characters go to {}", base);
   }
   Result<std::unique_ptr<Handler>> handler =
-      Status::InvalidArgument("--kind '" + f.kind + "' is not a job kind (kcidb or exec)");
+      Status::InvalidArgument("--kind '" + f.kind + "' is not a job kind (kcidb, exec or publish)");
   if (f.kind == "kcidb") {
     kcidb::KcidbOptions ko;
     ko.trees_file = f.trees_file;
@@ -182,6 +197,16 @@ int RunServe(ServeFlags f) {
     }
   } else if (f.kind == "exec") {
     handler = std::unique_ptr<Handler>(std::make_unique<ExecHandler>(f.exec));
+  } else if (f.kind == "publish") {
+    if (const char* t = std::getenv("SLUICE_PUBLISH_TOKEN"); f.publish.token.empty() && t) {
+      f.publish.token = t;
+    }
+    auto publish = PublishHandler::Create(f.publish, store->get());
+    if (publish.ok()) {
+      handler = std::unique_ptr<Handler>(std::move(*publish));
+    } else {
+      handler = publish.status();
+    }
   }
   if (!handler.ok()) return ExitCode(handler.status());
 

@@ -9,6 +9,7 @@
 #include "engine/options.h"
 #include "engine/task_scheduler.h"
 #include "handlers/exec/exec_handler.h"
+#include "handlers/publish/publish_handler.h"
 
 namespace sluice::cli {
 
@@ -16,8 +17,9 @@ struct ServeFlags {
   EngineOptions engine;
   std::string database = "sqlite:sluice.db";
   std::string trees_file;
-  std::string kind = "kcidb";  // the handler: kcidb or exec
+  std::string kind = "kcidb";  // the handler: kcidb, exec or publish
   ExecOptions exec;
+  PublishOptions publish;
   LogOptions log;
   bool no_archive = false;
   double storage_connect_timeout_s = 5;

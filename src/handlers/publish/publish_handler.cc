@@ -1,0 +1,187 @@
+// PublishHandler: parse the events, drop the skipped ones, POST them in batches, remember
+// the batches the endpoint accepted.
+#include "handlers/publish/publish_handler.h"
+
+#include <curl/curl.h>
+#include <openssl/sha.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdio>
+
+namespace sluice {
+namespace {
+
+constexpr const char* kProgressNs = "publish_progress";  // job key -> batches accepted
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  std::string* s = static_cast<std::string*>(out);
+  if (s->size() < 512) s->append(data, std::min<size_t>(size * n, 512 - s->size()));
+  return size * n;
+}
+
+std::string Sha256Hex(const std::string& s) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+  std::string out;
+  char buf[3];
+  for (unsigned char c : d) {
+    std::snprintf(buf, sizeof(buf), "%02x", c);
+    out += buf;
+  }
+  return out;
+}
+
+std::string Serialize(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PublishHandler>> PublishHandler::Create(PublishOptions options,
+                                                               Store* store) {
+  if (options.url.empty()) {
+    return Status::InvalidArgument("the publish handler needs --publish-url");
+  }
+  if (options.batch_size == 0) options.batch_size = 50;
+  std::unique_ptr<PublishHandler> h(new PublishHandler(std::move(options), store));
+  if (!h->options_.skip_routing_keys.empty()) {
+    h->skip_ = std::make_unique<RE2>(h->options_.skip_routing_keys, RE2::Quiet);
+    if (!h->skip_->ok()) {
+      return Status::InvalidArgument("--publish-skip '" + h->options_.skip_routing_keys +
+                                     "' is not a regular expression: " + h->skip_->error());
+    }
+  }
+  for (const std::string& header : h->options_.headers) {
+    if (header.find(':') == std::string::npos || header.find('\n') != std::string::npos) {
+      return Status::InvalidArgument("--publish-header '" + header + "' is not 'Name: value'");
+    }
+  }
+  return h;
+}
+
+PublishHandler::PublishHandler(PublishOptions options, Store* store)
+    : options_(std::move(options)), store_(store) {}
+
+Status PublishHandler::Post(const std::string& body, const std::string& idempotency_key) const {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return Status::Unavailable("curl_easy_init failed");
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, ("Idempotency-Key: " + idempotency_key).c_str());
+  if (!options_.token.empty()) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + options_.token).c_str());
+  }
+  for (const std::string& h : options_.headers) headers = curl_slist_append(headers, h.c_str());
+  std::string answer;
+  curl_easy_setopt(curl, CURLOPT_URL, options_.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout_s * 1000));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return Status::Unavailable("cannot reach " + options_.url + ": " + curl_easy_strerror(rc));
+  }
+  if (status < 200 || status >= 300) {
+    while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
+    return Status::Unavailable(options_.url + " answered " + std::to_string(status) +
+                               (answer.empty() ? "" : ": " + answer));
+  }
+  return Status::Ok();
+}
+
+Status PublishHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
+  std::string text;
+  std::string name = ctx.path.substr(ctx.path.find_last_of('/') + 1);
+  if (ctx.payload != nullptr) {
+    text = *ctx.payload;
+  } else {
+    Status st = ctx.env->ReadFile(ctx.path, ctx.max_file_bytes, &text, nullptr);
+    if (!st.ok()) {
+      out->error_code = "unreadable_file";
+      return st;
+    }
+  }
+  rapidjson::Document d;
+  d.Parse(text.c_str(), text.size());
+  if (d.HasParseError() || !(d.IsArray() || d.IsObject())) {
+    out->error_code = "invalid_job";
+    return Status::InvalidArgument("not a JSON list of events (or one event object)");
+  }
+  std::vector<const rapidjson::Value*> events;
+  size_t skipped = 0;
+  auto consider = [&](const rapidjson::Value& e) -> Status {
+    if (!e.IsObject()) return Status::InvalidArgument("every event must be a JSON object");
+    auto rk = e.FindMember("routing_key");
+    if (skip_ && rk != e.MemberEnd() && rk->value.IsString() &&
+        RE2::FullMatch(rk->value.GetString(), *skip_)) {
+      ++skipped;
+      return Status::Ok();
+    }
+    events.push_back(&e);
+    return Status::Ok();
+  };
+  if (d.IsArray()) {
+    for (auto& e : d.GetArray()) {
+      Status st = consider(e);
+      if (!st.ok()) {
+        out->error_code = "invalid_job";
+        return st;
+      }
+    }
+  } else {
+    (void)consider(d);
+  }
+  // Batches the endpoint already accepted (an earlier attempt of this job) are not sent again.
+  std::string key = name + ":" + Sha256Hex(text);
+  size_t done = 0;
+  if (store_ != nullptr) {
+    auto v = store_->GetValue(kProgressNs, key);
+    if (v.ok() && v->has_value()) done = std::strtoull((*v)->c_str(), nullptr, 10);
+  }
+  size_t batches = (events.size() + options_.batch_size - 1) / options_.batch_size;
+  if (done > 0) {
+    out->log.push_back("resuming after " + std::to_string(done) + " of " + std::to_string(batches) +
+                       " batches accepted earlier");
+  }
+  for (size_t b = done; b < batches; ++b) {
+    std::string body = "[";
+    for (size_t i = b * options_.batch_size;
+         i < std::min(events.size(), (b + 1) * options_.batch_size); ++i) {
+      if (body.size() > 1) body += ",";
+      body += Serialize(*events[i]);
+    }
+    body += "]";
+    Status st = Post(body, key + ":" + std::to_string(b));
+    if (!st.ok()) {
+      out->error_code = "publish_failed";
+      out->log.push_back("batch " + std::to_string(b + 1) + " of " + std::to_string(batches) +
+                         ": " + st.message());
+      return st;
+    }
+    if (store_ != nullptr) {
+      Status rec = store_->PutValue(kProgressNs, key, std::to_string(b + 1));
+      if (!rec.ok()) return rec.Annotate("recording the batches published");
+    }
+  }
+  char summary[160];
+  std::snprintf(summary, sizeof(summary), "{\"published\":%zu,\"skipped\":%zu,\"batches\":%zu}",
+                events.size(), skipped, batches);
+  out->summary = summary;
+  out->log.push_back("published " + std::to_string(events.size()) + " events in " +
+                     std::to_string(batches) + " batches, skipped " + std::to_string(skipped));
+  return Status::Ok();
+}
+
+}  // namespace sluice
