@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/check.h"
 #include "cli/commands.h"
 #include "cli/inspect.h"
 #include "cli/remote.h"
@@ -31,6 +32,7 @@ namespace {
 // the command name so that flags given on the command line win.
 Result<std::vector<std::string>> ExpandConfig(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
+  if (args.size() > 1 && args[1] == "check") return args;  // there -c is Nagios' critical
   for (size_t i = 1; i < args.size(); ++i) {
     std::string file;
     size_t erase = 0;
@@ -137,6 +139,28 @@ int Main(int argc, char** argv) {
   tasks_cmd->add_flag("--json", tasks_json, "list: the daemon's JSON instead of a table");
   add_remote(tasks_cmd);
 
+  CheckFlags check_flags;
+  CLI::App* check = app.add_subcommand(
+      "check", "Nagios plugin: one line and exit 0/1/2/3 for a spool (works with the daemon down)");
+  check->add_option("--spool-dir", check_flags.spool_dir, "The spool")->required();
+  check->add_option("--database", check_flags.database, "Store URL")->capture_default_str();
+  check->add_option("-w,--warn", check_flags.warn_pending, "Pending files for WARNING")
+      ->capture_default_str();
+  check->add_option("-c,--crit", check_flags.crit_pending, "Pending files for CRITICAL")
+      ->capture_default_str();
+  check->add_option("--warn-cur", check_flags.warn_cur, "Jobs in progress for WARNING")
+      ->capture_default_str();
+  check->add_option("--crit-cur", check_flags.crit_cur, "Jobs in progress for CRITICAL")
+      ->capture_default_str();
+  check
+      ->add_option("-t,--max-age", check_flags.max_age_s,
+                   "WARNING when the oldest pending file is older (seconds)")
+      ->capture_default_str();
+  check
+      ->add_option("--heartbeat-age", check_flags.heartbeat_age_s,
+                   "CRITICAL when the daemon's last heartbeat is older (seconds)")
+      ->capture_default_str();
+
   std::string demo_dir;
   kcidb::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo-data", "Write demo KCIDB submissions");
@@ -172,6 +196,7 @@ int Main(int argc, char** argv) {
   }
   if (priority->parsed()) return RunPriority(remote, priority_what);
   if (promote->parsed()) return RunPromote(remote, promote_name, promote_all);
+  if (check->parsed()) return RunCheck(check_flags);
   if (tasks_cmd->parsed()) return RunTasks(remote, tasks_action, tasks_args, tasks_json);
   if (demo_cmd->parsed()) {
     auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "api/metrics_page.h"
+#include "cli/check.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
 #include "handlers/exec/exec_handler.h"
@@ -300,7 +301,17 @@ int RunServe(ServeFlags f) {
                f.engine.burst ? "draining" : "watching", engine.spool_root(), f.engine.max_workers,
                f.database);
   int64_t t0 = Clock::Real()->MonotonicMicros();
+  // The heartbeat `sluice check` looks for.
+  std::string heartbeat_key = HeartbeatKey(engine.spool_root());
+  int64_t last_beat = 0;
   while (!engine.Done()) {
+    int64_t mono = Clock::Real()->MonotonicMicros();
+    if (mono - last_beat >= 5'000'000) {
+      last_beat = mono;
+      Status hb = (*store)->PutValue(kHeartbeatNs, heartbeat_key,
+                                     std::to_string(Clock::Real()->NowMicros()));
+      if (!hb.ok()) spdlog::warn("cannot write the heartbeat: {}", hb.ToString());
+    }
     struct timespec ts = {0, 200 * 1000 * 1000};
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGHUP) {

@@ -1,0 +1,121 @@
+// `sluice check`: count, compare with the thresholds, print one Nagios line.
+#include "cli/check.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "spool/spool_dir.h"
+#include "store/store.h"
+
+namespace sluice::cli {
+namespace {
+
+enum Level { kOk = 0, kWarning = 1, kCritical = 2, kUnknown = 3 };
+constexpr const char* kLevelNames[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+
+int Unknown(const std::string& why) {
+  std::printf("SLUICE UNKNOWN - %s\n", why.c_str());
+  return kUnknown;
+}
+
+}  // namespace
+
+std::string HeartbeatKey(const std::string& spool_dir) {
+  std::error_code ec;
+  std::string root = std::filesystem::absolute(spool_dir, ec).lexically_normal().string();
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  return root;
+}
+
+int RunCheck(const CheckFlags& f) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(f.spool_dir, ec)) return Unknown("no spool directory " + f.spool_dir);
+  std::string root = HeartbeatKey(f.spool_dir);
+  int64_t now = Clock::Real()->NowMicros();
+
+  // Pending: submissions in the spool root; the oldest by modification time.
+  long pending = 0;
+  double oldest_s = 0;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    std::string name = e.path().filename().string();
+    if (!SpoolDir::IsCandidateName(name) || !e.is_regular_file(ec)) continue;
+    ++pending;
+    struct stat st;
+    if (stat(e.path().c_str(), &st) == 0) {
+      double age = now / 1e6 - (st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9);
+      oldest_s = std::max(oldest_s, age);
+    }
+  }
+  if (ec) return Unknown("cannot read " + root + ": " + ec.message());
+  long dead = 0;
+  for (const auto& e : fs::directory_iterator(root + "/failed", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.size() > 11 && name.compare(name.size() - 11, 11, ".error.json") == 0) continue;
+    if (name[0] != '.') ++dead;
+  }
+
+  // In progress and the heartbeat come from the store (without creating one).
+  if (f.database.rfind("sqlite:", 0) == 0 && !fs::exists(f.database.substr(7), ec)) {
+    return Unknown("no database " + f.database.substr(7) + " (has the daemon run here?)");
+  }
+  auto store = OpenStore(f.database);
+  if (!store.ok()) return Unknown("cannot open " + f.database + ": " + store.status().message());
+  auto counts = (*store)->CountJobsByState();
+  if (!counts.ok()) return Unknown("cannot read jobs: " + counts.status().message());
+  long running = 0;
+  if (auto it = counts->find("running"); it != counts->end()) running = it->second;
+  pending = std::max(0L, pending - running);  // running files are still in the root
+  auto beat = (*store)->GetValue(kHeartbeatNs, root);
+  if (!beat.ok()) return Unknown("cannot read the heartbeat: " + beat.status().message());
+  double beat_age = -1;
+  if (beat->has_value()) beat_age = (now - std::strtoll((*beat)->c_str(), nullptr, 10)) / 1e6;
+
+  Level level = kOk;
+  std::vector<std::string> why;
+  auto raise = [&](Level l, const std::string& reason) {
+    level = std::max(level, l);
+    why.push_back(reason);
+  };
+  if (dead > 0) raise(kCritical, std::to_string(dead) + " failed");
+  if (pending >= f.crit_pending) {
+    raise(kCritical, std::to_string(pending) + " pending >= " + std::to_string(f.crit_pending));
+  } else if (pending >= f.warn_pending) {
+    raise(kWarning, std::to_string(pending) + " pending >= " + std::to_string(f.warn_pending));
+  }
+  if (running >= f.crit_cur) {
+    raise(kCritical, std::to_string(running) + " in progress >= " + std::to_string(f.crit_cur));
+  } else if (running >= f.warn_cur) {
+    raise(kWarning, std::to_string(running) + " in progress >= " + std::to_string(f.warn_cur));
+  }
+  if (pending > 0 && oldest_s > f.max_age_s) {
+    raise(kWarning, "oldest pending " + std::to_string(static_cast<long>(oldest_s)) + "s > " +
+                        std::to_string(static_cast<long>(f.max_age_s)) + "s");
+  }
+  if (beat_age < 0) {
+    raise(kCritical, "no daemon heartbeat");
+  } else if (beat_age > f.heartbeat_age_s) {
+    raise(kCritical,
+          "last daemon heartbeat " + std::to_string(static_cast<long>(beat_age)) + "s ago");
+  }
+  std::string summary;
+  for (const std::string& w : why) summary += (summary.empty() ? "" : ", ") + w;
+  if (summary.empty()) {
+    summary =
+        std::to_string(pending) + " pending, " + std::to_string(running) + " in progress, 0 failed";
+  }
+  std::printf(
+      "SLUICE %s - %s: %s | pending=%ld;%ld;%ld;0 in_progress=%ld;%ld;%ld;0 failed=%ld;;1;0 "
+      "oldest_pending=%.0fs;%.0f;;0 heartbeat_age=%.0fs;;%.0f;0\n",
+      kLevelNames[level], root.c_str(), summary.c_str(), pending, f.warn_pending, f.crit_pending,
+      running, f.warn_cur, f.crit_cur, dead, pending > 0 ? oldest_s : 0.0, f.max_age_s,
+      beat_age < 0 ? 0.0 : beat_age, f.heartbeat_age_s);
+  return level;
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,35 @@
+// `sluice check`: a Nagios plugin for one spool. It reads the spool directory and the store
+// directly, so it answers while the daemon is down.
+//
+//   CRITICAL  anything in failed/ (dead); pending or in-progress counts at their critical
+//             thresholds; no daemon heartbeat newer than --heartbeat-age
+//   WARNING   pending or in-progress counts at their warning thresholds; the oldest pending
+//             file older than -t seconds
+//   UNKNOWN   the spool or the database cannot be read
+//
+// One line: "SLUICE OK|WARNING|CRITICAL|UNKNOWN - <what> | <perfdata>", exit 0/1/2/3.
+#pragma once
+
+#include <string>
+
+namespace sluice::cli {
+
+struct CheckFlags {
+  std::string spool_dir;
+  std::string database = "sqlite:sluice.db";
+  long warn_pending = 50;
+  long crit_pending = 100;
+  long warn_cur = 50;
+  long crit_cur = 100;
+  double max_age_s = 900;
+  double heartbeat_age_s = 120;
+};
+
+int RunCheck(const CheckFlags& flags);
+
+// The daemon writes the time (wall micros) into the store's kv map every few seconds, under
+// namespace kHeartbeatNs and key HeartbeatKey(spool directory).
+constexpr const char* kHeartbeatNs = "heartbeat";
+std::string HeartbeatKey(const std::string& spool_dir);
+
+}  // namespace sluice::cli
