@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "spool/queuedir.h"
 #include "spool/spool_dir.h"
 #include "store/store.h"
 
@@ -39,12 +40,15 @@ int RunCheck(const CheckFlags& f) {
   std::string root = HeartbeatKey(f.spool_dir);
   int64_t now = Clock::Real()->NowMicros();
 
-  // Pending: submissions in the spool root; the oldest by modification time.
+  // A queuedir (new/ cur/ dead/) or a spool (the root, failed/).
+  bool queuedir = fs::is_directory(root + "/new", ec) && fs::is_directory(root + "/cur", ec);
+  // Pending: items waiting; the oldest by modification time (a delayed retry's is ahead).
   long pending = 0;
   double oldest_s = 0;
-  for (const auto& e : fs::directory_iterator(root, ec)) {
+  for (const auto& e : fs::directory_iterator(queuedir ? root + "/new" : root, ec)) {
     std::string name = e.path().filename().string();
-    if (!SpoolDir::IsCandidateName(name) || !e.is_regular_file(ec)) continue;
+    bool wanted = queuedir ? QueueDir::IsItemName(name) : SpoolDir::IsCandidateName(name);
+    if (!wanted || !e.is_regular_file(ec)) continue;
     ++pending;
     struct stat st;
     if (stat(e.path().c_str(), &st) == 0) {
@@ -54,23 +58,41 @@ int RunCheck(const CheckFlags& f) {
   }
   if (ec) return Unknown("cannot read " + root + ": " + ec.message());
   long dead = 0;
-  for (const auto& e : fs::directory_iterator(root + "/failed", ec)) {
+  for (const auto& e : fs::directory_iterator(root + (queuedir ? "/dead" : "/failed"), ec)) {
     std::string name = e.path().filename().string();
-    if (name.size() > 11 && name.compare(name.size() - 11, 11, ".error.json") == 0) continue;
+    const std::string sidecar = queuedir ? ".log" : ".error.json";
+    if (name.size() > sidecar.size() &&
+        name.compare(name.size() - sidecar.size(), sidecar.size(), sidecar) == 0) {
+      continue;
+    }
     if (name[0] != '.') ++dead;
+  }
+  long in_cur = 0;
+  if (queuedir) {
+    for (const auto& e : fs::directory_iterator(root + "/cur", ec)) {
+      in_cur += QueueDir::IsItemName(e.path().filename().string());
+    }
   }
 
   // In progress and the heartbeat come from the store (without creating one).
-  if (f.database.rfind("sqlite:", 0) == 0 && !fs::exists(f.database.substr(7), ec)) {
-    return Unknown("no database " + f.database.substr(7) + " (has the daemon run here?)");
+  std::string database = f.database;
+  if (database.empty()) {
+    database = queuedir ? "sqlite:" + root + "/sluice.db" : "sqlite:sluice.db";
   }
-  auto store = OpenStore(f.database);
-  if (!store.ok()) return Unknown("cannot open " + f.database + ": " + store.status().message());
+  if (database.rfind("sqlite:", 0) == 0 && !fs::exists(database.substr(7), ec)) {
+    return Unknown("no database " + database.substr(7) + " (has the daemon run here?)");
+  }
+  auto store = OpenStore(database);
+  if (!store.ok()) return Unknown("cannot open " + database + ": " + store.status().message());
   auto counts = (*store)->CountJobsByState();
   if (!counts.ok()) return Unknown("cannot read jobs: " + counts.status().message());
   long running = 0;
-  if (auto it = counts->find("running"); it != counts->end()) running = it->second;
-  pending = std::max(0L, pending - running);  // running files are still in the root
+  if (queuedir) {
+    running = in_cur;  // claimed items are in cur/, not in new/
+  } else {
+    if (auto it = counts->find("running"); it != counts->end()) running = it->second;
+    pending = std::max(0L, pending - running);  // running files are still in the root
+  }
   auto beat = (*store)->GetValue(kHeartbeatNs, root);
   if (!beat.ok()) return Unknown("cannot read the heartbeat: " + beat.status().message());
   double beat_age = -1;

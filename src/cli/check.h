@@ -1,4 +1,5 @@
-// `sluice check`: a Nagios plugin for one spool. It reads the spool directory and the store
+// `sluice check`: a Nagios plugin for one spool, or one queuedir (new/ cur/ dead/: pending is
+// new/, in progress is cur/, failed is dead/). It reads the spool directory and the store
 // directly, so it answers while the daemon is down.
 //
 //   CRITICAL  anything in failed/ (dead); pending or in-progress counts at their critical
@@ -16,7 +17,7 @@ namespace sluice::cli {
 
 struct CheckFlags {
   std::string spool_dir;
-  std::string database = "sqlite:sluice.db";
+  std::string database;  // default: sqlite:DIR/sluice.db for a queuedir, else sqlite:sluice.db
   long warn_pending = 50;
   long crit_pending = 100;
   long warn_cur = 50;

@@ -5,6 +5,7 @@
 #include "cli/check.h"
 #include "cli/commands.h"
 #include "cli/inspect.h"
+#include "cli/queuedir_commands.h"
 #include "cli/remote.h"
 #include "cli/serve.h"
 #include "core/env.h"
@@ -139,11 +140,46 @@ int Main(int argc, char** argv) {
   tasks_cmd->add_flag("--json", tasks_json, "list: the daemon's JSON instead of a table");
   add_remote(tasks_cmd);
 
+  CommandRunnerFlags cr;
+  CLI::App* cr_cmd = app.add_subcommand(
+      "command-runner",
+      "Mozilla's command_runner on a queuedir (tmp/ new/ cur/ logs/ dead/): each item a JSON "
+      "argv list or {argv, env, cwd, max_time}");
+  cr_cmd->add_option("queuedir", cr.queuedir, "The queuedir")->required();
+  cr_cmd->add_option("-j,--concurrency", cr.concurrency, "Commands at a time")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cr_cmd->add_option("-r,--max-retries", cr.max_retries, "Retries before an item goes to dead/")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  cr_cmd->add_option("-t,--retry-time", cr.retry_time_s, "Seconds before a failed item runs again")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cr_cmd->add_option("-m,--max-time", cr.max_time_s, "Seconds a command may run (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cr_cmd->add_option("--kill-grace", cr.grace_s, "Seconds between SIGINT, SIGTERM and SIGKILL")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cr_cmd->add_option("--allowed-commands", cr.allowed_commands, "Globs argv[0] must match")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cr_cmd->add_option("--database", cr.database, "Store URL (default sqlite:QUEUEDIR/sluice.db)");
+  cr_cmd->add_option("--stderr-level", cr.log.stderr_level, "Level of stderr logging")
+      ->capture_default_str();
+  cr_cmd->add_option("--log-file", cr.log.file, "Rotating log file (none by default)");
+
+  std::string retry_dead_dir;
+  CLI::App* retry_dead = app.add_subcommand(
+      "retry-dead", "Move a queuedir's dead items back into new/ (dropping their logs)");
+  retry_dead->add_option("queuedir", retry_dead_dir, "The queuedir")->required();
+
   CheckFlags check_flags;
   CLI::App* check = app.add_subcommand(
       "check", "Nagios plugin: one line and exit 0/1/2/3 for a spool (works with the daemon down)");
   check->add_option("--spool-dir", check_flags.spool_dir, "The spool")->required();
-  check->add_option("--database", check_flags.database, "Store URL")->capture_default_str();
+  check->add_option("--database", check_flags.database,
+                    "Store URL (default sqlite:sluice.db; a queuedir's: sqlite:DIR/sluice.db)");
   check->add_option("-w,--warn", check_flags.warn_pending, "Pending files for WARNING")
       ->capture_default_str();
   check->add_option("-c,--crit", check_flags.crit_pending, "Pending files for CRITICAL")
@@ -197,6 +233,8 @@ int Main(int argc, char** argv) {
   if (priority->parsed()) return RunPriority(remote, priority_what);
   if (promote->parsed()) return RunPromote(remote, promote_name, promote_all);
   if (check->parsed()) return RunCheck(check_flags);
+  if (cr_cmd->parsed()) return RunCommandRunner(cr);
+  if (retry_dead->parsed()) return RunRetryDead(retry_dead_dir);
   if (tasks_cmd->parsed()) return RunTasks(remote, tasks_action, tasks_args, tasks_json);
   if (demo_cmd->parsed()) {
     auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);

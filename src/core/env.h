@@ -72,6 +72,12 @@ class Env {
   // Sets the modification time of `path` to now.
   virtual Status Touch(const std::string& path) = 0;
 
+  // Sets the modification time of `path` to `micros` (wall clock; may be in the future).
+  virtual Status SetModifiedTime(const std::string& path, int64_t micros) = 0;
+
+  // Appends `data` to `path` (created when missing), without fsync: for logs.
+  virtual Status AppendFile(const std::string& path, std::string_view data) = 0;
+
   // unlink(2). NotFound if absent.
   virtual Status RemoveFile(const std::string& path) = 0;
 
@@ -111,6 +117,12 @@ class EnvWrapper : public Env {
     return target_->RenameNoReplace(f, t);
   }
   Status Touch(const std::string& p) override { return target_->Touch(p); }
+  Status SetModifiedTime(const std::string& p, int64_t micros) override {
+    return target_->SetModifiedTime(p, micros);
+  }
+  Status AppendFile(const std::string& p, std::string_view d) override {
+    return target_->AppendFile(p, d);
+  }
   Status RemoveFile(const std::string& p) override { return target_->RemoveFile(p); }
   Status CreateDirs(const std::string& p) override { return target_->CreateDirs(p); }
   Status SyncDir(const std::string& p) override { return target_->SyncDir(p); }

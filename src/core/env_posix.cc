@@ -181,6 +181,35 @@ class PosixEnv : public Env {
     return Status::Ok();
   }
 
+  Status SetModifiedTime(const std::string& path, int64_t micros) override {
+    struct timespec times[2];
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_sec = static_cast<time_t>(micros / 1000000);
+    times[1].tv_nsec = static_cast<long>(micros % 1000000) * 1000;
+    if (::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Status::FromErrno(errno, "set the time of " + path);
+    }
+    return Status::Ok();
+  }
+
+  Status AppendFile(const std::string& path, std::string_view data) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return Status::FromErrno(errno, "open " + path);
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        return Status::FromErrno(err, "append to " + path);
+      }
+      done += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    return Status::Ok();
+  }
+
   Status RemoveFile(const std::string& path) override {
     if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "unlink " + path);
     return Status::Ok();

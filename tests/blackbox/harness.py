@@ -114,7 +114,11 @@ class Sandbox:
         return subprocess.run([SLUICE] + list(args), capture_output=True, text=True, timeout=60)
 
     def query(self, sql, *params):
-        con = sqlite3.connect(self.db, timeout=30)
+        return self.query_db(self.db, sql, *params)
+
+    @staticmethod
+    def query_db(db, sql, *params):
+        con = sqlite3.connect(db, timeout=30)
         try:
             return con.execute(sql, params).fetchall()
         finally:

@@ -1,0 +1,82 @@
+// `sluice command-runner` (Mozilla's command_runner, flag for flag) and `sluice retry-dead`.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "cli/check.h"
+#include "cli/commands.h"
+#include "cli/queuedir_commands.h"
+#include "engine/queuedir_runner.h"
+#include "handlers/exec/exec_handler.h"
+
+namespace sluice::cli {
+
+int RunCommandRunner(const CommandRunnerFlags& f) {
+  Status st = ConfigureLogging(f.log);
+  if (!st.ok()) return ExitCode(st);
+  std::string database = f.database.empty() ? "sqlite:" + f.queuedir + "/sluice.db" : f.database;
+  QueueDir probe(Env::Default(), f.queuedir);
+  st = probe.Prepare();
+  if (!st.ok()) return ExitCode(st);
+  auto store = OpenStore(database);
+  if (!store.ok()) return ExitCode(store.status());
+  ExecOptions eo;
+  eo.max_time_s = f.max_time_s;
+  eo.grace_s = f.grace_s;
+  eo.allowed_commands = f.allowed_commands;
+  ExecHandler handler(eo);
+  QueuedirOptions qo;
+  qo.dir = f.queuedir;
+  qo.workers = f.concurrency;
+  qo.max_retries = f.max_retries;
+  qo.retry_time_s = f.retry_time_s;
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  QueuedirRunner runner(qo, store->get(), &handler, Env::Default(), Clock::Real());
+  st = runner.Start();
+  if (!st.ok()) return ExitCode(st);
+  spdlog::info(
+      "command-runner: {} with {} at a time, {} retries {}s apart, max time {}s; "
+      "database {}",
+      runner.root(), f.concurrency, f.max_retries, f.retry_time_s, f.max_time_s, database);
+  std::string heartbeat_key = HeartbeatKey(runner.root());
+  int64_t last_beat = 0;
+  while (true) {
+    int64_t mono = Clock::Real()->MonotonicMicros();
+    if (mono - last_beat >= 5'000'000) {
+      last_beat = mono;
+      (void)(*store)->PutValue(kHeartbeatNs, heartbeat_key,
+                               std::to_string(Clock::Real()->NowMicros()));
+    }
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGHUP) (void)ReopenLogFile();
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("{}: letting running commands finish, then stopping", strsignal(sig));
+      break;
+    }
+  }
+  runner.Stop();
+  const QueuedirCounters& c = runner.counters();
+  spdlog::info("stopped: {} succeeded, {} retried, {} dead", c.succeeded.load(), c.retried.load(),
+               c.dead.load());
+  return 0;
+}
+
+int RunRetryDead(const std::string& queuedir) {
+  QueueDir dir(Env::Default(), queuedir);
+  auto moved = dir.RetryDead();
+  if (!moved.ok()) return ExitCode(moved.status());
+  for (const std::string& item : *moved) std::printf("%s\n", item.c_str());
+  std::fprintf(stderr, "%zu dead items back in %s/new\n", moved->size(), dir.root().c_str());
+  return 0;
+}
+
+}  // namespace sluice::cli

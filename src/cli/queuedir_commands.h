@@ -1,0 +1,28 @@
+// Commands for Mozilla-style queuedirs: `sluice command-runner` and `sluice retry-dead`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/log.h"
+
+namespace sluice::cli {
+
+struct CommandRunnerFlags {
+  std::string queuedir;
+  int concurrency = 1;       // -j
+  int max_retries = 10;      // -r
+  double retry_time_s = 60;  // -t
+  double max_time_s = 0;     // -m (0: no limit)
+  double grace_s = 10;
+  std::vector<std::string> allowed_commands;
+  std::string database;  // default sqlite:QUEUEDIR/sluice.db
+  LogOptions log;
+};
+
+// Runs until SIGINT/SIGTERM.
+int RunCommandRunner(const CommandRunnerFlags& flags);
+// Moves dead items back into new/ (dropping their logs); prints their names.
+int RunRetryDead(const std::string& queuedir);
+
+}  // namespace sluice::cli

@@ -1,0 +1,304 @@
+// QueuedirRunner: claim, run, and settle queuedir items.
+#include "engine/queuedir_runner.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "spool/watcher.h"
+
+namespace sluice {
+
+QueuedirRunner::QueuedirRunner(QueuedirOptions options, Store* store, Handler* handler, Env* env,
+                               Clock* clock)
+    : options_(std::move(options)),
+      dir_(env, options_.dir),
+      store_(store),
+      handler_(handler),
+      env_(env),
+      clock_(clock) {}
+
+QueuedirRunner::~QueuedirRunner() { Stop(); }
+
+Status QueuedirRunner::Start() {
+  SLUICE_RETURN_IF_ERROR(dir_.Prepare());
+  SLUICE_RETURN_IF_ERROR(store_->DefineTables(handler_->tables()));
+  auto max_id = store_->MaxJobId();
+  if (!max_id.ok()) return max_id.status();
+  next_id_ = *max_id + 1;
+  SLUICE_RETURN_IF_ERROR(Recover());
+  dispatcher_ = std::thread([this] { DispatchLoop(); });
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  return Status::Ok();
+}
+
+void QueuedirRunner::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (dispatcher_.joinable()) dispatcher_.join();
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+Job QueuedirRunner::JobFor(const std::string& item) {
+  std::string id = QueueDir::BaseId(item);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it != jobs_.end()) return it->second;
+  Job j;
+  j.id = next_id_++;
+  j.queue = options_.queue;
+  j.kind = std::string(handler_->kind());
+  j.spool = dir_.root();
+  j.name = id;
+  j.max_attempts = options_.max_retries + 1;
+  j.created_at = clock_->NowMicros();
+  j.state = JobState::kQueued;
+  jobs_[id] = j;
+  return j;
+}
+
+Status QueuedirRunner::Save(const Job& job, const std::vector<std::string>& log, bool with_state) {
+  WriteBatch b;
+  int64_t now = clock_->NowMicros();
+  bool insert = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    insert = stored_.insert(job.id).second;
+  }
+  if (insert) {
+    b.new_jobs.push_back(job);  // with its state event
+    with_state = false;
+  }
+  JobUpdate u;
+  u.job_id = job.id;
+  u.state = job.state;
+  u.attempts = job.attempts;
+  u.interruptions = job.interruptions;
+  u.priority = job.priority;
+  u.run_at = job.run_at;
+  u.last_tried = job.last_tried;
+  u.finished_at = job.finished_at;
+  u.error = job.error;
+  u.result = job.result;
+  for (const std::string& line : log) u.events.push_back(LogEvent(job, now, line));
+  if (with_state) u.events.push_back(StateEvent(job, now));
+  b.updates.push_back(std::move(u));
+  Status st = store_->Write(&b);
+  if (!st.ok())
+    spdlog::error("queuedir {}: recording job {}: {}", dir_.root(), job.id, st.ToString());
+  return st;
+}
+
+Status QueuedirRunner::Recover() {
+  auto unfinished = store_->UnfinishedJobs();
+  if (!unfinished.ok()) return unfinished.status();
+  for (Job& j : *unfinished) {
+    if (j.spool != dir_.root()) continue;
+    stored_.insert(j.id);
+    jobs_[j.name] = std::move(j);
+  }
+  auto cur = dir_.ListCur();
+  if (!cur.ok()) return cur.status();
+  int64_t now = clock_->NowMicros();
+  for (const std::string& item : *cur) {
+    std::string id = QueueDir::BaseId(item);
+    auto last = store_->LatestJobForFile(dir_.root(), id);
+    if (last.ok() && last->has_value() && (*last)->state == JobState::kSucceeded &&
+        (*last)->attempts == QueueDir::Retries(item) + 1) {
+      // Its success was recorded; only the deletion was cut short.
+      SLUICE_RETURN_IF_ERROR(dir_.Remove(item));
+      continue;
+    }
+    // It was in progress when the daemon died: that attempt counts.
+    Job job = JobFor(item);
+    job.attempts = QueueDir::Retries(item) + 1;
+    job.interruptions += 1;
+    job.last_tried = now;
+    HandlerOutput none;
+    (void)dir_.AppendLog(
+        item, {"interrupted: the daemon stopped during attempt " + std::to_string(job.attempts)});
+    Fail(&job, item,
+         Status::Unavailable("interrupted: the daemon stopped during attempt " +
+                             std::to_string(job.attempts)),
+         none, false);
+  }
+  // Jobs the store still has open whose item is neither waiting nor in progress.
+  auto waiting = dir_.ListNew();
+  if (!waiting.ok()) return waiting.status();
+  std::map<std::string, bool> present;
+  for (const auto& w : *waiting) present[QueueDir::BaseId(w.item)] = true;
+  auto dead = dir_.ListDead();
+  std::map<std::string, bool> in_dead;
+  if (dead.ok()) {
+    for (const std::string& d : *dead) in_dead[QueueDir::BaseId(d)] = true;
+  }
+  std::vector<std::string> gone;
+  for (auto& [id, job] : jobs_) {
+    if (present.count(id)) continue;
+    job.state = JobState::kFailed;
+    job.finished_at = now;
+    job.error = in_dead.count(id)
+                    ? JobError{"dead", "found in dead/ at start (moved there before a crash)", ""}
+                    : JobError{"vanished", "its item is no longer in the queuedir", ""};
+    (void)Save(job, {});
+    gone.push_back(id);
+  }
+  for (const std::string& id : gone) jobs_.erase(id);
+  return dir_.Sync();
+}
+
+void QueuedirRunner::DispatchLoop() {
+  pthread_setname_np(pthread_self(), "sluice-qdir");
+  auto watcher = Watcher::Create(dir_.NewDir());
+  if (!watcher.ok())
+    spdlog::warn("queuedir: no inotify ({}); polling", watcher.status().ToString());
+  while (true) {
+    int wait_ms = 1000;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stop_) break;
+      // Claim only for free workers: a claimed item that waits would count as in progress.
+      size_t free = idle_ > static_cast<int>(claimed_.size()) ? idle_ - claimed_.size() : 0;
+      lock.unlock();
+      if (free > 0) {
+        auto items = dir_.ListNew();
+        int64_t now_ns = clock_->NowMicros() * 1000;
+        if (items.ok()) {
+          std::vector<std::string> taken;
+          for (const auto& w : *items) {
+            if (w.due_ns > now_ns) {
+              wait_ms = std::min<int64_t>(wait_ms, (w.due_ns - now_ns) / 1'000'000 + 1);
+              break;  // sorted by due time
+            }
+            if (taken.size() >= free) {
+              wait_ms = 0;
+              break;
+            }
+            Status st = dir_.Claim(w.item);
+            if (st.ok()) taken.push_back(w.item);
+          }
+          lock.lock();
+          for (std::string& item : taken) claimed_.push_back(std::move(item));
+          lock.unlock();
+          if (!taken.empty()) cv_.notify_all();
+        } else {
+          spdlog::error("queuedir {}: {}", dir_.root(), items.status().ToString());
+        }
+      } else {
+        wait_ms = 50;  // every worker busy: look again soon
+      }
+    }
+    std::vector<std::string> names;
+    bool overflow = false;
+    if (watcher.ok()) {
+      (void)watcher->Wait(std::max(wait_ms, 1), &names, &overflow);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(wait_ms, 200)));
+    }
+  }
+}
+
+void QueuedirRunner::WorkerLoop() {
+  pthread_setname_np(pthread_self(), "sluice-worker");
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    ++idle_;
+    cv_.wait(lock, [this] { return stop_ || !claimed_.empty(); });
+    --idle_;
+    if (claimed_.empty()) return;  // stopping
+    std::string item = std::move(claimed_.front());
+    claimed_.pop_front();
+    lock.unlock();
+    RunItem(item);
+    lock.lock();
+  }
+}
+
+void QueuedirRunner::RunItem(const std::string& item) {
+  Job job = JobFor(item);
+  job.state = JobState::kRunning;
+  job.attempts = QueueDir::Retries(item) + 1;
+  job.last_tried = clock_->NowMicros();
+  job.run_at = 0;
+  (void)Save(job, {});
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_[job.name] = job;
+  }
+  HandlerContext ctx;
+  ctx.path = dir_.CurPath(item);
+  ctx.max_file_bytes = options_.max_file_bytes;
+  ctx.env = env_;
+  ctx.clock = clock_;
+  ctx.cancelled = &cancelled_;
+  ctx.live_log = [this, &job, &item](std::vector<std::string> lines) {
+    (void)dir_.AppendLog(item, lines);
+    (void)Save(job, lines, false);
+  };
+  HandlerOutput out;
+  Status st = handler_->Run(ctx, &out);
+  (void)dir_.AppendLog(item, out.log);
+  if (st.ok()) {
+    job.state = JobState::kSucceeded;
+    job.finished_at = clock_->NowMicros();
+    job.result = out.summary;
+    job.error = {};
+    // Recorded first: a crash before the deletion only leaves the deletion to do.
+    if (Save(job, out.log).ok()) {
+      Status rm = dir_.Remove(item);
+      if (!rm.ok()) spdlog::error("queuedir: deleting finished {}: {}", item, rm.ToString());
+    }
+    counters_.succeeded++;
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_.erase(job.name);
+    return;
+  }
+  if (!out.log.empty()) (void)Save(job, out.log, false);
+  Fail(&job, item, st, out, !st.IsTransient());
+}
+
+void QueuedirRunner::Fail(Job* job, const std::string& item, const Status& st,
+                          const HandlerOutput& out, bool permanent) {
+  int64_t now = clock_->NowMicros();
+  job->error.code = out.error_code.empty() ? std::string(CodeName(st.code())) : out.error_code;
+  job->error.message = st.message();
+  job->error.detail = out.error_detail;
+  int retries = QueueDir::Retries(item);
+  if (!permanent && retries < options_.max_retries) {
+    int64_t due = now + static_cast<int64_t>(options_.retry_time_s * 1e6);
+    auto next = dir_.Requeue(item, retries + 1, due);
+    if (next.ok()) {
+      job->state = JobState::kRetrying;
+      job->run_at = due;
+      (void)dir_.Sync();
+      (void)Save(*job, {});
+      counters_.retried++;
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_[job->name] = *job;
+      return;
+    }
+    spdlog::error("queuedir: requeueing {}: {}; it goes to dead/", item, next.status().ToString());
+  }
+  if (!permanent && retries >= options_.max_retries) {
+    job->error.message = "gave up after " + std::to_string(retries + 1) +
+                         " attempts; last error: " + job->error.message;
+  }
+  (void)dir_.AppendLog(item, {"dead: [" + job->error.code + "] " + job->error.message});
+  Status killed = dir_.Kill(item);
+  if (!killed.ok()) spdlog::error("queuedir: moving {} to dead/: {}", item, killed.ToString());
+  (void)dir_.Sync();
+  job->state = JobState::kFailed;
+  job->finished_at = now;
+  (void)Save(*job, {});
+  counters_.dead++;
+  std::lock_guard<std::mutex> lock(mu_);
+  jobs_.erase(job->name);
+}
+
+}  // namespace sluice

@@ -1,0 +1,96 @@
+// QueuedirRunner: runs the items of a Mozilla queuedir (spool/queuedir.h) through a handler,
+// as command_runner does, with the file system as the queue and the store as the record.
+//
+// Items due in new/ are claimed (renamed into cur/) only when a worker is free, oldest due
+// first. An attempt that succeeds is recorded as succeeded, then its item is deleted. One that
+// fails with an error that may pass (a non-zero exit, a command that cannot start, a timeout)
+// is renamed back into new/ as <id>.<retries>, due `retry_time_s` later (the due time is the
+// file's modification time, so it survives restarts); past `max_retries` retries, or at once
+// for input that is not a job, the item goes to dead/ with its log. Every attempt's output
+// goes to logs/<id>.log, one log per item, and to the job's events.
+//
+// After a crash, items found in cur/ were in progress: the attempt counts (the original
+// retried them forever), and max_retries holds; an item whose success was recorded is only
+// deleted, never run again.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/env.h"
+#include "handlers/handler.h"
+#include "spool/queuedir.h"
+#include "store/store.h"
+
+namespace sluice {
+
+struct QueuedirOptions {
+  std::string dir;
+  int workers = 1;
+  int max_retries = 10;
+  double retry_time_s = 60;
+  std::string queue = "default";
+  uint64_t max_file_bytes = 512ull << 20;
+};
+
+struct QueuedirCounters {
+  std::atomic<uint64_t> succeeded{0};
+  std::atomic<uint64_t> retried{0};
+  std::atomic<uint64_t> dead{0};
+};
+
+class QueuedirRunner {
+ public:
+  QueuedirRunner(QueuedirOptions options, Store* store, Handler* handler, Env* env, Clock* clock);
+  ~QueuedirRunner();
+
+  // Prepares the directories, settles what a crash left in cur/, starts the threads.
+  Status Start();
+  // Stops claiming; attempts in progress finish. Returns when every thread has ended.
+  void Stop();
+  const QueuedirCounters& counters() const { return counters_; }
+  const std::string& root() const { return dir_.root(); }
+
+ private:
+  void DispatchLoop();
+  void WorkerLoop();
+  void RunItem(const std::string& item);
+  Status Recover();
+  // The job of item `item` (its id without the retry suffix), created when new.
+  Job JobFor(const std::string& item);
+  // Commits `job` as it is now, with its state event and `log` lines as events.
+  Status Save(const Job& job, const std::vector<std::string>& log, bool with_state = true);
+  // An attempt that failed: requeued, or to dead/ when `permanent` or out of retries.
+  void Fail(Job* job, const std::string& item, const Status& st, const HandlerOutput& out,
+            bool permanent);
+
+  QueuedirOptions options_;
+  QueueDir dir_;
+  Store* store_;
+  Handler* handler_;
+  Env* env_;
+  Clock* clock_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> claimed_;  // in cur/, waiting for a worker
+  int idle_ = 0;                     // workers waiting for an item
+  std::map<std::string, Job> jobs_;  // by item id (no suffix): unfinished jobs
+  std::set<int64_t> stored_;  // job ids the store has (else the next save inserts)
+  int64_t next_id_ = 1;
+  bool stop_ = false;
+  std::atomic<bool> cancelled_{false};
+  std::thread dispatcher_;
+  std::vector<std::thread> workers_;
+  QueuedirCounters counters_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,71 @@
+// QueueDir: Mozilla's queuedir layout, the state of each item in the file system.
+//
+//   DIR/tmp/   producers write here first ...
+//   DIR/new/   ... then rename in: items waiting. An item's modification time is when it is
+//              due (a delayed retry has one in the future, so delays survive restarts).
+//   DIR/cur/   claimed items (claim = rename new/ -> cur/)
+//   DIR/logs/  one log per item across its retries: logs/<id>.log
+//   DIR/dead/  items past their retries, with their log as dead/<id>.log
+//
+// An item's name is its id, plus ".N" after its Nth retry ("1700000000-3-1234abcd.2").
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/env.h"
+#include "core/status.h"
+
+namespace sluice {
+
+class QueueDir {
+ public:
+  QueueDir(Env* env, std::string root);
+
+  // Creates the five directories when missing.
+  Status Prepare();
+
+  const std::string& root() const { return root_; }
+  std::string NewDir() const { return root_ + "/new"; }
+  std::string CurDir() const { return root_ + "/cur"; }
+  std::string DeadDir() const { return root_ + "/dead"; }
+  std::string CurPath(std::string_view item) const { return CurDir() + "/" + std::string(item); }
+  std::string LogPath(std::string_view item) const;
+
+  // The id without its retry suffix, and the retries it had (0 without one).
+  static std::string BaseId(std::string_view item);
+  static int Retries(std::string_view item);
+  // Whether `name` in new/ is an item: not a dotfile.
+  static bool IsItemName(std::string_view name);
+
+  struct Waiting {
+    std::string item;
+    int64_t due_ns = 0;  // its modification time
+  };
+  // Items in new/, oldest due first.
+  Result<std::vector<Waiting>> ListNew();
+  Result<std::vector<std::string>> ListCur();
+  Result<std::vector<std::string>> ListDead();  // items only, not their logs
+
+  // new/ITEM -> cur/ITEM. NotFound when another claimed it (or it vanished).
+  Status Claim(std::string_view item);
+  // cur/ITEM -> new/<id>.<retries>, due at `due_micros` (wall clock). Returns the new name.
+  Result<std::string> Requeue(std::string_view item, int retries, int64_t due_micros);
+  // cur/ITEM -> dead/ITEM, and logs/<id>.log -> dead/<id>.log.
+  Status Kill(std::string_view item);
+  // Deletes cur/ITEM (a finished item).
+  Status Remove(std::string_view item);
+  // dead/ITEM -> new/<id> (its retries start again) and deletes dead/<id>.log. The names.
+  Result<std::vector<std::string>> RetryDead();
+  // Appends lines to the item's log (created when missing).
+  Status AppendLog(std::string_view item, const std::vector<std::string>& lines);
+  // Makes the renames so far durable (fsync of new/, cur/, dead/, logs/).
+  Status Sync();
+
+ private:
+  Env* env_;
+  std::string root_;
+};
+
+}  // namespace sluice

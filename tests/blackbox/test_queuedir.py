@@ -1,0 +1,182 @@
+"""Mozilla queuedir compatibility: producers that follow the queuedir protocol (write into
+tmp/, rename into new/) feed `sluice command-runner` unchanged; retries rename items back into
+new/ as <id>.N, due later (also across a restart); past max retries items go to dead/ with
+their log; kill -9 with commands in cur/ counts the attempt; `sluice retry-dead`."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import unittest
+
+import harness
+
+
+class Producer:
+    """Writes items as Mozilla's QueueDir.add does: tmp/ then a rename into new/."""
+
+    def __init__(self, root):
+        self.root = root
+        self.count = 0
+        for d in ("tmp", "new", "cur", "logs", "dead"):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+
+    def add(self, job, retries=None):
+        self.count += 1
+        item = "%d-%d-%d%08x" % (time.time(), self.count, os.getpid(), random.getrandbits(32))
+        if retries is not None:
+            item += ".%d" % retries
+        tmp = os.path.join(self.root, "tmp", item)
+        with open(tmp, "w") as f:
+            f.write(job if isinstance(job, str) else json.dumps(job))
+        os.rename(tmp, os.path.join(self.root, "new", item))
+        return item
+
+
+class QueuedirTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox()
+        self.q = os.path.join(self.box.dir, "queue")
+        self.producer = Producer(self.q)
+        self.db = os.path.join(self.q, "sluice.db")
+        self.proc = None
+
+    def tearDown(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.box.close()
+
+    def start(self, *flags):
+        self.log = open(os.path.join(self.box.dir, "runner.log"), "ab")
+        self.proc = subprocess.Popen([harness.SLUICE, "command-runner", self.q] + list(flags),
+                                     stdout=self.log, stderr=self.log)
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+    def ls(self, sub):
+        return sorted(os.listdir(os.path.join(self.q, sub)))
+
+    def jobs(self):
+        if not os.path.exists(self.db):
+            return {}
+        return {name: (state, attempts) for name, state, attempts in self.box.query_db(
+            self.db, "SELECT name, state, attempts FROM jobs")}
+
+    def wait(self, pred, what, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("command-runner exited while waiting for " + what)
+            time.sleep(0.05)
+        raise AssertionError("timed out waiting for %s: %s" % (what, self.jobs()))
+
+    def test_retries_one_log_dead_and_retry_dead(self):
+        counter = os.path.join(self.box.dir, "count")
+        flaky = self.producer.add(["/bin/sh", "-c",
+                                   "n=$(cat %s 2>/dev/null || echo 0); n=$((n+1)); "
+                                   "echo $n > %s; echo attempt $n; [ $n -ge 3 ]" % (counter, counter)])
+        hopeless = self.producer.add({"argv": ["/bin/sh", "-c", "echo nope >&2; exit 4"]})
+        garbage = self.producer.add("{not json")
+        # A producer's own retry suffix: the job is the id without it.
+        resumed = self.producer.add(["/bin/true"], retries=2).rsplit(".", 1)[0]
+        self.start("-j", "2", "-r", "2", "-t", "0.2")
+        done = lambda n: self.jobs().get(n, ("",))[0] in ("succeeded", "failed")
+        self.wait(lambda: all(done(n) for n in (flaky, hopeless, garbage, resumed)), "all items")
+        jobs = self.jobs()
+        self.assertEqual(jobs[flaky], ("succeeded", 3))
+        self.assertEqual(jobs[hopeless], ("failed", 3))
+        self.assertEqual(jobs[garbage], ("failed", 1))
+        self.assertEqual(jobs[resumed], ("succeeded", 3))  # its first try here was attempt 3
+        with open(os.path.join(self.q, "logs", flaky + ".log")) as f:
+            log = f.read()
+        self.assertEqual(log.count("Running "), 3)
+        self.assertEqual([l for l in log.splitlines() if l.startswith("attempt")],
+                         ["attempt 1", "attempt 2", "attempt 3"])
+        self.assertIn("Result: 0, Elapsed:", log)
+        self.assertEqual(self.ls("new"), [])
+        self.assertEqual(self.ls("cur"), [])
+        self.assertEqual(self.ls("dead"), sorted([hopeless + ".2", hopeless + ".log", garbage,
+                                                  garbage + ".log"]))
+        with open(os.path.join(self.q, "dead", hopeless + ".log")) as f:
+            dead_log = f.read()
+        self.assertEqual(dead_log.count("stderr: nope"), 3)
+        self.assertIn("gave up after 3 attempts", dead_log)
+
+        # retry-dead: back into new/ without their logs, and they run again.
+        r = subprocess.run([harness.SLUICE, "retry-dead", self.q], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.split()), sorted([hopeless + ".2", garbage]))
+        runs = lambda: self.box.query_db(self.db, "SELECT COUNT(*) FROM jobs WHERE name=? AND "
+                                         "state='failed'", hopeless)[0][0]
+        self.wait(lambda: runs() == 2 and len(self.ls("dead")) == 4,
+                  "the dead items to run (as new jobs) and die again")
+        with open(os.path.join(self.q, "dead", hopeless + ".log")) as f:
+            self.assertEqual(f.read().count("Running "), 3)  # the old log was dropped
+        self.stop()
+
+    def test_delayed_retries_survive_a_restart(self):
+        item = self.producer.add(["/bin/false"])
+        self.start("-r", "1", "-t", "3")
+        self.wait(lambda: self.ls("new") == [item + ".1"], "the retry to be queued")
+        due = os.stat(os.path.join(self.q, "new", item + ".1")).st_mtime
+        self.assertGreater(due, time.time() + 1.5)
+        self.stop()
+        self.start("-r", "1", "-t", "3")
+        time.sleep(1)
+        self.assertEqual(self.ls("new"), [item + ".1"])  # not due yet: not taken
+        self.wait(lambda: self.jobs().get(item, ("",))[0] == "failed", "the retry to run")
+        self.assertGreaterEqual(time.time(), due - 0.1)
+        self.stop()
+
+    def test_kill_9_while_commands_run(self):
+        done = os.path.join(self.box.dir, "done.txt")
+        items = [self.producer.add(["/bin/sh", "-c", "sleep 0.3; echo %d >> %s" % (i, done)])
+                 for i in range(12)]
+        self.start("-j", "3", "-r", "5", "-t", "0")
+        self.wait(lambda: sum(s == "succeeded" for s, _ in self.jobs().values()) >= 3,
+                  "some to finish")
+        self.stop(signal.SIGKILL)
+        in_cur = self.ls("cur")
+        succeeded = {n for n, (s, _) in self.jobs().items() if s == "succeeded"}
+        self.start("-j", "3", "-r", "5", "-t", "0")
+        self.wait(lambda: len(self.jobs()) == 12 and
+                  all(s == "succeeded" for s, _ in self.jobs().values()), "every item")
+        self.stop()
+        with open(done) as f:
+            finished = f.read().split()
+        for i, item in enumerate(items):
+            self.assertGreaterEqual(finished.count(str(i)), 1)
+            if item in succeeded:
+                self.assertEqual(finished.count(str(i)), 1, "succeeded before the kill, ran again")
+        for item in in_cur:  # found in cur/ after the crash: that attempt counted
+            base = item.split(".")[0]
+            if base not in succeeded:
+                self.assertGreaterEqual(self.jobs()[base][1], 2, base)
+        self.assertEqual(self.ls("cur") + self.ls("new") + self.ls("dead"), [])
+
+    def test_in_cur_after_a_crash_respects_max_retries(self):
+        item = self.producer.add(["/bin/true"])
+        os.rename(os.path.join(self.q, "new", item), os.path.join(self.q, "cur", item))
+        self.start("-r", "0")
+        self.wait(lambda: self.ls("dead") == sorted([item, item + ".log"]), "it to go dead")
+        with open(os.path.join(self.q, "dead", item + ".log")) as f:
+            self.assertIn("interrupted", f.read())
+        self.stop()
+        r = subprocess.run([harness.SLUICE, "check", "--spool-dir", self.q], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertTrue(r.stdout.startswith("SLUICE CRITICAL - "), r.stdout)
+        self.assertIn("failed=1;", r.stdout)
+
+
+if __name__ == "__main__":
+    harness.main()
