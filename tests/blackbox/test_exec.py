@@ -69,7 +69,7 @@ class ExecTest(unittest.TestCase):
         self.assertEqual(log.count("Result: 1, Elapsed:"), 2)
         self.assertIn("Result: 0, Elapsed:", log)
         self.assertIn("archive", os.listdir(self.box.spool))
-        self.assertIn("flaky.json", self.box.listing("archive"))
+        self.box.wait_for(lambda: "flaky.json" in self.box.listing("archive"), 10, "the archive")
 
     def test_max_time_kills_the_group_that_ignores_int_and_term(self):
         self.start("--kill-grace", "0.3")
@@ -117,7 +117,8 @@ class ExecTest(unittest.TestCase):
                            ("typo.json", "invalid_job"), ("evil.json", "command_not_allowed")]:
             _, state, attempts, error = self.wait_state(name, "failed")
             self.assertEqual((attempts, error), (1, code), name)
-            self.assertIn(name, self.box.listing("failed"))
+            # The file moves after the failure is committed.
+            self.box.wait_for(lambda: name in self.box.listing("failed"), 10, name + " in failed/")
         self.wait_state("fine.json", "succeeded")
 
     def test_kill_9_while_commands_run(self):
@@ -139,7 +140,7 @@ class ExecTest(unittest.TestCase):
             self.assertGreaterEqual(finished.count(n), 1, n)
         for n in succeeded_before:
             self.assertEqual(finished.count(n), 1, "%s succeeded before the kill, ran again" % n)
-        self.assertEqual(sorted(self.box.listing("archive")), names)
+        self.box.wait_for(lambda: sorted(self.box.listing("archive")) == names, 10, "the archive")
 
 
 if __name__ == "__main__":
