@@ -84,7 +84,7 @@ class QueuedirRunner {
   std::deque<std::string> claimed_;  // in cur/, waiting for a worker
   int idle_ = 0;                     // workers waiting for an item
   std::map<std::string, Job> jobs_;  // by item id (no suffix): unfinished jobs
-  std::set<int64_t> stored_;  // job ids the store has (else the next save inserts)
+  std::set<int64_t> stored_;         // job ids the store has (else the next save inserts)
   int64_t next_id_ = 1;
   bool stop_ = false;
   std::atomic<bool> cancelled_{false};
