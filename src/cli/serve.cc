@@ -2,6 +2,7 @@
 #include "cli/serve.h"
 
 #include <curl/curl.h>
+#include <rapidjson/document.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -79,6 +80,18 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "What the spool's files (and POSTed jobs) are: kcidb submissions, exec "
                   "commands, or publish event lists")
       ->check(CLI::IsMember({"kcidb", "exec", "publish"}))
+      ->capture_default_str();
+  app->add_option("--command", f->command_json,
+                  "exec: one command for every job, as a JSON argv list; \"{json}\", "
+                  "\"{dump}\" (a companion) and \"{file}\" become the job's file paths");
+  app->add_option("--companions", e.companions,
+                  "Suffixes of files a job needs beside x.json (\".dump\": x.dump); "
+                  "comma-separated")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("--pair-timeout", e.pair_timeout_s,
+                  "Seconds a file waits for its companions before it fails")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--max-time", f->exec.max_time_s,
                   "exec: seconds a command may run (0: no limit; a job's max_time wins)")
@@ -197,6 +210,19 @@ int RunServe(ServeFlags f) {
       handler = kcidb.status();
     }
   } else if (f.kind == "exec") {
+    if (!f.command_json.empty()) {
+      rapidjson::Document d;
+      d.Parse(f.command_json.c_str(), f.command_json.size());
+      if (d.HasParseError() || !d.IsArray() || d.Empty()) {
+        return ExitCode(
+            Status::InvalidArgument("--command must be a JSON list like "
+                                    "[\"/usr/bin/process\", \"{json}\", \"{dump}\"]"));
+      }
+      for (auto& a : d.GetArray()) {
+        if (!a.IsString()) return ExitCode(Status::InvalidArgument("--command: strings only"));
+        f.exec.command.emplace_back(a.GetString(), a.GetStringLength());
+      }
+    }
     handler = std::unique_ptr<Handler>(std::make_unique<ExecHandler>(f.exec));
   } else if (f.kind == "publish") {
     if (const char* t = std::getenv("SLUICE_PUBLISH_TOKEN"); f.publish.token.empty() && t) {

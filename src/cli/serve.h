@@ -19,6 +19,7 @@ struct ServeFlags {
   std::string trees_file;
   std::string kind = "kcidb";  // the handler: kcidb, exec or publish
   ExecOptions exec;
+  std::string command_json;  // --command
   PublishOptions publish;
   LogOptions log;
   bool no_archive = false;

@@ -61,7 +61,17 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
   std::vector<int64_t> adopted;
   std::unordered_set<std::string> seen;  // one inotify batch often names a file twice
   int64_t now = clock_->NowMicros();
-  for (const std::string& name : names) {
+  for (const std::string& given_name : names) {
+    std::string name = given_name;
+    for (const std::string& suffix : options_.companions) {
+      // A companion's arrival looks at its primary again.
+      if (name.size() > suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        name = name.substr(0, name.size() - suffix.size()) + ".json";
+        if (!unpaired_.count(name)) name.clear();
+        break;
+      }
+    }
     if (!SpoolDir::IsCandidateName(name) || !seen.insert(name).second) continue;
     bool urgent = urgent_pending_.count(name) > 0;
     if (waiting_names_.count(name) && !urgent) continue;  // known, waits for room (Refill)
@@ -77,6 +87,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     if (!info.ok() || info->type != FileType::kRegular) {
       unsettled_.erase(name);
       urgent_pending_.erase(name);
+      unpaired_.erase(name);
       continue;
     }
     auto writing = env_->IsOpenForWriting(path);
@@ -94,6 +105,17 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
         spdlog::info("deleted empty file {}", name);
       }
       continue;
+    }
+    if (!options_.companions.empty()) {
+      std::string missing = MissingCompanion(name, from_scan, now);
+      if (!missing.empty()) {
+        int64_t first = unpaired_.emplace(name, now).first->second;
+        // Waits for the companion's arrival (or the next scan); overdue, it is registered and
+        // its worker fails it with the reason.
+        if (now - first < static_cast<int64_t>(options_.pair_timeout_s * 1e6)) continue;
+        spdlog::warn("{}: {} did not arrive within {} s", name, missing, options_.pair_timeout_s);
+      }
+      unpaired_.erase(name);
     }
     FileIdentity id{info->dev, info->ino, info->size, info->mtime_ns};
     if (startup && !clean_start_) {
@@ -132,6 +154,33 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
   if (!adopted.empty()) MoveFinished(adopted);
   waiting_count_ = waiting_.size();
   waiting_oldest_ns_ = waiting_.empty() ? 0 : waiting_.begin()->first;
+}
+
+std::string Engine::MissingCompanion(const std::string& name, bool from_scan, int64_t now) {
+  for (const std::string& suffix : options_.companions) {
+    std::string companion = SpoolDir::CompanionOf(name, suffix);
+    std::string path = spool_.PathOf(companion);
+    auto info = env_->Stat(path);
+    if (!info.ok() || info->type != FileType::kRegular) return companion;
+    auto writing = env_->IsOpenForWriting(path);
+    if (writing.ok() && *writing) return companion;
+    bool settling = (from_scan || !writing.ok()) &&
+                    now * 1000 - info->mtime_ns < static_cast<int64_t>(options_.settle_s * 1e9);
+    if (settling) return companion;
+  }
+  return "";
+}
+
+void Engine::ExpirePairs() {
+  if (unpaired_.empty()) return;
+  int64_t now = clock_->NowMicros();
+  // Every second every waiting file is looked at again (a companion may have settled since
+  // the last look); an overdue one is registered there.
+  if (now - last_pair_check_ < 1'000'000) return;
+  last_pair_check_ = now;
+  std::vector<std::string> names;
+  for (const auto& [name, first] : unpaired_) names.push_back(name);
+  Examine(names, true, false);
 }
 
 void Engine::Refill() {
@@ -248,7 +297,8 @@ void Engine::RetryMoves() {
 bool Engine::BurstFinished() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!unsettled_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_ids_.empty()) {
+    if (!unsettled_.empty() || !waiting_.empty() || !unpaired_.empty() || writer_->Pending() != 0 ||
+        !api_ids_.empty()) {
       return false;
     }
     if (!by_name_.empty()) {
@@ -299,6 +349,7 @@ void Engine::DiscoveryLoop() {
       Examine(from_scan, true, false);
     }
     Refill();
+    ExpirePairs();
     if (mono >= next_move_retry) {
       RetryMoves();
       next_move_retry = mono + 1'000'000;

@@ -332,9 +332,19 @@ Status Engine::MoveFile(Tracked* t) {
                    j.error.code, j.error.message);
     }
   }
-  if (st.IsNotFound()) {
-    // Gone already: moved before a crash, or removed by hand. Nothing left to move.
-    return Status::Ok();
+  if (st.IsNotFound()) st = Status::Ok();  // gone already: moved before a crash, or by hand
+  // Its companions go the same way (after it: a crash in between leaves them in the spool,
+  // where nothing takes them, and the primary's move is redone by recovery).
+  for (const std::string& suffix : options_.companions) {
+    if (!st.ok()) break;
+    std::string companion = SpoolDir::CompanionOf(j.name, suffix);
+    Status cs;
+    if (j.state == JobState::kSucceeded && !options_.archive) {
+      cs = spool_.Delete(companion);
+    } else {
+      cs = spool_.MoveCompanion(companion, j.id, j.state != JobState::kSucceeded).status();
+    }
+    if (!cs.ok() && !cs.IsNotFound()) st = cs;
   }
   return st;
 }

@@ -172,6 +172,10 @@ class Engine {
   void ScanDeferred();
   // Names asked for by PrioritizeName before discovery registered them.
   void TakeUrgent();
+  // Pairs: the first companion of `name` not there yet or not complete ("" when all are).
+  std::string MissingCompanion(const std::string& name, bool from_scan, int64_t now);
+  // Examines again the files whose companions are overdue (they are registered, and fail).
+  void ExpirePairs();
   std::vector<std::string> OldestFirst(const std::vector<std::string>& names);
   // Registers waiting files, oldest first, when the backlog has room again.
   void Refill();
@@ -221,6 +225,9 @@ class Engine {
   std::unordered_set<std::string> waiting_names_;
   std::atomic<size_t> waiting_count_{0};
   std::atomic<int64_t> waiting_oldest_ns_{0};
+  // Files waiting for their companions -> when first seen (wall micros). Discovery thread only.
+  std::map<std::string, int64_t> unpaired_;
+  int64_t last_pair_check_ = 0;
   std::unordered_map<std::string, bool> unsettled_;  // being written or settling -> from_scan
                                                      // (discovery thread only)
   std::mt19937_64 rng_;

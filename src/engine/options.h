@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "store/event.h"
 
@@ -27,6 +28,10 @@ struct EngineOptions {
   size_t max_backlog = 50000;
   double progress_interval_s = 5.0;
   EventRetention event_retention;
+  // Socorro's pairs: with {".dump"}, x.json is a job only once x.dump is there too (both
+  // complete); a file still without its companions after pair_timeout_s fails with that reason.
+  std::vector<std::string> companions;
+  double pair_timeout_s = 600;
 };
 
 }  // namespace sluice

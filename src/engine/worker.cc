@@ -56,10 +56,17 @@ void Engine::RunJob(Job job) {
   }
 
   HandlerContext ctx;
+  std::string missing;
   if (job.spool.empty()) {
     ctx.payload = &job.payload;
   } else {
     ctx.path = spool_.PathOf(job.name);
+    ctx.files["json"] = ctx.path;
+    for (const std::string& suffix : options_.companions) {
+      std::string companion = SpoolDir::CompanionOf(job.name, suffix);
+      ctx.files[suffix.substr(suffix.rfind('.') + 1)] = spool_.PathOf(companion);
+      if (missing.empty() && !env_->Stat(spool_.PathOf(companion)).ok()) missing = companion;
+    }
   }
   ctx.max_file_bytes = options_.max_file_bytes;
   ctx.env = env_;
@@ -67,7 +74,15 @@ void Engine::RunJob(Job job) {
   ctx.cancelled = &stop_;
   ctx.live_log = [this, &job](std::vector<std::string> lines) { RecordLog(job, std::move(lines)); };
   HandlerOutput out;
-  Status st = handler_->Run(ctx, &out);
+  Status st;
+  if (!missing.empty()) {
+    out.error_code = "missing_companion";
+    st = Status::InvalidArgument(missing + " did not arrive within " +
+                                 std::to_string(static_cast<int64_t>(options_.pair_timeout_s)) +
+                                 " s of " + job.name);
+  } else {
+    st = handler_->Run(ctx, &out);
+  }
   processing_seconds_.Observe((clock_->MonotonicMicros() - started) / 1e6);
 
   int64_t now = clock_->NowMicros();

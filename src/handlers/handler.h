@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,7 +21,10 @@
 namespace sluice {
 
 struct HandlerContext {
-  std::string path;                      // the job's file, or
+  std::string path;  // the job's file, or
+  // The job's files by role, for command templates: "json" (the job's file) and one per
+  // companion ("dump" for ".dump"). Empty for a job sent over HTTP.
+  std::map<std::string, std::string> files;
   const std::string* payload = nullptr;  // its input, for a job sent over HTTP
   uint64_t max_file_bytes = 0;
   Env* env = nullptr;

@@ -56,6 +56,25 @@ Result<std::string> SpoolDir::Fail(std::string_view name, int64_t job_id, std::s
 
 Status SpoolDir::Delete(std::string_view name) { return env_->RemoveFile(PathOf(name)); }
 
+std::string SpoolDir::CompanionOf(std::string_view primary, std::string_view suffix) {
+  std::string stem(primary);
+  if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
+    stem.resize(stem.size() - 5);
+  return stem + std::string(suffix);
+}
+
+Result<std::string> SpoolDir::MoveCompanion(std::string_view name, int64_t job_id, bool failed) {
+  std::string dir = failed ? FailedDir() : ArchiveDir();
+  std::string dest(name);
+  Status st = env_->RenameNoReplace(PathOf(name), JoinPath(dir, dest));
+  if (st.code() == Code::kAlreadyExists) {
+    dest = SuffixedName(name, job_id);
+    st = env_->RenameNoReplace(PathOf(name), JoinPath(dir, dest));
+  }
+  if (!st.ok()) return st;
+  return dest;
+}
+
 Status SpoolDir::Sync() {
   SLUICE_RETURN_IF_ERROR(env_->SyncDir(root_));
   SLUICE_RETURN_IF_ERROR(env_->SyncDir(ArchiveDir()));

@@ -47,6 +47,11 @@ class SpoolDir {
   Result<std::string> FailedNameOf(std::string_view name, int64_t job_id);
   // Deletes NAME from the spool.
   Status Delete(std::string_view name);
+  // Companions (Socorro's JSON/dump pairs): "x.json" with ".dump" -> "x.dump".
+  static std::string CompanionOf(std::string_view primary, std::string_view suffix);
+  // Moves the companion NAME of job `job_id` to archive/ (`failed` false) or failed/ (true,
+  // beside its primary's report). Returns the name it got there.
+  Result<std::string> MoveCompanion(std::string_view name, int64_t job_id, bool failed);
   // Makes every move and deletion so far durable: fsync of the spool, archive/ and failed/.
   Status Sync();
 

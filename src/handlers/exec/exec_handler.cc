@@ -13,14 +13,14 @@
 #include "core/subprocess.h"
 
 namespace sluice {
-namespace {
-
 struct Command {
   std::vector<std::string> argv;
   std::vector<std::string> env;
   std::string cwd;
   double max_time_s = 0;
 };
+
+namespace {
 
 Status Invalid(HandlerOutput* out, const std::string& why) {
   out->error_code = "invalid_job";
@@ -89,7 +89,37 @@ std::string ArgvText(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+// The template with "{role}" placeholders replaced by the job's files.
+Result<Command> FromTemplate(const std::vector<std::string>& tmpl, const HandlerContext& ctx,
+                             HandlerOutput* out) {
+  if (ctx.files.empty()) {
+    return Invalid(out, "this spool runs a command template: a job needs files, not a payload");
+  }
+  Command c;
+  for (std::string arg : tmpl) {
+    for (size_t open = arg.find('{'); open != std::string::npos; open = arg.find('{', open)) {
+      size_t close = arg.find('}', open);
+      if (close == std::string::npos) break;
+      std::string role = arg.substr(open + 1, close - open - 1);
+      auto it = role == "file" ? ctx.files.find("json") : ctx.files.find(role);
+      if (it == ctx.files.end()) {
+        open = close + 1;
+        continue;
+      }
+      arg.replace(open, close - open + 1, it->second);
+      open += it->second.size();
+    }
+    c.argv.push_back(std::move(arg));
+  }
+  return c;
+}
+
 Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
+  if (!options_.command.empty()) {
+    auto cmd = FromTemplate(options_.command, ctx, out);
+    if (!cmd.ok()) return cmd.status();
+    return RunCommand(*cmd, ctx, out);
+  }
   std::string text;
   if (ctx.payload != nullptr) {
     text = *ctx.payload;
@@ -102,6 +132,12 @@ Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   }
   auto cmd = ParseCommand(text, out);
   if (!cmd.ok()) return cmd.status();
+  return RunCommand(*cmd, ctx, out);
+}
+
+Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx,
+                               HandlerOutput* out) {
+  const Command* cmd = &command;
   if (!options_.allowed_commands.empty()) {
     bool allowed = false;
     for (const std::string& glob : options_.allowed_commands) {

@@ -11,6 +11,9 @@
 // (command_not_allowed). At max_time the group gets SIGINT, then SIGTERM, then SIGKILL,
 // `grace_s` apart.
 //
+// With `command` set (a template), the job's file is not a command but data for it (Socorro's
+// JSON/dump pairs): placeholders in the template's arguments become the job's files' paths.
+//
 // Security: the commands come from whoever can write the spool (or submit jobs over the
 // API); they run as the daemon's user. `allowed_commands` (globs on argv[0]) limits them.
 #pragma once
@@ -26,7 +29,12 @@ struct ExecOptions {
   double max_time_s = 0;                      // default for jobs that give none; 0: no limit
   double grace_s = 10;                        // between SIGINT, SIGTERM and SIGKILL
   std::vector<std::string> allowed_commands;  // fnmatch globs on argv[0]; empty: any
+  // When set, every job runs this command and its files are data: "{json}", "{dump}" (one
+  // placeholder per companion suffix) and "{file}" in an argument become the paths.
+  std::vector<std::string> command;
 };
+
+struct Command;
 
 class ExecHandler : public Handler {
  public:
@@ -36,6 +44,8 @@ class ExecHandler : public Handler {
   Status Run(const HandlerContext& ctx, HandlerOutput* out) override;
 
  private:
+  Status RunCommand(const Command& command, const HandlerContext& ctx, HandlerOutput* out);
+
   ExecOptions options_;
   std::vector<TableSpec> tables_;  // none: a command's outcome is its job's result
 };

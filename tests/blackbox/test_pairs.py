@@ -1,0 +1,93 @@
+"""Socorro's JSON/dump pairs: x.json is a job only once x.dump is there too. 1,000 pairs whose
+halves land in random order at random delays each run once with both files; a JSON whose
+dump never comes fails after the pair timeout; both halves leave the spool together."""
+
+import json
+import os
+import random
+import threading
+import time
+import unittest
+
+import harness
+
+
+class PairsTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox()
+        self.ran = os.path.join(self.box.dir, "ran.txt")
+        # Each run appends what it read from both files (shell builtins only: fast).
+        check = ('read -r a < "$1"; read -r b < "$2"; '
+                 '[ -n "$a" ] && [ -n "$b" ] && echo "$a|$b" >> %s' % self.ran)
+        self.command = json.dumps(["/bin/sh", "-c", check, "sh", "{json}", "{dump}"])
+
+    def tearDown(self):
+        self.box.close()
+
+    def start(self, *extra):
+        self.box.start("--kind", "exec", "--command", self.command, "--companions", ".dump",
+                       "--max-workers", "4", *extra)
+        self.box.wait_for(lambda: "watching" in self.box.daemon_log(), 30, "the daemon")
+
+    def write(self, name, data, delay):
+        time.sleep(delay)
+        self.box.drop(name, data)
+
+    def states(self):
+        try:
+            return dict(self.box.query("SELECT name, state FROM jobs"))
+        except Exception:  # the daemon has not created its tables yet
+            return {}
+
+    def test_thousand_pairs_in_random_order(self):
+        self.start("--pair-timeout", "60")
+        rng = random.Random(7)
+        halves = []
+        for i in range(1000):
+            crash = "crash%04d" % i
+            halves.append((crash + ".json", json.dumps({"crash": crash})))
+            halves.append((crash + ".dump", "dump of " + crash))
+        rng.shuffle(halves)
+        writers = []
+        for k in range(8):  # 8 producers, each at its own pace
+            share = halves[k::8]
+            delays = [rng.random() * 0.004 for _ in share]
+            writers.append(threading.Thread(target=lambda s=share, d=delays: [
+                self.write(n, data, dl) for (n, data), dl in zip(s, d)]))
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join()
+        self.box.wait_for(lambda: list(self.states().values()).count("succeeded") == 1000, 120,
+                          "1,000 pairs")
+        with open(self.ran) as f:
+            runs = f.read().split("\n")[:-1]
+        self.assertEqual(len(runs), 1000)
+        self.assertEqual(len(set(runs)), 1000)
+        for line in runs:  # each with its own JSON and its own dump, whole
+            j, d = line.split("|")
+            self.assertEqual("dump of " + json.loads(j)["crash"], d)
+        self.box.wait_for(lambda: len(self.box.listing("archive")) == 2000, 30, "both halves moved")
+        self.assertEqual([n for n in self.box.listing() if n not in ("archive", "failed",
+                                                                      "deferred")], [])
+
+    def test_a_json_without_its_dump_fails_after_the_timeout(self):
+        self.start("--pair-timeout", "1.5")
+        t0 = time.time()
+        self.box.drop("lonely.json", json.dumps({"crash": "lonely"}))
+        self.box.drop("paired.json", json.dumps({"crash": "paired"}))
+        self.box.drop("paired.dump", "dump of paired")
+        self.box.wait_for(lambda: self.states().get("paired.json") == "succeeded", 30, "the pair")
+        time.sleep(0.5)
+        self.assertNotIn("lonely.json", self.states())  # still waiting, not a job yet
+        self.box.wait_for(lambda: self.states().get("lonely.json") == "failed", 30, "the timeout")
+        self.assertGreaterEqual(time.time() - t0, 1.5)
+        code, message = self.box.query(
+            "SELECT error_code, error_message FROM jobs WHERE name='lonely.json'")[0]
+        self.assertEqual(code, "missing_companion")
+        self.assertIn("lonely.dump did not arrive", message)
+        self.box.wait_for(lambda: "lonely.json" in self.box.listing("failed"), 10, "failed/")
+
+
+if __name__ == "__main__":
+    harness.main()
