@@ -84,6 +84,12 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--command", f->command_json,
                   "exec: one command for every job, as a JSON argv list; \"{json}\", "
                   "\"{dump}\" (a companion) and \"{file}\" become the job's file paths");
+  app->add_option("--save-successful-to", e.save.successful,
+                  "Succeeded files go to a dated folder (YYYYMMDD) of this directory, on the "
+                  "spool's filesystem; \"\" deletes them (default: SPOOL/archive)");
+  app->add_option("--save-failed-to", e.save.failed,
+                  "Failed files (with their .error.json) go to a dated folder of this directory; "
+                  "\"\" deletes them (default: SPOOL/failed)");
   app->add_option("--companions", e.companions,
                   "Suffixes of files a job needs beside x.json (\".dump\": x.dump); "
                   "comma-separated")

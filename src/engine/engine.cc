@@ -31,7 +31,7 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
       env_(env),
       clock_(clock),
       observer_(observer),
-      spool_(env, AbsolutePath(options_.spool_dir)),
+      spool_(env, AbsolutePath(options_.spool_dir), options_.save),
       broker_(std::make_unique<LocalBroker>(clock)),
       rng_(std::random_device{}()) {
   for (const TableSpec& t : handler_->tables()) {
@@ -328,8 +328,9 @@ Status Engine::MoveFile(Tracked* t) {
     auto dest = spool_.Fail(j.name, j.id, ErrorReport(j));
     st = dest.status();
     if (dest.ok()) {
-      spdlog::warn("job {} failed: {} moved to failed/{}: [{}] {}", j.id, j.name, *dest,
-                   j.error.code, j.error.message);
+      spdlog::warn("job {} failed: {} {}: [{}] {}", j.id, j.name,
+                   dest->empty() ? std::string("deleted") : "moved to " + *dest, j.error.code,
+                   j.error.message);
     }
   }
   if (st.IsNotFound()) st = Status::Ok();  // gone already: moved before a crash, or by hand

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "spool/spool_dir.h"
 #include "store/event.h"
 
 namespace sluice {
@@ -19,6 +20,7 @@ struct EngineOptions {
   double retry_delay_s = 2.0;      // first backoff; doubles per attempt, with jitter
   double retry_max_delay_s = 300;  // backoff cap
   bool archive = true;             // false: delete succeeded files instead of archiving
+  SaveDirs save;                   // where finished files go instead of archive/ and failed/
   bool burst = false;              // drain the spool (and due retries), then stop
   double settle_s = 1.0;           // quiet time for files found by scan when leases are unusable
   uint64_t max_file_bytes = 512ull << 20;

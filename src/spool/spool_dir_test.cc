@@ -56,5 +56,36 @@ TEST(SpoolDirTest, MovingAFileThatIsGoneIsNotFound) {
   EXPECT_TRUE(spool.Archive("ghost.json", 1).status().IsNotFound());
 }
 
+TEST(SpoolDirTest, SaveDirsTakeFinishedFilesIntoDatedFoldersAndRestoreFindsThem) {
+  testing::TempDir dir;
+  SaveDirs save{dir.Sub("ok"), dir.Sub("bad")};
+  SpoolDir spool(Env::Default(), dir.Sub("spool"), save);
+  ASSERT_TRUE(spool.Prepare().ok());
+  testing::WriteAll(spool.PathOf("a.json"), "{}");
+  testing::WriteAll(spool.PathOf("b.json"), "{");
+  testing::WriteAll(spool.PathOf("b.dump"), "x");
+  ASSERT_TRUE(spool.Archive("a.json", 1).ok());
+  ASSERT_TRUE(spool.Fail("b.json", 2, "{}").ok());
+  ASSERT_TRUE(spool.MoveCompanion("b.dump", 2, true).ok());
+  ASSERT_TRUE(spool.Sync().ok());
+  char day[16];
+  time_t now = time(nullptr);
+  strftime(day, sizeof(day), "%Y%m%d", gmtime(&now));
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("ok/") + day + "/a.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("bad/") + day + "/b.json.error.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("bad/") + day + "/b.dump"));
+  auto name = spool.FailedNameOf("b.json", 2);
+  ASSERT_TRUE(name.ok()) << name.status().ToString();
+  EXPECT_EQ(*name, std::string(day) + "/b.json");
+  ASSERT_TRUE(spool.Restore(*name, "b.json").ok());
+  EXPECT_TRUE(std::filesystem::exists(spool.PathOf("b.json")));
+
+  SpoolDir deleting(Env::Default(), dir.Sub("spool2"), SaveDirs{"", ""});
+  ASSERT_TRUE(deleting.Prepare().ok());
+  testing::WriteAll(deleting.PathOf("c.json"), "{}");
+  EXPECT_EQ(*deleting.Fail("c.json", 3, "{}"), "");
+  EXPECT_FALSE(std::filesystem::exists(deleting.PathOf("c.json")));
+}
+
 }  // namespace
 }  // namespace sluice

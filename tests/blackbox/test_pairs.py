@@ -88,6 +88,22 @@ class PairsTest(unittest.TestCase):
         self.assertIn("lonely.dump did not arrive", message)
         self.box.wait_for(lambda: "lonely.json" in self.box.listing("failed"), 10, "failed/")
 
+    def test_finished_pairs_go_to_dated_save_folders_or_are_deleted(self):
+        ok_dir = os.path.join(self.box.dir, "saved-ok")
+        self.start("--pair-timeout", "0.5", "--save-successful-to", ok_dir,
+                   "--save-failed-to", "")
+        self.box.drop("good.json", json.dumps({"crash": "good"}))
+        self.box.drop("good.dump", "dump of good")
+        self.box.drop("alone.json", json.dumps({"crash": "alone"}))
+        self.box.wait_for(lambda: self.states() == {"good.json": "succeeded",
+                                                   "alone.json": "failed"}, 30, "both to end")
+        day = time.strftime("%Y%m%d", time.gmtime())
+        self.box.wait_for(lambda: os.path.isdir(os.path.join(ok_dir, day)) and sorted(
+            os.listdir(os.path.join(ok_dir, day))) == ["good.dump", "good.json"], 10, "saved")
+        self.box.wait_for(lambda: "alone.json" not in self.box.listing(), 10, "deleted")
+        self.assertEqual(self.box.listing("failed"), [])
+        self.assertEqual(self.box.listing("archive"), [])
+
 
 if __name__ == "__main__":
     harness.main()
