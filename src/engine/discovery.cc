@@ -214,7 +214,7 @@ void Engine::Register(std::vector<Job>* fresh) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Job& j : *fresh) {
-      j.id = next_id_++;
+      j.id = ids_->Next();
       by_name_[j.name] = j.id;
       jobs_[j.id] = Tracked{j};
       tickets.push_back(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
@@ -253,7 +253,7 @@ void Engine::ScanDeferred() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Job& j : fresh) {
-      j.id = next_id_++;
+      j.id = ids_->Next();
       deferred_ids_[j.name] = j.id;
       jobs_[j.id] = Tracked{j};
     }

@@ -24,7 +24,7 @@ std::string AbsolutePath(const std::string& p) {
 }  // namespace
 
 Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, Clock* clock,
-               EngineObserver* observer)
+               EngineObserver* observer, EngineShared shared)
     : options_(std::move(options)),
       store_(store),
       handler_(handler),
@@ -33,7 +33,9 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
       observer_(observer),
       spool_(env, AbsolutePath(options_.spool_dir), options_.save),
       broker_(std::make_unique<LocalBroker>(clock)),
-      rng_(std::random_device{}()) {
+      hub_ptr_(shared.hub != nullptr ? shared.hub : &hub_),
+      rng_(std::random_device{}()),
+      ids_(shared.ids != nullptr ? shared.ids : &own_ids_) {
   for (const TableSpec& t : handler_->tables()) {
     int col = -1;
     for (size_t i = 0; i < t.columns.size(); ++i) {
@@ -44,7 +46,7 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
   writer_ = std::make_unique<Writer>(
       store, options_.max_batch,
       [this](WriteBatch& committed, std::vector<Job>& dropped) { AfterCommit(committed, dropped); },
-      clock_, options_.event_retention);
+      clock_, options_.event_retention, shared.commit_order);
 }
 
 Engine::~Engine() {
@@ -69,7 +71,7 @@ Status Engine::Start() {
   SLUICE_RETURN_IF_ERROR(store_->PutValue(kCleanStopNs, spool_.root(), "0"));
   auto max_id = store_->MaxJobId();
   if (!max_id.ok()) return max_id.status();
-  next_id_ = *max_id + 1;
+  ids_->AtLeast(*max_id + 1);
   writer_->Start();
   mover_ = std::thread([this] { MoverLoop(); });
   Status st = Recover();
@@ -200,7 +202,7 @@ void Engine::RecordLog(const Job& job, std::vector<std::string> lines) {
 
 void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
   counters_.commits++;
-  hub_.Publish(committed.appended);
+  hub_ptr_->Publish(committed.appended);
   std::vector<int64_t> finals;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -37,6 +37,7 @@
 #include "core/metrics.h"
 #include "engine/event_hub.h"
 #include "engine/options.h"
+#include "engine/shared.h"
 #include "engine/writer.h"
 #include "handlers/handler.h"
 #include "spool/spool_dir.h"
@@ -82,8 +83,9 @@ struct SubmitResult {
 
 class Engine {
  public:
+  // `shared`: what the engine shares with the other engines of the daemon (engine/shared.h).
   Engine(EngineOptions options, Store* store, Handler* handler, Env* env, Clock* clock,
-         EngineObserver* observer = nullptr);
+         EngineObserver* observer = nullptr, EngineShared shared = {});
   ~Engine();
 
   // Prepares the spool, recovers, and starts the threads.
@@ -144,8 +146,8 @@ class Engine {
   size_t Backlog() const;
   const std::string& spool_root() const { return spool_.root(); }
   // Committed events, live.
-  EventHub& events() { return hub_; }
-  const EventHub& events() const { return hub_; }
+  EventHub& events() { return *hub_ptr_; }
+  const EventHub& events() const { return *hub_ptr_; }
 
  private:
   struct Tracked {
@@ -209,6 +211,7 @@ class Engine {
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<Writer> writer_;
   EventHub hub_;
+  EventHub* hub_ptr_;  // hub_, or the daemon's shared one
   std::unique_ptr<Watcher> watcher_;
 
   mutable std::mutex mu_;
@@ -231,7 +234,10 @@ class Engine {
   std::unordered_map<std::string, bool> unsettled_;  // being written or settling -> from_scan
                                                      // (discovery thread only)
   std::mt19937_64 rng_;
-  int64_t next_id_ = 1;  // job ids are allocated by the engine (one daemon per database)
+  // Job ids are allocated by the engine (one daemon per database): from its own sequence, or
+  // the one the daemon's engines share.
+  JobIds own_ids_;
+  JobIds* ids_;
 
   // The last stop was clean (every finished file moved): the startup scan need not look each
   // file up in the store. Recorded in the store's kv map under kCleanStopNs.

@@ -11,13 +11,16 @@
 namespace sluice {
 
 QueuedirRunner::QueuedirRunner(QueuedirOptions options, Store* store, Handler* handler, Env* env,
-                               Clock* clock)
+                               Clock* clock, EngineShared shared)
     : options_(std::move(options)),
       dir_(env, options_.dir),
       store_(store),
       handler_(handler),
       env_(env),
-      clock_(clock) {}
+      clock_(clock),
+      shared_(shared) {
+  if (shared_.ids == nullptr) shared_.ids = &own_ids_;
+}
 
 QueuedirRunner::~QueuedirRunner() { Stop(); }
 
@@ -26,7 +29,7 @@ Status QueuedirRunner::Start() {
   SLUICE_RETURN_IF_ERROR(store_->DefineTables(handler_->tables()));
   auto max_id = store_->MaxJobId();
   if (!max_id.ok()) return max_id.status();
-  next_id_ = *max_id + 1;
+  shared_.ids->AtLeast(*max_id + 1);
   SLUICE_RETURN_IF_ERROR(Recover());
   dispatcher_ = std::thread([this] { DispatchLoop(); });
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -51,7 +54,7 @@ Job QueuedirRunner::JobFor(const std::string& item) {
   auto it = jobs_.find(id);
   if (it != jobs_.end()) return it->second;
   Job j;
-  j.id = next_id_++;
+  j.id = shared_.ids->Next();
   j.queue = options_.queue;
   j.kind = std::string(handler_->kind());
   j.spool = dir_.root();
@@ -89,7 +92,11 @@ Status QueuedirRunner::Save(const Job& job, const std::vector<std::string>& log,
   for (const std::string& line : log) u.events.push_back(LogEvent(job, now, line));
   if (with_state) u.events.push_back(StateEvent(job, now));
   b.updates.push_back(std::move(u));
+  // Committed and published in order with the daemon's other writers.
+  std::unique_lock<std::mutex> order;
+  if (shared_.commit_order != nullptr) order = std::unique_lock<std::mutex>(*shared_.commit_order);
   Status st = store_->Write(&b);
+  if (st.ok() && shared_.hub != nullptr) shared_.hub->Publish(b.appended);
   if (!st.ok())
     spdlog::error("queuedir {}: recording job {}: {}", dir_.root(), job.id, st.ToString());
   return st;

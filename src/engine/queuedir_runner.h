@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "core/env.h"
+#include "engine/shared.h"
 #include "handlers/handler.h"
 #include "spool/queuedir.h"
 #include "store/store.h"
@@ -49,7 +50,8 @@ struct QueuedirCounters {
 
 class QueuedirRunner {
  public:
-  QueuedirRunner(QueuedirOptions options, Store* store, Handler* handler, Env* env, Clock* clock);
+  QueuedirRunner(QueuedirOptions options, Store* store, Handler* handler, Env* env, Clock* clock,
+                 EngineShared shared = {});
   ~QueuedirRunner();
 
   // Prepares the directories, settles what a crash left in cur/, starts the threads.
@@ -85,7 +87,8 @@ class QueuedirRunner {
   int idle_ = 0;                     // workers waiting for an item
   std::map<std::string, Job> jobs_;  // by item id (no suffix): unfinished jobs
   std::set<int64_t> stored_;         // job ids the store has (else the next save inserts)
-  int64_t next_id_ = 1;
+  JobIds own_ids_;
+  EngineShared shared_;  // ids always set (own_ids_ when not shared)
   bool stop_ = false;
   std::atomic<bool> cancelled_{false};
   std::thread dispatcher_;

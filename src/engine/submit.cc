@@ -28,7 +28,7 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
   if (job.max_attempts <= 0) job.max_attempts = options_.max_attempts;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job.id = next_id_++;
+    job.id = ids_->Next();
     jobs_[job.id] = Tracked{job};
     api_ids_.insert(job.id);
   }

@@ -13,10 +13,11 @@
 namespace sluice {
 
 Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
-               EventRetention retention)
+               EventRetention retention, std::mutex* commit_order)
     : store_(store),
       max_batch_(max_batch),
       after_commit_(std::move(after_commit)),
+      commit_order_(commit_order),
       clock_(clock),
       retention_(retention) {}
 
@@ -92,8 +93,12 @@ void Writer::Loop() {
     WriteBatch committed;
     dropped_.clear();
     refusals_.clear();
-    WriteSplitting(&batch, &committed);
-    if (!committed.empty() || !dropped_.empty()) after_commit_(committed, dropped_);
+    {
+      std::unique_lock<std::mutex> order;
+      if (commit_order_ != nullptr) order = std::unique_lock<std::mutex>(*commit_order_);
+      WriteSplitting(&batch, &committed);
+      if (!committed.empty() || !dropped_.empty()) after_commit_(committed, dropped_);
+    }
     for (Waiter& w : waiters) {
       Status st;
       for (int64_t id : w.ids) {

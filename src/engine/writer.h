@@ -28,8 +28,10 @@ class Writer {
   // `dropped`: new jobs the store refused to register (their files stay where they are).
   using AfterCommit = std::function<void(WriteBatch& committed, std::vector<Job>& dropped)>;
 
+  // `commit_order`, when given, is held from each commit to the end of its after_commit (other
+  // writers of the same database hold it too, so events are published in id order).
   Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
-         EventRetention retention);
+         EventRetention retention, std::mutex* commit_order = nullptr);
   ~Writer();
 
   void Start();
@@ -58,6 +60,7 @@ class Writer {
   Store* store_;
   size_t max_batch_;
   AfterCommit after_commit_;
+  std::mutex* commit_order_;
   Clock* clock_;
   EventRetention retention_;
   int64_t last_prune_ = 0;  // monotonic micros
