@@ -5,11 +5,18 @@
 
 namespace sluice::api {
 
-std::string RenderMetrics(const Engine& engine, Store* store) {
+std::string RenderMetrics(const std::vector<const Engine*>& engines, const EventHub& hub,
+                          Store* store) {
   Exposition x;
-  const EngineCounters& c = engine.counters();
-  EngineSnapshot s = engine.Snapshot();
-  Labels spool{{"spool", engine.spool_root()}};
+  std::vector<EngineSnapshot> snaps;
+  for (const Engine* e : engines) snaps.push_back(e->Snapshot());
+  auto spool = [](const Engine* e) { return Labels{{"spool", e->spool_root()}}; };
+  // Samples of one family, one per spool.
+  auto per_spool = [&](const char* name, const char* type, const char* help,
+                       const std::function<double(size_t)>& value) {
+    x.Family(name, type, help);
+    for (size_t i = 0; i < engines.size(); ++i) x.Sample(name, spool(engines[i]), value(i));
+  };
 
   x.Family("sluice_jobs", "gauge", "Jobs in the store by queue and state.");
   auto by_queue = store->CountJobsByQueue();
@@ -19,43 +26,55 @@ std::string RenderMetrics(const Engine& engine, Store* store) {
                static_cast<double>(n));
     }
   }
-  x.Family("sluice_jobs_registered_total", "counter", "Files registered as jobs since start.");
-  x.Sample("sluice_jobs_registered_total", spool, static_cast<double>(c.registered.load()));
+  per_spool(
+      "sluice_jobs_registered_total", "counter", "Files registered as jobs since start.",
+      [&](size_t i) { return static_cast<double>(engines[i]->counters().registered.load()); });
   x.Family("sluice_jobs_finished_total", "counter", "Jobs finished since start, by outcome.");
-  x.Sample("sluice_jobs_finished_total", {{"spool", engine.spool_root()}, {"outcome", "succeeded"}},
-           static_cast<double>(c.succeeded.load()));
-  x.Sample("sluice_jobs_finished_total", {{"spool", engine.spool_root()}, {"outcome", "failed"}},
-           static_cast<double>(c.failed.load()));
-  x.Family("sluice_job_retries_total", "counter", "Tries that failed and were scheduled again.");
-  x.Sample("sluice_job_retries_total", spool, static_cast<double>(c.retried.load()));
+  for (const Engine* e : engines) {
+    x.Sample("sluice_jobs_finished_total", {{"spool", e->spool_root()}, {"outcome", "succeeded"}},
+             static_cast<double>(e->counters().succeeded.load()));
+    x.Sample("sluice_jobs_finished_total", {{"spool", e->spool_root()}, {"outcome", "failed"}},
+             static_cast<double>(e->counters().failed.load()));
+  }
+  per_spool("sluice_job_retries_total", "counter", "Tries that failed and were scheduled again.",
+            [&](size_t i) { return static_cast<double>(engines[i]->counters().retried.load()); });
   x.Family("sluice_job_failures_total", "counter", "Jobs failed since start, by error code.");
-  for (const auto& [code, n] : s.failures_by_code) {
-    x.Sample("sluice_job_failures_total", {{"spool", engine.spool_root()}, {"code", code}},
-             static_cast<double>(n));
+  for (size_t i = 0; i < engines.size(); ++i) {
+    for (const auto& [code, n] : snaps[i].failures_by_code) {
+      x.Sample("sluice_job_failures_total", {{"spool", engines[i]->spool_root()}, {"code", code}},
+               static_cast<double>(n));
+    }
   }
   x.Family("sluice_job_processing_seconds", "histogram", "Handler run time of one try.");
-  x.HistogramSamples("sluice_job_processing_seconds", {{"kind", std::string(engine.kind())}},
-                     engine.processing_seconds());
+  for (const Engine* e : engines) {
+    x.HistogramSamples("sluice_job_processing_seconds",
+                       {{"kind", std::string(e->kind())}, {"spool", e->spool_root()}},
+                       e->processing_seconds());
+  }
   x.Family("sluice_job_wait_seconds", "histogram",
            "From a file landing (its mtime) to its first try starting.");
-  x.HistogramSamples("sluice_job_wait_seconds", spool, engine.wait_seconds());
-  x.Family("sluice_spool_backlog", "gauge", "Files known and not finished or not moved yet.");
-  x.Sample("sluice_spool_backlog", spool, static_cast<double>(s.backlog));
-  x.Family("sluice_spool_oldest_pending_seconds", "gauge",
-           "Age of the oldest unfinished file (0 when none).");
-  x.Sample("sluice_spool_oldest_pending_seconds", spool, s.oldest_pending_s);
-  x.Family("sluice_ingested_bytes_total", "counter", "Bytes of files processed successfully.");
-  x.Sample("sluice_ingested_bytes_total", spool, static_cast<double>(c.bytes.load()));
-  x.Family("sluice_commits_total", "counter", "Group commits of the store writer.");
-  x.Sample("sluice_commits_total", {}, static_cast<double>(c.commits.load()));
+  for (const Engine* e : engines) {
+    x.HistogramSamples("sluice_job_wait_seconds", spool(e), e->wait_seconds());
+  }
+  per_spool("sluice_spool_backlog", "gauge", "Files known and not finished or not moved yet.",
+            [&](size_t i) { return static_cast<double>(snaps[i].backlog); });
+  per_spool("sluice_spool_oldest_pending_seconds", "gauge",
+            "Age of the oldest unfinished file (0 when none).",
+            [&](size_t i) { return snaps[i].oldest_pending_s; });
+  per_spool("sluice_ingested_bytes_total", "counter", "Bytes of files processed successfully.",
+            [&](size_t i) { return static_cast<double>(engines[i]->counters().bytes.load()); });
+  per_spool("sluice_commits_total", "counter", "Group commits of the spool's store writer.",
+            [&](size_t i) { return static_cast<double>(engines[i]->counters().commits.load()); });
   x.Family("sluice_objects_total", "counter",
            "Objects stored since start, by kind, table and origin.");
-  for (const auto& [key, n] : s.objects) {
-    x.Sample("sluice_objects_total",
-             {{"kind", std::string(engine.kind())}, {"type", key.first}, {"origin", key.second}},
-             static_cast<double>(n));
+  for (size_t i = 0; i < engines.size(); ++i) {
+    for (const auto& [key, n] : snaps[i].objects) {
+      x.Sample(
+          "sluice_objects_total",
+          {{"kind", std::string(engines[i]->kind())}, {"type", key.first}, {"origin", key.second}},
+          static_cast<double>(n));
+    }
   }
-  const EventHub& hub = engine.events();
   x.Family("sluice_events_written_total", "counter",
            "Events (state changes, job log lines) committed and published since start.");
   x.Sample("sluice_events_written_total", {}, static_cast<double>(hub.published()));

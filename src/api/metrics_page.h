@@ -3,12 +3,15 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "store/store.h"
 
 namespace sluice::api {
 
-std::string RenderMetrics(const Engine& engine, Store* store);
+// `engines`: one per spool (their samples carry the spool's path); `hub`: the daemon's events.
+std::string RenderMetrics(const std::vector<const Engine*>& engines, const EventHub& hub,
+                          Store* store);
 
 }  // namespace sluice::api

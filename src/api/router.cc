@@ -294,6 +294,10 @@ HttpResponse Router::Spools() const {
   w.StartArray();
   for (const SpoolInfo& s : deps_.spools ? deps_.spools() : std::vector<SpoolInfo>{}) {
     w.StartObject();
+    w.Key("name");
+    w.String(s.name.c_str());
+    w.Key("layout");
+    w.String(s.layout.c_str());
     w.Key("path");
     w.String(s.path.c_str());
     w.Key("kind");

@@ -42,6 +42,8 @@ struct SpoolInfo {
   size_t backlog = 0;
   uint64_t succeeded = 0;
   uint64_t failed = 0;
+  std::string name;
+  std::string layout;
 };
 
 struct RouterDeps {

@@ -17,6 +17,11 @@ int ExitCode(const Status& st);
 
 // Reads an ini/toml-style config file ("key = value" lines; [sections], # and ; comments
 // ignored) into "--key=value" arguments; booleans become "--key" (true) or nothing (false).
+// With [spool.NAME] sections, it also adds "--spools-config=PATH".
 Result<std::vector<std::string>> ConfigFileArgs(const std::string& path);
+// The [spool.NAME] sections of a config file: name and flags, in file order ("dir" is
+// --spool-dir, "workers" --max-workers; TOML lists become comma-separated values).
+Result<std::vector<std::pair<std::string, std::vector<std::string>>>> ConfigSpoolArgs(
+    const std::string& path);
 
 }  // namespace sluice::cli

@@ -84,6 +84,17 @@ int RunStats(const std::string& database) {
     std::printf("  %-10s %lld\n", std::string(StateName(s)).c_str(),
                 static_cast<long long>(it == counts->end() ? 0 : it->second));
   }
+  auto by_spool = (*store)->CountJobsBySpool();
+  if (!by_spool.ok()) return ExitCode(by_spool.status());
+  std::printf("spools:\n");
+  std::string current = "\x01";
+  for (const auto& [key, n] : *by_spool) {
+    if (key.first != current) {
+      current = key.first;
+      std::printf("  %s\n", current.empty() ? "(sent over HTTP)" : current.c_str());
+    }
+    std::printf("    %-10s %lld\n", key.second.c_str(), static_cast<long long>(n));
+  }
   std::printf("objects:\n");
   for (const char* table : {"checkouts", "builds", "tests", "issues", "incidents"}) {
     auto n = (*store)->CountRows(table);

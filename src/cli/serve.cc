@@ -11,6 +11,7 @@
 #include "api/metrics_page.h"
 #include "cli/check.h"
 #include "cli/commands.h"
+#include "cli/spools.h"
 #include "engine/engine.h"
 #include "handlers/exec/exec_handler.h"
 #include "handlers/git/git_backend.h"
@@ -23,7 +24,8 @@ namespace sluice::cli {
 
 void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   EngineOptions& e = f->engine;
-  app->add_option("--spool-dir", e.spool_dir, "Spool directory to watch")->required();
+  app->add_option("--spool-dir", e.spool_dir,
+                  "Spool directory to watch (required unless the config has spool sections)");
   app->add_option("--max-workers", e.max_workers, "Worker threads")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -75,6 +77,21 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--event-max-count", e.event_retention.max_count, "Newest events kept at most")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--spools-config", f->spools_config,
+                  "Config file whose [spool.NAME] sections are the spools (set by -c)")
+      ->group("");
+  app->add_option("--name", f->name, "The spool's name (default: its directory's)");
+  app->add_option("--layout", f->layout,
+                  "spool (files in DIR, archive/, failed/) or queuedir (tmp/ new/ cur/ logs/ "
+                  "dead/)")
+      ->check(CLI::IsMember({"spool", "queuedir"}))
+      ->capture_default_str();
+  app->add_option("--max-retries", f->max_retries, "queuedir: retries before an item goes dead")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app->add_option("--retry-time", f->retry_time_s, "queuedir: seconds between retries")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app->add_option("--kind", f->kind,
                   "What the spool's files (and POSTed jobs) are: kcidb submissions, exec "
@@ -203,45 +220,8 @@ int RunServe(ServeFlags f) {
     uploader = std::make_unique<kcidb::ExcerptUploader>(so, store->get());
     spdlog::info("log excerpts over 256 characters go to {}", base);
   }
-  Result<std::unique_ptr<Handler>> handler =
-      Status::InvalidArgument("--kind '" + f.kind + "' is not a job kind (kcidb, exec or publish)");
-  if (f.kind == "kcidb") {
-    kcidb::KcidbOptions ko;
-    ko.trees_file = f.trees_file;
-    ko.uploader = uploader.get();
-    auto kcidb = kcidb::KcidbHandler::Create(ko);
-    if (kcidb.ok()) {
-      handler = std::unique_ptr<Handler>(std::move(*kcidb));
-    } else {
-      handler = kcidb.status();
-    }
-  } else if (f.kind == "exec") {
-    if (!f.command_json.empty()) {
-      rapidjson::Document d;
-      d.Parse(f.command_json.c_str(), f.command_json.size());
-      if (d.HasParseError() || !d.IsArray() || d.Empty()) {
-        return ExitCode(
-            Status::InvalidArgument("--command must be a JSON list like "
-                                    "[\"/usr/bin/process\", \"{json}\", \"{dump}\"]"));
-      }
-      for (auto& a : d.GetArray()) {
-        if (!a.IsString()) return ExitCode(Status::InvalidArgument("--command: strings only"));
-        f.exec.command.emplace_back(a.GetString(), a.GetStringLength());
-      }
-    }
-    handler = std::unique_ptr<Handler>(std::make_unique<ExecHandler>(f.exec));
-  } else if (f.kind == "publish") {
-    if (const char* t = std::getenv("SLUICE_PUBLISH_TOKEN"); f.publish.token.empty() && t) {
-      f.publish.token = t;
-    }
-    auto publish = PublishHandler::Create(f.publish, store->get());
-    if (publish.ok()) {
-      handler = std::unique_ptr<Handler>(std::move(*publish));
-    } else {
-      handler = publish.status();
-    }
-  }
-  if (!handler.ok()) return ExitCode(handler.status());
+  auto specs = SpoolSpecs(f);
+  if (!specs.ok()) return ExitCode(specs.status());
 
   // Signals are taken by this thread only (sigtimedwait below), never by workers.
   sigset_t set;
@@ -261,8 +241,12 @@ int RunServe(ServeFlags f) {
         " without --api-token (or SLUICE_API_TOKEN); add --insecure to do it anyway"));
   }
 
-  Engine engine(f.engine, store->get(), handler->get(), Env::Default(), Clock::Real());
-  st = engine.Start();
+  // The spools share the database: one job id sequence, one event stream.
+  JobIds ids;
+  EventHub hub;
+  std::mutex commit_order;
+  SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
+  st = spools.Start(std::move(*specs), uploader.get());
   if (!st.ok()) return ExitCode(st);
 
   std::vector<std::unique_ptr<Backend>> backends;
@@ -270,41 +254,87 @@ int RunServe(ServeFlags f) {
   TaskScheduler tasks(f.tasks, store->get(), std::move(backends), Clock::Real());
   if (!f.engine.burst) {
     st = tasks.Start();
-    if (!st.ok()) {
-      engine.RequestStop();
-      (void)engine.Wait();
-      return ExitCode(st);
-    }
+    if (!st.ok()) return ExitCode(st);
   }
 
   api::RouterDeps deps;
   deps.store = store->get();
   deps.tasks = f.engine.burst ? nullptr : &tasks;
   deps.token = token;
-  deps.ready = [&engine] { return !engine.Done(); };
-  deps.spools = [&engine, &handler] {
-    const EngineCounters& c = engine.counters();
-    return std::vector<api::SpoolInfo>{{engine.spool_root(), std::string((*handler)->kind()),
-                                        engine.Backlog(), c.succeeded.load(), c.failed.load()}};
+  deps.ready = [&spools] { return !spools.Done(); };
+  deps.spools = [&spools] {
+    std::vector<api::SpoolInfo> out;
+    for (const auto& s : spools.spools()) {
+      api::SpoolInfo info{s->root(), std::string(s->handler->kind()), 0, 0, 0, s->name, s->layout};
+      if (s->engine) {
+        info.backlog = s->engine->Backlog();
+        info.succeeded = s->engine->counters().succeeded.load();
+        info.failed = s->engine->counters().failed.load();
+      } else {
+        info.succeeded = s->runner->counters().succeeded.load();
+        info.failed = s->runner->counters().dead.load();
+      }
+      out.push_back(std::move(info));
+    }
+    return out;
   };
-  deps.metrics = [&engine, &store] { return api::RenderMetrics(engine, store->get()); };
-  deps.submit = [&engine](Job job, api::RouterDeps::SubmitDone done) {
-    engine.SubmitAsync(std::move(job), [done = std::move(done)](Result<SubmitResult> r) {
+  deps.metrics = [&spools, &hub, &store] {
+    return api::RenderMetrics(spools.engines(), hub, store->get());
+  };
+  deps.submit = [&spools](Job job, api::RouterDeps::SubmitDone done) {
+    Engine* engine = spools.ForKind(job.kind);
+    if (engine == nullptr) {
+      return done(Status::InvalidArgument("unknown kind '" + job.kind +
+                                          "' (no spool of this daemon runs it)"));
+    }
+    engine->SubmitAsync(std::move(job), [done = std::move(done)](Result<SubmitResult> r) {
       if (!r.ok()) return done(r.status());
       done(std::make_pair(std::move(r->job), r->created));
     });
   };
-  deps.cancel = [&engine](int64_t id) { return engine.Cancel(id); };
-  deps.prioritize = [&engine](int64_t id) { return engine.Prioritize(id); };
-  deps.retry = [&engine](int64_t id, bool* as_new_file) { return engine.Retry(id, as_new_file); };
-  deps.prioritize_name = [&engine](const std::string& name) -> Result<std::pair<Job, std::string>> {
-    auto done = engine.PrioritizeName(name);
-    if (!done.ok()) return done.status();
-    return std::make_pair(std::move(done->job), std::move(done->action));
+  deps.cancel = [&spools](int64_t id) -> Result<Job> {
+    auto engine = spools.ForJob(id);
+    if (!engine.ok()) return engine.status();
+    return (*engine)->Cancel(id);
   };
-  deps.promote = [&engine](const std::string& name) { return engine.Promote(name, false); };
-  deps.promote_all = [&engine] { return engine.PromoteAll(); };
-  deps.hub = &engine.events();
+  deps.prioritize = [&spools](int64_t id) -> Result<Job> {
+    auto engine = spools.ForJob(id);
+    if (!engine.ok()) return engine.status();
+    return (*engine)->Prioritize(id);
+  };
+  deps.retry = [&spools](int64_t id, bool* as_new_file) -> Result<Job> {
+    auto engine = spools.ForJob(id);
+    if (!engine.ok()) return engine.status();
+    return (*engine)->Retry(id, as_new_file);
+  };
+  // By name: the first spool that knows the file.
+  deps.prioritize_name = [&spools](const std::string& name) -> Result<std::pair<Job, std::string>> {
+    Status last = Status::NotFound("no job, spool file or deferred file named " + name);
+    for (const auto& s : spools.spools()) {
+      if (!s->engine) continue;
+      auto done = s->engine->PrioritizeName(name);
+      if (done.ok()) return std::make_pair(std::move(done->job), std::move(done->action));
+      if (!done.status().IsNotFound()) return done.status();
+    }
+    return last;
+  };
+  deps.promote = [&spools](const std::string& name) -> Result<Job> {
+    for (const auto& s : spools.spools()) {
+      if (!s->engine) continue;
+      auto job = s->engine->Promote(name, false);
+      if (job.ok() || !job.status().IsNotFound()) return job;
+    }
+    return Status::NotFound("no deferred file named " + name);
+  };
+  deps.promote_all = [&spools] {
+    std::vector<std::string> names;
+    for (const auto& s : spools.spools()) {
+      if (!s->engine) continue;
+      for (std::string& n : s->engine->PromoteAll()) names.push_back(std::move(n));
+    }
+    return names;
+  };
+  deps.hub = &hub;
   deps.sse_buffer = f.sse_buffer;
   api::Router router(deps);
   std::unique_ptr<api::HttpServer> http;
@@ -320,8 +350,6 @@ int RunServe(ServeFlags f) {
       http = std::move(*server);
       spdlog::info("api: listening on http://{}:{}", f.host, http->port());
     } else if (f.port_given) {
-      engine.RequestStop();
-      (void)engine.Wait();
       return ExitCode(server.status());
     } else {
       // The default port is taken (another daemon?): the spool matters more than the API.
@@ -329,38 +357,48 @@ int RunServe(ServeFlags f) {
                     server.status().message());
     }
   }
-  spdlog::info("sluice: {} {} with {} workers, database {}",
-               f.engine.burst ? "draining" : "watching", engine.spool_root(), f.engine.max_workers,
-               f.database);
+  spdlog::info("sluice: {} {} spool(s), database {}", f.engine.burst ? "draining" : "watching",
+               spools.spools().size(), f.database);
   int64_t t0 = Clock::Real()->MonotonicMicros();
-  // The heartbeat `sluice check` looks for.
-  std::string heartbeat_key = HeartbeatKey(engine.spool_root());
   int64_t last_beat = 0;
-  while (!engine.Done()) {
+  while (!spools.Done()) {
     int64_t mono = Clock::Real()->MonotonicMicros();
     if (mono - last_beat >= 5'000'000) {
+      // The heartbeats `sluice check` looks for, one per spool.
       last_beat = mono;
-      Status hb = (*store)->PutValue(kHeartbeatNs, heartbeat_key,
-                                     std::to_string(Clock::Real()->NowMicros()));
-      if (!hb.ok()) spdlog::warn("cannot write the heartbeat: {}", hb.ToString());
+      for (const auto& s : spools.spools()) {
+        Status hb = (*store)->PutValue(kHeartbeatNs, HeartbeatKey(s->root()),
+                                       std::to_string(Clock::Real()->NowMicros()));
+        if (!hb.ok()) spdlog::warn("cannot write the heartbeat: {}", hb.ToString());
+      }
     }
     struct timespec ts = {0, 200 * 1000 * 1000};
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGHUP) {
       Status rs = ReopenLogFile();
       if (!rs.ok()) spdlog::error("reopening the log file: {}", rs.ToString());
-      (void)engine.Reload();
+      spools.Reload();
     } else if (sig == SIGINT || sig == SIGTERM) {
       spdlog::info("{}: finishing jobs in hand, then stopping", strsignal(sig));
-      engine.RequestStop();
+      spools.RequestStop();
       break;
     }
   }
-  st = engine.Wait();
+  st = spools.Wait();
   if (http) http->Stop();
   tasks.Stop();
+  spools.Stop();
   double secs = (Clock::Real()->MonotonicMicros() - t0) / 1e6;
-  const EngineCounters& c = engine.counters();
+  EngineCounters c;
+  for (const Engine* e : spools.engines()) {
+    const EngineCounters& ec = e->counters();
+    c.succeeded += ec.succeeded.load();
+    c.failed += ec.failed.load();
+    c.retried += ec.retried.load();
+    c.empty_deleted += ec.empty_deleted.load();
+    c.objects += ec.objects.load();
+    c.bytes += ec.bytes.load();
+  }
   uint64_t done = c.succeeded + c.failed;
   if (f.engine.burst) {
     std::printf(

@@ -17,7 +17,12 @@ struct ServeFlags {
   EngineOptions engine;
   std::string database = "sqlite:sluice.db";
   std::string trees_file;
-  std::string kind = "kcidb";  // the handler: kcidb, exec or publish
+  std::string kind = "kcidb";    // the handler: kcidb, exec or publish
+  std::string name;              // the spool's name (default: its directory's)
+  std::string layout = "spool";  // or "queuedir" (tmp/ new/ cur/ logs/ dead/)
+  int max_retries = 10;          // queuedir: retries before dead/
+  double retry_time_s = 60;      // queuedir: seconds between retries
+  std::string spools_config;     // a config file with [spool.NAME] sections
   ExecOptions exec;
   std::string command_json;  // --command
   PublishOptions publish;

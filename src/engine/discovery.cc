@@ -99,6 +99,14 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     }
     unsettled_.erase(name);
     if (info->size == 0) {
+      // Deleted only once it has stayed empty a while: a producer that writes in place may be
+      // between its open() and its first write (and may have written since our stat).
+      int64_t quiet_ns = static_cast<int64_t>(std::max(1.0, options_.settle_s) * 1e9);
+      auto again = env_->Stat(path);
+      if (!again.ok() || again->size != 0 || now * 1000 - again->mtime_ns < quiet_ns) {
+        if (again.ok()) unsettled_.emplace(name, true);
+        continue;
+      }
       Status st = env_->RemoveFile(path);
       if (st.ok()) {
         counters_.empty_deleted++;

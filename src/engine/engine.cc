@@ -331,8 +331,8 @@ Status Engine::MoveFile(Tracked* t) {
     st = dest.status();
     if (dest.ok()) {
       spdlog::warn("job {} failed: {} {}: [{}] {}", j.id, j.name,
-                   dest->empty() ? std::string("deleted") : "moved to " + *dest, j.error.code,
-                   j.error.message);
+                   dest->empty() ? std::string("deleted") : "moved out as failed " + *dest,
+                   j.error.code, j.error.message);
     }
   }
   if (st.IsNotFound()) st = Status::Ok();  // gone already: moved before a crash, or by hand

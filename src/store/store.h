@@ -92,6 +92,8 @@ class Store {
   virtual Result<std::map<std::string, int64_t>> CountJobsByState() = 0;
   // Job counts by (queue, state).
   virtual Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() = 0;
+  // Job counts by (spool directory, state); "" for jobs sent over HTTP.
+  virtual Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBySpool() = 0;
   virtual Result<int64_t> CountRows(const std::string& table) = 0;
 
   // Events passing `filter` with ids above filter.after_id, oldest first, at most filter.limit.

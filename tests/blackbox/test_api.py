@@ -159,7 +159,7 @@ class ApiTest(unittest.TestCase):
                      'sluice_jobs{queue="default",state="succeeded"} 1',
                      'code="invalid_json"} 1',
                      'sluice_objects_total{kind="kcidb",type="tests",origin="bb"} 1',
-                     'sluice_job_processing_seconds_count{kind="kcidb"} 2',
+                     'sluice_job_processing_seconds_count{kind="kcidb",spool=',
                      'sluice_events_written_total 6', 'sluice_sse_clients 1']:
             self.assertIn(line, text)
         stream.close()

@@ -201,6 +201,17 @@ Status SqliteStore::Init(const std::string& path) {
 
 Status SqliteStore::DefineTables(const std::vector<TableSpec>& tables) {
   std::lock_guard<std::mutex> lock(write_mu_);
+  // Several spools share one store: a handler without tables changes nothing, and handlers
+  // with tables must declare the same ones (ObjectRow::table indexes the list).
+  if (tables.empty()) return Status::Ok();
+  if (!tables_.empty()) {
+    bool same = tables.size() == tables_.size();
+    for (size_t i = 0; same && i < tables.size(); ++i) same = tables[i].name == tables_[i].name;
+    if (!same) {
+      return Status::InvalidArgument(
+          "spools whose handlers store different object tables cannot share a database");
+    }
+  }
   upserts_.clear();
   for (const TableSpec& t : tables) {
     std::string ddl = "CREATE TABLE IF NOT EXISTS " + Quote(t.name) + " (";
@@ -469,8 +480,18 @@ Result<std::map<std::string, int64_t>> SqliteStore::CountJobsByState() {
 }
 
 Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::CountJobsByQueue() {
+  return CountJobsBy("queue");
+}
+
+Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::CountJobsBySpool() {
+  return CountJobsBy("spool");
+}
+
+Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::CountJobsBy(
+    const std::string& column) {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto s = Stmt::Prepare(read_.get(), "SELECT queue, state, COUNT(*) FROM jobs GROUP BY 1, 2");
+  auto s =
+      Stmt::Prepare(read_.get(), "SELECT " + column + ", state, COUNT(*) FROM jobs GROUP BY 1, 2");
   if (!s.ok()) return s.status();
   std::map<std::pair<std::string, std::string>, int64_t> counts;
   while (true) {

@@ -32,6 +32,7 @@ class SqliteStore : public Store {
                                               const std::string& name) override;
   Result<std::map<std::string, int64_t>> CountJobsByState() override;
   Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() override;
+  Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBySpool() override;
   Result<int64_t> CountRows(const std::string& table) override;
   Result<std::vector<Event>> ListEvents(const EventFilter& filter) override;
   Result<std::pair<int64_t, int64_t>> EventIdRange() override;
@@ -53,6 +54,9 @@ class SqliteStore : public Store {
  private:
   SqliteStore() = default;
   Status Init(const std::string& path);
+  // Job counts by (`column`, state).
+  Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBy(
+      const std::string& column);
   Result<std::vector<Job>> QueryJobs(const std::string& where_order_limit,
                                      const std::vector<Value>& args);
   Status WriteLocked(WriteBatch* batch);

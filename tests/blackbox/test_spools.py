@@ -1,0 +1,153 @@
+"""Several spools in one daemon, from a config file: a KCIDB spool, an exec spool and a
+queuedir, each with its own settings; /api/v1/spools and `sluice stats` show each; the event
+stream carries all of them with increasing ids and no duplicate; jobs over HTTP go to the
+spool of their kind."""
+
+import http.client
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import harness
+
+
+def drop(spool, name, content):
+    """As a good producer: a dotfile, then a rename."""
+    tmp = os.path.join(spool, "." + name + ".part")
+    with open(tmp, "w") as f:
+        json.dump(content, f)
+    os.rename(tmp, os.path.join(spool, name))
+
+
+class SpoolsTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox()
+        d = self.box.dir
+        self.kcidb = os.path.join(d, "kcidb")
+        self.cmds = os.path.join(d, "cmds")
+        self.queue = os.path.join(d, "queue")
+        self.conf = os.path.join(d, "sluice.toml")
+        with open(self.conf, "w") as f:
+            f.write("""# one daemon, three spools
+database = "sqlite:%s"
+port = 0
+settle = 0.2
+
+[spool.kernelci]
+dir = "%s"
+kind = "kcidb"
+workers = 2
+
+[spool.commands]
+dir = "%s"
+kind = "exec"
+max_attempts = 2
+retry_delay = 0.1
+allowed_commands = ["/bin/*"]
+
+[spool.queue]
+dir = "%s"
+layout = "queuedir"
+kind = "exec"
+max_retries = 1
+retry_time = 0.1
+""" % (self.box.db, self.kcidb, self.cmds, self.queue))
+
+    def tearDown(self):
+        if getattr(self, "proc", None) and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.box.close()
+
+    def get(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        return r.status, body
+
+    def post(self, path, body):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request("POST", path, body=json.dumps(body))
+        r = c.getresponse()
+        out = json.loads(r.read())
+        c.close()
+        return r.status, out
+
+    def jobs(self):
+        try:
+            return self.box.query("SELECT id, spool, name, state FROM jobs ORDER BY id")
+        except Exception:
+            return []
+
+    def test_three_spools_one_daemon(self):
+        self.box.log = open(os.path.join(self.box.dir, "daemon.log"), "ab")
+        self.proc = subprocess.Popen([harness.SLUICE, "serve", "-c", self.conf],
+                                     stdout=self.box.log, stderr=self.box.log)
+        self.box.proc = self.proc
+        self.port = self.box.wait_for_api()
+        status, body = self.get("/api/v1/spools")
+        spools = {s["name"]: s for s in json.loads(body)["spools"]}
+        self.assertEqual(sorted(spools), ["commands", "kernelci", "queue"])
+        self.assertEqual((spools["queue"]["layout"], spools["queue"]["kind"]), ("queuedir", "exec"))
+        self.assertEqual(spools["kernelci"]["kind"], "kcidb")
+
+        drop(self.kcidb, "sub.json", harness.GOOD)
+        drop(self.cmds, "ok.json", ["/bin/echo", "hi"])
+        drop(self.cmds, "denied.json", ["/usr/bin/env"])  # outside this spool's allowed_commands
+        tmp = os.path.join(self.queue, "tmp", "1700000000-1-42abcdef")
+        with open(tmp, "w") as f:
+            json.dump(["/bin/true"], f)
+        os.rename(tmp, os.path.join(self.queue, "new", "1700000000-1-42abcdef"))
+        status, job = self.post("/api/v1/jobs", {"kind": "exec", "payload": ["/bin/echo", "api"]})
+        self.assertEqual(status, 201, job)
+        self.assertEqual(self.post("/api/v1/jobs", {"kind": "nope", "payload": {}})[0], 422)
+
+        def settled():
+            states = {name: state for _, _, name, state in self.jobs()}
+            return len(states) == 5 and all(s in ("succeeded", "failed") for s in states.values())
+        self.box.wait_for(settled, 60, "every job of every spool")
+        by_name = {name: (spool, state) for _, spool, name, state in self.jobs()}
+        self.assertEqual(by_name["sub.json"], (self.kcidb, "succeeded"))
+        self.assertEqual(by_name["ok.json"], (self.cmds, "succeeded"))
+        self.assertEqual(by_name["denied.json"], (self.cmds, "failed"))
+        self.assertEqual(by_name["1700000000-1-42abcdef"], (self.queue, "succeeded"))
+        self.assertEqual(by_name[""], ("", "succeeded"))  # the HTTP job ran on the exec spool
+
+        # One event stream for all of them: increasing ids, nothing twice, every job there.
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", "/api/v1/events?after=0")
+        r = c.getresponse()
+        ids, jobs_seen, buf = [], set(), b""
+        deadline = time.time() + 10
+        total = self.box.query("SELECT COUNT(*) FROM events")[0][0]
+        while len(ids) < total and time.time() < deadline:
+            buf += r.read1(65536)
+            while b"\n\n" in buf:
+                frame, buf = buf.split(b"\n\n", 1)
+                fields = dict(l.split(": ", 1) for l in frame.decode().split("\n") if ": " in l)
+                if "id" in fields:
+                    ids.append(int(fields["id"]))
+                    jobs_seen.add(json.loads(fields["data"])["job"])
+        c.close()
+        self.assertEqual(len(ids), total)
+        self.assertEqual(ids, sorted(set(ids)))
+        self.assertEqual(jobs_seen, {j for j, _, _, _ in self.jobs()})
+
+        stats = self.box.sluice("stats", "--database", "sqlite:" + self.box.db).stdout
+        for spool in (self.kcidb, self.cmds, self.queue):
+            self.assertIn(spool, stats)
+        for spool in (self.kcidb, self.cmds, self.queue):
+            r = subprocess.run([harness.SLUICE, "check", "--spool-dir", spool, "--database",
+                                "sqlite:" + self.box.db], capture_output=True, text=True)
+            expected = 2 if spool == self.cmds else 0  # denied.json is in failed/
+            self.assertEqual(r.returncode, expected, r.stdout)
+        self.proc.terminate()
+        self.assertEqual(self.proc.wait(timeout=60), 0)
+
+
+if __name__ == "__main__":
+    harness.main()
