@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
 #include "core/clock.h"
 #include "spool/queuedir.h"
 #include "spool/spool_dir.h"
@@ -19,9 +20,26 @@ namespace {
 enum Level { kOk = 0, kWarning = 1, kCritical = 2, kUnknown = 3 };
 constexpr const char* kLevelNames[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
 
-int Unknown(const std::string& why) {
-  std::printf("SLUICE UNKNOWN - %s\n", why.c_str());
-  return kUnknown;
+struct Verdict {
+  Level level = kOk;
+  std::string summary;
+  std::string perf;
+};
+
+Verdict Unknown(const std::string& why) { return Verdict{kUnknown, why, ""}; }
+
+// One line for all the verdicts: the worst level, each summary, all perfdata.
+int Print(const std::vector<Verdict>& verdicts) {
+  Level level = kOk;
+  std::string summary, perf;
+  for (const Verdict& v : verdicts) {
+    level = std::max(level, v.level);
+    summary += (summary.empty() ? "" : "; ") + v.summary;
+    if (!v.perf.empty()) perf += (perf.empty() ? "" : " ") + v.perf;
+  }
+  std::printf("SLUICE %s - %s%s%s\n", kLevelNames[level], summary.c_str(),
+              perf.empty() ? "" : " | ", perf.c_str());
+  return level;
 }
 
 }  // namespace
@@ -33,11 +51,13 @@ std::string HeartbeatKey(const std::string& spool_dir) {
   return root;
 }
 
-int RunCheck(const CheckFlags& f) {
+// One spool's verdict: its level, what it says, its perfdata (labels prefixed by `prefix`).
+Verdict CheckOne(const CheckFlags& f, const std::string& spool_dir, const std::string& db,
+                 const std::string& prefix) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(f.spool_dir, ec)) return Unknown("no spool directory " + f.spool_dir);
-  std::string root = HeartbeatKey(f.spool_dir);
+  if (!fs::is_directory(spool_dir, ec)) return Unknown("no spool directory " + spool_dir);
+  std::string root = HeartbeatKey(spool_dir);
   int64_t now = Clock::Real()->NowMicros();
 
   // A queuedir (new/ cur/ dead/) or a spool (the root, failed/).
@@ -75,7 +95,7 @@ int RunCheck(const CheckFlags& f) {
   }
 
   // In progress and the heartbeat come from the store (without creating one).
-  std::string database = f.database;
+  std::string database = db;
   if (database.empty()) {
     database = queuedir ? "sqlite:" + root + "/sluice.db" : "sqlite:sluice.db";
   }
@@ -84,13 +104,13 @@ int RunCheck(const CheckFlags& f) {
   }
   auto store = OpenStore(database);
   if (!store.ok()) return Unknown("cannot open " + database + ": " + store.status().message());
-  auto counts = (*store)->CountJobsByState();
+  auto counts = (*store)->CountJobsBySpool();
   if (!counts.ok()) return Unknown("cannot read jobs: " + counts.status().message());
   long running = 0;
   if (queuedir) {
     running = in_cur;  // claimed items are in cur/, not in new/
   } else {
-    if (auto it = counts->find("running"); it != counts->end()) running = it->second;
+    if (auto it = counts->find({root, "running"}); it != counts->end()) running = it->second;
     pending = std::max(0L, pending - running);  // running files are still in the root
   }
   auto beat = (*store)->GetValue(kHeartbeatNs, root);
@@ -131,13 +151,42 @@ int RunCheck(const CheckFlags& f) {
     summary =
         std::to_string(pending) + " pending, " + std::to_string(running) + " in progress, 0 failed";
   }
-  std::printf(
-      "SLUICE %s - %s: %s | pending=%ld;%ld;%ld;0 in_progress=%ld;%ld;%ld;0 failed=%ld;;1;0 "
-      "oldest_pending=%.0fs;%.0f;;0 heartbeat_age=%.0fs;;%.0f;0\n",
-      kLevelNames[level], root.c_str(), summary.c_str(), pending, f.warn_pending, f.crit_pending,
-      running, f.warn_cur, f.crit_cur, dead, pending > 0 ? oldest_s : 0.0, f.max_age_s,
-      beat_age < 0 ? 0.0 : beat_age, f.heartbeat_age_s);
-  return level;
+  char perf[512];
+  std::snprintf(perf, sizeof(perf),
+                "%1$spending=%2$ld;%3$ld;%4$ld;0 %1$sin_progress=%5$ld;%6$ld;%7$ld;0 "
+                "%1$sfailed=%8$ld;;1;0 %1$soldest_pending=%9$.0fs;%10$.0f;;0 "
+                "%1$sheartbeat_age=%11$.0fs;;%12$.0f;0",
+                prefix.c_str(), pending, f.warn_pending, f.crit_pending, running, f.warn_cur,
+                f.crit_cur, dead, pending > 0 ? oldest_s : 0.0, f.max_age_s,
+                beat_age < 0 ? 0.0 : beat_age, f.heartbeat_age_s);
+  return Verdict{level, root + ": " + summary, perf};
+}
+
+int RunCheck(const CheckFlags& f) {
+  std::vector<Verdict> verdicts;
+  if (f.spool_name.empty() && !f.all) {
+    if (f.spool_dir.empty()) return Print({Unknown("give --spool-dir, or --spool NAME / --all")});
+    return Print({CheckOne(f, f.spool_dir, f.database, "")});
+  }
+  if (f.config.empty()) return Print({Unknown("--spool and --all need --config FILE")});
+  auto sections = ConfigSpoolArgs(f.config);
+  if (!sections.ok()) return Print({Unknown(sections.status().message())});
+  auto global = ConfigFileArgs(f.config);
+  std::string database = f.database;
+  for (const std::string& arg : global.ok() ? *global : std::vector<std::string>{}) {
+    if (database.empty() && arg.rfind("--database=", 0) == 0) database = arg.substr(11);
+  }
+  for (const auto& [name, args] : *sections) {
+    if (!f.all && name != f.spool_name) continue;
+    std::string dir;
+    for (const std::string& arg : args) {
+      if (arg.rfind("--spool-dir=", 0) == 0) dir = arg.substr(12);
+    }
+    verdicts.push_back(CheckOne(f, dir, database, f.all ? name + "_" : ""));
+    verdicts.back().summary = name + " " + verdicts.back().summary;
+  }
+  if (verdicts.empty()) return Print({Unknown("no spool " + f.spool_name + " in " + f.config)});
+  return Print(verdicts);
 }
 
 }  // namespace sluice::cli

@@ -17,7 +17,10 @@ namespace sluice::cli {
 
 struct CheckFlags {
   std::string spool_dir;
-  std::string database;  // default: sqlite:DIR/sluice.db for a queuedir, else sqlite:sluice.db
+  std::string config;      // with spool_name or all: the daemon's config file
+  std::string spool_name;  // one [spool.NAME] of it
+  bool all = false;        // every spool of it, in one line
+  std::string database;    // default: sqlite:DIR/sluice.db for a queuedir, else sqlite:sluice.db
   long warn_pending = 50;
   long crit_pending = 100;
   long warn_cur = 50;

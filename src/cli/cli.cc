@@ -177,7 +177,11 @@ int Main(int argc, char** argv) {
   CheckFlags check_flags;
   CLI::App* check = app.add_subcommand(
       "check", "Nagios plugin: one line and exit 0/1/2/3 for a spool (works with the daemon down)");
-  check->add_option("--spool-dir", check_flags.spool_dir, "The spool")->required();
+  check->add_option("--spool-dir", check_flags.spool_dir, "The spool (or queuedir)");
+  check->add_option("--config", check_flags.config,
+                    "The daemon's config file (with --spool or --all)");
+  check->add_option("--spool", check_flags.spool_name, "A [spool.NAME] of --config");
+  check->add_flag("--all", check_flags.all, "Every spool of --config, in one line");
   check->add_option("--database", check_flags.database,
                     "Store URL (default sqlite:sluice.db; a queuedir's: sqlite:DIR/sluice.db)");
   check->add_option("-w,--warn", check_flags.warn_pending, "Pending files for WARNING")

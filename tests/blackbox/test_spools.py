@@ -145,6 +145,18 @@ retry_time = 0.1
                                 "sqlite:" + self.box.db], capture_output=True, text=True)
             expected = 2 if spool == self.cmds else 0  # denied.json is in failed/
             self.assertEqual(r.returncode, expected, r.stdout)
+        # By name, from the daemon's config file; --all in one line with prefixed perfdata.
+        r = subprocess.run([harness.SLUICE, "check", "--config", self.conf, "--spool", "queue"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertTrue(r.stdout.startswith("SLUICE OK - queue "), r.stdout)
+        r = subprocess.run([harness.SLUICE, "check", "--config", self.conf, "--all"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("commands ", r.stdout)
+        for label in ("kernelci_pending=", "commands_failed=1;", "queue_in_progress=0;"):
+            self.assertIn(label, r.stdout)
+        self.assertEqual(r.stdout.count("\n"), 1)
         self.proc.terminate()
         self.assertEqual(self.proc.wait(timeout=60), 0)
 
