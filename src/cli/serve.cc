@@ -107,6 +107,11 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--save-failed-to", e.save.failed,
                   "Failed files (with their .error.json) go to a dated folder of this directory; "
                   "\"\" deletes them (default: SPOOL/failed)");
+  app->add_option("--worker-lease", e.worker_lease_s,
+                  "Seconds without a heartbeat from a job's worker before another worker runs "
+                  "it (the lost try counts; 0: no leases)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app->add_option("--companions", e.companions,
                   "Suffixes of files a job needs beside x.json (\".dump\": x.dump); "
                   "comma-separated")

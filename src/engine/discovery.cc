@@ -358,6 +358,7 @@ void Engine::DiscoveryLoop() {
     }
     Refill();
     ExpirePairs();
+    ExpireLeases();
     if (mono >= next_move_retry) {
       RetryMoves();
       next_move_retry = mono + 1'000'000;

@@ -154,6 +154,8 @@ class Engine {
     Job job;
     bool move_pending = false;  // final, committed, file not moved yet
     int move_failures = 0;
+    int64_t beat = 0;    // while running: the worker's last heartbeat (monotonic micros)
+    uint64_t claim = 0;  // which claim the running worker holds; a lost lease bumps it
   };
 
   // recovery.cc
@@ -178,6 +180,8 @@ class Engine {
   std::string MissingCompanion(const std::string& name, bool from_scan, int64_t now);
   // Examines again the files whose companions are overdue (they are registered, and fail).
   void ExpirePairs();
+  // Running jobs whose worker stopped heartbeating: run again by another worker (worker.cc).
+  void ExpireLeases();
   std::vector<std::string> OldestFirst(const std::vector<std::string>& names);
   // Registers waiting files, oldest first, when the backlog has room again.
   void Refill();
@@ -231,6 +235,7 @@ class Engine {
   // Files waiting for their companions -> when first seen (wall micros). Discovery thread only.
   std::map<std::string, int64_t> unpaired_;
   int64_t last_pair_check_ = 0;
+  int64_t last_lease_check_ = 0;
   std::unordered_map<std::string, bool> unsettled_;  // being written or settling -> from_scan
                                                      // (discovery thread only)
   std::mt19937_64 rng_;

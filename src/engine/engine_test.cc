@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "core/fault_env.h"
 #include "core/test_util.h"
@@ -240,6 +241,53 @@ TEST_F(EngineTest, ABoundedBacklogStillTakesEveryFileOldestFirst) {
             60);
   ASSERT_EQ(order.mtimes.size(), 60u);
   EXPECT_TRUE(std::is_sorted(order.mtimes.begin(), order.mtimes.end()));
+}
+
+// The first try of each job hangs (never heartbeats) until released; later tries succeed.
+class HangingHandler : public Handler {
+ public:
+  std::string_view kind() const override { return "kcidb"; }
+  const std::vector<TableSpec>& tables() const override { return tables_; }
+  Status Run(const HandlerContext&, HandlerOutput* out) override {
+    if (calls.fetch_add(1) == 0) {
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      out->summary = R"({"try":"first"})";
+      return Status::Ok();
+    }
+    out->summary = R"({"try":"second"})";
+    return Status::Ok();
+  }
+  std::atomic<int> calls{0};
+  std::atomic<bool> release{false};
+
+ private:
+  std::vector<TableSpec> tables_;
+};
+
+TEST_F(EngineTest, AJobWhoseWorkerStopsHeartbeatingRunsElsewhereAndTheLateResultIsDropped) {
+  testing::WriteAll(spool_ + "/stuck.json", kGood);
+  EngineOptions o = Options();
+  o.burst = false;
+  o.worker_lease_s = 0.3;
+  HangingHandler hanging;
+  Engine engine(o, store_.get(), &hanging, &env_, Clock::Real());
+  ASSERT_TRUE(engine.Start().ok());
+  auto succeeded = [&] {
+    auto jobs = store_->ListJobs(JobFilter{});
+    return jobs.ok() && jobs->size() == 1 && (*jobs)[0].state == JobState::kSucceeded;
+  };
+  for (int i = 0; i < 500 && !succeeded(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(succeeded());
+  hanging.release = true;  // the stuck try ends now; its result must not count
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  engine.RequestStop();
+  ASSERT_TRUE(engine.Wait().ok());
+  auto job = store_->ListJobs(JobFilter{})->at(0);
+  EXPECT_EQ(job.attempts, 2);  // the lost try counted
+  EXPECT_EQ(job.result, R"({"try":"second"})");
+  EXPECT_EQ(hanging.calls.load(), 2);
 }
 
 }  // namespace

@@ -33,6 +33,10 @@ struct EngineOptions {
   // Socorro's pairs: with {".dump"}, x.json is a job only once x.dump is there too (both
   // complete); a file still without its companions after pair_timeout_s fails with that reason.
   std::vector<std::string> companions;
+  // A running job whose worker has not heartbeaten for this long (stuck in its handler) is
+  // run again by another worker, the lost try counted as an attempt; its late result is
+  // dropped. 0: no leases.
+  double worker_lease_s = 300;
   double pair_timeout_s = 600;
 };
 

@@ -29,6 +29,8 @@ void Engine::WorkerLoop() {
       j.state = JobState::kRunning;
       j.attempts++;
       j.last_tried = clock_->NowMicros();
+      it->second.beat = clock_->MonotonicMicros();
+      ++it->second.claim;
       job = j;
     }
     if (stop_) {
@@ -42,6 +44,43 @@ void Engine::WorkerLoop() {
       continue;
     }
     RunJob(std::move(job));
+  }
+}
+
+void Engine::ExpireLeases() {
+  if (options_.worker_lease_s <= 0) return;
+  int64_t mono = clock_->MonotonicMicros();
+  if (mono - last_lease_check_ < 1'000'000) return;
+  last_lease_check_ = mono;
+  int64_t lease = static_cast<int64_t>(options_.worker_lease_s * 1e6);
+  std::vector<Job> lost;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, t] : jobs_) {
+      if (t.job.state != JobState::kRunning || mono - t.beat < lease) continue;
+      ++t.claim;      // the silent worker's result, if it ever comes, is dropped
+      t.beat = mono;  // not again before its new state is committed
+      // Recorded like any failed try: the commit sets the state and queues the retry.
+      Job j = t.job;
+      int64_t now = clock_->NowMicros();
+      char why[96];
+      std::snprintf(why, sizeof(why), "its worker sent no heartbeat for %g s",
+                    options_.worker_lease_s);
+      j.error = {"worker_lost", why, ""};
+      if (j.attempts < j.max_attempts) {
+        j.state = JobState::kRetrying;
+        j.run_at = now;
+      } else {
+        j.state = JobState::kFailed;
+        j.finished_at = now;
+      }
+      lost.push_back(j);
+    }
+  }
+  for (const Job& j : lost) {
+    spdlog::error("job {} ({}): {}; {}", j.id, j.name, j.error.message,
+                  j.state == JobState::kFailed ? "it failed" : "another worker takes it");
+    Record(j);
   }
 }
 
@@ -72,7 +111,28 @@ void Engine::RunJob(Job job) {
   ctx.env = env_;
   ctx.clock = clock_;
   ctx.cancelled = &stop_;
-  ctx.live_log = [this, &job](std::vector<std::string> lines) { RecordLog(job, std::move(lines)); };
+  uint64_t claim;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    claim = jobs_[job.id].claim;
+  }
+  // True while this worker still holds the job (its lease was not given away).
+  auto holds = [this, &job, claim] {
+    auto it = jobs_.find(job.id);
+    return it != jobs_.end() && it->second.claim == claim;
+  };
+  ctx.live_log = [this, &job, holds](std::vector<std::string> lines) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!holds()) return;
+      jobs_[job.id].beat = clock_->MonotonicMicros();
+    }
+    RecordLog(job, std::move(lines));
+  };
+  ctx.heartbeat = [this, &job, holds] {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (holds()) jobs_[job.id].beat = clock_->MonotonicMicros();
+  };
   HandlerOutput out;
   Status st;
   if (!missing.empty()) {
@@ -84,6 +144,15 @@ void Engine::RunJob(Job job) {
     st = handler_->Run(ctx, &out);
   }
   processing_seconds_.Observe((clock_->MonotonicMicros() - started) / 1e6);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!holds()) {
+      spdlog::warn("job {} ({}): dropping the result of a try whose lease was given away", job.id,
+                   job.name);
+      return;
+    }
+    jobs_[job.id].beat = clock_->MonotonicMicros();  // kept until its result is recorded
+  }
 
   int64_t now = clock_->NowMicros();
   job.run_at = 0;

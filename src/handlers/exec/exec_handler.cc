@@ -181,7 +181,10 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
     pending.push_back(stream == 2 ? "stderr: " + std::string(line) : std::string(line));
     flush(false);
   };
-  so.tick = [&] { flush(false); };
+  so.tick = [&] {
+    flush(false);
+    if (ctx.heartbeat) ctx.heartbeat();
+  };
   auto started = std::chrono::steady_clock::now();
   auto r = RunSubprocess(so);
   double elapsed =

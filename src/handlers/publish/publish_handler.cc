@@ -163,6 +163,7 @@ Status PublishHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
       body += Serialize(*events[i]);
     }
     body += "]";
+    if (ctx.heartbeat) ctx.heartbeat();
     Status st = Post(body, key + ":" + std::to_string(b));
     if (!st.ok()) {
       out->error_code = "publish_failed";
