@@ -27,6 +27,16 @@ int ExitCode(const Status& st) {
   }
 }
 
+sigset_t BlockDaemonSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
 namespace {
 
 // Replaces "-c FILE" / "--config FILE" / "--config=FILE" by the file's flags, placed right after

@@ -32,12 +32,7 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   qo.max_retries = f.max_retries;
   qo.retry_time_s = f.retry_time_s;
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  sigset_t set = BlockDaemonSignals();
 
   QueuedirRunner runner(qo, store->get(), &handler, Env::Default(), Clock::Real());
   st = runner.Start();

@@ -2,6 +2,8 @@
 // Status → exit code conversion happens in ExitCode() and nowhere else.
 #pragma once
 
+#include <signal.h>
+
 #include <string>
 #include <vector>
 
@@ -10,6 +12,10 @@
 namespace sluice::cli {
 
 int Main(int argc, char** argv);
+
+// Blocks SIGINT, SIGTERM and SIGHUP in this thread and those it starts (daemons take them
+// with sigtimedwait on the set returned, never in a worker).
+sigset_t BlockDaemonSignals();
 
 // 0 for OK; 2 for bad arguments or input; 3 for a missing thing; 1 otherwise. Prints the
 // error to stderr.

@@ -229,12 +229,7 @@ int RunServe(ServeFlags f) {
   if (!specs.ok()) return ExitCode(specs.status());
 
   // Signals are taken by this thread only (sigtimedwait below), never by workers.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  sigset_t set = BlockDaemonSignals();
 
   std::string token = f.api_token;
   if (const char* env = std::getenv("SLUICE_API_TOKEN"); token.empty() && env != nullptr) {

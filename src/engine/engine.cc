@@ -163,26 +163,6 @@ size_t Engine::Backlog() const {
   return by_name_.size() + api_ids_.size() + waiting_count_.load();
 }
 
-namespace {
-
-// The stored fields of `job`, as an update.
-JobUpdate UpdateOf(const Job& job) {
-  JobUpdate u;
-  u.job_id = job.id;
-  u.state = job.state;
-  u.attempts = job.attempts;
-  u.interruptions = job.interruptions;
-  u.priority = job.priority;
-  u.run_at = job.run_at;
-  u.last_tried = job.last_tried;
-  u.finished_at = job.finished_at;
-  u.error = job.error;
-  u.result = job.result;
-  return u;
-}
-
-}  // namespace
-
 void Engine::Record(const Job& job, std::vector<ObjectRow> rows, std::vector<std::string> log) {
   JobUpdate u = UpdateOf(job);
   u.rows = std::move(rows);

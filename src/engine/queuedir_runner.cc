@@ -78,17 +78,7 @@ Status QueuedirRunner::Save(const Job& job, const std::vector<std::string>& log,
     b.new_jobs.push_back(job);  // with its state event
     with_state = false;
   }
-  JobUpdate u;
-  u.job_id = job.id;
-  u.state = job.state;
-  u.attempts = job.attempts;
-  u.interruptions = job.interruptions;
-  u.priority = job.priority;
-  u.run_at = job.run_at;
-  u.last_tried = job.last_tried;
-  u.finished_at = job.finished_at;
-  u.error = job.error;
-  u.result = job.result;
+  JobUpdate u = UpdateOf(job);
   for (const std::string& line : log) u.events.push_back(LogEvent(job, now, line));
   if (with_state) u.events.push_back(StateEvent(job, now));
   b.updates.push_back(std::move(u));

@@ -50,6 +50,9 @@ struct HandlerOutput {
   std::string error_detail;
 };
 
+// The job's input: its payload, or its file read whole (error code "unreadable_file").
+Status ReadJobInput(const HandlerContext& ctx, std::string* text, HandlerOutput* out);
+
 class Handler {
  public:
   virtual ~Handler() = default;

@@ -1,6 +1,8 @@
 // Job state names, as stored and shown.
 #include "store/job.h"
 
+#include "store/store.h"
+
 namespace sluice {
 
 std::string_view StateName(JobState state) {
@@ -32,6 +34,21 @@ Result<JobState> ParseState(std::string_view name) {
   return Status::InvalidArgument(
       "unknown job state '" + std::string(name) +
       "' (queued, running, retrying, succeeded, failed, cancelled, deferred)");
+}
+
+JobUpdate UpdateOf(const Job& job) {
+  JobUpdate u;
+  u.job_id = job.id;
+  u.state = job.state;
+  u.attempts = job.attempts;
+  u.interruptions = job.interruptions;
+  u.priority = job.priority;
+  u.run_at = job.run_at;
+  u.last_tried = job.last_tried;
+  u.finished_at = job.finished_at;
+  u.error = job.error;
+  u.result = job.result;
+  return u;
 }
 
 }  // namespace sluice

@@ -37,6 +37,9 @@ struct JobUpdate {
   std::vector<Event> events;    // appended in the same transaction (state change, log lines)
 };
 
+// The stored fields of `job` as an update (no rows, no events).
+JobUpdate UpdateOf(const Job& job);
+
 struct WriteBatch {
   std::vector<Job> new_jobs;
   std::vector<JobUpdate> updates;

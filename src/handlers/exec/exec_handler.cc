@@ -121,15 +121,7 @@ Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
     return RunCommand(*cmd, ctx, out);
   }
   std::string text;
-  if (ctx.payload != nullptr) {
-    text = *ctx.payload;
-  } else {
-    Status st = ctx.env->ReadFile(ctx.path, ctx.max_file_bytes, &text, nullptr);
-    if (!st.ok()) {
-      out->error_code = "unreadable_file";
-      return st;
-    }
-  }
+  SLUICE_RETURN_IF_ERROR(ReadJobInput(ctx, &text, out));
   auto cmd = ParseCommand(text, out);
   if (!cmd.ok()) return cmd.status();
   return RunCommand(*cmd, ctx, out);

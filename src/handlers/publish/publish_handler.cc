@@ -104,15 +104,7 @@ Status PublishHandler::Post(const std::string& body, const std::string& idempote
 Status PublishHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   std::string text;
   std::string name = ctx.path.substr(ctx.path.find_last_of('/') + 1);
-  if (ctx.payload != nullptr) {
-    text = *ctx.payload;
-  } else {
-    Status st = ctx.env->ReadFile(ctx.path, ctx.max_file_bytes, &text, nullptr);
-    if (!st.ok()) {
-      out->error_code = "unreadable_file";
-      return st;
-    }
-  }
+  SLUICE_RETURN_IF_ERROR(ReadJobInput(ctx, &text, out));
   rapidjson::Document d;
   d.Parse(text.c_str(), text.size());
   if (d.HasParseError() || !(d.IsArray() || d.IsObject())) {
