@@ -87,10 +87,15 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "dead/)")
       ->check(CLI::IsMember({"spool", "queuedir"}))
       ->capture_default_str();
+  auto given = [f](const char* flag) {
+    return [f, flag](const std::string&) { f->given.insert(flag); };
+  };
   app->add_option("--max-retries", f->max_retries, "queuedir: retries before an item goes dead")
+      ->each(given("max-retries"))
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   app->add_option("--retry-time", f->retry_time_s, "queuedir: seconds between retries")
+      ->each(given("retry-time"))
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app->add_option("--kind", f->kind,
@@ -167,6 +172,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
+      ->each(given("max-attempts"))
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app->add_option("--max-interruptions", e.max_interruptions,
@@ -176,9 +182,11 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_flag("--no-archive", f->no_archive, "Delete succeeded files instead of archiving");
   app->add_flag("--burst", e.burst, "Drain the spool (and due retries), print a summary, exit");
   app->add_option("--retry-delay", e.retry_delay_s, "First retry delay in seconds (doubles)")
+      ->each(given("retry-delay"))
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app->add_option("--retry-max-delay", e.retry_max_delay_s, "Longest retry delay in seconds")
+      ->each(given("retry-max-delay"))
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app->add_option("--settle", e.settle_s, "Seconds a scanned file must be quiet before it is taken")

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <set>
 #include <string>
 
 #include "api/http_server.h"
@@ -23,6 +24,7 @@ struct ServeFlags {
   int max_retries = 10;          // queuedir: retries before dead/
   double retry_time_s = 60;      // queuedir: seconds between retries
   std::string spools_config;     // a config file with [spool.NAME] sections
+  std::set<std::string> given;   // retry flags set by the user (the rest take the kind's defaults)
   ExecOptions exec;
   std::string command_json;  // --command
   PublishOptions publish;

@@ -14,6 +14,21 @@
 
 namespace sluice::cli {
 
+namespace {
+
+// pulse_publisher's retry policy for publish spools, unless flags say otherwise: the whole
+// item again every 60 s, 5 retries.
+void KindDefaults(ServeFlags* f) {
+  if (f->kind != "publish") return;
+  if (!f->given.count("retry-delay")) f->engine.retry_delay_s = 60;
+  if (!f->given.count("retry-max-delay")) f->engine.retry_max_delay_s = f->engine.retry_delay_s;
+  if (!f->given.count("max-attempts")) f->engine.max_attempts = 6;
+  if (!f->given.count("max-retries")) f->max_retries = 5;
+  if (!f->given.count("retry-time")) f->retry_time_s = 60;
+}
+
+}  // namespace
+
 Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
   std::vector<SpoolSpec> specs;
   if (f.spools_config.empty()) {
@@ -27,6 +42,7 @@ Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
       one.name = std::filesystem::path(f.engine.spool_dir).lexically_normal().filename();
       if (one.name.empty()) one.name = "spool";
     }
+    KindDefaults(&one.flags);
     specs.push_back(std::move(one));
     return specs;
   }
@@ -53,6 +69,7 @@ Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
       return Status::InvalidArgument(f.spools_config + ": [spool." + name + "] needs 'dir'");
     }
     spec.flags.engine.archive = !spec.flags.no_archive;
+    KindDefaults(&spec.flags);
     specs.push_back(std::move(spec));
   }
   if (specs.empty()) return Status::InvalidArgument(f.spools_config + ": no spool sections");
