@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "core/test_util.h"
@@ -190,6 +191,33 @@ TEST_F(TaskSchedulerTest, ARunStartedByADeadDaemonIsRetriedAtStart) {
   ASSERT_EQ(runs->size(), 2u);
   EXPECT_EQ((*runs)[1].queue, "retry");
   EXPECT_EQ((*runs)[1].job_number, 2);
+}
+
+TEST_F(TaskSchedulerTest, ItemsGoToTheJsonLinesFileOnceEvenAfterACrashMidExport) {
+  script_ = [](int call, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    if (call == 0) return std::vector<TaskItem>{ItemAt("a", 1), ItemAt("b", 2)};
+    return std::vector<TaskItem>{ItemAt("b", 2), ItemAt("c", 3)};
+  };
+  TaskOptions o;
+  o.items_dir = dir_.Sub("items");
+  Start(o);
+  ASSERT_TRUE(sched_->Add({NewTask("t/1", 3600, 3, 1)}).ok());
+  WaitFor("t/1", [](const Task& t) { return t.status == TaskStatus::kCompleted; });
+  sched_->Stop();
+  std::string path = dir_.Sub("items/t%2F1.jsonl");
+  EXPECT_EQ(testing::ReadAll(path), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+  // A crash after lines were appended but before their mark was stored leaves them twice
+  // unless the next export cuts them: simulate it with a half-written tail.
+  {
+    std::ofstream tail(path, std::ios::app);
+    tail << "{\"id\":\"b\"}\n{\"id";
+  }
+  Task t = *store_->GetTask("t/1");
+  std::vector<TaskItem> more = {ItemAt("c", 3)};
+  ASSERT_TRUE(store_->SaveTask(t, nullptr, &more).ok());
+  Start(o);  // exports what is missing at start
+  sched_->Stop();
+  EXPECT_EQ(testing::ReadAll(path), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n");
 }
 
 TEST(QueueForTest, ChosenAsArthurDoes) {
