@@ -90,8 +90,58 @@ std::string QueueFor(const Task& t) {
 }
 
 TaskScheduler::TaskScheduler(TaskOptions options, Store* store,
-                             std::vector<std::unique_ptr<Backend>> backends, Clock* clock)
-    : options_(std::move(options)), store_(store), backends_(std::move(backends)), clock_(clock) {}
+                             std::vector<std::unique_ptr<Backend>> backends, Clock* clock,
+                             EngineShared shared)
+    : options_(std::move(options)),
+      store_(store),
+      backends_(std::move(backends)),
+      clock_(clock),
+      shared_(shared) {}
+
+Status TaskScheduler::Save(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
+                           const Store::SettleRun& settle) {
+  if (shared_.hub == nullptr) return store_->SaveTask(task, run, items, settle);
+  Event e;
+  e.ts = clock_->NowMicros();
+  e.queue = run != nullptr ? run->queue : "";
+  e.kind = "task";
+  std::string status = TaskStatusName(task.status);
+  for (char& c : status) c = static_cast<char>(tolower(c));
+  e.type = "task." + status;
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("task");
+  w.String(task.task_id.c_str());
+  w.Key("status");
+  w.String(TaskStatusName(task.status));
+  w.Key("age");
+  w.Int(task.age);
+  w.Key("num_failures");
+  w.Int(task.num_failures);
+  if (run != nullptr) {
+    w.Key("job_id");
+    w.String(run->job_id.c_str());
+    w.Key("job_status");
+    w.String(RunStatusName(run->status));
+    if (!run->error.empty()) {
+      w.Key("error");
+      w.String(run->error.c_str());
+    }
+  }
+  if (task.status == TaskStatus::kScheduled) {
+    w.Key("next_run_at");
+    w.String(FormatTime(task.next_run_at).c_str());
+  }
+  w.EndObject();
+  e.data.assign(buf.GetString(), buf.GetSize());
+  // In id order with the spools' events on the one stream.
+  std::unique_lock<std::mutex> order;
+  if (shared_.commit_order != nullptr) order = std::unique_lock<std::mutex>(*shared_.commit_order);
+  Status st = store_->SaveTask(task, run, items, settle, &e);
+  if (st.ok()) shared_.hub->Publish({e});
+  return st;
+}
 
 TaskScheduler::~TaskScheduler() { Stop(); }
 
@@ -137,7 +187,7 @@ Status TaskScheduler::Start() {
         task.status = TaskStatus::kScheduled;
         task.next_run_at = now;
         task.current_job.clear();
-        Status st = store_->SaveTask(task, nullptr, nullptr);
+        Status st = Save(task, nullptr, nullptr);
         if (!st.ok()) return st.Annotate("scheduling task " + task.task_id);
       }
     }
@@ -183,7 +233,7 @@ Status TaskScheduler::Add(std::vector<Task> tasks) {
     Task& task = tasks_[t.task_id] = std::move(t);
     task.status = TaskStatus::kScheduled;
     task.next_run_at = now;
-    Status st = store_->SaveTask(task, nullptr, nullptr);
+    Status st = Save(task, nullptr, nullptr);
     if (!st.ok()) spdlog::error("tasks: scheduling {}: {}", task.task_id, st.ToString());
     spdlog::info("tasks: added {} ({} {})", task.task_id, task.backend, task.category);
   }
@@ -231,7 +281,7 @@ std::vector<std::pair<std::string, bool>> TaskScheduler::Reschedule(
     t.age = 0;
     t.num_failures = 0;
     t.next_run_at = now;
-    Status st = store_->SaveTask(t, nullptr, nullptr);
+    Status st = Save(t, nullptr, nullptr);
     if (st.ok()) it->second = t;
     out.emplace_back(id, st.ok());
   }
@@ -252,7 +302,7 @@ Status TaskScheduler::Enqueue(Task* task, int64_t now) {
   next.status = TaskStatus::kEnqueued;
   next.age += 1;
   next.current_job = run.job_id;
-  SLUICE_RETURN_IF_ERROR(store_->SaveTask(next, &run, nullptr));
+  SLUICE_RETURN_IF_ERROR(Save(next, &run, nullptr));
   *task = std::move(next);
   last_number_[task->seq] = run.job_number;
   queues_[{QueueRank(run.queue), run.queue}].push_back(run.job_id);
@@ -282,7 +332,7 @@ void TaskScheduler::FailRun(Task* task, TaskRun* run, const std::string& error, 
                  task->task_id, error, task->num_failures, task->schedule.max_retries,
                  std::min(delay, 3600.0));
   }
-  Status st = store_->SaveTask(*task, run, nullptr);
+  Status st = Save(*task, run, nullptr);
   if (!st.ok() && st.code() != Code::kNotFound) {
     spdlog::error("tasks: recording the failure of {}: {}", task->task_id, st.ToString());
   }
@@ -367,7 +417,7 @@ void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* 
                std::to_string(items->size() - fetched) + " already stored; task " +
                TaskStatusName(next.status));
   };
-  Status st = store_->SaveTask(next, run, items, settle);
+  Status st = Save(next, run, items, settle);
   if (st.ok()) {
     *task = std::move(next);
     return;
@@ -452,7 +502,7 @@ void TaskScheduler::RunOne(const std::string& job_id) {
     AddLog(&run, now, "started on queue " + run.queue + " with " + run.args);
     Task next = task;
     next.status = TaskStatus::kRunning;
-    Status st = store_->SaveTask(next, &run, nullptr);
+    Status st = Save(next, &run, nullptr);
     if (!st.ok()) {
       FailRun(&task, &run, "recording its start: " + st.ToString(), now);
       runs_.erase(r);

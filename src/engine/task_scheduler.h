@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "engine/shared.h"
 #include "handlers/backend.h"
 #include "store/store.h"
 
@@ -36,8 +37,10 @@ struct TaskOptions {
 
 class TaskScheduler {
  public:
+  // `shared.hub` (with `shared.commit_order`): task state changes also go out as events of
+  // kind "task" ("task.scheduled", "task.running", …), committed with the change.
   TaskScheduler(TaskOptions options, Store* store, std::vector<std::unique_ptr<Backend>> backends,
-                Clock* clock);
+                Clock* clock, EngineShared shared = {});
   ~TaskScheduler();
 
   // Recovers the tasks in the store and starts the threads.
@@ -70,11 +73,15 @@ class TaskScheduler {
   // Appends the task's items not exported yet to its JSON-lines file.
   Status ExportItems(const std::string& task_id, int64_t task_seq);
   bool PopRun(std::string* job_id);  // mu_ held
+  // Stores `task` (with `run`, `items`) and, with a hub, its state as an event.
+  Status Save(const Task& task, TaskRun* run, std::vector<TaskItem>* items = nullptr,
+              const Store::SettleRun& settle = nullptr);
 
   TaskOptions options_;
   Store* store_;
   std::vector<std::unique_ptr<Backend>> backends_;
   Clock* clock_;
+  EngineShared shared_;
 
   std::mutex mu_;
   std::condition_variable sched_cv_;

@@ -122,11 +122,11 @@ class Store {
   virtual Status RemoveTask(const std::string& task_id) = 0;
   // In one transaction: inserts `items` (those the task already has are skipped: their seq
   // stays 0; the others get theirs), then calls `settle` (which may fill in the run from what
-  // was new), then writes `run` when given and updates `task` (matched by seq: NotFound when
-  // it was removed).
+  // was new), then writes `run` when given, updates `task` (matched by seq: NotFound when it
+  // was removed) and appends `event` when given (its id is set).
   using SettleRun = std::function<void(TaskRun*)>;
   virtual Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
-                          const SettleRun& settle = nullptr) = 0;
+                          const SettleRun& settle = nullptr, Event* event = nullptr) = 0;
   virtual Result<TaskRun> GetTaskRun(const std::string& job_id) = 0;
   // The runs of the task stored under `task_seq`, by job number.
   virtual Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) = 0;

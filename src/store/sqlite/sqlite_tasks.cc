@@ -169,7 +169,7 @@ Status SqliteStore::RemoveTask(const std::string& task_id) {
 }
 
 Status SqliteStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
-                             const SettleRun& settle) {
+                             const SettleRun& settle, Event* event) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
   Status st;
@@ -227,6 +227,7 @@ Status SqliteStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskIte
       st = Status::NotFound("task '" + task.task_id + "' was removed");
     }
   }
+  if (st.ok() && event != nullptr) st = InsertEvent(event);
   if (st.ok()) st = write_.Exec("COMMIT");
   if (!st.ok()) {
     (void)write_.Exec("ROLLBACK");
