@@ -93,6 +93,15 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
     }
     auto failed_name = spool_.FailedNameOf(job.name, id);
     if (!failed_name.ok()) return Status::FailedPrecondition(failed_name.status().message());
+    // Its companions first, so the file is whole again when it reappears (one that never
+    // came is waited for again).
+    for (const std::string& suffix : options_.companions) {
+      std::string companion = SpoolDir::CompanionOf(job.name, suffix);
+      auto failed_companion = spool_.FailedNameOf(companion, id);
+      if (failed_companion.ok()) {
+        SLUICE_RETURN_IF_ERROR(spool_.Restore(*failed_companion, companion));
+      }
+    }
     SLUICE_RETURN_IF_ERROR(spool_.Restore(*failed_name, job.name));
     (void)spool_.Sync();
     spdlog::info("job {} retried over the API: {} is back in the spool", id, job.name);

@@ -104,6 +104,28 @@ class PairsTest(unittest.TestCase):
         self.assertEqual(self.box.listing("failed"), [])
         self.assertEqual(self.box.listing("archive"), [])
 
+    def test_retry_over_the_api_brings_both_halves_back(self):
+        self.box.api = True
+        gate = os.path.join(self.box.dir, "gate")
+        self.command = json.dumps(["/bin/sh", "-c",
+                                   '[ -e %s ] && read -r a < "$2"; [ -e %s ]' % (gate, gate),
+                                   "sh", "{json}", "{dump}"])
+        self.start("--max-attempts", "1")
+        port = self.box.wait_for_api()
+        self.box.drop("x.json", json.dumps({"crash": "x"}))
+        self.box.drop("x.dump", "dump of x")
+        self.box.wait_for(lambda: sorted(self.box.listing("failed")) ==
+                          ["x.dump", "x.json", "x.json.error.json"], 30, "both in failed/")
+        open(gate, "w").close()
+        job_id = self.box.query("SELECT id FROM jobs WHERE name='x.json'")[0][0]
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("POST", "/api/v1/jobs/%d/retry" % job_id, body="{}")
+        self.assertEqual(c.getresponse().status, 202)
+        self.box.wait_for(lambda: sorted(self.box.listing("archive")) == ["x.dump", "x.json"], 30,
+                          "the pair to run again and be archived")
+        self.assertEqual(self.box.listing("failed"), [])
+
 
 if __name__ == "__main__":
     harness.main()
