@@ -10,23 +10,10 @@
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "core/clock.h"
+#include "core/percent.h"
 
 namespace sluice::cli {
 namespace {
-
-std::string UrlEscape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 int Print(const Result<RemoteAnswer>& answer) {
   if (!answer.ok()) return ExitCode(answer.status());
@@ -102,11 +89,11 @@ int RunTasks(const RemoteFlags& flags, const std::string& action,
   }
   if (action == "show") {
     if (args.size() != 1) return ExitCode(Status::InvalidArgument("tasks show ID"));
-    return Print(Ask(flags, "GET", "/task/" + UrlEscape(args[0])));
+    return Print(Ask(flags, "GET", "/task/" + PercentEncode(args[0], "-_.~")));
   }
   if (action == "job") {
     if (args.size() != 1) return ExitCode(Status::InvalidArgument("tasks job JOB_ID"));
-    return Print(Ask(flags, "GET", "/job/" + UrlEscape(args[0])));
+    return Print(Ask(flags, "GET", "/job/" + PercentEncode(args[0], "-_.~")));
   }
   return ExitCode(Status::InvalidArgument("tasks: add, remove, reschedule, list, show or job"));
 }

@@ -15,6 +15,8 @@
 #include <optional>
 #include <random>
 
+#include "core/percent.h"
+
 namespace sluice {
 namespace {
 
@@ -61,17 +63,10 @@ std::string ArgsForRun(const Task& t) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+// A task id as a file name: no '/', no leading dot.
 std::string SafeFileName(const std::string& id) {
-  std::string out;
-  for (unsigned char c : id) {
-    if (isalnum(c) || c == '-' || c == '_' || (c == '.' && !out.empty())) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", c);
-      out += buf;
-    }
-  }
+  std::string out = PercentEncode(id, "-_.");
+  if (!out.empty() && out[0] == '.') out.replace(0, 1, "%2E");
   return out;
 }
 
