@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import signal
 import sqlite3
 import subprocess
@@ -138,3 +139,66 @@ class Sandbox:
                     self.proc.returncode, what, self.daemon_log()[-3000:]))
             time.sleep(0.05)
         raise AssertionError("timed out waiting for " + what)
+
+
+class SseClient:
+    """A raw-socket SSE reader: frames as dicts {id, event, data}, comments counted."""
+
+    def __init__(self, port, path, last_event_id=None, timeout=30, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:  # before connecting, so the window the server sees is small from the start
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        headers = "Last-Event-ID: %s\r\n" % last_event_id if last_event_id is not None else ""
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, headers)).encode())
+        self.buf = b""
+        self.head = None
+        self.comments = []
+        self.closed = False
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            self.closed = True
+        self.buf += data
+
+    def read_head(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+            if self.closed:
+                raise AssertionError("closed before the head")
+        self.head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return self.head.decode()
+
+    def frames(self, until, timeout=30):
+        """Reads frames until until(frames_so_far) is true or the server closes."""
+        if self.head is None:
+            self.read_head()
+        got = []
+        deadline = time.time() + timeout
+        while not until(got):
+            if time.time() > deadline:
+                raise AssertionError("timed out with %d frames" % len(got))
+            while b"\n\n" in self.buf:
+                raw, self.buf = self.buf.split(b"\n\n", 1)
+                frame = {}
+                for line in raw.decode().split("\n"):
+                    if line.startswith(":"):
+                        self.comments.append(line)
+                        continue
+                    key, _, value = line.partition(": ")
+                    frame[key] = value
+                if "id" in frame or "event" in frame:
+                    if "data" in frame:
+                        frame["data"] = json.loads(frame["data"])
+                    got.append(frame)
+                    if until(got):
+                        return got
+            if self.closed:
+                return got
+            self._fill()
+        return got
+
+    def close(self):
+        self.sock.close()

@@ -4,74 +4,10 @@ their end), job history and retries."""
 
 import http.client
 import json
-import socket
 import time
 import unittest
 
 import harness
-
-
-class SseClient:
-    """A raw-socket SSE reader: frames as dicts {id, event, data}, comments counted."""
-
-    def __init__(self, port, path, last_event_id=None, timeout=30, rcvbuf=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:  # before connecting, so the window the server sees is small from the start
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
-        headers = "Last-Event-ID: %s\r\n" % last_event_id if last_event_id is not None else ""
-        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, headers)).encode())
-        self.buf = b""
-        self.head = None
-        self.comments = []
-        self.closed = False
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            self.closed = True
-        self.buf += data
-
-    def read_head(self):
-        while b"\r\n\r\n" not in self.buf:
-            self._fill()
-            if self.closed:
-                raise AssertionError("closed before the head")
-        self.head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        return self.head.decode()
-
-    def frames(self, until, timeout=30):
-        """Reads frames until until(frames_so_far) is true or the server closes."""
-        if self.head is None:
-            self.read_head()
-        got = []
-        deadline = time.time() + timeout
-        while not until(got):
-            if time.time() > deadline:
-                raise AssertionError("timed out with %d frames" % len(got))
-            while b"\n\n" in self.buf:
-                raw, self.buf = self.buf.split(b"\n\n", 1)
-                frame = {}
-                for line in raw.decode().split("\n"):
-                    if line.startswith(":"):
-                        self.comments.append(line)
-                        continue
-                    key, _, value = line.partition(": ")
-                    frame[key] = value
-                if "id" in frame or "event" in frame:
-                    if "data" in frame:
-                        frame["data"] = json.loads(frame["data"])
-                    got.append(frame)
-                    if until(got):
-                        return got
-            if self.closed:
-                return got
-            self._fill()
-        return got
-
-    def close(self):
-        self.sock.close()
 
 
 def final(frames):
@@ -108,7 +44,7 @@ class EventsTest(unittest.TestCase):
 
     def test_every_frame_has_an_id_and_a_resumed_stream_has_no_gap_and_no_duplicate(self):
         self.start()
-        first = SseClient(self.box.port, "/api/v1/events")
+        first = harness.SseClient(self.box.port, "/api/v1/events")
         self.assertIn("text/event-stream", first.read_head())
         jobs = [self.submit()["id"] for _ in range(20)]
         seen = first.frames(lambda f: len(final(f)) >= 10)
@@ -116,7 +52,7 @@ class EventsTest(unittest.TestCase):
         self.assertTrue(all("id" in f for f in seen))
         last = seen[-1]["id"]
         jobs += [self.submit()["id"] for _ in range(30)]  # while nobody listens
-        resumed = SseClient(self.box.port, "/api/v1/events", last_event_id=last)
+        resumed = harness.SseClient(self.box.port, "/api/v1/events", last_event_id=last)
         rest = resumed.frames(lambda f: len(final(seen + f)) >= 50)
         jobs += [self.submit()["id"] for _ in range(10)]  # live again, same connection
         rest += resumed.frames(lambda f: len(final(seen + rest + f)) >= 60)
@@ -133,7 +69,7 @@ class EventsTest(unittest.TestCase):
         for job, events in per_job.items():
             self.assertEqual(events, ["job.queued", "job.running", "job.succeeded"], job)
         # ?after= resumes the same way.
-        after = SseClient(self.box.port, "/api/v1/events?after=%d" % stored[-3])
+        after = harness.SseClient(self.box.port, "/api/v1/events?after=%d" % stored[-3])
         self.assertEqual([int(f["id"]) for f in after.frames(lambda f: len(f) >= 2)],
                          stored[-2:])
         after.close()
@@ -144,13 +80,13 @@ class EventsTest(unittest.TestCase):
         b = self.submit(queue="beta")["id"]
         self.box.wait_for(lambda: self.request("GET", "/api/v1/jobs/%d" % b)[1]["state"] ==
                           "succeeded")
-        one = SseClient(self.box.port, "/api/v1/events?job=%d" % a)  # from the job's start
+        one = harness.SseClient(self.box.port, "/api/v1/events?job=%d" % a)  # from the job's start
         frames = one.frames(lambda f: len(f) >= 3)
         self.assertEqual([f["event"] for f in frames],
                          ["job.queued", "job.running", "job.succeeded"])
         self.assertTrue(all(f["data"]["job"] == a for f in frames))
         one.close()
-        typed = SseClient(self.box.port, "/api/v1/events?after=0&type=job.succeeded&queue=beta")
+        typed = harness.SseClient(self.box.port, "/api/v1/events?after=0&type=job.succeeded&queue=beta")
         frames = typed.frames(lambda f: len(f) >= 1)
         self.assertEqual([(f["event"], f["data"]["job"]) for f in frames], [("job.succeeded", b)])
         typed.close()
@@ -159,7 +95,7 @@ class EventsTest(unittest.TestCase):
 
     def test_a_slow_reader_is_told_it_lagged_and_resumes_from_its_last_id(self):
         self.start("--sse-buffer", "50")
-        slow = SseClient(self.box.port, "/api/v1/events", rcvbuf=4096)
+        slow = harness.SseClient(self.box.port, "/api/v1/events", rcvbuf=4096)
         slow.read_head()
         # It stops reading while 3,000 files make 9,000 events: more than the socket buffers
         # and its 50-event queue hold.
@@ -177,7 +113,7 @@ class EventsTest(unittest.TestCase):
         self.assertEqual(got[-1], last)
         total = self.box.query("SELECT COUNT(*) FROM events")[0][0]
         self.assertLess(len(got), total)
-        resumed = SseClient(self.box.port, "/api/v1/events", last_event_id=last)
+        resumed = harness.SseClient(self.box.port, "/api/v1/events", last_event_id=last)
         rest = resumed.frames(lambda f: len(got) + len(f) >= total)
         resumed.close()
         all_ids = got + [int(f["id"]) for f in rest]
@@ -186,7 +122,7 @@ class EventsTest(unittest.TestCase):
 
     def test_a_quiet_stream_gets_keepalive_comments(self):
         self.start("--sse-keepalive", "0.3")
-        c = SseClient(self.box.port, "/api/v1/events")
+        c = harness.SseClient(self.box.port, "/api/v1/events")
         c.read_head()
         time.sleep(1.2)
         c.sock.settimeout(5)

@@ -118,21 +118,12 @@ retry_time = 0.1
         self.assertEqual(by_name[""], ("", "succeeded"))  # the HTTP job ran on the exec spool
 
         # One event stream for all of them: increasing ids, nothing twice, every job there.
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request("GET", "/api/v1/events?after=0")
-        r = c.getresponse()
-        ids, jobs_seen, buf = [], set(), b""
-        deadline = time.time() + 10
         total = self.box.query("SELECT COUNT(*) FROM events")[0][0]
-        while len(ids) < total and time.time() < deadline:
-            buf += r.read1(65536)
-            while b"\n\n" in buf:
-                frame, buf = buf.split(b"\n\n", 1)
-                fields = dict(l.split(": ", 1) for l in frame.decode().split("\n") if ": " in l)
-                if "id" in fields:
-                    ids.append(int(fields["id"]))
-                    jobs_seen.add(json.loads(fields["data"])["job"])
-        c.close()
+        client = harness.SseClient(self.port, "/api/v1/events?after=0")
+        frames = client.frames(lambda got: len(got) >= total, 10)
+        client.close()
+        ids = [int(f["id"]) for f in frames]
+        jobs_seen = {f["data"]["job"] for f in frames}
         self.assertEqual(len(ids), total)
         self.assertEqual(ids, sorted(set(ids)))
         self.assertEqual(jobs_seen, {j for j, _, _, _ in self.jobs()})

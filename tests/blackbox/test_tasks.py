@@ -97,24 +97,12 @@ class TasksTest(unittest.TestCase):
         return seen[0]
 
     def events(self, query, count, timeout=10):
-        """The first `count` frames of GET /api/v1/events?QUERY: [{id, type, data}]."""
-        import http.client
-        c = http.client.HTTPConnection("127.0.0.1", int(self.api.rsplit(":", 1)[1]),
-                                       timeout=timeout)
-        c.request("GET", "/api/v1/events?" + query)
-        r = c.getresponse()
-        frames, buf = [], b""
-        deadline = time.time() + timeout
-        while len(frames) < count and time.time() < deadline:
-            buf += r.read1(65536)
-            while b"\n\n" in buf:
-                frame, buf = buf.split(b"\n\n", 1)
-                fields = dict(l.split(": ", 1) for l in frame.decode().split("\n") if ": " in l)
-                if "id" in fields:
-                    frames.append({"id": int(fields["id"]), "type": fields.get("event"),
-                                   "data": json.loads(fields["data"])})
-        c.close()
-        return frames
+        """The first `count` frames of GET /api/v1/events?QUERY."""
+        client = harness.SseClient(int(self.api.rsplit(":", 1)[1]), "/api/v1/events?" + query)
+        try:
+            return client.frames(lambda got: len(got) >= count, timeout)
+        finally:
+            client.close()
 
     def items(self, task_id):
         return [json.loads(r[0]) for r in self.box.query(
@@ -161,7 +149,7 @@ class TasksTest(unittest.TestCase):
                          ("finished", "create", 1))
         self.assertIn("git clone", job["log"])
         # Every state change of the task is also an event on the one stream.
-        types = [e["type"] for e in self.events("kind=task&after=0", 4)]
+        types = [e["event"] for e in self.events("kind=task&after=0", 4)]
         self.assertEqual(types[:4], ["task.scheduled", "task.enqueued", "task.running",
                                      "task.scheduled"])
 
