@@ -42,6 +42,7 @@ void QueuedirRunner::Stop() {
     if (stop_) return;
     stop_ = true;
   }
+  cancelled_ = true;  // as the engine does on stop (HandlerContext::cancelled)
   cv_.notify_all();
   if (dispatcher_.joinable()) dispatcher_.join();
   for (std::thread& t : workers_) t.join();
