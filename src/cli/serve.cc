@@ -2,7 +2,6 @@
 #include "cli/serve.h"
 
 #include <curl/curl.h>
-#include <rapidjson/document.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -13,11 +12,8 @@
 #include "cli/commands.h"
 #include "cli/spools.h"
 #include "engine/engine.h"
-#include "handlers/exec/exec_handler.h"
 #include "handlers/git/git_backend.h"
-#include "handlers/kcidb/kcidb_handler.h"
 #include "handlers/kcidb/storage.h"
-#include "handlers/publish/publish_handler.h"
 #include "store/store.h"
 
 namespace sluice::cli {
