@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
+#include "core/json.h"
 
 namespace sluice::api {
 
@@ -25,7 +26,7 @@ bool IsFinalEvent(const Event& e) {
 
 std::string Str(const rapidjson::Value& v, const char* key) {
   auto it = v.FindMember(key);
-  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+  return it != v.MemberEnd() && it->value.IsString() ? JsonStr(it->value) : "";
 }
 
 int Int(const rapidjson::Value& v, const char* key) {
@@ -50,8 +51,7 @@ std::string SseFrame(const Event& e) {
 
 std::string LogLine(const Event& e) {
   rapidjson::Document d;
-  d.Parse(e.data.c_str(), e.data.size());
-  if (d.HasParseError() || !d.IsObject()) return e.data + "\n";
+  if (!ParseJson(e.data, &d).ok() || !d.IsObject()) return e.data + "\n";
   if (e.type == kLogEvent) return Str(d, "line") + "\n";
   std::string line = FormatTime(e.ts) + " " + std::string(StateOf(e));
   std::string_view state = StateOf(e);

@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "core/text.h"
+
 namespace sluice::api {
 namespace {
 
@@ -80,6 +82,10 @@ HttpResponse HttpResponse::Json(int status, std::string body) {
 }
 
 HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message) {
+  // Messages quote what the client sent (a path with %ff in it): never echoed as bytes that
+  // are not UTF-8.
+  std::string valid = ValidUtf8(message);
+  message = valid;
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();

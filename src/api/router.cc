@@ -12,6 +12,7 @@
 
 #include "api/submit.h"
 #include "core/clock.h"
+#include "core/text.h"
 #include "store/job_json.h"
 
 namespace sluice::api {
@@ -46,10 +47,19 @@ bool Router::Authorized(const HttpRequest& r) const {
 }
 
 void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
+  // Every JSON body leaves as UTF-8, whatever bytes a file name or a stored string holds
+  // (input is checked, but names on disk are not ours to choose).
+  Reply checked = [reply = std::move(reply)](HttpResponse resp) {
+    if (!resp.stream && resp.content_type.rfind("application/json", 0) == 0 &&
+        !IsValidUtf8(resp.body)) {
+      resp.body = ValidUtf8(resp.body);
+    }
+    reply(std::move(resp));
+  };
   if (r.path == "/api/v1/jobs" && r.method == "POST" && Authorized(r)) {
-    return SubmitJob(r, std::move(reply));
+    return SubmitJob(r, std::move(checked));
   }
-  reply(Route(r));
+  checked(Route(r));
 }
 
 HttpResponse Router::Handle(const HttpRequest& r) const {

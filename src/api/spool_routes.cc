@@ -4,6 +4,8 @@
 #include <rapidjson/writer.h>
 
 #include "api/router.h"
+#include "core/json.h"
+#include "core/text.h"
 #include "store/job_json.h"
 
 namespace sluice::api {
@@ -12,9 +14,10 @@ namespace {
 // {"name": "x.json"} -> the name; {"all": true} -> nullopt with *all set.
 Result<std::string> NameOf(const std::string& body, bool allow_all, bool* all) {
   rapidjson::Document d;
-  d.Parse(body.c_str(), body.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return Status::InvalidArgument("the body must be a JSON object like {\"name\": \"x.json\"}");
+  Status parsed = ParseJson(body, &d);
+  if (!parsed.ok() || !d.IsObject()) {
+    return Status::InvalidArgument((parsed.ok() ? std::string() : parsed.message() + ": ") +
+                                   "the body must be a JSON object like {\"name\": \"x.json\"}");
   }
   if (allow_all) {
     auto it = d.FindMember("all");
@@ -28,7 +31,12 @@ Result<std::string> NameOf(const std::string& body, bool allow_all, bool* all) {
     return Status::InvalidArgument(allow_all ? "give {\"name\": FILE} or {\"all\": true}"
                                              : "give {\"name\": FILE}");
   }
-  return std::string(it->value.GetString(), it->value.GetStringLength());
+  std::string name = JsonStr(it->value);
+  SLUICE_RETURN_IF_ERROR(CheckName("'name'", name));
+  if (name.find('/') != std::string::npos || name == "." || name == "..") {
+    return Status::InvalidArgument("'name' must be a file name, not a path");
+  }
+  return name;
 }
 
 HttpResponse Unprocessable(const Status& st) {

@@ -7,6 +7,8 @@
 #include <rapidjson/writer.h>
 
 #include "core/clock.h"
+#include "core/json.h"
+#include "core/text.h"
 
 namespace sluice::api {
 namespace {
@@ -19,13 +21,8 @@ HttpResponse Invalid(const std::string& message) {
 
 std::variant<Job, HttpResponse> ParseSubmission(const std::string& body) {
   rapidjson::Document d;
-  d.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
-                                                                                  body.size());
-  if (d.HasParseError()) {
-    return HttpResponse::Error(400, "invalid_json",
-                               std::string("the body is not JSON: ") +
-                                   rapidjson::GetParseError_En(d.GetParseError()) + " at byte " +
-                                   std::to_string(d.GetErrorOffset()));
+  if (Status st = ParseJson(body, &d); !st.ok()) {
+    return HttpResponse::Error(400, "invalid_json", "the body: " + st.message());
   }
   if (!d.IsObject()) return Invalid("the body must be a JSON object");
   static const char* kFields[] = {"kind",         "queue",  "payload",        "priority",
@@ -33,29 +30,28 @@ std::variant<Job, HttpResponse> ParseSubmission(const std::string& body) {
   for (auto& m : d.GetObject()) {
     bool known = false;
     for (const char* f : kFields) known = known || m.name == f;
-    if (!known) return Invalid(std::string("unknown field '") + m.name.GetString() + "'");
+    if (!known) return Invalid("unknown field " + JsonQuote(JsonView(m.name)));
   }
   Job job;
   auto kind = d.FindMember("kind");
   if (kind == d.MemberEnd() || !kind->value.IsString() || kind->value.GetStringLength() == 0) {
     return Invalid("'kind' is required and must be a non-empty string");
   }
-  job.kind = kind->value.GetString();
+  job.kind = JsonStr(kind->value);
+  if (Status st = CheckName("'kind'", job.kind); !st.ok()) return Invalid(st.message());
   if (auto q = d.FindMember("queue"); q != d.MemberEnd()) {
     if (!q->value.IsString() || q->value.GetStringLength() == 0) {
       return Invalid("'queue' must be a non-empty string");
     }
-    job.queue = q->value.GetString();
+    job.queue = JsonStr(q->value);
+    if (Status st = CheckName("'queue'", job.queue); !st.ok()) return Invalid(st.message());
   }
   auto payload = d.FindMember("payload");
   if (payload == d.MemberEnd() || payload->value.IsNull()) return Invalid("'payload' is required");
   if (payload->value.IsString()) {
-    job.payload.assign(payload->value.GetString(), payload->value.GetStringLength());
+    job.payload = JsonStr(payload->value);
   } else {
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    payload->value.Accept(w);
-    job.payload.assign(buf.GetString(), buf.GetSize());
+    job.payload = WriteJson(payload->value);  // depth-limited by ParseJson: no deep recursion
   }
   if (auto p = d.FindMember("priority"); p != d.MemberEnd()) {
     if (!p->value.IsInt()) return Invalid("'priority' must be an integer");
@@ -70,16 +66,17 @@ std::variant<Job, HttpResponse> ParseSubmission(const std::string& body) {
   }
   if (auto r = d.FindMember("run_at"); r != d.MemberEnd()) {
     if (!r->value.IsString()) return Invalid("'run_at' must be an RFC 3339 date-time string");
-    auto t = ParseTime(r->value.GetString());
+    auto t = ParseTime(JsonView(r->value));
     if (!t.ok()) return Invalid("'run_at': " + t.status().message());
+    if (Status st = CheckTime("'run_at'", *t); !st.ok()) return Invalid(st.message());
     job.run_at = *t;
   }
   if (auto k = d.FindMember("idempotency_key"); k != d.MemberEnd()) {
-    if (!k->value.IsString() || k->value.GetStringLength() == 0 ||
-        k->value.GetStringLength() > 256) {
-      return Invalid("'idempotency_key' must be a string of 1 to 256 characters");
+    if (!k->value.IsString()) return Invalid("'idempotency_key' must be a string");
+    job.idempotency_key = JsonStr(k->value);
+    if (Status st = CheckName("'idempotency_key'", job.idempotency_key); !st.ok()) {
+      return Invalid(st.message());
     }
-    job.idempotency_key = k->value.GetString();
   }
   return job;
 }

@@ -8,21 +8,17 @@
 #include <set>
 
 #include "core/clock.h"
+#include "core/json.h"
+#include "core/text.h"
 
 namespace sluice::api {
 namespace {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-std::string Serialize(const rapidjson::Value& v) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
 Status Invalid(const std::string& task_id, const std::string& what) {
-  return Status::InvalidArgument(task_id.empty() ? what : "task '" + task_id + "': " + what);
+  return Status::InvalidArgument(task_id.empty() ? what
+                                                 : "task " + JsonQuote(task_id) + ": " + what);
 }
 
 // A non-negative integer member, or `fallback` when absent or null.
@@ -44,40 +40,37 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
                                               "category", "archive", "scheduler"};
   Task t;
   auto id = v.FindMember("task_id");
-  if (id == v.MemberEnd() || !id->value.IsString() || id->value.GetStringLength() == 0 ||
-      id->value.GetStringLength() > 256) {
-    return Status::InvalidArgument("each task needs a 'task_id' (a string of 1 to 256 bytes)");
+  if (id == v.MemberEnd() || !id->value.IsString()) {
+    return Status::InvalidArgument("each task needs a 'task_id' (a string of 1 to 255 bytes)");
   }
-  t.task_id.assign(id->value.GetString(), id->value.GetStringLength());
-  for (char c : t.task_id) {
-    if (static_cast<unsigned char>(c) < 0x20)
-      return Invalid(t.task_id, "control characters in task_id");
-  }
+  t.task_id = JsonStr(id->value);
+  SLUICE_RETURN_IF_ERROR(CheckName("'task_id'", t.task_id));
   for (auto& m : v.GetObject()) {
-    if (!kKeys.count(m.name.GetString())) {
-      return Invalid(t.task_id, std::string("unknown field '") + m.name.GetString() + "'");
+    if (!kKeys.count(JsonStr(m.name))) {
+      return Invalid(t.task_id, "unknown field " + JsonQuote(JsonView(m.name)));
     }
   }
   auto backend = v.FindMember("backend");
   if (backend == v.MemberEnd() || !backend->value.IsString()) {
     return Invalid(t.task_id, "'backend' is missing");
   }
-  t.backend = backend->value.GetString();
+  t.backend = JsonStr(backend->value);
   const Backend* b = tasks.FindBackend(t.backend);
   if (b == nullptr) {
     std::string known;
     for (const std::string& n : tasks.BackendNames()) known += (known.empty() ? "" : ", ") + n;
     return Invalid(t.task_id,
-                   "unknown backend '" + t.backend + "' (this daemon has: " + known + ")");
+                   "unknown backend " + JsonQuote(t.backend) + " (this daemon has: " + known + ")");
   }
   auto category = v.FindMember("category");
   if (category == v.MemberEnd() || !category->value.IsString()) {
     return Invalid(t.task_id, "'category' is missing");
   }
-  t.category = category->value.GetString();
+  t.category = JsonStr(category->value);
   std::vector<std::string> cats = b->categories();
   if (std::find(cats.begin(), cats.end(), t.category) == cats.end()) {
-    return Invalid(t.task_id, "the " + t.backend + " backend has no category '" + t.category + "'");
+    return Invalid(t.task_id,
+                   "the " + t.backend + " backend has no category " + JsonQuote(t.category));
   }
   auto args = v.FindMember("backend_args");
   if (args == v.MemberEnd() || !args->value.IsObject()) {
@@ -85,11 +78,13 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
   }
   auto from = args->value.FindMember("from_date");
   if (from != args->value.MemberEnd() && from->value.IsString()) {
-    auto when = ParseLooseTime(from->value.GetString());
+    auto when = ParseLooseTime(JsonStr(from->value));
     if (!when.ok()) return Invalid(t.task_id, "backend_args.from_date: " + when.status().message());
+    Status in_range = CheckTime("backend_args.from_date", *when);
+    if (!in_range.ok()) return Invalid(t.task_id, in_range.message());
     from->value.SetString(FormatTime(*when).c_str(), alloc);
   }
-  t.backend_args = Serialize(args->value);
+  t.backend_args = WriteJson(args->value);
   Status st = b->Validate(t.backend_args);
   if (!st.ok()) return Invalid(t.task_id, st.message());
 
@@ -98,9 +93,9 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
     const rapidjson::Value& a = archive->value;
     if (!a.IsObject()) return Invalid(t.task_id, "'archive' must be an object");
     for (auto& m : a.GetObject()) {
-      std::string k = m.name.GetString();
+      std::string k = JsonStr(m.name);
       if (k != "fetch_from_archive" && k != "archived_after" && k != "archive_path") {
-        return Invalid(t.task_id, "archive has no option '" + k + "'");
+        return Invalid(t.task_id, "archive has no option " + JsonQuote(k));
       }
     }
     auto f = a.FindMember("fetch_from_archive");
@@ -109,24 +104,32 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
     }
     t.fetch_from_archive = f->value.GetBool();
     auto after = a.FindMember("archived_after");
-    if (after != a.MemberEnd() && !after->value.IsNull() &&
-        (!after->value.IsString() || !ParseLooseTime(after->value.GetString()).ok())) {
-      return Invalid(t.task_id, "archive.archived_after must be a date like 2018-02-26 09:00");
+    if (after != a.MemberEnd() && !after->value.IsNull()) {
+      auto when = after->value.IsString()
+                      ? ParseLooseTime(JsonStr(after->value))
+                      : Result<int64_t>(Status::InvalidArgument("not a string"));
+      if (!when.ok()) {
+        return Invalid(t.task_id, "archive.archived_after must be a date like 2018-02-26 09:00");
+      }
+      Status in_range = CheckTime("archive.archived_after", *when);
+      if (!in_range.ok()) return Invalid(t.task_id, in_range.message());
     }
-    t.archive = Serialize(a);
+    t.archive = WriteJson(a);
   }
   auto sched = v.FindMember("scheduler");
   if (sched != v.MemberEnd() && !sched->value.IsNull()) {
     const rapidjson::Value& s = sched->value;
     if (!s.IsObject()) return Invalid(t.task_id, "'scheduler' must be an object");
     for (auto& m : s.GetObject()) {
-      std::string k = m.name.GetString();
+      std::string k = JsonStr(m.name);
       if (k != "delay" && k != "max_retries" && k != "max_age" && k != "queue") {
-        return Invalid(t.task_id, "scheduler has no option '" + k + "'");
+        return Invalid(t.task_id, "scheduler has no option " + JsonQuote(k));
       }
     }
     auto delay = IntMember(s, "delay", t.schedule.delay_s, 0, t.task_id);
     if (!delay.ok()) return delay.status();
+    Status in_range = CheckDuration("scheduler.delay", static_cast<double>(*delay));
+    if (!in_range.ok()) return Invalid(t.task_id, in_range.message());
     auto retries = IntMember(s, "max_retries", t.schedule.max_retries, 0, t.task_id);
     if (!retries.ok()) return retries.status();
     auto age = IntMember(s, "max_age", 0, 1, t.task_id);
@@ -139,7 +142,9 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
       if (!queue->value.IsString() || queue->value.GetStringLength() == 0) {
         return Invalid(t.task_id, "scheduler.queue must be a queue name");
       }
-      t.schedule.queue = queue->value.GetString();
+      t.schedule.queue = JsonStr(queue->value);
+      Status named = CheckName("scheduler.queue", t.schedule.queue);
+      if (!named.ok()) return Invalid(t.task_id, named.message());
     }
   }
   return t;
@@ -167,9 +172,10 @@ Result<std::vector<Task>> ParseTaskBatch(const std::string& body, const TaskSche
                                          bool* malformed) {
   *malformed = true;
   rapidjson::Document d;
-  d.Parse(body.c_str(), body.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return Status::InvalidArgument("the body must be JSON like {\"tasks\": [{\"task_id\": …}]}");
+  Status parsed = ParseJson(body, &d);
+  if (!parsed.ok() || !d.IsObject()) {
+    return Status::InvalidArgument((parsed.ok() ? std::string() : parsed.message() + ": ") +
+                                   "the body must be JSON like {\"tasks\": [{\"task_id\": …}]}");
   }
   auto list = d.FindMember("tasks");
   if (list == d.MemberEnd() || !list->value.IsArray()) {
@@ -192,16 +198,18 @@ Result<std::vector<Task>> ParseTaskBatch(const std::string& body, const TaskSche
 
 Result<std::vector<std::string>> ParseTaskIds(const std::string& body) {
   rapidjson::Document d;
-  d.Parse(body.c_str(), body.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("tasks") || !d["tasks"].IsArray()) {
-    return Status::InvalidArgument("the body must be JSON like {\"tasks\": [{\"task_id\": ID}]}");
+  Status parsed = ParseJson(body, &d);
+  if (!parsed.ok() || !d.IsObject() || !d.HasMember("tasks") || !d["tasks"].IsArray()) {
+    return Status::InvalidArgument((parsed.ok() ? std::string() : parsed.message() + ": ") +
+                                   "the body must be JSON like {\"tasks\": [{\"task_id\": ID}]}");
   }
   std::vector<std::string> ids;
   for (auto& v : d["tasks"].GetArray()) {
     if (!v.IsObject() || !v.HasMember("task_id") || !v["task_id"].IsString()) {
       return Status::InvalidArgument("each entry of 'tasks' needs a 'task_id' string");
     }
-    ids.emplace_back(v["task_id"].GetString(), v["task_id"].GetStringLength());
+    ids.push_back(JsonStr(v["task_id"]));
+    SLUICE_RETURN_IF_ERROR(CheckName("'task_id'", ids.back()));
   }
   return ids;
 }
@@ -243,8 +251,7 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
   w.String(t.backend.c_str());
   w.Key("backend_args");
   rapidjson::Document args;
-  args.Parse(t.backend_args.c_str(), t.backend_args.size());
-  if (args.IsObject()) {
+  if (ParseJson(t.backend_args, &args).ok() && args.IsObject()) {
     auto& a = args.GetAllocator();
     if (!t.next_from_date.empty()) {
       args.AddMember("next_from_date", rapidjson::Value(t.next_from_date.c_str(), a), a);

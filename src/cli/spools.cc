@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "core/json.h"
 #include "handlers/exec/exec_handler.h"
 #include "handlers/kcidb/kcidb_handler.h"
 #include "handlers/publish/publish_handler.h"
@@ -89,8 +90,7 @@ Result<std::unique_ptr<Handler>> MakeHandler(ServeFlags& f, Store* store,
   if (f.kind == "exec") {
     if (!f.command_json.empty() && f.exec.command.empty()) {
       rapidjson::Document d;
-      d.Parse(f.command_json.c_str(), f.command_json.size());
-      if (d.HasParseError() || !d.IsArray() || d.Empty()) {
+      if (!ParseJson(f.command_json, &d).ok() || !d.IsArray() || d.Empty()) {
         return Status::InvalidArgument(
             "--command must be a JSON list like [\"/usr/bin/process\", \"{json}\", \"{dump}\"]");
       }

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/remote.h"
 #include "core/clock.h"
+#include "core/json.h"
 #include "core/percent.h"
 
 namespace sluice::cli {
@@ -24,25 +25,28 @@ int Print(const Result<RemoteAnswer>& answer) {
 // One line per task: id, status, runs, failures in a row, when it runs next, its cursor.
 int PrintTable(const RemoteAnswer& answer) {
   rapidjson::Document d;
-  d.Parse(answer.body.c_str(), answer.body.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("tasks") || !d["tasks"].IsArray()) {
+  if (!ParseJson(answer.body, &d).ok() || !d.IsObject() || !d.HasMember("tasks") ||
+      !d["tasks"].IsArray()) {
     std::printf("%s\n", answer.body.c_str());
     return 1;
   }
   std::printf("%-30s %-10s %-9s %5s %8s  %-27s %s\n", "TASK", "STATUS", "BACKEND", "RUNS",
               "FAILURES", "NEXT RUN", "CURSOR (next_from_date)");
   for (auto& t : d["tasks"].GetArray()) {
+    if (!t.IsObject()) continue;
     auto str = [&t](const char* k) {
-      return t.HasMember(k) && t[k].IsString() ? std::string(t[k].GetString()) : std::string("-");
+      return t.HasMember(k) && t[k].IsString() ? JsonStr(t[k]) : std::string("-");
     };
+    auto num = [&t](const char* k) { return t.HasMember(k) && t[k].IsInt() ? t[k].GetInt() : 0; };
     std::string cursor = "-";
     if (t.HasMember("backend_args") && t["backend_args"].IsObject() &&
-        t["backend_args"].HasMember("next_from_date")) {
-      cursor = t["backend_args"]["next_from_date"].GetString();
+        t["backend_args"].HasMember("next_from_date") &&
+        t["backend_args"]["next_from_date"].IsString()) {
+      cursor = JsonStr(t["backend_args"]["next_from_date"]);
     }
     std::printf("%-30s %-10s %-9s %5d %8d  %-27s %s\n", str("task_id").c_str(),
-                str("status").c_str(), str("backend").c_str(), t["age"].GetInt(),
-                t["num_failures"].GetInt(), str("next_run_at").c_str(), cursor.c_str());
+                str("status").c_str(), str("backend").c_str(), num("age"), num("num_failures"),
+                str("next_run_at").c_str(), cursor.c_str());
   }
   return 0;
 }

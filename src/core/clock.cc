@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include <cstdint>
 #include <cstdio>
 
 #include "core/json_formats.h"
@@ -28,6 +29,40 @@ class RealClock : public Clock {
 Clock* Clock::Real() {
   static RealClock* clock = new RealClock();
   return clock;
+}
+
+Status CheckTime(std::string_view field, int64_t micros) {
+  if (micros >= kMinTimeMicros && micros <= kMaxTimeMicros) return Status::Ok();
+  return Status::InvalidArgument(std::string(field) + " must be from " +
+                                 FormatTime(kMinTimeMicros) + " to " + FormatTime(kMaxTimeMicros));
+}
+
+Status CheckDuration(std::string_view field, double seconds, double min_seconds) {
+  if (seconds >= min_seconds && seconds <= kMaxDurationSeconds) return Status::Ok();
+  char range[96];
+  std::snprintf(range, sizeof(range), " must be a number of seconds from %g to %.0f (100 years)",
+                min_seconds, kMaxDurationSeconds);
+  return Status::InvalidArgument(std::string(field) + range);
+}
+
+int64_t SatAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (!__builtin_add_overflow(a, b, &r)) return r;
+  return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
+int64_t SatMul(int64_t a, int64_t b) {
+  int64_t r;
+  if (!__builtin_mul_overflow(a, b, &r)) return r;
+  return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
+}
+
+int64_t SecondsToMicros(double seconds) {
+  double us = seconds * 1e6;
+  if (!(us == us)) return 0;  // NaN
+  if (us >= 9.2e18) return INT64_MAX;
+  if (us <= -9.2e18) return INT64_MIN;
+  return static_cast<int64_t>(us);
 }
 
 Result<int64_t> ParseTime(std::string_view s) {
@@ -76,13 +111,20 @@ Result<int64_t> ParseLooseTime(std::string_view text) {
 }
 
 std::string FormatTime(int64_t micros) {
-  time_t secs = static_cast<time_t>(micros / 1000000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
+  // Floor division: a time before 1970 is still a valid date, not a negative fraction.
+  int64_t secs = micros / 1000000, frac = micros % 1000000;
+  if (frac < 0) {
+    secs -= 1;
+    frac += 1000000;
+  }
+  time_t t = static_cast<time_t>(secs);
+  struct tm tm = {};
+  if (gmtime_r(&t, &tm) == nullptr)
+    return micros < 0 ? "0000-01-01T00:00:00.000000Z" : "9999-12-31T23:59:59.999999Z";
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(micros % 1000000));
+                static_cast<int>(frac));
   return buf;
 }
 

@@ -42,6 +42,25 @@ Result<int64_t> ParseTime(std::string_view text);
 // "2018-02-26 09:00", "2018-02-26 09:00:00" (UTC unless a zone is given).
 Result<int64_t> ParseLooseTime(std::string_view text);
 
+// The times and durations Sluice takes from outside (requests, job files, task arguments,
+// flags). Within them, every sum of a time and a duration, in microseconds or nanoseconds,
+// stays far from int64's limits; outside them the input is refused with the range named.
+constexpr int64_t kMinTimeMicros = 0;                      // 1970-01-01T00:00:00Z
+constexpr int64_t kMaxTimeMicros = 7'258'118'400'000'000;  // 2200-01-01T00:00:00Z
+constexpr double kMaxDurationSeconds = 3'155'760'000;      // 100 years
+
+// InvalidArgument naming `field` unless kMinTimeMicros <= micros <= kMaxTimeMicros.
+Status CheckTime(std::string_view field, int64_t micros);
+// InvalidArgument naming `field` unless `seconds` is a number from `min_seconds` to
+// kMaxDurationSeconds (NaN and infinities are refused).
+Status CheckDuration(std::string_view field, double seconds, double min_seconds = 0);
+
+// Saturating arithmetic for times: never wraps around, whatever it is given.
+int64_t SatAdd(int64_t a, int64_t b);
+int64_t SatMul(int64_t a, int64_t b);
+// Seconds as microseconds, saturated (NaN is 0).
+int64_t SecondsToMicros(double seconds);
+
 // Formats wall-clock microseconds as RFC 3339 UTC with microseconds
 // ("2026-01-02T03:04:05.123456Z").
 std::string FormatTime(int64_t micros);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/json.h"
 #include "core/json_formats.h"
 #include "core/json_schema_internal.h"
 
@@ -234,11 +235,8 @@ JsonSchema::~JsonSchema() = default;
 
 Result<std::unique_ptr<JsonSchema>> JsonSchema::Compile(std::string_view schema_json) {
   auto impl = std::make_unique<Impl>();
-  impl->doc.Parse(schema_json.data(), schema_json.size());
-  if (impl->doc.HasParseError()) {
-    return Status::InvalidArgument(std::string("schema is not JSON: ") +
-                                   rapidjson::GetParseError_En(impl->doc.GetParseError()));
-  }
+  Status parsed = ParseJson(schema_json, &impl->doc);
+  if (!parsed.ok()) return parsed.Annotate("schema");
   auto root = impl->Compile(impl->doc, "");
   if (!root.ok()) return root.status();
   impl->root = *root;

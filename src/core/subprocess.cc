@@ -14,6 +14,8 @@
 #include <cstring>
 #include <map>
 
+#include "core/clock.h"
+
 extern char** environ;
 
 namespace sluice {
@@ -110,7 +112,7 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
 
   SubprocessResult result;
   int64_t started = NowMs();
-  int64_t deadline = started + static_cast<int64_t>(o.timeout_s * 1000);
+  int64_t deadline = SatAdd(started, SecondsToMicros(o.timeout_s) / 1000);
   size_t next_signal = 0;
   int64_t next_signal_at = 0;  // after the timeout: when to send the next stop signal
   bool too_big = false;
@@ -144,7 +146,7 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
     }
     if (result.timed_out && next_signal < o.stop_signals.size() && now >= next_signal_at) {
       kill(-pid, o.stop_signals[next_signal++]);
-      next_signal_at = now + static_cast<int64_t>(o.grace_s * 1000);
+      next_signal_at = SatAdd(now, SecondsToMicros(o.grace_s) / 1000);
     }
     // Exited? Without reaping it: the zombie keeps its pid (and group id) from being reused
     // until the group is killed below.

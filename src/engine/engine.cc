@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "broker/local/local_broker.h"
+#include "core/json.h"
 
 namespace sluice {
 
@@ -356,8 +357,7 @@ std::string Engine::ErrorReport(const Job& job) const {
   w.String(spool_.PathOf(job.name).c_str());
   if (!job.error.detail.empty()) {
     rapidjson::Document detail;
-    detail.Parse(job.error.detail.c_str());
-    if (!detail.HasParseError() && detail.IsObject()) {
+    if (ParseJson(job.error.detail, &detail).ok() && detail.IsObject()) {
       w.Key("detail");
       detail.Accept(w);
     }

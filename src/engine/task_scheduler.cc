@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 
+#include "core/json.h"
 #include "core/percent.h"
 
 namespace sluice {
@@ -46,8 +47,7 @@ std::string NewJobId() {
 // The task's backend_args with its cursor applied: what its next run fetches from.
 std::string ArgsForRun(const Task& t) {
   rapidjson::Document d;
-  d.Parse(t.backend_args.c_str(), t.backend_args.size());
-  if (d.HasParseError() || !d.IsObject()) d.SetObject();
+  if (!ParseJson(t.backend_args, &d).ok() || !d.IsObject()) d.SetObject();
   auto& a = d.GetAllocator();
   if (!t.next_from_date.empty()) {
     d.RemoveMember("from_date");

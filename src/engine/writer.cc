@@ -10,6 +10,8 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "core/json.h"
+
 namespace sluice {
 
 Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
@@ -145,15 +147,15 @@ void Writer::FailStateEvent(JobUpdate* u) {
   if (u->events.empty()) return;
   Event& e = u->events.back();  // the state event comes last
   rapidjson::Document d;
-  d.Parse(e.data.c_str());
-  if (d.HasParseError() || !d.IsObject()) return;
+  if (!ParseJson(e.data, &d).ok() || !d.IsObject()) return;
   auto& a = d.GetAllocator();
   d.RemoveMember("result");
   d.RemoveMember("error");
   d["state"].SetString("failed", a);
   rapidjson::Value err(rapidjson::kObjectType);
-  err.AddMember("code", rapidjson::Value(u->error.code.c_str(), a), a);
-  err.AddMember("message", rapidjson::Value(u->error.message.c_str(), a), a);
+  err.AddMember("code", rapidjson::Value(u->error.code.data(), u->error.code.size(), a), a);
+  err.AddMember("message", rapidjson::Value(u->error.message.data(), u->error.message.size(), a),
+                a);
   d.AddMember("error", err, a);
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);

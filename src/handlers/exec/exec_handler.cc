@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "core/json.h"
 #include "core/subprocess.h"
 
 namespace sluice {
@@ -29,19 +30,18 @@ Status Invalid(HandlerOutput* out, const std::string& why) {
 
 Result<Command> ParseCommand(const std::string& text, HandlerOutput* out) {
   rapidjson::Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError()) {
-    return Invalid(out,
-                   "not JSON: give an argv list like [\"/bin/echo\", \"hi\"] or "
-                   "{\"argv\": [...]}");
+  if (Status st = ParseJson(text, &d); !st.ok()) {
+    return Invalid(out, st.message() +
+                            ": give an argv list like [\"/bin/echo\", \"hi\"] or "
+                            "{\"argv\": [...]}");
   }
   Command c;
   const rapidjson::Value* argv = &d;
   if (d.IsObject()) {
     for (auto& m : d.GetObject()) {
-      std::string k = m.name.GetString();
+      std::string k = JsonStr(m.name);
       if (k != "argv" && k != "env" && k != "cwd" && k != "max_time") {
-        return Invalid(out, "unknown field '" + k + "' (argv, env, cwd, max_time)");
+        return Invalid(out, "unknown field " + JsonQuote(k) + " (argv, env, cwd, max_time)");
       }
     }
     if (!d.HasMember("argv")) return Invalid(out, "no 'argv'");
@@ -49,20 +49,27 @@ Result<Command> ParseCommand(const std::string& text, HandlerOutput* out) {
     if (d.HasMember("env")) {
       if (!d["env"].IsObject()) return Invalid(out, "'env' must be an object of strings");
       for (auto& m : d["env"].GetObject()) {
-        if (!m.value.IsString() || m.name.GetStringLength() == 0 ||
-            std::string(m.name.GetString()).find('=') != std::string::npos) {
-          return Invalid(out, "'env' must map names to strings");
+        std::string name = JsonStr(m.name);
+        if (!m.value.IsString() || name.empty() || name.find('=') != std::string::npos ||
+            name.find('\0') != std::string::npos ||
+            JsonView(m.value).find('\0') != std::string_view::npos) {
+          return Invalid(out, "'env' must map names to strings (no '=' in a name, no NUL)");
         }
-        c.env.push_back(std::string(m.name.GetString()) + "=" + m.value.GetString());
+        c.env.push_back(name + "=" + JsonStr(m.value));
       }
     }
     if (d.HasMember("cwd")) {
-      if (!d["cwd"].IsString()) return Invalid(out, "'cwd' must be a directory");
-      c.cwd = d["cwd"].GetString();
+      if (!d["cwd"].IsString() || JsonView(d["cwd"]).find('\0') != std::string_view::npos) {
+        return Invalid(out, "'cwd' must be a directory");
+      }
+      c.cwd = JsonStr(d["cwd"]);
     }
     if (d.HasMember("max_time")) {
       if (!d["max_time"].IsNumber() || d["max_time"].GetDouble() <= 0) {
         return Invalid(out, "'max_time' must be a positive number of seconds");
+      }
+      if (Status st = CheckDuration("'max_time'", d["max_time"].GetDouble()); !st.ok()) {
+        return Invalid(out, st.message());
       }
       c.max_time_s = d["max_time"].GetDouble();
     }
@@ -72,7 +79,11 @@ Result<Command> ParseCommand(const std::string& text, HandlerOutput* out) {
   }
   for (auto& a : argv->GetArray()) {
     if (!a.IsString()) return Invalid(out, "every argv entry must be a string");
-    c.argv.emplace_back(a.GetString(), a.GetStringLength());
+    // An argument is a C string: one holding a NUL would be cut there without a word.
+    if (JsonView(a).find('\0') != std::string_view::npos) {
+      return Invalid(out, "an argv entry holds a NUL byte (\\u0000)");
+    }
+    c.argv.push_back(JsonStr(a));
   }
   if (c.argv[0].empty()) return Invalid(out, "argv[0] is empty");
   return c;

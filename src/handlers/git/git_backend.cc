@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/clock.h"
+#include "core/json.h"
 #include "core/subprocess.h"
 
 namespace sluice {
@@ -66,13 +67,13 @@ GitBackend::GitBackend(std::string archive_path, double timeout_s)
 
 Status GitBackend::Validate(const std::string& args) const {
   rapidjson::Document d;
-  d.Parse(args.c_str(), args.size());
-  if (d.HasParseError() || !d.IsObject())
-    return Status::InvalidArgument("backend_args: not an object");
+  if (Status st = ParseJson(args, &d); !st.ok()) return st.Annotate("backend_args");
+  if (!d.IsObject()) return Status::InvalidArgument("backend_args: not an object");
   for (auto& m : d.GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
     if (!kKnownArgs.count(key)) {
-      return Status::InvalidArgument("backend_args: the git backend has no argument '" + key + "'");
+      return Status::InvalidArgument("backend_args: the git backend has no argument " +
+                                     JsonQuote(key));
     }
   }
   auto uri = d.FindMember("uri");
@@ -82,20 +83,28 @@ Status GitBackend::Validate(const std::string& args) const {
   if (uri->value.GetString()[0] == '-') {
     return Status::InvalidArgument("backend_args: 'uri' must not start with '-'");
   }
+  if (JsonView(uri->value).find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("backend_args: 'uri' holds a NUL byte");
+  }
   for (const char* key : {"from_date", "to_date"}) {
     auto it = d.FindMember(key);
     if (it == d.MemberEnd() || it->value.IsNull()) continue;
-    if (!it->value.IsString() || !ParseLooseTime(it->value.GetString()).ok()) {
+    auto when = it->value.IsString() ? ParseLooseTime(JsonStr(it->value))
+                                     : Result<int64_t>(Status::InvalidArgument("not a string"));
+    if (!when.ok()) {
       return Status::InvalidArgument(std::string("backend_args: '") + key +
                                      "' must be a date like 2015-03-01 or 2015-03-01T10:00:00Z");
     }
+    Status in_range = CheckTime(std::string("backend_args.") + key, *when);
+    if (!in_range.ok()) return in_range;
   }
   auto br = d.FindMember("branches");
   if (br != d.MemberEnd() && !br->value.IsNull()) {
     if (!br->value.IsArray())
       return Status::InvalidArgument("backend_args: 'branches' must be a list");
     for (auto& b : br->value.GetArray()) {
-      if (!b.IsString() || b.GetStringLength() == 0 || b.GetString()[0] == '-') {
+      if (!b.IsString() || b.GetStringLength() == 0 || b.GetString()[0] == '-' ||
+          JsonView(b).find('\0') != std::string_view::npos) {
         return Status::InvalidArgument("backend_args: 'branches' must be branch names");
       }
     }
@@ -169,16 +178,16 @@ Status GitBackend::Update(const std::string& uri, const std::string& dir,
 }
 
 Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
-  rapidjson::Document d;
-  d.Parse(request.args.c_str(), request.args.size());
   SLUICE_RETURN_IF_ERROR(Validate(request.args));
-  std::string uri = d["uri"].GetString();
+  rapidjson::Document d;
+  SLUICE_RETURN_IF_ERROR(ParseJson(request.args, &d));
+  std::string uri = JsonStr(d["uri"]);
   int64_t from = 0, to = 0;
   if (d.HasMember("from_date") && d["from_date"].IsString()) {
-    from = *ParseLooseTime(d["from_date"].GetString());
+    from = *ParseLooseTime(JsonStr(d["from_date"]));
   }
   if (d.HasMember("to_date") && d["to_date"].IsString()) {
-    to = *ParseLooseTime(d["to_date"].GetString());
+    to = *ParseLooseTime(JsonStr(d["to_date"]));
   }
   bool no_update = request.from_archive || (d.HasMember("no_update") && d["no_update"].IsBool() &&
                                             d["no_update"].GetBool());
@@ -212,7 +221,7 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
   }
   auto br = d.FindMember("branches");
   if (br != d.MemberEnd() && br->value.IsArray() && br->value.Size() > 0) {
-    for (auto& b : br->value.GetArray()) args.push_back(std::string("refs/heads/") + b.GetString());
+    for (auto& b : br->value.GetArray()) args.push_back("refs/heads/" + JsonStr(b));
   } else {
     args.push_back("--branches");
   }

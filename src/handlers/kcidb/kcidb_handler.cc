@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "core/json.h"
 #include "handlers/kcidb/labs.h"
 #include "handlers/kcidb/schemas.h"
 #include "handlers/kcidb/storage.h"
@@ -17,36 +18,6 @@
 
 namespace sluice::kcidb {
 namespace {
-
-// Iterative: hostile nesting cannot overflow the stack. Validating UTF-8 and refusing trailing
-// data, as Python's json module (the reference) does.
-constexpr unsigned kParseFlags =
-    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
-
-// Depth of the deepest value, without recursion (documents may be hostile).
-size_t Depth(const rapidjson::Value& root, size_t limit) {
-  std::vector<std::pair<const rapidjson::Value*, size_t>> stack{{&root, 1}};
-  size_t max = 0;
-  while (!stack.empty()) {
-    auto [v, d] = stack.back();
-    stack.pop_back();
-    max = std::max(max, d);
-    if (max > limit) return max;
-    if (v->IsObject()) {
-      for (auto& m : v->GetObject()) stack.emplace_back(&m.value, d + 1);
-    } else if (v->IsArray()) {
-      for (auto& e : v->GetArray()) stack.emplace_back(&e, d + 1);
-    }
-  }
-  return max;
-}
-
-std::string JsonString(std::string_view s) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  return std::string(buf.GetString(), buf.GetSize());
-}
 
 Status Fail(HandlerOutput* out, Status status, std::string code, std::string detail = "") {
   out->error_code = std::move(code);
@@ -112,30 +83,15 @@ Status KcidbHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
 }
 
 Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutput* out) {
-  // JSON never holds a raw NUL byte (in strings it must be escaped); parsing in place would
-  // take one for the end of the text.
-  if (const void* nul = std::memchr(text->data(), 0, text->size())) {
-    size_t off = static_cast<const char*>(nul) - text->data();
-    return Fail(
-        out, Status::InvalidArgument("not valid JSON: a NUL byte at byte " + std::to_string(off)),
-        "invalid_json", "{\"offset\":" + std::to_string(off) + "}");
-  }
+  // Parsed in place (no copy of the strings), depth-limited as every untrusted document is.
   rapidjson::Document doc;
+  size_t size = text->size();
   text->push_back('\0');
-  doc.ParseInsitu<kParseFlags>(text->data());
-  if (doc.HasParseError()) {
-    size_t off = doc.GetErrorOffset();
-    return Fail(out,
-                Status::InvalidArgument(std::string("not valid JSON: ") +
-                                        rapidjson::GetParseError_En(doc.GetParseError()) +
-                                        " at byte " + std::to_string(off)),
-                "invalid_json", "{\"offset\":" + std::to_string(off) + "}");
-  }
-  if (Depth(doc, options_.max_depth) > options_.max_depth) {
-    return Fail(out,
-                Status::InvalidArgument("JSON nested deeper than " +
-                                        std::to_string(options_.max_depth) + " levels"),
-                "too_deep");
+  JsonParseError where;
+  Status parsed = ParseJsonInsitu(text->data(), size, &doc, options_.max_depth, &where);
+  if (!parsed.ok()) {
+    return Fail(out, parsed, where.too_deep ? "too_deep" : "invalid_json",
+                "{\"offset\":" + std::to_string(where.offset) + "}");
   }
   auto version = DeclaredVersion(doc);
   if (!version.ok()) {
@@ -151,9 +107,9 @@ Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutpu
                 Status::InvalidArgument("schema " + version->ToString() + " violated at " +
                                         err.instance_path + ": " + err.message),
                 "schema_violation",
-                "{\"version\":" + JsonString(version->ToString()) +
-                    ",\"instance_path\":" + JsonString(err.instance_path) +
-                    ",\"schema_path\":" + JsonString(err.schema_path) + "}");
+                "{\"version\":" + JsonQuote(version->ToString()) +
+                    ",\"instance_path\":" + JsonQuote(err.instance_path) +
+                    ",\"schema_path\":" + JsonQuote(err.schema_path) + "}");
   }
   bool upgraded = version->major != kLatest.major || version->minor != kLatest.minor;
   if (upgraded) {
@@ -167,9 +123,9 @@ Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutpu
     }
     if (!st.ok()) {
       return Fail(out, Status::InvalidArgument(st.message()), "upgrade_impossible",
-                  "{\"version\":" + JsonString(version->ToString()) +
-                      ",\"instance_path\":" + JsonString(err.instance_path) +
-                      ",\"schema_path\":" + JsonString(err.schema_path) + "}");
+                  "{\"version\":" + JsonQuote(version->ToString()) +
+                      ",\"instance_path\":" + JsonQuote(err.instance_path) +
+                      ",\"schema_path\":" + JsonQuote(err.schema_path) + "}");
     }
   }
   StandardizeLabs(&doc);
@@ -180,7 +136,7 @@ Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutpu
 
   std::shared_ptr<const TreeMap> trees = this->trees();
   std::string now = FormatTime(now_micros);
-  std::string summary = "{\"version\":" + JsonString(version->ToString()) +
+  std::string summary = "{\"version\":" + JsonQuote(version->ToString()) +
                         ",\"upgraded\":" + (upgraded ? "true" : "false");
   for (size_t t = 0; t < tables_.lists().size(); ++t) {
     const std::string& list = tables_.lists()[t];

@@ -19,7 +19,7 @@ class ExcerptUploader;
 struct KcidbOptions {
   std::string trees_file;               // empty: the shipped default
   ExcerptUploader* uploader = nullptr;  // null: excerpts stay inline
-  size_t max_depth = 256;               // deeper documents are refused
+  int max_depth = 0;  // deeper documents are refused as too_deep (0: --max-json-depth)
 };
 
 class KcidbHandler : public Handler {

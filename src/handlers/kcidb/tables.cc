@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "core/json.h"
+
 namespace sluice::kcidb {
 namespace {
 
@@ -50,9 +52,8 @@ Value::ConstObject EmptyObject() {
 
 Result<Tables> Tables::FromSchema(std::string_view schema_json) {
   rapidjson::Document schema;
-  schema.Parse(schema_json.data(), schema_json.size());
-  if (schema.HasParseError() || !schema.IsObject() || !schema.HasMember("properties") ||
-      !schema.HasMember("$defs")) {
+  if (!ParseJson(schema_json, &schema).ok() || !schema.IsObject() ||
+      !schema.HasMember("properties") || !schema.HasMember("$defs")) {
     return Status::InvalidArgument("the KCIDB schema is not usable for tables");
   }
   Tables t;
@@ -144,7 +145,7 @@ ObjectRow Tables::ToRow(int table, const Value& obj) const {
       put(f.column, m.value, f.json);
     } else if (m.value.IsObject()) {
       for (auto& sm : m.value.GetObject()) {
-        auto sit = f.sub.find(sm.name.GetString());
+        auto sit = f.sub.find(JsonStr(sm.name));
         if (sit != f.sub.end()) put(sit->second, sm.value, false);
       }
     }

@@ -10,6 +10,8 @@
 
 #include <cstdio>
 
+#include "core/json.h"
+
 namespace sluice {
 namespace {
 
@@ -106,10 +108,11 @@ Status PublishHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   std::string name = ctx.path.substr(ctx.path.find_last_of('/') + 1);
   SLUICE_RETURN_IF_ERROR(ReadJobInput(ctx, &text, out));
   rapidjson::Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError() || !(d.IsArray() || d.IsObject())) {
+  Status parsed = ParseJson(text, &d);
+  if (!parsed.ok() || !(d.IsArray() || d.IsObject())) {
     out->error_code = "invalid_job";
-    return Status::InvalidArgument("not a JSON list of events (or one event object)");
+    return Status::InvalidArgument((parsed.ok() ? std::string() : parsed.message() + ": ") +
+                                   "give a JSON list of events (or one event object)");
   }
   std::vector<const rapidjson::Value*> events;
   size_t skipped = 0;
@@ -117,7 +120,7 @@ Status PublishHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
     if (!e.IsObject()) return Status::InvalidArgument("every event must be a JSON object");
     auto rk = e.FindMember("routing_key");
     if (skip_ && rk != e.MemberEnd() && rk->value.IsString() &&
-        RE2::FullMatch(rk->value.GetString(), *skip_)) {
+        RE2::FullMatch(JsonView(rk->value), *skip_)) {
       ++skipped;
       return Status::Ok();
     }

@@ -1,0 +1,88 @@
+// Tests of the one reader of untrusted JSON.
+#include "core/json.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sluice {
+namespace {
+
+std::string Nested(int depth, char open = '[', char close = ']') {
+  return std::string(depth, open) + std::string(depth, close);
+}
+
+TEST(ParseJson, ReadsADocumentWithinTheLimit) {
+  rapidjson::Document d;
+  ASSERT_TRUE(ParseJson(R"({"a":[1,{"b":"c"}],"n":null})", &d).ok());
+  EXPECT_EQ(JsonStr(d["a"][1]["b"]), "c");
+}
+
+TEST(ParseJson, RefusesNestingDeeperThanTheLimitWithoutRecursing) {
+  rapidjson::Document d;
+  JsonParseError err;
+  // A million levels would overflow any recursive parser's (or walker's) stack.
+  Status st = ParseJson(Nested(1'000'000), &d, 0, &err);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_TRUE(err.too_deep);
+  EXPECT_EQ(err.offset, 256u);
+  EXPECT_NE(st.message().find("deeper than 256"), std::string::npos) << st.message();
+  EXPECT_TRUE(d.IsNull());
+}
+
+TEST(ParseJson, AcceptsExactlyTheLimitAndRefusesOneMore) {
+  rapidjson::Document d;
+  EXPECT_TRUE(ParseJson(Nested(10), &d, 10).ok());
+  EXPECT_FALSE(ParseJson(Nested(11), &d, 10).ok());
+  EXPECT_FALSE(ParseJson(Nested(11, '{', '}'), &d, 10).ok());  // not JSON either way
+  std::string objects;
+  for (int i = 0; i < 11; ++i) objects += "{\"k\":";
+  objects += "1" + std::string(11, '}');
+  JsonParseError err;
+  EXPECT_FALSE(ParseJson(objects, &d, 10, &err).ok());
+  EXPECT_TRUE(err.too_deep);
+}
+
+TEST(ParseJson, TheProcessWideLimitIsConfigurable) {
+  SetMaxJsonDepth(5);
+  rapidjson::Document d;
+  EXPECT_FALSE(ParseJson(Nested(6), &d).ok());
+  SetMaxJsonDepth(kDefaultMaxJsonDepth);
+  EXPECT_TRUE(ParseJson(Nested(6), &d).ok());
+}
+
+TEST(ParseJson, RefusesInvalidUtf8AndSaysWhere) {
+  rapidjson::Document d;
+  Status st = ParseJson("[\"a\xff\"]", &d);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("at byte"), std::string::npos);
+}
+
+TEST(ParseJson, KeepsEscapedNulBytesInsideStrings) {
+  rapidjson::Document d;
+  ASSERT_TRUE(ParseJson(R"(["q\u0000x"])", &d).ok());
+  EXPECT_EQ(JsonStr(d[0]), std::string("q\0x", 3));
+}
+
+TEST(ParseJsonInsitu, RefusesARawNulAndNesting) {
+  std::string text = "[1]";
+  text.insert(1, 1, '\0');
+  rapidjson::Document d;
+  text.push_back('\0');
+  EXPECT_FALSE(ParseJsonInsitu(text.data(), text.size() - 1, &d).ok());
+  std::string deep = Nested(100000);
+  deep.push_back('\0');
+  EXPECT_FALSE(ParseJsonInsitu(deep.data(), deep.size() - 1, &d).ok());
+  std::string ok = R"({"a":"b"})";
+  ok.push_back('\0');
+  ASSERT_TRUE(ParseJsonInsitu(ok.data(), ok.size() - 1, &d).ok());
+  EXPECT_EQ(JsonStr(d["a"]), "b");
+}
+
+TEST(JsonQuote, ReplacesBytesThatAreNotUtf8) {
+  EXPECT_EQ(JsonQuote("a\"b"), R"("a\"b")");
+  EXPECT_EQ(JsonQuote("\xff"), "\"\xEF\xBF\xBD\"");
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,24 @@
+// Text that came from outside: UTF-8 checks, repair for output, and the one rule for names
+// and ids (task ids, queue names, kinds, file names shown back to people).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace sluice {
+
+// Whether `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD: for text
+// shown back (error messages quoting a path, a file name in a listing).
+std::string ValidUtf8(std::string_view s);
+
+// A name or id given by a user: 1 to `max_bytes` bytes of UTF-8 without control characters
+// (C0, DEL, C1). InvalidArgument naming `what` otherwise.
+constexpr size_t kMaxNameBytes = 255;
+Status CheckName(std::string_view what, std::string_view s, size_t max_bytes = kMaxNameBytes);
+
+}  // namespace sluice

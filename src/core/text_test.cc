@@ -1,0 +1,50 @@
+// Tests of UTF-8 checks and the rule for names.
+#include "core/text.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+TEST(IsValidUtf8, AcceptsWellFormedText) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ascii that is longer than eight bytes"));
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
+}
+
+TEST(IsValidUtf8, RefusesEveryMalformedClass) {
+  EXPECT_FALSE(IsValidUtf8("\xff"));                   // never in UTF-8
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));               // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xE0\x80\xAF"));           // overlong, 3 bytes
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));           // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));       // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("abc\xE2\x82"));            // cut short
+  EXPECT_FALSE(IsValidUtf8("\x80"));                   // a lone continuation byte
+  EXPECT_FALSE(IsValidUtf8("12345678\xC3(12345678"));  // bad continuation after a fast run
+}
+
+TEST(ValidUtf8, ReplacesOnlyTheBadBytes) {
+  EXPECT_EQ(ValidUtf8("a\xff"
+                      "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(ValidUtf8("caf\xC3\xA9"), "caf\xC3\xA9");
+  EXPECT_TRUE(IsValidUtf8(ValidUtf8("\xE2\x82\xff\xC0")));
+}
+
+TEST(CheckName, RefusesEmptyLongInvalidAndControlCharacters) {
+  EXPECT_TRUE(CheckName("task_id", "arthur-1.git").ok());
+  EXPECT_TRUE(CheckName("task_id", "t\xC3\xA9").ok());
+  EXPECT_EQ(CheckName("task_id", "").code(), Code::kInvalidArgument);
+  EXPECT_FALSE(CheckName("task_id", std::string(256, 'a')).ok());
+  EXPECT_TRUE(CheckName("task_id", std::string(255, 'a')).ok());
+  EXPECT_FALSE(CheckName("task_id", "a\xff").ok());
+  EXPECT_FALSE(CheckName("task_id", std::string("a\0b", 3)).ok());
+  EXPECT_FALSE(CheckName("task_id", "a\nb").ok());
+  EXPECT_FALSE(CheckName("task_id", "a\x7f").ok());
+  EXPECT_FALSE(CheckName("task_id", "a\xC2\x85").ok());  // NEL, a C1 control
+  EXPECT_NE(CheckName("task_id", "a\xff").message().find("task_id"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice
