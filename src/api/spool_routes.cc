@@ -11,10 +11,12 @@
 namespace sluice::api {
 namespace {
 
-// {"name": "x.json"} -> the name; {"all": true} -> nullopt with *all set.
-Result<std::string> NameOf(const std::string& body, bool allow_all, bool* all) {
+// {"name": "x.json"} -> the name; {"all": true} -> "" with *all set. *malformed: the body is
+// not JSON at all (a 400, where JSON of the wrong shape is a 422).
+Result<std::string> NameOf(const std::string& body, bool allow_all, bool* all, bool* malformed) {
   rapidjson::Document d;
   Status parsed = ParseJson(body, &d);
+  *malformed = !parsed.ok();
   if (!parsed.ok() || !d.IsObject()) {
     return Status::InvalidArgument((parsed.ok() ? std::string() : parsed.message() + ": ") +
                                    "the body must be a JSON object like {\"name\": \"x.json\"}");
@@ -39,7 +41,8 @@ Result<std::string> NameOf(const std::string& body, bool allow_all, bool* all) {
   return name;
 }
 
-HttpResponse Unprocessable(const Status& st) {
+HttpResponse Unprocessable(const Status& st, bool malformed = false) {
+  if (malformed) return HttpResponse::Error(400, "invalid_json", st.message());
   if (st.code() == Code::kInvalidArgument) {
     return HttpResponse::Error(422, "invalid_request", st.message());
   }
@@ -50,9 +53,9 @@ HttpResponse Unprocessable(const Status& st) {
 
 HttpResponse Router::PriorityByName(const HttpRequest& r) const {
   if (!deps_.prioritize_name) return HttpResponse::Error(503, "unavailable", "no engine here");
-  bool all = false;
-  auto name = NameOf(r.body, false, &all);
-  if (!name.ok()) return Unprocessable(name.status());
+  bool all = false, malformed = false;
+  auto name = NameOf(r.body, false, &all, &malformed);
+  if (!name.ok()) return Unprocessable(name.status(), malformed);
   auto done = deps_.prioritize_name(*name);
   if (!done.ok()) return Unprocessable(done.status());
   rapidjson::StringBuffer buf;
@@ -75,9 +78,9 @@ HttpResponse Router::Promote(const HttpRequest& r) const {
   if (!deps_.promote || !deps_.promote_all) {
     return HttpResponse::Error(503, "unavailable", "no engine here");
   }
-  bool all = false;
-  auto name = NameOf(r.body, true, &all);
-  if (!name.ok()) return Unprocessable(name.status());
+  bool all = false, malformed = false;
+  auto name = NameOf(r.body, true, &all, &malformed);
+  if (!name.ok()) return Unprocessable(name.status(), malformed);
   std::vector<std::string> promoted;
   if (all) {
     promoted = deps_.promote_all();

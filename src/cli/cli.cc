@@ -4,6 +4,7 @@
 
 #include "cli/check.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/inspect.h"
 #include "cli/queuedir_commands.h"
 #include "cli/remote.h"
@@ -163,18 +164,21 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   cr_cmd->add_option("-t,--retry-time", cr.retry_time_s, "Seconds before a failed item runs again")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   cr_cmd->add_option("-m,--max-time", cr.max_time_s, "Seconds a command may run (0: no limit)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   cr_cmd->add_option("--kill-grace", cr.grace_s, "Seconds between SIGINT, SIGTERM and SIGKILL")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   cr_cmd->add_option("--allowed-commands", cr.allowed_commands, "Globs argv[0] must match")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cr_cmd->add_option("--database", cr.database, "Store URL (default sqlite:QUEUEDIR/sluice.db)");
+  cr_cmd->add_option("--max-json-depth", cr.max_json_depth, "Items nested deeper are refused")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   cr_cmd->add_option("--stderr-level", cr.log.stderr_level, "Level of stderr logging")
       ->capture_default_str();
   cr_cmd->add_option("--log-file", cr.log.file, "Rotating log file (none by default)");

@@ -7,6 +7,7 @@
 #include "cli/check.h"
 #include "cli/commands.h"
 #include "cli/queuedir_commands.h"
+#include "core/json.h"
 #include "engine/queuedir_runner.h"
 #include "handlers/exec/exec_handler.h"
 
@@ -15,6 +16,7 @@ namespace sluice::cli {
 int RunCommandRunner(const CommandRunnerFlags& f) {
   Status st = ConfigureLogging(f.log);
   if (!st.ok()) return ExitCode(st);
+  SetMaxJsonDepth(f.max_json_depth);
   std::string database = f.database.empty() ? "sqlite:" + f.queuedir + "/sluice.db" : f.database;
   QueueDir probe(Env::Default(), f.queuedir);
   st = probe.Prepare();

@@ -17,6 +17,7 @@ struct CommandRunnerFlags {
   double grace_s = 10;
   std::vector<std::string> allowed_commands;
   std::string database;  // default sqlite:QUEUEDIR/sluice.db
+  int max_json_depth = 256;
   LogOptions log;
 };
 

@@ -10,6 +10,7 @@
 #include "api/metrics_page.h"
 #include "cli/check.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/spools.h"
 #include "engine/engine.h"
 #include "handlers/git/git_backend.h"
@@ -26,7 +27,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app->add_option("--interval", e.interval_s, "Seconds between safety-net rescans")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--trees-file", f->trees_file,
                   "YAML trees file mapping repository URLs to tree names (default: shipped)");
@@ -39,6 +40,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--log-file-max-bytes", f->log.file_max_bytes, "Rotate the log file at")
       ->capture_default_str();
   app->add_option("--log-file-backups", f->log.file_backups, "Rotated log files kept")
+      ->capture_default_str();
+  app->add_option("--max-json-depth", f->max_json_depth,
+                  "Job files and request bodies nested deeper are refused (invalid_job, 400)")
+      ->check(CLI::Range(1, kMaxMaxJsonDepth))
       ->capture_default_str();
   if (kernelci_only) {
     f->no_api = true;  // KernelCI's command has no HTTP API
@@ -65,11 +70,11 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--sse-keepalive", f->sse_keepalive_s,
                   "Seconds of quiet before an SSE stream gets a keepalive comment")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--event-max-age", e.event_retention.max_age_s,
                   "Seconds events are kept (state changes and job log lines)")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--event-max-count", e.event_retention.max_count, "Newest events kept at most")
       ->check(CLI::PositiveNumber)
@@ -92,7 +97,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--retry-time", f->retry_time_s, "queuedir: seconds between retries")
       ->each(given("retry-time"))
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--kind", f->kind,
                   "What the spool's files (and POSTed jobs) are: kcidb submissions, exec "
@@ -120,7 +125,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("--pair-timeout", e.pair_timeout_s,
                   "Seconds a file waits for its companions before it fails")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--max-time", f->exec.max_time_s,
                   "exec: seconds a command may run (0: no limit; a job's max_time wins)")
@@ -128,7 +133,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--kill-grace", f->exec.grace_s,
                   "exec: seconds between SIGINT, SIGTERM and SIGKILL at max_time")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--allowed-commands", f->exec.allowed_commands,
                   "exec: globs argv[0] must match (repeat or comma-separate); others fail")
@@ -146,7 +151,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
   app->add_option("--publish-timeout", f->publish.timeout_s, "publish: seconds per POST")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--archive-path", f->archive_path,
                   "Where task backends keep what they fetch from (git clones)")
@@ -158,14 +163,14 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--task-lease", f->tasks.lease_s,
                   "Seconds a task run's worker has to renew its lease before the run is retried")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--task-retry-delay", f->tasks.retry_delay_s,
                   "Seconds before a failed task run is retried (doubles, at most an hour)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--task-timeout", f->task_timeout_s, "Seconds one backend command may take")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
       ->each(given("max-attempts"))
@@ -179,14 +184,14 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_flag("--burst", e.burst, "Drain the spool (and due retries), print a summary, exit");
   app->add_option("--retry-delay", e.retry_delay_s, "First retry delay in seconds (doubles)")
       ->each(given("retry-delay"))
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--retry-max-delay", e.retry_max_delay_s, "Longest retry delay in seconds")
       ->each(given("retry-max-delay"))
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--settle", e.settle_s, "Seconds a scanned file must be quiet before it is taken")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--max-backlog", e.max_backlog,
                   "Files registered ahead of the workers; the rest wait as names, oldest first")
@@ -195,19 +200,22 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--max-file-bytes", e.max_file_bytes, "Larger files fail as too large")
       ->capture_default_str();
   app->add_option("--progress-interval", e.progress_interval_s, "Seconds between progress lines")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--storage-connect-timeout", f->storage_connect_timeout_s,
                   "Seconds to connect to the log storage service")
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--storage-timeout", f->storage_timeout_s,
                   "Seconds one excerpt upload may take in all")
+      ->check(Seconds(false))
       ->capture_default_str();
 }
 
 int RunServe(ServeFlags f) {
   Status st = ConfigureLogging(f.log);
   if (!st.ok()) return ExitCode(st);
+  SetMaxJsonDepth(f.max_json_depth);
   f.engine.archive = !f.no_archive;
   curl_global_init(CURL_GLOBAL_DEFAULT);
 

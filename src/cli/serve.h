@@ -6,6 +6,7 @@
 #include <string>
 
 #include "api/http_server.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "engine/options.h"
 #include "engine/task_scheduler.h"
@@ -29,6 +30,7 @@ struct ServeFlags {
   std::string command_json;  // --command
   PublishOptions publish;
   LogOptions log;
+  int max_json_depth = kDefaultMaxJsonDepth;  // untrusted JSON nested deeper is refused
   bool no_archive = false;
   double storage_connect_timeout_s = 5;
   double storage_timeout_s = 30;

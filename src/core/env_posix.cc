@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdio>
 
+#include "core/clock.h"
 #include "core/env.h"
 #include "core/fd.h"
 
@@ -26,7 +27,9 @@ FileInfo InfoOf(const struct stat& st) {
   info.size = static_cast<uint64_t>(st.st_size);
   info.dev = st.st_dev;
   info.ino = st.st_ino;
-  info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  // Saturated: anyone can set a file's time to year 9999, past int64 nanoseconds.
+  info.mtime_ns =
+      SatAdd(SatMul(static_cast<int64_t>(st.st_mtim.tv_sec), 1000000000), st.st_mtim.tv_nsec);
   return info;
 }
 

@@ -322,7 +322,7 @@ void TaskScheduler::FailRun(Task* task, TaskRun* run, const std::string& error, 
   } else {
     double delay = options_.retry_delay_s * std::pow(2.0, task->num_failures - 1);
     task->status = TaskStatus::kScheduled;
-    task->next_run_at = now + static_cast<int64_t>(std::min(delay, 3600.0) * 1e6);
+    task->next_run_at = SatAdd(now, SecondsToMicros(std::min(delay, 3600.0)));
     spdlog::warn("tasks: run {} of {} failed ({}); retry {} of {} in {:.1f} s", run->job_number,
                  task->task_id, error, task->num_failures, task->schedule.max_retries,
                  std::min(delay, 3600.0));
@@ -351,7 +351,7 @@ void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* 
     next.status = TaskStatus::kCompleted;
   } else {
     next.status = TaskStatus::kScheduled;
-    next.next_run_at = now + next.schedule.delay_s * 1'000'000;
+    next.next_run_at = SatAdd(now, SatMul(next.schedule.delay_s, 1'000'000));
   }
   // The summary counts what was new to the task, known only inside the transaction.
   auto settle = [&](TaskRun* r) {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "core/clock.h"
+
 namespace sluice {
 
 void LocalBroker::Push(const Ticket& t) {
@@ -44,14 +46,17 @@ std::optional<Ticket> LocalBroker::Pop(std::chrono::milliseconds wait) {
       ready_.pop();
       return t;
     }
-    auto until = deadline;
+    // How long to sleep, computed in microseconds and capped by the caller's wait: a run_at
+    // centuries away (or a stored one from before input was checked) must not overflow the
+    // clock's nanoseconds into a deadline in the past, which would spin this loop.
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::nullopt;
+    int64_t left_us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
     if (!delayed_.empty()) {
-      auto due =
-          std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<int64_t>(
-                                                 0, delayed_.top().run_at - clock_->NowMicros()));
-      until = std::min(until, due);
+      int64_t due_us = SatAdd(delayed_.top().run_at, -clock_->NowMicros());
+      left_us = std::clamp<int64_t>(due_us, 0, left_us);
     }
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    auto until = now + std::chrono::microseconds(left_us);
     cv_.wait_until(lock, until);
   }
 }

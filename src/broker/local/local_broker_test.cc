@@ -2,6 +2,7 @@
 #include "broker/local/local_broker.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <thread>
 
@@ -35,6 +36,25 @@ TEST(LocalBrokerTest, ADelayedTicketIsNotHandedOutBeforeItsTime) {
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->job_id, 7);
   EXPECT_EQ(broker.DelayedCount(), 0u);
+}
+
+// Regression: a run_at in year 9999 (or INT64_MAX, stored before input was checked) overflowed
+// the steady clock's nanoseconds into a deadline in the past, and Pop spun a core.
+TEST(LocalBrokerTest, ATicketDueCenturiesAwaySleepsInsteadOfSpinning) {
+  LocalBroker broker(Clock::Real());
+  broker.Push({1, 0, 0, INT64_MAX});
+  broker.Push({2, 0, 0, 253402300799000000});  // 9999-12-31T23:59:59Z
+  struct rusage before, after;
+  getrusage(RUSAGE_THREAD, &before);
+  EXPECT_FALSE(broker.Pop(milliseconds(300)).has_value());
+  getrusage(RUSAGE_THREAD, &after);
+  auto cpu_us = [](const struct rusage& r) {
+    return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1'000'000 + r.ru_utime.tv_usec +
+           r.ru_stime.tv_usec;
+  };
+  // Spinning for 300 ms burns about 300 ms of CPU; sleeping, almost none.
+  EXPECT_LT(cpu_us(after) - cpu_us(before), 50'000);
+  EXPECT_EQ(broker.DelayedCount(), 2u);
 }
 
 TEST(LocalBrokerTest, CloseWakesWaitersAndRefusesFurtherPops) {

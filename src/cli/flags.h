@@ -1,0 +1,32 @@
+// Checks shared by the commands' flags.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "core/clock.h"
+
+namespace sluice::cli {
+
+// A flag that is a number of seconds: within the range every duration is kept to
+// (core/clock.h: up to 100 years), so no later sum with a time can overflow. With
+// `allow_zero` false it must be above 0.
+inline CLI::Validator Seconds(bool allow_zero) {
+  return CLI::Validator(
+      [allow_zero](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) return "'" + text + "' is not a number of seconds";
+        } catch (const std::exception&) {
+          return "'" + text + "' is not a number of seconds";
+        }
+        if (!allow_zero && v <= 0) return "must be above 0 seconds";
+        Status st = CheckDuration("the value", v);
+        return st.ok() ? std::string() : st.message();
+      },
+      allow_zero ? "SECONDS>=0" : "SECONDS>0", "");
+}
+
+}  // namespace sluice::cli
