@@ -53,7 +53,7 @@ Status EventFeed::Next(std::vector<std::shared_ptr<const Event>>* out, bool* lag
     }
     return Status::Ok();
   }
-  auto queued = sub_->Take(lagged);
+  auto queued = sub_->Take(lagged, kChunk);
   for (auto& e : queued) {
     if (e->id <= last_id_) continue;
     last_id_ = e->id;

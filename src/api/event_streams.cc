@@ -89,28 +89,43 @@ void SseStream::Start(std::function<void()> wake) {
   if (!st.ok()) spdlog::warn("events: cannot start a feed: {}", st.ToString());
 }
 
-bool SseStream::Read(std::string* out) {
+bool SseStream::Read(std::vector<Chunk>* out) {
+  auto text = [out](std::string s) {
+    out->push_back(std::make_shared<const std::string>(std::move(s)));
+  };
   if (first_) {
     first_ = false;
-    *out += ": sluice events\nretry: 2000\n\n";
+    std::string head = ": sluice events\nretry: 2000\n\n";
     if (resume_from_ > 0 && feed_->oldest_kept() > resume_from_ + 1) {
-      *out += "event: truncated\ndata: {\"resume_from\":" + std::to_string(resume_from_) +
+      head += "event: truncated\ndata: {\"resume_from\":" + std::to_string(resume_from_) +
               ",\"oldest_kept\":" + std::to_string(feed_->oldest_kept()) +
               ",\"message\":\"events before oldest_kept are past the retention\"}\n\n";
     }
+    text(std::move(head));
   }
   std::vector<std::shared_ptr<const Event>> events;
   bool lagged = false;
   Status st = feed_->Next(&events, &lagged);
-  for (const auto& e : events) *out += SseFrame(*e);
+  // Live events carry their frame, encoded once for every reader; replayed ones are encoded
+  // here, consecutive frames in one piece.
+  std::string replayed;
+  for (const auto& e : events) {
+    if (e->wire) {
+      if (!replayed.empty()) text(std::exchange(replayed, std::string()));
+      out->push_back(e->wire);
+    } else {
+      replayed += SseFrame(*e);
+    }
+  }
+  if (!replayed.empty()) text(std::move(replayed));
   if (!st.ok()) {
-    *out += "event: error\ndata: {\"message\":\"cannot read events: stream ends\"}\n\n";
+    text("event: error\ndata: {\"message\":\"cannot read events: stream ends\"}\n\n");
     return false;
   }
   if (lagged) {
-    *out += "event: lagged\ndata: {\"last_event_id\":" + std::to_string(feed_->last_id()) +
-            ",\"message\":\"this client fell too far behind; reconnect with Last-Event-ID " +
-            std::to_string(feed_->last_id()) + " to resume\"}\n\n";
+    text("event: lagged\ndata: {\"last_event_id\":" + std::to_string(feed_->last_id()) +
+         ",\"message\":\"this client fell too far behind; reconnect with Last-Event-ID " +
+         std::to_string(feed_->last_id()) + " to resume\"}\n\n");
     return false;
   }
   return true;
@@ -124,24 +139,27 @@ void JobLogStream::Start(std::function<void()> wake) {
   if (!st.ok()) spdlog::warn("log: cannot start a feed: {}", st.ToString());
 }
 
-bool JobLogStream::Read(std::string* out) {
+bool JobLogStream::Read(std::vector<Chunk>* out) {
   std::vector<std::shared_ptr<const Event>> events;
   bool lagged = false;
   Status st = feed_->Next(&events, &lagged);
+  std::string text;
+  bool more = true;
   for (size_t i = 0; i < events.size(); ++i) {
     const Event& e = *events[i];
-    *out += LogLine(e);
+    text += LogLine(e);
     // The end, unless more follows (a failed job retried later goes on).
     if (IsFinalEvent(e) && i + 1 == events.size() && !feed_->replaying()) {
-      *out += EndOfLog(job_id_, StateOf(e));
-      return false;
+      text += EndOfLog(job_id_, StateOf(e));
+      more = false;
     }
   }
-  if (!st.ok() || lagged) {
-    *out += "-- log interrupted: the reader fell behind; read it again --\n";
-    return false;
+  if (more && (!st.ok() || lagged)) {
+    text += "-- log interrupted: the reader fell behind; read it again --\n";
+    more = false;
   }
-  return true;
+  if (!text.empty()) out->push_back(std::make_shared<const std::string>(std::move(text)));
+  return more;
 }
 
 }  // namespace sluice::api

@@ -27,7 +27,7 @@ class SseStream : public BodyStream {
  public:
   SseStream(std::unique_ptr<EventFeed> feed, std::string keepalive);
   void Start(std::function<void()> wake) override;
-  bool Read(std::string* out) override;
+  bool Read(std::vector<Chunk>* out) override;
   std::string Keepalive() const override { return keepalive_; }
 
  private:
@@ -41,7 +41,7 @@ class JobLogStream : public BodyStream {
  public:
   JobLogStream(std::unique_ptr<EventFeed> feed, int64_t job_id);
   void Start(std::function<void()> wake) override;
-  bool Read(std::string* out) override;
+  bool Read(std::vector<Chunk>* out) override;
 
  private:
   std::unique_ptr<EventFeed> feed_;

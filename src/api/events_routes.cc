@@ -57,9 +57,45 @@ HttpResponse Router::Events(const HttpRequest& r) const {
   resp.content_type = "text/event-stream";
   resp.headers.emplace_back("Cache-Control", "no-cache");
   resp.headers.emplace_back("X-Accel-Buffering", "no");
-  auto feed = std::make_unique<EventFeed>(deps_.store, deps_.hub, f, deps_.sse_buffer, live_only);
-  resp.stream = std::make_shared<SseStream>(std::move(feed), ": keepalive\n\n");
-  return resp;
+  return Streamed(std::move(resp), [&]() -> std::shared_ptr<BodyStream> {
+    auto feed = std::make_unique<EventFeed>(deps_.store, deps_.hub, f, deps_.sse_buffer, live_only);
+    return std::make_shared<SseStream>(std::move(feed), ": keepalive\n\n");
+  });
+}
+
+namespace {
+
+// A stream that gives its slot back when the connection ends.
+class CountedStream : public BodyStream {
+ public:
+  CountedStream(std::shared_ptr<BodyStream> inner, std::shared_ptr<std::atomic<size_t>> open)
+      : inner_(std::move(inner)), open_(std::move(open)) {}
+  ~CountedStream() override { open_->fetch_sub(1); }
+  void Start(std::function<void()> wake) override { inner_->Start(std::move(wake)); }
+  bool Read(std::vector<Chunk>* out) override { return inner_->Read(out); }
+  std::string Keepalive() const override { return inner_->Keepalive(); }
+
+ private:
+  std::shared_ptr<BodyStream> inner_;
+  std::shared_ptr<std::atomic<size_t>> open_;
+};
+
+}  // namespace
+
+HttpResponse Router::Streamed(HttpResponse head,
+                              const std::function<std::shared_ptr<BodyStream>()>& make) const {
+  size_t open = open_streams_->fetch_add(1);
+  if (open >= deps_.max_streams) {
+    open_streams_->fetch_sub(1);
+    HttpResponse busy =
+        HttpResponse::Error(503, "too_many_streams",
+                            "this server has " + std::to_string(deps_.max_streams) +
+                                " event streams open already (--max-sse-clients); try again later");
+    busy.headers.emplace_back("Retry-After", "5");
+    return busy;
+  }
+  head.stream = std::make_shared<CountedStream>(make(), open_streams_);
+  return head;
 }
 
 HttpResponse Router::JobLog(int64_t id, const HttpRequest& r) const {
@@ -74,9 +110,10 @@ HttpResponse Router::JobLog(int64_t id, const HttpRequest& r) const {
     if (deps_.hub == nullptr) return HttpResponse::Error(503, "unavailable", "no live events here");
     resp.headers.emplace_back("Cache-Control", "no-cache");
     resp.headers.emplace_back("X-Accel-Buffering", "no");
-    auto feed = std::make_unique<EventFeed>(deps_.store, deps_.hub, f, deps_.sse_buffer, false);
-    resp.stream = std::make_shared<JobLogStream>(std::move(feed), id);
-    return resp;
+    return Streamed(std::move(resp), [&]() -> std::shared_ptr<BodyStream> {
+      auto feed = std::make_unique<EventFeed>(deps_.store, deps_.hub, f, deps_.sse_buffer, false);
+      return std::make_shared<JobLogStream>(std::move(feed), id);
+    });
   }
   // What is stored now; the end line only when the job has ended.
   f.limit = 5000;

@@ -112,11 +112,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // A streamed body: the head, then whatever the stream gives, as it gives it.
   void StartStream(HttpResponse r) {
     body_ = std::move(r.stream);
-    out_ = "HTTP/1.1 " + std::to_string(r.status) + " " +
-           std::string(http::obsolete_reason(static_cast<http::status>(r.status))) +
-           "\r\nServer: sluice\r\nContent-Type: " + r.content_type + "\r\n";
-    for (auto& [k, v] : r.headers) out_ += k + ": " + v + "\r\n";
-    out_ += "Connection: close\r\n\r\n";
+    std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " +
+                       std::string(http::obsolete_reason(static_cast<http::status>(r.status))) +
+                       "\r\nServer: sluice\r\nContent-Type: " + r.content_type + "\r\n";
+    for (auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+    head += "Connection: close\r\n\r\n";
+    out_.push_back(std::make_shared<const std::string>(std::move(head)));
     if (head_) {
       ended_ = true;
     } else {
@@ -133,6 +134,10 @@ class Session : public std::enable_shared_from_this<Session> {
     Pump();
   }
 
+  // Writes what the stream has ready, one gathered write of shared pieces at a time (nothing
+  // is copied per reader: a live SSE frame is the same bytes for all of them). While a write
+  // is under way nothing more is read from the stream: its subscription's bounded queue is
+  // what a slow reader holds, and past it the reader is told it lagged.
   void Pump() {
     if (writing_ || closed_) return;
     if (out_.empty() && !ended_ && body_) ended_ = !body_->Read(&out_);
@@ -141,12 +146,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     writing_ = true;
-    auto chunk = std::make_shared<std::string>(std::move(out_));
+    auto pieces = std::make_shared<std::vector<Chunk>>(std::move(out_));
     out_.clear();
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(pieces->size());
+    for (const Chunk& c : *pieces) buffers.emplace_back(c->data(), c->size());
     stream_.expires_after(
         std::chrono::milliseconds(static_cast<int64_t>(options_.request_timeout_s * 1000)));
-    asio::async_write(stream_, asio::buffer(*chunk),
-                      [self = shared_from_this(), chunk](beast::error_code ec, std::size_t) {
+    asio::async_write(stream_, buffers,
+                      [self = shared_from_this(), pieces](beast::error_code ec, std::size_t) {
                         self->writing_ = false;
                         if (ec) return self->Close();  // gone, or too slow to take a write
                         self->last_write_ = std::chrono::steady_clock::now();
@@ -172,7 +180,10 @@ class Session : public std::enable_shared_from_this<Session> {
       auto quiet = std::chrono::steady_clock::now() - self->last_write_;
       if (!self->writing_ && quiet >= std::chrono::milliseconds(static_cast<int64_t>(
                                           self->options_.keepalive_s * 1000 * 0.9))) {
-        self->out_ += self->body_->Keepalive();
+        std::string keepalive = self->body_->Keepalive();
+        if (!keepalive.empty()) {
+          self->out_.push_back(std::make_shared<const std::string>(std::move(keepalive)));
+        }
         self->Pump();
       }
       self->ArmKeepalive();
@@ -197,7 +208,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool head_ = false;
   // Streaming
   std::shared_ptr<BodyStream> body_;
-  std::string out_;
+  std::vector<Chunk> out_;
   bool writing_ = false;
   bool ended_ = false;
   bool closed_ = false;
@@ -219,19 +230,41 @@ struct HttpServer::Impl {
   uint16_t port = 0;
   bool stopped = false;
 
+  asio::steady_timer accept_pause{io};
+  int pause_ms = 0;  // the current back-off while out of descriptors (0: none)
+
   void Accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
+        pause_ms = 0;
         // Small answers and event frames go out at once, not after the peer's delayed ACK.
         beast::error_code ignored;
         s.set_option(tcp::no_delay(true), ignored);
         std::make_shared<Session>(std::move(s), router, options)->Run();
+      } else if (OutOfResources(ec)) {
+        // At the descriptor limit accept() fails at once, again and again: retrying in a loop
+        // spins a core and starves the connections already open. Pause instead, longer each
+        // time (the pending connections wait in the listen backlog), and say so.
+        pause_ms = std::clamp(pause_ms * 2, 50, 1000);
+        spdlog::error("api: cannot accept connections: {}; pausing accepts for {} ms", ec.message(),
+                      pause_ms);
+        accept_pause.expires_after(std::chrono::milliseconds(pause_ms));
+        accept_pause.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec && acceptor.is_open()) Accept();
+        });
+        return;
       } else {
         spdlog::warn("api: accept failed: {}", ec.message());
       }
       if (acceptor.is_open()) Accept();
     });
+  }
+
+  static bool OutOfResources(const beast::error_code& ec) {
+    int v = ec.value();
+    return ec.category() == boost::system::system_category() &&
+           (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
   }
 };
 
@@ -279,6 +312,7 @@ void HttpServer::Stop() {
   asio::post(impl_->io, [impl = impl_.get()] {
     boost::system::error_code ec;
     impl->acceptor.close(ec);
+    impl->accept_pause.cancel();
   });
   impl_->io.stop();
   for (auto& t : impl_->threads) t.join();

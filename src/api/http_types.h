@@ -28,6 +28,10 @@ struct HttpRequest {
   std::optional<std::string> Query(const std::string& name) const;
 };
 
+// A piece of a streamed body. Pieces are shared, not copied: one SSE frame is the same bytes
+// for every reader of the event.
+using Chunk = std::shared_ptr<const std::string>;
+
 // A response body produced over time (Server-Sent Events, a followed log). The server calls
 // it on its I/O thread; the connection closes when it ends.
 class BodyStream {
@@ -37,7 +41,7 @@ class BodyStream {
   virtual void Start(std::function<void()> wake) = 0;
   // Appends what is ready now to *out (maybe nothing). False once the stream is over, after
   // its last bytes. The server calls it again after each write, and after each wake.
-  virtual bool Read(std::string* out) = 0;
+  virtual bool Read(std::vector<Chunk>* out) = 0;
   // Bytes to send after a quiet while (an SSE comment), or empty for none.
   virtual std::string Keepalive() const { return {}; }
 };

@@ -25,6 +25,7 @@
 // Thread safety: Handle() may be called from many threads.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -67,7 +68,10 @@ struct RouterDeps {
   TaskScheduler* tasks = nullptr;  // recurring tasks; null: the task API answers 503
   EventHub* hub = nullptr;         // live events; null: no /api/v1/events
   size_t sse_buffer = 10000;       // events queued per slow reader before it is told it lagged
-  std::string token;               // empty: no authentication
+  // Streams (SSE and followed logs) open at once; one more is answered 503. Each holds a
+  // connection, a subscription and up to sse_buffer queued events.
+  size_t max_streams = 1000;
+  std::string token;  // empty: no authentication
 };
 
 class Router {
@@ -99,8 +103,12 @@ class Router {
   HttpResponse Queues() const;
   HttpResponse Spools() const;
   HttpResponse Ready() const;
+  // A stream response for `make()`'s body, counted against max_streams: 503 at the limit.
+  HttpResponse Streamed(HttpResponse head,
+                        const std::function<std::shared_ptr<BodyStream>()>& make) const;
 
   RouterDeps deps_;
+  std::shared_ptr<std::atomic<size_t>> open_streams_ = std::make_shared<std::atomic<size_t>>(0);
 };
 
 // Whether `path` is one of the task API's (task_routes.cc).

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 
+#include "api/event_streams.h"
 #include "api/metrics_page.h"
 #include "cli/check.h"
 #include "cli/commands.h"
@@ -66,6 +67,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--sse-buffer", f->sse_buffer,
                   "Events queued for a slow SSE reader before it gets 'event: lagged'")
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}))
+      ->capture_default_str();
+  app->add_option("--max-sse-clients", f->max_sse_clients,
+                  "Event streams (SSE and followed logs) open at once; more get 503")
       ->check(CLI::Range(size_t{1}, size_t{10'000'000}))
       ->capture_default_str();
   app->add_option("--sse-keepalive", f->sse_keepalive_s,
@@ -255,7 +260,7 @@ int RunServe(ServeFlags f) {
 
   // The spools share the database: one job id sequence, one event stream.
   JobIds ids;
-  EventHub hub;
+  EventHub hub(api::SseFrame);  // each live event encoded once for all its readers
   std::mutex commit_order;
   SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
   st = spools.Start(std::move(*specs), uploader.get());
@@ -349,6 +354,7 @@ int RunServe(ServeFlags f) {
   };
   deps.hub = &hub;
   deps.sse_buffer = f.sse_buffer;
+  deps.max_streams = f.max_sse_clients;
   api::Router router(deps);
   std::unique_ptr<api::HttpServer> http;
   if (!f.no_api) {

@@ -44,6 +44,7 @@ struct ServeFlags {
   size_t max_body_bytes = 8u << 20;
   double http_timeout_s = 30;
   size_t sse_buffer = 10000;
+  size_t max_sse_clients = 1000;
   double sse_keepalive_s = 15;
   // Recurring tasks (the Arthur API)
   TaskOptions tasks;

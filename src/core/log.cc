@@ -6,6 +6,8 @@
 
 #include <mutex>
 
+#include "core/log_repeats.h"
+
 namespace sluice {
 namespace {
 
@@ -31,17 +33,20 @@ Status Build(const LogOptions& options) {
   auto file_level = ParseLevel(options.file_level);
   if (!file_level.ok()) return file_level.status();
 
+  // Each sink behind a repeat filter: a line that comes again and again is written once,
+  // then counted, whoever logs it.
+  constexpr std::chrono::seconds kRepeatWindow(10);
   std::vector<spdlog::sink_ptr> sinks;
   auto err = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   err->set_level(*stderr_level);
-  sinks.push_back(err);
+  sinks.push_back(std::make_shared<RepeatFilterSink>(err, kRepeatWindow));
   spdlog::level::level_enum lowest = *stderr_level;
   if (!options.file.empty()) {
     try {
       auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
           options.file, options.file_max_bytes, options.file_backups);
       file->set_level(*file_level);
-      sinks.push_back(file);
+      sinks.push_back(std::make_shared<RepeatFilterSink>(file, kRepeatWindow));
       lowest = std::min(lowest, *file_level);
     } catch (const spdlog::spdlog_ex& e) {
       return Status::IOError(std::string("cannot open log file: ") + e.what());
@@ -49,6 +54,7 @@ Status Build(const LogOptions& options) {
   }
   auto logger = std::make_shared<spdlog::logger>("sluice", sinks.begin(), sinks.end());
   logger->set_level(lowest);
+  for (auto& s : sinks) s->set_level(spdlog::level::trace);  // the inner sinks filter
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);

@@ -1,32 +1,71 @@
-// EventHub: bounded per-subscriber queues, woken once per batch.
+// EventHub: one shared window of events, a position per subscriber.
 #include "engine/event_hub.h"
+
+#include <algorithm>
 
 namespace sluice {
 
-std::vector<std::shared_ptr<const Event>> EventHub::Subscription::Take(bool* lagged) {
+EventHub::EventHub(Encoder encode, size_t capacity)
+    : encode_(std::move(encode)), capacity_(std::max<size_t>(1, capacity)) {}
+
+EventHub::~EventHub() {
   std::lock_guard<std::mutex> lock(mu_);
+  for (Subscription* s : subs_) s->hub_ = nullptr;
+}
+
+EventHub::Subscription::~Subscription() {
+  if (hub_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(hub_->mu_);
+  if (hub_ == nullptr) return;
+  auto& subs = hub_->subs_;
+  subs.erase(std::remove(subs.begin(), subs.end(), this), subs.end());
+}
+
+std::vector<std::shared_ptr<const Event>> EventHub::Subscription::Take(bool* lagged, size_t max) {
   std::vector<std::shared_ptr<const Event>> out;
-  out.swap(queue_);
-  *lagged = lagged_;
+  *lagged = false;
+  if (hub_ == nullptr) return out;
+  std::lock_guard<std::mutex> lock(hub_->mu_);
   wake_pending_ = false;
+  uint64_t end = hub_->first_ + hub_->window_.size();
+  if (lagged_) {  // told already: nothing more until Reset
+    next_ = end;
+    *lagged = true;
+    return out;
+  }
+  if (end - next_ > max_behind_) {
+    lagged_ = true;
+    hub_->lagged_++;
+    end = next_ + max_behind_;  // what came before the gap, then nothing more
+  }
+  *lagged = lagged_;
+  if (next_ < hub_->first_) next_ = hub_->first_;  // dropped from the window: part of the gap
+  for (; next_ < end && out.size() < max; ++next_) {
+    const auto& e = hub_->window_[next_ - hub_->first_];
+    if (Matches(filter_, *e)) out.push_back(e);
+  }
+  if (lagged_) next_ = hub_->first_ + hub_->window_.size();
   return out;
 }
 
 void EventHub::Subscription::Reset() {
-  std::lock_guard<std::mutex> lock(mu_);
-  queue_.clear();
+  if (hub_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(hub_->mu_);
+  next_ = hub_->first_ + hub_->window_.size();
   lagged_ = false;
   wake_pending_ = false;
 }
 
-std::shared_ptr<EventHub::Subscription> EventHub::Subscribe(EventFilter filter, size_t max_queued,
+std::shared_ptr<EventHub::Subscription> EventHub::Subscribe(EventFilter filter, size_t max_behind,
                                                             std::function<void()> wake) {
   auto sub = std::make_shared<Subscription>();
+  sub->hub_ = this;
   sub->filter_ = std::move(filter);
-  sub->max_queued_ = std::max<size_t>(1, max_queued);
+  sub->max_behind_ = std::clamp<size_t>(max_behind, 1, capacity_);
   sub->wake_ = std::move(wake);
   std::lock_guard<std::mutex> lock(mu_);
-  subs_.push_back(sub);
+  sub->next_ = first_ + window_.size();
+  subs_.push_back(sub.get());
   return sub;
 }
 
@@ -34,53 +73,42 @@ void EventHub::Publish(const std::vector<Event>& events) {
   if (events.empty()) return;
   std::vector<std::shared_ptr<const Event>> shared;
   shared.reserve(events.size());
-  for (const Event& e : events) shared.push_back(std::make_shared<const Event>(e));
+  for (const Event& e : events) {
+    auto copy = std::make_shared<Event>(e);
+    if (encode_) copy->wire = std::make_shared<const std::string>(encode_(*copy));
+    shared.push_back(std::move(copy));
+  }
   published_ += events.size();
-  std::vector<std::shared_ptr<Subscription>> to_wake;
+  std::vector<std::function<void()>> to_wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    size_t kept = 0;
-    for (size_t i = 0; i < subs_.size(); ++i) {
-      std::shared_ptr<Subscription> sub = subs_[i].lock();
-      if (!sub) continue;  // its reader went away
-      subs_[kept++] = subs_[i];
-      bool wake = false;
-      {
-        std::lock_guard<std::mutex> sub_lock(sub->mu_);
-        for (const auto& e : shared) {
-          if (sub->lagged_) break;
-          if (!Matches(sub->filter_, *e)) continue;
-          if (sub->queue_.size() >= sub->max_queued_) {
-            sub->lagged_ = true;
-            lagged_++;
-            break;
-          }
-          sub->queue_.push_back(e);
-          if (!sub->wake_pending_) {
-            sub->wake_pending_ = true;
-            wake = true;
-          }
-        }
-        // A lagged reader is woken too, so it can say so and stop.
-        if (sub->lagged_ && !sub->wake_pending_) {
-          sub->wake_pending_ = true;
-          wake = true;
-        }
-      }
-      if (wake) to_wake.push_back(std::move(sub));
+    for (auto& e : shared) window_.push_back(std::move(e));
+    while (window_.size() > capacity_) {
+      window_.pop_front();
+      ++first_;
     }
-    subs_.resize(kept);
+    uint64_t end = first_ + window_.size();
+    uint64_t batch = end - events.size();
+    for (Subscription* s : subs_) {
+      if (s->wake_pending_ || !s->wake_) continue;
+      // Woken when the batch has something for it, or when it just fell too far behind (so
+      // it can say so and stop).
+      bool wake = end - s->next_ > s->max_behind_;
+      for (uint64_t i = std::max(batch, first_); !wake && i < end; ++i) {
+        wake = Matches(s->filter_, *window_[i - first_]);
+      }
+      if (wake) {
+        s->wake_pending_ = true;
+        to_wake.push_back(s->wake_);
+      }
+    }
   }
-  for (const auto& sub : to_wake) {
-    if (sub->wake_) sub->wake_();
-  }
+  for (const auto& wake : to_wake) wake();
 }
 
 size_t EventHub::subscribers() const {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t n = 0;
-  for (const auto& w : subs_) n += w.expired() ? 0 : 1;
-  return n;
+  return subs_.size();
 }
 
 }  // namespace sluice

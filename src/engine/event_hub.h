@@ -4,12 +4,16 @@
 // that subscribes first and then reads the store up to the newest id misses nothing: every
 // event is either in the store when it reads, or published after it subscribed.
 //
-// A subscriber has a bounded queue. When it is full the subscriber stops receiving and is
-// marked lagged; it can resume from the store after the last event it handled.
+// The hub keeps ONE window of the newest events (`capacity` of them), shared by every
+// subscriber; a subscriber is a position in that window and a filter, so a reader costs a
+// few words however far behind it is, and an event (with its encoded frame, Event::wire) is
+// held once however many readers it has. A subscriber more than `max_behind` events behind
+// the newest is marked lagged: it can resume from the store after the last event it took.
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -21,28 +25,39 @@ namespace sluice {
 
 class EventHub {
  public:
+  // `encode`, when given, turns each published event into what live readers send
+  // (Event::wire), once per event however many readers there are.
+  using Encoder = std::function<std::string(const Event&)>;
+  explicit EventHub(Encoder encode = nullptr, size_t capacity = 10000);
+  ~EventHub();
+
   class Subscription {
    public:
-    // Takes the events queued so far (in id order). *lagged: events were dropped after them.
-    std::vector<std::shared_ptr<const Event>> Take(bool* lagged);
-    // Forgets the queue and the lag (the caller resumes from the store instead).
+    ~Subscription();
+    // Takes at most `max` of the events passing the filter published since the last Take,
+    // in id order. *lagged: the subscriber fell more than max_behind events behind; what it
+    // is given is what came before the gap, and it gets nothing more until Reset.
+    std::vector<std::shared_ptr<const Event>> Take(bool* lagged, size_t max = SIZE_MAX);
+    // Forgets the lag and everything not taken: from now on only newly published events
+    // (the caller resumes from the store instead).
     void Reset();
 
    private:
     friend class EventHub;
+    EventHub* hub_ = nullptr;
     EventFilter filter_;
-    size_t max_queued_ = 0;
+    size_t max_behind_ = 0;
     std::function<void()> wake_;
-    std::mutex mu_;
-    std::vector<std::shared_ptr<const Event>> queue_;
+    uint64_t next_ = 0;  // position of the next event to look at (hub_->mu_)
     bool lagged_ = false;
-    bool wake_pending_ = false;  // wake_ called and Take not yet: no need to call it again
+    bool wake_pending_ = false;  // woken and not taken since: no need to wake again
   };
 
   // Events passing `filter` (its after_id and limit are ignored) go to the subscription;
-  // `wake` runs (from the publishing thread) when its queue goes from empty to not empty.
-  // The subscription ends when the last reference to it goes.
-  std::shared_ptr<Subscription> Subscribe(EventFilter filter, size_t max_queued,
+  // `wake` runs (from the publishing thread, without the hub's lock) when it has something
+  // to take. `max_behind` is capped at the hub's capacity. The subscription ends when the
+  // last reference to it goes; the hub must outlive it.
+  std::shared_ptr<Subscription> Subscribe(EventFilter filter, size_t max_behind,
                                           std::function<void()> wake);
   void Publish(const std::vector<Event>& events);
 
@@ -51,8 +66,12 @@ class EventHub {
   uint64_t lagged() const { return lagged_.load(); }
 
  private:
+  Encoder encode_;
+  size_t capacity_;
   mutable std::mutex mu_;
-  std::vector<std::weak_ptr<Subscription>> subs_;
+  std::deque<std::shared_ptr<const Event>> window_;  // the newest events
+  uint64_t first_ = 0;                               // position of window_.front()
+  std::vector<Subscription*> subs_;
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> lagged_{0};
 };

@@ -53,6 +53,36 @@ TEST(EventHub, AFullQueueMarksTheSubscriberLaggedAndKeepsWhatCameBefore) {
   EXPECT_FALSE(lagged);
 }
 
+TEST(EventHub, ManyReadersShareOneWindowAndTakeInChunks) {
+  EventHub hub([](const Event& e) { return "id: " + std::to_string(e.id) + "\n\n"; }, 100);
+  std::vector<std::shared_ptr<EventHub::Subscription>> subs;
+  for (int i = 0; i < 50; ++i) subs.push_back(hub.Subscribe(EventFilter{}, 100, [] {}));
+  std::vector<Event> batch;
+  for (int i = 1; i <= 60; ++i) batch.push_back(Ev(i, 1));
+  hub.Publish(batch);
+  bool lagged = false;
+  auto a = subs[0]->Take(&lagged, 25);
+  auto b = subs[1]->Take(&lagged, 100);
+  ASSERT_EQ(a.size(), 25u);
+  ASSERT_EQ(b.size(), 60u);
+  EXPECT_EQ(a[0].get(), b[0].get());  // the same event, not a copy
+  ASSERT_NE(a[0]->wire, nullptr);
+  EXPECT_EQ(*a[0]->wire, "id: 1\n\n");  // encoded once, by the hub
+  EXPECT_EQ(subs[0]->Take(&lagged, 100).front()->id, 26);
+  EXPECT_FALSE(lagged);
+}
+
+TEST(EventHub, AReaderLeftBehindTheWindowIsLagged) {
+  EventHub hub(nullptr, 10);
+  auto slow = hub.Subscribe(EventFilter{}, 1000, [] {});  // capped at the window, 10
+  std::vector<Event> batch;
+  for (int i = 1; i <= 30; ++i) batch.push_back(Ev(i, 1));
+  hub.Publish(batch);
+  bool lagged = false;
+  slow->Take(&lagged);
+  EXPECT_TRUE(lagged);
+}
+
 TEST(EventHub, ASubscriptionEndsWithItsLastReference) {
   EventHub hub;
   auto sub = hub.Subscribe(EventFilter{}, 10, [] {});

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ struct Event {
   std::string kind;
   std::string type;
   std::string data;  // JSON object text
+  // The event as live readers receive it (an SSE frame), encoded once by the hub that
+  // publishes it and shared by every reader; null for events read back from the store.
+  std::shared_ptr<const std::string> wire;
 };
 
 inline constexpr const char* kLogEvent = "job.log";

@@ -1,0 +1,19 @@
+// RaiseDescriptorLimit: setrlimit(RLIMIT_NOFILE) to the hard limit.
+#include "core/limits.h"
+
+#include <sys/resource.h>
+
+namespace sluice {
+
+uint64_t RaiseDescriptorLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+}
+
+}  // namespace sluice

@@ -1,0 +1,149 @@
+"""Hostile neighbours on the HTTP side: more event readers than the budget, readers that never
+read, and a crowd of connections at the descriptor limit. The daemon answers 503 beyond its
+budget, keeps its memory bounded, does not spin, does not flood its log, and keeps answering
+the connections it has."""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+import harness
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class HostileClientsTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox(api=True)
+        self.socks = []
+
+    def tearDown(self):
+        for s in self.socks:
+            s.close()
+        self.box.close()
+
+    def get(self, path, timeout=10):
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=timeout)
+        c.request("GET", path)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+
+    def test_event_readers_beyond_the_budget_get_503_and_a_freed_slot_is_reused(self):
+        self.box.start("--max-sse-clients", "5", "--kind", "exec")
+        self.box.wait_for_api()
+        self.box.drop("a.json", json.dumps(["/bin/sleep", "30"]))
+        self.box.wait_for(lambda: self.get("/api/v1/jobs/1")[0] == 200, what="job 1")
+        readers = [harness.SseClient(self.box.port, "/api/v1/events") for _ in range(4)]
+        # A followed log counts too.
+        readers.append(harness.SseClient(self.box.port, "/api/v1/jobs/1/log?follow=1"))
+        for r in readers:
+            self.assertIn("200 OK", r.read_head())
+        status, body = self.get("/api/v1/events")
+        self.assertEqual(status, 503)
+        self.assertEqual(json.loads(body)["error"]["code"], "too_many_streams")
+        readers[0].close()
+        # A slot comes back when its connection ends (the server sees the hang-up).
+        deadline = time.time() + 10
+        while True:
+            extra = harness.SseClient(self.box.port, "/api/v1/events")
+            head = extra.read_head()
+            extra.close()
+            if "200 OK" in head:
+                break
+            self.assertLess(time.time(), deadline, head)
+            time.sleep(0.1)
+        for r in readers[1:]:
+            r.close()
+
+    def test_readers_that_never_read_keep_memory_bounded(self):
+        n = 300
+        self.box.start("--max-sse-clients", str(n), "--kind", "exec", "--max-workers", "4",
+                       "--http-timeout", "120")
+        self.box.wait_for_api()
+        for _ in range(n):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", self.box.port))
+            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.socks.append(s)  # never read from
+        time.sleep(0.5)
+        base = rss_kb(self.box.proc.pid)
+        # Events flow: 400 jobs, each with 20 log lines of 200 bytes.
+        line = "x" * 200
+        for i in range(400):
+            self.box.drop("j%03d.json" % i, json.dumps(
+                ["/bin/sh", "-c", "for i in $(seq 20); do echo %s; done" % line]))
+        self.box.wait_for(lambda: len(self.box.listing("archive")) == 400, 120, "the jobs")
+        grown = rss_kb(self.box.proc.pid) - base
+        # 10,000+ events of ~300 bytes each, 300 readers: copied per reader that would be
+        # about a gigabyte; shared, it is the events once plus pointers.
+        print("RSS %d kB with %d idle readers, grew %d kB while 8,800 events flowed" % (
+            base, n, grown))
+        self.assertLess(grown, 60 * 1024, "RSS grew by %d kB" % grown)
+        self.assertEqual(self.get("/healthz")[0], 200)
+
+    def test_at_the_descriptor_limit_accepts_pause_and_open_connections_are_answered(self):
+        # A hard limit of 64 descriptors: raising the soft limit cannot help.
+        args = ["prlimit", "--nofile=64:64"] + self.box.args("--http-timeout", "120")
+        with open(os.path.join(self.box.dir, "daemon.log"), "ab") as log:
+            self.box.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        self.box.wait_for_api()
+        keep = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        keep.request("GET", "/healthz")
+        self.assertEqual(keep.getresponse().read(), b'{"status":"ok"}')
+        for _ in range(120):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", self.box.port))
+            except BlockingIOError:
+                pass
+            self.socks.append(s)
+        time.sleep(1)
+        cpu0 = cpu_seconds(self.box.proc.pid)
+        time.sleep(3)
+        used = cpu_seconds(self.box.proc.pid) - cpu0
+        self.assertLess(used, 0.6, "the daemon spun %.2f s of CPU in 3 s" % used)
+        # The connection it already had is still answered.
+        keep.request("GET", "/healthz")
+        self.assertEqual(keep.getresponse().read(), b'{"status":"ok"}')
+        keep.close()
+        text = self.box.daemon_log()
+        refused = text.count("cannot accept connections")
+        self.assertGreater(refused, 0, text[-2000:])
+        self.assertLess(refused, 40, "%d log lines" % refused)
+        # When the crowd leaves, new connections are taken again.
+        for s in self.socks:
+            s.close()
+        self.socks = []
+        deadline = time.time() + 20
+        while True:
+            try:
+                if self.get("/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    harness.main()
