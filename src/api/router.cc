@@ -134,8 +134,9 @@ HttpResponse Router::Route(const HttpRequest& r) const {
 }
 
 HttpResponse Router::Ready() const {
-  if (deps_.ready && !deps_.ready()) {
-    return HttpResponse::Error(503, "not_ready", "the engine is not running");
+  if (deps_.health) {
+    Status st = deps_.health();
+    if (!st.ok()) return HttpResponse::Error(503, "not_ready", st.message());
   }
   auto counts = deps_.store->CountJobsByState();
   if (!counts.ok()) return HttpResponse::Error(503, "not_ready", counts.status().message());

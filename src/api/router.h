@@ -50,7 +50,8 @@ struct SpoolInfo {
 struct RouterDeps {
   Store* store = nullptr;
   std::function<std::vector<SpoolInfo>()> spools;
-  std::function<bool()> ready;
+  // OK when the daemon can take work; else why not (/readyz answers 503 with it).
+  std::function<Status()> health;
   std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
   // Registers a job and calls back, from any thread, with its stored form and whether it was
   // created (false: an idempotent repeat).

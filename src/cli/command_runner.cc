@@ -69,6 +69,7 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
 
 int RunRetryDead(const std::string& queuedir) {
   QueueDir dir(Env::Default(), queuedir);
+  if (Status st = dir.Prepare(); !st.ok()) return ExitCode(st);
   auto moved = dir.RetryDead();
   if (!moved.ok()) return ExitCode(moved.status());
   for (const std::string& item : *moved) std::printf("%s\n", item.c_str());

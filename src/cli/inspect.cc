@@ -106,6 +106,7 @@ int RunStats(const std::string& database) {
 int RunRetry(const std::string& spool_dir, const std::string& name, bool all_failed) {
   Env* env = Env::Default();
   SpoolDir spool(env, spool_dir);
+  if (Status st = spool.Prepare(); !st.ok()) return ExitCode(st);
   std::vector<std::string> names;
   if (all_failed) {
     auto entries = env->ListDir(spool.FailedDir());

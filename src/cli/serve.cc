@@ -279,7 +279,7 @@ int RunServe(ServeFlags f) {
   deps.store = store->get();
   deps.tasks = f.engine.burst ? nullptr : &tasks;
   deps.token = token;
-  deps.ready = [&spools] { return !spools.Done(); };
+  deps.health = [&spools] { return spools.Health(); };
   deps.spools = [&spools] {
     std::vector<api::SpoolInfo> out;
     for (const auto& s : spools.spools()) {

@@ -166,6 +166,15 @@ bool SpoolSet::Done() const {
   return true;
 }
 
+Status SpoolSet::Health() const {
+  if (Done()) return Status::Unavailable("the daemon is stopping");
+  for (const auto& s : spools_) {
+    Status st = s->engine ? s->engine->Health() : s->runner->Health();
+    if (!st.ok()) return st.Annotate("spool " + s->name);
+  }
+  return Status::Ok();
+}
+
 Status SpoolSet::Wait() {
   Status first;
   for (auto& s : spools_) {

@@ -46,6 +46,8 @@ class SpoolSet {
   void RequestStop();
   // Every engine is done (a burst drained) and there is no queuedir runner.
   bool Done() const;
+  // OK while every spool can take work; else the first reason one cannot.
+  Status Health() const;
   // Waits for the engines; the first error.
   Status Wait();
   void Stop();

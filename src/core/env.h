@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/fd.h"
 #include "core/status.h"
 
 namespace sluice {
@@ -28,6 +29,30 @@ struct FileInfo {
 struct DirEntry {
   std::string name;
   FileType type = FileType::kOther;  // from d_type; kOther when the filesystem does not say
+};
+
+// A directory held open by descriptor (LevelDB keeps its lock file so). Names are resolved
+// relative to it and never through a symbolic link: a folder renamed, deleted or replaced by a
+// link after it was opened cannot send what is done in it anywhere else. Move-only.
+class Dir {
+ public:
+  Dir() = default;
+  Dir(UniqueFd fd, std::string path, uint64_t dev, uint64_t ino)
+      : fd_(std::move(fd)), path_(std::move(path)), dev_(dev), ino_(ino) {}
+  bool valid() const { return fd_.valid(); }
+  int fd() const { return fd_.get(); }
+  // The path it was opened by, for messages (and for fault injection by path).
+  const std::string& path() const { return path_; }
+  std::string PathOf(std::string_view name) const;
+  // Its identity when opened: compared with what a path names now, to see it was replaced.
+  uint64_t dev() const { return dev_; }
+  uint64_t ino() const { return ino_; }
+
+ private:
+  UniqueFd fd_;
+  std::string path_;
+  uint64_t dev_ = 0;
+  uint64_t ino_ = 0;
 };
 
 class Env {
@@ -86,6 +111,33 @@ class Env {
 
   // fsync of a directory, making renames and creations inside it durable.
   virtual Status SyncDir(const std::string& path) = 0;
+
+  // --- Directories held open (Dir). Every name below is one path component. ---
+
+  // Opens the directory `path` (symlinks on the way are followed: the path is the
+  // operator's). NotFound when it does not exist, FailedPrecondition when it is no directory.
+  virtual Result<Dir> OpenDir(const std::string& path) = 0;
+  // Opens `name` in `parent` (creating it first when `create`), never through a symlink: a
+  // symlink there is FailedPrecondition, saying so.
+  virtual Result<Dir> OpenSubdir(const Dir& parent, std::string_view name, bool create) = 0;
+  // lstat of `name` in `dir` ("." for the directory itself).
+  virtual Result<FileInfo> StatAt(const Dir& dir, std::string_view name) = 0;
+  virtual Result<std::vector<DirEntry>> ListDirAt(const Dir& dir) = 0;
+  // renameat2: `from_name` in `from` becomes `to_name` in `to`; with `replace` false an
+  // existing `to_name` is AlreadyExists. NotFound when `from_name` is missing, or when `to`
+  // was deleted meanwhile (the caller tells the two apart with StatAt).
+  virtual Status RenameAt(const Dir& from, std::string_view from_name, const Dir& to,
+                          std::string_view to_name, bool replace) = 0;
+  virtual Status RemoveAt(const Dir& dir, std::string_view name) = 0;
+  // WriteFileAtomic inside `dir`: whole and durable after OK, absent or whole after a crash.
+  virtual Status WriteFileAtomicAt(const Dir& dir, std::string_view name,
+                                   std::string_view data) = 0;
+  // Appends to `name` in `dir` (created when missing; a symlink is refused), without fsync.
+  virtual Status AppendFileAt(const Dir& dir, std::string_view name, std::string_view data) = 0;
+  // Sets the modification time of `name` in `dir` (never through a symlink); kNowMicros: now.
+  static constexpr int64_t kNowMicros = INT64_MIN;
+  virtual Status SetModifiedTimeAt(const Dir& dir, std::string_view name, int64_t micros) = 0;
+  virtual Status SyncDir(const Dir& dir) = 0;
 };
 
 // Forwards every call to a target Env; tests override only what they need.
@@ -126,6 +178,29 @@ class EnvWrapper : public Env {
   Status RemoveFile(const std::string& p) override { return target_->RemoveFile(p); }
   Status CreateDirs(const std::string& p) override { return target_->CreateDirs(p); }
   Status SyncDir(const std::string& p) override { return target_->SyncDir(p); }
+  Result<Dir> OpenDir(const std::string& p) override { return target_->OpenDir(p); }
+  Result<Dir> OpenSubdir(const Dir& d, std::string_view n, bool create) override {
+    return target_->OpenSubdir(d, n, create);
+  }
+  Result<FileInfo> StatAt(const Dir& d, std::string_view n) override {
+    return target_->StatAt(d, n);
+  }
+  Result<std::vector<DirEntry>> ListDirAt(const Dir& d) override { return target_->ListDirAt(d); }
+  Status RenameAt(const Dir& f, std::string_view fn, const Dir& t, std::string_view tn,
+                  bool replace) override {
+    return target_->RenameAt(f, fn, t, tn, replace);
+  }
+  Status RemoveAt(const Dir& d, std::string_view n) override { return target_->RemoveAt(d, n); }
+  Status WriteFileAtomicAt(const Dir& d, std::string_view n, std::string_view data) override {
+    return target_->WriteFileAtomicAt(d, n, data);
+  }
+  Status AppendFileAt(const Dir& d, std::string_view n, std::string_view data) override {
+    return target_->AppendFileAt(d, n, data);
+  }
+  Status SetModifiedTimeAt(const Dir& d, std::string_view n, int64_t micros) override {
+    return target_->SetModifiedTimeAt(d, n, micros);
+  }
+  Status SyncDir(const Dir& d) override { return target_->SyncDir(d); }
 
  private:
   Env* target_;

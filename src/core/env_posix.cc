@@ -47,6 +47,25 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return Status::Ok();
 }
 
+// The entries of an open directory stream, which it closes.
+Result<std::vector<DirEntry>> ReadEntries(DIR* dir, const std::string& path) {
+  std::vector<DirEntry> entries;
+  errno = 0;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string_view name(e->d_name);
+    if (name == "." || name == "..") continue;
+    DirEntry entry{std::string(name), FileType::kOther};
+    if (e->d_type == DT_REG) entry.type = FileType::kRegular;
+    if (e->d_type == DT_DIR) entry.type = FileType::kDirectory;
+    if (e->d_type == DT_LNK) entry.type = FileType::kSymlink;
+    entries.push_back(std::move(entry));
+  }
+  int err = errno;
+  ::closedir(dir);
+  if (err != 0) return Status::FromErrno(err, "readdir " + path);
+  return entries;
+}
+
 std::string DirName(const std::string& path) {
   auto pos = path.rfind('/');
   if (pos == std::string::npos) return ".";
@@ -65,21 +84,7 @@ class PosixEnv : public Env {
   Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) return Status::FromErrno(errno, "opendir " + path);
-    std::vector<DirEntry> entries;
-    errno = 0;
-    while (struct dirent* e = ::readdir(dir)) {
-      std::string_view name(e->d_name);
-      if (name == "." || name == "..") continue;
-      DirEntry entry{std::string(name), FileType::kOther};
-      if (e->d_type == DT_REG) entry.type = FileType::kRegular;
-      if (e->d_type == DT_DIR) entry.type = FileType::kDirectory;
-      if (e->d_type == DT_LNK) entry.type = FileType::kSymlink;
-      entries.push_back(std::move(entry));
-    }
-    int err = errno;
-    ::closedir(dir);
-    if (err != 0) return Status::FromErrno(err, "readdir " + path);
-    return entries;
+    return ReadEntries(dir, path);
   }
 
   Status ReadFile(const std::string& path, uint64_t max_bytes, std::string* out,
@@ -241,6 +246,137 @@ class PosixEnv : public Env {
     if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync dir " + path);
     return fd.Close();
   }
+
+  Result<Dir> OpenDir(const std::string& path) override {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == ENOTDIR) return Status::FailedPrecondition(path + " is not a directory");
+      return Status::FromErrno(errno, "open directory " + path);
+    }
+    return Opened(std::move(fd), path);
+  }
+
+  Result<Dir> OpenSubdir(const Dir& parent, std::string_view name, bool create) override {
+    std::string n(name);
+    std::string path = parent.PathOf(name);
+    if (create && ::mkdirat(parent.fd(), n.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Status::FromErrno(errno, "mkdir " + path);
+    }
+    UniqueFd fd(::openat(parent.fd(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) {
+      int err = errno;
+      struct stat st;
+      if ((err == ELOOP || err == ENOTDIR) &&
+          ::fstatat(parent.fd(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+          return Status::FailedPrecondition(
+              path +
+              " is a symbolic link; files are never moved through one (make it a "
+              "directory)");
+        }
+        return Status::FailedPrecondition(path + " is not a directory");
+      }
+      return Status::FromErrno(err, "open directory " + path);
+    }
+    return Opened(std::move(fd), path);
+  }
+
+  Result<FileInfo> StatAt(const Dir& dir, std::string_view name) override {
+    struct stat st;
+    std::string n(name);
+    if (::fstatat(dir.fd(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Status::FromErrno(errno, "lstat " + dir.PathOf(name));
+    }
+    return InfoOf(st);
+  }
+
+  Result<std::vector<DirEntry>> ListDirAt(const Dir& dir) override {
+    // fdopendir takes the descriptor it is given: a duplicate, reading from the start.
+    int dup = ::openat(dir.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dup < 0) return Status::FromErrno(errno, "opendir " + dir.path());
+    DIR* d = ::fdopendir(dup);
+    if (d == nullptr) {
+      int err = errno;
+      ::close(dup);
+      return Status::FromErrno(err, "opendir " + dir.path());
+    }
+    return ReadEntries(d, dir.path());
+  }
+
+  Status RenameAt(const Dir& from, std::string_view from_name, const Dir& to,
+                  std::string_view to_name, bool replace) override {
+    std::string f(from_name), t(to_name);
+    if (::renameat2(from.fd(), f.c_str(), to.fd(), t.c_str(), replace ? 0 : RENAME_NOREPLACE) !=
+        0) {
+      return Status::FromErrno(errno,
+                               "rename " + from.PathOf(from_name) + " -> " + to.PathOf(to_name));
+    }
+    return Status::Ok();
+  }
+
+  Status RemoveAt(const Dir& dir, std::string_view name) override {
+    std::string n(name);
+    if (::unlinkat(dir.fd(), n.c_str(), 0) != 0) {
+      return Status::FromErrno(errno, "unlink " + dir.PathOf(name));
+    }
+    return Status::Ok();
+  }
+
+  Status WriteFileAtomicAt(const Dir& dir, std::string_view name, std::string_view data) override {
+    static std::atomic<uint64_t> counter{0};
+    std::string tmp = "." + std::string(name) + ".tmp." + std::to_string(::getpid()) + "." +
+                      std::to_string(counter.fetch_add(1));
+    UniqueFd fd(::openat(dir.fd(), tmp.c_str(),
+                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!fd.valid()) return Status::FromErrno(errno, "create " + dir.PathOf(tmp));
+    auto fail = [&](Status st) {
+      ::unlinkat(dir.fd(), tmp.c_str(), 0);
+      return st;
+    };
+    if (Status st = WriteAll(fd.get(), data, dir.PathOf(tmp)); !st.ok()) return fail(st);
+    // fsync the data before the rename publishes it, so a crash never shows a torn file.
+    if (::fsync(fd.get()) != 0) return fail(Status::FromErrno(errno, "fsync " + dir.PathOf(tmp)));
+    if (Status st = fd.Close(); !st.ok()) return fail(st);
+    std::string n(name);
+    if (::renameat(dir.fd(), tmp.c_str(), dir.fd(), n.c_str()) != 0) {
+      return fail(Status::FromErrno(errno, "rename " + dir.PathOf(tmp)));
+    }
+    return SyncDir(dir);
+  }
+
+  Status AppendFileAt(const Dir& dir, std::string_view name, std::string_view data) override {
+    std::string n(name);
+    UniqueFd fd(::openat(dir.fd(), n.c_str(),
+                         O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!fd.valid()) return Status::FromErrno(errno, "open " + dir.PathOf(name));
+    SLUICE_RETURN_IF_ERROR(WriteAll(fd.get(), data, dir.PathOf(name)));
+    return fd.Close();
+  }
+
+  Status SetModifiedTimeAt(const Dir& dir, std::string_view name, int64_t micros) override {
+    struct timespec times[2];
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_sec = static_cast<time_t>(micros / 1000000);
+    times[1].tv_nsec = static_cast<long>(micros % 1000000) * 1000;
+    if (micros == kNowMicros) times[1].tv_nsec = UTIME_NOW;
+    std::string n(name);
+    if (::utimensat(dir.fd(), n.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Status::FromErrno(errno, "set the time of " + dir.PathOf(name));
+    }
+    return Status::Ok();
+  }
+
+  Status SyncDir(const Dir& dir) override {
+    if (::fsync(dir.fd()) != 0) return Status::FromErrno(errno, "fsync dir " + dir.path());
+    return Status::Ok();
+  }
+
+ private:
+  static Result<Dir> Opened(UniqueFd fd, const std::string& path) {
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "fstat " + path);
+    return Dir(std::move(fd), path, st.st_dev, st.st_ino);
+  }
 };
 
 }  // namespace
@@ -249,6 +385,8 @@ Env* Env::Default() {
   static PosixEnv* env = new PosixEnv();
   return env;
 }
+
+std::string Dir::PathOf(std::string_view name) const { return JoinPath(path_, name); }
 
 std::string JoinPath(std::string_view a, std::string_view b) {
   std::string out(a);

@@ -55,6 +55,31 @@ class FaultEnv : public EnvWrapper {
     if (int e = Take(Op::kRemove, p)) return Status::FromErrno(e, "unlink " + p);
     return EnvWrapper::RemoveFile(p);
   }
+  // The same faults for calls relative to a directory, matched on the path they stand for.
+  Status RenameAt(const Dir& f, std::string_view fn, const Dir& t, std::string_view tn,
+                  bool replace) override {
+    if (int e = Take(Op::kRename, f.PathOf(fn))) {
+      return Status::FromErrno(e, "rename " + f.PathOf(fn));
+    }
+    return EnvWrapper::RenameAt(f, fn, t, tn, replace);
+  }
+  Status RemoveAt(const Dir& d, std::string_view n) override {
+    if (int e = Take(Op::kRemove, d.PathOf(n)))
+      return Status::FromErrno(e, "unlink " + d.PathOf(n));
+    return EnvWrapper::RemoveAt(d, n);
+  }
+  Status WriteFileAtomicAt(const Dir& d, std::string_view n, std::string_view data) override {
+    if (int e = Take(Op::kWrite, d.PathOf(n))) return Status::FromErrno(e, "write " + d.PathOf(n));
+    return EnvWrapper::WriteFileAtomicAt(d, n, data);
+  }
+  Status AppendFileAt(const Dir& d, std::string_view n, std::string_view data) override {
+    if (int e = Take(Op::kWrite, d.PathOf(n))) return Status::FromErrno(e, "append " + d.PathOf(n));
+    return EnvWrapper::AppendFileAt(d, n, data);
+  }
+  Status SyncDir(const Dir& d) override {
+    if (int e = Take(Op::kSyncDir, d.path())) return Status::FromErrno(e, "fsync dir " + d.path());
+    return EnvWrapper::SyncDir(d);
+  }
 
  private:
   struct Rule {

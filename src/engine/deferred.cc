@@ -15,7 +15,7 @@ Result<Job> Engine::Promote(const std::string& name, bool prioritise) {
     if (by_name_.count(name)) {
       return Status::AlreadyExists("a file named " + name + " is in the spool already");
     }
-    Status st = env_->RenameNoReplace(spool_.DeferredPathOf(name), spool_.PathOf(name));
+    Status st = spool_.Undefer(name);
     if (st.IsNotFound()) return Status::NotFound("no file " + name + " in deferred/");
     if (!st.ok()) return st;
     auto it = deferred_ids_.find(name);
@@ -45,7 +45,7 @@ Result<Job> Engine::Promote(const std::string& name, bool prioritise) {
 
 std::vector<std::string> Engine::PromoteAll() {
   std::vector<std::string> promoted;
-  auto entries = env_->ListDir(spool_.DeferredDir());
+  auto entries = spool_.ListDeferred();
   if (!entries.ok()) return promoted;
   for (const DirEntry& e : *entries) {
     if (!SpoolDir::IsCandidateName(e.name)) continue;
@@ -72,12 +72,12 @@ Result<Engine::NamePriority> Engine::PrioritizeName(const std::string& name) {
     std::string action = job->state == JobState::kRunning ? "running" : "prioritised";
     return NamePriority{std::move(*job), action};
   }
-  if (deferred || env_->Stat(spool_.DeferredPathOf(name)).ok()) {
+  if (deferred || spool_.StatDeferred(name).ok()) {
     auto job = Promote(name, true);
     if (!job.ok()) return job.status();
     return NamePriority{std::move(*job), "promoted"};
   }
-  auto info = env_->Stat(spool_.PathOf(name));
+  auto info = spool_.Stat(name);
   if (info.ok() && info->type == FileType::kRegular && SpoolDir::IsCandidateName(name)) {
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -15,7 +15,7 @@ const char* const kCleanStopNs = "engine.clean_stop";
 
 std::vector<std::string> Engine::ScanNames() {
   std::vector<std::string> names;
-  auto entries = env_->ListDir(spool_.root());
+  auto entries = spool_.List();
   if (!entries.ok()) {
     spdlog::error("cannot scan {}: {}", spool_.root(), entries.status().ToString());
     return names;
@@ -32,7 +32,7 @@ std::vector<std::string> Engine::OldestFirst(const std::vector<std::string>& nam
   std::vector<std::pair<int64_t, std::string>> aged;
   aged.reserve(names.size());
   for (const std::string& name : names) {
-    auto info = env_->Stat(spool_.PathOf(name));
+    auto info = spool_.Stat(name);
     aged.emplace_back(info.ok() ? info->mtime_ns : INT64_MAX, name);
   }
   std::sort(aged.begin(), aged.end());
@@ -82,7 +82,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       registered = by_name_.size();
     }
     std::string path = spool_.PathOf(name);
-    auto info = env_->Stat(path);
+    auto info = spool_.Stat(name);
     // Symlinks, directories, FIFOs and sockets named *.json are never read and never block.
     if (!info.ok() || info->type != FileType::kRegular) {
       unsettled_.erase(name);
@@ -102,12 +102,12 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       // Deleted only once it has stayed empty a while: a producer that writes in place may be
       // between its open() and its first write (and may have written since our stat).
       int64_t quiet_ns = static_cast<int64_t>(std::max(1.0, options_.settle_s) * 1e9);
-      auto again = env_->Stat(path);
+      auto again = spool_.Stat(name);
       if (!again.ok() || again->size != 0 || now * 1000 - again->mtime_ns < quiet_ns) {
         if (again.ok()) unsettled_.emplace(name, true);
         continue;
       }
-      Status st = env_->RemoveFile(path);
+      Status st = spool_.Delete(name);
       if (st.ok()) {
         counters_.empty_deleted++;
         spdlog::info("deleted empty file {}", name);
@@ -168,7 +168,7 @@ std::string Engine::MissingCompanion(const std::string& name, bool from_scan, in
   for (const std::string& suffix : options_.companions) {
     std::string companion = SpoolDir::CompanionOf(name, suffix);
     std::string path = spool_.PathOf(companion);
-    auto info = env_->Stat(path);
+    auto info = spool_.Stat(companion);
     if (!info.ok() || info->type != FileType::kRegular) return companion;
     auto writing = env_->IsOpenForWriting(path);
     if (writing.ok() && *writing) return companion;
@@ -234,7 +234,7 @@ void Engine::Register(std::vector<Job>* fresh) {
 }
 
 void Engine::ScanDeferred() {
-  auto entries = env_->ListDir(spool_.DeferredDir());
+  auto entries = spool_.ListDeferred();
   if (!entries.ok()) return;
   std::vector<Job> fresh;
   int64_t now = clock_->NowMicros();
@@ -244,7 +244,7 @@ void Engine::ScanDeferred() {
       std::lock_guard<std::mutex> lock(mu_);
       if (deferred_ids_.count(e.name)) continue;
     }
-    auto info = env_->Stat(spool_.DeferredPathOf(e.name));
+    auto info = spool_.StatDeferred(e.name);
     if (!info.ok() || info->size == 0) continue;
     Job j;
     j.queue = options_.queue;
@@ -324,6 +324,47 @@ bool Engine::BurstFinished() {
   return by_name_.empty() && unsettled_.empty();
 }
 
+bool Engine::CheckSpool() {
+  int64_t now = clock_->MonotonicMicros();
+  if (now - last_spool_check_ < 250'000) {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    return health_.ok();
+  }
+  last_spool_check_ = now;
+  Status st = spool_.Check();
+  Status before;
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    before = health_;
+    health_ = st;
+  }
+  if (before.ok() && !st.ok()) {
+    spdlog::error(
+        "spool {} cannot be used: {}; nothing is taken or moved until it is fixed "
+        "(/readyz answers 503)",
+        spool_.root(), st.message());
+  } else if (!before.ok() && !st.ok() && before.message() != st.message()) {
+    spdlog::error("spool {} cannot be used: {}", spool_.root(), st.message());
+  } else if (!before.ok() && st.ok()) {
+    spdlog::info("spool {} is usable again; watching and scanning it", spool_.root());
+  }
+  if (st.ok() && (!before.ok() || spool_.generation() != spool_generation_)) {
+    // A spool created again is a new directory: the old watch died with the old one, and
+    // what landed in between is found by a scan.
+    spool_generation_ = spool_.generation();
+    Status watched = watcher_->Rewatch(spool_.root());
+    if (!watched.ok()) spdlog::error("watching {}: {}", spool_.root(), watched.ToString());
+    Examine(ScanNames(), true, false);
+    ScanDeferred();
+  }
+  return st.ok();
+}
+
+Status Engine::Health() const {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  return health_;
+}
+
 void Engine::DiscoveryLoop() {
   pthread_setname_np(pthread_self(), "sluice-discover");
   // Landing-to-start latency is this thread's wake-up time: ask for a little more CPU
@@ -341,6 +382,16 @@ void Engine::DiscoveryLoop() {
     Status st = watcher_->Wait(timeout_ms, &names, &overflow);
     if (!st.ok()) spdlog::error("watching {}: {}", spool_.root(), st.ToString());
     if (stop_) break;
+    if (!CheckSpool()) {
+      if (options_.burst) {  // a drain cannot finish on a spool it cannot use
+        final_status_ = Health();
+        done_ = true;
+        stop_ = true;
+        break;
+      }
+      ExpireLeases();  // running jobs still have workers to watch over
+      continue;
+    }
     TakeUrgent();
     Examine(names, false, false);
     int64_t mono = clock_->MonotonicMicros();

@@ -135,6 +135,9 @@ class Engine {
 
   // SIGHUP: reload the handler's configuration.
   Status Reload();
+  // OK while the spool is usable; else why not (it was deleted, a folder is a symlink): what
+  // /readyz answers.
+  Status Health() const;
 
   const EngineCounters& counters() const { return counters_; }
   EngineSnapshot Snapshot() const;
@@ -187,6 +190,9 @@ class Engine {
   void Refill();
   void MaybeReportProgress(bool force);
   bool BurstFinished();
+  // Checks the spool's folders (spool/folders.h); false while it cannot be used. Says so
+  // once when that starts and once when it ends, and rescans when the spool comes back.
+  bool CheckSpool();
   // worker.cc
   void WorkerLoop();
   void RunJob(Job job);
@@ -247,6 +253,10 @@ class Engine {
   // The last stop was clean (every finished file moved): the startup scan need not look each
   // file up in the store. Recorded in the store's kv map under kCleanStopNs.
   bool clean_start_ = false;
+  mutable std::mutex health_mu_;
+  Status health_;  // the last CheckSpool's verdict
+  int64_t last_spool_check_ = 0;
+  uint64_t spool_generation_ = 0;  // the spool directory last watched and scanned
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
   std::atomic<bool> started_{false};

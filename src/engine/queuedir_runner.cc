@@ -151,6 +151,28 @@ Status QueuedirRunner::Recover() {
   return dir_.Sync();
 }
 
+Status QueuedirRunner::Health() const {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  return health_;
+}
+
+bool QueuedirRunner::CheckFolders() {
+  Status st = dir_.Check();
+  Status before;
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    before = health_;
+    health_ = st;
+  }
+  if (!st.ok() && (before.ok() || before.message() != st.message())) {
+    spdlog::error("queuedir {} cannot be used: {}; nothing is claimed until it is fixed",
+                  dir_.root(), st.message());
+  } else if (!before.ok() && st.ok()) {
+    spdlog::info("queuedir {} is usable again", dir_.root());
+  }
+  return st.ok();
+}
+
 void QueuedirRunner::DispatchLoop() {
   pthread_setname_np(pthread_self(), "sluice-qdir");
   auto watcher = Watcher::Create(dir_.NewDir());
@@ -164,7 +186,13 @@ void QueuedirRunner::DispatchLoop() {
       // Claim only for free workers: a claimed item that waits would count as in progress.
       size_t free = idle_ > static_cast<int>(claimed_.size()) ? idle_ - claimed_.size() : 0;
       lock.unlock();
-      if (free > 0) {
+      bool usable = CheckFolders();
+      // new/ may have been deleted and created again (its watch ended with it): watching it
+      // anew is one cheap call when it is the same folder.
+      if (usable && watcher.ok()) (void)watcher->Rewatch(dir_.NewDir());
+      if (!usable) {
+        wait_ms = 250;
+      } else if (free > 0) {
         auto items = dir_.ListNew();
         int64_t now_ns = clock_->NowMicros() * 1000;
         if (items.ok()) {

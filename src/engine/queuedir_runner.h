@@ -59,10 +59,15 @@ class QueuedirRunner {
   // Stops claiming; attempts in progress finish. Returns when every thread has ended.
   void Stop();
   const QueuedirCounters& counters() const { return counters_; }
+  // OK while the queuedir is usable; else why not (what /readyz answers).
+  Status Health() const;
   const std::string& root() const { return dir_.root(); }
 
  private:
   void DispatchLoop();
+  // Checks the folders; false while the queuedir cannot be used (said once, when it starts
+  // and when it ends).
+  bool CheckFolders();
   void WorkerLoop();
   void RunItem(const std::string& item);
   Status Recover();
@@ -90,6 +95,8 @@ class QueuedirRunner {
   JobIds own_ids_;
   EngineShared shared_;  // ids always set (own_ids_ when not shared)
   bool stop_ = false;
+  mutable std::mutex health_mu_;
+  Status health_;
   std::atomic<bool> cancelled_{false};
   std::thread dispatcher_;
   std::vector<std::thread> workers_;

@@ -18,7 +18,7 @@ Status Engine::Recover() {
     fail.state = JobState::kFailed;
     fail.finished_at = now;
     bool failing = false;
-    if (!over_http && env_->Stat(spool_.PathOf(j.name)).status().IsNotFound()) {
+    if (!over_http && spool_.Stat(j.name).status().IsNotFound()) {
       fail.error = {"file_vanished", "the file disappeared from the spool before it was processed",
                     ""};
       failing = true;
@@ -67,8 +67,8 @@ Status Engine::Recover() {
 }
 
 bool Engine::RecoverDeferred(Job* j) {
-  bool in_deferred = env_->Stat(spool_.DeferredPathOf(j->name)).ok();
-  bool in_root = env_->Stat(spool_.PathOf(j->name)).ok();
+  bool in_deferred = spool_.StatDeferred(j->name).ok();
+  bool in_root = spool_.Stat(j->name).ok();
   if (j->state == JobState::kDeferred) {
     if (in_deferred) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -85,7 +85,7 @@ bool Engine::RecoverDeferred(Job* j) {
   }
   if (!in_root && in_deferred) {
     // Promoted, and the daemon died before the move was made durable: move it again.
-    Status st = env_->RenameNoReplace(spool_.DeferredPathOf(j->name), spool_.PathOf(j->name));
+    Status st = spool_.Undefer(j->name);
     if (!st.ok()) spdlog::warn("cannot move deferred/{} in again: {}", j->name, st.ToString());
   }
   return false;

@@ -104,7 +104,7 @@ void Engine::RunJob(Job job) {
     for (const std::string& suffix : options_.companions) {
       std::string companion = SpoolDir::CompanionOf(job.name, suffix);
       ctx.files[suffix.substr(suffix.rfind('.') + 1)] = spool_.PathOf(companion);
-      if (missing.empty() && !env_->Stat(spool_.PathOf(companion)).ok()) missing = companion;
+      if (missing.empty() && !spool_.Stat(companion).ok()) missing = companion;
     }
   }
   ctx.max_file_bytes = options_.max_file_bytes;

@@ -1,19 +1,17 @@
-// QueueDir: the moves of the queuedir protocol.
+// QueueDir: the moves of the queuedir protocol, between folders held open.
 #include "spool/queuedir.h"
 
 #include <algorithm>
 
 namespace sluice {
 
-QueueDir::QueueDir(Env* env, std::string root) : env_(env), root_(std::move(root)) {
-  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
-}
+QueueDir::QueueDir(Env* env, std::string root)
+    : env_(env), folders_(env, std::move(root), {"tmp", "new", "cur", "logs", "dead"}) {}
 
 Status QueueDir::Prepare() {
-  for (const char* sub : {"tmp", "new", "cur", "logs", "dead"}) {
-    SLUICE_RETURN_IF_ERROR(env_->CreateDirs(root_ + "/" + sub));
-  }
-  return Status::Ok();
+  Status st = folders_.Open(true);
+  if (st.IsNotFound()) return MissingPath(env_, "the queuedir", root());
+  return st;
 }
 
 std::string QueueDir::BaseId(std::string_view item) {
@@ -28,22 +26,28 @@ std::string QueueDir::BaseId(std::string_view item) {
 int QueueDir::Retries(std::string_view item) {
   std::string base = BaseId(item);
   if (base.size() == item.size()) return 0;
-  return std::atoi(std::string(item.substr(base.size() + 1)).c_str());
+  std::string digits(item.substr(base.size() + 1));
+  // A hostile suffix of many digits must not overflow: past a million it is a million.
+  if (digits.size() > 7) return 1'000'000;
+  return std::atoi(digits.c_str());
 }
 
 bool QueueDir::IsItemName(std::string_view name) { return !name.empty() && name[0] != '.'; }
 
 std::string QueueDir::LogPath(std::string_view item) const {
-  return root_ + "/logs/" + BaseId(item) + ".log";
+  return root() + "/logs/" + BaseId(item) + ".log";
 }
 
 Result<std::vector<QueueDir::Waiting>> QueueDir::ListNew() {
-  auto entries = env_->ListDir(NewDir());
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  const Dir& dir = *h->sub[kNew];
+  auto entries = env_->ListDirAt(dir);
   if (!entries.ok()) return entries.status();
   std::vector<Waiting> out;
   for (const DirEntry& e : *entries) {
     if (!IsItemName(e.name) || e.type == FileType::kDirectory) continue;
-    auto info = env_->Stat(NewDir() + "/" + e.name);
+    auto info = env_->StatAt(dir, e.name);
     if (!info.ok() || info->type != FileType::kRegular) continue;
     out.push_back({e.name, info->mtime_ns});
   }
@@ -54,7 +58,9 @@ Result<std::vector<QueueDir::Waiting>> QueueDir::ListNew() {
 }
 
 Result<std::vector<std::string>> QueueDir::ListCur() {
-  auto entries = env_->ListDir(CurDir());
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  auto entries = env_->ListDirAt(*h->sub[kCur]);
   if (!entries.ok()) return entries.status();
   std::vector<std::string> out;
   for (const DirEntry& e : *entries) {
@@ -65,7 +71,9 @@ Result<std::vector<std::string>> QueueDir::ListCur() {
 }
 
 Result<std::vector<std::string>> QueueDir::ListDead() {
-  auto entries = env_->ListDir(DeadDir());
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  auto entries = env_->ListDirAt(*h->sub[kDead]);
   if (!entries.ok()) return entries.status();
   std::vector<std::string> out;
   for (const DirEntry& e : *entries) {
@@ -77,38 +85,50 @@ Result<std::vector<std::string>> QueueDir::ListDead() {
 }
 
 Status QueueDir::Claim(std::string_view item) {
-  std::string name(item);
-  return env_->RenameNoReplace(NewDir() + "/" + name, CurDir() + "/" + name);
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->RenameAt(*h->sub[kNew], item, *h->sub[kCur], item, false);
 }
 
 Result<std::string> QueueDir::Requeue(std::string_view item, int retries, int64_t due_micros) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
   std::string next = BaseId(item) + "." + std::to_string(retries);
-  std::string cur = CurPath(item);
   // The due time is set before the move, so the item never shows in new/ as due too early.
-  SLUICE_RETURN_IF_ERROR(env_->SetModifiedTime(cur, due_micros));
-  SLUICE_RETURN_IF_ERROR(env_->RenameNoReplace(cur, NewDir() + "/" + next));
+  SLUICE_RETURN_IF_ERROR(env_->SetModifiedTimeAt(*h->sub[kCur], item, due_micros));
+  SLUICE_RETURN_IF_ERROR(env_->RenameAt(*h->sub[kCur], item, *h->sub[kNew], next, false));
   return next;
 }
 
 Status QueueDir::Kill(std::string_view item) {
-  std::string name(item);
-  SLUICE_RETURN_IF_ERROR(env_->RenameNoReplace(CurPath(item), DeadDir() + "/" + name));
-  Status st = env_->Rename(LogPath(item), DeadDir() + "/" + BaseId(item) + ".log");
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  SLUICE_RETURN_IF_ERROR(env_->RenameAt(*h->sub[kCur], item, *h->sub[kDead], item, false));
+  std::string log = BaseId(item) + ".log";
+  Status st = env_->RenameAt(*h->sub[kLogs], log, *h->sub[kDead], log, true);
   return st.ok() || st.code() == Code::kNotFound ? Status::Ok() : st;
 }
 
-Status QueueDir::Remove(std::string_view item) { return env_->RemoveFile(CurPath(item)); }
+Status QueueDir::Remove(std::string_view item) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->RemoveAt(*h->sub[kCur], item);
+}
 
 Result<std::vector<std::string>> QueueDir::RetryDead() {
   auto dead = ListDead();
   if (!dead.ok()) return dead.status();
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  const Dir& dead_dir = *h->sub[kDead];
+  const Dir& new_dir = *h->sub[kNew];
   std::vector<std::string> moved;
   for (const std::string& item : *dead) {
     std::string base = BaseId(item);
-    Status st = env_->RenameNoReplace(DeadDir() + "/" + item, NewDir() + "/" + base);
+    Status st = env_->RenameAt(dead_dir, item, new_dir, base, false);
     if (!st.ok()) return st.Annotate("moving " + item + " back into new/");
-    (void)env_->Touch(NewDir() + "/" + base);  // due now
-    (void)env_->RemoveFile(DeadDir() + "/" + base + ".log");
+    (void)env_->SetModifiedTimeAt(new_dir, base, Env::kNowMicros);  // due now
+    (void)env_->RemoveAt(dead_dir, base + ".log");
     moved.push_back(item);
   }
   SLUICE_RETURN_IF_ERROR(Sync());
@@ -116,15 +136,17 @@ Result<std::vector<std::string>> QueueDir::RetryDead() {
 }
 
 Status QueueDir::AppendLog(std::string_view item, const std::vector<std::string>& lines) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
   std::string text;
   for (const std::string& l : lines) text += l + "\n";
-  return env_->AppendFile(LogPath(item), text);
+  return env_->AppendFileAt(*h->sub[kLogs], BaseId(item) + ".log", text);
 }
 
 Status QueueDir::Sync() {
-  for (const char* sub : {"new", "cur", "dead", "logs"}) {
-    SLUICE_RETURN_IF_ERROR(env_->SyncDir(root_ + "/" + sub));
-  }
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  for (Sub sub : {kNew, kCur, kDead, kLogs}) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->sub[sub]));
   return Status::Ok();
 }
 

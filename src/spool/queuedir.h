@@ -8,6 +8,9 @@
 //   DIR/dead/  items past their retries, with their log as dead/<id>.log
 //
 // An item's name is its id, plus ".N" after its Nth retry ("1700000000-3-1234abcd.2").
+//
+// The five folders are held open (spool/folders.h): moves go between their descriptors and
+// never through a symbolic link, whatever is done to the paths meanwhile.
 #pragma once
 
 #include <string>
@@ -16,6 +19,7 @@
 
 #include "core/env.h"
 #include "core/status.h"
+#include "spool/folders.h"
 
 namespace sluice {
 
@@ -23,13 +27,18 @@ class QueueDir {
  public:
   QueueDir(Env* env, std::string root);
 
-  // Creates the five directories when missing.
+  // Opens the queuedir (created when its parent exists, as Mozilla's QueueDir does, never
+  // the parents) and the five folders (created when missing).
   Status Prepare();
+  // Looks again at the folders (Folders::Check): NotFound while the queuedir is missing,
+  // FailedPrecondition while a folder is a symlink.
+  Status Check() { return folders_.Check(); }
+  uint64_t generation() const { return folders_.generation(); }
 
-  const std::string& root() const { return root_; }
-  std::string NewDir() const { return root_ + "/new"; }
-  std::string CurDir() const { return root_ + "/cur"; }
-  std::string DeadDir() const { return root_ + "/dead"; }
+  const std::string& root() const { return folders_.root(); }
+  std::string NewDir() const { return root() + "/new"; }
+  std::string CurDir() const { return root() + "/cur"; }
+  std::string DeadDir() const { return root() + "/dead"; }
   std::string CurPath(std::string_view item) const { return CurDir() + "/" + std::string(item); }
   std::string LogPath(std::string_view item) const;
 
@@ -64,8 +73,9 @@ class QueueDir {
   Status Sync();
 
  private:
+  enum Sub { kTmp = 0, kNew, kCur, kLogs, kDead };
   Env* env_;
-  std::string root_;
+  Folders folders_;
 };
 
 }  // namespace sluice

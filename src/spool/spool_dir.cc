@@ -1,22 +1,46 @@
-// SpoolDir moves.
+// SpoolDir moves, between directories held open.
 #include "spool/spool_dir.h"
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 
 namespace sluice {
+namespace {
 
-SpoolDir::SpoolDir(Env* env, std::string root, SaveDirs save)
-    : env_(env), root_(std::move(root)), save_(std::move(save)) {
-  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+// "20261123/x.json" -> {"20261123", "x.json"}; a plain name has no folder. InvalidArgument
+// for anything else (".." or more than one folder).
+Result<std::pair<std::string, std::string>> SplitDated(std::string_view name) {
+  size_t slash = name.find('/');
+  if (slash == std::string_view::npos) return std::make_pair(std::string(), std::string(name));
+  std::string folder(name.substr(0, slash)), file(name.substr(slash + 1));
+  if (folder.empty() || folder == "." || folder == ".." || file.empty() ||
+      file.find('/') != std::string::npos || file == "." || file == "..") {
+    return Status::InvalidArgument("'" + std::string(name) + "' is not a name in failed/");
+  }
+  return std::make_pair(folder, file);
 }
 
+}  // namespace
+
+SpoolDir::SpoolDir(Env* env, std::string root, SaveDirs save)
+    : env_(env),
+      folders_(env, std::move(root), {"archive", "failed", "deferred"}),
+      save_(std::move(save)) {}
+
 Status SpoolDir::Prepare() {
-  SLUICE_RETURN_IF_ERROR(env_->CreateDirs(root_));
-  SLUICE_RETURN_IF_ERROR(env_->CreateDirs(ArchiveDir()));
-  SLUICE_RETURN_IF_ERROR(env_->CreateDirs(DeferredDir()));
-  return env_->CreateDirs(FailedDir());
+  Status st = folders_.Open(false);
+  if (st.IsNotFound()) return MissingPath(env_, "the spool directory", root());
+  return st;
+}
+
+Status SpoolDir::Check() {
+  SLUICE_RETURN_IF_ERROR(folders_.Check());
+  std::lock_guard<std::mutex> lock(mu_);
+  dated_.clear();  // opened again when next used
+  return Status::Ok();
 }
 
 bool SpoolDir::IsCandidateName(std::string_view name) {
@@ -35,66 +59,126 @@ std::string SpoolDir::SuffixedName(std::string_view name, int64_t job_id) {
   return stem + "." + std::to_string(job_id) + ext;
 }
 
-Result<std::optional<std::string>> SpoolDir::Destination(bool failed) {
+Result<std::vector<DirEntry>> SpoolDir::List() {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->ListDirAt(*h->root);
+}
+
+Result<std::vector<DirEntry>> SpoolDir::ListDeferred() {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->ListDirAt(*h->sub[kDeferred]);
+}
+
+Result<FileInfo> SpoolDir::Stat(std::string_view name) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->StatAt(*h->root, name);
+}
+
+Result<FileInfo> SpoolDir::StatDeferred(std::string_view name) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->StatAt(*h->sub[kDeferred], name);
+}
+
+Result<SpoolDir::DirPtr> SpoolDir::Destination(bool failed) {
   const std::optional<std::string>& to = failed ? save_.failed : save_.successful;
-  if (!to) return std::optional<std::string>(failed ? FailedDir() : ArchiveDir());
-  if (to->empty()) return std::optional<std::string>();
+  if (!to) {
+    auto h = folders_.Get();
+    if (!h.ok()) return h.status();
+    return h->sub[failed ? kFailed : kArchive];
+  }
+  if (to->empty()) return DirPtr();
   time_t now = time(nullptr);
   struct tm tm;
   gmtime_r(&now, &tm);
   char day[40];
   std::snprintf(day, sizeof(day), "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  std::string dir = JoinPath(*to, day);
+  std::string path = JoinPath(*to, day);
   std::lock_guard<std::mutex> lock(mu_);
-  if (std::find(touched_.begin(), touched_.end(), dir) == touched_.end()) {
-    SLUICE_RETURN_IF_ERROR(env_->CreateDirs(dir));
-    touched_.push_back(dir);
+  for (const auto& [p, dir] : dated_) {
+    if (p == path) return dir;
   }
-  return std::optional<std::string>(dir);
+  // The operator's directory (created when missing), then the day's folder in it.
+  SLUICE_RETURN_IF_ERROR(env_->CreateDirs(*to));
+  auto base = env_->OpenDir(*to);
+  if (!base.ok()) return base.status();
+  auto opened = env_->OpenSubdir(*base, day, true);
+  if (!opened.ok()) return opened.status();
+  auto dir = std::make_shared<const Dir>(std::move(*opened));
+  dated_.emplace_back(path, dir);
+  if (dated_.size() > 4) dated_.erase(dated_.begin());  // yesterday's need no more syncs
+  return DirPtr(dir);
 }
 
-Result<std::string> SpoolDir::MoveInto(std::string_view name, const std::string& dir,
+Result<std::string> SpoolDir::MoveOut(
+    std::string_view name, bool failed,
+    const std::function<Result<std::string>(const Dir& root, const Dir& dest)>& move) {
+  for (int round = 0;; ++round) {
+    auto h = folders_.Get();
+    if (!h.ok()) return h.status();
+    auto dest = Destination(failed);
+    if (!dest.ok()) return dest.status();
+    if (!*dest) {
+      SLUICE_RETURN_IF_ERROR(env_->RemoveAt(*h->root, name));
+      return std::string();
+    }
+    auto moved = move(*h->root, **dest);
+    if (moved.ok() || !moved.status().IsNotFound()) return moved;
+    // Nothing found: the file is gone (moved before a crash, or by hand), or the folder it
+    // was going to was deleted. Only the first is "not found".
+    if (env_->StatAt(*h->root, name).status().IsNotFound()) return moved;
+    if (round > 0) {
+      return Status::Unavailable(moved.status().message() + " (the folder it goes to is missing)");
+    }
+    Status checked = Check();
+    if (!checked.ok()) return checked;
+  }
+}
+
+Result<std::string> SpoolDir::MoveInto(const Dir& root, std::string_view name, const Dir& dest,
                                        int64_t job_id) {
   // Try the plain name first (one path lookup in the common case), the job id on a clash.
-  std::string dest(name);
-  Status st = env_->RenameNoReplace(PathOf(name), JoinPath(dir, dest));
+  std::string to(name);
+  Status st = env_->RenameAt(root, name, dest, to, false);
   if (st.code() == Code::kAlreadyExists) {
-    dest = SuffixedName(name, job_id);
-    st = env_->RenameNoReplace(PathOf(name), JoinPath(dir, dest));
+    to = SuffixedName(name, job_id);
+    st = env_->RenameAt(root, name, dest, to, false);
   }
   if (!st.ok()) return st;
-  return dest;
+  return to;
 }
 
 Result<std::string> SpoolDir::Archive(std::string_view name, int64_t job_id) {
-  auto dir = Destination(false);
-  if (!dir.ok()) return dir.status();
-  if (!*dir) {
-    SLUICE_RETURN_IF_ERROR(Delete(name));
-    return std::string();
-  }
-  return MoveInto(name, **dir, job_id);
+  return MoveOut(name, false, [&](const Dir& root, const Dir& dest) {
+    return MoveInto(root, name, dest, job_id);
+  });
 }
 
 Result<std::string> SpoolDir::Fail(std::string_view name, int64_t job_id, std::string_view report) {
-  auto dir = Destination(true);
-  if (!dir.ok()) return dir.status();
-  if (!*dir) {
-    SLUICE_RETURN_IF_ERROR(Delete(name));
-    return std::string();
-  }
-  std::string dest(name);
-  auto taken = env_->Stat(JoinPath(**dir, dest));
-  if (taken.ok()) dest = SuffixedName(name, job_id);
-  // The reason first, durably: a file in failed/ must never be without its reason.
-  Status st = env_->WriteFileAtomic(JoinPath(**dir, dest + ".error.json"), report);
-  if (!st.ok()) return st;
-  st = env_->RenameNoReplace(PathOf(name), JoinPath(**dir, dest));
-  if (!st.ok()) return st;
-  return dest;
+  return MoveOut(name, true, [&](const Dir& root, const Dir& dest) -> Result<std::string> {
+    std::string to(name);
+    if (env_->StatAt(dest, to).ok()) to = SuffixedName(name, job_id);
+    // The reason first, durably: a file in failed/ must never be without its reason.
+    SLUICE_RETURN_IF_ERROR(env_->WriteFileAtomicAt(dest, to + ".error.json", report));
+    SLUICE_RETURN_IF_ERROR(env_->RenameAt(root, name, dest, to, false));
+    return to;
+  });
 }
 
-Status SpoolDir::Delete(std::string_view name) { return env_->RemoveFile(PathOf(name)); }
+Status SpoolDir::Delete(std::string_view name) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->RemoveAt(*h->root, name);
+}
+
+Status SpoolDir::Undefer(std::string_view name) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->RenameAt(*h->sub[kDeferred], name, *h->root, name, false);
+}
 
 std::string SpoolDir::CompanionOf(std::string_view primary, std::string_view suffix) {
   std::string stem(primary);
@@ -104,56 +188,74 @@ std::string SpoolDir::CompanionOf(std::string_view primary, std::string_view suf
 }
 
 Result<std::string> SpoolDir::MoveCompanion(std::string_view name, int64_t job_id, bool failed) {
-  auto dir = Destination(failed);
-  if (!dir.ok()) return dir.status();
-  if (!*dir) {
-    SLUICE_RETURN_IF_ERROR(Delete(name));
-    return std::string();
-  }
-  return MoveInto(name, **dir, job_id);
+  return MoveOut(name, failed, [&](const Dir& root, const Dir& dest) {
+    return MoveInto(root, name, dest, job_id);
+  });
 }
 
 Status SpoolDir::Sync() {
-  SLUICE_RETURN_IF_ERROR(env_->SyncDir(root_));
-  if (!save_.successful) SLUICE_RETURN_IF_ERROR(env_->SyncDir(ArchiveDir()));
-  if (!save_.failed) SLUICE_RETURN_IF_ERROR(env_->SyncDir(FailedDir()));
-  std::vector<std::string> dirs;
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->root));
+  if (!save_.successful) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->sub[kArchive]));
+  if (!save_.failed) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->sub[kFailed]));
+  std::vector<DirPtr> dated;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Yesterday's folder needs no more syncs once today's is in use.
-    if (touched_.size() > 2) touched_.erase(touched_.begin(), touched_.end() - 2);
-    dirs = touched_;
+    for (const auto& [path, dir] : dated_) dated.push_back(dir);
   }
-  for (const std::string& dir : dirs) SLUICE_RETURN_IF_ERROR(env_->SyncDir(dir));
+  for (const DirPtr& dir : dated) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*dir));
   return Status::Ok();
 }
 
 Status SpoolDir::Restore(std::string_view failed_name, std::string_view name) {
-  std::string from =
-      JoinPath(save_.failed && !save_.failed->empty() ? *save_.failed : FailedDir(), failed_name);
-  SLUICE_RETURN_IF_ERROR(env_->Touch(from));
-  SLUICE_RETURN_IF_ERROR(env_->RenameNoReplace(from, PathOf(name)));
-  (void)env_->RemoveFile(from + ".error.json");
+  auto parts = SplitDated(failed_name);
+  if (!parts.ok()) return parts.status();
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  DirPtr base = h->sub[kFailed];
+  if (save_.failed && !save_.failed->empty()) {
+    auto opened = env_->OpenDir(*save_.failed);
+    if (!opened.ok()) return opened.status();
+    base = std::make_shared<const Dir>(std::move(*opened));
+  }
+  DirPtr from = base;
+  if (!parts->first.empty()) {
+    auto sub = env_->OpenSubdir(*base, parts->first, false);
+    if (!sub.ok()) return sub.status();
+    from = std::make_shared<const Dir>(std::move(*sub));
+  }
+  const std::string& file = parts->second;
+  SLUICE_RETURN_IF_ERROR(env_->SetModifiedTimeAt(*from, file, Env::kNowMicros));
+  SLUICE_RETURN_IF_ERROR(env_->RenameAt(*from, file, *h->root, name, false));
+  (void)env_->RemoveAt(*from, file + ".error.json");
   return Status::Ok();
 }
 
 Result<std::string> SpoolDir::FailedNameOf(std::string_view name, int64_t job_id) {
-  std::vector<std::string> folders = {""};
-  std::string base = FailedDir();
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  std::vector<std::pair<std::string, DirPtr>> folders = {{"", h->sub[kFailed]}};
   if (save_.failed && !save_.failed->empty()) {
-    base = *save_.failed;
     folders.clear();
-    auto entries = env_->ListDir(base);
+    auto base = env_->OpenDir(*save_.failed);
+    auto entries =
+        base.ok() ? env_->ListDirAt(*base) : Result<std::vector<DirEntry>>(base.status());
     if (entries.ok()) {
+      std::vector<std::string> days;
       for (const DirEntry& e : *entries) {
-        if (e.type == FileType::kDirectory) folders.push_back(e.name + "/");
+        if (e.type == FileType::kDirectory) days.push_back(e.name);
+      }
+      std::sort(days.rbegin(), days.rend());  // newest day first
+      for (const std::string& day : days) {
+        auto sub = env_->OpenSubdir(*base, day, false);
+        if (sub.ok()) folders.emplace_back(day + "/", std::make_shared<const Dir>(std::move(*sub)));
       }
     }
-    std::sort(folders.rbegin(), folders.rend());  // newest day first
   }
-  for (const std::string& folder : folders) {
+  for (const auto& [folder, dir] : folders) {
     for (const std::string& n : {SuffixedName(name, job_id), std::string(name)}) {
-      if (env_->Stat(JoinPath(base, folder + n)).ok()) return folder + n;
+      if (env_->StatAt(*dir, n).ok()) return folder + n;
     }
   }
   return Status::NotFound("the file of job " + std::to_string(job_id) + " (" + std::string(name) +

@@ -59,6 +59,8 @@ TEST(SpoolDirTest, MovingAFileThatIsGoneIsNotFound) {
 TEST(SpoolDirTest, SaveDirsTakeFinishedFilesIntoDatedFoldersAndRestoreFindsThem) {
   testing::TempDir dir;
   SaveDirs save{dir.Sub("ok"), dir.Sub("bad")};
+  std::filesystem::create_directory(dir.Sub("spool"));
+  std::filesystem::create_directory(dir.Sub("spool2"));
   SpoolDir spool(Env::Default(), dir.Sub("spool"), save);
   ASSERT_TRUE(spool.Prepare().ok());
   testing::WriteAll(spool.PathOf("a.json"), "{}");
@@ -85,6 +87,74 @@ TEST(SpoolDirTest, SaveDirsTakeFinishedFilesIntoDatedFoldersAndRestoreFindsThem)
   testing::WriteAll(deleting.PathOf("c.json"), "{}");
   EXPECT_EQ(*deleting.Fail("c.json", 3, "{}"), "");
   EXPECT_FALSE(std::filesystem::exists(deleting.PathOf("c.json")));
+}
+
+TEST(SpoolDirTest, AMissingSpoolIsNotCreatedAndTheMissingPartIsNamed) {
+  testing::TempDir dir;
+  SpoolDir spool(Env::Default(), dir.Sub("nonexistent/spool"));
+  Status st = spool.Prepare();
+  EXPECT_TRUE(st.IsNotFound());
+  EXPECT_NE(st.message().find(dir.Sub("nonexistent") + " is missing"), std::string::npos)
+      << st.message();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("nonexistent")));
+}
+
+// Regression: archive/ removed while the daemon ran made every move fail with ENOENT, which
+// was taken for "the file is gone", so the file stayed and was processed again at each scan.
+TEST(SpoolDirTest, AFolderDeletedUnderTheDaemonIsCreatedAgainAndTheMoveIsMade) {
+  testing::TempDir dir;
+  SpoolDir spool(Env::Default(), dir.path());
+  ASSERT_TRUE(spool.Prepare().ok());
+  std::filesystem::remove_all(spool.ArchiveDir());
+  std::filesystem::remove_all(spool.FailedDir());
+  testing::WriteAll(spool.PathOf("a.json"), "{}");
+  testing::WriteAll(spool.PathOf("b.json"), "{");
+  EXPECT_EQ(*spool.Archive("a.json", 1), "a.json");
+  EXPECT_EQ(*spool.Fail("b.json", 2, "{}"), "b.json");
+  EXPECT_TRUE(std::filesystem::exists(spool.ArchiveDir() + "/a.json"));
+  EXPECT_TRUE(std::filesystem::exists(spool.FailedDir() + "/b.json.error.json"));
+  EXPECT_TRUE(spool.Sync().ok());
+}
+
+TEST(SpoolDirTest, AFolderReplacedByASymlinkIsRefusedAndNothingLeavesTheSpool) {
+  testing::TempDir dir;
+  std::filesystem::create_directory(dir.Sub("spool"));
+  std::filesystem::create_directory(dir.Sub("elsewhere"));
+  SpoolDir spool(Env::Default(), dir.Sub("spool"));
+  ASSERT_TRUE(spool.Prepare().ok());
+  // Renamed away and replaced by a link after the spool was opened.
+  std::filesystem::rename(spool.FailedDir(), dir.Sub("spool/failed.old"));
+  std::filesystem::create_directory_symlink(dir.Sub("elsewhere"), spool.FailedDir());
+  testing::WriteAll(spool.PathOf("x.json"), "{");
+  auto moved = spool.Fail("x.json", 1, "{}");
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  // It went to the folder held open (now failed.old), never through the link.
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("spool/failed.old/x.json")));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.Sub("elsewhere")));
+  Status st = spool.Check();
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find("symbolic link"), std::string::npos) << st.message();
+  // And at start a linked folder is refused outright.
+  SpoolDir again(Env::Default(), dir.Sub("spool"));
+  EXPECT_EQ(again.Prepare().code(), Code::kFailedPrecondition);
+  testing::WriteAll(spool.PathOf("y.json"), "{");
+  EXPECT_FALSE(spool.Fail("y.json", 2, "{}").ok());
+  EXPECT_TRUE(std::filesystem::is_empty(dir.Sub("elsewhere")));
+  EXPECT_TRUE(std::filesystem::exists(spool.PathOf("y.json")));
+}
+
+TEST(SpoolDirTest, ASpoolDeletedAndCreatedAgainIsReopened) {
+  testing::TempDir dir;
+  std::filesystem::create_directory(dir.Sub("spool"));
+  SpoolDir spool(Env::Default(), dir.Sub("spool"));
+  ASSERT_TRUE(spool.Prepare().ok());
+  std::filesystem::remove_all(dir.Sub("spool"));
+  EXPECT_TRUE(spool.Check().IsNotFound());
+  std::filesystem::create_directory(dir.Sub("spool"));
+  ASSERT_TRUE(spool.Check().ok());
+  testing::WriteAll(spool.PathOf("z.json"), "{}");
+  EXPECT_EQ(*spool.Archive("z.json", 1), "z.json");
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("spool/archive/z.json")));
 }
 
 }  // namespace

@@ -13,10 +13,7 @@ Result<Watcher> Watcher::Create(const std::string& dir) {
   Watcher w;
   w.inotify_ = UniqueFd(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!w.inotify_.valid()) return Status::FromErrno(errno, "inotify_init1");
-  if (inotify_add_watch(w.inotify_.get(), dir.c_str(),
-                        IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0) {
-    return Status::FromErrno(errno, "inotify_add_watch " + dir);
-  }
+  SLUICE_RETURN_IF_ERROR(w.Rewatch(dir));
   w.wake_ = UniqueFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!w.wake_.valid()) return Status::FromErrno(errno, "eventfd");
   return w;
@@ -49,6 +46,15 @@ Status Watcher::Wait(int timeout_ms, std::vector<std::string>* names, bool* over
       p += sizeof(struct inotify_event) + ev->len;
     }
   }
+  return Status::Ok();
+}
+
+Status Watcher::Rewatch(const std::string& dir) {
+  // The same directory keeps its watch (the call only renews it); a new one gets a new watch,
+  // and the old one's ended when it was deleted.
+  wd_ = inotify_add_watch(inotify_.get(), dir.c_str(),
+                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
+  if (wd_ < 0) return Status::FromErrno(errno, "inotify_add_watch " + dir);
   return Status::Ok();
 }
 

@@ -17,6 +17,9 @@ namespace sluice {
 class Watcher {
  public:
   static Result<Watcher> Create(const std::string& dir);
+  // Watches `dir` anew (it may have been deleted and created again: the old watch died with
+  // it). Cheap when it is the same directory.
+  Status Rewatch(const std::string& dir);
 
   // Waits up to `timeout_ms` for events (returns early on Wake()). Appends names to *names and
   // sets *overflow when the kernel dropped events.
@@ -27,6 +30,7 @@ class Watcher {
  private:
   Watcher() = default;
   UniqueFd inotify_;
+  int wd_ = -1;
   UniqueFd wake_;  // eventfd
 };
 

@@ -29,6 +29,8 @@ class SpoolsTest(unittest.TestCase):
         self.cmds = os.path.join(d, "cmds")
         self.queue = os.path.join(d, "queue")
         self.conf = os.path.join(d, "sluice.toml")
+        os.makedirs(self.kcidb)  # spools must exist (a queuedir is created, as Mozilla's is)
+        os.makedirs(self.cmds)
         with open(self.conf, "w") as f:
             f.write("""# one daemon, three spools
 database = "sqlite:%s"

@@ -1,0 +1,108 @@
+"""Folders that move under the daemon: archive/ and failed/ deleted, the whole spool deleted and
+created again, folders replaced by symbolic links, a mistyped spool path. Nothing is processed
+twice, nothing leaves the spool, and the daemon says what is wrong (log and /readyz)."""
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+
+import harness
+
+
+class HostileFoldersTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox(api=True)
+        self.outside = os.path.join(self.box.dir, "outside")
+        os.makedirs(self.outside)
+
+    def tearDown(self):
+        self.box.close()
+
+    def ready(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        c.request("GET", "/readyz")
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        return r.status, body
+
+    def runs_per_name(self):
+        return dict(self.box.query("SELECT name, COUNT(*) FROM jobs GROUP BY name"))
+
+    def test_archive_and_failed_deleted_while_running_are_recreated_and_nothing_runs_twice(self):
+        self.box.start()
+        self.box.wait_for_api()
+        shutil.rmtree(os.path.join(self.box.spool, "archive"))
+        shutil.rmtree(os.path.join(self.box.spool, "failed"))
+        for i in range(5):
+            self.box.drop("ok%d.json" % i, harness.GOOD)
+        self.box.drop("bad.json", "{")
+        self.box.wait_for(lambda: len(self.box.listing("archive")) == 5 and
+                          "bad.json" in self.box.listing("failed"), 30, "the moves")
+        time.sleep(2.5)  # two more scans: nothing may be taken again
+        self.assertEqual(set(self.runs_per_name().values()), {1}, self.runs_per_name())
+        self.assertEqual([n for n in self.box.listing() if n.endswith(".json")], [])
+        self.assertEqual(self.ready()[0], 200)
+
+    def test_a_spool_deleted_and_created_again_is_reported_then_watched_again(self):
+        self.box.start()
+        self.box.wait_for_api()
+        shutil.rmtree(self.box.spool)
+        self.box.wait_for(lambda: self.ready()[0] == 503, 10, "/readyz to say 503")
+        self.assertIn("missing", self.ready()[1]["error"]["message"])
+        time.sleep(1.5)
+        os.makedirs(self.box.spool)
+        self.box.wait_for(lambda: self.ready()[0] == 200, 10, "/readyz to recover")
+        self.box.drop("again.json", harness.GOOD)
+        self.box.wait_for(lambda: self.box.listing("archive") == ["again.json"], 10,
+                          "the file dropped in the new spool")
+        self.assertEqual(self.box.daemon_log().count("cannot be used"), 1, self.box.daemon_log())
+
+    def test_a_folder_replaced_by_a_symlink_is_refused_and_nothing_leaves_the_spool(self):
+        self.box.start()
+        self.box.wait_for_api()
+        failed = os.path.join(self.box.spool, "failed")
+        os.rename(failed, os.path.join(self.box.dir, "failed.moved"))
+        os.symlink(self.outside, failed)
+        self.box.wait_for(lambda: self.ready()[0] == 503, 10, "/readyz to say 503")
+        self.assertIn("symbolic link", self.ready()[1]["error"]["message"])
+        self.box.drop("evil.json", "{")
+        time.sleep(1.5)
+        self.assertEqual(os.listdir(self.outside), [])
+        # Fixed by the operator: the file goes where it belongs.
+        os.remove(failed)
+        os.makedirs(failed)
+        self.box.wait_for(lambda: "evil.json" in self.box.listing("failed"), 15, "the move")
+        self.assertEqual(os.listdir(self.outside), [])
+        self.assertEqual(self.ready()[0], 200)
+
+    def test_a_linked_folder_or_a_missing_spool_refuses_to_start_naming_the_problem(self):
+        os.symlink(self.outside, os.path.join(self.box.spool, "archive"))
+        r = self.box.burst()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("symbolic link", r.stderr)
+        typo = os.path.join(self.box.dir, "nonexistent", "spool")
+        r = subprocess.run([harness.SLUICE, "serve", "--spool-dir", typo, "--no-api", "--burst",
+                            "--database", "sqlite:" + self.box.db], capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(os.path.join(self.box.dir, "nonexistent") + " is missing", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.box.dir, "nonexistent")))
+
+    def test_a_queuedir_folder_replaced_by_a_symlink_takes_no_item_through_it(self):
+        q = os.path.join(self.box.dir, "q")
+        for sub in ("tmp", "new", "cur", "logs"):
+            os.makedirs(os.path.join(q, sub))
+        os.symlink(self.outside, os.path.join(q, "dead"))
+        r = subprocess.run([harness.SLUICE, "command-runner", q], capture_output=True, text=True,
+                           timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("symbolic link", r.stderr)
+        self.assertEqual(os.listdir(self.outside), [])
+
+
+if __name__ == "__main__":
+    harness.main()
