@@ -8,6 +8,7 @@
 #include "cli/inspect.h"
 #include "cli/queuedir_commands.h"
 #include "cli/remote.h"
+#include "cli/secrets.h"
 #include "cli/serve.h"
 #include "core/env.h"
 #include "handlers/kcidb/demo.h"
@@ -123,6 +124,7 @@ int Main(int argc, char** argv) {
   auto add_remote = [&](CLI::App* sub) {
     sub->add_option("--api", remote.api, "The daemon's API")->capture_default_str();
     sub->add_option("--api-token", remote.token, "Its bearer token (or SLUICE_API_TOKEN)");
+    sub->add_option("--api-token-file", remote.token_file, "A file holding its bearer token");
   };
   std::string priority_what;
   CLI::App* priority = app.add_subcommand(
@@ -172,7 +174,19 @@ int Main(int argc, char** argv) {
   cr_cmd->add_option("--kill-grace", cr.grace_s, "Seconds between SIGINT, SIGTERM and SIGKILL")
       ->check(Seconds(true))
       ->capture_default_str();
-  cr_cmd->add_option("--allowed-commands", cr.allowed_commands, "Globs argv[0] must match")
+  cr_cmd
+      ->add_option("--allowed-commands", cr.allowed_commands,
+                   "Globs the resolved argv[0] must match ('*' stops at '/')")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cr_cmd
+      ->add_option("--allowed-env", cr.allowed_env,
+                   "Globs of variable names an item's env may set (none by default)")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cr_cmd
+      ->add_option("--pass-env", cr.pass_env,
+                   "Variables commands get from the daemon's environment beyond the few")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cr_cmd->add_option("--database", cr.database, "Store URL (default sqlite:QUEUEDIR/sluice.db)");
@@ -236,6 +250,7 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  ScrubSecretArgs(argc, argv);  // parsed (copied): no longer shown by ps
 
   if (serve->parsed()) return RunServe(serve_flags);
   if (mon->parsed()) return RunServe(mon_flags);

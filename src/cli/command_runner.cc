@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/check.h"
+#include "cli/children.h"
 #include "cli/commands.h"
 #include "cli/queuedir_commands.h"
 #include "core/json.h"
@@ -23,10 +24,13 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   if (!st.ok()) return ExitCode(st);
   auto store = OpenStore(database);
   if (!store.ok()) return ExitCode(store.status());
+  st = PrepareChildren(store->get(), "command-runner " + probe.root(), f.pass_env);
+  if (!st.ok()) return ExitCode(st);
   ExecOptions eo;
   eo.max_time_s = f.max_time_s;
   eo.grace_s = f.grace_s;
   eo.allowed_commands = f.allowed_commands;
+  eo.allowed_env = f.allowed_env;
   ExecHandler handler(eo);
   QueuedirOptions qo;
   qo.dir = f.queuedir;

@@ -16,6 +16,8 @@ struct CommandRunnerFlags {
   double max_time_s = 0;     // -m (0: no limit)
   double grace_s = 10;
   std::vector<std::string> allowed_commands;
+  std::vector<std::string> allowed_env;
+  std::vector<std::string> pass_env;
   std::string database;  // default sqlite:QUEUEDIR/sluice.db
   int max_json_depth = 256;
   LogOptions log;

@@ -7,6 +7,8 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "cli/secrets.h"
+#include "core/json.h"
 
 namespace sluice::cli {
 namespace {
@@ -18,29 +20,11 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
 
 }  // namespace
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 Result<RemoteAnswer> Ask(const RemoteFlags& flags, const std::string& method,
                          const std::string& path, const std::string& body) {
-  std::string token = flags.token;
-  if (const char* env = std::getenv("SLUICE_API_TOKEN"); token.empty() && env != nullptr) {
-    token = env;
-  }
+  auto secret = Secret("--api-token", flags.token_file, flags.token, "SLUICE_API_TOKEN");
+  if (!secret.ok()) return secret.status();
+  std::string token = *secret;
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return Status::Internal("curl_easy_init failed");
   std::string url = flags.api, answer;
@@ -95,7 +79,7 @@ bool AllDigits(const std::string& s) {
 
 int RunPriority(const RemoteFlags& flags, const std::string& what) {
   if (AllDigits(what)) return Post(flags, "/api/v1/jobs/" + what + "/priority", "{}");
-  return Post(flags, "/api/v1/priority", "{\"name\":" + JsonString(what) + "}");
+  return Post(flags, "/api/v1/priority", "{\"name\":" + JsonQuote(what) + "}");
 }
 
 int RunPromote(const RemoteFlags& flags, const std::string& name, bool all) {
@@ -103,7 +87,7 @@ int RunPromote(const RemoteFlags& flags, const std::string& name, bool all) {
     return ExitCode(Status::InvalidArgument("give a NAME or --all (not both)"));
   }
   return Post(flags, "/api/v1/promote",
-              all ? std::string("{\"all\":true}") : "{\"name\":" + JsonString(name) + "}");
+              all ? std::string("{\"all\":true}") : "{\"name\":" + JsonQuote(name) + "}");
 }
 
 }  // namespace sluice::cli

@@ -12,6 +12,7 @@ namespace sluice::cli {
 struct RemoteFlags {
   std::string api = "http://127.0.0.1:8080";
   std::string token;  // or SLUICE_API_TOKEN
+  std::string token_file;
 };
 
 struct RemoteAnswer {
@@ -23,8 +24,6 @@ Result<RemoteAnswer> Ask(const RemoteFlags& flags, const std::string& method,
                          const std::string& path, const std::string& body = "");
 // The exit code an HTTP status means: 0 success, 3 not found, 2 refused, 1 otherwise.
 int AnswerExitCode(long status);
-// `s` as a JSON string literal.
-std::string JsonString(const std::string& s);
 
 // `sluice tasks add FILE|-`, `remove ID…`, `reschedule ID…`, `list [--json]`, `show ID`.
 int RunTasks(const RemoteFlags& flags, const std::string& action,

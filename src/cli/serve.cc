@@ -10,8 +10,10 @@
 #include "api/event_streams.h"
 #include "api/metrics_page.h"
 #include "cli/check.h"
+#include "cli/children.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/secrets.h"
 #include "cli/spools.h"
 #include "engine/engine.h"
 #include "handlers/git/git_backend.h"
@@ -33,6 +35,8 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--trees-file", f->trees_file,
                   "YAML trees file mapping repository URLs to tree names (default: shipped)");
   app->add_option("--database", f->database, "Store URL: sqlite:PATH")->capture_default_str();
+  app->add_option("--storage-token-file", f->storage_token_file,
+                  "File holding the log storage service's token (instead of STORAGE_TOKEN)");
   app->add_option("--stderr-level", f->log.stderr_level, "Level of stderr logging")
       ->capture_default_str();
   app->add_option("--log-file", f->log.file, "Rotating log file (none by default)");
@@ -57,7 +61,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str()
       ->each([f](const std::string&) { f->port_given = true; });
   app->add_option("--api-token", f->api_token,
-                  "Bearer token every API request but /healthz must carry (or SLUICE_API_TOKEN)");
+                  "Bearer token every API request but /healthz must carry (or SLUICE_API_TOKEN; "
+                  "prefer --api-token-file)");
+  app->add_option("--api-token-file", f->api_token_file,
+                  "File holding the API's bearer token (its first line)");
   app->add_flag("--insecure", f->insecure, "Allow a non-loopback --host without a token");
   app->add_option("--max-body-bytes", f->max_body_bytes, "Largest request body (413 above)")
       ->capture_default_str();
@@ -141,7 +148,18 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--allowed-commands", f->exec.allowed_commands,
-                  "exec: globs argv[0] must match (repeat or comma-separate); others fail")
+                  "exec: globs the resolved argv[0] must match ('*' stops at '/'; repeat or "
+                  "comma-separate); others fail")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("--allowed-env", f->exec.allowed_env,
+                  "exec: globs of variable names a job's env may set (none by default; never "
+                  "the dynamic loader's)")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("--pass-env", f->pass_env,
+                  "Variables commands get from the daemon's environment beyond PATH, HOME, "
+                  "USER, LOGNAME, LANG, LANGUAGE, LC_ALL, LC_CTYPE, TZ, TMPDIR")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("--publish-url", f->publish.url, "publish: the endpoint events are POSTed to");
@@ -149,7 +167,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "publish: an extra 'Name: value' header (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("--publish-token", f->publish.token,
-                  "publish: bearer token for the endpoint (or SLUICE_PUBLISH_TOKEN)");
+                  "publish: bearer token for the endpoint (or SLUICE_PUBLISH_TOKEN; prefer "
+                  "--publish-token-file)");
+  app->add_option("--publish-token-file", f->publish_token_file,
+                  "publish: file holding the endpoint's bearer token");
   app->add_option("--publish-skip", f->publish.skip_routing_keys,
                   "publish: events whose routing_key fully matches this regex are not sent");
   app->add_option("--publish-batch", f->publish.batch_size, "publish: events per POST")
@@ -228,19 +249,25 @@ int RunServe(ServeFlags f) {
   if (!store.ok()) return ExitCode(store.status());
 
   std::unique_ptr<kcidb::ExcerptUploader> uploader;
-  const char* storage_token = std::getenv("STORAGE_TOKEN");
+  auto storage_token = Secret("--storage-token", f.storage_token_file, "", "STORAGE_TOKEN");
+  if (!storage_token.ok()) return ExitCode(storage_token.status());
   const char* base = std::getenv("STORAGE_BASE_URL");
-  if (storage_token != nullptr && *storage_token != '\0') {
+  if (!storage_token->empty()) {
     if (base == nullptr || *base == '\0') {
       return ExitCode(Status::InvalidArgument("STORAGE_TOKEN is set but STORAGE_BASE_URL is not"));
     }
     kcidb::StorageOptions so;
     so.base_url = base;
-    so.token = storage_token;
+    so.token = *storage_token;
     so.connect_timeout_ms = static_cast<long>(f.storage_connect_timeout_s * 1000);
     so.total_timeout_ms = static_cast<long>(f.storage_timeout_s * 1000);
     uploader = std::make_unique<kcidb::ExcerptUploader>(so, store->get());
     spdlog::info("log excerpts over 256 characters go to {}", base);
+  }
+  if (!f.publish_token_file.empty()) {
+    auto t = Secret("--publish-token", f.publish_token_file, f.publish.token, nullptr);
+    if (!t.ok()) return ExitCode(t.status());
+    f.publish.token = *t;
   }
   auto specs = SpoolSpecs(f);
   if (!specs.ok()) return ExitCode(specs.status());
@@ -248,10 +275,13 @@ int RunServe(ServeFlags f) {
   // Signals are taken by this thread only (sigtimedwait below), never by workers.
   sigset_t set = BlockDaemonSignals();
 
-  std::string token = f.api_token;
-  if (const char* env = std::getenv("SLUICE_API_TOKEN"); token.empty() && env != nullptr) {
-    token = env;
-  }
+  auto api_token = Secret("--api-token", f.api_token_file, f.api_token, "SLUICE_API_TOKEN");
+  if (!api_token.ok()) return ExitCode(api_token.status());
+  std::string token = *api_token;
+  // Commands get a clean environment, die with the daemon, and what a dead predecessor left
+  // running is killed before anything starts.
+  st = PrepareChildren(store->get(), "serve", f.pass_env);
+  if (!st.ok()) return ExitCode(st);
   if (!f.no_api && !api::IsLoopback(f.host) && token.empty() && !f.insecure) {
     return ExitCode(Status::InvalidArgument(
         "refusing to serve the API on " + f.host +

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "api/http_server.h"
 #include "core/json.h"
@@ -40,6 +41,10 @@ struct ServeFlags {
   int port = 8080;
   bool port_given = false;
   std::string api_token;  // or SLUICE_API_TOKEN
+  std::string api_token_file;
+  std::string publish_token_file;
+  std::string storage_token_file;     // or STORAGE_TOKEN
+  std::vector<std::string> pass_env;  // variables children get beyond the documented few
   bool insecure = false;
   size_t max_body_bytes = 8u << 20;
   double http_timeout_s = 30;

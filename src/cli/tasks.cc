@@ -54,7 +54,7 @@ int PrintTable(const RemoteAnswer& answer) {
 std::string IdList(const std::vector<std::string>& ids) {
   std::string body = "{\"tasks\":[";
   for (size_t i = 0; i < ids.size(); ++i) {
-    body += (i ? ",{\"task_id\":" : "{\"task_id\":") + JsonString(ids[i]) + "}";
+    body += (i ? ",{\"task_id\":" : "{\"task_id\":") + JsonQuote(ids[i]) + "}";
   }
   return body + "]}";
 }

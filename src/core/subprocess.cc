@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,8 +14,8 @@
 #include <map>
 
 #include "core/clock.h"
-
-extern char** environ;
+#include "core/reaper.h"
+#include "core/spawn.h"
 
 namespace sluice {
 namespace {
@@ -25,19 +24,6 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::vector<std::string> MergedEnv(const std::vector<std::string>& extra) {
-  std::map<std::string, std::string> vars;
-  auto add = [&vars](const std::string& kv) {
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv;
-  };
-  for (char** e = environ; *e != nullptr; ++e) add(*e);
-  for (const std::string& kv : extra) add(kv);
-  std::vector<std::string> out;
-  for (auto& [k, kv] : vars) out.push_back(kv);
-  return out;
 }
 
 std::string Tail(const std::string& s, size_t n) {
@@ -70,45 +56,34 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
     close(out_pipe[1]);
     return Status::Unavailable(std::string("pipe: ") + std::strerror(errno));
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-  if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, reset;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);  // the daemon blocks signals; the child must not
-  // Handlers are reset by exec itself; only ignored signals would stay ignored. (Resetting
-  // all 64 took a syscall each in the child.)
-  sigemptyset(&reset);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2}) {
-    sigaddset(&reset, sig);
+  SpawnRequest req;
+  if (!o.path.empty()) {
+    req.path = o.path;
+  } else {
+    auto path = ResolveCommand(o.argv[0], o.cwd);
+    if (!path.ok()) {
+      close(out_pipe[0]);
+      close(out_pipe[1]);
+      close(err_pipe[0]);
+      close(err_pipe[1]);
+      return Status::Unavailable("cannot run " + o.argv[0] + ": " + path.status().message());
+    }
+    req.path = *path;
   }
-  posix_spawnattr_setsigdefault(&attr, &reset);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> argv;
-  for (const std::string& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<std::string> env = MergedEnv(o.env);
-  std::vector<char*> envp;
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  req.argv = o.argv;
+  req.env = ChildEnvironment(o.env);
+  req.cwd = o.cwd;
+  req.stdout_fd = out_pipe[1];
+  req.stderr_fd = err_pipe[1];
+  auto spawned = Spawn(req);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  if (rc != 0) {
+  if (!spawned.ok()) {
     close(out_pipe[0]);
     close(err_pipe[0]);
-    return Status::Unavailable("cannot run " + o.argv[0] + ": " + std::strerror(rc));
+    return spawned.status();
   }
+  pid_t pid = *spawned;
 
   SubprocessResult result;
   int64_t started = NowMs();
@@ -194,7 +169,8 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
     if (fds[i].fd >= 0) close(fds[i].fd);
   }
   if (pidfd >= 0) close(pidfd);
-  kill(-pid, SIGKILL);  // anything the command left behind in its group
+  kill(-pid, SIGKILL);   // anything the command left behind in its group
+  Reaper::Untrack(pid);  // before the reap: until then the group id cannot be reused
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }

@@ -1,5 +1,6 @@
-// Runs a command without a shell: argv[0] looked up in PATH, stdin from /dev/null, stdout and
-// stderr captured, in its own process group so a timeout kills its children too.
+// Runs a command without a shell (core/spawn.h: the program resolved first, a clean
+// environment, tied to the daemon's life), stdin from /dev/null, stdout and stderr captured,
+// in its own process group so a timeout kills its children too.
 #pragma once
 
 #include <functional>
@@ -13,9 +14,13 @@ namespace sluice {
 
 struct SubprocessOptions {
   std::vector<std::string> argv;
-  std::vector<std::string> env;  // "NAME=value" added to (or replacing in) the daemon's own
-  std::string cwd;               // empty: the daemon's
-  double timeout_s = 3600;       // then `stop_signals` to the group, `grace_s` apart
+  // The program to run (core/spawn.h ResolveCommand's answer); empty: argv[0] resolved here.
+  std::string path;
+  // "NAME=value" added to (or replacing in) the clean environment children get (core/spawn.h),
+  // never the daemon's own.
+  std::vector<std::string> env;
+  std::string cwd;                          // empty: the daemon's
+  double timeout_s = 3600;                  // then `stop_signals` to the group, `grace_s` apart
   std::vector<int> stop_signals = {15, 9};  // SIGTERM, SIGKILL
   double grace_s = 2;
   size_t max_output_bytes = 256 << 20;  // stdout beyond it fails the run
@@ -38,8 +43,6 @@ struct SubprocessResult {
   std::string Describe(double timeout_s) const;
 };
 
-// When the command itself exits, whatever it left running in its process group (holding the
-// output pipes open) is killed: nothing of a finished command lingers.
 // When the command itself exits, whatever it left running in its process group (holding the
 // output pipes open) is killed: nothing of a finished command lingers.
 // Unavailable when the command cannot start (not found, fork failed) or its output is too big.

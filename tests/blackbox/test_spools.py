@@ -99,7 +99,11 @@ retry_time = 0.1
 
         drop(self.kcidb, "sub.json", harness.GOOD)
         drop(self.cmds, "ok.json", ["/bin/echo", "hi"])
-        drop(self.cmds, "denied.json", ["/usr/bin/env"])  # outside this spool's allowed_commands
+        outside = os.path.join(self.box.dir, "outside.sh")  # not under this spool's /bin/*
+        with open(outside, "w") as f:
+            f.write("#!/bin/sh\necho escaped\n")
+        os.chmod(outside, 0o755)
+        drop(self.cmds, "denied.json", [outside])
         tmp = os.path.join(self.queue, "tmp", "1700000000-1-42abcdef")
         with open(tmp, "w") as f:
             json.dump(["/bin/true"], f)

@@ -8,9 +8,12 @@
 #include <signal.h>
 
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/json.h"
+#include "core/spawn.h"
 #include "core/subprocess.h"
 
 namespace sluice {
@@ -138,18 +141,98 @@ Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   return RunCommand(*cmd, ctx, out);
 }
 
-Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx,
-                               HandlerOutput* out) {
-  const Command* cmd = &command;
+namespace {
+
+// `glob` with the part before its first wildcard made canonical (realpath of the directory,
+// or of the whole path when it has no wildcard); the glob as given when that part is missing.
+std::string CanonicalGlob(const std::string& glob) {
+  size_t wild = glob.find_first_of("*?[");
+  std::string fixed = glob, rest;
+  if (wild != std::string::npos) {
+    size_t slash = glob.rfind('/', wild);
+    if (slash == std::string::npos) return glob;
+    fixed = glob.substr(0, slash == 0 ? 1 : slash);
+    rest = glob.substr(slash == 0 ? 1 : slash);
+  }
+  char real[PATH_MAX];
+  if (::realpath(fixed.c_str(), real) == nullptr) return glob;
+  std::string out = real;
+  if (!rest.empty() && out != "/") out += rest;
+  if (!rest.empty() && out == "/") out += rest.substr(1);
+  return out;
+}
+
+}  // namespace
+
+ExecHandler::ExecHandler(ExecOptions options) : options_(std::move(options)) {
+  for (const std::string& glob : options_.allowed_commands) {
+    if (glob.find('/') == std::string::npos) continue;
+    allowed_paths_.push_back(glob);
+    std::string canonical = CanonicalGlob(glob);
+    if (canonical != glob) allowed_paths_.push_back(canonical);
+  }
+}
+
+static bool IsLoaderVariable(const std::string& name) {
+  static const char* const kNever[] = {
+      "GCONV_PATH",  "GETCONF_DIR",  "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN",
+      "LOCPATH",     "MALLOC_TRACE", "NIS_PATH",       "NLSPATH",     "RESOLV_HOST_CONF",
+      "RES_OPTIONS", "TZDIR",        "SLUICE_RUN"};
+  if (name.rfind("LD_", 0) == 0) return true;
+  for (const char* n : kNever) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
+Status ExecHandler::Check(const Command& cmd, const std::string& path, HandlerOutput* out) const {
   if (!options_.allowed_commands.empty()) {
+    bool bare = cmd.argv[0].find('/') == std::string::npos;
     bool allowed = false;
+    for (const std::string& glob : allowed_paths_) {
+      allowed = allowed || fnmatch(glob.c_str(), path.c_str(), FNM_PATHNAME) == 0;
+    }
     for (const std::string& glob : options_.allowed_commands) {
-      allowed = allowed || fnmatch(glob.c_str(), cmd->argv[0].c_str(), 0) == 0;
+      if (glob.find('/') != std::string::npos) continue;
+      allowed = allowed || (bare && fnmatch(glob.c_str(), cmd.argv[0].c_str(), 0) == 0);
     }
     if (!allowed) {
       out->error_code = "command_not_allowed";
-      return Status::InvalidArgument("'" + cmd->argv[0] + "' is not in allowed_commands");
+      return Status::InvalidArgument(JsonQuote(cmd.argv[0]) + " (" + JsonQuote(path) +
+                                     ") is not in allowed_commands");
     }
+  }
+  for (const std::string& kv : cmd.env) {
+    std::string name = kv.substr(0, kv.find('='));
+    bool allowed = !IsLoaderVariable(name);
+    if (allowed) {
+      allowed = false;
+      for (const std::string& glob : options_.allowed_env) {
+        allowed = allowed || fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+      }
+    }
+    if (!allowed) {
+      out->error_code = "env_not_allowed";
+      return Status::InvalidArgument("the job sets " + JsonQuote(name) +
+                                     (IsLoaderVariable(name)
+                                          ? ", which no job may set (the dynamic loader's)"
+                                          : ", which is not in allowed_env (--allowed-env)"));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx,
+                               HandlerOutput* out) {
+  const Command* cmd = &command;
+  // What runs is decided here, once: the checked path is the one executed.
+  auto path = ResolveCommand(cmd->argv[0], cmd->cwd);
+  if (path.ok()) {
+    SLUICE_RETURN_IF_ERROR(Check(*cmd, *path, out));
+  } else if (!options_.allowed_commands.empty()) {
+    out->error_code = "command_not_allowed";
+    return Status::InvalidArgument(path.status().message() +
+                                   "; only commands in allowed_commands run");
   }
 
   // Output lines go out in small batches: at most every 200 ms or 100 lines.
@@ -174,6 +257,7 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
 
   SubprocessOptions so;
   so.argv = cmd->argv;
+  if (path.ok()) so.path = *path;
   so.env = cmd->env;
   so.cwd = cmd->cwd;
   double max_time = cmd->max_time_s > 0 ? cmd->max_time_s : options_.max_time_s;

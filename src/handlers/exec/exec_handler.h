@@ -15,7 +15,12 @@
 // JSON/dump pairs): placeholders in the template's arguments become the job's files' paths.
 //
 // Security: the commands come from whoever can write the spool (or submit jobs over the
-// API); they run as the daemon's user. `allowed_commands` (globs on argv[0]) limits them.
+// API); they run as the daemon's user, with a clean environment (core/spawn.h).
+// `allowed_commands` limits them: argv[0] is resolved first (core/spawn.h ResolveCommand:
+// symlinks and ".." resolved, bare names looked up in the daemon's PATH) and the canonical
+// path must match a glob whose '*' does not cross a '/' (a glob without '/' matches a bare
+// name as given). A job's `env` may set only the names `allowed_env` matches, and never the
+// dynamic loader's (LD_*, GCONV_PATH, …): other jobs fail as env_not_allowed.
 #pragma once
 
 #include <string>
@@ -28,7 +33,8 @@ namespace sluice {
 struct ExecOptions {
   double max_time_s = 0;                      // default for jobs that give none; 0: no limit
   double grace_s = 10;                        // between SIGINT, SIGTERM and SIGKILL
-  std::vector<std::string> allowed_commands;  // fnmatch globs on argv[0]; empty: any
+  std::vector<std::string> allowed_commands;  // globs on the resolved argv[0]; empty: any
+  std::vector<std::string> allowed_env;       // globs on names a job's env may set; empty: none
   // When set, every job runs this command and its files are data: "{json}", "{dump}" (one
   // placeholder per companion suffix) and "{file}" in an argument become the paths.
   std::vector<std::string> command;
@@ -38,15 +44,20 @@ struct Command;
 
 class ExecHandler : public Handler {
  public:
-  explicit ExecHandler(ExecOptions options) : options_(std::move(options)) {}
+  explicit ExecHandler(ExecOptions options);
   std::string_view kind() const override { return "exec"; }
   const std::vector<TableSpec>& tables() const override { return tables_; }
   Status Run(const HandlerContext& ctx, HandlerOutput* out) override;
 
  private:
+  // The command may run: its resolved program `path` is allowed, and so is its environment.
+  Status Check(const Command& command, const std::string& path, HandlerOutput* out) const;
   Status RunCommand(const Command& command, const HandlerContext& ctx, HandlerOutput* out);
 
   ExecOptions options_;
+  // allowed_commands with their fixed part made canonical as a command's path is ("/bin/*"
+  // is "/usr/bin/*" where /bin links there), beside the globs as given.
+  std::vector<std::string> allowed_paths_;
   std::vector<TableSpec> tables_;  // none: a command's outcome is its job's result
 };
 

@@ -1,0 +1,58 @@
+// Secrets from files, flags and the environment.
+#include "cli/secrets.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/env.h"
+
+namespace sluice::cli {
+
+Result<std::string> ReadSecretFile(const std::string& flag, const std::string& path) {
+  std::string text;
+  FileInfo info;
+  Status st = Env::Default()->ReadFile(path, 1 << 16, &text, &info);
+  if (!st.ok()) return st.Annotate(flag);
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) == 0 && (sb.st_mode & 077) != 0) {
+    spdlog::warn("{} {}: others than its owner can read it (chmod 600 it)", flag, path);
+  }
+  size_t eol = text.find('\n');
+  if (eol != std::string::npos) text.resize(eol);
+  size_t a = text.find_first_not_of(" \t\r");
+  size_t b = text.find_last_not_of(" \t\r");
+  text = a == std::string::npos ? "" : text.substr(a, b - a + 1);
+  if (text.empty()) return Status::InvalidArgument(flag + " " + path + " is empty");
+  return text;
+}
+
+Result<std::string> Secret(const std::string& flag, const std::string& file,
+                           const std::string& value, const char* env) {
+  if (!file.empty() && !value.empty()) {
+    return Status::InvalidArgument("give " + flag + " or " + flag + "-file, not both");
+  }
+  if (!file.empty()) return ReadSecretFile(flag + "-file", file);
+  if (!value.empty()) return value;
+  const char* from_env = env != nullptr ? std::getenv(env) : nullptr;
+  return std::string(from_env != nullptr ? from_env : "");
+}
+
+void ScrubSecretArgs(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    for (const char* flag : {"--api-token", "--publish-token"}) {
+      size_t n = std::strlen(flag);
+      char* value = nullptr;
+      if (std::strcmp(argv[i], flag) == 0 && i + 1 < argc) {
+        value = argv[i + 1];
+      } else if (std::strncmp(argv[i], flag, n) == 0 && argv[i][n] == '=') {
+        value = argv[i] + n + 1;
+      }
+      if (value != nullptr) std::memset(value, 'x', std::strlen(value));
+    }
+  }
+}
+
+}  // namespace sluice::cli
