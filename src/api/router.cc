@@ -180,7 +180,7 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
   w.EndArray();
   w.Key("next_cursor");
   if (static_cast<int>(jobs->size()) == f.limit) {
-    w.String(std::to_string(jobs->back().id).c_str());
+    w.String(std::to_string(jobs->back().id));
   } else {
     w.Null();
   }
@@ -232,7 +232,7 @@ HttpResponse Router::RetryJob(int64_t id) const {
   w.Key("retried");
   WriteJobJson(*job, &w);
   w.Key("message");
-  w.String(("the file " + job->name + " is back in the spool and runs as a new job").c_str());
+  w.String(("the file " + job->name + " is back in the spool and runs as a new job"));
   w.EndObject();
   return HttpResponse::Json(202, std::string(buf.GetString(), buf.GetSize()));
 }
@@ -281,11 +281,11 @@ HttpResponse Router::Queues() const {
       open = true;
       w.StartObject();
       w.Key("name");
-      w.String(current.c_str());
+      w.String(current);
       w.Key("jobs");
       w.StartObject();
     }
-    w.Key(key.second.c_str());
+    w.Key(key.second.data(), static_cast<rapidjson::SizeType>(key.second.size()));
     w.Int64(n);
   }
   if (open) {
@@ -306,13 +306,13 @@ HttpResponse Router::Spools() const {
   for (const SpoolInfo& s : deps_.spools ? deps_.spools() : std::vector<SpoolInfo>{}) {
     w.StartObject();
     w.Key("name");
-    w.String(s.name.c_str());
+    w.String(s.name);
     w.Key("layout");
-    w.String(s.layout.c_str());
+    w.String(s.layout);
     w.Key("path");
-    w.String(s.path.c_str());
+    w.String(s.path);
     w.Key("kind");
-    w.String(s.kind.c_str());
+    w.String(s.kind);
     w.Key("backlog");
     w.Uint64(s.backlog);
     w.Key("succeeded");

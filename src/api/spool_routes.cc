@@ -62,7 +62,7 @@ HttpResponse Router::PriorityByName(const HttpRequest& r) const {
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
   w.Key("action");
-  w.String(done->second.c_str());
+  w.String(done->second);
   w.Key("name");
   w.String(name->c_str());
   if (done->first.id != 0) {
@@ -94,7 +94,7 @@ HttpResponse Router::Promote(const HttpRequest& r) const {
   w.StartObject();
   w.Key("promoted");
   w.StartArray();
-  for (const std::string& n : promoted) w.String(n.c_str());
+  for (const std::string& n : promoted) w.String(n);
   w.EndArray();
   w.EndObject();
   return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));

@@ -152,7 +152,7 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
 
 void WriteDate(Writer& w, int64_t micros) {
   if (micros) {
-    w.String(FormatTime(micros).c_str());
+    w.String(FormatTime(micros));
   } else {
     w.Null();
   }
@@ -219,7 +219,7 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
   Writer w(buf);
   w.StartObject();
   w.Key("task_id");
-  w.String(t.task_id.c_str());
+  w.String(t.task_id);
   w.Key("status");
   w.String(TaskStatusName(t.status));
   w.Key("age");
@@ -231,12 +231,12 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
   for (const TaskRun& r : runs) {
     w.StartObject();
     w.Key("job_id");
-    w.String(r.job_id.c_str());
+    w.String(r.job_id);
     w.Key("job_number");
     w.Int(r.job_number);
     if (with_results) {
       w.Key("task_id");
-      w.String(t.task_id.c_str());
+      w.String(t.task_id);
       w.Key("job_status");
       w.String(RunStatusName(r.status));
       w.Key("result");
@@ -248,7 +248,7 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
   w.Key("created_on");
   w.Double(static_cast<double>(t.created_on) / 1e6);
   w.Key("backend");
-  w.String(t.backend.c_str());
+  w.String(t.backend);
   w.Key("backend_args");
   rapidjson::Document args;
   if (ParseJson(t.backend_args, &args).ok() && args.IsObject()) {
@@ -262,7 +262,7 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
     w.Null();
   }
   w.Key("category");
-  w.String(t.category.c_str());
+  w.String(t.category);
   w.Key("archiving_cfg");
   WriteRaw(w, t.archive);
   w.Key("scheduling_cfg");
@@ -281,7 +281,7 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
   if (t.schedule.queue.empty()) {
     w.Null();
   } else {
-    w.String(t.schedule.queue.c_str());
+    w.String(t.schedule.queue);
   }
   w.EndObject();
   w.Key("next_run_at");
@@ -295,15 +295,15 @@ std::string RunJson(const TaskRun& r) {
   Writer w(buf);
   w.StartObject();
   w.Key("job_id");
-  w.String(r.job_id.c_str());
+  w.String(r.job_id);
   w.Key("job_number");
   w.Int(r.job_number);
   w.Key("task_id");
-  w.String(r.task_id.c_str());
+  w.String(r.task_id);
   w.Key("job_status");
   w.String(RunStatusName(r.status));
   w.Key("job_description");
-  w.String(("fetch for task " + r.task_id + " with " + r.args).c_str());
+  w.String(("fetch for task " + r.task_id + " with " + r.args));
   w.Key("created_at");
   WriteDate(w, r.created_at);
   w.Key("enqueued_at");
@@ -315,7 +315,7 @@ std::string RunJson(const TaskRun& r) {
   w.Key("lease_until");
   WriteDate(w, r.status == RunStatus::kStarted ? r.lease_until : 0);
   w.Key("origin");
-  w.String(r.queue.c_str());
+  w.String(r.queue);
   w.Key("backend_args");
   WriteRaw(w, r.args);
   w.Key("result");
@@ -324,10 +324,10 @@ std::string RunJson(const TaskRun& r) {
   if (r.error.empty()) {
     w.Null();
   } else {
-    w.String(r.error.c_str());
+    w.String(r.error);
   }
   w.Key("log");
-  w.String(r.log.c_str());
+  w.String(r.log);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }

@@ -43,7 +43,8 @@ namespace {
 
 // Replaces "-c FILE" / "--config FILE" / "--config=FILE" by the file's flags, placed right after
 // the command name so that flags given on the command line win.
-Result<std::vector<std::string>> ExpandConfig(int argc, char** argv) {
+Result<std::vector<std::string>> ExpandConfig(int argc, char** argv,
+                                              std::map<std::string, std::string>* origins) {
   std::vector<std::string> args(argv, argv + argc);
   if (args.size() > 1 && args[1] == "check") return args;  // there -c is Nagios' critical
   for (size_t i = 1; i < args.size(); ++i) {
@@ -57,7 +58,7 @@ Result<std::vector<std::string>> ExpandConfig(int argc, char** argv) {
       erase = 1;
     }
     if (erase == 0) continue;
-    auto extra = ConfigFileArgs(file);
+    auto extra = ConfigFileArgs(file, origins);
     if (!extra.ok()) return extra.status();
     args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i + erase));
     size_t at = args.size() > 1 ? 2 : 1;  // after the command name
@@ -67,15 +68,32 @@ Result<std::vector<std::string>> ExpandConfig(int argc, char** argv) {
   return args;
 }
 
+// A parse error about a flag that came from a config file, with the file and line it is on.
+std::string WithOrigin(const std::string& message,
+                       const std::map<std::string, std::string>& origins) {
+  for (const auto& [arg, where] : origins) {
+    std::string flag = arg.substr(0, arg.find('='));
+    if (message.find(arg) != std::string::npos || message.find(flag + ":") != std::string::npos ||
+        message.find(flag + " ") != std::string::npos ||
+        (message.size() >= flag.size() &&
+         message.compare(message.size() - flag.size(), flag.size(), flag) == 0)) {
+      return where + ": " + message;
+    }
+  }
+  return message;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
-  auto expanded = ExpandConfig(argc, argv);
+  std::map<std::string, std::string> origins;
+  auto expanded = ExpandConfig(argc, argv, &origins);
   if (!expanded.ok()) return ExitCode(expanded.status());
   std::vector<std::string> args = std::move(*expanded);
 
   CLI::App app{"sluice: a durable spool-directory and job-queue daemon"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "sluice " SLUICE_VERSION);
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string config_unused;
   auto add_config = [&](CLI::App* sub) {
@@ -233,8 +251,11 @@ int Main(int argc, char** argv) {
   kcidb::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo-data", "Write demo KCIDB submissions");
   demo_cmd->add_option("dir", demo_dir, "Directory to fill")->required();
-  demo_cmd->add_option("--count", demo.count, "Files to write")->capture_default_str();
+  demo_cmd->add_option("--count", demo.count, "Files to write")
+      ->check(CLI::Range(1, 100'000'000))
+      ->capture_default_str();
   demo_cmd->add_option("--tests-per-file", demo.tests_per_file, "Tests per file")
+      ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
   demo_cmd
       ->add_option("--bad-fraction", demo.bad_fraction, "Share of deliberately broken files (0..1)")
@@ -248,6 +269,11 @@ int Main(int argc, char** argv) {
   try {
     app.parse(static_cast<int>(cargv.size()), const_cast<char**>(cargv.data()));
   } catch (const CLI::ParseError& e) {
+    std::string where = WithOrigin(e.what(), origins);
+    if (e.get_exit_code() != 0 && where != e.what()) {
+      std::fprintf(stderr, "sluice: %s\n", where.c_str());
+      return 2;
+    }
     return app.exit(e) == 0 ? 0 : 2;
   }
   ScrubSecretArgs(argc, argv);  // parsed (copied): no longer shown by ps

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,9 @@ int ExitCode(const Status& st);
 // Reads an ini/toml-style config file ("key = value" lines; [sections], # and ; comments
 // ignored) into "--key=value" arguments; booleans become "--key" (true) or nothing (false).
 // With [spool.NAME] sections, it also adds "--spools-config=PATH".
-Result<std::vector<std::string>> ConfigFileArgs(const std::string& path);
+// `origins`, when given, maps each flag made to "PATH:LINE" (for errors about it).
+Result<std::vector<std::string>> ConfigFileArgs(
+    const std::string& path, std::map<std::string, std::string>* origins = nullptr);
 // The [spool.NAME] sections of a config file: name and flags, in file order ("dir" is
 // --spool-dir, "workers" --max-workers; TOML lists become comma-separated values).
 Result<std::vector<std::pair<std::string, std::vector<std::string>>>> ConfigSpoolArgs(

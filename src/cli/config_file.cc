@@ -1,6 +1,7 @@
 // Config files (-c FILE): turned into flags placed before the command line's own, so the
 // command line overrides the file.
 #include <fstream>
+#include <map>
 
 #include "cli/commands.h"
 
@@ -31,7 +32,8 @@ std::string SpoolSection(const std::string& line) {
 // Reads `path`; the flags outside spool sections go to *global, each spool section's to
 // *spools (in file order).
 Status ParseConfig(const std::string& path, std::vector<std::string>* global,
-                   std::vector<std::pair<std::string, std::vector<std::string>>>* spools) {
+                   std::vector<std::pair<std::string, std::vector<std::string>>>* spools,
+                   std::map<std::string, std::string>* origins = nullptr) {
   std::ifstream in(path);
   if (!in) return Status::NotFound("cannot read config file " + path);
   std::vector<std::string>* args = global;
@@ -61,8 +63,11 @@ Status ParseConfig(const std::string& path, std::vector<std::string>* global,
     for (char& c : key) c = c == '_' ? '-' : c;
     if (key == "dir") key = "spool-dir";
     if (key == "workers") key = "max-workers";
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
-        value.back() == value.front()) {
+    std::string where = path + ":" + std::to_string(lineno);
+    if (!value.empty() && (value.front() == '"' || value.front() == '\'')) {
+      if (value.size() < 2 || value.back() != value.front()) {
+        return Status::InvalidArgument(where + ": unterminated quote in '" + line + "'");
+      }
       value = value.substr(1, value.size() - 2);
     } else if (value.size() >= 2 && value.front() == '[' && value.back() == ']' &&
                key != "command") {
@@ -79,21 +84,24 @@ Status ParseConfig(const std::string& path, std::vector<std::string>* global,
       if (!Trim(item).empty()) list += (list.empty() ? "" : ",") + Trim(item);
       value = list;
     }
+    if (key.empty()) return Status::InvalidArgument(where + ": no key before '='");
     if (value == "true") {
       args->push_back("--" + key);
     } else if (value != "false") {
       args->push_back("--" + key + "=" + value);
     }
+    if (origins != nullptr && (value != "false")) (*origins)[args->back()] = where;
   }
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<std::vector<std::string>> ConfigFileArgs(const std::string& path) {
+Result<std::vector<std::string>> ConfigFileArgs(const std::string& path,
+                                                std::map<std::string, std::string>* origins) {
   std::vector<std::string> global;
   std::vector<std::pair<std::string, std::vector<std::string>>> spools;
-  SLUICE_RETURN_IF_ERROR(ParseConfig(path, &global, &spools));
+  SLUICE_RETURN_IF_ERROR(ParseConfig(path, &global, &spools, origins));
   // Several spools: the daemon reads their sections itself.
   if (!spools.empty()) global.push_back("--spools-config=" + path);
   return global;

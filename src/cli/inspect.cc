@@ -16,7 +16,7 @@
 namespace sluice::cli {
 
 int RunJobs(const JobsFlags& f) {
-  auto store = OpenStore(f.database);
+  auto store = OpenExistingStore(f.database);
   if (!store.ok()) return ExitCode(store.status());
   JobFilter filter;
   filter.limit = f.limit;
@@ -49,7 +49,7 @@ int RunJobs(const JobsFlags& f) {
 }
 
 int RunShow(const std::string& database, const std::string& what) {
-  auto store = OpenStore(database);
+  auto store = OpenExistingStore(database);
   if (!store.ok()) return ExitCode(store.status());
   Result<Job> job = Status::NotFound("no job " + what);
   bool numeric = !what.empty() && what.find_first_not_of("0123456789") == std::string::npos;
@@ -72,7 +72,7 @@ int RunShow(const std::string& database, const std::string& what) {
 }
 
 int RunStats(const std::string& database) {
-  auto store = OpenStore(database);
+  auto store = OpenExistingStore(database);
   if (!store.ok()) return ExitCode(store.status());
   auto counts = (*store)->CountJobsByState();
   if (!counts.ok()) return ExitCode(counts.status());

@@ -340,21 +340,21 @@ std::string Engine::ErrorReport(const Job& job) const {
   w.Key("code");
   w.String(job.error.code.empty() ? "failed" : job.error.code.c_str());
   w.Key("message");
-  w.String(job.error.message.c_str());
+  w.String(job.error.message);
   w.Key("attempts");
   w.Int(job.attempts);
   w.Key("max_attempts");
   w.Int(job.max_attempts);
   w.Key("first_seen");
-  w.String(FormatTime(job.created_at).c_str());
+  w.String(FormatTime(job.created_at));
   w.Key("last_tried");
   w.String(job.last_tried ? FormatTime(job.last_tried).c_str() : "");
   w.Key("job_id");
   w.Int64(job.id);
   w.Key("kind");
-  w.String(job.kind.c_str());
+  w.String(job.kind);
   w.Key("origin");
-  w.String(spool_.PathOf(job.name).c_str());
+  w.String(spool_.PathOf(job.name));
   if (!job.error.detail.empty()) {
     rapidjson::Document detail;
     if (ParseJson(job.error.detail, &detail).ok() && detail.IsObject()) {

@@ -2,6 +2,7 @@
 #include "engine/task_scheduler.h"
 
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -63,13 +64,6 @@ std::string ArgsForRun(const Task& t) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-// A task id as a file name: no '/', no leading dot.
-std::string SafeFileName(const std::string& id) {
-  std::string out = PercentEncode(id, "-_.");
-  if (!out.empty() && out[0] == '.') out.replace(0, 1, "%2E");
-  return out;
-}
-
 void AddLog(TaskRun* run, int64_t now, const std::string& line) {
   run->log += FormatTime(now) + " " + line + "\n";
 }
@@ -107,7 +101,7 @@ Status TaskScheduler::Save(const Task& task, TaskRun* run, std::vector<TaskItem>
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
   w.Key("task");
-  w.String(task.task_id.c_str());
+  w.String(task.task_id);
   w.Key("status");
   w.String(TaskStatusName(task.status));
   w.Key("age");
@@ -116,17 +110,17 @@ Status TaskScheduler::Save(const Task& task, TaskRun* run, std::vector<TaskItem>
   w.Int(task.num_failures);
   if (run != nullptr) {
     w.Key("job_id");
-    w.String(run->job_id.c_str());
+    w.String(run->job_id);
     w.Key("job_status");
     w.String(RunStatusName(run->status));
     if (!run->error.empty()) {
       w.Key("error");
-      w.String(run->error.c_str());
+      w.String(run->error);
     }
   }
   if (task.status == TaskStatus::kScheduled) {
     w.Key("next_run_at");
-    w.String(FormatTime(task.next_run_at).c_str());
+    w.String(FormatTime(task.next_run_at));
   }
   w.EndObject();
   e.data.assign(buf.GetString(), buf.GetSize());
@@ -368,18 +362,18 @@ void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* 
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     auto date = [&w](int64_t t) {
       if (t) {
-        w.String(FormatTime(t).c_str());
+        w.String(FormatTime(t));
       } else {
         w.Null();
       }
     };
     w.StartObject();
     w.Key("job_id");
-    w.String(r->job_id.c_str());
+    w.String(r->job_id);
     w.Key("job_number");
     w.Int(r->job_number);
     w.Key("task_id");
-    w.String(r->task_id.c_str());
+    w.String(r->task_id);
     w.Key("summary");
     w.StartObject();
     w.Key("fetched");
@@ -394,7 +388,7 @@ void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* 
     date(last ? last->updated_on : 0);
     w.Key("last_uuid");
     if (last) {
-      w.String(last->uuid.c_str());
+      w.String(last->uuid);
     } else {
       w.Null();
     }
@@ -563,7 +557,7 @@ void TaskScheduler::RunOne(const std::string& job_id) {
 
 Status TaskScheduler::ExportItems(const std::string& task_id, int64_t task_seq) {
   std::lock_guard<std::mutex> lock(export_mu_);
-  std::string path = options_.items_dir + "/" + SafeFileName(task_id) + ".jsonl";
+  std::string path = options_.items_dir + "/" + TaskFileName(task_id) + ".jsonl";
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, "open " + path);
   struct stat st;
@@ -610,6 +604,25 @@ Status TaskScheduler::ExportItems(const std::string& task_id, int64_t task_seq) 
   }
   close(fd);
   return result;
+}
+
+std::string TaskFileName(const std::string& id) {
+  std::string out = PercentEncode(id, "-_.");
+  if (!out.empty() && out[0] == '.') out.replace(0, 1, "%2E");
+  // Longer than a file name may be (255 bytes; 100 slashes encode to 300): cut, never inside
+  // an escape, and told apart from other cut ids by a digest of the whole id.
+  constexpr size_t kKeep = 160;
+  if (out.size() > 200) {
+    size_t cut = kKeep;
+    if (out[cut - 1] == '%') cut -= 1;
+    if (out[cut - 2] == '%') cut -= 2;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(id.data()), id.size(), digest);
+    char hex[33];
+    for (int i = 0; i < 16; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    out = out.substr(0, cut) + "~" + hex;
+  }
+  return out;
 }
 
 }  // namespace sluice

@@ -28,6 +28,10 @@
 
 namespace sluice {
 
+// A task id as a file name (its JSON-lines export): percent-encoded, no leading dot, and
+// under 255 bytes whatever the id (a long one is cut and ends with a digest of it).
+std::string TaskFileName(const std::string& id);
+
 struct TaskOptions {
   int workers = 2;
   double lease_s = 60;        // a run's worker must renew its lease within this

@@ -220,6 +220,20 @@ TEST_F(TaskSchedulerTest, ItemsGoToTheJsonLinesFileOnceEvenAfterACrashMidExport)
   EXPECT_EQ(testing::ReadAll(path), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n");
 }
 
+// Regression: a task id of 100 slashes encoded past 255 bytes and its export failed every run.
+TEST(TaskFileNameTest, EveryIdBecomesAFileNameThatFitsAndIdsStayApart) {
+  EXPECT_EQ(TaskFileName("t/1"), "t%2F1");
+  EXPECT_EQ(TaskFileName(".hidden"), "%2Ehidden");
+  std::string slashes(100, '/');
+  std::string a = TaskFileName(slashes), b = TaskFileName(slashes + "x");
+  EXPECT_LE(a.size() + 6, 255u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.find('/'), std::string::npos);
+  for (const std::string& id : {std::string(255, 'z'), std::string(85, '\xff')}) {
+    EXPECT_LE(TaskFileName(id).size() + 6, 255u) << id;
+  }
+}
+
 TEST(QueueForTest, ChosenAsArthurDoes) {
   Task t;
   EXPECT_EQ(QueueFor(t), "create");

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "core/clock.h"
+#include "core/text.h"
 #include "store/job_json.h"
 
 namespace sluice {
@@ -34,7 +35,7 @@ Event StateEvent(const Job& job, int64_t ts) {
   w.Key("job");
   w.Int64(job.id);
   w.Key("state");
-  w.String(std::string(StateName(job.state)).c_str());
+  w.String(std::string(StateName(job.state)));
   if (!job.name.empty()) {
     w.Key("name");
     w.String(job.name.c_str(), static_cast<rapidjson::SizeType>(job.name.size()));
@@ -49,7 +50,7 @@ Event StateEvent(const Job& job, int64_t ts) {
   }
   if (job.run_at > 0 && !IsFinal(job.state)) {
     w.Key("run_at");
-    w.String(FormatTime(job.run_at).c_str());
+    w.String(FormatTime(job.run_at));
   }
   if (!job.error.code.empty()) {
     w.Key("error");
@@ -72,7 +73,8 @@ Event LogEvent(const Job& job, int64_t ts, const std::string& line) {
   w.Key("job");
   w.Int64(job.id);
   w.Key("line");
-  w.String(line.c_str(), static_cast<rapidjson::SizeType>(line.size()));
+  // A command's output is whatever bytes it wrote: kept as UTF-8 text for every reader.
+  w.String(ValidUtf8(line));
   w.EndObject();
   e.data.assign(buf.GetString(), buf.GetSize());
   return e;

@@ -2,6 +2,7 @@
 #include "store/job_json.h"
 
 #include "core/clock.h"
+#include "core/text.h"
 
 namespace sluice {
 
@@ -11,22 +12,22 @@ void WriteJobJson(const Job& j, rapidjson::Writer<rapidjson::StringBuffer>* writ
   w.Key("id");
   w.Int64(j.id);
   w.Key("state");
-  w.String(std::string(StateName(j.state)).c_str());
+  w.String(std::string(StateName(j.state)));
   w.Key("kind");
-  w.String(j.kind.c_str());
+  w.String(j.kind);
   w.Key("queue");
-  w.String(j.queue.c_str());
+  w.String(j.queue);
   w.Key("origin");
   w.String(j.spool.empty() ? "api" : "spool");
   if (!j.spool.empty()) {
     w.Key("spool");
-    w.String(j.spool.c_str());
+    w.String(j.spool);
     w.Key("name");
-    w.String(j.name.c_str());
+    w.String(j.name);
   }
   if (!j.idempotency_key.empty()) {
     w.Key("idempotency_key");
-    w.String(j.idempotency_key.c_str());
+    w.String(j.idempotency_key);
   }
   if (j.priority != 0) {
     w.Key("priority");
@@ -39,18 +40,18 @@ void WriteJobJson(const Job& j, rapidjson::Writer<rapidjson::StringBuffer>* writ
   w.Key("interruptions");
   w.Int(j.interruptions);
   w.Key("created_at");
-  w.String(FormatTime(j.created_at).c_str());
+  w.String(FormatTime(j.created_at));
   if (j.last_tried) {
     w.Key("last_tried");
-    w.String(FormatTime(j.last_tried).c_str());
+    w.String(FormatTime(j.last_tried));
   }
   if (j.finished_at) {
     w.Key("finished_at");
-    w.String(FormatTime(j.finished_at).c_str());
+    w.String(FormatTime(j.finished_at));
   }
   if (j.state == JobState::kRetrying || (j.state == JobState::kQueued && j.run_at > 0)) {
     w.Key("run_at");
-    w.String(FormatTime(j.run_at).c_str());
+    w.String(FormatTime(j.run_at));
   }
   if (!j.error.code.empty()) {
     w.Key("error");
@@ -68,9 +69,9 @@ void WriteJobErrorJson(const JobError& error, bool with_detail,
   auto& w = *writer;
   w.StartObject();
   w.Key("code");
-  w.String(error.code.c_str());
+  w.String(error.code);
   w.Key("message");
-  w.String(error.message.c_str());
+  w.String(ValidUtf8(error.message));  // may quote a command's output or a file's bytes
   if (with_detail && !error.detail.empty()) {
     w.Key("detail");
     w.RawValue(error.detail.c_str(), error.detail.size(), rapidjson::kObjectType);

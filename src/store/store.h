@@ -138,7 +138,11 @@ class Store {
   virtual Status CheckIntegrity() = 0;
 };
 
-// Opens the store named by `url`: "sqlite:PATH" (PATH relative to the working directory).
+// Opens the store named by `url`: "sqlite:PATH" (PATH relative to the working directory),
+// creating it when it does not exist yet.
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url);
+// The same for commands that only read: a store that does not exist is NotFound, never
+// created empty.
+Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url);
 
 }  // namespace sluice

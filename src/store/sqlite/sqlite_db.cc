@@ -25,6 +25,18 @@ Status FromSqlite(int rc, sqlite3* db, std::string_view context) {
       return Status::InvalidArgument(std::move(msg));
     case SQLITE_IOERR:
       return Status::IOError(std::move(msg));
+    // A path that cannot be opened, a file that is not a database, no permission: the user's
+    // to fix, not a fault of the program.
+    case SQLITE_CANTOPEN:
+      return Status::FailedPrecondition(
+          msg + " (does its directory exist, and may this user write there?)");
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return Status::FailedPrecondition(msg + " (is it a SQLite database?)");
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return Status::FailedPrecondition(std::move(msg));
     default:
       return Status::Internal(std::move(msg));
   }

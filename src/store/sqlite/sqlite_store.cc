@@ -1,6 +1,9 @@
 // SqliteStore: jobs, the kv map and handler object tables in one SQLite database.
 #include "store/sqlite/sqlite_store.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <set>
 
 namespace sluice {
@@ -545,6 +548,19 @@ Status SqliteStore::CheckIntegrity() {
   }
   if (report != "ok\n") return Status::Internal("integrity_check: " + report);
   return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url) {
+  constexpr std::string_view kSqlite = "sqlite:";
+  if (url.rfind(kSqlite, 0) == 0) {
+    std::string path = url.substr(kSqlite.size());
+    struct stat st;
+    if (!path.empty() && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+      return Status::NotFound("the database " + path +
+                              " does not exist (give --database, or run the daemon first)");
+    }
+  }
+  return OpenStore(url);
 }
 
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
