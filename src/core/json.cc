@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <unordered_map>
+#include <vector>
 
 #include "core/text.h"
 
@@ -16,15 +18,24 @@ namespace {
 
 std::atomic<int> g_max_depth{kDefaultMaxJsonDepth};
 
-constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+// Full precision: a number reads as the nearest double, as Python's json module reads it.
+constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
+                            rapidjson::kParseFullPrecisionFlag;
 
 // Forwards every SAX event to the document being built, and stops the parse (the handler
-// returns false) at the first container deeper than `max`.
-struct DepthFilter {
+// returns false) at the first container deeper than `max`. It also notes, by a hash of each
+// key, whether an object may hold a key twice, for DropDuplicateKeys.
+struct Filter {
+  Filter(rapidjson::Document& doc, int max_depth) : d(doc), max(max_depth) {}
   rapidjson::Document& d;
   int max;
   int depth = 0;
   bool too_deep = false;
+  bool bad_text = false;
+  bool maybe_duplicates = false;
+  // Key hashes of the open objects, innermost last; where each open object's start.
+  std::vector<uint64_t> keys;
+  std::vector<size_t> starts;
 
   bool Null() { return d.Null(); }
   bool Bool(bool b) { return d.Bool(b); }
@@ -36,11 +47,54 @@ struct DepthFilter {
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
     return d.RawNumber(s, n, copy);
   }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return d.String(s, n, copy); }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return d.Key(s, n, copy); }
-  bool StartObject() { return Enter() && d.StartObject(); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    return Text(s, n) && d.String(s, n, copy);
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    if (!Text(s, n)) return false;
+    if (!maybe_duplicates) NoteKey(s, n);
+    return d.Key(s, n, copy);
+  }
+  // RapidJSON checks the bytes of the text, but turns an escaped lone low surrogate
+  // ("\udc00") into bytes that are not UTF-8 (ED B0 80): refused, so every string read is
+  // UTF-8. memchr finds the rare 0xED fast.
+  bool Text(const char* s, rapidjson::SizeType n) {
+    for (const char* p = s; (p = static_cast<const char*>(std::memchr(p, 0xED, s + n - p))); ++p) {
+      if (p + 1 < s + n && static_cast<unsigned char>(p[1]) >= 0xA0) {
+        bad_text = true;
+        return false;
+      }
+    }
+    return true;
+  }
+  // A key whose hash the open object has seen: maybe the same key (checked exactly later).
+  // Past 64 keys an object is not looked through any more (that would be quadratic): it is
+  // checked exactly later, like one with a repeat.
+  void NoteKey(const char* s, size_t n) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(s[i])) * 1099511628211ull;
+    size_t start = starts.back();
+    if (keys.size() - start >= 64) {
+      maybe_duplicates = true;
+      return;
+    }
+    for (size_t i = start; i < keys.size(); ++i) {
+      if (keys[i] == h) {
+        maybe_duplicates = true;
+        return;
+      }
+    }
+    keys.push_back(h);
+  }
+  bool StartObject() {
+    if (!Enter()) return false;
+    starts.push_back(keys.size());
+    return d.StartObject();
+  }
   bool EndObject(rapidjson::SizeType n) {
     --depth;
+    keys.resize(starts.back());
+    starts.pop_back();
     return d.EndObject(n);
   }
   bool StartArray() { return Enter() && d.StartArray(); }
@@ -55,10 +109,38 @@ struct DepthFilter {
   }
 };
 
+// A key given twice in one object keeps its first place and takes its last value, as
+// Python's json module (the reference) reads it: what is validated is what is stored.
+// Iterative, over the whole document; run only when the parse saw a possible repeat.
+void DropDuplicateKeys(rapidjson::Value* root) {
+  std::vector<rapidjson::Value*> todo{root};
+  std::unordered_map<std::string_view, rapidjson::Value*> seen;
+  while (!todo.empty()) {
+    rapidjson::Value* v = todo.back();
+    todo.pop_back();
+    if (v->IsArray()) {
+      for (auto& e : v->GetArray()) todo.push_back(&e);
+      continue;
+    }
+    if (!v->IsObject()) continue;
+    seen.clear();
+    for (auto m = v->MemberBegin(); m != v->MemberEnd();) {
+      auto [it, fresh] = seen.emplace(JsonView(m->name), &m->value);
+      if (fresh) {
+        ++m;
+        continue;
+      }
+      *it->second = std::move(m->value);  // the last value, at the first place
+      m = v->EraseMember(m);
+    }
+    for (auto& m : v->GetObject()) todo.push_back(&m.value);
+  }
+}
+
 template <unsigned Flags, typename Stream>
 Status Parse(Stream& stream, rapidjson::Document* doc, int max_depth, JsonParseError* error) {
   int max = max_depth > 0 ? max_depth : g_max_depth.load(std::memory_order_relaxed);
-  DepthFilter filter{*doc, max};
+  Filter filter(*doc, max);
   rapidjson::ParseResult result;
   auto generate = [&](rapidjson::Document&) {
     rapidjson::Reader reader;
@@ -72,6 +154,14 @@ Status Parse(Stream& stream, rapidjson::Document* doc, int max_depth, JsonParseE
     return Status::InvalidArgument("JSON nested deeper than " + std::to_string(max) +
                                    " levels (at byte " + std::to_string(result.Offset()) +
                                    "; --max-json-depth)");
+  }
+  if (!result.IsError() && filter.maybe_duplicates) DropDuplicateKeys(doc);
+  if (filter.bad_text) {
+    doc->SetNull();
+    return Status::InvalidArgument(
+        "not valid JSON: a \\u escape of a lone surrogate (not text) "
+        "before byte " +
+        std::to_string(result.Offset()));
   }
   if (result.IsError()) {
     doc->SetNull();

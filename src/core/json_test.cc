@@ -64,6 +64,36 @@ TEST(ParseJson, KeepsEscapedNulBytesInsideStrings) {
   EXPECT_EQ(JsonStr(d[0]), std::string("q\0x", 3));
 }
 
+// Found by fuzz_json: "\udc00" alone became bytes that are not UTF-8 in the parsed document.
+TEST(ParseJson, RefusesEscapedLoneSurrogatesSoEveryStringIsUtf8) {
+  rapidjson::Document d;
+  EXPECT_FALSE(ParseJson(R"(["\ude00"])", &d).ok());
+  EXPECT_FALSE(ParseJson(R"({"\udfff": 1})", &d).ok());
+  EXPECT_FALSE(ParseJson(R"(["\ud83d"])", &d).ok());  // RapidJSON's own check
+  ASSERT_TRUE(ParseJson(R"(["\ud83d\ude00", "\u00e9\ud7ff"])", &d).ok());
+  EXPECT_EQ(JsonStr(d[0]), "\xF0\x9F\x98\x80");
+}
+
+// Found by fuzz_json: a key given twice was validated with its first value (RapidJSON's
+// FindMember) and stored with its last (rows take every member in order).
+TEST(ParseJson, AKeyGivenTwiceKeepsItsFirstPlaceAndItsLastValueAsPythonDoes) {
+  rapidjson::Document d;
+  ASSERT_TRUE(ParseJson(R"({"a":1,"b":{"x":1,"x":[2]},"a":3,"c":4,"a":5})", &d).ok());
+  ASSERT_EQ(d.MemberCount(), 3u);
+  EXPECT_EQ(JsonStr(d.MemberBegin()->name), "a");
+  EXPECT_EQ(d["a"].GetInt(), 5);
+  EXPECT_EQ(d["b"].MemberCount(), 1u);
+  EXPECT_TRUE(d["b"]["x"].IsArray());
+  EXPECT_EQ(WriteJson(d), R"({"a":5,"b":{"x":[2]},"c":4})");
+  std::string big = "{";
+  for (int i = 0; i < 1000; ++i)
+    big += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+  big += ",\"k7\":\"last\"}";
+  ASSERT_TRUE(ParseJson(big, &d).ok());
+  EXPECT_EQ(d.MemberCount(), 1000u);
+  EXPECT_EQ(JsonStr(d["k7"]), "last");
+}
+
 TEST(ParseJsonInsitu, RefusesARawNulAndNesting) {
   std::string text = "[1]";
   text.insert(1, 1, '\0');

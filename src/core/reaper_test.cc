@@ -1,0 +1,130 @@
+// The reaper and the sweep of orphans, with real processes.
+#include "core/reaper.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "core/orphans.h"
+#include "core/spawn.h"
+
+namespace sluice {
+namespace {
+
+bool Alive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return false;
+  char buf[512] = {};
+  size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  std::string stat(buf, n);
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && stat.size() > paren + 2 && stat[paren + 2] != 'Z';
+}
+
+bool GoneWithin(pid_t pid, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!Alive(pid)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// Regression: after kill -9 of the daemon, its commands' children ran on.
+TEST(ReaperTest, TheGroupsOfRunningCommandsDieWithTheProcessThatStartedThem) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t daemon = fork();
+  ASSERT_GE(daemon, 0);
+  if (daemon == 0) {
+    // A "daemon": starts the reaper, then a command whose child outlives the command itself.
+    if (!Reaper::Start().ok()) _exit(1);
+    SpawnRequest r;
+    r.path = "/bin/sh";
+    r.argv = {"sh", "-c", "sleep 60 & echo $! >&3; wait"};
+    r.env = {"PATH=/usr/bin:/bin"};
+    // The grandchild's pid goes to the test through fd 3 (dup'd by the shell's redirect).
+    dup2(p[1], 3);
+    auto pid = Spawn(r);
+    if (!pid.ok()) _exit(2);
+    sleep(60);
+    _exit(0);
+  }
+  close(p[1]);
+  char buf[32] = {};
+  ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+  close(p[0]);
+  ASSERT_GT(n, 0);
+  pid_t grandchild = std::atoi(buf);
+  ASSERT_TRUE(Alive(grandchild));
+  ::kill(daemon, SIGKILL);  // no chance to stop anything
+  int status;
+  waitpid(daemon, &status, 0);
+  EXPECT_TRUE(GoneWithin(grandchild, std::chrono::seconds(10)));
+}
+
+TEST(OrphansTest, WhatCarriesAMarkerIsFoundAndKilledWithItsGroup) {
+  std::string marker = NewRunMarker();
+  ASSERT_EQ(marker.size(), 32u);
+  SpawnRequest r;
+  r.path = "/bin/sh";
+  r.argv = {"sh", "-c", "sleep 60 & sleep 60 & wait"};
+  r.env = {"PATH=/usr/bin:/bin", "SLUICE_RUN=" + marker};
+  auto pid = Spawn(r);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (FindMarked(marker).size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(FindMarked(marker).size(), 3u);
+  EXPECT_TRUE(FindMarked(NewRunMarker()).empty());  // another marker: nothing
+  std::thread reap([&] {
+    int status;
+    waitpid(*pid, &status, 0);
+  });
+  auto killed = KillMarked(marker, 10);
+  reap.join();
+  ASSERT_TRUE(killed.ok()) << killed.status().ToString();
+  EXPECT_EQ(*killed, 3);
+  EXPECT_TRUE(FindMarked(marker).empty());
+  Reaper::Untrack(*pid);
+}
+
+TEST(SpawnTest, ACommandIsResolvedCanonicallyAndAMissingOneIsNotFound) {
+  auto sh = ResolveCommand("sh");
+  ASSERT_TRUE(sh.ok());
+  EXPECT_EQ(sh->front(), '/');
+  auto dots = ResolveCommand("/bin/../bin/sh");
+  ASSERT_TRUE(dots.ok());
+  EXPECT_EQ(*dots, *sh);
+  EXPECT_TRUE(ResolveCommand("no-such-command-here").status().IsNotFound());
+  EXPECT_TRUE(ResolveCommand("/etc/passwd").status().IsNotFound());  // not executable
+}
+
+TEST(SpawnTest, ChildrenGetACleanEnvironment) {
+  setenv("SLUICE_API_TOKEN", "secret", 1);
+  setenv("KEEP_ME", "yes", 1);
+  ConfigureChildren({"KEEP_ME"}, "m", 0);
+  std::vector<std::string> env = ChildEnvironment({"JOB=1"});
+  std::string all;
+  for (const std::string& e : env) all += e + "\n";
+  EXPECT_EQ(all.find("SLUICE_API_TOKEN"), std::string::npos);
+  EXPECT_NE(all.find("KEEP_ME=yes\n"), std::string::npos);
+  EXPECT_NE(all.find("JOB=1\n"), std::string::npos);
+  EXPECT_NE(all.find("SLUICE_RUN=m\n"), std::string::npos);
+  EXPECT_NE(all.find("PATH="), std::string::npos);
+  ConfigureChildren({}, "", 0);
+  unsetenv("SLUICE_API_TOKEN");
+  unsetenv("KEEP_ME");
+}
+
+}  // namespace
+}  // namespace sluice
