@@ -39,11 +39,10 @@ struct JsonParseError {
 Status ParseJson(std::string_view text, rapidjson::Document* doc, int max_depth = 0,
                  JsonParseError* error = nullptr);
 
-// The same, parsing in place: `text` must end with a NUL byte (not counted in `size`), and
-// the document's strings point into it, so it must outlive *doc.
-Status ParseJsonInsitu(char* text, size_t size, rapidjson::Document* doc, int max_depth = 0,
+// The same, parsing in place: the document's strings point into *text, which must outlive
+// it. NUL bytes are added at its end (a text holding one is not JSON).
+Status ParseJsonInsitu(std::string* text, rapidjson::Document* doc, int max_depth = 0,
                        JsonParseError* error = nullptr);
-
 // A string value whole, NUL bytes included.
 inline std::string JsonStr(const rapidjson::Value& v) {
   return std::string(v.GetString(), v.GetStringLength());

@@ -58,6 +58,14 @@ TEST(ParseJson, RefusesInvalidUtf8AndSaysWhere) {
   EXPECT_NE(st.message().find("at byte"), std::string::npos);
 }
 
+// Found by fuzz_json: "1\0junk" parsed as 1, the NUL taken for the end of the text.
+TEST(ParseJson, ARawNulIsNotJsonWhereverItIs) {
+  rapidjson::Document d;
+  EXPECT_FALSE(ParseJson(std::string("1\0", 2), &d).ok());
+  EXPECT_FALSE(ParseJson(std::string("{}\0junk", 7), &d).ok());
+  EXPECT_FALSE(ParseJson(std::string("[\"a\0b\"]", 7), &d).ok());
+}
+
 TEST(ParseJson, KeepsEscapedNulBytesInsideStrings) {
   rapidjson::Document d;
   ASSERT_TRUE(ParseJson(R"(["q\u0000x"])", &d).ok());
@@ -98,15 +106,31 @@ TEST(ParseJsonInsitu, RefusesARawNulAndNesting) {
   std::string text = "[1]";
   text.insert(1, 1, '\0');
   rapidjson::Document d;
-  text.push_back('\0');
-  EXPECT_FALSE(ParseJsonInsitu(text.data(), text.size() - 1, &d).ok());
+  EXPECT_FALSE(ParseJsonInsitu(&text, &d).ok());
   std::string deep = Nested(100000);
-  deep.push_back('\0');
-  EXPECT_FALSE(ParseJsonInsitu(deep.data(), deep.size() - 1, &d).ok());
+  EXPECT_FALSE(ParseJsonInsitu(&deep, &d).ok());
   std::string ok = R"({"a":"b"})";
-  ok.push_back('\0');
-  ASSERT_TRUE(ParseJsonInsitu(ok.data(), ok.size() - 1, &d).ok());
+  ASSERT_TRUE(ParseJsonInsitu(&ok, &d).ok());
   EXPECT_EQ(JsonStr(d["a"]), "b");
+}
+
+// Found by fuzz_kcidb: a text ending inside a UTF-8 sequence was read past its end.
+TEST(ParseJsonInsitu, ATextEndingInsideAUtf8SequenceIsNotReadPastItsEnd) {
+  for (std::string text : {"\"\xF0", "\"\xE2\x82", "[\"\xF4\x8F\xBF"}) {
+    text.shrink_to_fit();
+    rapidjson::Document d;
+    EXPECT_FALSE(ParseJsonInsitu(&text, &d).ok());
+  }
+}
+
+// Found by fuzz_json: "92233720368e308" read as infinity, then written as "[" (not JSON).
+TEST(ParseJson, NumbersTooLargeForADoubleAreRefused) {
+  rapidjson::Document d;
+  EXPECT_FALSE(ParseJson("[92233720368e308]", &d).ok());
+  EXPECT_FALSE(ParseJson("[18446744073709551615e300]", &d).ok());
+  EXPECT_FALSE(ParseJson("[1e309]", &d).ok());
+  ASSERT_TRUE(ParseJson("[1e308, -1e308, 0e38]", &d).ok());
+  EXPECT_EQ(d[2].GetDouble(), 0.0);
 }
 
 TEST(JsonQuote, ReplacesBytesThatAreNotUtf8) {

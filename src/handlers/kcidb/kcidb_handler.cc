@@ -85,10 +85,8 @@ Status KcidbHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
 Status KcidbHandler::Process(std::string* text, int64_t now_micros, HandlerOutput* out) {
   // Parsed in place (no copy of the strings), depth-limited as every untrusted document is.
   rapidjson::Document doc;
-  size_t size = text->size();
-  text->push_back('\0');
   JsonParseError where;
-  Status parsed = ParseJsonInsitu(text->data(), size, &doc, options_.max_depth, &where);
+  Status parsed = ParseJsonInsitu(text, &doc, options_.max_depth, &where);
   if (!parsed.ok()) {
     return Fail(out, parsed, where.too_deep ? "too_deep" : "invalid_json",
                 "{\"offset\":" + std::to_string(where.offset) + "}");

@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""bench/hostile: what hostile clients cost the daemon, in numbers.
+
+  bench/hostile.py build/sluice [--readers N] [--jobs N]
+
+1. Idle event readers: N readers (default 1,000) that never read, while N_JOBS exec jobs
+   (default 500) each write 20 lines of 200 bytes: RSS before and after, and per reader.
+2. The descriptor limit: a hard limit of 64 and 200 connections trying to get in for 5 s:
+   CPU the daemon spent, log lines it wrote, and the latency of /healthz on a connection it
+   already had (p50, p99 over the 5 s).
+3. Deep documents: 200 POSTs of 1 MB nested 500,000 levels deep: answer latency p50, p99
+   (each is a 400), and the daemon's RSS after.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "blackbox"))
+import harness  # noqa: E402
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))] if values else 0
+
+
+def idle_readers(readers, jobs):
+    box = harness.Sandbox(api=True)
+    try:
+        box.start("--kind", "exec", "--max-sse-clients", str(readers + 10), "--max-workers", "4",
+                  "--http-timeout", "600")
+        port = box.wait_for_api()
+        socks = []
+        for _ in range(readers):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        time.sleep(1)
+        before = rss_mb(box.proc.pid)
+        line = "x" * 200
+        for i in range(jobs):
+            box.drop("j%05d.json" % i, json.dumps(
+                ["/bin/sh", "-c", "for i in $(seq 20); do echo %s; done" % line]))
+        box.wait_for(lambda: len(box.listing("archive")) == jobs, 600, "the jobs")
+        after = rss_mb(box.proc.pid)
+        events = box.query("SELECT COUNT(*) FROM events")[0][0]
+        print("hostile idle readers: %d readers that never read, %d events: RSS %.0f MB -> "
+              "%.0f MB (%.1f kB per reader)" % (readers, events, before, after,
+                                                (after - before) * 1024 / readers))
+        for s in socks:
+            s.close()
+    finally:
+        box.close()
+
+
+def descriptor_limit():
+    box = harness.Sandbox(api=True)
+    try:
+        with open(os.path.join(box.dir, "daemon.log"), "ab") as log:
+            box.proc = subprocess.Popen(["prlimit", "--nofile=64:64"] + box.args(
+                "--http-timeout", "600"), stdout=log, stderr=log)
+        port = box.wait_for_api()
+        keep = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        socks = []
+        for _ in range(200):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+        cpu0, lines0 = cpu_s(box.proc.pid), box.daemon_log().count("\n")
+        lat = []
+        end = time.time() + 5
+        while time.time() < end:
+            t = time.perf_counter()
+            keep.request("GET", "/healthz")
+            keep.getresponse().read()
+            lat.append((time.perf_counter() - t) * 1e3)
+            time.sleep(0.01)
+        cpu = cpu_s(box.proc.pid) - cpu0
+        lines = box.daemon_log().count("\n") - lines0
+        print("hostile descriptor limit: 200 connections at a hard limit of 64 for 5 s: %.2f s "
+              "CPU, %d log lines; /healthz on an open connection p50 %.2f ms p99 %.2f ms "
+              "(%d requests)" % (cpu, lines, pct(lat, 0.5), pct(lat, 0.99), len(lat)))
+        for s in socks:
+            s.close()
+    finally:
+        box.close()
+
+
+def deep_documents():
+    box = harness.Sandbox(api=True)
+    try:
+        box.start("--kind", "exec")
+        port = box.wait_for_api()
+        body = "[" * 500000 + "]" * 500000
+        lat = []
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(200):
+            t = time.perf_counter()
+            c.request("POST", "/api/v1/jobs", body=body)
+            r = c.getresponse()
+            r.read()
+            lat.append((time.perf_counter() - t) * 1e3)
+            assert r.status == 400, r.status
+        print("hostile deep documents: 200 POSTs of 1 MB nested 500,000 deep, each a 400: "
+              "p50 %.2f ms p99 %.2f ms; RSS after %.0f MB" % (
+                  pct(lat, 0.5), pct(lat, 0.99), rss_mb(box.proc.pid)))
+    finally:
+        box.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("sluice")
+    ap.add_argument("--readers", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=500)
+    args = ap.parse_args()
+    harness.SLUICE = os.path.abspath(args.sluice)
+    idle_readers(args.readers, args.jobs)
+    descriptor_limit()
+    deep_documents()
+
+
+if __name__ == "__main__":
+    main()
