@@ -28,6 +28,8 @@ bool IsLoopback(const std::string& host) {
 
 namespace {
 
+constexpr int kStreamSendBuffer = 256 * 1024;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const Router* router, const HttpServerOptions& options)
@@ -112,6 +114,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // A streamed body: the head, then whatever the stream gives, as it gives it.
   void StartStream(HttpResponse r) {
     body_ = std::move(r.stream);
+    // A reader that stops reading holds what the kernel buffers for it: bounded (the
+    // default grows to 4 MB per socket), so memory stays bounded with many readers, and a
+    // slow one falls behind, and is told so, sooner.
+    beast::error_code ignored;
+    stream_.socket().set_option(asio::socket_base::send_buffer_size(kStreamSendBuffer), ignored);
     std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " +
                        std::string(http::obsolete_reason(static_cast<http::status>(r.status))) +
                        "\r\nServer: sluice\r\nContent-Type: " + r.content_type + "\r\n";
