@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -30,25 +31,76 @@ namespace {
 
 constexpr int kStreamSendBuffer = 256 * 1024;
 
+// Bytes of request bodies being read, across connections.
+class BodyBudget {
+ public:
+  // Before the first connection.
+  void set_limit(uint64_t limit) { limit_ = limit; }
+  bool Take(uint64_t n) {
+    uint64_t cur = used_.load();
+    do {
+      if (cur + n > limit_) return false;
+    } while (!used_.compare_exchange_weak(cur, cur + n));
+    return true;
+  }
+  void Give(uint64_t n) { used_.fetch_sub(n); }
+  uint64_t limit() const { return limit_; }
+
+ private:
+  uint64_t limit_ = 0;
+  std::atomic<uint64_t> used_{0};
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const Router* router, const HttpServerOptions& options)
-      : stream_(std::move(socket)), router_(router), options_(options) {}
+  Session(tcp::socket socket, const Router* router, const HttpServerOptions& options,
+          BodyBudget* body_budget)
+      : stream_(std::move(socket)), router_(router), options_(options), body_budget_(body_budget) {}
+  ~Session() { ReleaseBody(); }
 
   void Run() { ReadRequest(); }
 
  private:
+  // The head first: a body is read only once the memory it may take is reserved from the
+  // server's budget for bodies in flight (--max-body-memory), so a crowd of clients each
+  // sending --max-body-bytes at once cannot make the daemon take all the memory there is.
   void ReadRequest() {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(64 * 1024);
     stream_.expires_after(
         std::chrono::milliseconds(static_cast<int64_t>(options_.request_timeout_s * 1000)));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t n) {
+    if (ec) return OnRead(ec, n);
+    uint64_t need = 0;
+    if (auto length = parser_->content_length()) {
+      need = std::min<uint64_t>(*length, options_.max_body_bytes);
+    } else if (parser_->chunked()) {
+      need = options_.max_body_bytes;
+    }
+    if (need > 0 && !body_budget_->Take(need)) {
+      spdlog::warn("api: {} MB of request bodies in flight already; answering 503",
+                   body_budget_->limit() >> 20);
+      HttpResponse busy = HttpResponse::Error(
+          503, "busy", "too many request bodies in flight (--max-body-memory); try again later");
+      busy.headers.emplace_back("Retry-After", "1");
+      return Send(std::move(busy), false);
+    }
+    reserved_ = need;
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
+  void ReleaseBody() {
+    if (reserved_ > 0) body_budget_->Give(std::exchange(reserved_, 0));
+  }
+
   void OnRead(beast::error_code ec, std::size_t) {
+    ReleaseBody();  // the body is read (or never will be); what it holds now is the request's
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       return Close();
@@ -212,6 +264,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   const Router* router_;
   const HttpServerOptions& options_;
+  BodyBudget* body_budget_;
+  uint64_t reserved_ = 0;  // taken from the budget for the body being read
   bool head_ = false;
   // Streaming
   std::shared_ptr<BodyStream> body_;
@@ -237,6 +291,7 @@ struct HttpServer::Impl {
   uint16_t port = 0;
   bool stopped = false;
 
+  BodyBudget body_budget;
   asio::steady_timer accept_pause{io};
   int pause_ms = 0;  // the current back-off while out of descriptors (0: none)
 
@@ -248,7 +303,7 @@ struct HttpServer::Impl {
         // Small answers and event frames go out at once, not after the peer's delayed ACK.
         beast::error_code ignored;
         s.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(s), router, options)->Run();
+        std::make_shared<Session>(std::move(s), router, options, &body_budget)->Run();
       } else if (OutOfResources(ec)) {
         // At the descriptor limit accept() fails at once, again and again: retrying in a loop
         // spins a core and starves the connections already open. Pause instead, longer each
@@ -285,6 +340,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
                                                       const Router* router) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->body_budget.set_limit(std::max<uint64_t>(options.max_body_memory, options.max_body_bytes));
   impl->router = router;
   boost::system::error_code ec;
   std::string host = options.host == "localhost" ? "127.0.0.1" : options.host;

@@ -18,6 +18,9 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: an ephemeral port (see port())
   size_t max_body_bytes = 8u << 20;
+  // Request bodies being read at once, in bytes, across connections (at least one whole
+  // max_body_bytes): more are answered 503 without being read.
+  uint64_t max_body_memory = 256ull << 20;
   double request_timeout_s = 30;  // a request must arrive within this; idle connections close;
                                   // a streamed write must finish within it too
   double keepalive_s = 15;        // a streamed body quiet this long gets its keepalive bytes

@@ -66,6 +66,9 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--api-token-file", f->api_token_file,
                   "File holding the API's bearer token (its first line)");
   app->add_flag("--insecure", f->insecure, "Allow a non-loopback --host without a token");
+  app->add_option("--max-body-memory", f->max_body_memory,
+                  "Bytes of request bodies read at once across connections (503 beyond)")
+      ->capture_default_str();
   app->add_option("--max-body-bytes", f->max_body_bytes, "Largest request body (413 above)")
       ->capture_default_str();
   app->add_option("--http-timeout", f->http_timeout_s,
@@ -392,6 +395,7 @@ int RunServe(ServeFlags f) {
     ho.host = f.host;
     ho.port = static_cast<uint16_t>(f.port);
     ho.max_body_bytes = f.max_body_bytes;
+    ho.max_body_memory = f.max_body_memory;
     ho.request_timeout_s = f.http_timeout_s;
     ho.keepalive_s = f.sse_keepalive_s;
     auto server = api::HttpServer::Start(ho, &router);

@@ -47,6 +47,7 @@ struct ServeFlags {
   std::vector<std::string> pass_env;  // variables children get beyond the documented few
   bool insecure = false;
   size_t max_body_bytes = 8u << 20;
+  uint64_t max_body_memory = 256ull << 20;
   double http_timeout_s = 30;
   size_t sse_buffer = 10000;
   size_t max_sse_clients = 1000;

@@ -100,6 +100,36 @@ class HostileClientsTest(unittest.TestCase):
         self.assertLess(grown, 60 * 1024, "RSS grew by %d kB" % grown)
         self.assertEqual(self.get("/healthz")[0], 200)
 
+    def test_bodies_in_flight_are_bounded_and_beyond_the_budget_answered_503(self):
+        self.box.start("--max-body-bytes", "1048576", "--max-body-memory", "2097152",
+                       "--kind", "exec")
+        self.box.wait_for_api()
+        head = ("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        slow = []
+        for _ in range(2):  # two uploads of 1 MB that trickle: the budget of 2 MB is taken
+            s = socket.create_connection(("127.0.0.1", self.box.port))
+            s.sendall(head.encode() + b"[" * 1000)
+            slow.append(s)
+            self.socks.append(s)
+        time.sleep(0.3)
+        third = socket.create_connection(("127.0.0.1", self.box.port))
+        self.socks.append(third)
+        third.sendall(head.encode())
+        third.settimeout(10)
+        answer = third.recv(65536).decode()
+        self.assertIn("503", answer.split("\r\n")[0])
+        self.assertIn('"busy"', answer)
+        self.assertIn("Retry-After: 1", answer)
+        # A request without a body is still answered, and a slot comes back when an upload ends.
+        self.assertEqual(self.get("/healthz")[0], 200)
+        slow[0].sendall(b"]" * 1000 + b" " * (1000000 - 2000))
+        slow[0].settimeout(10)
+        self.assertIn(" 400 ", slow[0].recv(65536).decode().split("\r\n")[0])
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        c.request("POST", "/api/v1/jobs", body=json.dumps({"kind": "exec", "payload": ["/bin/true"]}))
+        self.assertEqual(c.getresponse().status, 201)
+        c.close()
+
     def test_at_the_descriptor_limit_accepts_pause_and_open_connections_are_answered(self):
         # A hard limit of 64 descriptors: raising the soft limit cannot help.
         args = ["prlimit", "--nofile=64:64"] + self.box.args("--http-timeout", "120")
