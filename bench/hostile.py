@@ -84,6 +84,8 @@ def descriptor_limit():
                 "--http-timeout", "600"), stdout=log, stderr=log)
         port = box.wait_for_api()
         keep = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        keep.request("GET", "/healthz")  # connected before the crowd comes
+        keep.getresponse().read()
         socks = []
         for _ in range(200):
             s = socket.socket()
