@@ -324,8 +324,9 @@ class PosixEnv : public Env {
 
   Status WriteFileAtomicAt(const Dir& dir, std::string_view name, std::string_view data) override {
     static std::atomic<uint64_t> counter{0};
-    std::string tmp = "." + std::string(name) + ".tmp." + std::to_string(::getpid()) + "." +
-                      std::to_string(counter.fetch_add(1));
+    // Short, whatever `name` is: a name near the 255-byte limit must still be writable.
+    std::string tmp =
+        ".sluice-tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
     UniqueFd fd(::openat(dir.fd(), tmp.c_str(),
                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!fd.valid()) return Status::FromErrno(errno, "create " + dir.PathOf(tmp));

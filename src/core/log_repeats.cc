@@ -3,6 +3,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "core/text.h"
+
 namespace sluice {
 
 RepeatFilterSink::RepeatFilterSink(std::shared_ptr<spdlog::sinks::sink> target,
@@ -29,7 +31,13 @@ void RepeatFilterSink::ExpireLocked(spdlog::log_clock::time_point now) {
   }
 }
 
-void RepeatFilterSink::sink_it_(const spdlog::details::log_msg& msg) {
+void RepeatFilterSink::sink_it_(const spdlog::details::log_msg& given) {
+  // One event, one line: what a log line quotes (a file name with a newline in it, a
+  // command's escape sequences) cannot forge another line or drive the terminal.
+  std::string printable =
+      PrintableLine(std::string_view(given.payload.data(), given.payload.size()));
+  spdlog::details::log_msg msg = given;
+  msg.payload = spdlog::string_view_t(printable.data(), printable.size());
   ExpireLocked(msg.time);
   std::string key(1, static_cast<char>('0' + msg.level));
   key.append(msg.payload.data(), msg.payload.size());

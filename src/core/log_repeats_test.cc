@@ -63,6 +63,15 @@ TEST_F(RepeatFilterTest, TheCountComesWithTheNextLineAfterTheWindow) {
   EXPECT_EQ(lines[2], "warning y");
 }
 
+TEST_F(RepeatFilterTest, ALineCannotForgeAnotherOrCarryEscapes) {
+  Log("job 1 failed: evil\n2026-12-01 info all good.json", 0ms);
+  Log("name \x1b[31mred\xff", 1ms);
+  auto lines = Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "warning job 1 failed: evil\\x0a2026-12-01 info all good.json");
+  EXPECT_EQ(lines[1], "warning name \\x1b[31mred\xEF\xBF\xBD");
+}
+
 TEST_F(RepeatFilterTest, MemoryIsBoundedByDistinctLines) {
   for (int i = 0; i < 5000; ++i) Log("line " + std::to_string(i), 0ms);
   EXPECT_EQ(Lines().size(), 5000u);  // all distinct, all written

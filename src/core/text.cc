@@ -1,6 +1,8 @@
 // UTF-8 checks by hand (RFC 3629's table), so every byte of every response is accounted for.
 #include "core/text.h"
 
+#include <cstdio>
+
 namespace sluice {
 namespace {
 
@@ -54,6 +56,25 @@ std::string ValidUtf8(std::string_view s) {
     } else {
       out.append(s.substr(i, n));
       i += n;
+    }
+  }
+  return out;
+}
+
+std::string PrintableLine(std::string_view s) {
+  bool clean = true;
+  for (unsigned char c : s) clean = clean && c >= 0x20 && c != 0x7F;
+  if (clean && IsValidUtf8(s)) return std::string(s);
+  std::string valid = ValidUtf8(s);
+  std::string out;
+  out.reserve(valid.size() + 16);
+  for (unsigned char c : valid) {
+    if (c < 0x20 || c == 0x7F) {
+      char esc[8];
+      std::snprintf(esc, sizeof(esc), "\\x%02x", c);
+      out += esc;
+    } else {
+      out += static_cast<char>(c);
     }
   }
   return out;

@@ -16,6 +16,11 @@ bool IsValidUtf8(std::string_view s);
 // shown back (error messages quoting a path, a file name in a listing).
 std::string ValidUtf8(std::string_view s);
 
+// `s` fit for one line of a log: control characters (a newline in a file name, a terminal's
+// escape sequence) written as \xNN, bytes that are not UTF-8 as U+FFFD. `s` itself when it
+// is fit already.
+std::string PrintableLine(std::string_view s);
+
 // A name or id given by a user: 1 to `max_bytes` bytes of UTF-8 without control characters
 // (C0, DEL, C1). InvalidArgument naming `what` otherwise.
 constexpr size_t kMaxNameBytes = 255;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace sluice {
@@ -50,14 +51,35 @@ bool SpoolDir::IsCandidateName(std::string_view name) {
   return name.substr(name.size() - kExt.size()) == kExt;
 }
 
+namespace {
+
+constexpr size_t kMaxFileName = 255;
+
+// `stem` + `tail`, with `stem` cut (never inside a UTF-8 sequence) and given a digest of the
+// whole name when the two would not fit in a file name.
+std::string Fit(std::string_view stem, std::string_view tail) {
+  if (stem.size() + tail.size() <= kMaxFileName) return std::string(stem) + std::string(tail);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the whole name
+  for (unsigned char c : stem) h = (h ^ c) * 1099511628211ull;
+  char digest[20];
+  std::snprintf(digest, sizeof(digest), "~%016llx", static_cast<unsigned long long>(h));
+  size_t keep = kMaxFileName - tail.size() - std::strlen(digest);
+  while (keep > 0 && (static_cast<unsigned char>(stem[keep]) & 0xC0) == 0x80) --keep;
+  return std::string(stem.substr(0, keep)) + digest + std::string(tail);
+}
+
+}  // namespace
+
 std::string SpoolDir::SuffixedName(std::string_view name, int64_t job_id) {
   std::string stem(name), ext;
   if (auto dot = stem.rfind('.'); dot != std::string::npos && dot > 0) {
     ext = stem.substr(dot);
     stem = stem.substr(0, dot);
   }
-  return stem + "." + std::to_string(job_id) + ext;
+  return Fit(stem, "." + std::to_string(job_id) + ext);
 }
+
+std::string SpoolDir::ReportNameOf(std::string_view name) { return Fit(name, ".error.json"); }
 
 Result<std::vector<DirEntry>> SpoolDir::List() {
   auto h = folders_.Get();
@@ -162,7 +184,7 @@ Result<std::string> SpoolDir::Fail(std::string_view name, int64_t job_id, std::s
     std::string to(name);
     if (env_->StatAt(dest, to).ok()) to = SuffixedName(name, job_id);
     // The reason first, durably: a file in failed/ must never be without its reason.
-    SLUICE_RETURN_IF_ERROR(env_->WriteFileAtomicAt(dest, to + ".error.json", report));
+    SLUICE_RETURN_IF_ERROR(env_->WriteFileAtomicAt(dest, ReportNameOf(to), report));
     SLUICE_RETURN_IF_ERROR(env_->RenameAt(root, name, dest, to, false));
     return to;
   });
@@ -228,7 +250,7 @@ Status SpoolDir::Restore(std::string_view failed_name, std::string_view name) {
   const std::string& file = parts->second;
   SLUICE_RETURN_IF_ERROR(env_->SetModifiedTimeAt(*from, file, Env::kNowMicros));
   SLUICE_RETURN_IF_ERROR(env_->RenameAt(*from, file, *h->root, name, false));
-  (void)env_->RemoveAt(*from, file + ".error.json");
+  (void)env_->RemoveAt(*from, ReportNameOf(file));
   return Status::Ok();
 }
 

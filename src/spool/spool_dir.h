@@ -84,6 +84,9 @@ class SpoolDir {
   Status Undefer(std::string_view name);
   // Deletes NAME from the spool.
   Status Delete(std::string_view name);
+  // The name of NAME's error report in failed/: NAME.error.json, or, when that would be
+  // longer than a file name may be, NAME cut (on a UTF-8 boundary) with a digest of it.
+  static std::string ReportNameOf(std::string_view name);
   // Companions (Socorro's JSON/dump pairs): "x.json" with ".dump" -> "x.dump".
   static std::string CompanionOf(std::string_view primary, std::string_view suffix);
   // Moves the companion NAME of job `job_id` to archive/ (`failed` false) or failed/ (true,

@@ -143,6 +143,34 @@ TEST(SpoolDirTest, AFolderReplacedByASymlinkIsRefusedAndNothingLeavesTheSpool) {
   EXPECT_TRUE(std::filesystem::exists(spool.PathOf("y.json")));
 }
 
+// Regression: a name near the 255-byte limit could not get its ".error.json" (nor a ".17"
+// on a clash), so its failed file stayed in the spool, its move retried forever.
+TEST(SpoolDirTest, NamesNearTheLimitStillMoveWithTheirReport) {
+  testing::TempDir dir;
+  SpoolDir spool(Env::Default(), dir.path());
+  ASSERT_TRUE(spool.Prepare().ok());
+  std::string name = std::string(245, 'a') + ".json";  // 250 bytes
+  testing::WriteAll(spool.PathOf(name), "{");
+  auto first = spool.Fail(name, 1, "{}");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, name);
+  EXPECT_LE(SpoolDir::ReportNameOf(name).size(), 255u);
+  EXPECT_TRUE(std::filesystem::exists(spool.FailedDir() + "/" + SpoolDir::ReportNameOf(name)));
+  testing::WriteAll(spool.PathOf(name), "{");  // the same name again: a suffix must fit too
+  auto second = spool.Fail(name, 123456789, "{}");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_NE(*second, name);
+  EXPECT_LE(second->size(), 255u);
+  ASSERT_TRUE(spool.Restore(*second, name).ok());
+  EXPECT_FALSE(std::filesystem::exists(spool.FailedDir() + "/" + SpoolDir::ReportNameOf(*second)));
+  // A name of multi-byte characters is cut on a character boundary.
+  std::string wide;
+  for (int i = 0; i < 80; ++i) wide += "\xE2\x82\xAC";  // 240 bytes of euro signs
+  std::string report = SpoolDir::ReportNameOf(wide + ".json");
+  EXPECT_LE(report.size(), 255u);
+  EXPECT_NE(report.find("~"), std::string::npos);
+}
+
 TEST(SpoolDirTest, ASpoolDeletedAndCreatedAgainIsReopened) {
   testing::TempDir dir;
   std::filesystem::create_directory(dir.Sub("spool"));

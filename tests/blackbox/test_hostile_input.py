@@ -172,6 +172,26 @@ class HostileFilesTest(unittest.TestCase):
         self.assertIn("deeper than", report["message"])
         self.assertEqual(self.box.listing("archive"), ["ok.json"])
 
+    def test_names_at_the_limit_and_names_with_newlines_fail_cleanly(self):
+        long_name = "l" * 245 + ".json"  # 250 bytes: NAME.error.json would not fit
+        forged = "x\n2026-12-01T00:00:00.000 info forged line \x1b[31m.json"
+        with open(os.path.join(self.box.spool, ".tmp"), "w") as f:
+            f.write("{")
+        os.rename(os.path.join(self.box.spool, ".tmp"), os.path.join(self.box.spool, long_name))
+        self.box.drop(forged, "{")
+        self.box.drop("again.json", "{")
+        r = self.box.burst("--stderr-level", "info")
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        failed = self.box.listing("failed")
+        self.assertIn(long_name, failed)
+        self.assertIn(forged, failed)
+        self.assertTrue(any(n.endswith(".error.json") and n.startswith("l" * 100) for n in failed))
+        self.assertEqual([n for n in self.box.listing() if n.endswith(".json")], [])
+        # One event, one line: the name's newline and escape sequence are written as \xNN.
+        self.assertNotIn("\n2026-12-01T00:00:00.000 info forged line", r.stderr)
+        self.assertNotIn("\x1b", r.stderr)
+        self.assertIn("\\x0a2026-12-01T00:00:00.000 info forged line", r.stderr)
+
     def test_a_deep_publish_file_fails_as_invalid_job(self):
         self.box.drop("deep.json", DEEP)
         r = self.box.burst("--kind", "publish", "--publish-url", "http://127.0.0.1:9/")
