@@ -66,6 +66,20 @@ TEST(ParseJson, ARawNulIsNotJsonWhereverItIs) {
   EXPECT_FALSE(ParseJson(std::string("[\"a\0b\"]", 7), &d).ok());
 }
 
+// Found by fuzz_json: a byte order mark, or any of its bytes alone, was skipped ("\xBF2" read
+// as 2) where the in-place reader and Python's json refuse it.
+TEST(ParseJson, AByteOrderMarkOrAStrayPartOfOneIsNotJson) {
+  rapidjson::Document d;
+  for (std::string text : {"\xBF"
+                           "2",
+                           "\xEF\xBB\xBF{}", "\xBB[]",
+                           "\xEF"
+                           "1"}) {
+    EXPECT_FALSE(ParseJson(text, &d).ok()) << text;
+    EXPECT_FALSE(ParseJsonInsitu(&text, &d).ok()) << text;
+  }
+}
+
 TEST(ParseJson, KeepsEscapedNulBytesInsideStrings) {
   rapidjson::Document d;
   ASSERT_TRUE(ParseJson(R"(["q\u0000x"])", &d).ok());
