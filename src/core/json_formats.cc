@@ -189,8 +189,10 @@ bool IsRfc3339DateTime(std::string_view s) {
       !Digits(s, 17, 2, &second)) {
     return false;
   }
-  if (month < 1 || month > 12 || day < 1 || day > DaysIn(year, month)) return false;
-  if (hour > 23 || minute > 59 || second > 60) return false;
+  // As kcidb-io checks it in production (jsonschema with rfc3339-validator): no year 0, no
+  // leap second.
+  if (year == 0 || month < 1 || month > 12 || day < 1 || day > DaysIn(year, month)) return false;
+  if (hour > 23 || minute > 59 || second > 59) return false;
   size_t i = 19;
   if (i < s.size() && s[i] == '.') {
     size_t start = ++i;

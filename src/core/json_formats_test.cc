@@ -9,7 +9,11 @@ namespace {
 TEST(FormatsTest, DateTimeFollowsRfc3339WithRealCalendarDays) {
   EXPECT_TRUE(IsRfc3339DateTime("2020-08-14T23:08:06.967000+00:00"));
   EXPECT_TRUE(IsRfc3339DateTime("2024-02-29t00:00:00z"));
-  EXPECT_TRUE(IsRfc3339DateTime("1998-12-31T23:59:60Z"));
+  // As kcidb-io checks it in production (rfc3339-validator): no leap second, no year 0.
+  EXPECT_FALSE(IsRfc3339DateTime("1998-12-31T23:59:60Z"));
+  EXPECT_FALSE(IsRfc3339DateTime("2020-12-31T23:59:60Z"));
+  EXPECT_FALSE(IsRfc3339DateTime("0000-01-01T00:00:00Z"));
+  EXPECT_TRUE(IsRfc3339DateTime("0001-01-01T00:00:00Z"));
   EXPECT_FALSE(IsRfc3339DateTime("2023-02-29T00:00:00Z"));
   EXPECT_FALSE(IsRfc3339DateTime("2020-08-14 23:08:06Z"));
   EXPECT_FALSE(IsRfc3339DateTime("2020-08-14T23:08:06"));

@@ -256,11 +256,40 @@ TEST(TreeMapTest, ParsesTheShippedFileAndRejectsBrokenOnes) {
   EXPECT_EQ(TreeMap::Parse("trees:\n  a: {}\n").status().code(), Code::kInvalidArgument);
 }
 
-TEST(SchemasTest, DeclaredMinorPicksTheSmallestShippedSchemaAtOrAboveIt) {
+TEST(SchemasTest, OnlyVersionsKcidbIoHasAreTaken) {
   EXPECT_TRUE(SchemaFor({4, 2}).ok());
-  EXPECT_TRUE(SchemaFor({1, 0}).ok());  // 1.0 validates against 1.1
+  EXPECT_TRUE(SchemaFor({1, 1}).ok());
+  EXPECT_FALSE(SchemaFor({1, 0}).ok());  // kcidb-io has no 1.0
   EXPECT_FALSE(SchemaFor({4, 6}).ok());
   EXPECT_FALSE(SchemaFor({0, 1}).ok());
+}
+
+// As kcidb-io's V1_1._get_version: "1" is 1.1, "1.0" and {"major": 1} are 1.0 (refused).
+TEST(SchemasTest, VersionsAreReadAsKcidbIoReadsThem) {
+  auto version = [](const char* json) {
+    rapidjson::Document d;
+    d.Parse(json);
+    auto v = DeclaredVersion(d);
+    return v.ok() ? v->ToString() : std::string("error");
+  };
+  EXPECT_EQ(version(R"({"version": "1"})"), "1.1");
+  EXPECT_EQ(version(R"({"version": "1.0"})"), "1.0");
+  EXPECT_EQ(version(R"({"version": "1.1"})"), "1.1");
+  EXPECT_EQ(version(R"({"version": {"major": 1}})"), "1.0");
+  EXPECT_EQ(version(R"({"version": {"major": 4}})"), "4.0");
+  EXPECT_EQ(version(R"({"version": "2.0"})"), "error");
+  EXPECT_EQ(version(R"({"version": "x"})"), "error");
+}
+
+TEST_F(KcidbHandlerTest, VersionsKcidbIoDoesNotHaveAreRefused) {
+  for (const char* v : {R"({"major": 1, "minor": 0})", R"({"major": 1})", R"("1.0")"}) {
+    HandlerOutput out;
+    Status st = Run(std::string(R"({"version": )") + v + "}", &out);
+    EXPECT_FALSE(st.ok()) << v;
+    EXPECT_EQ(out.error_code, "unsupported_version") << v;
+  }
+  HandlerOutput out;
+  EXPECT_TRUE(Run(R"({"version": "1"})", &out).ok()) << out.error_detail;
 }
 
 }  // namespace

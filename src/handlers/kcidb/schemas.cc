@@ -47,9 +47,27 @@ Result<Version> DeclaredVersion(const rapidjson::Value& doc) {
   if (it == doc.MemberEnd()) return Status::FailedPrecondition("the submission has no \"version\"");
   const rapidjson::Value& v = it->value;
   if (v.IsString()) {
-    std::string s = v.GetString();
-    if (s == "1" || s == "1.0") return Version{1, 0};
-    return Status::FailedPrecondition("unknown version string \"" + s + "\"");
+    // As kcidb-io reads it: "M" or "M.N", a missing minor being 1 (only 1.x had strings).
+    std::string s(v.GetString(), v.GetStringLength());
+    size_t dot = s.find('.');
+    auto number = [](const std::string& d, int* out) {
+      if (d.empty() || d.size() > 9 || d.find_first_not_of("0123456789") != std::string::npos) {
+        return false;
+      }
+      *out = std::stoi(d);
+      return true;
+    };
+    int major = 0, minor = 1;
+    if (!number(s.substr(0, dot), &major) ||
+        (dot != std::string::npos && !number(s.substr(dot + 1), &minor))) {
+      return Status::FailedPrecondition("unknown version string \"" + s + "\"");
+    }
+    if (major != 1) {
+      return Status::FailedPrecondition("version \"" + s +
+                                        "\": only 1.x versions are strings; give {\"major\": " +
+                                        std::to_string(major) + ", \"minor\": N}");
+    }
+    return Version{major, minor};
   }
   if (v.IsObject()) {
     auto major = v.FindMember("major");
@@ -71,7 +89,8 @@ Result<Version> DeclaredVersion(const rapidjson::Value& doc) {
 
 Result<const JsonSchema*> SchemaFor(Version v) {
   for (size_t i = 0; i < kShipped.size(); ++i) {
-    if (kShipped[i].major != v.major || kShipped[i].minor < v.minor || v.minor < 0) continue;
+    // Exactly a version kcidb-io has, as its is_compatible() asks: 1.0 is not 1.1.
+    if (kShipped[i].major != v.major || kShipped[i].minor != v.minor) continue;
     Compiled& c = Cache()[i];
     std::call_once(c.once, [&] {
       auto text = EmbeddedFile(FileFor(kShipped[i]));

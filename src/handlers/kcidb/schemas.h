@@ -18,12 +18,14 @@ struct Version {
 
 inline constexpr Version kLatest{5, 3};
 
-// The version a submission declares: {"version": {"major": M, "minor": N}} or, for 1.x, the
-// string "1" or "1.0". FailedPrecondition naming what was found when it is missing or odd.
+// The version a submission declares, read as kcidb-io reads it: {"version": {"major": M,
+// "minor": N}} (a missing minor is 0) or, for 1.x only, a string "M" or "M.N" (a missing
+// minor is 1). FailedPrecondition naming what was found when it is missing or odd.
 Result<Version> DeclaredVersion(const rapidjson::Value& doc);
 
-// The compiled schema to validate a document of version `v` against: the shipped schema of the
-// same major and the smallest minor >= v.minor. FailedPrecondition for versions not shipped.
+// The compiled schema to validate a document of version `v` against: the shipped schema of
+// exactly that version, as kcidb-io's is_compatible() asks (1.0 is not 1.1).
+// FailedPrecondition for versions not shipped.
 Result<const JsonSchema*> SchemaFor(Version v);
 
 // The raw text of the shipped latest schema (tables are derived from it).
