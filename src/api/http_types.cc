@@ -42,7 +42,11 @@ Result<HttpRequest> HttpRequest::FromTarget(std::string method, std::string_view
   HttpRequest r;
   r.method = std::move(method);
   size_t q = target.find('?');
-  auto path = PercentDecode(target.substr(0, q), false);
+  std::string_view raw = target.substr(0, q);
+  // "/tasks/" is "/tasks" (Arthur's server takes both). Stripped before decoding, so an id
+  // ending with an encoded slash ("/task/a%2F") keeps it.
+  if (raw.size() > 1 && raw.back() == '/') raw.remove_suffix(1);
+  auto path = PercentDecode(raw, false);
   if (!path.ok()) return path.status();
   r.path = std::move(*path);
   if (q == std::string_view::npos) return r;

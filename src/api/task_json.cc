@@ -89,7 +89,9 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
   if (!st.ok()) return Invalid(t.task_id, st.message());
 
   auto archive = v.FindMember("archive");
-  if (archive != v.MemberEnd() && !archive->value.IsNull()) {
+  // An empty "archive" is no archiving, as in Arthur (its `if not archive_args`).
+  if (archive != v.MemberEnd() && !archive->value.IsNull() &&
+      !(archive->value.IsObject() && archive->value.MemberCount() == 0)) {
     const rapidjson::Value& a = archive->value;
     if (!a.IsObject()) return Invalid(t.task_id, "'archive' must be an object");
     for (auto& m : a.GetObject()) {
@@ -117,7 +119,10 @@ Result<Task> ParseTask(rapidjson::Value& v, const TaskScheduler& tasks,
     t.archive = WriteJson(a);
   }
   auto sched = v.FindMember("scheduler");
-  if (sched != v.MemberEnd() && !sched->value.IsNull()) {
+  // None, null or empty: Arthur's defaults, and its scheduling_cfg stays null.
+  t.schedule_given = sched != v.MemberEnd() && !sched->value.IsNull() &&
+                     !(sched->value.IsObject() && sched->value.MemberCount() == 0);
+  if (t.schedule_given) {
     const rapidjson::Value& s = sched->value;
     if (!s.IsObject()) return Invalid(t.task_id, "'scheduler' must be an object");
     for (auto& m : s.GetObject()) {
@@ -214,6 +219,78 @@ Result<std::vector<std::string>> ParseTaskIds(const std::string& body) {
   return ids;
 }
 
+namespace {
+
+// A date as Arthur's clients see them (Python's isoformat of an aware UTC datetime):
+// "2015-03-01T00:00:00+00:00", microseconds only when there are some.
+std::string ArthurDate(int64_t micros) {
+  std::string s = FormatTime(micros);  // "2015-03-01T00:00:00.000000Z"
+  s.pop_back();
+  if (s.compare(s.size() - 7, 7, ".000000") == 0) s.resize(s.size() - 7);
+  return s + "+00:00";
+}
+
+// backend_args with its dates written as Arthur writes them.
+void WriteBackendArgs(Writer& w, rapidjson::Document& args) {
+  auto& a = args.GetAllocator();
+  for (const char* key : {"from_date", "to_date", "next_from_date"}) {
+    auto it = args.FindMember(key);
+    if (it == args.MemberEnd() || !it->value.IsString()) continue;
+    auto when = ParseLooseTime(JsonStr(it->value));
+    if (when.ok()) it->value.SetString(ArthurDate(*when), a);
+  }
+  args.Accept(w);
+}
+
+// Seconds since the epoch (Arthur's `timestamp()`), from an RFC 3339 string; null otherwise.
+void WriteEpoch(Writer& w, const rapidjson::Value& v) {
+  auto when = v.IsString() ? ParseTime(JsonStr(v)) : Result<int64_t>(Status::NotFound(""));
+  if (when.ok()) {
+    w.Double(static_cast<double>(*when) / 1e6);
+  } else {
+    w.Null();
+  }
+}
+
+void WriteRunResult(Writer& w, const std::string& stored) {
+  rapidjson::Document d;
+  if (stored.empty() || !ParseJson(stored, &d).ok() || !d.IsObject()) {
+    WriteRaw(w, stored);
+    return;
+  }
+  // Arthur's JobResult.to_dict(): the summary's fields flat beside the ids, dates as epoch
+  // seconds; Sluice's summary (RFC 3339 dates) stays beside them.
+  auto field = [](const rapidjson::Value& o, const char* k) -> const rapidjson::Value& {
+    static const rapidjson::Value kNull;
+    if (!o.IsObject()) return kNull;
+    auto it = o.FindMember(k);
+    return it == o.MemberEnd() ? kNull : it->value;
+  };
+  const rapidjson::Value& summary = field(d, "summary");
+  w.StartObject();
+  for (const char* k : {"job_id", "job_number", "task_id"}) {
+    w.Key(k);
+    field(d, k).Accept(w);
+  }
+  for (const char* k : {"fetched", "skipped"}) {
+    w.Key(k);
+    field(summary, k).Accept(w);
+  }
+  for (const char* k : {"min_updated_on", "max_updated_on", "last_updated_on"}) {
+    w.Key(k);
+    WriteEpoch(w, field(summary, k));
+  }
+  for (const char* k : {"last_uuid", "min_offset", "max_offset", "last_offset", "extras"}) {
+    w.Key(k);
+    field(summary, k).Accept(w);
+  }
+  w.Key("summary");
+  summary.Accept(w);
+  w.EndObject();
+}
+
+}  // namespace
+
 std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_results) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
@@ -240,7 +317,7 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
       w.Key("job_status");
       w.String(RunStatusName(r.status));
       w.Key("result");
-      WriteRaw(w, r.result);
+      WriteRunResult(w, r.result);
     }
     w.EndObject();
   }
@@ -257,7 +334,7 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
       args.AddMember("next_from_date", rapidjson::Value(t.next_from_date.c_str(), a), a);
     }
     if (t.next_offset) args.AddMember("next_offset", rapidjson::Value(*t.next_offset), a);
-    args.Accept(w);
+    WriteBackendArgs(w, args);
   } else {
     w.Null();
   }
@@ -266,31 +343,35 @@ std::string TaskJson(const Task& t, const std::vector<TaskRun>& runs, bool with_
   w.Key("archiving_cfg");
   WriteRaw(w, t.archive);
   w.Key("scheduling_cfg");
-  w.StartObject();
-  w.Key("delay");
-  w.Int64(t.schedule.delay_s);
-  w.Key("max_retries");
-  w.Int(t.schedule.max_retries);
-  w.Key("max_age");
-  if (t.schedule.max_age > 0) {
-    w.Int(t.schedule.max_age);
-  } else {
-    w.Null();
-  }
-  w.Key("queue");
-  if (t.schedule.queue.empty()) {
+  if (!t.schedule_given) {
     w.Null();
   } else {
-    w.String(t.schedule.queue);
+    w.StartObject();
+    w.Key("delay");
+    w.Int64(t.schedule.delay_s);
+    w.Key("max_retries");
+    w.Int(t.schedule.max_retries);
+    w.Key("max_age");
+    if (t.schedule.max_age > 0) {
+      w.Int(t.schedule.max_age);
+    } else {
+      w.Null();
+    }
+    w.Key("queue");
+    if (t.schedule.queue.empty()) {
+      w.Null();
+    } else {
+      w.String(t.schedule.queue);
+    }
+    w.EndObject();
   }
-  w.EndObject();
   w.Key("next_run_at");
   WriteDate(w, t.status == TaskStatus::kScheduled ? t.next_run_at : 0);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::string RunJson(const TaskRun& r) {
+std::string RunJson(const TaskRun& r, double timeout_s) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
   w.StartObject();
@@ -314,20 +395,49 @@ std::string RunJson(const TaskRun& r) {
   WriteDate(w, r.ended_at);
   w.Key("lease_until");
   WriteDate(w, r.status == RunStatus::kStarted ? r.lease_until : 0);
+  w.Key("timeout");
+  w.Int64(static_cast<int64_t>(timeout_s));
   w.Key("origin");
   w.String(r.queue);
   w.Key("backend_args");
   WriteRaw(w, r.args);
   w.Key("result");
-  WriteRaw(w, r.result);
+  WriteRunResult(w, r.result);
   w.Key("error");
   if (r.error.empty()) {
     w.Null();
   } else {
     w.String(r.error);
   }
+  // Arthur's log: one {created, msg, module, level} per line (level as Arthur's handler has
+  // it, 0); each stored line is "<RFC 3339 time> <message>".
   w.Key("log");
-  w.String(r.log);
+  w.StartArray();
+  std::string_view log = r.log;
+  while (!log.empty()) {
+    size_t nl = log.find('\n');
+    std::string_view line = log.substr(0, nl);
+    log = nl == std::string_view::npos ? std::string_view() : log.substr(nl + 1);
+    if (line.empty()) continue;
+    size_t space = line.find(' ');
+    auto when = space == std::string_view::npos ? Result<int64_t>(Status::NotFound(""))
+                                                : ParseTime(line.substr(0, space));
+    w.StartObject();
+    w.Key("created");
+    if (when.ok()) {
+      w.Double(static_cast<double>(*when) / 1e6);
+    } else {
+      w.Null();
+    }
+    w.Key("msg");
+    w.String(std::string(when.ok() ? line.substr(space + 1) : line));
+    w.Key("module");
+    w.String("sluice.tasks");
+    w.Key("level");
+    w.Int(0);
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }

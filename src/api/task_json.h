@@ -20,6 +20,6 @@ Result<std::vector<Task>> ParseTaskBatch(const std::string& body, const TaskSche
 Result<std::vector<std::string>> ParseTaskIds(const std::string& body);
 
 std::string TaskJson(const Task& task, const std::vector<TaskRun>& runs, bool with_results);
-std::string RunJson(const TaskRun& run);
+std::string RunJson(const TaskRun& run, double timeout_s);
 
 }  // namespace sluice::api

@@ -301,6 +301,7 @@ int RunServe(ServeFlags f) {
 
   std::vector<std::unique_ptr<Backend>> backends;
   backends.push_back(std::make_unique<GitBackend>(f.archive_path, f.task_timeout_s));
+  f.tasks.job_timeout_s = f.task_timeout_s;
   TaskScheduler tasks(f.tasks, store->get(), std::move(backends), Clock::Real(),
                       EngineShared{&ids, &hub, &commit_order});
   if (!f.engine.burst) {

@@ -34,9 +34,10 @@ std::string TaskFileName(const std::string& id);
 
 struct TaskOptions {
   int workers = 2;
-  double lease_s = 60;        // a run's worker must renew its lease within this
-  double retry_delay_s = 10;  // after a failed run; doubles each time, at most an hour
-  std::string items_dir;      // when set: each task's items also go to DIR/<task_id>.jsonl
+  double lease_s = 60;          // a run's worker must renew its lease within this
+  double retry_delay_s = 10;    // after a failed run; doubles each time, at most an hour
+  std::string items_dir;        // when set: each task's items also go to DIR/<task_id>.jsonl
+  double job_timeout_s = 3600;  // what one backend command may take (shown as a run's timeout)
 };
 
 class TaskScheduler {
@@ -46,6 +47,8 @@ class TaskScheduler {
   TaskScheduler(TaskOptions options, Store* store, std::vector<std::unique_ptr<Backend>> backends,
                 Clock* clock, EngineShared shared = {});
   ~TaskScheduler();
+
+  const TaskOptions& options() const { return options_; }
 
   // Recovers the tasks in the store and starts the threads.
   Status Start();

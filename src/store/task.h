@@ -34,6 +34,7 @@ struct Task {
   std::string archive;              // JSON object as given, or empty
   bool fetch_from_archive = false;
   TaskSchedule schedule;
+  bool schedule_given = true;  // false: no "scheduler" (or an empty one), Arthur's null config
   TaskStatus status = TaskStatus::kNew;
   int age = 0;              // runs enqueued so far
   int num_failures = 0;     // failed runs in a row

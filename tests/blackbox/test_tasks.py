@@ -147,7 +147,7 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(code, 200)
         self.assertEqual((job["job_status"], job["origin"], job["job_number"]),
                          ("finished", "create", 1))
-        self.assertIn("git clone", job["log"])
+        self.assertIn("git clone", " ".join(e["msg"] for e in job["log"]))
         # Every state change of the task is also an event on the one stream.
         types = [e["event"] for e in self.events("kind=task&after=0", 4)]
         self.assertEqual(types[:4], ["task.scheduled", "task.enqueued", "task.running",
@@ -253,7 +253,7 @@ class TasksTest(unittest.TestCase):
         t = self.wait_task("from-archive", lambda t: t["status"] == "COMPLETED")
         job = self.curl("/job/" + t["jobs"][0]["job_id"])[1]
         self.assertEqual(job["origin"], "archive")
-        self.assertIn("without updating", job["log"])
+        self.assertIn("without updating", " ".join(e["msg"] for e in job["log"]))
         self.assertEqual(len(self.items("from-archive")), 3)
 
     def test_kill_9_mid_run_then_restart(self):

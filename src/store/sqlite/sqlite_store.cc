@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   queue TEXT NOT NULL,
   status TEXT NOT NULL, age INTEGER NOT NULL, num_failures INTEGER NOT NULL,
   created_on INTEGER NOT NULL, next_run_at INTEGER NOT NULL,
-  next_from_date TEXT NOT NULL, next_offset INTEGER, current_job TEXT NOT NULL);
+  next_from_date TEXT NOT NULL, next_offset INTEGER, current_job TEXT NOT NULL,
+  scheduler_given INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS task_runs (
   job_id TEXT PRIMARY KEY,
   task_seq INTEGER NOT NULL, task_id TEXT NOT NULL, job_number INTEGER NOT NULL,
@@ -152,6 +153,34 @@ std::string UpsertSql(const TableSpec& t) {
 
 }  // namespace
 
+// Columns added after a table was first created, for databases made before them.
+Status SqliteStore::AddMissingColumns() {
+  struct Added {
+    const char* table;
+    const char* column;
+    const char* definition;
+  };
+  static const Added kAdded[] = {
+      {"tasks", "scheduler_given", "INTEGER NOT NULL DEFAULT 1"},
+  };
+  for (const Added& a : kAdded) {
+    auto info = Stmt::Prepare(write_.get(), std::string("PRAGMA table_info(") + a.table + ")");
+    if (!info.ok()) return info.status();
+    bool present = false;
+    while (true) {
+      auto row = info->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      present = present || info->Text(1) == a.column;
+    }
+    if (!present) {
+      SLUICE_RETURN_IF_ERROR(write_.Exec(std::string("ALTER TABLE ") + a.table + " ADD COLUMN " +
+                                         a.column + " " + a.definition));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   std::unique_ptr<SqliteStore> store(new SqliteStore());
   Status st = store->Init(path);
@@ -171,6 +200,7 @@ Status SqliteStore::Init(const std::string& path) {
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA journal_mode=WAL"));
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA synchronous=FULL"));
   SLUICE_RETURN_IF_ERROR(write_.Exec(kSchema));
+  SLUICE_RETURN_IF_ERROR(AddMissingColumns());
   auto ins = Stmt::Prepare(
       write_.get(),
       "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"

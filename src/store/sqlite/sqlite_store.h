@@ -52,6 +52,8 @@ class SqliteStore : public Store {
   Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq, int limit) override;
 
  private:
+  // Adds columns introduced after the database was created.
+  Status AddMissingColumns();
   SqliteStore() = default;
   Status Init(const std::string& path);
   // Job counts by (`column`, state).

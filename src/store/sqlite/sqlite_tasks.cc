@@ -10,7 +10,7 @@ namespace {
 constexpr std::string_view kTaskColumns =
     "seq, task_id, backend, category, backend_args, archive, fetch_from_archive, delay_s,"
     " max_retries, max_age, queue, status, age, num_failures, created_on, next_run_at,"
-    " next_from_date, next_offset, current_job";
+    " next_from_date, next_offset, current_job, scheduler_given";
 
 constexpr std::string_view kRunColumns =
     "job_id, task_seq, task_id, job_number, queue, status, created_at, started_at, ended_at,"
@@ -38,6 +38,7 @@ Task ReadTask(const Stmt& s) {
   t.next_from_date = s.Text(16);
   if (!s.IsNull(17)) t.next_offset = s.Int(17);
   t.current_job = s.Text(18);
+  t.schedule_given = s.Int(19) != 0;
   return t;
 }
 
@@ -83,8 +84,9 @@ Status SqliteStore::AddTasks(std::vector<Task>* tasks) {
   std::lock_guard<std::mutex> lock(write_mu_);
   auto exists = Stmt::Prepare(write_.get(), "SELECT 1 FROM tasks WHERE task_id=?");
   if (!exists.ok()) return exists.status();
-  auto ins = Stmt::Prepare(write_.get(), "INSERT INTO tasks (" + std::string(kTaskColumns) +
-                                             ") VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  auto ins =
+      Stmt::Prepare(write_.get(), "INSERT INTO tasks (" + std::string(kTaskColumns) +
+                                      ") VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.ok()) return ins.status();
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
   Status st;
@@ -111,6 +113,7 @@ Status SqliteStore::AddTasks(std::vector<Task>* tasks) {
         .Bind(9, int64_t{t.schedule.max_age})
         .Bind(10, t.schedule.queue);
     BindTaskState(*ins, 11, t);
+    ins->Bind(19, int64_t{t.schedule_given});
     st = ins->Run();
     if (!st.ok()) break;
     t.seq = sqlite3_last_insert_rowid(write_.get());
