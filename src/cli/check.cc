@@ -162,7 +162,99 @@ Verdict CheckOne(const CheckFlags& f, const std::string& spool_dir, const std::s
   return Verdict{level, root + ": " + summary, perf};
 }
 
+// check_queuedir.py's check_queuedir(): its counts (every entry of new/ and cur/, what in
+// dead/ is not a .log), its thresholds, its messages.
+Verdict CheckQueuedir(const CheckFlags& f, const std::string& dir, std::string* perf) {
+  namespace fs = std::filesystem;
+  double now = Clock::Real()->NowMicros() / 1e6;
+  Level level = kOk;
+  std::vector<std::string> msgs;
+  auto list = [&](const std::string& sub, bool* ok) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir + "/" + sub, ec)) {
+      names.push_back(e.path().filename().string());
+    }
+    *ok = !ec;
+    return names;
+  };
+  // The oldest modification time, in seconds (files that went away meanwhile are skipped).
+  auto oldest = [&](const std::string& sub, const std::vector<std::string>& names) {
+    double t = -1;
+    for (const std::string& n : names) {
+      struct stat st;
+      if (::stat((dir + "/" + sub + "/" + n).c_str(), &st) != 0) continue;
+      double m = st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+      t = t < 0 ? m : std::min(t, m);
+    }
+    return t;
+  };
+  bool ok_dead, ok_new, ok_cur;
+  long dead = 0;
+  for (const std::string& n : list("dead", &ok_dead)) {
+    dead += !(n.size() >= 4 && n.compare(n.size() - 4, 4, ".log") == 0);
+  }
+  std::vector<std::string> fresh = list("new", &ok_new), cur = list("cur", &ok_cur);
+  if (!ok_dead || !ok_new || !ok_cur) return Unknown("Unhandled exception: cannot read " + dir);
+  if (dead > 0) {
+    level = kCritical;
+    msgs.push_back(std::to_string(dead) + (dead == 1 ? " dead item" : " dead items"));
+  }
+  long ages[2] = {0, 0};
+  const std::vector<std::string>* lists[2] = {&fresh, &cur};
+  const char* subs[2] = {"new", "cur"};
+  long warn[2] = {f.warn_pending, f.warn_cur}, crit[2] = {f.crit_pending, f.crit_cur};
+  for (int i = 0; i < 2; ++i) {
+    long n = static_cast<long>(lists[i]->size());
+    if (n == 0) continue;
+    double first = oldest(subs[i], *lists[i]);
+    if (n >= crit[i]) {
+      level = kCritical;
+      msgs.push_back(std::to_string(n) + " " + subs[i] + " items");
+    } else if (n >= warn[i]) {
+      level = std::max(level, kWarning);
+      msgs.push_back(std::to_string(n) + " " + subs[i] + " items");
+    }
+    ages[i] = first < 0 ? 0 : static_cast<long>(now - first);
+    if (ages[i] > f.max_age_s) {
+      level = std::max(level, kWarning);
+      msgs.push_back("oldest item is " + std::to_string(ages[i]) + "s old");
+    }
+  }
+  std::string text;
+  for (const std::string& m : msgs) text += (text.empty() ? "" : ";") + m;
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "new=%zu;%ld;%ld;0 cur=%zu;%ld;%ld;0 dead=%ld;;1;0", fresh.size(),
+                f.warn_pending, f.crit_pending, cur.size(), f.warn_cur, f.crit_cur, dead);
+  *perf += (perf->empty() ? "" : " ") + std::string(buf);
+  return Verdict{level, text, ""};
+}
+
+// check_queuedir.py's main(): the worst level, every message joined by ";" or "Ok".
+int RunQueuedirCheck(const CheckFlags& f) {
+  Level level = kOk;
+  std::string text, perf;
+  for (const std::string& dir : f.queuedirs) {
+    Verdict v = CheckQueuedir(f, dir, &perf);
+    level = std::max(level, v.level);
+    if (!v.summary.empty()) text += (text.empty() ? "" : ";") + v.summary;
+    if (f.heartbeat_given) {
+      // Beyond check_queuedir.py: the daemon's heartbeat, when asked for.
+      Verdict daemon = CheckOne(f, dir, f.database, "");
+      if (daemon.summary.find("heartbeat") != std::string::npos && daemon.level == kCritical) {
+        level = kCritical;
+        text += (text.empty() ? "" : ";") + std::string("no recent daemon heartbeat");
+      }
+    }
+  }
+  if (level == kUnknown && text.rfind("Unhandled", 0) != 0) text = "Unhandled exception; " + text;
+  std::printf("%s%s%s\n", text.empty() ? "Ok" : text.c_str(), f.perfdata ? " | " : "",
+              f.perfdata ? perf.c_str() : "");
+  return level;
+}
+
 int RunCheck(const CheckFlags& f) {
+  if (!f.queuedirs.empty()) return RunQueuedirCheck(f);
   std::vector<Verdict> verdicts;
   if (f.spool_name.empty() && !f.all) {
     if (f.spool_dir.empty()) return Print({Unknown("give --spool-dir, or --spool NAME / --all")});

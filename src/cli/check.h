@@ -9,18 +9,27 @@
 //   UNKNOWN   the spool or the database cannot be read
 //
 // One line: "SLUICE OK|WARNING|CRITICAL|UNKNOWN - <what> | <perfdata>", exit 0/1/2/3.
+//
+// Queuedirs given as arguments (`sluice check -w 50 -c 100 -t 900 DIR...`) are checked as
+// Mozilla's check_queuedir.py checks them, from the directories alone (no database, no
+// daemon): the same counts, thresholds, line ("Ok", or its messages joined by ";") and exit
+// code; --perfdata adds perfdata, --heartbeat-age a daemon heartbeat check.
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace sluice::cli {
 
 struct CheckFlags {
   std::string spool_dir;
-  std::string config;      // with spool_name or all: the daemon's config file
-  std::string spool_name;  // one [spool.NAME] of it
-  bool all = false;        // every spool of it, in one line
-  std::string database;    // default: sqlite:DIR/sluice.db for a queuedir, else sqlite:sluice.db
+  std::vector<std::string> queuedirs;  // check_queuedir.py's arguments
+  bool perfdata = false;               // queuedirs: add perfdata to the line
+  bool heartbeat_given = false;        // queuedirs: --heartbeat-age was given
+  std::string config;                  // with spool_name or all: the daemon's config file
+  std::string spool_name;              // one [spool.NAME] of it
+  bool all = false;                    // every spool of it, in one line
+  std::string database;  // default: sqlite:DIR/sluice.db for a queuedir, else sqlite:sluice.db
   long warn_pending = 50;
   long crit_pending = 100;
   long warn_cur = 50;

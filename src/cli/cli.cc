@@ -176,19 +176,30 @@ int Main(int argc, char** argv) {
       "command-runner",
       "Mozilla's command_runner on a queuedir (tmp/ new/ cur/ logs/ dead/): each item a JSON "
       "argv list or {argv, env, cwd, max_time}");
-  cr_cmd->add_option("queuedir", cr.queuedir, "The queuedir")->required();
-  cr_cmd->add_option("-j,--concurrency", cr.concurrency, "Commands at a time")
+  // command_runner.py's flags, spellings and defaults; the dashed spellings too.
+  cr_cmd->add_option("queuedir", cr.queuedir, "The queuedir (or -q)");
+  cr_cmd->add_option("-q,--queuedir", cr.queuedir_flag, "The queuedir");
+  cr_cmd->add_option("-j,--jobs,--concurrency", cr.concurrency, "Commands at a time")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  cr_cmd->add_option("-r,--max-retries", cr.max_retries, "Retries before an item goes to dead/")
+  cr_cmd
+      ->add_option("-r,--max_retries,--max-retries", cr.max_retries,
+                   "Retries before an item goes to dead/")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  cr_cmd->add_option("-t,--retry-time", cr.retry_time_s, "Seconds before a failed item runs again")
+  cr_cmd
+      ->add_option("-t,--retry_time,--retry-time", cr.retry_time_s,
+                   "Seconds before a failed item runs again (it waits in cur/)")
       ->check(Seconds(true))
       ->capture_default_str();
-  cr_cmd->add_option("-m,--max-time", cr.max_time_s, "Seconds a command may run (0: no limit)")
+  cr_cmd
+      ->add_option("-m,--max_time,--max-time", cr.max_time_s,
+                   "Seconds a command may run (0: no limit)")
       ->check(Seconds(true))
       ->capture_default_str();
+  cr_cmd->add_flag("-v,--verbose", cr.verbosity, "More logging (-v info, -vv debug)");
+  cr_cmd->add_option("-l,--logfile,--log-file", cr.log.file,
+                     "Log to this rotating file (1 MiB, 5 kept) instead of stderr");
   cr_cmd->add_option("--kill-grace", cr.grace_s, "Seconds between SIGINT, SIGTERM and SIGKILL")
       ->check(Seconds(true))
       ->capture_default_str();
@@ -211,9 +222,8 @@ int Main(int argc, char** argv) {
   cr_cmd->add_option("--max-json-depth", cr.max_json_depth, "Items nested deeper are refused")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
-  cr_cmd->add_option("--stderr-level", cr.log.stderr_level, "Level of stderr logging")
-      ->capture_default_str();
-  cr_cmd->add_option("--log-file", cr.log.file, "Rotating log file (none by default)");
+  cr_cmd->add_option("--stderr-level", cr.log.stderr_level,
+                     "Level of stderr logging (default: by -v, warning without)");
 
   std::string retry_dead_dir;
   CLI::App* retry_dead = app.add_subcommand(
@@ -224,6 +234,9 @@ int Main(int argc, char** argv) {
   CLI::App* check = app.add_subcommand(
       "check", "Nagios plugin: one line and exit 0/1/2/3 for a spool (works with the daemon down)");
   check->add_option("--spool-dir", check_flags.spool_dir, "The spool (or queuedir)");
+  check->add_option("queuedirs", check_flags.queuedirs,
+                    "Queuedirs, checked as check_queuedir.py checks them (no database needed)");
+  check->add_flag("--perfdata", check_flags.perfdata, "Queuedirs: add perfdata to the line");
   check->add_option("--config", check_flags.config,
                     "The daemon's config file (with --spool or --all)");
   check->add_option("--spool", check_flags.spool_name, "A [spool.NAME] of --config");
@@ -291,8 +304,26 @@ int Main(int argc, char** argv) {
   }
   if (priority->parsed()) return RunPriority(remote, priority_what);
   if (promote->parsed()) return RunPromote(remote, promote_name, promote_all);
-  if (check->parsed()) return RunCheck(check_flags);
-  if (cr_cmd->parsed()) return RunCommandRunner(cr);
+  if (check->parsed()) {
+    check_flags.heartbeat_given = check->count("--heartbeat-age") > 0;
+    return RunCheck(check_flags);
+  }
+  if (cr_cmd->parsed()) {
+    if (cr.queuedir.empty()) cr.queuedir = cr.queuedir_flag;
+    if (cr.queuedir.empty()) {
+      return ExitCode(Status::InvalidArgument("-q/--queuedir is required"));
+    }
+    // command_runner.py's logging: warning, -v info, -vv debug; with -l a rotating file
+    // (1 MiB, 5 kept) in its "time - message" format instead of stderr.
+    std::string level = cr.verbosity == 0 ? "warning" : cr.verbosity == 1 ? "info" : "debug";
+    bool stderr_given = cr_cmd->count("--stderr-level") > 0;
+    if (!stderr_given) cr.log.stderr_level = cr.log.file.empty() ? level : "off";
+    cr.log.file_level = level;
+    cr.log.file_max_bytes = 1 << 20;
+    cr.log.file_backups = 5;
+    cr.log.file_pattern = "%Y-%m-%d %H:%M:%S,%e - %v";
+    return RunCommandRunner(cr);
+  }
   if (retry_dead->parsed()) return RunRetryDead(retry_dead_dir);
   if (tasks_cmd->parsed()) return RunTasks(remote, tasks_action, tasks_args, tasks_json);
   if (demo_cmd->parsed()) {

@@ -8,13 +8,16 @@
 
 namespace sluice::cli {
 
+// command_runner.py's defaults: -j 1 -r 1 -t 0 -m 60; 60 s between its kill signals.
 struct CommandRunnerFlags {
   std::string queuedir;
-  int concurrency = 1;       // -j
-  int max_retries = 10;      // -r
-  double retry_time_s = 60;  // -t
-  double max_time_s = 0;     // -m (0: no limit)
-  double grace_s = 10;
+  std::string queuedir_flag;  // -q
+  int concurrency = 1;        // -j
+  int max_retries = 1;        // -r
+  double retry_time_s = 0;    // -t
+  double max_time_s = 60;     // -m (0: no limit)
+  int verbosity = 0;          // -v: info, -vv: debug (else warning)
+  double grace_s = 60;
   std::vector<std::string> allowed_commands;
   std::vector<std::string> allowed_env;
   std::vector<std::string> pass_env;

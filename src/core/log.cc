@@ -37,6 +37,7 @@ Status Build(const LogOptions& options) {
   // then counted, whoever logs it.
   constexpr std::chrono::seconds kRepeatWindow(10);
   std::vector<spdlog::sink_ptr> sinks;
+  spdlog::sink_ptr file_sink;
   auto err = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   err->set_level(*stderr_level);
   sinks.push_back(std::make_shared<RepeatFilterSink>(err, kRepeatWindow));
@@ -46,7 +47,9 @@ Status Build(const LogOptions& options) {
       auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
           options.file, options.file_max_bytes, options.file_backups);
       file->set_level(*file_level);
-      sinks.push_back(std::make_shared<RepeatFilterSink>(file, kRepeatWindow));
+      auto filtered = std::make_shared<RepeatFilterSink>(file, kRepeatWindow);
+      file_sink = filtered;
+      sinks.push_back(filtered);
       lowest = std::min(lowest, *file_level);
     } catch (const spdlog::spdlog_ex& e) {
       return Status::IOError(std::string("cannot open log file: ") + e.what());
@@ -56,6 +59,7 @@ Status Build(const LogOptions& options) {
   logger->set_level(lowest);
   for (auto& s : sinks) s->set_level(spdlog::level::trace);  // the inner sinks filter
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (file_sink && !options.file_pattern.empty()) file_sink->set_pattern(options.file_pattern);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
   // Lower levels reach the log file within a second (someone may be tailing it).

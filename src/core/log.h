@@ -16,6 +16,7 @@ struct LogOptions {
   std::string file_level = "info";
   size_t file_max_bytes = 10 * 1024 * 1024;
   size_t file_backups = 5;
+  std::string file_pattern;  // spdlog pattern of the file's lines; empty: the stderr one
 };
 
 // Sets up the default logger. InvalidArgument for an unknown level name.

@@ -120,6 +120,7 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
       next_signal_at = now;
     }
     if (result.timed_out && next_signal < o.stop_signals.size() && now >= next_signal_at) {
+      if (o.on_signal) o.on_signal(o.stop_signals[next_signal]);
       kill(-pid, o.stop_signals[next_signal++]);
       next_signal_at = SatAdd(now, SecondsToMicros(o.grace_s) / 1000);
     }
@@ -145,6 +146,7 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
       if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
       ssize_t got = read(fds[i].fd, buf, sizeof(buf));
       if (got > 0) {
+        if (o.on_output) o.on_output(std::string_view(buf, static_cast<size_t>(got)));
         if (o.on_line) {
           partial[i].append(buf, static_cast<size_t>(got));
           emit(i, partial[i].size() > 65536);  // a huge line without a newline: cut

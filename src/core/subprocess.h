@@ -29,6 +29,11 @@ struct SubprocessOptions {
   // When set: called with each complete line of output as it comes (stream 1 or 2, without
   // the newline; a last unterminated line too), instead of collecting stdout and stderr.
   std::function<void(int stream, std::string_view line)> on_line;
+  // When set: called with the output's bytes as they come, before they are split in lines
+  // (both streams, in the order read).
+  std::function<void(std::string_view bytes)> on_output;
+  // When set: called with each signal sent to the group at the timeout.
+  std::function<void(int signal)> on_signal;
 };
 
 struct SubprocessResult {

@@ -80,6 +80,70 @@ std::string PrintableLine(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// The code point of the UTF-8 sequence at s[i] (of length n), for valid UTF-8.
+uint32_t CodePoint(std::string_view s, size_t i, size_t n) {
+  auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(s[i + k])); };
+  if (n == 1) return b(0);
+  if (n == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+  if (n == 3) return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+}
+
+// Whether Python's str.isprintable() says no: controls, separators other than the space,
+// format characters and private use (the categories Cc, Zs, Zl, Zp, Cf, Co; unassigned code
+// points are not known here and count as printable).
+bool PythonUnprintable(uint32_t c) {
+  if (c < 0x20 || (c >= 0x7F && c <= 0xA0) || c == 0xAD) return true;
+  if (c == 0x1680 || (c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F)) return true;
+  if ((c >= 0x205F && c <= 0x2064) || (c >= 0x2066 && c <= 0x206F) || c == 0x3000) return true;
+  if ((c >= 0x0600 && c <= 0x0605) || c == 0x061C || c == 0x06DD || c == 0x070F) return true;
+  if (c == 0x180E || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFB)) return true;
+  if ((c >= 0xE000 && c <= 0xF8FF) || c >= 0xF0000) return true;
+  return false;
+}
+
+}  // namespace
+
+std::string PythonRepr(const std::vector<std::string>& list) {
+  std::string out = "[";
+  for (size_t k = 0; k < list.size(); ++k) {
+    std::string s = ValidUtf8(list[k]);
+    // Single quotes, unless the text has one and no double quote.
+    char q = s.find('\'') != std::string::npos && s.find('"') == std::string::npos ? '"' : '\'';
+    if (k > 0) out += ", ";
+    out += q;
+    for (size_t i = 0; i < s.size();) {
+      size_t n = SequenceAt(s, i);
+      uint32_t c = CodePoint(s, i, n);
+      char esc[16];
+      if (c == '\\' || c == static_cast<uint32_t>(q)) {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (PythonUnprintable(c)) {
+        std::snprintf(esc, sizeof(esc),
+                      c < 0x100     ? "\\x%02x"
+                      : c < 0x10000 ? "\\u%04x"
+                                    : "\\U%08x",
+                      c);
+        out += esc;
+      } else {
+        out.append(s, i, n);
+      }
+      i += n;
+    }
+    out += q;
+  }
+  return out + "]";
+}
+
 Status CheckName(std::string_view what, std::string_view s, size_t max_bytes) {
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument(std::string(what) + " " + why + " (a name is 1 to " +

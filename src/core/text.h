@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -20,6 +21,10 @@ std::string ValidUtf8(std::string_view s);
 // escape sequence) written as \xNN, bytes that are not UTF-8 as U+FFFD. `s` itself when it
 // is fit already.
 std::string PrintableLine(std::string_view s);
+
+// A list of strings as Python 3's repr() writes it ("['/bin/echo', \"it's\"]"): what
+// command_runner writes in its "Running" lines.
+std::string PythonRepr(const std::vector<std::string>& list);
 
 // A name or id given by a user: 1 to `max_bytes` bytes of UTF-8 without control characters
 // (C0, DEL, C1). InvalidArgument naming `what` otherwise.

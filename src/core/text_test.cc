@@ -46,5 +46,18 @@ TEST(CheckName, RefusesEmptyLongInvalidAndControlCharacters) {
   EXPECT_NE(CheckName("task_id", "a\xff").message().find("task_id"), std::string::npos);
 }
 
+// What command_runner.py writes after "Running " (Python 3's repr of the argv list).
+TEST(PythonRepr, WritesAListAsPythonsReprDoes) {
+  EXPECT_EQ(PythonRepr({"/bin/echo", "hi"}), "['/bin/echo', 'hi']");
+  EXPECT_EQ(PythonRepr({}), "[]");
+  EXPECT_EQ(PythonRepr({"it's"}), "[\"it's\"]");
+  EXPECT_EQ(PythonRepr({"it's \"q\""}), "['it\\'s \"q\"']");
+  EXPECT_EQ(PythonRepr({"a\\b", "tab\tnl\ncr\r"}), "['a\\\\b', 'tab\\tnl\\ncr\\r']");
+  EXPECT_EQ(PythonRepr({"\x01\x7f"}), "['\\x01\\x7f']");
+  EXPECT_EQ(PythonRepr({"caf\xC3\xA9 \xE2\x82\xAC"}), "['caf\xC3\xA9 \xE2\x82\xAC']");
+  EXPECT_EQ(PythonRepr({"nb\xC2\xA0sp"}), "['nb\\xa0sp']");
+  EXPECT_EQ(PythonRepr({"\xE2\x80\x8B"}), "['\\u200b']");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -106,31 +106,37 @@ Status QueuedirRunner::Recover() {
   int64_t now = clock_->NowMicros();
   for (const std::string& item : *cur) {
     std::string id = QueueDir::BaseId(item);
+    int attempt = QueueDir::Retries(item) + 1;
     auto last = store_->LatestJobForFile(dir_.root(), id);
     if (last.ok() && last->has_value() && (*last)->state == JobState::kSucceeded &&
-        (*last)->attempts == QueueDir::Retries(item) + 1) {
+        (*last)->attempts == attempt) {
       // Its success was recorded; only the deletion was cut short.
       SLUICE_RETURN_IF_ERROR(dir_.Remove(item));
       continue;
     }
+    if (last.ok() && last->has_value() && (*last)->state == JobState::kRetrying &&
+        (*last)->attempts == attempt) {
+      // It failed and was waiting in cur/ for its retry, as command_runner keeps it: it
+      // waits on (the due time is in the store, so the delay survives the restart).
+      waiting_[item] = std::max(now, (*last)->run_at);
+      continue;
+    }
     // It was in progress when the daemon died: that attempt counts.
     Job job = JobFor(item);
-    job.attempts = QueueDir::Retries(item) + 1;
+    job.attempts = attempt;
     job.interruptions += 1;
     job.last_tried = now;
     HandlerOutput none;
-    (void)dir_.AppendLog(
-        item, {"interrupted: the daemon stopped during attempt " + std::to_string(job.attempts)});
-    Fail(&job, item,
-         Status::Unavailable("interrupted: the daemon stopped during attempt " +
-                             std::to_string(job.attempts)),
-         none, false);
+    std::string why = "interrupted: the daemon stopped during attempt " + std::to_string(attempt);
+    (void)Save(job, {why}, false);
+    Fail(&job, item, Status::Unavailable(why), none, false);
   }
   // Jobs the store still has open whose item is neither waiting nor in progress.
   auto waiting = dir_.ListNew();
   if (!waiting.ok()) return waiting.status();
   std::map<std::string, bool> present;
   for (const auto& w : *waiting) present[QueueDir::BaseId(w.item)] = true;
+  for (const auto& [item, due] : waiting_) present[QueueDir::BaseId(item)] = true;
   auto dead = dir_.ListDead();
   std::map<std::string, bool> in_dead;
   if (dead.ok()) {
@@ -178,6 +184,7 @@ void QueuedirRunner::DispatchLoop() {
   auto watcher = Watcher::Create(dir_.NewDir());
   if (!watcher.ok())
     spdlog::warn("queuedir: no inotify ({}); polling", watcher.status().ToString());
+  int64_t last_touch = 0;
   while (true) {
     int wait_ms = 1000;
     {
@@ -192,32 +199,41 @@ void QueuedirRunner::DispatchLoop() {
       if (usable && watcher.ok()) (void)watcher->Rewatch(dir_.NewDir());
       if (!usable) {
         wait_ms = 250;
-      } else if (free > 0) {
-        auto items = dir_.ListNew();
-        int64_t now_ns = clock_->NowMicros() * 1000;
-        if (items.ok()) {
-          std::vector<std::string> taken;
-          for (const auto& w : *items) {
-            if (w.due_ns > now_ns) {
-              wait_ms = std::min<int64_t>(wait_ms, (w.due_ns - now_ns) / 1'000'000 + 1);
-              break;  // sorted by due time
-            }
-            if (taken.size() >= free) {
-              wait_ms = 0;
-              break;
-            }
-            Status st = dir_.Claim(w.item);
-            if (st.ok()) taken.push_back(w.item);
-          }
-          lock.lock();
-          for (std::string& item : taken) claimed_.push_back(std::move(item));
-          lock.unlock();
-          if (!taken.empty()) cv_.notify_all();
-        } else {
-          spdlog::error("queuedir {}: {}", dir_.root(), items.status().ToString());
-        }
       } else {
-        wait_ms = 50;  // every worker busy: look again soon
+        int64_t now = clock_->NowMicros();
+        if (now - last_touch >= 1'000'000) {
+          TouchAll();  // as command_runner does every loop: producers' cleanup spares them
+          last_touch = now;
+        }
+        int64_t next_due = RequeueDue(now);
+        if (next_due > 0) {
+          wait_ms = static_cast<int>(std::clamp<int64_t>((next_due - now) / 1000 + 1, 1, 1000));
+        }
+        if (free > 0) {
+          auto items = dir_.ListNew();
+          if (items.ok()) {
+            std::vector<std::string> taken;
+            for (const auto& w : *items) {  // oldest first
+              if (taken.size() >= free) {
+                wait_ms = 0;
+                break;
+              }
+              Status st = dir_.Claim(w.item);
+              if (st.ok()) taken.push_back(w.item);
+            }
+            lock.lock();
+            for (std::string& item : taken) {
+              running_.insert(item);
+              claimed_.push_back(std::move(item));
+            }
+            lock.unlock();
+            if (!taken.empty()) cv_.notify_all();
+          } else {
+            spdlog::error("queuedir {}: {}", dir_.root(), items.status().ToString());
+          }
+        } else {
+          wait_ms = std::min(wait_ms, 50);  // every worker busy: look again soon
+        }
       }
     }
     std::vector<std::string> names;
@@ -228,6 +244,50 @@ void QueuedirRunner::DispatchLoop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(wait_ms, 200)));
     }
   }
+}
+
+void QueuedirRunner::TouchAll() {
+  std::vector<std::string> items;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    items.assign(running_.begin(), running_.end());
+    for (const auto& [item, due] : waiting_) items.push_back(item);
+  }
+  for (const std::string& item : items) {
+    Status st = dir_.Touch(item);
+    if (st.IsNotFound()) {
+      // Someone took it out of cur/ (a producer's cleanup moves old items back into new/):
+      // a running command finds out when it ends; a waiting item is simply gone.
+      std::lock_guard<std::mutex> lock(mu_);
+      if (waiting_.erase(item)) {
+        spdlog::warn("queuedir {}: {} left cur/ while it waited for its retry", dir_.root(), item);
+      }
+    }
+  }
+}
+
+int64_t QueuedirRunner::RequeueDue(int64_t now) {
+  std::vector<std::string> due;
+  int64_t next = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [item, when] : waiting_) {
+      if (when <= now) {
+        due.push_back(item);
+      } else if (next == 0 || when < next) {
+        next = when;
+      }
+    }
+    for (const std::string& item : due) waiting_.erase(item);
+  }
+  for (const std::string& item : due) {
+    auto moved = dir_.Requeue(item, QueueDir::Retries(item) + 1);
+    if (!moved.ok()) {
+      spdlog::error("queuedir {}: requeueing {}: {}", dir_.root(), item, moved.status().ToString());
+    }
+  }
+  if (!due.empty()) (void)dir_.Sync();
+  return next;
 }
 
 void QueuedirRunner::WorkerLoop() {
@@ -263,13 +323,35 @@ void QueuedirRunner::RunItem(const std::string& item) {
   ctx.env = env_;
   ctx.clock = clock_;
   ctx.cancelled = &cancelled_;
-  ctx.live_log = [this, &job, &item](std::vector<std::string> lines) {
-    (void)dir_.AppendLog(item, lines);
-    (void)Save(job, lines, false);
-  };
+  // The item's log file as command_runner writes it; Sluice's own lines go to the events.
+  ctx.raw_log = [this, &item](std::string_view text) { (void)dir_.AppendRaw(item, text); };
+  ctx.live_log = [this, &job](std::vector<std::string> lines) { (void)Save(job, lines, false); };
+  spdlog::info("Running {}", item);
   HandlerOutput out;
   Status st = handler_->Run(ctx, &out);
-  (void)dir_.AppendLog(item, out.log);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.erase(item);
+  }
+  if (!dir_.InCur(item)) {
+    // Taken out of cur/ while it ran (by a producer's cleanup, most likely, which puts it
+    // back into new/ as its next retry): the item goes on as whoever moved it decided, and
+    // this attempt is not a success, whatever its command said.
+    spdlog::error(
+        "queuedir {}: conflict: {} left cur/ while its command ran; not counted as "
+        "done",
+        dir_.root(), item);
+    job.state = JobState::kQueued;
+    job.error = {"conflict",
+                 "the item left cur/ while its command ran (" +
+                     (st.ok() ? std::string("it succeeded") : st.message()) + ")",
+                 ""};
+    out.log.push_back("conflict: " + job.error.message);
+    (void)Save(job, out.log);
+    std::lock_guard<std::mutex> lock(mu_);
+    jobs_[job.name] = job;
+    return;
+  }
   if (st.ok()) {
     job.state = JobState::kSucceeded;
     job.finished_at = clock_->NowMicros();
@@ -296,12 +378,30 @@ void QueuedirRunner::Fail(Job* job, const std::string& item, const Status& st,
   job->error.message = st.message();
   job->error.detail = out.error_detail;
   int retries = QueueDir::Retries(item);
+  // command_runner writes this line before it asks to requeue (which may murder the item).
+  if (job->error.code == "command_failed_to_start") {
+    (void)dir_.AppendRaw(item, "\nFailed with OSError; requeuing in " +
+                                   std::to_string(static_cast<int64_t>(options_.retry_time_s)) +
+                                   " seconds\n");
+  } else if (!permanent) {
+    spdlog::warn("{} failed; requeuing", item);
+  }
   if (!permanent && retries < options_.max_retries) {
-    int64_t due = now + static_cast<int64_t>(options_.retry_time_s * 1e6);
-    auto next = dir_.Requeue(item, retries + 1, due);
+    int64_t delay = SecondsToMicros(options_.retry_time_s);
+    job->state = JobState::kRetrying;
+    job->run_at = SatAdd(now, delay);
+    if (delay > 0) {
+      // It waits in cur/, as command_runner keeps it, until it is due (TouchAll keeps it
+      // fresh; RequeueDue moves it into new/ as <id>.<retries+1>).
+      (void)Save(*job, {});
+      std::lock_guard<std::mutex> lock(mu_);
+      waiting_[item] = job->run_at;
+      jobs_[job->name] = *job;
+      counters_.retried++;
+      return;
+    }
+    auto next = dir_.Requeue(item, retries + 1);
     if (next.ok()) {
-      job->state = JobState::kRetrying;
-      job->run_at = due;
       (void)dir_.Sync();
       (void)Save(*job, {});
       counters_.retried++;
@@ -312,16 +412,16 @@ void QueuedirRunner::Fail(Job* job, const std::string& item, const Status& st,
     spdlog::error("queuedir: requeueing {}: {}; it goes to dead/", item, next.status().ToString());
   }
   if (!permanent && retries >= options_.max_retries) {
+    spdlog::info("Maximum retry count exceeded; murdering {}", item);
     job->error.message = "gave up after " + std::to_string(retries + 1) +
                          " attempts; last error: " + job->error.message;
   }
-  (void)dir_.AppendLog(item, {"dead: [" + job->error.code + "] " + job->error.message});
   Status killed = dir_.Kill(item);
   if (!killed.ok()) spdlog::error("queuedir: moving {} to dead/: {}", item, killed.ToString());
   (void)dir_.Sync();
   job->state = JobState::kFailed;
   job->finished_at = now;
-  (void)Save(*job, {});
+  (void)Save(*job, {"dead: [" + job->error.code + "] " + job->error.message});
   counters_.dead++;
   std::lock_guard<std::mutex> lock(mu_);
   jobs_.erase(job->name);

@@ -1,17 +1,20 @@
 // QueuedirRunner: runs the items of a Mozilla queuedir (spool/queuedir.h) through a handler,
 // as command_runner does, with the file system as the queue and the store as the record.
 //
-// Items due in new/ are claimed (renamed into cur/) only when a worker is free, oldest due
-// first. An attempt that succeeds is recorded as succeeded, then its item is deleted. One that
-// fails with an error that may pass (a non-zero exit, a command that cannot start, a timeout)
-// is renamed back into new/ as <id>.<retries>, due `retry_time_s` later (the due time is the
-// file's modification time, so it survives restarts); past `max_retries` retries, or at once
-// for input that is not a job, the item goes to dead/ with its log. Every attempt's output
-// goes to logs/<id>.log, one log per item, and to the job's events.
+// Items in new/ are claimed (renamed into cur/, their time renewed) only when a worker is
+// free, oldest first. Items in cur/ (running, or waiting for a retry) are touched every second,
+// as command_runner touches them: Mozilla's producers move items older than cleanup_time out
+// of cur/. An attempt that succeeds is recorded as succeeded, then its item is deleted; one
+// whose item left cur/ meanwhile is a conflict, not a success. One that fails with an error
+// that may pass (a non-zero exit, a command that cannot start, a timeout) waits in cur/ for
+// `retry_time_s` (in the store: the wait survives restarts), then goes back into new/ as
+// <id>.<retries>; past `max_retries` retries, or at once for input that is not a job, it goes
+// to dead/ with its log as dead/<item>.log. Every attempt's output goes to logs/<id>.log in
+// command_runner's format, one log per item, and to the job's events.
 //
 // After a crash, items found in cur/ were in progress: the attempt counts (the original
 // retried them forever), and max_retries holds; an item whose success was recorded is only
-// deleted, never run again.
+// deleted, never run again; one that was waiting for its retry waits on.
 #pragma once
 
 #include <atomic>
@@ -65,6 +68,10 @@ class QueuedirRunner {
 
  private:
   void DispatchLoop();
+  // Renews the time of every item in cur/ this runner holds (running or waiting).
+  void TouchAll();
+  // Moves the waiting items due by `now` into new/; when the next one is due (0: none).
+  int64_t RequeueDue(int64_t now);
   // Checks the folders; false while the queuedir cannot be used (said once, when it starts
   // and when it ends).
   bool CheckFolders();
@@ -88,10 +95,12 @@ class QueuedirRunner {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> claimed_;  // in cur/, waiting for a worker
-  int idle_ = 0;                     // workers waiting for an item
-  std::map<std::string, Job> jobs_;  // by item id (no suffix): unfinished jobs
-  std::set<int64_t> stored_;         // job ids the store has (else the next save inserts)
+  std::deque<std::string> claimed_;         // in cur/, waiting for a worker
+  int idle_ = 0;                            // workers waiting for an item
+  std::map<std::string, Job> jobs_;         // by item id (no suffix): unfinished jobs
+  std::set<std::string> running_;           // items in cur/ being run
+  std::map<std::string, int64_t> waiting_;  // items in cur/ waiting for a retry -> when due
+  std::set<int64_t> stored_;                // job ids the store has (else the next save inserts)
   JobIds own_ids_;
   EngineShared shared_;  // ids always set (own_ids_ when not shared)
   bool stop_ = false;

@@ -33,6 +33,9 @@ struct HandlerContext {
   // Log lines while the job runs: stored and sent to event readers at once (job.log events).
   // Lines given here are not repeated in HandlerOutput::log. May be empty (then use that).
   std::function<void(std::vector<std::string> lines)> live_log;
+  // The command's log as Mozilla's command_runner writes it (a queuedir's logs/): "Running
+  // ['argv']", the output as it came, "\nResult: RC, Elapsed: N seconds". May be empty.
+  std::function<void(std::string_view text)> raw_log;
   // "Still working": renews the job's lease. A handler that runs long calls it as it makes
   // progress; a job whose worker is silent past the lease is given to another worker.
   std::function<void()> heartbeat;

@@ -52,7 +52,7 @@ Result<std::vector<QueueDir::Waiting>> QueueDir::ListNew() {
     out.push_back({e.name, info->mtime_ns});
   }
   std::sort(out.begin(), out.end(), [](const Waiting& a, const Waiting& b) {
-    return a.due_ns != b.due_ns ? a.due_ns < b.due_ns : a.item < b.item;
+    return a.mtime_ns != b.mtime_ns ? a.mtime_ns < b.mtime_ns : a.item < b.item;
   });
   return out;
 }
@@ -87,16 +87,32 @@ Result<std::vector<std::string>> QueueDir::ListDead() {
 Status QueueDir::Claim(std::string_view item) {
   auto h = folders_.Get();
   if (!h.ok()) return h.status();
-  return env_->RenameAt(*h->sub[kNew], item, *h->sub[kCur], item, false);
+  SLUICE_RETURN_IF_ERROR(env_->RenameAt(*h->sub[kNew], item, *h->sub[kCur], item, false));
+  // As QueueDir.pop(): a claimed item is fresh, whatever time it had in new/.
+  (void)env_->SetModifiedTimeAt(*h->sub[kCur], item, Env::kNowMicros);
+  return Status::Ok();
 }
 
-Result<std::string> QueueDir::Requeue(std::string_view item, int retries, int64_t due_micros) {
+Status QueueDir::Touch(std::string_view item) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  SLUICE_RETURN_IF_ERROR(env_->SetModifiedTimeAt(*h->sub[kCur], item, Env::kNowMicros));
+  // Producers' cleanup also deletes logs older than cleanup_time: a quiet command keeps its.
+  (void)env_->SetModifiedTimeAt(*h->sub[kLogs], BaseId(item) + ".log", Env::kNowMicros);
+  return Status::Ok();
+}
+
+bool QueueDir::InCur(std::string_view item) {
+  auto h = folders_.Get();
+  return h.ok() && env_->StatAt(*h->sub[kCur], item).ok();
+}
+
+Result<std::string> QueueDir::Requeue(std::string_view item, int retries) {
   auto h = folders_.Get();
   if (!h.ok()) return h.status();
   std::string next = BaseId(item) + "." + std::to_string(retries);
-  // The due time is set before the move, so the item never shows in new/ as due too early.
-  SLUICE_RETURN_IF_ERROR(env_->SetModifiedTimeAt(*h->sub[kCur], item, due_micros));
   SLUICE_RETURN_IF_ERROR(env_->RenameAt(*h->sub[kCur], item, *h->sub[kNew], next, false));
+  (void)env_->SetModifiedTimeAt(*h->sub[kNew], next, Env::kNowMicros);
   return next;
 }
 
@@ -104,8 +120,8 @@ Status QueueDir::Kill(std::string_view item) {
   auto h = folders_.Get();
   if (!h.ok()) return h.status();
   SLUICE_RETURN_IF_ERROR(env_->RenameAt(*h->sub[kCur], item, *h->sub[kDead], item, false));
-  std::string log = BaseId(item) + ".log";
-  Status st = env_->RenameAt(*h->sub[kLogs], log, *h->sub[kDead], log, true);
+  Status st = env_->RenameAt(*h->sub[kLogs], BaseId(item) + ".log", *h->sub[kDead],
+                             std::string(item) + ".log", true);
   return st.ok() || st.code() == Code::kNotFound ? Status::Ok() : st;
 }
 
@@ -124,15 +140,28 @@ Result<std::vector<std::string>> QueueDir::RetryDead() {
   const Dir& new_dir = *h->sub[kNew];
   std::vector<std::string> moved;
   for (const std::string& item : *dead) {
-    std::string base = BaseId(item);
-    Status st = env_->RenameAt(dead_dir, item, new_dir, base, false);
+    Status st = env_->RenameAt(dead_dir, item, new_dir, item, false);
     if (!st.ok()) return st.Annotate("moving " + item + " back into new/");
-    (void)env_->SetModifiedTimeAt(new_dir, base, Env::kNowMicros);  // due now
-    (void)env_->RemoveAt(dead_dir, base + ".log");
+    (void)env_->RemoveAt(dead_dir, item + ".log");
     moved.push_back(item);
+  }
+  // Logs whose item is gone (retry_dead_queue removes every *.log in dead/).
+  auto entries = env_->ListDirAt(dead_dir);
+  if (entries.ok()) {
+    for (const DirEntry& e : *entries) {
+      if (e.name.size() > 4 && e.name.compare(e.name.size() - 4, 4, ".log") == 0) {
+        (void)env_->RemoveAt(dead_dir, e.name);
+      }
+    }
   }
   SLUICE_RETURN_IF_ERROR(Sync());
   return moved;
+}
+
+Status QueueDir::AppendRaw(std::string_view item, std::string_view text) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->AppendFileAt(*h->sub[kLogs], BaseId(item) + ".log", text);
 }
 
 Status QueueDir::AppendLog(std::string_view item, const std::vector<std::string>& lines) {

@@ -1,11 +1,14 @@
 // QueueDir: Mozilla's queuedir layout, the state of each item in the file system.
 //
 //   DIR/tmp/   producers write here first ...
-//   DIR/new/   ... then rename in: items waiting. An item's modification time is when it is
-//              due (a delayed retry has one in the future, so delays survive restarts).
-//   DIR/cur/   claimed items (claim = rename new/ -> cur/)
+//   DIR/new/   ... then rename in: items waiting, taken oldest modification time first.
+//   DIR/cur/   claimed items (claim = rename new/ -> cur/, then their time is renewed), and
+//              failed items waiting for their retry, as command_runner keeps them. Their
+//              time is renewed while they run or wait: Mozilla's producers (QueueDir.add ->
+//              cleanup) move items older than cleanup_time from cur/ back into new/.
 //   DIR/logs/  one log per item across its retries: logs/<id>.log
-//   DIR/dead/  items past their retries, with their log as dead/<id>.log
+//   DIR/dead/  items past their retries, with their log as dead/<item>.log (the item's whole
+//              name, retry suffix included, as command_runner's murder() names it)
 //
 // An item's name is its id, plus ".N" after its Nth retry ("1700000000-3-1234abcd.2").
 //
@@ -50,25 +53,33 @@ class QueueDir {
 
   struct Waiting {
     std::string item;
-    int64_t due_ns = 0;  // its modification time
+    int64_t mtime_ns = 0;
   };
-  // Items in new/, oldest due first.
+  // Items in new/, oldest first (by modification time, as QueueDir.pop takes them).
   Result<std::vector<Waiting>> ListNew();
   Result<std::vector<std::string>> ListCur();
   Result<std::vector<std::string>> ListDead();  // items only, not their logs
 
-  // new/ITEM -> cur/ITEM. NotFound when another claimed it (or it vanished).
+  // new/ITEM -> cur/ITEM, its time renewed. NotFound when another claimed it (or it vanished).
   Status Claim(std::string_view item);
-  // cur/ITEM -> new/<id>.<retries>, due at `due_micros` (wall clock). Returns the new name.
-  Result<std::string> Requeue(std::string_view item, int retries, int64_t due_micros);
-  // cur/ITEM -> dead/ITEM, and logs/<id>.log -> dead/<id>.log.
+  // Renews the time of cur/ITEM and of its log ("still working on it"). NotFound when the
+  // item is not in cur/ any more.
+  Status Touch(std::string_view item);
+  // Whether cur/ITEM is there.
+  bool InCur(std::string_view item);
+  // cur/ITEM -> new/<id>.<retries>, its time renewed. Returns the new name.
+  Result<std::string> Requeue(std::string_view item, int retries);
+  // cur/ITEM -> dead/ITEM, and logs/<id>.log -> dead/ITEM.log.
   Status Kill(std::string_view item);
   // Deletes cur/ITEM (a finished item).
   Status Remove(std::string_view item);
-  // dead/ITEM -> new/<id> (its retries start again) and deletes dead/<id>.log. The names.
+  // dead/ITEM -> new/ITEM, as Mozilla's retry_dead_queue does (a plain mv: the name, so the
+  // retry count, and the time are kept), and deletes the logs in dead/. The names.
   Result<std::vector<std::string>> RetryDead();
   // Appends lines to the item's log (created when missing).
   Status AppendLog(std::string_view item, const std::vector<std::string>& lines);
+  // Appends text as it is to the item's log.
+  Status AppendRaw(std::string_view item, std::string_view text);
   // Makes the renames so far durable (fsync of new/, cur/, dead/, logs/).
   Status Sync();
 

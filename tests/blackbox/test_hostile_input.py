@@ -230,7 +230,10 @@ class HostileFilesTest(unittest.TestCase):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
         with open(os.path.join(q, "dead", "poison.log")) as f:
-            self.assertIn("deeper than", f.read())
+            self.assertEqual(f.read(), "Couldn't load json; murdering\n")  # command_runner's
+        error = self.box.query_db(os.path.join(q, "sluice.db"),
+                                  "SELECT error_message FROM jobs WHERE name='poison'")
+        self.assertIn("deeper than", error[0][0])
 
 
 if __name__ == "__main__":

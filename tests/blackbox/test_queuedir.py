@@ -1,7 +1,8 @@
 """Mozilla queuedir compatibility: producers that follow the queuedir protocol (write into
-tmp/, rename into new/) feed `sluice command-runner` unchanged; retries rename items back into
-new/ as <id>.N, due later (also across a restart); past max retries items go to dead/ with
-their log; kill -9 with commands in cur/ counts the attempt; `sluice retry-dead`."""
+tmp/, rename into new/) feed `sluice command-runner` unchanged; a failed item waits in cur/ for
+its retry, as command_runner keeps it (also across a restart), then goes back into new/ as
+<id>.N; past max retries items go to dead/ with their log (dead/<item>.log); kill -9 with
+commands in cur/ counts the attempt; `sluice retry-dead` moves items back as they are."""
 
 import json
 import os
@@ -103,14 +104,20 @@ class QueuedirTest(unittest.TestCase):
         self.assertIn("Result: 0, Elapsed:", log)
         self.assertEqual(self.ls("new"), [])
         self.assertEqual(self.ls("cur"), [])
-        self.assertEqual(self.ls("dead"), sorted([hopeless + ".2", hopeless + ".log", garbage,
+        # dead/<item>.log: the item's whole name, retry suffix included (command_runner's).
+        self.assertEqual(self.ls("dead"), sorted([hopeless + ".2", hopeless + ".2.log", garbage,
                                                   garbage + ".log"]))
-        with open(os.path.join(self.q, "dead", hopeless + ".log")) as f:
+        with open(os.path.join(self.q, "dead", hopeless + ".2.log")) as f:
             dead_log = f.read()
-        self.assertEqual(dead_log.count("stderr: nope"), 3)
-        self.assertIn("gave up after 3 attempts", dead_log)
+        self.assertEqual(dead_log.count("nope\n"), 3)  # stderr as the command wrote it
+        with open(os.path.join(self.q, "dead", garbage + ".log")) as f:
+            self.assertEqual(f.read(), "Couldn't load json; murdering\n")
+        error = self.box.query_db(self.db, "SELECT error_message FROM jobs WHERE name=?",
+                                  hopeless)[0][0]
+        self.assertIn("gave up after 3 attempts", error)
 
-        # retry-dead: back into new/ without their logs, and they run again.
+        # retry-dead: a plain mv back into new/ (names, so retry counts, kept) without the
+        # logs, as Mozilla's retry_dead_queue; they run again.
         r = subprocess.run([harness.SLUICE, "retry-dead", self.q], capture_output=True,
                            text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -119,22 +126,25 @@ class QueuedirTest(unittest.TestCase):
                                          "state='failed'", hopeless)[0][0]
         self.wait(lambda: runs() == 2 and len(self.ls("dead")) == 4,
                   "the dead items to run (as new jobs) and die again")
-        with open(os.path.join(self.q, "dead", hopeless + ".log")) as f:
-            self.assertEqual(f.read().count("Running "), 3)  # the old log was dropped
+        with open(os.path.join(self.q, "dead", hopeless + ".2.log")) as f:
+            # Past its retries already: one more try, then dead; the old log was dropped.
+            self.assertEqual(f.read().count("Running "), 1)
         self.stop()
 
-    def test_delayed_retries_survive_a_restart(self):
+    def test_delayed_retries_wait_in_cur_and_survive_a_restart(self):
         item = self.producer.add(["/bin/false"])
         self.start("-r", "1", "-t", "3")
-        self.wait(lambda: self.ls("new") == [item + ".1"], "the retry to be queued")
-        due = os.stat(os.path.join(self.q, "new", item + ".1")).st_mtime
-        self.assertGreater(due, time.time() + 1.5)
+        self.wait(lambda: self.jobs().get(item, ("",))[0] == "retrying", "the first failure")
+        failed_at = time.time()
+        # As command_runner keeps it: in cur/, touched, not in new/ before it is due.
+        self.assertEqual((self.ls("cur"), self.ls("new")), ([item], []))
         self.stop()
         self.start("-r", "1", "-t", "3")
         time.sleep(1)
-        self.assertEqual(self.ls("new"), [item + ".1"])  # not due yet: not taken
+        self.assertEqual((self.ls("cur"), self.ls("new")), ([item], []))  # waits on
         self.wait(lambda: self.jobs().get(item, ("",))[0] == "failed", "the retry to run")
-        self.assertGreaterEqual(time.time(), due - 0.1)
+        self.assertGreaterEqual(time.time(), failed_at + 2.5)
+        self.assertEqual(self.ls("dead"), sorted([item + ".1", item + ".1.log"]))
         self.stop()
 
     def test_kill_9_while_commands_run(self):
@@ -167,9 +177,10 @@ class QueuedirTest(unittest.TestCase):
         item = self.producer.add(["/bin/true"])
         os.rename(os.path.join(self.q, "new", item), os.path.join(self.q, "cur", item))
         self.start("-r", "0")
-        self.wait(lambda: self.ls("dead") == sorted([item, item + ".log"]), "it to go dead")
-        with open(os.path.join(self.q, "dead", item + ".log")) as f:
-            self.assertIn("interrupted", f.read())
+        self.wait(lambda: self.ls("dead") == sorted([item]) or
+                  self.ls("dead") == sorted([item, item + ".log"]), "it to go dead")
+        error = self.box.query_db(self.db, "SELECT error_message FROM jobs WHERE name=?", item)
+        self.assertIn("interrupted", error[0][0])
         self.stop()
         r = subprocess.run([harness.SLUICE, "check", "--spool-dir", self.q], capture_output=True,
                            text=True, timeout=60)

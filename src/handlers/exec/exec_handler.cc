@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/spawn.h"
 #include "core/subprocess.h"
+#include "core/text.h"
 
 namespace sluice {
 struct Command {
@@ -31,9 +32,10 @@ Status Invalid(HandlerOutput* out, const std::string& why) {
   return Status::InvalidArgument(why);
 }
 
-Result<Command> ParseCommand(const std::string& text, HandlerOutput* out) {
+Result<Command> ParseCommand(const std::string& text, HandlerOutput* out, bool* not_json) {
   rapidjson::Document d;
   if (Status st = ParseJson(text, &d); !st.ok()) {
+    *not_json = true;
     return Invalid(out, st.message() +
                             ": give an argv list like [\"/bin/echo\", \"hi\"] or "
                             "{\"argv\": [...]}");
@@ -136,8 +138,15 @@ Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   }
   std::string text;
   SLUICE_RETURN_IF_ERROR(ReadJobInput(ctx, &text, out));
-  auto cmd = ParseCommand(text, out);
-  if (!cmd.ok()) return cmd.status();
+  bool not_json = false;
+  auto cmd = ParseCommand(text, out, &not_json);
+  if (!cmd.ok()) {
+    if (ctx.raw_log) {
+      ctx.raw_log(not_json ? std::string("Couldn't load json; murdering\n")
+                           : "Not a command (" + cmd.status().message() + "); murdering\n");
+    }
+    return cmd.status();
+  }
   return RunCommand(*cmd, ctx, out);
 }
 
@@ -227,13 +236,21 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
   const Command* cmd = &command;
   // What runs is decided here, once: the checked path is the one executed.
   auto path = ResolveCommand(cmd->argv[0], cmd->cwd);
-  if (path.ok()) {
-    SLUICE_RETURN_IF_ERROR(Check(*cmd, *path, out));
-  } else if (!options_.allowed_commands.empty()) {
+  Status allowed = path.ok() ? Check(*cmd, *path, out) : Status::Ok();
+  if (!path.ok() && !options_.allowed_commands.empty()) {
     out->error_code = "command_not_allowed";
-    return Status::InvalidArgument(path.status().message() +
-                                   "; only commands in allowed_commands run");
+    allowed = Status::InvalidArgument(path.status().message() +
+                                      "; only commands in allowed_commands run");
   }
+  if (!allowed.ok()) {
+    if (ctx.raw_log) ctx.raw_log("Not run (" + allowed.message() + "); murdering\n");
+    return allowed;
+  }
+  // command_runner's log: what runs, in Python's repr, then the output as it comes.
+  auto raw = [&ctx](std::string_view text) {
+    if (ctx.raw_log) ctx.raw_log(text);
+  };
+  raw("Running " + PythonRepr(cmd->argv) + "\n");
 
   // Output lines go out in small batches: at most every 200 ms or 100 lines.
   std::vector<std::string> pending;
@@ -268,6 +285,8 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
     pending.push_back(stream == 2 ? "stderr: " + std::string(line) : std::string(line));
     flush(false);
   };
+  so.on_output = [&](std::string_view bytes) { raw(bytes); };
+  so.on_signal = [&](int sig) { raw("Killing with " + std::to_string(sig) + "\n"); };
   so.tick = [&] {
     flush(false);
     if (ctx.heartbeat) ctx.heartbeat();
@@ -279,6 +298,7 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
   char tail[96];
   int rc = r.ok() ? (r->signal ? -r->signal : r->exit_code) : -1;
   std::snprintf(tail, sizeof(tail), "Result: %d, Elapsed: %.1f seconds", rc, elapsed);
+  if (r.ok()) raw("\n" + std::string(tail) + "\n");  // a command that never started has none
   flush(true);
   out->log.push_back(tail);
   char summary[128];
