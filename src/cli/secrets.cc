@@ -52,7 +52,29 @@ void ScrubSecretArgs(int argc, char** argv) {
       }
       if (value != nullptr) std::memset(value, 'x', std::strlen(value));
     }
+    // A password inside a URL: scheme://USER:PASSWORD@HOST/...
+    const char* url_flag = "--publish-url";
+    size_t n = std::strlen(url_flag);
+    char* url = nullptr;
+    if (std::strcmp(argv[i], url_flag) == 0 && i + 1 < argc) {
+      url = argv[i + 1];
+    } else if (std::strncmp(argv[i], url_flag, n) == 0 && argv[i][n] == '=') {
+      url = argv[i] + n + 1;
+    }
+    if (url != nullptr) ScrubUrlPassword(url);
   }
+}
+
+void ScrubUrlPassword(char* url) {
+  char* authority = std::strstr(url, "://");
+  if (authority == nullptr) return;
+  authority += 3;
+  size_t end = std::strcspn(authority, "/?#");
+  char* at = static_cast<char*>(memrchr(authority, '@', end));
+  if (at == nullptr) return;
+  char* colon =
+      static_cast<char*>(std::memchr(authority, ':', static_cast<size_t>(at - authority)));
+  if (colon != nullptr) std::memset(colon + 1, 'x', static_cast<size_t>(at - colon - 1));
 }
 
 }  // namespace sluice::cli

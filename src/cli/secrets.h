@@ -21,4 +21,7 @@ Result<std::string> Secret(const std::string& flag, const std::string& file,
 // flags that carry secrets (--api-token, --publish-token), once they have been parsed.
 void ScrubSecretArgs(int argc, char** argv);
 
+// Overwrites with 'x' the password of a URL (scheme://USER:PASSWORD@HOST/...), in place.
+void ScrubUrlPassword(char* url);
+
 }  // namespace sluice::cli

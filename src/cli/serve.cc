@@ -165,21 +165,28 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "USER, LOGNAME, LANG, LANGUAGE, LC_ALL, LC_CTYPE, TZ, TMPDIR")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app->add_option("--publish-url", f->publish.url, "publish: the endpoint events are POSTed to");
+  app->add_option("--publish-url", f->publish.url,
+                  "publish: where events go: http(s)://HOST/PATH (POSTed as JSON arrays) or "
+                  "amqp://USER@HOST:PORT/VHOST (an AMQP 0-9-1 broker: RabbitMQ, Mozilla Pulse)");
+  app->add_option("--publish-exchange", f->publish.exchange,
+                  "publish: the AMQP exchange messages go to (with an amqp:// URL)");
   app->add_option("--publish-header", f->publish.headers,
                   "publish: an extra 'Name: value' header (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("--publish-token", f->publish.token,
-                  "publish: bearer token for the endpoint (or SLUICE_PUBLISH_TOKEN; prefer "
-                  "--publish-token-file)");
+                  "publish: bearer token for an HTTP endpoint, password for an AMQP broker (or "
+                  "SLUICE_PUBLISH_TOKEN; prefer --publish-token-file)");
   app->add_option("--publish-token-file", f->publish_token_file,
-                  "publish: file holding the endpoint's bearer token");
+                  "publish: file holding the bearer token or AMQP password");
   app->add_option("--publish-skip", f->publish.skip_routing_keys,
-                  "publish: events whose routing_key fully matches this regex are not sent");
-  app->add_option("--publish-batch", f->publish.batch_size, "publish: events per POST")
+                  "publish: events whose routing key this regex finds (re.search: anchor with ^ "
+                  "and $) are not sent");
+  app->add_option("--publish-batch", f->publish.batch_size,
+                  "publish: events per POST (AMQP: per confirm wait)")
       ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
-  app->add_option("--publish-timeout", f->publish.timeout_s, "publish: seconds per POST")
+  app->add_option("--publish-timeout", f->publish.timeout_s,
+                  "publish: seconds per POST (AMQP: to connect, and for a batch's confirms)")
       ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--archive-path", f->archive_path,

@@ -97,6 +97,27 @@ class PublishTest(unittest.TestCase):
         retried = self.box.query("SELECT COUNT(*) FROM jobs WHERE attempts > 1")[0][0]
         self.assertGreater(retried, 0)  # the 500s did make jobs retry
 
+    def test_password_in_url_not_in_errors(self):
+        self.url = "http://user:url-pw-31@127.0.0.1:1/events"  # nothing listens on port 1
+        self.start()
+        with open("/proc/%d/cmdline" % self.box.proc.pid, "rb") as f:
+            self.assertNotIn(b"url-pw-31", f.read())
+        self.box.drop("e.json", [{"routing_key": "k", "id": "e"}])
+        self.box.wait_for(lambda: self.box.query(
+            "SELECT COUNT(*) FROM jobs WHERE attempts >= 2")[0][0] == 1, 30, "a retry")
+        why = self.box.query("SELECT error_message FROM jobs")[0][0]
+        self.assertIn("cannot reach http://user@127.0.0.1:1/events", why)
+        self.assertNotIn("url-pw-31", self.box.daemon_log())
+
+    def test_skip_regex_is_searched_as_pulse_publisher_does(self):
+        # pulse_publisher's own pattern, re.search'ed in buildbot's "event" keys.
+        self.start("--publish-skip", r"^build\.\S+\.\d+\.step\.")
+        self.box.drop("bb.json", [{"event": "build.linux64.3.step.started", "id": "skip"},
+                                  {"event": "build.linux64.3.finished", "id": "keep"},
+                                  {"routing_key": "x.build.a.1.step.y", "id": "keep2"}])
+        self.box.wait_for(lambda: self.states().get("bb.json") == "succeeded", 30, "the job")
+        self.assertEqual(sorted(e["id"] for e in self.rx.events), ["keep", "keep2"])
+
 
 if __name__ == "__main__":
     harness.main()
