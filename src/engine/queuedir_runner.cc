@@ -44,6 +44,7 @@ void QueuedirRunner::Stop() {
   }
   cancelled_ = true;  // as the engine does on stop (HandlerContext::cancelled)
   cv_.notify_all();
+  dispatch_cv_.notify_all();
   if (dispatcher_.joinable()) dispatcher_.join();
   for (std::thread& t : workers_) t.join();
   workers_.clear();
@@ -187,6 +188,7 @@ void QueuedirRunner::DispatchLoop() {
   int64_t last_touch = 0;
   while (true) {
     int wait_ms = 1000;
+    bool busy = false;  // every worker has an item: wait for one to be free, not for new/
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (stop_) break;
@@ -232,13 +234,17 @@ void QueuedirRunner::DispatchLoop() {
             spdlog::error("queuedir {}: {}", dir_.root(), items.status().ToString());
           }
         } else {
-          wait_ms = std::min(wait_ms, 50);  // every worker busy: look again soon
+          busy = true;
         }
       }
     }
     std::vector<std::string> names;
     bool overflow = false;
-    if (watcher.ok()) {
+    if (busy) {
+      std::unique_lock<std::mutex> lock(mu_);
+      dispatch_cv_.wait_for(lock, std::chrono::milliseconds(std::max(wait_ms, 1)),
+                            [this] { return stop_ || idle_ > static_cast<int>(claimed_.size()); });
+    } else if (watcher.ok()) {
       (void)watcher->Wait(std::max(wait_ms, 1), &names, &overflow);
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(wait_ms, 200)));
@@ -295,6 +301,7 @@ void QueuedirRunner::WorkerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     ++idle_;
+    dispatch_cv_.notify_one();  // a dispatcher waiting for a free worker claims for this one
     cv_.wait(lock, [this] { return stop_ || !claimed_.empty(); });
     --idle_;
     if (claimed_.empty()) return;  // stopping

@@ -94,7 +94,8 @@ class QueuedirRunner {
   Clock* clock_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;              // workers: an item was claimed, or stop
+  std::condition_variable dispatch_cv_;     // the dispatcher: a worker became free, or stop
   std::deque<std::string> claimed_;         // in cur/, waiting for a worker
   int idle_ = 0;                            // workers waiting for an item
   std::map<std::string, Job> jobs_;         // by item id (no suffix): unfinished jobs
