@@ -167,7 +167,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("--publish-url", f->publish.url,
                   "publish: where events go: http(s)://HOST/PATH (POSTed as JSON arrays) or "
-                  "amqp://USER@HOST:PORT/VHOST (an AMQP 0-9-1 broker: RabbitMQ, Mozilla Pulse)");
+                  "amqp(s)://USER@HOST:PORT/VHOST (an AMQP 0-9-1 broker: RabbitMQ, Mozilla Pulse)");
   app->add_option("--publish-exchange", f->publish.exchange,
                   "publish: the AMQP exchange messages go to (with an amqp:// URL)");
   app->add_option("--publish-header", f->publish.headers,

@@ -22,12 +22,14 @@ def free_port():
 
 
 class Broker:
-    def __init__(self):
+    def __init__(self, tls=False):
         self.dir = tempfile.mkdtemp(prefix="sluice-rabbit-")
         self.port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.node = "sluice%d@localhost" % self.port
+        self.tls_port = free_port() if tls else None
+        self.ca = os.path.join(self.dir, "ca.pem") if tls else None
         self.proc = None
         self.log = None
         with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
@@ -37,6 +39,14 @@ class Broker:
             f.write("loopback_users = none\n")
             # A small disk (a CI machine's) must not block publishers.
             f.write("disk_free_limit.absolute = 1MB\n")
+            if tls:
+                self._make_certificates()
+                f.write("listeners.ssl.default = 127.0.0.1:%d\n" % self.tls_port)
+                for key, name in (("cacertfile", "ca.pem"), ("certfile", "server.pem"),
+                                  ("keyfile", "server.key")):
+                    f.write("ssl_options.%s = %s\n" % (key, os.path.join(self.dir, name)))
+                f.write("ssl_options.verify = verify_none\n")
+                f.write("ssl_options.fail_if_no_peer_cert = false\n")
         self.env = dict(os.environ,
                         HOME=self.dir,
                         RABBITMQ_NODENAME=self.node,
@@ -50,6 +60,24 @@ class Broker:
                         RABBITMQ_CONFIG_FILE=os.path.join(self.dir, "rabbitmq"),
                         ERL_EPMD_PORT=str(self.epmd_port),
                         ERL_EPMD_ADDRESS="127.0.0.1")
+
+    def _make_certificates(self):
+        """A CA and a server certificate for "localhost", made with the openssl command."""
+        def run(*args):
+            subprocess.run(["openssl"] + list(args), cwd=self.dir, check=True,
+                           capture_output=True)
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "2", "-subj", "/CN=sluice test CA")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=localhost")
+        with open(os.path.join(self.dir, "san.ext"), "w") as f:
+            f.write("subjectAltName = DNS:localhost\n")
+        run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+
+    @property
+    def tls_url(self):
+        return "amqps://guest@localhost:%d/%%2F" % self.tls_port
 
     @property
     def url(self):

@@ -2,7 +2,9 @@
 #include "handlers/publish/amqp_publisher.h"
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
 #include <sys/time.h>
 
 #include <chrono>
@@ -83,17 +85,17 @@ Result<std::unique_ptr<AmqpPublisher>> AmqpPublisher::Create(AmqpOptions options
   std::string url = p->options_.url;
   amqp_connection_info info;
   amqp_default_connection_info(&info);
-  if (url.rfind("amqps://", 0) == 0) {
-    return Status::InvalidArgument("amqps:// (TLS) is not supported yet: use amqp://");
-  }
-  if (url.rfind("amqp://", 0) != 0 || amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
+  bool scheme = url.rfind("amqp://", 0) == 0 || url.rfind("amqps://", 0) == 0;
+  if (!scheme || amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
     return Status::InvalidArgument(
-        "--publish-url is not an AMQP URL like amqp://USER@HOST:PORT/VHOST");
+        "--publish-url is not an AMQP URL like amqp(s)://USER@HOST:PORT/VHOST");
   }
+  p->tls_ = info.ssl != 0;
   p->user_ = info.user != nullptr ? info.user : "guest";
   p->host_ = info.host != nullptr ? info.host : "localhost";
   p->port_ = info.port;
-  p->vhost_ = info.vhost != nullptr ? info.vhost : "/";
+  // "amqp://host/" is vhost "/", as Python clients (pika, kombu) read it.
+  p->vhost_ = info.vhost != nullptr && info.vhost[0] != 0 ? info.vhost : "/";
   // The URL's password only when it has one (amqp_parse_url defaults it to "guest").
   bool url_password =
       p->options_.url.find('@') != std::string::npos &&
@@ -101,8 +103,9 @@ Result<std::unique_ptr<AmqpPublisher>> AmqpPublisher::Create(AmqpOptions options
   p->password_ =
       url_password ? (info.password != nullptr ? info.password : "") : p->options_.password;
   if (p->password_.empty()) p->password_ = "guest";
-  p->description_ = "amqp://" + p->user_ + "@" + p->host_ + ":" + std::to_string(p->port_) + "/" +
-                    (p->vhost_ == "/" ? "%2F" : p->vhost_) + " exchange " + p->options_.exchange;
+  p->description_ = std::string(p->tls_ ? "amqps://" : "amqp://") + p->user_ + "@" + p->host_ +
+                    ":" + std::to_string(p->port_) + "/" + (p->vhost_ == "/" ? "%2F" : p->vhost_) +
+                    " exchange " + p->options_.exchange;
   return p;
 }
 
@@ -116,8 +119,16 @@ Status AmqpPublisher::Connect() {
   auto c = std::make_unique<Connection>();
   c->state = amqp_new_connection();
   if (c->state == nullptr) return Status::Unavailable("cannot allocate an AMQP connection");
-  amqp_socket_t* socket = amqp_tcp_socket_new(c->state);
+  amqp_socket_t* socket = tls_ ? amqp_ssl_socket_new(c->state) : amqp_tcp_socket_new(c->state);
   if (socket == nullptr) return Status::Unavailable("cannot make an AMQP socket");
+  if (tls_) {
+    // The broker's certificate must chain to a trusted CA (the system's, or SSL_CERT_FILE /
+    // SSL_CERT_DIR) and name the host.
+    auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
+    SSL_CTX_set_default_verify_paths(ctx);
+    amqp_ssl_socket_set_verify_peer(socket, 1);
+    amqp_ssl_socket_set_verify_hostname(socket, 1);
+  }
   timeval tv = Timeval(options_.timeout_s);
   int rc = amqp_socket_open_noblock(socket, host_.c_str(), port_, &tv);
   auto fail = [this](const std::string& why) {

@@ -34,7 +34,8 @@ struct AmqpMessage {
 
 class AmqpPublisher {
  public:
-  // InvalidArgument for a URL that is not amqp://… or a missing exchange. Does not connect.
+  // InvalidArgument for a URL that is not amqp(s)://… or a missing exchange. Does not
+  // connect.
   static Result<std::unique_ptr<AmqpPublisher>> Create(AmqpOptions options);
   ~AmqpPublisher();
 
@@ -57,6 +58,7 @@ class AmqpPublisher {
   AmqpOptions options_;
   std::string user_, host_, vhost_, password_;
   int port_ = 5672;
+  bool tls_ = false;  // amqps://
   std::string description_;
   std::mutex mu_;
   std::unique_ptr<Connection> conn_;

@@ -15,13 +15,14 @@ TEST(AmqpPublisherTest, DescribesTheTargetWithoutThePassword) {
   ASSERT_TRUE(q.ok());
   EXPECT_EQ((*q)->description(), "amqp://guest@localhost:5672/%2F exchange ex");
   EXPECT_EQ((*q)->description().find("from-a-file"), std::string::npos);
+  auto tls = AmqpPublisher::Create({"amqps://pulse:pw@pulse.example/", "", "ex", 5});
+  ASSERT_TRUE(tls.ok());
+  EXPECT_EQ((*tls)->description(), "amqps://pulse@pulse.example:5671/%2F exchange ex");
 }
 
 TEST(AmqpPublisherTest, RefusesWhatItCannotUse) {
   EXPECT_EQ(AmqpPublisher::Create({"amqp://h/", "", "", 5}).status().code(),
             Code::kInvalidArgument);  // no exchange
-  EXPECT_EQ(AmqpPublisher::Create({"amqps://h/", "", "ex", 5}).status().code(),
-            Code::kInvalidArgument);
   EXPECT_EQ(AmqpPublisher::Create({"http://h/", "", "ex", 5}).status().code(),
             Code::kInvalidArgument);
   EXPECT_EQ(AmqpPublisher::Create({"amqp://[::1", "", "ex", 5}).status().code(),
