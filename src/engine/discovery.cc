@@ -218,11 +218,21 @@ void Engine::Register(std::vector<Job>* fresh) {
   // the file stays in the spool until the job's final state (committed in the same or a later
   // transaction than the registration) is durable. A crash before that finds the file
   // unknown or unfinished and takes it again.
+  // Ids first: when the store cannot give them, nothing is registered this round (the files
+  // stay and the next scan tries again).
+  for (Job& j : *fresh) {
+    auto id = ids_->Next();
+    if (!id.ok()) {
+      spdlog::warn("spool {}: {}; registering later", spool_.root(), id.status().ToString());
+      fresh->clear();
+      return;
+    }
+    j.id = *id;
+  }
   std::vector<Ticket> tickets;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Job& j : *fresh) {
-      j.id = ids_->Next();
       by_name_[j.name] = j.id;
       jobs_[j.id] = Tracked{j};
       tickets.push_back(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
@@ -258,10 +268,17 @@ void Engine::ScanDeferred() {
     fresh.push_back(std::move(j));
   }
   if (fresh.empty()) return;
+  for (Job& j : fresh) {
+    auto id = ids_->Next();
+    if (!id.ok()) {
+      spdlog::warn("spool {}: {}; registering later", spool_.root(), id.status().ToString());
+      return;
+    }
+    j.id = *id;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Job& j : fresh) {
-      j.id = ids_->Next();
       deferred_ids_[j.name] = j.id;
       jobs_[j.id] = Tracked{j};
     }

@@ -70,9 +70,7 @@ Status Engine::Start() {
   // From now on the spool is live: a crash may leave finished files unmoved, and the next
   // start must look each file up. Recorded before any job can finish.
   SLUICE_RETURN_IF_ERROR(store_->PutValue(kCleanStopNs, spool_.root(), "0"));
-  auto max_id = store_->MaxJobId();
-  if (!max_id.ok()) return max_id.status();
-  ids_->AtLeast(*max_id + 1);
+  ids_->Attach(store_);
   writer_->Start();
   mover_ = std::thread([this] { MoverLoop(); });
   Status st = Recover();

@@ -27,9 +27,7 @@ QueuedirRunner::~QueuedirRunner() { Stop(); }
 Status QueuedirRunner::Start() {
   SLUICE_RETURN_IF_ERROR(dir_.Prepare());
   SLUICE_RETURN_IF_ERROR(store_->DefineTables(handler_->tables()));
-  auto max_id = store_->MaxJobId();
-  if (!max_id.ok()) return max_id.status();
-  shared_.ids->AtLeast(*max_id + 1);
+  shared_.ids->Attach(store_);
   SLUICE_RETURN_IF_ERROR(Recover());
   dispatcher_ = std::thread([this] { DispatchLoop(); });
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -56,7 +54,20 @@ Job QueuedirRunner::JobFor(const std::string& item) {
   auto it = jobs_.find(id);
   if (it != jobs_.end()) return it->second;
   Job j;
-  j.id = shared_.ids->Next();
+  // Without an id the item cannot be recorded: wait for the store (it is back, or we stop).
+  for (int delay_ms = 100;; delay_ms = std::min(delay_ms * 2, 5000)) {
+    auto id = shared_.ids->Next();
+    if (id.ok()) {
+      j.id = *id;
+      break;
+    }
+    if (stop_) break;
+    spdlog::warn("queuedir {}: {}; retrying in {} ms", dir_.root(), id.status().ToString(),
+                 delay_ms);
+    mu_.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    mu_.lock();
+  }
   j.queue = options_.queue;
   j.kind = std::string(handler_->kind());
   j.spool = dir_.root();

@@ -3,26 +3,41 @@
 // and the publication of its events happen under one lock (`commit_order`).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <mutex>
 
 #include "engine/event_hub.h"
+#include "store/store.h"
 
 namespace sluice {
 
+// Job ids, taken from the store in blocks (Store::ReserveJobIds): unique among every process
+// that shares the database, without a round trip per job.
 class JobIds {
  public:
-  // Ids handed out from now on are at least `first`.
-  void AtLeast(int64_t first) {
-    int64_t cur = next_.load();
-    while (cur < first && !next_.compare_exchange_weak(cur, first)) {
-    }
+  static constexpr int64_t kBlock = 100;
+  // The store ids come from; the first call wins (engines sharing ids attach the same one).
+  void Attach(Store* store) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (store_ == nullptr) store_ = store;
   }
-  int64_t Next() { return next_.fetch_add(1); }
+  // The next id; Unavailable (the store's reason) when a new block cannot be had.
+  Result<int64_t> Next() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (next_ == end_) {
+      if (store_ == nullptr) return Status::Internal("job ids taken before a store was attached");
+      auto first = store_->ReserveJobIds(kBlock);
+      if (!first.ok()) return first.status().Annotate("reserving job ids");
+      next_ = *first;
+      end_ = *first + kBlock;
+    }
+    return next_++;
+  }
 
  private:
-  std::atomic<int64_t> next_{1};
+  std::mutex mu_;
+  Store* store_ = nullptr;
+  int64_t next_ = 0, end_ = 0;  // the block being handed out: [next_, end_)
 };
 
 struct EngineShared {

@@ -26,9 +26,11 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
   job.attempts = 0;
   job.created_at = clock_->NowMicros();
   if (job.max_attempts <= 0) job.max_attempts = options_.max_attempts;
+  auto id = ids_->Next();
+  if (!id.ok()) return done(id.status());
+  job.id = *id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job.id = ids_->Next();
     jobs_[job.id] = Tracked{job};
     api_ids_.insert(job.id);
   }

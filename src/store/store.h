@@ -74,8 +74,9 @@ class Store {
   // job whose update failed when it is known. This is the group commit of the engine.
   virtual Status Write(WriteBatch* batch) = 0;
 
-  // The largest job id ever stored (0 when none): the engine allocates ids after it.
-  virtual Result<int64_t> MaxJobId() = 0;
+  // Reserves `count` consecutive job ids no process sharing this store was or will be given,
+  // above every stored one; returns the first. The engine takes ids from such blocks.
+  virtual Result<int64_t> ReserveJobIds(int64_t count) = 0;
 
   // Puts failed jobs back to queued with attempts reset (sluice retry).
   virtual Status RequeueJobs(const std::vector<int64_t>& ids) = 0;

@@ -81,6 +81,24 @@ TEST_P(StoreConformance, NewJobsGetIncreasingIdsAndStartQueued) {
   EXPECT_EQ(j->file, (FileIdentity{1, 2, 3, 4}));
 }
 
+TEST_P(StoreConformance, ReservedJobIdBlocksAreDisjointAndAboveStoredIds) {
+  int64_t stored = Add("a.json");
+  auto a = store_->ReserveJobIds(10);
+  auto b = store_->ReserveJobIds(10);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_GT(*a, stored);
+  EXPECT_TRUE(*b >= *a + 10 || *a >= *b + 10);
+  WriteBatch w;
+  w.new_jobs = {NewJob("b.json")};
+  w.new_jobs[0].id = *b + 3;
+  ASSERT_TRUE(store_->Write(&w).ok());
+  EXPECT_EQ(w.new_jobs[0].id, *b + 3);
+  Reopen();
+  auto c = store_->ReserveJobIds(10);
+  ASSERT_TRUE(c.ok());
+  EXPECT_GT(*c, *b + 3);
+}
+
 TEST_P(StoreConformance, RowsAndStateCommitTogetherAndABadRowRollsBackBoth) {
   int64_t id = Add("a.json");
   WriteBatch bad;

@@ -374,15 +374,21 @@ Status SqliteStore::Write(WriteBatch* batch) {
   return st;
 }
 
-Result<int64_t> SqliteStore::MaxJobId() {
-  std::lock_guard<std::mutex> lock(read_mu_);
-  auto s = Stmt::Prepare(read_.get(),
-                         "SELECT MAX(COALESCE((SELECT MAX(id) FROM jobs), 0),"
-                         " COALESCE((SELECT seq FROM sqlite_sequence WHERE name='jobs'), 0))");
-  if (!s.ok()) return s.status();
-  auto row = s->Step();
-  if (!row.ok()) return row.status();
-  return s->Int(0);
+Result<int64_t> SqliteStore::ReserveJobIds(int64_t count) {
+  std::lock_guard<std::mutex> ids(ids_mu_);
+  if (next_job_id_ == 0) {
+    std::lock_guard<std::mutex> lock(read_mu_);
+    auto s = Stmt::Prepare(read_.get(),
+                           "SELECT MAX(COALESCE((SELECT MAX(id) FROM jobs), 0),"
+                           " COALESCE((SELECT seq FROM sqlite_sequence WHERE name='jobs'), 0))");
+    if (!s.ok()) return s.status();
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    next_job_id_ = s->Int(0) + 1;
+  }
+  int64_t first = next_job_id_;
+  next_job_id_ += std::max<int64_t>(count, 1);
+  return first;
 }
 
 Status SqliteStore::RequeueJobs(const std::vector<int64_t>& ids) {

@@ -21,7 +21,7 @@ class SqliteStore : public Store {
 
   Status DefineTables(const std::vector<TableSpec>& tables) override;
   Status Write(WriteBatch* batch) override;
-  Result<int64_t> MaxJobId() override;
+  Result<int64_t> ReserveJobIds(int64_t count) override;
   Status RequeueJobs(const std::vector<int64_t>& ids) override;
   Result<Job> GetJob(int64_t id) override;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
@@ -74,6 +74,10 @@ class SqliteStore : public Store {
   sqlite::Stmt insert_event_;
   std::vector<TableSpec> tables_;
   std::vector<sqlite::Stmt> upserts_;
+
+  // One daemon per database file: ids are reserved in memory, after the largest stored one.
+  std::mutex ids_mu_;
+  int64_t next_job_id_ = 0;  // 0: not read yet
 
   std::mutex read_mu_;
   sqlite::Db read_;
