@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/inspect.h"
+#include "cli/migrate.h"
 #include "cli/queuedir_commands.h"
 #include "cli/remote.h"
 #include "cli/secrets.h"
@@ -260,6 +261,16 @@ int Main(int argc, char** argv) {
                    "CRITICAL when the daemon's last heartbeat is older (seconds)")
       ->capture_default_str();
 
+  std::string migrate_db = "sqlite:sluice.db";
+  bool migrate_check = false;
+  CLI::App* migrate = app.add_subcommand(
+      "migrate",
+      "Bring the database's schema up to this sluice's version (the daemon does it "
+      "on start too)");
+  migrate->add_option("--database", migrate_db, "Store URL")->capture_default_str();
+  migrate->add_flag("--check", migrate_check,
+                    "Only say which migrations are missing (exit 1 when some are)");
+
   std::string demo_dir;
   kcidb::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo-data", "Write demo KCIDB submissions");
@@ -325,6 +336,7 @@ int Main(int argc, char** argv) {
     return RunCommandRunner(cr);
   }
   if (retry_dead->parsed()) return RunRetryDead(retry_dead_dir);
+  if (migrate->parsed()) return RunMigrate(migrate_db, migrate_check);
   if (tasks_cmd->parsed()) return RunTasks(remote, tasks_action, tasks_args, tasks_json);
   if (demo_cmd->parsed()) {
     auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);

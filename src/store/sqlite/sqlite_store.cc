@@ -1,10 +1,11 @@
 // SqliteStore: jobs, the kv map and handler object tables in one SQLite database.
 #include "store/sqlite/sqlite_store.h"
 
-#include <sys/stat.h>
+#include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <set>
+
+#include "store/sqlite/sqlite_schema.h"
 
 namespace sluice {
 
@@ -12,69 +13,6 @@ using sqlite::Db;
 using sqlite::Stmt;
 
 namespace {
-
-constexpr std::string_view kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS jobs (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  queue TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  spool TEXT NOT NULL,
-  name TEXT NOT NULL,
-  file_dev INTEGER, file_ino INTEGER, file_size INTEGER, file_mtime_ns INTEGER,
-  state TEXT NOT NULL,
-  priority INTEGER NOT NULL DEFAULT 0,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  interruptions INTEGER NOT NULL DEFAULT 0,
-  max_attempts INTEGER NOT NULL,
-  run_at INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL,
-  last_tried INTEGER,
-  finished_at INTEGER,
-  error_code TEXT, error_message TEXT, error_detail TEXT,
-  result TEXT,
-  payload TEXT,
-  idempotency_key TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
-  WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS jobs_file ON jobs(spool, name);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  ts INTEGER NOT NULL,
-  job_id INTEGER NOT NULL,
-  queue TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  type TEXT NOT NULL,
-  data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_job ON events(job_id, id);
-CREATE TABLE IF NOT EXISTS tasks (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  task_id TEXT NOT NULL UNIQUE,
-  backend TEXT NOT NULL, category TEXT NOT NULL,
-  backend_args TEXT NOT NULL, archive TEXT NOT NULL, fetch_from_archive INTEGER NOT NULL,
-  delay_s INTEGER NOT NULL, max_retries INTEGER NOT NULL, max_age INTEGER NOT NULL,
-  queue TEXT NOT NULL,
-  status TEXT NOT NULL, age INTEGER NOT NULL, num_failures INTEGER NOT NULL,
-  created_on INTEGER NOT NULL, next_run_at INTEGER NOT NULL,
-  next_from_date TEXT NOT NULL, next_offset INTEGER, current_job TEXT NOT NULL,
-  scheduler_given INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE IF NOT EXISTS task_runs (
-  job_id TEXT PRIMARY KEY,
-  task_seq INTEGER NOT NULL, task_id TEXT NOT NULL, job_number INTEGER NOT NULL,
-  queue TEXT NOT NULL, status TEXT NOT NULL,
-  created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
-  lease_until INTEGER NOT NULL,
-  args TEXT NOT NULL, result TEXT NOT NULL, error TEXT NOT NULL, log TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS task_runs_task ON task_runs(task_seq, job_number);
-CREATE TABLE IF NOT EXISTS items (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  task_seq INTEGER NOT NULL, task_id TEXT NOT NULL,
-  uuid TEXT NOT NULL, updated_on INTEGER NOT NULL, data TEXT NOT NULL,
-  UNIQUE (task_seq, uuid));
-CREATE TABLE IF NOT EXISTS kv (
-  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (ns, key)) WITHOUT ROWID;
-)sql";
 
 constexpr std::string_view kJobColumns =
     "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
@@ -153,34 +91,6 @@ std::string UpsertSql(const TableSpec& t) {
 
 }  // namespace
 
-// Columns added after a table was first created, for databases made before them.
-Status SqliteStore::AddMissingColumns() {
-  struct Added {
-    const char* table;
-    const char* column;
-    const char* definition;
-  };
-  static const Added kAdded[] = {
-      {"tasks", "scheduler_given", "INTEGER NOT NULL DEFAULT 1"},
-  };
-  for (const Added& a : kAdded) {
-    auto info = Stmt::Prepare(write_.get(), std::string("PRAGMA table_info(") + a.table + ")");
-    if (!info.ok()) return info.status();
-    bool present = false;
-    while (true) {
-      auto row = info->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      present = present || info->Text(1) == a.column;
-    }
-    if (!present) {
-      SLUICE_RETURN_IF_ERROR(write_.Exec(std::string("ALTER TABLE ") + a.table + " ADD COLUMN " +
-                                         a.column + " " + a.definition));
-    }
-  }
-  return Status::Ok();
-}
-
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   std::unique_ptr<SqliteStore> store(new SqliteStore());
   Status st = store->Init(path);
@@ -199,8 +109,8 @@ Status SqliteStore::Init(const std::string& path) {
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA page_size=16384"));
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA journal_mode=WAL"));
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA synchronous=FULL"));
-  SLUICE_RETURN_IF_ERROR(write_.Exec(kSchema));
-  SLUICE_RETURN_IF_ERROR(AddMissingColumns());
+  SLUICE_RETURN_IF_ERROR(sqlite::Migrate(write_, sqlite::StoreMigrations(), path, &schema_));
+  for (const std::string& m : schema_.applied) spdlog::info("database {}: applied {}", path, m);
   auto ins = Stmt::Prepare(
       write_.get(),
       "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"
@@ -584,32 +494,6 @@ Status SqliteStore::CheckIntegrity() {
   }
   if (report != "ok\n") return Status::Internal("integrity_check: " + report);
   return Status::Ok();
-}
-
-Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url) {
-  constexpr std::string_view kSqlite = "sqlite:";
-  if (url.rfind(kSqlite, 0) == 0) {
-    std::string path = url.substr(kSqlite.size());
-    struct stat st;
-    if (!path.empty() && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
-      return Status::NotFound("the database " + path +
-                              " does not exist (give --database, or run the daemon first)");
-    }
-  }
-  return OpenStore(url);
-}
-
-Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
-  constexpr std::string_view kSqlite = "sqlite:";
-  if (url.rfind(kSqlite, 0) == 0) {
-    std::string path = url.substr(kSqlite.size());
-    if (path.empty()) return Status::InvalidArgument("--database sqlite: needs a path");
-    auto s = SqliteStore::Open(path);
-    if (!s.ok()) return s.status();
-    return std::unique_ptr<Store>(std::move(*s));
-  }
-  return Status::InvalidArgument("unsupported --database '" + url +
-                                 "' (this build supports sqlite:PATH)");
 }
 
 }  // namespace sluice

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "store/schema.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/store.h"
 
@@ -18,6 +19,9 @@ class SqliteStore : public Store {
  public:
   // Opens (creating if needed) the database at `path` and its job tables.
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+
+  // The schema version it found and the migrations it applied on opening.
+  const SchemaReport& schema() const { return schema_; }
 
   Status DefineTables(const std::vector<TableSpec>& tables) override;
   Status Write(WriteBatch* batch) override;
@@ -52,8 +56,6 @@ class SqliteStore : public Store {
   Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq, int limit) override;
 
  private:
-  // Adds columns introduced after the database was created.
-  Status AddMissingColumns();
   SqliteStore() = default;
   Status Init(const std::string& path);
   // Job counts by (`column`, state).
@@ -67,6 +69,7 @@ class SqliteStore : public Store {
   // Inserts `e` (write_mu_ held, inside a transaction) and sets its id.
   Status InsertEvent(Event* e);
 
+  SchemaReport schema_;
   std::mutex write_mu_;
   sqlite::Db write_;
   sqlite::Stmt insert_job_;

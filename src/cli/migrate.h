@@ -1,0 +1,13 @@
+// Schema and store moves: `sluice migrate` (the database's schema version, brought up to
+// date) and, later, moving a store's contents to another.
+#pragma once
+
+#include <string>
+
+namespace sluice::cli {
+
+// Applies the missing migrations (or, with `check`, only says which are missing: exit 1 when
+// some are, 0 when none, 2 for a database newer than this sluice).
+int RunMigrate(const std::string& database, bool check);
+
+}  // namespace sluice::cli

@@ -1,0 +1,79 @@
+// Opening a store by its URL, and its schema version.
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "store/schema.h"
+#include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+
+namespace sluice {
+namespace {
+
+constexpr std::string_view kSqlite = "sqlite:";
+
+Status Unsupported(const std::string& url) {
+  return Status::InvalidArgument("unsupported --database '" + url + "' (give sqlite:PATH)");
+}
+
+// A sqlite: URL's path; NotFound when `must_exist` and there is no such file.
+Result<std::string> SqlitePath(const std::string& url, bool must_exist) {
+  std::string path = url.substr(kSqlite.size());
+  if (path.empty()) return Status::InvalidArgument("--database sqlite: needs a path");
+  struct stat st;
+  if (must_exist && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    return Status::NotFound("the database " + path +
+                            " does not exist (give --database, or run the daemon first)");
+  }
+  return path;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url) {
+  if (url.rfind(kSqlite, 0) == 0) {
+    auto path = SqlitePath(url, true);
+    if (!path.ok()) return path.status();
+  }
+  return OpenStore(url);
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
+  if (url.rfind(kSqlite, 0) == 0) {
+    auto path = SqlitePath(url, false);
+    if (!path.ok()) return path.status();
+    auto s = SqliteStore::Open(*path);
+    if (!s.ok()) return s.status();
+    return std::unique_ptr<Store>(std::move(*s));
+  }
+  return Unsupported(url);
+}
+
+Result<SchemaReport> CheckSchema(const std::string& url) {
+  if (url.rfind(kSqlite, 0) != 0) return Unsupported(url);
+  auto path = SqlitePath(url, true);
+  if (!path.ok()) return path.status();
+  auto db = sqlite::Db::Open(*path);
+  if (!db.ok()) return db.status();
+  auto version = sqlite::SchemaVersion(*db);
+  if (!version.ok()) return version.status();
+  SchemaReport report;
+  report.version = *version;
+  for (const Migration& m : sqlite::StoreMigrations()) {
+    report.latest = m.version;
+    if (m.version > *version) report.pending.push_back(std::to_string(m.version) + ": " + m.what);
+  }
+  return report;
+}
+
+Result<SchemaReport> MigrateSchema(const std::string& url) {
+  if (url.rfind(kSqlite, 0) != 0) return Unsupported(url);
+  auto path = SqlitePath(url, false);
+  if (!path.ok()) return path.status();
+  auto store = SqliteStore::Open(*path);  // it migrates as it opens
+  if (!store.ok()) return store.status();
+  return (*store)->schema();
+}
+
+}  // namespace sluice

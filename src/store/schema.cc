@@ -1,0 +1,12 @@
+// Schema versions: the common part.
+#include "store/schema.h"
+
+namespace sluice {
+
+Status RefuseNewer(int version, int latest, const std::string& database) {
+  return Status::FailedPrecondition(
+      database + " has schema version " + std::to_string(version) + ", newer than this sluice (" +
+      std::to_string(latest) + "): it was written by a newer release; run that one (or newer)");
+}
+
+}  // namespace sluice

@@ -1,0 +1,152 @@
+// The SQLite store's schema versions.
+#include "store/sqlite/sqlite_schema.h"
+
+namespace sluice::sqlite {
+namespace {
+
+// Version 1: jobs, events, tasks, task runs, items and the key-value map.
+constexpr std::string_view kVersion1 = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  spool TEXT NOT NULL,
+  name TEXT NOT NULL,
+  file_dev INTEGER, file_ino INTEGER, file_size INTEGER, file_mtime_ns INTEGER,
+  state TEXT NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  interruptions INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  run_at INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  last_tried INTEGER,
+  finished_at INTEGER,
+  error_code TEXT, error_message TEXT, error_detail TEXT,
+  result TEXT,
+  payload TEXT,
+  idempotency_key TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_file ON jobs(spool, name);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts INTEGER NOT NULL,
+  job_id INTEGER NOT NULL,
+  queue TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_job ON events(job_id, id);
+CREATE TABLE IF NOT EXISTS tasks (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL UNIQUE,
+  backend TEXT NOT NULL, category TEXT NOT NULL,
+  backend_args TEXT NOT NULL, archive TEXT NOT NULL, fetch_from_archive INTEGER NOT NULL,
+  delay_s INTEGER NOT NULL, max_retries INTEGER NOT NULL, max_age INTEGER NOT NULL,
+  queue TEXT NOT NULL,
+  status TEXT NOT NULL, age INTEGER NOT NULL, num_failures INTEGER NOT NULL,
+  created_on INTEGER NOT NULL, next_run_at INTEGER NOT NULL,
+  next_from_date TEXT NOT NULL, next_offset INTEGER, current_job TEXT NOT NULL,
+  scheduler_given INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE IF NOT EXISTS task_runs (
+  job_id TEXT PRIMARY KEY,
+  task_seq INTEGER NOT NULL, task_id TEXT NOT NULL, job_number INTEGER NOT NULL,
+  queue TEXT NOT NULL, status TEXT NOT NULL,
+  created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  lease_until INTEGER NOT NULL,
+  args TEXT NOT NULL, result TEXT NOT NULL, error TEXT NOT NULL, log TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS task_runs_task ON task_runs(task_seq, job_number);
+CREATE TABLE IF NOT EXISTS items (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_seq INTEGER NOT NULL, task_id TEXT NOT NULL,
+  uuid TEXT NOT NULL, updated_on INTEGER NOT NULL, data TEXT NOT NULL,
+  UNIQUE (task_seq, uuid));
+CREATE TABLE IF NOT EXISTS kv (
+  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (ns, key)) WITHOUT ROWID;
+)sql";
+
+// A database made before versions were recorded has the version-1 tables, but releases of
+// that time added a column as they went: add it when it is missing.
+Status CompleteUnversioned(Db& db) {
+  auto info = Stmt::Prepare(db.get(), "PRAGMA table_info(tasks)");
+  if (!info.ok()) return info.status();
+  bool present = false;
+  while (true) {
+    auto row = info->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    present = present || info->Text(1) == "scheduler_given";
+  }
+  if (present) return Status::Ok();
+  return db.Exec("ALTER TABLE tasks ADD COLUMN scheduler_given INTEGER NOT NULL DEFAULT 1");
+}
+
+Result<int> ReadVersion(Db& db, bool* unversioned) {
+  auto v = Stmt::Prepare(db.get(), "PRAGMA user_version");
+  if (!v.ok()) return v.status();
+  auto row = v->Step();
+  if (!row.ok()) return row.status();
+  int version = static_cast<int>(v->Int(0));
+  *unversioned = false;
+  if (version != 0) return version;
+  auto t =
+      Stmt::Prepare(db.get(), "SELECT 1 FROM sqlite_master WHERE type='table' AND name='jobs'");
+  if (!t.ok()) return t.status();
+  auto has = t->Step();
+  if (!has.ok()) return has.status();
+  *unversioned = *has;
+  return *has ? 1 : 0;
+}
+
+}  // namespace
+
+const std::vector<Migration>& StoreMigrations() {
+  static const std::vector<Migration> kList = {
+      {1, "jobs, events, tasks, task runs, items, key-value map", std::string(kVersion1)},
+  };
+  return kList;
+}
+
+Result<int> SchemaVersion(Db& db) {
+  bool unversioned = false;
+  return ReadVersion(db, &unversioned);
+}
+
+Status Migrate(Db& db, const std::vector<Migration>& list, const std::string& name,
+               SchemaReport* report) {
+  report->latest = list.empty() ? 0 : list.back().version;
+  for (const Migration& m : list) {
+    // One transaction per step; the write lock is taken first, so a second process waits
+    // here and then finds the step done.
+    SLUICE_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+    bool unversioned = false;
+    auto version = ReadVersion(db, &unversioned);
+    Status st = version.status();
+    if (st.ok() && *version > report->latest) st = RefuseNewer(*version, report->latest, name);
+    if (st.ok() && unversioned) {
+      // Record the version it has, so the next steps start from it.
+      st = CompleteUnversioned(db);
+      if (st.ok()) st = db.Exec("PRAGMA user_version = 1");
+    }
+    bool apply = st.ok() && *version < m.version;
+    if (apply) st = db.Exec(m.sql);
+    if (apply && st.ok()) st = db.Exec("PRAGMA user_version = " + std::to_string(m.version));
+    if (st.ok()) st = db.Exec("COMMIT");
+    if (!st.ok()) {
+      (void)db.Exec("ROLLBACK");
+      return apply ? st.Annotate("migration " + std::to_string(m.version) + " (" + m.what + ")")
+                   : st;
+    }
+    if (apply) report->applied.push_back(std::to_string(m.version) + ": " + m.what);
+  }
+  auto version = SchemaVersion(db);
+  if (!version.ok()) return version.status();
+  report->version = *version;
+  if (*version > report->latest) return RefuseNewer(*version, report->latest, name);
+  return Status::Ok();
+}
+
+}  // namespace sluice::sqlite
