@@ -27,6 +27,11 @@ struct ColumnSpec {
 struct TableSpec {
   std::string name;
   std::vector<ColumnSpec> columns;  // exactly one kKey column
+  // PostgreSQL: the statements that create this table (and others of the same DDL) when it
+  // is missing, with the database's own types (timestamptz, jsonb, text[], varchar(n), …).
+  // A table with DDL is written as it is, never altered; one without gets generic types and
+  // the columns a newer spec brings.
+  std::string postgres_ddl;
 };
 
 using Value = std::variant<std::monostate, int64_t, double, std::string>;

@@ -1,8 +1,10 @@
 // Opening a store by its URL, and its schema version.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 
+#include "store/postgres/pg_store.h"
 #include "store/schema.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/sqlite_store.h"
@@ -31,15 +33,28 @@ Result<std::string> SqlitePath(const std::string& url, bool must_exist) {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url) {
+bool IsPostgresUrl(const std::string& url) {
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) return true;
+  // A libpq "key=value …" string.
+  return url.rfind(kSqlite, 0) != 0 && url.find('=') != std::string::npos &&
+         url.find("://") == std::string::npos;
+}
+
+Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url,
+                                                 const StoreOptions& options) {
   if (url.rfind(kSqlite, 0) == 0) {
     auto path = SqlitePath(url, true);
     if (!path.ok()) return path.status();
   }
-  return OpenStore(url);
+  return OpenStore(url, options);
 }
 
-Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options) {
+  if (IsPostgresUrl(url)) {
+    auto s = PgStore::Open(url, options);
+    if (!s.ok()) return s.status();
+    return std::unique_ptr<Store>(std::move(*s));
+  }
   if (url.rfind(kSqlite, 0) == 0) {
     auto path = SqlitePath(url, false);
     if (!path.ok()) return path.status();
@@ -50,7 +65,8 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
   return Unsupported(url);
 }
 
-Result<SchemaReport> CheckSchema(const std::string& url) {
+Result<SchemaReport> CheckSchema(const std::string& url, const StoreOptions& options) {
+  if (IsPostgresUrl(url)) return PgStore::Check(url, options);
   if (url.rfind(kSqlite, 0) != 0) return Unsupported(url);
   auto path = SqlitePath(url, true);
   if (!path.ok()) return path.status();
@@ -67,7 +83,12 @@ Result<SchemaReport> CheckSchema(const std::string& url) {
   return report;
 }
 
-Result<SchemaReport> MigrateSchema(const std::string& url) {
+Result<SchemaReport> MigrateSchema(const std::string& url, const StoreOptions& options) {
+  if (IsPostgresUrl(url)) {
+    auto store = PgStore::Open(url, options);  // it migrates as it opens
+    if (!store.ok()) return store.status();
+    return (*store)->schema();
+  }
   if (url.rfind(kSqlite, 0) != 0) return Unsupported(url);
   auto path = SqlitePath(url, false);
   if (!path.ok()) return path.status();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "store/store.h"
 
 namespace sluice {
 
@@ -28,8 +29,8 @@ struct SchemaReport {
 Status RefuseNewer(int version, int latest, const std::string& database);
 
 // The database's schema as it is (nothing changed; a missing database is NotFound).
-Result<SchemaReport> CheckSchema(const std::string& url);
+Result<SchemaReport> CheckSchema(const std::string& url, const StoreOptions& options = {});
 // Applies what is missing (as opening the store does) and says what it did.
-Result<SchemaReport> MigrateSchema(const std::string& url);
+Result<SchemaReport> MigrateSchema(const std::string& url, const StoreOptions& options = {});
 
 }  // namespace sluice

@@ -45,6 +45,10 @@ struct WriteBatch {
   std::vector<JobUpdate> updates;
   // Output of Write: the events it appended, with their ids, in id order.
   std::vector<Event> appended;
+  // Set by a store whose commits can end in doubt (a server lost while it committed): the
+  // batch's mark in the database, so that writing the same batch again finds out whether the
+  // first try committed, and does not apply it twice.
+  std::string token;
   bool empty() const { return new_jobs.empty() && updates.empty(); }
 };
 
@@ -137,13 +141,35 @@ class Store {
 
   // Runs the database's own consistency check; Internal with its report when it fails.
   virtual Status CheckIntegrity() = 0;
+
+  // Rows of object table `table` (an index into the DefineTables list) with keys above
+  // `after_key`, in key order, at most `limit`; values as the store reads them back (text,
+  // integer or real, by the column's type).
+  virtual Result<std::vector<ObjectRow>> ScanRows(int table, const std::string& after_key,
+                                                  int limit) = 0;
+
+  // False while the database cannot be reached (a server store in an outage); the store logs
+  // the outage once and its end once.
+  virtual bool Reachable() const { return true; }
+  // Whether other processes may write to the same database (then live events must be read
+  // back from it, not only from this process's commits).
+  virtual bool Shared() const { return false; }
 };
 
-// Opens the store named by `url`: "sqlite:PATH" (PATH relative to the working directory),
-// creating it when it does not exist yet.
-Result<std::unique_ptr<Store>> OpenStore(const std::string& url);
-// The same for commands that only read: a store that does not exist is NotFound, never
-// created empty.
-Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url);
+struct StoreOptions {
+  std::string pg_schema = "sluice";  // PostgreSQL: the schema Sluice's own tables live in
+};
+
+// Opens the store named by `url`, bringing its schema up to date: "sqlite:PATH" (PATH
+// relative to the working directory; created when it does not exist yet), or PostgreSQL:
+// "postgresql://…", "postgres://…" or a libpq "key=value …" string (PG* variables and
+// ~/.pgpass apply as in psql).
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options = {});
+// The same for commands that only read: a SQLite store that does not exist is NotFound,
+// never created empty.
+Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url,
+                                                 const StoreOptions& options = {});
+// Whether `url` names a PostgreSQL database.
+bool IsPostgresUrl(const std::string& url);
 
 }  // namespace sluice

@@ -481,6 +481,49 @@ Status SqliteStore::PutValue(const std::string& ns, const std::string& key,
   return s->Bind(1, ns).Bind(2, key).Bind(3, value).Run();
 }
 
+Result<std::vector<ObjectRow>> SqliteStore::ScanRows(int table, const std::string& after_key,
+                                                    int limit) {
+  TableSpec spec;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (table < 0 || static_cast<size_t>(table) >= tables_.size()) {
+      return Status::InvalidArgument("no table " + std::to_string(table));
+    }
+    spec = tables_[static_cast<size_t>(table)];
+  }
+  std::string cols, key;
+  for (const ColumnSpec& c : spec.columns) {
+    cols += (cols.empty() ? "" : ", ") + Quote(c.name);
+    if (c.merge == MergeRule::kKey) key = Quote(c.name);
+  }
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(), "SELECT " + cols + " FROM " + Quote(spec.name) + " WHERE " +
+                                          key + " > ? ORDER BY " + key + " LIMIT ?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, after_key).Bind(2, int64_t{limit});
+  std::vector<ObjectRow> rows;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ObjectRow r{table, {}};
+    for (size_t i = 0; i < spec.columns.size(); ++i) {
+      int c = static_cast<int>(i);
+      if (s->IsNull(c)) {
+        r.values.emplace_back();
+      } else if (spec.columns[i].type == ColumnType::kInteger) {
+        r.values.emplace_back(s->Int(c));
+      } else if (spec.columns[i].type == ColumnType::kReal) {
+        r.values.emplace_back(s->Real(c));
+      } else {
+        r.values.emplace_back(s->Text(c));
+      }
+    }
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
 Status SqliteStore::CheckIntegrity() {
   std::lock_guard<std::mutex> lock(read_mu_);
   auto s = Stmt::Prepare(read_.get(), "PRAGMA integrity_check");

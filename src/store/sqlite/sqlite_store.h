@@ -45,6 +45,8 @@ class SqliteStore : public Store {
                                               const std::string& key) override;
   Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
   Status CheckIntegrity() override;
+  Result<std::vector<ObjectRow>> ScanRows(int table, const std::string& after_key,
+                                          int limit) override;
   Status AddTasks(std::vector<Task>* tasks) override;
   Result<std::vector<Task>> ListTasks() override;
   Result<Task> GetTask(const std::string& task_id) override;

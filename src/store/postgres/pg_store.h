@@ -1,0 +1,167 @@
+// PgStore: the Store on PostgreSQL, shared by any number of daemons.
+//
+// Sluice's own tables live in one schema (StoreOptions::pg_schema, default "sluice"); object
+// tables (the KCIDB ones) where the connection's search_path puts them, written as they are
+// when they exist (the KernelCI dashboard's own tables).
+//
+// Ids. Job ids come from a counter row (<schema>.counters 'jobs') in blocks. Event ids come
+// from the counter row 'events', taken inside the writing transaction, after everything else
+// it writes and just before its commit: the row lock serialises committers from that moment
+// to their commit, and PostgreSQL makes a transaction visible before it releases its locks.
+// So the next writer can only take ids after the previous one's events are visible: events
+// become visible in id order, and a reader that has seen id N never later finds a smaller
+// one (a plain sequence would not give this: ids are taken in one order and committed in
+// another). Writes without events never take that lock.
+//
+// Writes. One Write is one pipeline (all statements sent at once, one round trip, one
+// implicit transaction committed at its Sync): jobs inserted and updated in bulk (unnest of
+// arrays), object rows upserted one statement each (prepared), events in bulk, and a row in
+// <schema>.commits holding the batch's token. When the connection is lost, a retry of the
+// same batch first looks for its token: found, the first try committed and nothing is
+// applied again.
+//
+// Outages: a lost connection is reconnected on next use (at most every half second); the
+// store logs one line when the database becomes unreachable and one when it is back.
+// Thread safety: one write connection and one read connection, each behind its mutex.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/postgres/pg_conn.h"
+#include "store/schema.h"
+#include "store/store.h"
+
+namespace sluice {
+
+class PgStore : public Store {
+ public:
+  // Connects (Unavailable naming the server when it cannot) and applies missing migrations.
+  static Result<std::unique_ptr<PgStore>> Open(const std::string& conninfo,
+                                               const StoreOptions& options);
+  // The schema version and the migrations without applying any.
+  static Result<SchemaReport> Check(const std::string& conninfo, const StoreOptions& options);
+
+  const SchemaReport& schema() const { return schema_; }
+  // "host H port P database D user U" (never a password).
+  const std::string& server() const { return server_; }
+
+  Status DefineTables(const std::vector<TableSpec>& tables) override;
+  Status Write(WriteBatch* batch) override;
+  Result<int64_t> ReserveJobIds(int64_t count) override;
+  Status RequeueJobs(const std::vector<int64_t>& ids) override;
+  Result<Job> GetJob(int64_t id) override;
+  Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
+  Result<std::vector<Job>> UnfinishedJobs() override;
+  Result<std::string> JobPayload(int64_t id) override;
+  Result<std::optional<Job>> FindJobByIdempotencyKey(const std::string& key) override;
+  Result<std::optional<Job>> LatestJobForFile(const std::string& spool,
+                                              const std::string& name) override;
+  Result<std::map<std::string, int64_t>> CountJobsByState() override;
+  Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() override;
+  Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBySpool() override;
+  Result<int64_t> CountRows(const std::string& table) override;
+  Result<std::vector<Event>> ListEvents(const EventFilter& filter) override;
+  Result<std::pair<int64_t, int64_t>> EventIdRange() override;
+  Result<int64_t> PruneEvents(const EventRetention& retention, int64_t now) override;
+  Result<std::optional<std::string>> GetValue(const std::string& ns,
+                                              const std::string& key) override;
+  Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
+  Status CheckIntegrity() override;
+  Status AddTasks(std::vector<Task>* tasks) override;
+  Result<std::vector<Task>> ListTasks() override;
+  Result<Task> GetTask(const std::string& task_id) override;
+  Status RemoveTask(const std::string& task_id) override;
+  Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
+                  const SettleRun& settle, Event* event) override;
+  Result<TaskRun> GetTaskRun(const std::string& job_id) override;
+  Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) override;
+  Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq, int limit) override;
+  Result<std::vector<ObjectRow>> ScanRows(int table, const std::string& after_key,
+                                          int limit) override;
+  bool Reachable() const override { return !outage_.load(); }
+  bool Shared() const override { return true; }
+
+  // Waits up to `timeout_ms` for a notice that events were committed (by any daemon).
+  // False on timeout. Uses a third connection (LISTEN).
+  Result<bool> WaitForEvents(int timeout_ms);
+
+  // The qualified name of one of Sluice's tables: "sluice"."jobs".
+  std::string T(std::string_view table) const;
+
+ private:
+  // One object table as it is in the database.
+  struct Column {
+    int spec = -1;        // index in the TableSpec (-1: not written)
+    std::string name;
+    std::string type;     // format_type: "text", "timestamp with time zone", "text[]", …
+    int max_chars = 0;    // varchar(n): n
+  };
+  struct Table {
+    TableSpec spec;
+    std::string qualified;     // as written in statements
+    std::vector<Column> columns;  // the spec's columns the table has, in spec order
+    std::string upsert;        // the prepared upsert's SQL
+    std::string upsert_name;   // its statement name
+  };
+
+  explicit PgStore(std::string conninfo, StoreOptions options);
+  Status Init();
+  // Reconnects `conn` when it is lost (at most every 500 ms), noting the outage or its end.
+  Status Ensure(pg::Conn* conn);
+  // Notes the result of a database call: an Unavailable on a lost connection starts an
+  // outage; success ends one.
+  Status Note(const Status& st, const pg::Conn& conn);
+  // Runs `sql` on the read connection, reconnecting and trying once more when the
+  // connection was lost.
+  Result<pg::Rows> Read(const std::string& sql, const std::vector<pg::Param>& params);
+  Result<pg::Rows> WriteExec(const std::string& sql, const std::vector<pg::Param>& params);
+  Result<std::vector<Job>> QueryJobs(const std::string& tail, const std::vector<pg::Param>& params);
+  Result<std::vector<Task>> QueryTasks(const std::string& tail,
+                                       const std::vector<pg::Param>& params);
+  Result<std::vector<TaskRun>> QueryRuns(const std::string& tail,
+                                         const std::vector<pg::Param>& params);
+  Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBy(
+      const std::string& column);
+  Status DefineTable(const TableSpec& spec, Table* out);
+  // The write's statements, or InvalidArgument naming the job and the value a column cannot
+  // hold (too long for its varchar, a NUL character).
+  Status BuildWrite(const WriteBatch& batch, std::vector<pg::Query>* queries,
+                    std::vector<int64_t>* owners) const;
+  Status CheckRow(int64_t job, const Table& t, const ObjectRow& row) const;
+  // Whether the batch with this token committed: its first event id when it did.
+  Result<std::optional<int64_t>> FindCommit(const std::string& token);
+  // In an explicit transaction on the write connection: takes `count` event ids under the
+  // counter's lock and appends `event` with the first; sets its id.
+  Status AppendEventLocked(Event* event);
+
+  std::string conninfo_;
+  StoreOptions options_;
+  std::string schema_q_;  // the quoted schema name
+  std::string server_;
+  SchemaReport schema_;
+  std::atomic<bool> outage_{false};
+  std::chrono::steady_clock::time_point outage_since_;
+
+  std::mutex write_mu_;
+  pg::Conn write_;
+  std::chrono::steady_clock::time_point write_tried_{};
+  std::vector<Table> tables_;
+
+  std::mutex read_mu_;
+  pg::Conn read_;
+  std::chrono::steady_clock::time_point read_tried_{};
+
+  std::mutex listen_mu_;
+  pg::Conn listen_;
+  std::chrono::steady_clock::time_point listen_tried_{};
+
+  std::mutex outage_mu_;  // outage_since_ and the transition lines
+};
+
+}  // namespace sluice
