@@ -102,8 +102,11 @@ Verdict CheckOne(const CheckFlags& f, const std::string& spool_dir, const std::s
   if (database.rfind("sqlite:", 0) == 0 && !fs::exists(database.substr(7), ec)) {
     return Unknown("no database " + database.substr(7) + " (has the daemon run here?)");
   }
-  auto store = OpenExistingStore(database);
-  if (!store.ok()) return Unknown("cannot open " + database + ": " + store.status().message());
+  auto store = OpenExistingStore(database, f.store);
+  if (!store.ok()) {
+    return Unknown("cannot open " + DescribeStore(database, f.store) + ": " +
+                   store.status().message());
+  }
   auto counts = (*store)->CountJobsBySpool();
   if (!counts.ok()) return Unknown("cannot read jobs: " + counts.status().message());
   long running = 0;

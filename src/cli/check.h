@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "store/store.h"
+
 namespace sluice::cli {
 
 struct CheckFlags {
@@ -30,6 +32,7 @@ struct CheckFlags {
   std::string spool_name;              // one [spool.NAME] of it
   bool all = false;                    // every spool of it, in one line
   std::string database;  // default: sqlite:DIR/sluice.db for a queuedir, else sqlite:sluice.db
+  StoreOptions store;
   long warn_pending = 50;
   long crit_pending = 100;
   long warn_cur = 50;

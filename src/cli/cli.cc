@@ -117,7 +117,14 @@ int Main(int argc, char** argv) {
 
   JobsFlags jobs_flags;
   CLI::App* jobs = app.add_subcommand("jobs", "List jobs, newest first");
+  StoreOptions store_opts;  // --pg-schema of whichever command runs
+  auto add_pg_schema = [&](CLI::App* sub) {
+    sub->add_option("--pg-schema", store_opts.pg_schema,
+                    "PostgreSQL: the schema of Sluice's own tables")
+        ->capture_default_str();
+  };
   jobs->add_option("--database", jobs_flags.database, "Store URL")->capture_default_str();
+  add_pg_schema(jobs);
   jobs->add_option("--state", jobs_flags.state,
                    "queued, running, retrying, succeeded, failed or cancelled");
   jobs->add_option("--limit", jobs_flags.limit, "At most this many")->capture_default_str();
@@ -126,11 +133,13 @@ int Main(int argc, char** argv) {
   std::string show_db = "sqlite:sluice.db", show_what;
   CLI::App* show = app.add_subcommand("show", "One job in full (by id or file name), as JSON");
   show->add_option("--database", show_db, "Store URL")->capture_default_str();
+  add_pg_schema(show);
   show->add_option("job", show_what, "Job id or spool file name")->required();
 
   std::string stats_db = "sqlite:sluice.db";
   CLI::App* stats = app.add_subcommand("stats", "Jobs by state and objects stored");
   stats->add_option("--database", stats_db, "Store URL")->capture_default_str();
+  add_pg_schema(stats);
 
   std::string retry_spool, retry_name;
   bool retry_all = false;
@@ -220,6 +229,7 @@ int Main(int argc, char** argv) {
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cr_cmd->add_option("--database", cr.database, "Store URL (default sqlite:QUEUEDIR/sluice.db)");
+  add_pg_schema(cr_cmd);
   cr_cmd->add_option("--max-json-depth", cr.max_json_depth, "Items nested deeper are refused")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
@@ -242,6 +252,7 @@ int Main(int argc, char** argv) {
                     "The daemon's config file (with --spool or --all)");
   check->add_option("--spool", check_flags.spool_name, "A [spool.NAME] of --config");
   check->add_flag("--all", check_flags.all, "Every spool of --config, in one line");
+  add_pg_schema(check);
   check->add_option("--database", check_flags.database,
                     "Store URL (default sqlite:sluice.db; a queuedir's: sqlite:DIR/sluice.db)");
   check->add_option("-w,--warn", check_flags.warn_pending, "Pending files for WARNING")
@@ -268,6 +279,7 @@ int Main(int argc, char** argv) {
       "Bring the database's schema up to this sluice's version (the daemon does it "
       "on start too)");
   migrate->add_option("--database", migrate_db, "Store URL")->capture_default_str();
+  add_pg_schema(migrate);
   migrate->add_flag("--check", migrate_check,
                     "Only say which migrations are missing (exit 1 when some are)");
 
@@ -304,9 +316,10 @@ int Main(int argc, char** argv) {
 
   if (serve->parsed()) return RunServe(serve_flags);
   if (mon->parsed()) return RunServe(mon_flags);
+  jobs_flags.store = check_flags.store = cr.store = store_opts;
   if (jobs->parsed()) return RunJobs(jobs_flags);
-  if (show->parsed()) return RunShow(show_db, show_what);
-  if (stats->parsed()) return RunStats(stats_db);
+  if (show->parsed()) return RunShow(show_db, store_opts, show_what);
+  if (stats->parsed()) return RunStats(stats_db, store_opts);
   if (retry->parsed()) {
     if (!retry_name.empty() != retry_all) {
       return RunRetry(retry_spool, retry_name, retry_all);
@@ -336,7 +349,7 @@ int Main(int argc, char** argv) {
     return RunCommandRunner(cr);
   }
   if (retry_dead->parsed()) return RunRetryDead(retry_dead_dir);
-  if (migrate->parsed()) return RunMigrate(migrate_db, migrate_check);
+  if (migrate->parsed()) return RunMigrate(migrate_db, store_opts, migrate_check);
   if (tasks_cmd->parsed()) return RunTasks(remote, tasks_action, tasks_args, tasks_json);
   if (demo_cmd->parsed()) {
     auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);

@@ -22,7 +22,7 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   QueueDir probe(Env::Default(), f.queuedir);
   st = probe.Prepare();
   if (!st.ok()) return ExitCode(st);
-  auto store = OpenStore(database);
+  auto store = OpenStore(database, f.store);
   if (!store.ok()) return ExitCode(store.status());
   st = PrepareChildren(store->get(), "command-runner " + probe.root(), f.pass_env);
   if (!st.ok()) return ExitCode(st);
@@ -46,7 +46,8 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   spdlog::info(
       "command-runner: {} with {} at a time, {} retries {}s apart, max time {}s; "
       "database {}",
-      runner.root(), f.concurrency, f.max_retries, f.retry_time_s, f.max_time_s, database);
+      runner.root(), f.concurrency, f.max_retries, f.retry_time_s, f.max_time_s,
+      DescribeStore(database, f.store));
   std::string heartbeat_key = HeartbeatKey(runner.root());
   int64_t last_beat = 0;
   while (true) {

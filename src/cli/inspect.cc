@@ -16,7 +16,7 @@
 namespace sluice::cli {
 
 int RunJobs(const JobsFlags& f) {
-  auto store = OpenExistingStore(f.database);
+  auto store = OpenExistingStore(f.database, f.store);
   if (!store.ok()) return ExitCode(store.status());
   JobFilter filter;
   filter.limit = f.limit;
@@ -48,8 +48,8 @@ int RunJobs(const JobsFlags& f) {
   return 0;
 }
 
-int RunShow(const std::string& database, const std::string& what) {
-  auto store = OpenExistingStore(database);
+int RunShow(const std::string& database, const StoreOptions& options, const std::string& what) {
+  auto store = OpenExistingStore(database, options);
   if (!store.ok()) return ExitCode(store.status());
   Result<Job> job = Status::NotFound("no job " + what);
   bool numeric = !what.empty() && what.find_first_not_of("0123456789") == std::string::npos;
@@ -71,8 +71,8 @@ int RunShow(const std::string& database, const std::string& what) {
   return 0;
 }
 
-int RunStats(const std::string& database) {
-  auto store = OpenExistingStore(database);
+int RunStats(const std::string& database, const StoreOptions& options) {
+  auto store = OpenExistingStore(database, options);
   if (!store.ok()) return ExitCode(store.status());
   auto counts = (*store)->CountJobsByState();
   if (!counts.ok()) return ExitCode(counts.status());

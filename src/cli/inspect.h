@@ -4,10 +4,13 @@
 #include <optional>
 #include <string>
 
+#include "store/store.h"
+
 namespace sluice::cli {
 
 struct JobsFlags {
   std::string database = "sqlite:sluice.db";
+  StoreOptions store;
   std::string state;
   int limit = 50;
   bool json = false;
@@ -15,9 +18,9 @@ struct JobsFlags {
 int RunJobs(const JobsFlags& f);
 
 // `what` is a job id or a file name (the newest job for that name).
-int RunShow(const std::string& database, const std::string& what);
+int RunShow(const std::string& database, const StoreOptions& store, const std::string& what);
 
-int RunStats(const std::string& database);
+int RunStats(const std::string& database, const StoreOptions& store);
 
 // Moves failed/NAME (or every failed file) back into the spool root, with its .error.json
 // removed; the daemon takes it as a new job.

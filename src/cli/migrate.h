@@ -4,10 +4,12 @@
 
 #include <string>
 
+#include "store/store.h"
+
 namespace sluice::cli {
 
 // Applies the missing migrations (or, with `check`, only says which are missing: exit 1 when
 // some are, 0 when none, 2 for a database newer than this sluice).
-int RunMigrate(const std::string& database, bool check);
+int RunMigrate(const std::string& database, const StoreOptions& store, bool check);
 
 }  // namespace sluice::cli

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "store/store.h"
 
 namespace sluice::cli {
 
@@ -22,6 +23,7 @@ struct CommandRunnerFlags {
   std::vector<std::string> allowed_env;
   std::vector<std::string> pass_env;
   std::string database;  // default sqlite:QUEUEDIR/sluice.db
+  StoreOptions store;
   int max_json_depth = 256;
   LogOptions log;
 };

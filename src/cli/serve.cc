@@ -16,6 +16,7 @@
 #include "cli/secrets.h"
 #include "cli/spools.h"
 #include "engine/engine.h"
+#include "engine/event_tail.h"
 #include "handlers/git/git_backend.h"
 #include "handlers/kcidb/storage.h"
 #include "store/store.h"
@@ -34,7 +35,14 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--trees-file", f->trees_file,
                   "YAML trees file mapping repository URLs to tree names (default: shipped)");
-  app->add_option("--database", f->database, "Store URL: sqlite:PATH")->capture_default_str();
+  app->add_option("--database", f->database,
+                  "Store URL: sqlite:PATH, or postgresql://USER@HOST:PORT/DB (a libpq URL or "
+                  "key=value string; the password from PGPASSWORD or ~/.pgpass)")
+      ->capture_default_str();
+  app->add_option("--pg-schema", f->store.pg_schema,
+                  "PostgreSQL: the schema of Sluice's own tables (KCIDB tables go where the "
+                  "search_path says)")
+      ->capture_default_str();
   app->add_option("--storage-token-file", f->storage_token_file,
                   "File holding the log storage service's token (instead of STORAGE_TOKEN)");
   app->add_option("--stderr-level", f->log.stderr_level, "Level of stderr logging")
@@ -255,7 +263,7 @@ int RunServe(ServeFlags f) {
   f.engine.archive = !f.no_archive;
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
-  auto store = OpenStore(f.database);
+  auto store = OpenStore(f.database, f.store);
   if (!store.ok()) return ExitCode(store.status());
 
   std::unique_ptr<kcidb::ExcerptUploader> uploader;
@@ -301,6 +309,13 @@ int RunServe(ServeFlags f) {
   // The spools share the database: one job id sequence, one event stream.
   JobIds ids;
   EventHub hub(api::SseFrame);  // each live event encoded once for all its readers
+  // A database other daemons write to too: live events come from it, in id order.
+  std::unique_ptr<EventTail> tail;
+  if ((*store)->Shared()) {
+    tail = std::make_unique<EventTail>(store->get(), &hub);
+    st = tail->Start();
+    if (!st.ok()) return ExitCode(st);
+  }
   std::mutex commit_order;
   SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
   st = spools.Start(std::move(*specs), uploader.get());
@@ -419,7 +434,7 @@ int RunServe(ServeFlags f) {
     }
   }
   spdlog::info("sluice: {} {} spool(s), database {}", f.engine.burst ? "draining" : "watching",
-               spools.spools().size(), f.database);
+               spools.spools().size(), DescribeStore(f.database, f.store));
   int64_t t0 = Clock::Real()->MonotonicMicros();
   int64_t last_beat = 0;
   while (!spools.Done()) {

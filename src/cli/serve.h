@@ -13,12 +13,14 @@
 #include "engine/task_scheduler.h"
 #include "handlers/exec/exec_handler.h"
 #include "handlers/publish/publish_handler.h"
+#include "store/store.h"
 
 namespace sluice::cli {
 
 struct ServeFlags {
   EngineOptions engine;
   std::string database = "sqlite:sluice.db";
+  StoreOptions store;
   std::string trees_file;
   std::string kind = "kcidb";    // the handler: kcidb, exec or publish
   std::string name;              // the spool's name (default: its directory's)

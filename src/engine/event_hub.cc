@@ -70,6 +70,10 @@ std::shared_ptr<EventHub::Subscription> EventHub::Subscribe(EventFilter filter, 
 }
 
 void EventHub::Publish(const std::vector<Event>& events) {
+  if (!fed_from_store_) Append(events);
+}
+
+void EventHub::Append(const std::vector<Event>& events) {
   if (events.empty()) return;
   std::vector<std::shared_ptr<const Event>> shared;
   shared.reserve(events.size());

@@ -59,7 +59,14 @@ class EventHub {
   // last reference to it goes; the hub must outlive it.
   std::shared_ptr<Subscription> Subscribe(EventFilter filter, size_t max_behind,
                                           std::function<void()> wake);
+  // What this process just committed. Fanned out at once, unless the hub is fed from the
+  // store (FedFromStore): then an EventTail brings them, with other processes' events, in
+  // id order.
   void Publish(const std::vector<Event>& events);
+  // Events read back from the store, in id order (the EventTail's way in).
+  void Append(const std::vector<Event>& events);
+  // From now on Publish does nothing: a store shared with other processes is the only source.
+  void FedFromStore() { fed_from_store_ = true; }
 
   size_t subscribers() const;
   uint64_t published() const { return published_.load(); }
@@ -74,6 +81,7 @@ class EventHub {
   std::vector<Subscription*> subs_;
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> lagged_{0};
+  std::atomic<bool> fed_from_store_{false};
 };
 
 }  // namespace sluice

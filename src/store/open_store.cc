@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #include "store/postgres/pg_store.h"
 #include "store/schema.h"
@@ -33,11 +35,21 @@ Result<std::string> SqlitePath(const std::string& url, bool must_exist) {
 
 }  // namespace
 
+Result<bool> Store::WaitForEvents(int timeout_ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+  return false;
+}
+
 bool IsPostgresUrl(const std::string& url) {
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) return true;
   // A libpq "key=value …" string.
   return url.rfind(kSqlite, 0) != 0 && url.find('=') != std::string::npos &&
          url.find("://") == std::string::npos;
+}
+
+std::string DescribeStore(const std::string& url, const StoreOptions& options) {
+  if (!IsPostgresUrl(url)) return url;
+  return "postgresql " + pg::DescribeServer(url) + " schema " + options.pg_schema;
 }
 
 Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url,

@@ -154,6 +154,9 @@ class Store {
   // Whether other processes may write to the same database (then live events must be read
   // back from it, not only from this process's commits).
   virtual bool Shared() const { return false; }
+  // A shared store: waits up to `timeout_ms` for word that events were committed (by any
+  // process); false on timeout. Others just wait.
+  virtual Result<bool> WaitForEvents(int timeout_ms);
 };
 
 struct StoreOptions {
@@ -171,5 +174,8 @@ Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url,
                                                  const StoreOptions& options = {});
 // Whether `url` names a PostgreSQL database.
 bool IsPostgresUrl(const std::string& url);
+// `url` as logs and errors may show it: a SQLite path, or the PostgreSQL server, database,
+// user and schema (never a password).
+std::string DescribeStore(const std::string& url, const StoreOptions& options = {});
 
 }  // namespace sluice

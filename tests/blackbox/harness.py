@@ -24,6 +24,42 @@ GOOD = {"version": {"major": 5, "minor": 3},
         "tests": [{"id": "bb:t1", "origin": "bb", "build_id": "bb:b1", "status": "PASS"}]}
 
 
+def pg_server():
+    """The PostgreSQL `make test` started (a libpq key=value string without dbname). Its
+    absence fails the test: PostgreSQL tests are never skipped."""
+    server = os.environ.get("SLUICE_TEST_PG")
+    if not server:
+        raise AssertionError("SLUICE_TEST_PG is not set: run the tests with `make test`, "
+                             "which starts PostgreSQL")
+    return server
+
+
+def pg_connect(conninfo):
+    import psycopg2
+    con = psycopg2.connect(conninfo)
+    con.autocommit = True
+    return con
+
+
+def pg_database(prefix="bb"):
+    """A new, empty database on the test server; its libpq conninfo."""
+    server = pg_server()
+    name = "%s_%d_%d" % (prefix, os.getpid(), int(time.time() * 1000000) % 10**12)
+    con = pg_connect(server + " dbname=postgres")
+    try:
+        con.cursor().execute("CREATE DATABASE " + name)
+    finally:
+        con.close()
+    return server + " dbname=" + name
+
+
+def pg_restart():
+    """pg_ctl restart -m immediate on the test server (a crash and a recovery)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    subprocess.run([os.path.join(root, "scripts", "pg-test-server"), "restart",
+                    os.environ["SLUICE_TEST_PG_DIR"]], check=True, timeout=120)
+
+
 def main():
     """Runs the unittest classes of the calling module (argv[1] is the binary)."""
     unittest.main(argv=[sys.argv[0]], verbosity=2)
@@ -46,15 +82,24 @@ def extract_corpus(dest, prefix=""):
 
 
 class Sandbox:
-    """A temporary directory with a spool and a database for one daemon."""
+    """A temporary directory with a spool and a database for one daemon: SQLite in the
+    directory, or (store="postgresql", or database=CONNINFO to share one) a PostgreSQL
+    database of its own on the test server."""
 
-    def __init__(self, api=False):
+    def __init__(self, api=False, store="sqlite", database=None):
         self.api = api  # serve the HTTP API on an ephemeral port (else --no-api)
         self.port = None
         self.dir = tempfile.mkdtemp(prefix="sluice-bb-")
         self.spool = os.path.join(self.dir, "spool")
         os.makedirs(self.spool)
         self.db = os.path.join(self.dir, "sluice.db")
+        self.postgres = store == "postgresql" or database is not None
+        if database is not None:
+            self.database = database
+        elif self.postgres:
+            self.database = pg_database()
+        else:
+            self.database = "sqlite:" + self.db
         self.proc = None
         self.log = None
 
@@ -77,7 +122,7 @@ class Sandbox:
         os.rename(tmp, os.path.join(self.spool, name))
 
     def args(self, *extra):
-        return [SLUICE, "serve", "--spool-dir", self.spool, "--database", "sqlite:" + self.db,
+        return [SLUICE, "serve", "--spool-dir", self.spool, "--database", self.database,
                 "--settle", "0.2", "--interval", "1", "--retry-delay", "0.05"] + (
                     ["--port", "0"] if self.api else ["--no-api"]) + list(extra)
 
@@ -115,7 +160,35 @@ class Sandbox:
         return subprocess.run([SLUICE] + list(args), capture_output=True, text=True, timeout=60)
 
     def query(self, sql, *params):
-        return self.query_db(self.db, sql, *params)
+        """Rows of `sql` ("?" parameters) on the sandbox's database; on PostgreSQL with
+        Sluice's schema and the KCIDB tables' on the search path."""
+        if not self.postgres:
+            return self.query_db(self.db, sql, *params)
+        con = pg_connect(self.database)
+        try:
+            cur = con.cursor()
+            cur.execute("SET search_path TO sluice, public")
+            cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+            return [tuple(r) for r in cur.fetchall()] if cur.description else []
+        finally:
+            con.close()
+
+    def integrity(self):
+        """The database's own consistency check: SQLite's integrity_check; on PostgreSQL,
+        Sluice's counters above every id stored, and amcheck over the B-tree indexes of its
+        tables. True when consistent."""
+        if not self.postgres:
+            return self.query("PRAGMA integrity_check") == [("ok",)]
+        counters = self.query(
+            "SELECT (SELECT value FROM counters WHERE name='jobs') >= "
+            "COALESCE((SELECT MAX(id) FROM jobs), 0) AND (SELECT value FROM counters "
+            "WHERE name='events') >= COALESCE((SELECT MAX(id) FROM events), 0)")[0][0]
+        self.query("CREATE EXTENSION IF NOT EXISTS amcheck")
+        self.query("SELECT bt_index_check(c.oid) FROM pg_index i JOIN pg_class c ON "
+                   "c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE a.amname = "
+                   "'btree' AND c.relnamespace IN ('sluice'::regnamespace, "
+                   "'public'::regnamespace)")
+        return counters
 
     @staticmethod
     def query_db(db, sql, *params):

@@ -9,8 +9,10 @@ import harness
 
 
 class CorpusTest(unittest.TestCase):
+    STORE = "sqlite"
+
     def setUp(self):
-        self.box = harness.Sandbox()
+        self.box = harness.Sandbox(store=self.STORE)
         if not harness.extract_corpus(self.box.spool):
             self.box.close()
             print("skipped: no ../shared/kcidb/submissions.zip")
@@ -30,7 +32,7 @@ class CorpusTest(unittest.TestCase):
                   for t in ("checkouts", "builds", "tests", "issues", "incidents")}
         self.assertEqual(counts, {"checkouts": 32, "builds": 103, "tests": 15720,
                                   "issues": 4, "incidents": 3})
-        self.assertEqual(self.box.query("PRAGMA integrity_check"), [("ok",)])
+        self.assertTrue(self.box.integrity())
 
         # The v4.2 builds: `valid: true` became `status: PASS`.
         statuses = dict(self.box.query(
@@ -45,11 +47,11 @@ class CorpusTest(unittest.TestCase):
         self.assertEqual({n for (n,) in named}, {"mainline"})
 
         # What a user sees afterwards.
-        stats = self.box.sluice("stats", "--database", "sqlite:" + self.box.db)
+        stats = self.box.sluice("stats", "--database", self.box.database)
         self.assertIn("succeeded  500", stats.stdout)
         self.assertIn("tests      15720", stats.stdout)
         jobs = json.loads(self.box.sluice("jobs", "--json", "--limit", "1000", "--database",
-                                          "sqlite:" + self.box.db).stdout)
+                                          self.box.database).stdout)
         self.assertEqual(len(jobs), 500)
         self.assertTrue(all(j["state"] == "succeeded" and j["attempts"] == 1 for j in jobs))
 
@@ -63,6 +65,11 @@ class CorpusTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.box.query("SELECT COUNT(*) FROM tests")[0][0], 15720)
         self.assertEqual(len(self.box.listing("archive")), 500)
+
+
+class CorpusPostgresTest(CorpusTest):
+    """The same on PostgreSQL, into the KernelCI dashboard's table layout."""
+    STORE = "postgresql"
 
 
 if __name__ == "__main__":

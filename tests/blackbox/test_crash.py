@@ -15,8 +15,10 @@ MIN_KILLS = 12
 
 
 class CrashTest(unittest.TestCase):
+    STORE = "sqlite"
+
     def setUp(self):
-        self.box = harness.Sandbox()
+        self.box = harness.Sandbox(store=self.STORE)
         self.expected = None
         for i in range(COPIES):
             if not harness.extract_corpus(self.box.spool, prefix="c%d-" % i):
@@ -68,7 +70,11 @@ class CrashTest(unittest.TestCase):
             counts = {t: self.box.query("SELECT COUNT(*) FROM " + t)[0][0]
                       for t in self.expected}
             self.assertEqual(counts, self.expected)
-        self.assertEqual(self.box.query("PRAGMA integrity_check"), [("ok",)])
+        self.assertTrue(self.box.integrity())
+
+
+class CrashPostgresTest(CrashTest):
+    STORE = "postgresql"
 
 
 if __name__ == "__main__":

@@ -72,8 +72,10 @@ LEFT_ALONE = [".hidden.json", "draft.json.temp", "notes.txt", "UPPER.JSON"]
 
 
 class HostileSpoolTest(unittest.TestCase):
+    STORE = "sqlite"
+
     def setUp(self):
-        self.box = harness.Sandbox()
+        self.box = harness.Sandbox(store=self.STORE)
 
     def tearDown(self):
         self.box.close()
@@ -154,7 +156,11 @@ class HostileSpoolTest(unittest.TestCase):
         box.wait_for(lambda: os.path.exists(os.path.join(archive, "after.json")),
                      what="a good file after the hostile ones")
         self.assertEqual(box.stop(), 0)
-        self.assertEqual(box.query("PRAGMA integrity_check"), [("ok",)])
+        self.assertTrue(box.integrity())
+
+
+class HostileSpoolPostgresTest(HostileSpoolTest):
+    STORE = "postgresql"
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "core/embedded.h"
 #include "core/json.h"
 #include "handlers/kcidb/labs.h"
 #include "handlers/kcidb/schemas.h"
@@ -41,6 +42,11 @@ Result<TreeMap> LoadTrees(const std::string& path) {
 Result<std::unique_ptr<KcidbHandler>> KcidbHandler::Create(const KcidbOptions& options) {
   auto tables = Tables::FromSchema(LatestSchemaText());
   if (!tables.ok()) return tables.status();
+  // On PostgreSQL the tables are the KernelCI dashboard's: its names and types, created as
+  // its schema file creates them when the dashboard has not made them already.
+  auto ddl = EmbeddedFile("data/kcidb/dashboard_schema.sql");
+  if (!ddl) return Status::Internal("the dashboard schema is not embedded");
+  tables->SetPostgresDdl(std::string(*ddl));
   auto trees = LoadTrees(options.trees_file);
   if (!trees.ok()) return trees.status();
   // Compile the latest schema now, so a broken build fails at start, not on the first file.

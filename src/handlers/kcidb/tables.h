@@ -21,6 +21,10 @@ class Tables {
   static Result<Tables> FromSchema(std::string_view schema_json);
 
   const std::vector<TableSpec>& specs() const { return specs_; }
+  // Gives every table the PostgreSQL DDL that creates it (the KernelCI dashboard's tables).
+  void SetPostgresDdl(const std::string& ddl) {
+    for (TableSpec& s : specs_) s.postgres_ddl = ddl;
+  }
   // Index of the table fed by the top-level list `list` ("tests"), or -1.
   int TableFor(std::string_view list) const;
   // Index of `column` in table `table`, or -1.

@@ -89,7 +89,7 @@ class PgStore : public Store {
 
   // Waits up to `timeout_ms` for a notice that events were committed (by any daemon).
   // False on timeout. Uses a third connection (LISTEN).
-  Result<bool> WaitForEvents(int timeout_ms);
+  Result<bool> WaitForEvents(int timeout_ms) override;
 
   // The qualified name of one of Sluice's tables: "sluice"."jobs".
   std::string T(std::string_view table) const;
@@ -97,17 +97,17 @@ class PgStore : public Store {
  private:
   // One object table as it is in the database.
   struct Column {
-    int spec = -1;        // index in the TableSpec (-1: not written)
+    int spec = -1;  // index in the TableSpec (-1: not written)
     std::string name;
-    std::string type;     // format_type: "text", "timestamp with time zone", "text[]", …
-    int max_chars = 0;    // varchar(n): n
+    std::string type;   // format_type: "text", "timestamp with time zone", "text[]", …
+    int max_chars = 0;  // varchar(n): n
   };
   struct Table {
     TableSpec spec;
-    std::string qualified;     // as written in statements
+    std::string qualified;        // as written in statements
     std::vector<Column> columns;  // the spec's columns the table has, in spec order
-    std::string upsert;        // the prepared upsert's SQL
-    std::string upsert_name;   // its statement name
+    std::string upsert;           // the prepared upsert's SQL
+    std::string upsert_name;      // its statement name
   };
 
   explicit PgStore(std::string conninfo, StoreOptions options);
