@@ -52,20 +52,36 @@ void ScrubSecretArgs(int argc, char** argv) {
       }
       if (value != nullptr) std::memset(value, 'x', std::strlen(value));
     }
-    // A password inside a URL: scheme://USER:PASSWORD@HOST/...
-    const char* url_flag = "--publish-url";
-    size_t n = std::strlen(url_flag);
-    char* url = nullptr;
-    if (std::strcmp(argv[i], url_flag) == 0 && i + 1 < argc) {
-      url = argv[i + 1];
-    } else if (std::strncmp(argv[i], url_flag, n) == 0 && argv[i][n] == '=') {
-      url = argv[i] + n + 1;
+    // A password inside a URL (scheme://USER:PASSWORD@HOST/...) or a libpq string
+    // ("... password=SECRET ...").
+    for (const char* url_flag : {"--publish-url", "--database", "--to", "--from"}) {
+      size_t n = std::strlen(url_flag);
+      char* url = nullptr;
+      if (std::strcmp(argv[i], url_flag) == 0 && i + 1 < argc) {
+        url = argv[i + 1];
+      } else if (std::strncmp(argv[i], url_flag, n) == 0 && argv[i][n] == '=') {
+        url = argv[i] + n + 1;
+      }
+      if (url != nullptr) ScrubUrlPassword(url);
     }
-    if (url != nullptr) ScrubUrlPassword(url);
   }
 }
 
 void ScrubUrlPassword(char* url) {
+  // libpq's key=value form, and a URL's ?password= parameter.
+  for (const char* key : {"password=", "password ="}) {
+    for (char* p = std::strstr(url, key); p != nullptr; p = std::strstr(p + 1, key)) {
+      if (p != url && !(p[-1] == ' ' || p[-1] == '?' || p[-1] == '&')) continue;
+      char* v = p + std::strlen(key);
+      while (*v == ' ') ++v;
+      bool quoted = *v == '\'';
+      if (quoted) ++v;
+      for (; *v != '\0'; ++v) {
+        if (quoted ? *v == '\'' : (*v == ' ' || *v == '&')) break;
+        *v = 'x';
+      }
+    }
+  }
   char* authority = std::strstr(url, "://");
   if (authority == nullptr) return;
   authority += 3;

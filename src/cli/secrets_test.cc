@@ -22,6 +22,11 @@ TEST(SecretsTest, UrlPasswordsAreOverwrittenInPlace) {
   EXPECT_EQ(Scrubbed("amqp://host/a:b@c"), "amqp://host/a:b@c");  // '@' after the authority
   EXPECT_EQ(Scrubbed("not a url"), "not a url");
   EXPECT_EQ(Scrubbed(""), "");
+  EXPECT_EQ(Scrubbed("host=h password=s3cret dbname=d"), "host=h password=xxxxxx dbname=d");
+  EXPECT_EQ(Scrubbed("host=h password = 'a b' user=u"), "host=h password = 'xxx' user=u");
+  EXPECT_EQ(Scrubbed("postgresql://u@h/db?password=pw&sslmode=x"),
+            "postgresql://u@h/db?password=xx&sslmode=x");
+  EXPECT_EQ(Scrubbed("host=h mypassword=keep"), "host=h mypassword=keep");
 }
 
 TEST(SecretsTest, FlagValuesAreOverwritten) {

@@ -178,9 +178,12 @@ void Writer::MaybePrune() {
 
 Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
   int delay_ms = 50;
+  int failures = 0;
+  bool said = false;  // a warning went out for this streak
   while (true) {
     Status st = store_->Write(batch);
     if (st.ok()) {
+      if (said) spdlog::info("store writes work again after {} retries", failures);
       for (Job& j : batch->new_jobs) committed->new_jobs.push_back(std::move(j));
       committed->updates.reserve(committed->updates.size() + batch->updates.size());
       for (JobUpdate& u : batch->updates) committed->updates.push_back(std::move(u));
@@ -188,7 +191,14 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
       return st;
     }
     if (!st.IsTransient()) return st;  // the caller splits
-    spdlog::warn("store write failed, retrying in {} ms: {}", delay_ms, st.ToString());
+    ++failures;
+    // One line per streak; a store in an outage has said so itself (and says when it ends).
+    if (!said && store_->Reachable()) {
+      spdlog::warn("store write failed, retrying until it works: {}", st.ToString());
+      said = true;
+    } else {
+      spdlog::debug("store write failed, retrying in {} ms: {}", delay_ms, st.ToString());
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     delay_ms = std::min(delay_ms * 2, 5000);
   }

@@ -24,6 +24,13 @@ GOOD = {"version": {"major": 5, "minor": 3},
         "tests": [{"id": "bb:t1", "origin": "bb", "build_id": "bb:b1", "status": "PASS"}]}
 
 
+def free_port():
+    """A loopback TCP port nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pg_server():
     """The PostgreSQL `make test` started (a libpq key=value string without dbname). Its
     absence fails the test: PostgreSQL tests are never skipped."""
@@ -53,11 +60,49 @@ def pg_database(prefix="bb"):
     return server + " dbname=" + name
 
 
-def pg_restart():
-    """pg_ctl restart -m immediate on the test server (a crash and a recovery)."""
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    subprocess.run([os.path.join(root, "scripts", "pg-test-server"), "restart",
-                    os.environ["SLUICE_TEST_PG_DIR"]], check=True, timeout=120)
+class PgServer:
+    """A PostgreSQL of the test's own (scripts/pg-test-server), for tests that stop or restart
+    it: the shared one must stay up for the tests running beside them."""
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                          "pg-test-server")
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sluice-pg-")
+        os.chmod(self.dir, 0o755)
+        self._run("start")
+        with open(os.path.join(self.dir, "port")) as f:
+            self.port = int(f.read())
+        self.server = "host=%s port=%d user=pgtest" % (self.dir, self.port)
+
+    def _run(self, what):
+        r = subprocess.run([self.SCRIPT, what, self.dir], capture_output=True, text=True,
+                           timeout=180)
+        if r.returncode != 0:
+            raise AssertionError("pg-test-server %s failed:\n%s" % (what, r.stderr))
+
+    def database(self, name="db"):
+        con = pg_connect(self.server + " dbname=postgres")
+        try:
+            con.cursor().execute("CREATE DATABASE " + name)
+        finally:
+            con.close()
+        return self.server + " dbname=" + name
+
+    def restart(self):
+        """pg_ctl restart -m immediate: a crash and a recovery."""
+        self._run("restart")
+
+    def stop(self):
+        self._run("stop")
+
+    def start(self):
+        self._run("start")
+
+    def close(self):
+        self._run("stop")
+        if not os.environ.get("SLUICE_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def main():

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <cstdio>
@@ -15,8 +16,11 @@
 namespace sluice::pg {
 namespace {
 
+// A libpq message on one line: its first (libpq adds hints on further lines).
 std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  size_t nl = s.find('\n');
+  if (nl != std::string::npos) s.resize(nl);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\r')) s.pop_back();
   return s;
 }
 
@@ -25,8 +29,8 @@ Code CodeOf(const char* sqlstate) {
   if (sqlstate == nullptr || std::strlen(sqlstate) != 5) return Code::kUnavailable;
   std::string_view s(sqlstate, 5);
   std::string_view cls = s.substr(0, 2);
-  if (cls == "08" || cls == "53" || cls == "58" || s == "57P01" || s == "57P02" ||
-      s == "57P03" || s == "40001" || s == "40P01" || s == "55P03" || s == "57014") {
+  if (cls == "08" || cls == "53" || cls == "58" || s == "57P01" || s == "57P02" || s == "57P03" ||
+      s == "40001" || s == "40P01" || s == "55P03" || s == "57014") {
     return Code::kUnavailable;
   }
   if (s == "23505") return Code::kAlreadyExists;
@@ -134,8 +138,8 @@ std::string DescribeServer(const std::string& conninfo) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (err != nullptr) PQfreemem(err);
-  std::string out = Describe(Get(opts, "host"), Get(opts, "port"), Get(opts, "dbname"),
-                             Get(opts, "user"));
+  std::string out =
+      Describe(Get(opts, "host"), Get(opts, "port"), Get(opts, "dbname"), Get(opts, "user"));
   if (opts != nullptr) PQconninfoFree(opts);
   return out;
 }
@@ -193,6 +197,11 @@ Result<Conn> Conn::Connect(const std::string& conninfo) {
                                ": " + why);
   }
   c.server_ = Describe(PQhost(c.conn_), PQport(c.conn_), PQdb(c.conn_), PQuser(c.conn_));
+  // The server's notices ("terminating connection due to immediate shutdown") go to the
+  // debug log, not raw onto stderr.
+  PQsetNoticeProcessor(
+      c.conn_, [](void*, const char* message) { spdlog::debug("PostgreSQL: {}", Trim(message)); },
+      nullptr);
   // Every statement sees and writes UTC micros as numbers; timestamptz columns of other
   // tables are read back in UTC.
   auto tz = c.Exec("SET TIME ZONE 'UTC'");
@@ -300,10 +309,10 @@ Status Conn::Pipeline(const std::vector<Query>& queries, std::vector<Rows>* resu
     values.clear();
     for (const Param& p : q.params) values.push_back(p.null ? nullptr : p.text.c_str());
     int n = static_cast<int>(q.params.size());
-    int ok = q.prepared ? PQsendQueryPrepared(conn_, q.sql.c_str(), n, values.data(), nullptr,
-                                              nullptr, 0)
-                        : PQsendQueryParams(conn_, q.sql.c_str(), n, nullptr, values.data(),
-                                            nullptr, nullptr, 0);
+    int ok = q.prepared
+                 ? PQsendQueryPrepared(conn_, q.sql.c_str(), n, values.data(), nullptr, nullptr, 0)
+                 : PQsendQueryParams(conn_, q.sql.c_str(), n, nullptr, values.data(), nullptr,
+                                     nullptr, 0);
     if (ok != 1) return lost("cannot send a statement");
   }
   if (PQpipelineSync(conn_) != 1) return lost("cannot send the sync");

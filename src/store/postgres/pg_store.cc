@@ -119,37 +119,62 @@ Status PgStore::Init() {
   return Status::Ok();
 }
 
-Status PgStore::Note(const Status& st, const pg::Conn& conn) {
+void PgStore::Outage(const Status& why) {
   std::lock_guard<std::mutex> lock(outage_mu_);
+  if (outage_.exchange(true)) return;
+  outage_since_ = std::chrono::steady_clock::now();
+  spdlog::warn("PostgreSQL {} is unreachable ({}); waiting for it, work resumes when it is back",
+               server_, why.message());
+}
+
+void PgStore::Back() {
+  if (!outage_.load()) return;
+  std::lock_guard<std::mutex> lock(outage_mu_);
+  if (!outage_.exchange(false)) return;
+  double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - outage_since_).count();
+  spdlog::info("PostgreSQL {} is back after {:.1f} s", server_, s);
+}
+
+std::chrono::steady_clock::time_point& PgStore::TriedAt(pg::Conn* conn) {
+  return conn == &write_ ? write_tried_ : conn == &read_ ? read_tried_ : listen_tried_;
+}
+
+Status PgStore::Note(const Status& st, pg::Conn* conn) {
   if (st.ok()) {
-    if (outage_.exchange(false)) {
-      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - outage_since_)
-                     .count();
-      spdlog::info("PostgreSQL {} is back after {:.1f} s", server_, s);
-    }
-  } else if (st.code() == Code::kUnavailable && conn.Broken()) {
-    if (!outage_.exchange(true)) {
-      outage_since_ = std::chrono::steady_clock::now();
-      spdlog::warn("PostgreSQL {} is unreachable ({}); waiting for it, work resumes when it is "
-                   "back",
-                   server_, st.message());
-    }
+    Back();
+    return st;
+  }
+  if (st.code() != Code::kUnavailable || !conn->Broken() || outage_.load()) return st;
+  // The connection was lost: a server restarted since it was last used is not an outage if
+  // a new connection works at once (the caller retries the call).
+  TriedAt(conn) = std::chrono::steady_clock::now();
+  auto c = pg::Conn::Connect(conninfo_);
+  if (c.ok()) {
+    *conn = std::move(*c);
+  } else {
+    Outage(c.status());
   }
   return st;
 }
 
 Status PgStore::Ensure(pg::Conn* conn) {
   if (!conn->Broken()) return Status::Ok();
-  auto& tried = conn == &write_ ? write_tried_ : conn == &read_ ? read_tried_ : listen_tried_;
+  auto& tried = TriedAt(conn);
   auto now = std::chrono::steady_clock::now();
-  if (now - tried < kReconnectEvery) {
-    return Note(Status::Unavailable("PostgreSQL " + server_ + " is unreachable"), *conn);
+  if (outage_.load() && now - tried < kReconnectEvery) {
+    // In an outage and tried a moment ago: not another attempt yet.
+    return Status::Unavailable("PostgreSQL " + server_ + " cannot be reached");
   }
   tried = now;
   auto c = pg::Conn::Connect(conninfo_);
-  if (!c.ok()) return Note(c.status(), *conn);
+  if (!c.ok()) {
+    Outage(c.status());
+    return c.status();
+  }
   *conn = std::move(*c);
-  return Note(Status::Ok(), *conn);
+  Back();
+  return Status::Ok();
 }
 
 Result<pg::Rows> PgStore::Read(const std::string& sql, const std::vector<Param>& params) {
@@ -158,7 +183,7 @@ Result<pg::Rows> PgStore::Read(const std::string& sql, const std::vector<Param>&
     SLUICE_RETURN_IF_ERROR(Ensure(&read_));
     auto rows = read_.Exec(sql, params);
     if (rows.ok()) {
-      (void)Note(Status::Ok(), read_);
+      Back();
       return rows;
     }
     // A connection lost since its last use (a server restart): once more on a new one.
@@ -166,14 +191,14 @@ Result<pg::Rows> PgStore::Read(const std::string& sql, const std::vector<Param>&
       read_tried_ = {};
       continue;
     }
-    return Note(rows.status(), read_);
+    return Note(rows.status(), &read_);
   }
 }
 
 Result<pg::Rows> PgStore::WriteExec(const std::string& sql, const std::vector<Param>& params) {
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));
   auto rows = write_.Exec(sql, params);
-  if (!rows.ok()) return Note(rows.status(), write_);
+  if (!rows.ok()) return Note(rows.status(), &write_);
   return rows;
 }
 
@@ -182,7 +207,8 @@ Status PgStore::DefineTables(const std::vector<TableSpec>& tables) {
   if (tables.empty()) return Status::Ok();
   if (!tables_.empty()) {
     bool same = tables.size() == tables_.size();
-    for (size_t i = 0; same && i < tables.size(); ++i) same = tables[i].name == tables_[i].spec.name;
+    for (size_t i = 0; same && i < tables.size(); ++i)
+      same = tables[i].name == tables_[i].spec.name;
     if (!same) {
       return Status::InvalidArgument(
           "spools whose handlers store different object tables cannot share a database");
@@ -197,7 +223,8 @@ Status PgStore::DefineTables(const std::vector<TableSpec>& tables) {
     if (exists->Text(0, 0) != "t") {
       if (!spec.postgres_ddl.empty()) {
         if (!ran_ddl.count(spec.postgres_ddl)) {
-          SLUICE_RETURN_IF_ERROR(write_.Script(spec.postgres_ddl).Annotate("creating " + spec.name));
+          SLUICE_RETURN_IF_ERROR(
+              write_.Script(spec.postgres_ddl).Annotate("creating " + spec.name));
           ran_ddl.insert(spec.postgres_ddl);
         }
       } else {
@@ -266,8 +293,9 @@ Status PgStore::DefineTable(const TableSpec& spec, Table* t) {
     std::string value;
     if (col.type.size() > 2 && col.type.compare(col.type.size() - 2, 2, "[]") == 0) {
       // Arrays arrive as JSON text: ["a","b"] becomes {a,b}.
-      value = "CASE WHEN " + p + "::text IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(" +
-              p + "::text::jsonb))::" + col.type + " END";
+      value = "CASE WHEN " + p +
+              "::text IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(" + p +
+              "::text::jsonb))::" + col.type + " END";
     } else {
       value = p + "::" + col.type;
     }
@@ -306,8 +334,9 @@ Status PgStore::CheckRow(int64_t job, const Table& t, const ObjectRow& row) cons
              PrintableLine(ObjectKey(t.spec, row)) + "': " + c.name;
     };
     if (s.find('\0') != std::string::npos) {
-      return Status::InvalidArgument(where() + " holds a NUL character, which PostgreSQL "
-                                               "text cannot hold");
+      return Status::InvalidArgument(where() +
+                                     " holds a NUL character, which PostgreSQL "
+                                     "text cannot hold");
     }
     if (!IsValidUtf8(s)) return Status::InvalidArgument(where() + " is not valid UTF-8");
     if (c.max_chars > 0 && Chars(s) > static_cast<size_t>(c.max_chars)) {
@@ -320,10 +349,10 @@ Status PgStore::CheckRow(int64_t job, const Table& t, const ObjectRow& row) cons
 }
 
 Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
-                           std::vector<int64_t>* owners) const {
-  auto add = [&](Query q, int64_t owner) {
+                           std::vector<Owner>* owners) const {
+  auto add = [&](Query q, int64_t owner, const ObjectRow* row = nullptr) {
     queries->push_back(std::move(q));
-    owners->push_back(owner);
+    owners->push_back(Owner{owner, row});
   };
   if (!batch.new_jobs.empty()) {
     std::vector<std::vector<Param>> cols(17);
@@ -393,10 +422,9 @@ Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
         }
         const Table& t = tables_[static_cast<size_t>(row.table)];
         if (row.values.size() != t.spec.columns.size()) {
-          return Status::Internal("job " + std::to_string(u.job_id) + ": a row of " +
-                                  t.spec.name + " has " + std::to_string(row.values.size()) +
-                                  " values for " + std::to_string(t.spec.columns.size()) +
-                                  " columns");
+          return Status::Internal("job " + std::to_string(u.job_id) + ": a row of " + t.spec.name +
+                                  " has " + std::to_string(row.values.size()) + " values for " +
+                                  std::to_string(t.spec.columns.size()) + " columns");
         }
         SLUICE_RETURN_IF_ERROR(CheckRow(u.job_id, t, row));
         Query q;
@@ -405,7 +433,7 @@ Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
         for (const Column& c : t.columns) {
           q.params.push_back(Param::Of(row.values[static_cast<size_t>(c.spec)]));
         }
-        add(std::move(q), u.job_id);
+        add(std::move(q), u.job_id, &row);
       }
     }
   }
@@ -433,22 +461,42 @@ Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
     q.sql = "INSERT INTO " + T("events") +
             " (id, ts, job_id, queue, kind, type, data)"
             " SELECT c.value - $1 + u.ord, u.ts, u.job_id, u.queue, u.kind, u.type, u.data"
-            " FROM " + T("counters") + " AS c, unnest($2::bigint[], $3::bigint[], $4::text[],"
+            " FROM " +
+            T("counters") +
+            " AS c, unnest($2::bigint[], $3::bigint[], $4::text[],"
             " $5::text[], $6::text[], $7::text[]) WITH ORDINALITY"
             " AS u(ts, job_id, queue, kind, type, data, ord) WHERE c.name = 'events'";
     q.params.emplace_back(n);
     for (const auto& c : ev) q.params.emplace_back(pg::ArrayLiteral(c));
     add(std::move(q), 0);
   }
-  add(Query{"INSERT INTO " + T("commits") + " (token, first_event, at) SELECT $1, value - $2 + 1,"
-            " (extract(epoch from clock_timestamp()) * 1000000)::bigint FROM " + T("counters") +
-            " WHERE name = 'events'",
+  add(Query{"INSERT INTO " + T("commits") +
+                " (token, first_event, at) SELECT $1, value - $2 + 1,"
+                " (extract(epoch from clock_timestamp()) * 1000000)::bigint FROM " +
+                T("counters") + " WHERE name = 'events'",
             {Param(batch.token), Param(n)}},
       0);
   if (n > 0) {
     add(Query{"SELECT pg_notify($1, '')", {Param("sluice_events:" + options_.pg_schema)}}, 0);
   }
   return Status::Ok();
+}
+
+std::string PgStore::RowContext(const Owner& owner, const Query& q, const Status& st) const {
+  const ObjectRow& row = *owner.row;
+  const Table& t = tables_[static_cast<size_t>(row.table)];
+  std::string out = "job " + std::to_string(owner.job) + ": " + t.spec.name + " '" +
+                    PrintableLine(ObjectKey(t.spec, row)) + "'";
+  // PostgreSQL quotes the value it could not take ("…: \"2020-01-01T00:00:00+16:00\""):
+  // name the field that holds it.
+  for (size_t i = 0; i < t.columns.size() && i < q.params.size(); ++i) {
+    const pg::Param& p = q.params[i];
+    if (!p.null && !p.text.empty() &&
+        st.message().find("\"" + p.text + "\"") != std::string::npos) {
+      return out + ", field " + t.columns[i].name + " (" + t.columns[i].type + ")";
+    }
+  }
+  return out;
 }
 
 Result<std::optional<int64_t>> PgStore::FindCommit(const std::string& token) {
@@ -490,9 +538,10 @@ Status PgStore::Write(WriteBatch* batch) {
   size_t unnumbered = 0;
   for (const Job& j : batch->new_jobs) unnumbered += j.id == 0;
   if (unnumbered > 0) {
-    auto first = WriteExec("UPDATE " + T("counters") +
-                               " SET value = value + $1 WHERE name = 'jobs' RETURNING value - $1 + 1",
-                           {Param(static_cast<int64_t>(unnumbered))});
+    auto first =
+        WriteExec("UPDATE " + T("counters") +
+                      " SET value = value + $1 WHERE name = 'jobs' RETURNING value - $1 + 1",
+                  {Param(static_cast<int64_t>(unnumbered))});
     if (!first.ok()) return first.status();
     int64_t id = first->Int(0, 0);
     for (Job& j : batch->new_jobs) {
@@ -501,10 +550,10 @@ Status PgStore::Write(WriteBatch* batch) {
   }
   for (const Table& t : tables_) {
     Status st = write_.Prepare(t.upsert_name, t.upsert);
-    if (!st.ok()) return Note(st, write_);
+    if (!st.ok()) return Note(st, &write_);
   }
   std::vector<Query> queries;
-  std::vector<int64_t> owners;
+  std::vector<Owner> owners;
   Status built = BuildWrite(*batch, &queries, &owners);
   auto forget_ids = [&]() {
     if (unnumbered > 0) {
@@ -520,18 +569,21 @@ Status PgStore::Write(WriteBatch* batch) {
   Status st = write_.Pipeline(queries, &results, &failed);
   if (!st.ok()) {
     // A lost connection keeps the token: the retry finds out whether this committed.
-    if (st.code() == Code::kUnavailable && write_.Broken()) return Note(st, write_);
+    if (st.code() == Code::kUnavailable && write_.Broken()) return Note(st, &write_);
     batch->token.clear();
     forget_ids();
-    if (failed < owners.size() && owners[failed] > 0) {
-      return Note(st.Annotate("job " + std::to_string(owners[failed])), write_);
+    if (failed < owners.size() && owners[failed].row != nullptr) {
+      return Note(Status(st).Annotate(RowContext(owners[failed], queries[failed], st)), &write_);
     }
-    return Note(st, write_);
+    if (failed < owners.size() && owners[failed].job > 0) {
+      return Note(st.Annotate("job " + std::to_string(owners[failed].job)), &write_);
+    }
+    return Note(st, &write_);
   }
-  (void)Note(Status::Ok(), write_);
+  Back();
   int64_t first = 0;
   for (size_t i = 0; i < owners.size(); ++i) {
-    if (owners[i] == kTakesEventIds) first = results[i].Int(0, 0);
+    if (owners[i].job == kTakesEventIds) first = results[i].Int(0, 0);
   }
   appended(first);
   return Status::Ok();
@@ -577,11 +629,13 @@ Status PgStore::PutValue(const std::string& ns, const std::string& key, const st
 
 Status PgStore::CheckIntegrity() {
   // The server keeps its own consistency; here: the counters are above every stored id.
-  auto r = Read("SELECT (SELECT value FROM " + T("counters") + " WHERE name = 'jobs') >= "
-                "COALESCE((SELECT MAX(id) FROM " + T("jobs") + "), 0), (SELECT value FROM " +
-                T("counters") + " WHERE name = 'events') >= COALESCE((SELECT MAX(id) FROM " +
-                T("events") + "), 0)",
-                {});
+  auto r =
+      Read("SELECT (SELECT value FROM " + T("counters") +
+               " WHERE name = 'jobs') >= "
+               "COALESCE((SELECT MAX(id) FROM " +
+               T("jobs") + "), 0), (SELECT value FROM " + T("counters") +
+               " WHERE name = 'events') >= COALESCE((SELECT MAX(id) FROM " + T("events") + "), 0)",
+           {});
   if (!r.ok()) return r.status();
   if (r->Text(0, 0) != "t" || r->Text(0, 1) != "t") {
     return Status::Internal("a counter is below the largest id stored");
@@ -620,8 +674,7 @@ Result<std::vector<ObjectRow>> PgStore::ScanRows(int table, const std::string& a
       auto& v = row.values[static_cast<size_t>(t.columns[c].spec)];
       switch (t.spec.columns[static_cast<size_t>(t.columns[c].spec)].type) {
         case ColumnType::kInteger:
-          v = t.columns[c].type == "boolean" ? int64_t{r->Text(i, col) == "true"}
-                                             : r->Int(i, col);
+          v = t.columns[c].type == "boolean" ? int64_t{r->Text(i, col) == "true"} : r->Int(i, col);
           break;
         case ColumnType::kReal:
           v = r->Real(i, col);
@@ -646,7 +699,7 @@ Result<bool> PgStore::WaitForEvents(int timeout_ms) {
     return true;  // (re)connected: something may have been missed, look
   }
   auto got = listen_.WaitNotify(timeout_ms);
-  if (!got.ok()) return Note(got.status(), listen_);
+  if (!got.ok()) listen_ = pg::Conn();  // made again, and LISTENing again, on the next call
   return got;
 }
 

@@ -112,11 +112,15 @@ class PgStore : public Store {
 
   explicit PgStore(std::string conninfo, StoreOptions options);
   Status Init();
-  // Reconnects `conn` when it is lost (at most every 500 ms), noting the outage or its end.
+  // Reconnects `conn` when it is lost (at most every 500 ms); a failure starts an outage, a
+  // success ends one.
   Status Ensure(pg::Conn* conn);
-  // Notes the result of a database call: an Unavailable on a lost connection starts an
-  // outage; success ends one.
-  Status Note(const Status& st, const pg::Conn& conn);
+  // After a call on `conn` (its mutex held): success ends an outage; a lost connection that
+  // cannot be made again at once starts one. Returns `st`.
+  Status Note(const Status& st, pg::Conn* conn);
+  void Outage(const Status& why);  // logs the start of an outage, once
+  void Back();                     // logs its end, once
+  std::chrono::steady_clock::time_point& TriedAt(pg::Conn* conn);
   // Runs `sql` on the read connection, reconnecting and trying once more when the
   // connection was lost.
   Result<pg::Rows> Read(const std::string& sql, const std::vector<pg::Param>& params);
@@ -131,8 +135,15 @@ class PgStore : public Store {
   Status DefineTable(const TableSpec& spec, Table* out);
   // The write's statements, or InvalidArgument naming the job and the value a column cannot
   // hold (too long for its varchar, a NUL character).
+  // Whose statement each one is: the job, and the object row it upserts (if it does).
+  struct Owner {
+    int64_t job = 0;
+    const ObjectRow* row = nullptr;
+  };
   Status BuildWrite(const WriteBatch& batch, std::vector<pg::Query>* queries,
-                    std::vector<int64_t>* owners) const;
+                    std::vector<Owner>* owners) const;
+  // "job N: TABLE 'ID', field F (TYPE)": what a failed row statement was about.
+  std::string RowContext(const Owner& owner, const pg::Query& q, const Status& st) const;
   Status CheckRow(int64_t job, const Table& t, const ObjectRow& row) const;
   // Whether the batch with this token committed: its first event id when it did.
   Result<std::optional<int64_t>> FindCommit(const std::string& token);

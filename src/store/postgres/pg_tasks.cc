@@ -77,9 +77,9 @@ void TaskState(const Task& t, std::vector<Param>* p) {
 }  // namespace
 
 Status PgStore::AppendEventLocked(Event* e) {
-  auto id = write_.Exec("UPDATE " + T("counters") +
-                            " SET value = value + 1 WHERE name = 'events' RETURNING value",
-                        {});
+  auto id = write_.Exec(
+      "UPDATE " + T("counters") + " SET value = value + 1 WHERE name = 'events' RETURNING value",
+      {});
   if (!id.ok()) return id.status();
   e->id = id->Int(0, 0);
   auto ins = write_.Exec("INSERT INTO " + T("events") +
@@ -130,15 +130,14 @@ Status PgStore::AddTasks(std::vector<Task>* tasks) {
   if (!st.ok()) {
     (void)write_.Script("ROLLBACK");
     for (Task& t : *tasks) t.seq = 0;
-    return Note(st, write_);
+    return Note(st, &write_);
   }
   return st;
 }
 
 Result<std::vector<Task>> PgStore::QueryTasks(const std::string& tail,
                                               const std::vector<Param>& params) {
-  auto r = Read("SELECT " + std::string(kTaskColumns) + " FROM " + T("tasks") + " " + tail,
-                params);
+  auto r = Read("SELECT " + std::string(kTaskColumns) + " FROM " + T("tasks") + " " + tail, params);
   if (!r.ok()) return r.status();
   std::vector<Task> out;
   for (int i = 0; i < r->size(); ++i) out.push_back(ReadTask(*r, i));
@@ -165,7 +164,8 @@ Status PgStore::RemoveTask(const std::string& task_id) {
              .Exec("UPDATE " + T("task_runs") +
                        " SET status = 'canceled', error = 'the task was removed'"
                        " WHERE status IN ('queued', 'started') AND task_seq IN"
-                       " (SELECT seq FROM " + T("tasks") + " WHERE task_id = $1)",
+                       " (SELECT seq FROM " +
+                       T("tasks") + " WHERE task_id = $1)",
                    {Param(task_id)})
              .status();
   }
@@ -177,7 +177,7 @@ Status PgStore::RemoveTask(const std::string& task_id) {
   if (st.ok()) st = write_.Script("COMMIT");
   if (!st.ok()) {
     (void)write_.Script("ROLLBACK");
-    return Note(st, write_);
+    return Note(st, &write_);
   }
   return st;
 }
@@ -253,15 +253,15 @@ Status PgStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* 
     if (items != nullptr) {
       for (TaskItem& item : *items) item.seq = 0;
     }
-    return Note(st, write_);
+    return Note(st, &write_);
   }
   return st;
 }
 
 Result<std::vector<TaskRun>> PgStore::QueryRuns(const std::string& tail,
                                                 const std::vector<Param>& params) {
-  auto r = Read("SELECT " + std::string(kRunColumns) + " FROM " + T("task_runs") + " " + tail,
-                params);
+  auto r =
+      Read("SELECT " + std::string(kRunColumns) + " FROM " + T("task_runs") + " " + tail, params);
   if (!r.ok()) return r.status();
   std::vector<TaskRun> out;
   for (int i = 0; i < r->size(); ++i) out.push_back(ReadRun(*r, i));
