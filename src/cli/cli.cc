@@ -283,6 +283,21 @@ int Main(int argc, char** argv) {
   migrate->add_flag("--check", migrate_check,
                     "Only say which migrations are missing (exit 1 when some are)");
 
+  std::string ms_from, ms_to;
+  bool ms_append = false;
+  CLI::App* migrate_store =
+      app.add_subcommand("migrate-store",
+                         "Copy a SQLite store (jobs, events, tasks, runs, items, key-value map, "
+                         "KCIDB rows) into PostgreSQL; resumable");
+  migrate_store->add_option("--from", ms_from, "sqlite:PATH")->required();
+  migrate_store->add_option("--to", ms_to, "A PostgreSQL URL or key=value string")->required();
+  migrate_store->add_flag("--append", ms_append, "Add to a target that holds data of its own");
+  int ms_chunk = 2000;
+  migrate_store->add_option("--chunk", ms_chunk, "Rows per transaction")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  add_pg_schema(migrate_store);
+
   std::string demo_dir;
   kcidb::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo-data", "Write demo KCIDB submissions");
@@ -350,6 +365,8 @@ int Main(int argc, char** argv) {
   }
   if (retry_dead->parsed()) return RunRetryDead(retry_dead_dir);
   if (migrate->parsed()) return RunMigrate(migrate_db, store_opts, migrate_check);
+  if (migrate_store->parsed())
+    return RunMigrateStore(ms_from, ms_to, store_opts, ms_append, ms_chunk);
   if (tasks_cmd->parsed()) return RunTasks(remote, tasks_action, tasks_args, tasks_json);
   if (demo_cmd->parsed()) {
     auto n = kcidb::WriteDemoSpool(Env::Default(), demo_dir, demo);

@@ -142,6 +142,10 @@ class Store {
   // Runs the database's own consistency check; Internal with its report when it fails.
   virtual Status CheckIntegrity() = 0;
 
+  // Upserts `rows` (with each column's merge rule) in one transaction, outside any job: for
+  // moving a store's objects to another. Upserting a row again changes nothing.
+  virtual Status ImportRows(const std::vector<ObjectRow>& rows) = 0;
+
   // Rows of object table `table` (an index into the DefineTables list) with keys above
   // `after_key`, in key order, at most `limit`; values as the store reads them back (text,
   // integer or real, by the column's type).

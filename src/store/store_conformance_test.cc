@@ -2,14 +2,13 @@
 // factory so a PostgreSQL store can be added with one line.
 #include <gtest/gtest.h>
 
-#include <functional>
-
-#include "core/test_util.h"
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
+#include "core/test_util.h"
 #include "store/postgres/pg_conn.h"
 #include "store/store.h"
 
@@ -150,13 +149,30 @@ TEST_P(StoreConformance, UpsertKeepsFirstNonNullAndGreatestTimestamp) {
   EXPECT_EQ(std::get<int64_t>(v[3]), 5);
 }
 
+TEST_P(StoreConformance, ImportedRowsMergeLikeAJobsRows) {
+  ASSERT_TRUE(
+      store_->ImportRows({Row("i:1", Value("2026-01-01"), Value(), Value(int64_t{3}))}).ok());
+  ASSERT_TRUE(store_
+                  ->ImportRows({Row("i:1", Value("2026-01-02"), Value("c"), Value(int64_t{4})),
+                                Row("i:2", Value(), Value(), Value())})
+                  .ok());
+  auto rows = store_->ScanRows(0, "", 10);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(std::get<std::string>((*rows)[0].values[1]), "2026-01-02");
+  EXPECT_EQ(std::get<std::string>((*rows)[0].values[2]), "c");
+  EXPECT_EQ(std::get<int64_t>((*rows)[0].values[3]), 3);
+  EXPECT_FALSE(store_->ImportRows({ObjectRow{7, {}}}).ok());
+}
+
 TEST_P(StoreConformance, ScanRowsPagesInKeyOrder) {
   int64_t id = Add("a.json");
   WriteBatch b;
   JobUpdate u;
   u.job_id = id;
   u.state = JobState::kSucceeded;
-  for (const char* key : {"b", "a", "c", "B"}) u.rows.push_back(Row(key, Value(), Value(), Value()));
+  for (const char* key : {"b", "a", "c", "B"})
+    u.rows.push_back(Row(key, Value(), Value(), Value()));
   b.updates.push_back(u);
   ASSERT_TRUE(store_->Write(&b).ok());
   auto first = store_->ScanRows(0, "", 2);
@@ -434,13 +450,14 @@ Result<std::unique_ptr<Store>> OpenPostgres(const std::string& dir) {
   return OpenStore(std::string(server) + " dbname=" + db);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, StoreConformance,
-    ::testing::Values(
-        Backend{"sqlite",
-                [](const std::string& dir) { return OpenStore("sqlite:" + dir + "/store.db"); }},
-        Backend{"postgresql", OpenPostgres}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
+                         ::testing::Values(Backend{"sqlite",
+                                                   [](const std::string& dir) {
+                                                     return OpenStore("sqlite:" + dir +
+                                                                      "/store.db");
+                                                   }},
+                                           Backend{"postgresql", OpenPostgres}),
+                         [](const auto& info) { return info.param.name; });
 
 TEST(OpenStoreTest, UnknownSchemeIsInvalidArgument) {
   EXPECT_EQ(OpenStore("mysql://x").status().code(), Code::kInvalidArgument);

@@ -643,6 +643,38 @@ Status PgStore::CheckIntegrity() {
   return Status::Ok();
 }
 
+Status PgStore::ImportRows(const std::vector<ObjectRow>& rows) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  SLUICE_RETURN_IF_ERROR(Ensure(&write_));
+  for (const Table& t : tables_) {
+    Status st = write_.Prepare(t.upsert_name, t.upsert);
+    if (!st.ok()) return Note(st, &write_);
+  }
+  std::vector<Query> queries;
+  std::vector<Owner> owners;
+  for (const ObjectRow& row : rows) {
+    if (row.table < 0 || static_cast<size_t>(row.table) >= tables_.size()) {
+      return Status::Internal("undefined table");
+    }
+    const Table& t = tables_[static_cast<size_t>(row.table)];
+    SLUICE_RETURN_IF_ERROR(CheckRow(0, t, row));
+    Query q;
+    q.sql = t.upsert_name;
+    q.prepared = true;
+    for (const Column& c : t.columns)
+      q.params.push_back(Param::Of(row.values[static_cast<size_t>(c.spec)]));
+    queries.push_back(std::move(q));
+    owners.push_back(Owner{0, &row});
+  }
+  std::vector<pg::Rows> results;
+  size_t failed = 0;
+  Status st = write_.Pipeline(queries, &results, &failed);
+  if (!st.ok() && failed < owners.size()) {
+    return Note(Status(st).Annotate(RowContext(owners[failed], queries[failed], st)), &write_);
+  }
+  return Note(st, &write_);
+}
+
 Result<std::vector<ObjectRow>> PgStore::ScanRows(int table, const std::string& after_key,
                                                  int limit) {
   Table t;

@@ -82,6 +82,7 @@ class PgStore : public Store {
   Result<TaskRun> GetTaskRun(const std::string& job_id) override;
   Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) override;
   Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq, int limit) override;
+  Status ImportRows(const std::vector<ObjectRow>& rows) override;
   Result<std::vector<ObjectRow>> ScanRows(int table, const std::string& after_key,
                                           int limit) override;
   bool Reachable() const override { return !outage_.load(); }

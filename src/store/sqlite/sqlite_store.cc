@@ -481,8 +481,27 @@ Status SqliteStore::PutValue(const std::string& ns, const std::string& key,
   return s->Bind(1, ns).Bind(2, key).Bind(3, value).Run();
 }
 
+Status SqliteStore::ImportRows(const std::vector<ObjectRow>& rows) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
+  Status st;
+  for (const ObjectRow& row : rows) {
+    if (row.table < 0 || static_cast<size_t>(row.table) >= upserts_.size()) {
+      st = Status::Internal("undefined table");
+      break;
+    }
+    Stmt& up = upserts_[static_cast<size_t>(row.table)];
+    for (size_t i = 0; i < row.values.size(); ++i) up.Bind(static_cast<int>(i + 1), row.values[i]);
+    st = up.Run();
+    if (!st.ok()) break;
+  }
+  if (st.ok()) return write_.Exec("COMMIT");
+  (void)write_.Exec("ROLLBACK");
+  return st;
+}
+
 Result<std::vector<ObjectRow>> SqliteStore::ScanRows(int table, const std::string& after_key,
-                                                    int limit) {
+                                                     int limit) {
   TableSpec spec;
   {
     std::lock_guard<std::mutex> lock(write_mu_);

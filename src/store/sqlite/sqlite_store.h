@@ -45,6 +45,7 @@ class SqliteStore : public Store {
                                               const std::string& key) override;
   Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
   Status CheckIntegrity() override;
+  Status ImportRows(const std::vector<ObjectRow>& rows) override;
   Result<std::vector<ObjectRow>> ScanRows(int table, const std::string& after_key,
                                           int limit) override;
   Status AddTasks(std::vector<Task>* tasks) override;
