@@ -58,6 +58,15 @@ Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url,
     auto path = SqlitePath(url, true);
     if (!path.ok()) return path.status();
   }
+  if (IsPostgresUrl(url)) {
+    // A mistyped --pg-schema must not leave an empty schema behind.
+    auto report = PgStore::Check(url, options);
+    if (!report.ok()) return report.status();
+    if (report->version == 0) {
+      return Status::NotFound("no Sluice tables in " + DescribeStore(url, options) +
+                              " (check --pg-schema, or run the daemon or sluice migrate first)");
+    }
+  }
   return OpenStore(url, options);
 }
 

@@ -172,8 +172,8 @@ struct StoreOptions {
 // "postgresql://…", "postgres://…" or a libpq "key=value …" string (PG* variables and
 // ~/.pgpass apply as in psql).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options = {});
-// The same for commands that only read: a SQLite store that does not exist is NotFound,
-// never created empty.
+// The same for commands that only read: a SQLite file, or a PostgreSQL schema, that holds
+// no store yet is NotFound, never created empty.
 Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url,
                                                  const StoreOptions& options = {});
 // Whether `url` names a PostgreSQL database.

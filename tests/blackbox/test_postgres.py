@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 import harness
+import psycopg2
 
 COUNTS = {"checkouts": 32, "builds": 103, "tests": 15720, "issues": 4, "incidents": 3}
 
@@ -246,6 +247,17 @@ class ConnectionTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertLess(time.time() - started, 30)
         self.assertIn("host 127.0.0.1 port %d database ingest user someone" % port, r.stderr)
+
+    def test_reading_commands_never_create_a_schema(self):
+        db = harness.pg_database("typo")
+        r = subprocess.run([harness.SLUICE, "jobs", "--database", db, "--pg-schema", "slucie"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('no Sluice tables in postgresql', r.stderr)
+        self.assertIn("schema slucie", r.stderr)
+        with psycopg2.connect(db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'slucie'")
+            self.assertEqual(cur.fetchone()[0], 0)
 
     def test_passwords_stay_out_of_logs_errors_and_ps(self):
         server = harness.pg_server()
