@@ -4,39 +4,12 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "core/percent.h"
 #include "core/text.h"
 
 namespace sluice::api {
-namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
-Result<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size() || HexValue(s[i + 1]) < 0 || HexValue(s[i + 2]) < 0) {
-        return Status::InvalidArgument("bad %-escape in the request target");
-      }
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+constexpr std::string_view kTarget = "the request target";
 
 Result<HttpRequest> HttpRequest::FromTarget(std::string method, std::string_view target) {
   HttpRequest r;
@@ -46,7 +19,7 @@ Result<HttpRequest> HttpRequest::FromTarget(std::string method, std::string_view
   // "/tasks/" is "/tasks" (Arthur's server takes both). Stripped before decoding, so an id
   // ending with an encoded slash ("/task/a%2F") keeps it.
   if (raw.size() > 1 && raw.back() == '/') raw.remove_suffix(1);
-  auto path = PercentDecode(raw, false);
+  auto path = PercentDecode(raw, false, kTarget);
   if (!path.ok()) return path.status();
   r.path = std::move(*path);
   if (q == std::string_view::npos) return r;
@@ -57,8 +30,9 @@ Result<HttpRequest> HttpRequest::FromTarget(std::string method, std::string_view
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     if (pair.empty()) continue;
     size_t eq = pair.find('=');
-    auto key = PercentDecode(pair.substr(0, eq), true);
-    auto value = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    auto key = PercentDecode(pair.substr(0, eq), true, kTarget);
+    auto value =
+        PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true, kTarget);
     if (!key.ok()) return key.status();
     if (!value.ok()) return value.status();
     r.query[*key] = *value;

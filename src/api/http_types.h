@@ -61,7 +61,4 @@ struct HttpResponse {
   static HttpResponse FromStatus(const Status& st);
 };
 
-// Percent-decodes `s` ('+' is a space in queries). InvalidArgument on a bad escape.
-Result<std::string> PercentDecode(std::string_view s, bool plus_is_space);
-
 }  // namespace sluice::api
