@@ -1,4 +1,7 @@
 // Command dispatch: flags for every command, config files, and the one Status → exit code map.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -87,6 +90,9 @@ std::string WithOrigin(const std::string& message,
 }  // namespace
 
 int Main(int argc, char** argv) {
+  // Until a command sets up its own logging (serve, command-runner), log lines go to stderr:
+  // stdout is the command's answer (`sluice jobs --json | jq`).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("sluice-cli"));
   std::map<std::string, std::string> origins;
   auto expanded = ExpandConfig(argc, argv, &origins);
   if (!expanded.ok()) return ExitCode(expanded.status());

@@ -63,6 +63,11 @@ struct Job {
   int64_t finished_at = 0;
   JobError error;
   std::string result;  // JSON object text summarising what the handler did
+  // The claim that holds the job (Store::ClaimJobs): each claim bumps the epoch; writes that
+  // carry an older one are dropped (fencing). The owner's lease runs until lease_until.
+  int64_t lease_epoch = 0;
+  std::string lease_owner;
+  int64_t lease_until = 0;  // wall-clock micros
 };
 
 }  // namespace sluice

@@ -35,6 +35,11 @@ struct JobUpdate {
   std::string result;
   std::vector<ObjectRow> rows;  // objects to upsert in the same transaction as the state
   std::vector<Event> events;    // appended in the same transaction (state change, log lines)
+  // > 0: fenced. Applied only while the job's lease_epoch is still this one (the claim that
+  // ran it was not taken over); otherwise dropped whole, its events and rows with it, and
+  // the job is named in WriteBatch::fenced and the update taken out of `updates`. 0: applied
+  // as it is (the embedded engine).
+  int64_t epoch = 0;
 };
 
 // The stored fields of `job` as an update (no rows, no events).
@@ -49,7 +54,17 @@ struct WriteBatch {
   // batch's mark in the database, so that writing the same batch again finds out whether the
   // first try committed, and does not apply it twice.
   std::string token;
+  // Output of Write: jobs whose fenced update was stale and dropped.
+  std::vector<int64_t> fenced;
   bool empty() const { return new_jobs.empty() && updates.empty(); }
+};
+
+// A role held by one process at a time (a spool's discovery, the scheduler): see TakeLease.
+struct Lease {
+  std::string name;
+  std::string owner;
+  int64_t epoch = 0;
+  int64_t until = 0;  // wall-clock micros
 };
 
 struct JobFilter {
@@ -84,6 +99,28 @@ class Store {
 
   // Puts failed jobs back to queued with attempts reset (sluice retry).
   virtual Status RequeueJobs(const std::vector<int64_t>& ids) = 0;
+
+  // Fenced claims. Claims each of `ids` that may run now (queued or retrying and due at
+  // `now`, or running under a lease that ran out before `now`): running, one more attempt,
+  // lease_epoch one higher, owned by `owner` until `until`. Returns the jobs claimed, as
+  // they are now; a job another process claimed first is left out. One transaction; no
+  // event is written (the caller writes the claim's event with the epoch).
+  virtual Result<std::vector<Job>> ClaimJobs(const std::vector<int64_t>& ids,
+                                             const std::string& owner, int64_t until,
+                                             int64_t now) = 0;
+  // Extends the leases of claims still held ({job id, epoch}) until `until`; returns the ids
+  // whose claim was taken over (their work must stop; their results would be dropped).
+  virtual Result<std::vector<int64_t>> ExtendClaims(
+      const std::vector<std::pair<int64_t, int64_t>>& claims, int64_t until) = 0;
+  // Takes or renews the role `name` for `owner` until `until`: renewing keeps the epoch;
+  // taking it over from an owner whose lease ran out before `now` (or taking it the first
+  // time) gives a higher one. nullopt while another owner holds it.
+  virtual Result<std::optional<int64_t>> TakeLease(const std::string& name,
+                                                   const std::string& owner, int64_t until,
+                                                   int64_t now) = 0;
+  // Gives the role up (only while `owner` still holds it at `epoch`).
+  virtual Status ReleaseLease(const std::string& name, const std::string& owner, int64_t epoch) = 0;
+  virtual Result<std::vector<Lease>> ListLeases() = 0;
 
   virtual Result<Job> GetJob(int64_t id) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;

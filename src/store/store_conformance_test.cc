@@ -429,6 +429,139 @@ TEST_P(StoreConformance, RemovedTaskCancelsItsWaitingRunAndRefusesUpdates) {
   EXPECT_NE(again[0].seq, tasks[0].seq);
 }
 
+// Fenced claims (schema version 2): the rules the distributed engine stands on.
+
+TEST_P(StoreConformance, AClaimBumpsTheEpochAndOnlyTheFirstClaimWins) {
+  int64_t id = Add("claim.json");
+  auto first = store_->ClaimJobs({id}, "node-a", 2'000, 1'000);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->size(), 1u);
+  const Job& j = (*first)[0];
+  EXPECT_EQ(j.state, JobState::kRunning);
+  EXPECT_EQ(j.attempts, 1);
+  EXPECT_EQ(j.lease_epoch, 1);
+  EXPECT_EQ(j.lease_owner, "node-a");
+  EXPECT_EQ(j.lease_until, 2'000);
+  auto second = store_->ClaimJobs({id}, "node-b", 3'000, 1'500);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->empty());
+  EXPECT_EQ(store_->GetJob(id)->lease_owner, "node-a");
+}
+
+TEST_P(StoreConformance, OnlyJobsThatMayRunNowAreClaimed) {
+  int64_t later = Add("later.json");
+  int64_t done = Add("done.json");
+  WriteBatch b;
+  JobUpdate u = UpdateOf(*store_->GetJob(later));
+  u.state = JobState::kRetrying;
+  u.run_at = 5'000;
+  JobUpdate d = UpdateOf(*store_->GetJob(done));
+  d.state = JobState::kSucceeded;
+  d.finished_at = 100;
+  b.updates = {u, d};
+  ASSERT_TRUE(store_->Write(&b).ok());
+  EXPECT_TRUE(store_->ClaimJobs({later, done}, "n", 9'000, 4'999)->empty());
+  auto due = store_->ClaimJobs({later, done}, "n", 9'000, 5'000);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].id, later);
+}
+
+TEST_P(StoreConformance, AClaimWhoseLeaseRanOutIsTakenOverWithAHigherEpoch) {
+  int64_t id = Add("lapse.json");
+  ASSERT_EQ(store_->ClaimJobs({id}, "node-a", 2'000, 1'000)->size(), 1u);
+  EXPECT_TRUE(store_->ClaimJobs({id}, "node-b", 5'000, 2'000)->empty());  // not before it ends
+  auto taken = store_->ClaimJobs({id}, "node-b", 5'000, 2'001);
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ((*taken)[0].lease_epoch, 2);
+  EXPECT_EQ((*taken)[0].lease_owner, "node-b");
+  EXPECT_EQ((*taken)[0].attempts, 2);  // the lost try counts
+}
+
+TEST_P(StoreConformance, AStaleFencedUpdateIsDroppedWithItsEventsAndRows) {
+  int64_t id = Add("fenced.json");
+  int64_t other = Add("other.json");
+  Job a = (*store_->ClaimJobs({id}, "node-a", 2'000, 1'000))[0];
+  Job b = (*store_->ClaimJobs({id}, "node-b", 9'000, 2'001))[0];
+  Job o = (*store_->ClaimJobs({other}, "node-a", 9'000, 1'000))[0];
+  int64_t events_before = store_->ListEvents(EventFilter{})->size();
+  // node-a wakes up and reports, in one batch with a result it still holds.
+  WriteBatch late;
+  JobUpdate stale = UpdateOf(a);
+  stale.state = JobState::kSucceeded;
+  stale.finished_at = 3'000;
+  stale.epoch = a.lease_epoch;
+  stale.rows.push_back(Row("from-a", Value("2026-01-01"), Value("stale"), Value(int64_t{1})));
+  stale.events.push_back(StateEvent(a, 3'000));
+  JobUpdate fine = UpdateOf(o);
+  fine.state = JobState::kSucceeded;
+  fine.finished_at = 3'000;
+  fine.epoch = o.lease_epoch;
+  fine.events.push_back(StateEvent(o, 3'000));
+  late.updates = {stale, fine};
+  ASSERT_TRUE(store_->Write(&late).ok());
+  EXPECT_EQ(late.fenced, std::vector<int64_t>{id});
+  ASSERT_EQ(late.updates.size(), 1u);
+  EXPECT_EQ(late.updates[0].job_id, other);
+  EXPECT_EQ(late.appended.size(), 1u);
+  EXPECT_EQ(store_->GetJob(id)->state, JobState::kRunning);
+  EXPECT_EQ(store_->GetJob(id)->lease_owner, "node-b");
+  EXPECT_EQ(store_->GetJob(other)->state, JobState::kSucceeded);
+  EXPECT_EQ(*store_->CountRows("things"), 0);
+  EXPECT_EQ(static_cast<int64_t>(store_->ListEvents(EventFilter{})->size()), events_before + 1);
+  // node-b's result applies.
+  WriteBatch current;
+  JobUpdate ok = UpdateOf(b);
+  ok.state = JobState::kSucceeded;
+  ok.finished_at = 4'000;
+  ok.epoch = b.lease_epoch;
+  ok.rows.push_back(Row("from-b", Value("2026-01-01"), Value("current"), Value(int64_t{2})));
+  current.updates = {ok};
+  ASSERT_TRUE(store_->Write(&current).ok());
+  EXPECT_TRUE(current.fenced.empty());
+  EXPECT_EQ(store_->GetJob(id)->state, JobState::kSucceeded);
+  EXPECT_EQ(*store_->CountRows("things"), 1);
+}
+
+TEST_P(StoreConformance, ExtendingClaimsNamesThoseTakenOver) {
+  int64_t kept = Add("kept.json");
+  int64_t lost = Add("lost.json");
+  Job k = (*store_->ClaimJobs({kept}, "node-a", 2'000, 1'000))[0];
+  Job l = (*store_->ClaimJobs({lost}, "node-a", 2'000, 1'000))[0];
+  ASSERT_EQ(store_->ClaimJobs({lost}, "node-b", 9'000, 2'500)->size(), 1u);
+  auto gone = store_->ExtendClaims({{kept, k.lease_epoch}, {lost, l.lease_epoch}}, 4'000);
+  ASSERT_TRUE(gone.ok()) << gone.status().ToString();
+  EXPECT_EQ(*gone, std::vector<int64_t>{lost});
+  EXPECT_EQ(store_->GetJob(kept)->lease_until, 4'000);
+  EXPECT_EQ(store_->GetJob(lost)->lease_until, 9'000);
+}
+
+TEST_P(StoreConformance, ARoleHasOneOwnerAtATimeAndATakeoverRaisesItsEpoch) {
+  auto a = store_->TakeLease("spool:/srv/spool", "node-a", 2'000, 1'000);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(a->has_value());
+  EXPECT_EQ(**a, 1);
+  EXPECT_FALSE(store_->TakeLease("spool:/srv/spool", "node-b", 3'000, 1'500)->has_value());
+  auto renewed = store_->TakeLease("spool:/srv/spool", "node-a", 4'000, 1'900);
+  EXPECT_EQ(**renewed, 1);  // renewing keeps the epoch
+  EXPECT_FALSE(store_->TakeLease("spool:/srv/spool", "node-b", 5'000, 3'999)->has_value());
+  auto b = store_->TakeLease("spool:/srv/spool", "node-b", 6'000, 4'001);
+  ASSERT_TRUE(b->has_value());
+  EXPECT_EQ(**b, 2);
+  // node-a cannot give away what it no longer holds.
+  ASSERT_TRUE(store_->ReleaseLease("spool:/srv/spool", "node-a", 1).ok());
+  EXPECT_FALSE(store_->TakeLease("spool:/srv/spool", "node-c", 7'000, 4'500)->has_value());
+  ASSERT_TRUE(store_->TakeLease("scheduler", "node-c", 7'000, 4'500)->has_value());
+  auto leases = store_->ListLeases();
+  ASSERT_TRUE(leases.ok());
+  ASSERT_EQ(leases->size(), 2u);
+  EXPECT_EQ((*leases)[0].name, "scheduler");
+  EXPECT_EQ((*leases)[1].owner, "node-b");
+  EXPECT_EQ((*leases)[1].epoch, 2);
+  // Released, it is free at once.
+  ASSERT_TRUE(store_->ReleaseLease("spool:/srv/spool", "node-b", 2).ok());
+  EXPECT_EQ(**store_->TakeLease("spool:/srv/spool", "node-c", 8'000, 4'600), 3);
+}
+
 // PostgreSQL: a database of its own per test, on the server `make test` starts
 // (SLUICE_TEST_PG: a libpq "key=value" string without dbname). No server is a failure.
 Result<std::unique_ptr<Store>> OpenPostgres(const std::string& dir) {

@@ -13,6 +13,8 @@ import urllib.request
 
 import harness
 
+LATEST = 2  # the schema version this release writes
+
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "sqlite_v1.db")
 
 
@@ -28,9 +30,12 @@ class SchemaTest(unittest.TestCase):
         before = dict(self.box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state"))
         max_job = self.box.query("SELECT MAX(id) FROM jobs")[0][0]
         max_event = self.box.query("SELECT MAX(id) FROM events")[0][0]
+        version = self.box.query("PRAGMA user_version")  # 0: from before versions were kept
         r = self.box.sluice("migrate", "--check", "--database", "sqlite:" + self.box.db)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.returncode, 1, r.stderr)  # 1: migrations are pending
         self.assertIn("schema version 1", r.stdout)
+        self.assertIn("pending 2: lease epochs on jobs", r.stdout)  # not applied by --check
+        self.assertEqual(self.box.query("PRAGMA user_version"), version)
         r = self.box.sluice("jobs", "--database", "sqlite:" + self.box.db, "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(json.loads(r.stdout)), sum(before.values()))
@@ -51,7 +56,7 @@ class SchemaTest(unittest.TestCase):
             jobs = json.loads(resp.read())
         self.assertEqual(len(jobs["jobs"]), sum(before.values()) + 1)
         self.box.stop()
-        self.assertEqual(self.box.query("PRAGMA user_version"), [(1,)])
+        self.assertEqual(self.box.query("PRAGMA user_version"), [(LATEST,)])
         self.assertEqual(self.box.query("PRAGMA integrity_check"), [("ok",)])
 
     def test_a_newer_database_is_refused(self):
@@ -74,7 +79,8 @@ class SchemaTest(unittest.TestCase):
         r = self.box.sluice("migrate", "--database", "sqlite:" + db)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("applied 1:", r.stdout)
-        self.assertEqual(self.box.query_db(db, "PRAGMA user_version"), [(1,)])
+        self.assertIn("applied 2:", r.stdout)
+        self.assertEqual(self.box.query_db(db, "PRAGMA user_version"), [(LATEST,)])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ namespace {
 constexpr std::string_view kJobColumns =
     "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
     "priority, attempts, max_attempts, run_at, created_at, last_tried, finished_at, "
-    "error_code, error_message, error_detail, result, interruptions, idempotency_key";
+    "error_code, error_message, error_detail, result, interruptions, idempotency_key, "
+    "lease_epoch, lease_owner, lease_until";
 
 Job ReadJob(const pg::Rows& r, int i) {
   auto text = [&](int c) { return r.IsNull(i, c) ? std::string() : r.Text(i, c); };
@@ -43,6 +44,9 @@ Job ReadJob(const pg::Rows& r, int i) {
   j.result = text(20);
   j.interruptions = static_cast<int>(num(21));
   j.idempotency_key = text(22);
+  j.lease_epoch = num(23);
+  j.lease_owner = text(24);
+  j.lease_until = num(25);
   return j;
 }
 
@@ -83,8 +87,8 @@ Result<std::vector<Job>> PgStore::ListJobs(const JobFilter& f) {
 }
 
 Result<std::vector<Job>> PgStore::UnfinishedJobs() {
-  auto jobs = QueryJobs("WHERE state IN ('queued', 'running', 'retrying', 'deferred') ORDER BY id",
-                        {});
+  auto jobs =
+      QueryJobs("WHERE state IN ('queued', 'running', 'retrying', 'deferred') ORDER BY id", {});
   if (!jobs.ok()) return jobs;
   for (Job& j : *jobs) {
     if (!j.spool.empty()) continue;
@@ -150,8 +154,8 @@ Result<int64_t> PgStore::CountRows(const std::string& table) {
 }
 
 Result<std::vector<Event>> PgStore::ListEvents(const EventFilter& f) {
-  std::string sql = "SELECT id, ts, job_id, queue, kind, type, data FROM " + T("events") +
-                    " WHERE id > $1";
+  std::string sql =
+      "SELECT id, ts, job_id, queue, kind, type, data FROM " + T("events") + " WHERE id > $1";
   std::vector<Param> params{Param(f.after_id)};
   auto cond = [&](const std::string& what, Param p) {
     params.push_back(std::move(p));
@@ -194,11 +198,11 @@ Result<int64_t> PgStore::PruneEvents(const EventRetention& retention, int64_t no
   std::lock_guard<std::mutex> lock(write_mu_);
   // As on SQLite: too old is an id prefix; so is beyond the newest max_count. Records of old
   // commits go too (a retry comes within minutes, not a day).
-  auto cut = WriteExec(
-      "SELECT GREATEST(COALESCE((SELECT id FROM " + T("events") +
-          " WHERE ts >= $1 ORDER BY id LIMIT 1), (SELECT MAX(id) + 1 FROM " + T("events") +
-          "), 0), COALESCE((SELECT MAX(id) FROM " + T("events") + "), 0) - $2 + 1)",
-      {Param(now - retention.max_age_s * 1'000'000), Param(retention.max_count)});
+  auto cut = WriteExec("SELECT GREATEST(COALESCE((SELECT id FROM " + T("events") +
+                           " WHERE ts >= $1 ORDER BY id LIMIT 1), (SELECT MAX(id) + 1 FROM " +
+                           T("events") + "), 0), COALESCE((SELECT MAX(id) FROM " + T("events") +
+                           "), 0) - $2 + 1)",
+                       {Param(now - retention.max_age_s * 1'000'000), Param(retention.max_count)});
   if (!cut.ok()) return cut.status();
   auto del = WriteExec("DELETE FROM " + T("events") + " WHERE id < $1", {Param(cut->Int(0, 0))});
   if (!del.ok()) return del.status();

@@ -118,10 +118,37 @@ std::string QuoteIdent(const std::string& name) {
   return out + "\"";
 }
 
+// Version 2: fenced claims (see the SQLite store's version 2). fence() locks the jobs a
+// batch updates under a lease epoch, in id order, and fails the transaction naming those
+// whose epoch moved on (SQLSTATE SL001), so a stale result is never half applied.
+constexpr std::string_view kVersion2 = R"sql(
+ALTER TABLE @S.jobs ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0,
+  ADD COLUMN lease_owner text, ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
+CREATE TABLE @S.leases (
+  name text PRIMARY KEY,
+  owner text NOT NULL,
+  epoch bigint NOT NULL,
+  until bigint NOT NULL);
+CREATE FUNCTION @S.fence(ids bigint[], epochs bigint[]) RETURNS void LANGUAGE plpgsql AS $fence$
+DECLARE
+  stale text;
+BEGIN
+  PERFORM 1 FROM @S.jobs WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
+  SELECT string_agg(j.id::text, ',' ORDER BY j.id) INTO stale
+    FROM @S.jobs j JOIN unnest(ids, epochs) AS u(id, epoch) ON j.id = u.id
+   WHERE j.lease_epoch <> u.epoch;
+  IF stale IS NOT NULL THEN
+    RAISE EXCEPTION 'stale lease epochs for jobs: %', stale USING ERRCODE = 'SL001';
+  END IF;
+END
+$fence$;
+)sql";
+
 const std::vector<Migration>& StoreMigrations() {
   static const std::vector<Migration> kList = {
       {1, "jobs, events, tasks, task runs, items, key-value map, counters, commits",
        std::string(kVersion1)},
+      {2, "lease epochs on jobs, role leases, fence()", std::string(kVersion2)},
   };
   return kList;
 }
@@ -144,7 +171,9 @@ Status Migrate(Conn& c, const std::string& schema, const std::vector<Migration>&
   report->latest = list.empty() ? 0 : list.back().version;
   auto locked = c.Exec("SELECT pg_advisory_lock(hashtext($1))", {LockKey(schema)});
   if (!locked.ok()) return locked.status();
-  auto unlock = [&]() { (void)c.Exec("SELECT pg_advisory_unlock(hashtext($1))", {LockKey(schema)}); };
+  auto unlock = [&]() {
+    (void)c.Exec("SELECT pg_advisory_unlock(hashtext($1))", {LockKey(schema)});
+  };
   Status st = c.Script("CREATE SCHEMA IF NOT EXISTS " + q + "; CREATE TABLE IF NOT EXISTS " + q +
                        ".schema_version (version integer NOT NULL)");
   if (!st.ok()) {

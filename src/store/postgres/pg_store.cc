@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -21,6 +22,8 @@ namespace {
 constexpr auto kReconnectEvery = std::chrono::milliseconds(500);
 // The owner mark of the statement that takes the event ids (it returns the first).
 constexpr int64_t kTakesEventIds = -1;
+constexpr int64_t kFence = -2;  // the statement that checks lease epochs
+constexpr std::string_view kStale = "stale lease epochs for jobs: ";
 
 // Text PostgreSQL can hold: valid UTF-8 without NUL (others become U+FFFD). Sluice's own
 // columns only; object rows with such values are refused instead (CheckRow).
@@ -354,6 +357,23 @@ Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
     queries->push_back(std::move(q));
     owners->push_back(Owner{owner, row});
   };
+  // Fenced updates first: fence() locks their jobs and fails the whole transaction when an
+  // epoch moved on (Write then drops those updates and writes the rest).
+  std::vector<std::pair<int64_t, int64_t>> fenced;
+  for (const JobUpdate& u : batch.updates) {
+    if (u.epoch > 0) fenced.emplace_back(u.job_id, u.epoch);
+  }
+  if (!fenced.empty()) {
+    std::sort(fenced.begin(), fenced.end());
+    std::vector<Param> ids, epochs;
+    for (const auto& [id, epoch] : fenced) {
+      ids.emplace_back(id);
+      epochs.emplace_back(epoch);
+    }
+    add(Query{"SELECT " + T("fence") + "($1::bigint[], $2::bigint[])",
+              {pg::ArrayLiteral(ids), pg::ArrayLiteral(epochs)}},
+        kFence);
+  }
   if (!batch.new_jobs.empty()) {
     std::vector<std::vector<Param>> cols(17);
     for (const Job& j : batch.new_jobs) {
@@ -509,6 +529,7 @@ Result<std::optional<int64_t>> PgStore::FindCommit(const std::string& token) {
 Status PgStore::Write(WriteBatch* batch) {
   std::lock_guard<std::mutex> lock(write_mu_);
   batch->appended.clear();
+  if (batch->token.empty()) batch->fenced.clear();  // else kept from the try in doubt
   // The events the batch appends, in the order they get their ids.
   auto appended = [&](int64_t first) {
     int64_t id = first;
@@ -554,22 +575,49 @@ Status PgStore::Write(WriteBatch* batch) {
   }
   std::vector<Query> queries;
   std::vector<Owner> owners;
-  Status built = BuildWrite(*batch, &queries, &owners);
+  std::vector<pg::Rows> results;
   auto forget_ids = [&]() {
     if (unnumbered > 0) {
       for (Job& j : batch->new_jobs) j.id = 0;
     }
   };
-  if (!built.ok()) {
-    forget_ids();
-    return built;
-  }
-  std::vector<pg::Rows> results;
-  size_t failed = 0;
-  Status st = write_.Pipeline(queries, &results, &failed);
-  if (!st.ok()) {
+  // A stale fenced update fails the transaction before anything is written: drop it and
+  // write the rest (again, should another claim move on meanwhile).
+  for (int round = 0;; ++round) {
+    queries.clear();
+    owners.clear();
+    results.clear();
+    Status built = BuildWrite(*batch, &queries, &owners);
+    if (!built.ok()) {
+      forget_ids();
+      return built;
+    }
+    size_t failed = 0;
+    Status st = write_.Pipeline(queries, &results, &failed);
+    if (st.ok()) break;
     // A lost connection keeps the token: the retry finds out whether this committed.
     if (st.code() == Code::kUnavailable && write_.Broken()) return Note(st, &write_);
+    size_t at = st.message().find(kStale);
+    if (failed < owners.size() && owners[failed].job == kFence && at != std::string::npos &&
+        round < 8) {
+      std::set<int64_t> stale;
+      std::string list = st.message().substr(at + kStale.size());
+      for (size_t i = 0; i < list.size();) {
+        size_t end = list.find_first_not_of("0123456789", i);
+        if (end == i) break;
+        stale.insert(std::stoll(list.substr(i, end - i)));
+        if (end == std::string::npos || list[end] != ',') break;
+        i = end + 1;
+      }
+      auto gone = std::remove_if(
+          batch->updates.begin(), batch->updates.end(),
+          [&](const JobUpdate& u) { return u.epoch > 0 && stale.count(u.job_id) > 0; });
+      if (!stale.empty() && gone != batch->updates.end()) {
+        batch->updates.erase(gone, batch->updates.end());
+        batch->fenced.insert(batch->fenced.end(), stale.begin(), stale.end());
+        continue;
+      }
+    }
     batch->token.clear();
     forget_ids();
     if (failed < owners.size() && owners[failed].row != nullptr) {

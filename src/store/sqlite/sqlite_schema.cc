@@ -103,9 +103,24 @@ Result<int> ReadVersion(Db& db, bool* unversioned) {
 
 }  // namespace
 
+// Version 2: fenced claims. A claim bumps a job's lease_epoch; a write that carries an
+// epoch applies only while it is still the job's. Roles (a spool's discovery, the
+// scheduler) hold rows of `leases` the same way.
+constexpr std::string_view kVersion2 = R"sql(
+ALTER TABLE jobs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  until INTEGER NOT NULL);
+)sql";
+
 const std::vector<Migration>& StoreMigrations() {
   static const std::vector<Migration> kList = {
       {1, "jobs, events, tasks, task runs, items, key-value map", std::string(kVersion1)},
+      {2, "lease epochs on jobs, role leases", std::string(kVersion2)},
   };
   return kList;
 }

@@ -17,7 +17,8 @@ namespace {
 constexpr std::string_view kJobColumns =
     "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
     "priority, attempts, max_attempts, run_at, created_at, last_tried, finished_at, "
-    "error_code, error_message, error_detail, result, interruptions, idempotency_key";
+    "error_code, error_message, error_detail, result, interruptions, idempotency_key, "
+    "lease_epoch, lease_owner, lease_until";
 
 Job ReadJob(const Stmt& s) {
   Job j;
@@ -45,6 +46,9 @@ Job ReadJob(const Stmt& s) {
   j.result = s.Text(20);
   j.interruptions = static_cast<int>(s.Int(21));
   j.idempotency_key = s.Text(22);
+  j.lease_epoch = s.Int(23);
+  j.lease_owner = s.Text(24);
+  j.lease_until = s.Int(25);
   return j;
 }
 
@@ -125,6 +129,9 @@ Status SqliteStore::Init(const std::string& path) {
       " WHERE id=?");
   if (!upd.ok()) return upd.status();
   update_job_ = std::move(*upd);
+  auto epoch = Stmt::Prepare(write_.get(), "SELECT lease_epoch FROM jobs WHERE id=?");
+  if (!epoch.ok()) return epoch.status();
+  epoch_of_ = std::move(*epoch);
   auto ev = Stmt::Prepare(write_.get(),
                           "INSERT INTO events (ts, job_id, queue, kind, type, data)"
                           " VALUES (?,?,?,?,?,?)");
@@ -223,6 +230,18 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
     SLUICE_RETURN_IF_ERROR(InsertEvent(&batch->appended.back()));
   }
   for (const JobUpdate& u : batch->updates) {
+    if (u.epoch > 0) {
+      // Fenced: the write lock is held, so the epoch read here is the one the update meets.
+      epoch_of_.Bind(1, u.job_id);
+      auto row = epoch_of_.Step();
+      int64_t epoch = row.ok() && *row ? epoch_of_.Int(0) : -1;
+      epoch_of_.Reset();
+      if (!row.ok()) return row.status();
+      if (epoch != u.epoch) {
+        batch->fenced.push_back(u.job_id);
+        continue;
+      }
+    }
     update_job_.Bind(1, StateName(u.state))
         .Bind(2, static_cast<int64_t>(u.attempts))
         .Bind(3, u.run_at)
@@ -274,12 +293,20 @@ Status SqliteStore::Write(WriteBatch* batch) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
   batch->appended.clear();
+  batch->fenced.clear();
   Status st = WriteLocked(batch);
   if (st.ok()) st = write_.Exec("COMMIT");
+  if (st.ok() && !batch->fenced.empty()) {
+    // As on PostgreSQL: the stale updates are taken out of the batch.
+    std::set<int64_t> stale(batch->fenced.begin(), batch->fenced.end());
+    std::erase_if(batch->updates,
+                  [&](const JobUpdate& u) { return u.epoch > 0 && stale.count(u.job_id) > 0; });
+  }
   if (!st.ok()) {
     (void)write_.Exec("ROLLBACK");
     for (Job& j : batch->new_jobs) j.id = 0;
     batch->appended.clear();
+    batch->fenced.clear();
   }
   return st;
 }

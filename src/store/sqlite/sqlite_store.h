@@ -4,6 +4,7 @@
 // and one read connection, so readers (sluice jobs, recovery) never wait for a commit.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +28,14 @@ class SqliteStore : public Store {
   Status Write(WriteBatch* batch) override;
   Result<int64_t> ReserveJobIds(int64_t count) override;
   Status RequeueJobs(const std::vector<int64_t>& ids) override;
+  Result<std::vector<Job>> ClaimJobs(const std::vector<int64_t>& ids, const std::string& owner,
+                                     int64_t until, int64_t now) override;
+  Result<std::vector<int64_t>> ExtendClaims(const std::vector<std::pair<int64_t, int64_t>>& claims,
+                                            int64_t until) override;
+  Result<std::optional<int64_t>> TakeLease(const std::string& name, const std::string& owner,
+                                           int64_t until, int64_t now) override;
+  Status ReleaseLease(const std::string& name, const std::string& owner, int64_t epoch) override;
+  Result<std::vector<Lease>> ListLeases() override;
   Result<Job> GetJob(int64_t id) override;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
   Result<std::vector<Job>> UnfinishedJobs() override;
@@ -69,6 +78,8 @@ class SqliteStore : public Store {
   Status WriteLocked(WriteBatch* batch);
   Result<std::vector<Task>> QueryTasks(const std::string& where, const std::vector<Value>& args);
   Result<std::vector<TaskRun>> QueryRuns(const std::string& where, const std::vector<Value>& args);
+  // Runs `body` in one write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error).
+  Status InWriteTransaction(const std::function<Status()>& body);
   // Inserts `e` (write_mu_ held, inside a transaction) and sets its id.
   Status InsertEvent(Event* e);
 
@@ -77,6 +88,7 @@ class SqliteStore : public Store {
   sqlite::Db write_;
   sqlite::Stmt insert_job_;
   sqlite::Stmt update_job_;
+  sqlite::Stmt epoch_of_;  // a job's lease_epoch, for fenced updates
   sqlite::Stmt insert_event_;
   std::vector<TableSpec> tables_;
   std::vector<sqlite::Stmt> upserts_;
