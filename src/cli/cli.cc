@@ -92,7 +92,8 @@ std::string WithOrigin(const std::string& message,
 int Main(int argc, char** argv) {
   // Until a command sets up its own logging (serve, command-runner), log lines go to stderr:
   // stdout is the command's answer (`sluice jobs --json | jq`).
-  spdlog::set_default_logger(spdlog::stderr_color_mt("sluice-cli"));
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "", std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
   std::map<std::string, std::string> origins;
   auto expanded = ExpandConfig(argc, argv, &origins);
   if (!expanded.ok()) return ExitCode(expanded.status());

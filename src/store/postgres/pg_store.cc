@@ -507,8 +507,18 @@ std::string PgStore::RowContext(const Owner& owner, const Query& q, const Status
   const Table& t = tables_[static_cast<size_t>(row.table)];
   std::string out = "job " + std::to_string(owner.job) + ": " + t.spec.name + " '" +
                     PrintableLine(ObjectKey(t.spec, row)) + "'";
-  // PostgreSQL quotes the value it could not take ("…: \"2020-01-01T00:00:00+16:00\""):
-  // name the field that holds it.
+  // A constraint names its column ("null value in column \"x\" of relation …").
+  size_t col = st.message().find("column \"");
+  if (col != std::string::npos) {
+    size_t start = col + 8, end = st.message().find('"', start);
+    std::string name = st.message().substr(start, end == std::string::npos ? 0 : end - start);
+    for (const Column& c : t.columns) {
+      if (c.name == name) return out + ", field " + c.name + " (" + c.type + ")";
+    }
+  }
+  // A value PostgreSQL could not take (class 22) is quoted ("…: \"2020-01-01T00:00:00+16:00\""):
+  // name the field that holds it. Not for other errors, whose message may quote anything.
+  if (st.message().find("[22") == std::string::npos) return out;
   for (size_t i = 0; i < t.columns.size() && i < q.params.size(); ++i) {
     const pg::Param& p = q.params[i];
     if (!p.null && !p.text.empty() &&
