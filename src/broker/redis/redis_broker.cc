@@ -171,9 +171,22 @@ void RedisBroker::BackSeen() const {
 }
 
 Result<redis::Reply> RedisBroker::Run(Link* link, const std::vector<std::string>& argv) const {
+  bool was_connected = link->conn.connected();
+  auto r = RunOnce(link, argv, false);
+  if (!r.ok() && r.status().code() == Code::kUnavailable && was_connected) {
+    // The connection broke under this command (a restart, a failover): connect again at once
+    // and try once more. A command that did run before the break may run twice; tickets are
+    // idempotent (a job is claimed once, whatever carries its id).
+    r = RunOnce(link, argv, true);
+  }
+  return r;
+}
+
+Result<redis::Reply> RedisBroker::RunOnce(Link* link, const std::vector<std::string>& argv,
+                                          bool now_or_never) const {
   if (!link->conn.connected()) {
     int64_t now = clock_->MonotonicMicros();
-    if (now - link->tried_at < kReconnectUs) {
+    if (!now_or_never && now - link->tried_at < kReconnectUs) {
       return Status::Unavailable("Redis " + redis::Describe(endpoint_) + " is unreachable");
     }
     link->tried_at = now;

@@ -109,7 +109,11 @@ class RedisBroker : public Broker {
   Status Reclaim(Link* link, const std::string& key);
   Status KeepBuffered(Link* link);
   Status Read(Link* link, int block_ms);
+  // One command on `link`, connecting first when needed (at most every 500 ms, unless
+  // `now_or_never`); Run retries once at once when the connection broke under it.
   Result<redis::Reply> Run(Link* link, const std::vector<std::string>& argv) const;
+  Result<redis::Reply> RunOnce(Link* link, const std::vector<std::string>& argv,
+                               bool now_or_never) const;
   std::optional<Ticket> TakeBuffered();
   // Entries read ahead into this process and not handed out yet: ready, to the counts,
   // though Redis counts them pending.
