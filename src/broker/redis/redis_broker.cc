@@ -158,7 +158,7 @@ void RedisBroker::OutageSeen(const Status& why) const {
   if (outage_) return;
   outage_ = true;
   outage_since_ = clock_->MonotonicMicros();
-  spdlog::warn("Redis {} is unreachable ({}); jobs wait in the store until it is back",
+  spdlog::warn("Redis {} is unreachable; jobs wait in the store until it is back ({})",
                redis::Describe(endpoint_), why.message());
 }
 
@@ -179,6 +179,11 @@ Result<redis::Reply> RedisBroker::Run(Link* link, const std::vector<std::string>
     // idempotent (a job is claimed once, whatever carries its id).
     r = RunOnce(link, argv, true);
   }
+  if (!r.ok() && r.status().code() == Code::kUnavailable) {
+    OutageSeen(r.status());
+  } else {
+    BackSeen();
+  }
   return r;
 }
 
@@ -193,27 +198,25 @@ Result<redis::Reply> RedisBroker::RunOnce(Link* link, const std::vector<std::str
     redis::Endpoint where = endpoint_;
     if (!endpoint_.master_name.empty()) {
       auto master = redis::Conn::FindMaster(endpoint_, options_.timeout_ms);
-      if (!master.ok()) {
-        OutageSeen(master.status());
-        return master.status();
-      }
+      if (!master.ok()) return master.status();
       where = *master;
+      std::string at = where.host + ":" + std::to_string(where.port);
+      std::lock_guard<std::mutex> lock(outage_mu_);
+      if (at != master_at_) {
+        spdlog::info("Redis master {} is at {}{}", endpoint_.master_name, at,
+                     master_at_.empty() ? "" : " (was " + master_at_ + ")");
+        master_at_ = at;
+      }
     }
     auto c = redis::Conn::Connect(where, options_.timeout_ms);
-    if (!c.ok()) {
-      OutageSeen(c.status());
-      return c.status();
-    }
+    if (!c.ok()) return c.status();
     link->conn = std::move(*c);
   }
   auto r = link->conn.Command(argv);
   if (!r.ok() && r.status().code() == Code::kUnavailable) {
-    // A replica that became read-only after a failover: find the master again.
+    // Lost, or a replica that became read-only after a failover: find the master again.
     link->conn = redis::Conn();
-    OutageSeen(r.status());
-    return r;
   }
-  BackSeen();
   return r;
 }
 

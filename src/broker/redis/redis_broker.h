@@ -147,6 +147,7 @@ class RedisBroker : public Broker {
   mutable std::mutex outage_mu_;
   mutable bool outage_ = false;
   mutable int64_t outage_since_ = 0;
+  mutable std::string master_at_;  // through sentinels: where the master was last found
   struct {
     std::atomic<uint64_t> push_failures{0}, reclaims{0}, dead_letters{0};
   } mutable counters_;
