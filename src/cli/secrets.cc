@@ -54,7 +54,8 @@ void ScrubSecretArgs(int argc, char** argv) {
     }
     // A password inside a URL (scheme://USER:PASSWORD@HOST/...) or a libpq string
     // ("... password=SECRET ...").
-    for (const char* url_flag : {"--publish-url", "--database", "--to", "--from"}) {
+    for (const char* url_flag :
+         {"--publish-url", "--database", "--to", "--from", "--items-redis"}) {
       size_t n = std::strlen(url_flag);
       char* url = nullptr;
       if (std::strcmp(argv[i], url_flag) == 0 && i + 1 < argc) {

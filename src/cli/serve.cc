@@ -9,6 +9,7 @@
 
 #include "api/event_streams.h"
 #include "api/metrics_page.h"
+#include "broker/redis/redis_items.h"
 #include "cli/check.h"
 #include "cli/children.h"
 #include "cli/commands.h"
@@ -202,6 +203,11 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--items-dir", f->tasks.items_dir,
                   "Also append each task's items to DIR/<task_id>.jsonl");
+  app->add_option("--items-redis", f->items_redis,
+                  "Also push each task's new items, as JSON, to a Redis list (redis://, "
+                  "unix://, redis+sentinel://), each exactly once");
+  app->add_option("--items-key", f->items_key, "The Redis list --items-redis pushes to")
+      ->capture_default_str();
   app->add_option("--task-workers", f->tasks.workers, "Task runs at a time")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
@@ -324,6 +330,14 @@ int RunServe(ServeFlags f) {
   std::vector<std::unique_ptr<Backend>> backends;
   backends.push_back(std::make_unique<GitBackend>(f.archive_path, f.task_timeout_s));
   f.tasks.job_timeout_s = f.task_timeout_s;
+  std::unique_ptr<RedisItemsOut> items_out;
+  if (!f.items_redis.empty()) {
+    auto out = RedisItemsOut::Open(f.items_redis, f.items_key);
+    if (!out.ok()) return ExitCode(out.status().Annotate("--items-redis"));
+    items_out = std::move(*out);
+    f.tasks.items_out = items_out.get();
+    spdlog::info("tasks: items also go to {}", items_out->Describe());
+  }
   TaskScheduler tasks(f.tasks, store->get(), std::move(backends), Clock::Real(),
                       EngineShared{&ids, &hub, &commit_order});
   if (!f.engine.burst) {

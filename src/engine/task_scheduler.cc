@@ -184,12 +184,10 @@ Status TaskScheduler::Start() {
   if (!tasks_.empty()) {
     spdlog::info("tasks: {} recurring tasks, {} runs recovered", tasks_.size(), recovered);
   }
-  if (!options_.items_dir.empty()) {
-    mkdir(options_.items_dir.c_str(), 0755);
-    for (const auto& [id, t] : tasks_) {
-      Status st = ExportItems(id, t.seq);
-      if (!st.ok()) spdlog::error("tasks: exporting the items of {}: {}", id, st.ToString());
-    }
+  if (!options_.items_dir.empty()) mkdir(options_.items_dir.c_str(), 0755);
+  if (!options_.items_dir.empty() || options_.items_out != nullptr) {
+    // What a dead daemon committed and did not export yet.
+    for (const auto& [id, t] : tasks_) ExportItems(id, t.seq);
   }
   scheduler_ = std::thread([this] { SchedulerLoop(); });
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -450,6 +448,7 @@ void TaskScheduler::SchedulerLoop() {
       if (t == tasks_.end() || t->second.current_job != id) continue;
       FailRun(&t->second, &run, "its lease expired: the worker stopped renewing it", now);
     }
+    RetryExports(&lock);
     sched_cv_.wait_for(lock, std::chrono::milliseconds(200));
   }
 }
@@ -544,18 +543,67 @@ void TaskScheduler::RunOne(const std::string& job_id) {
       FailRun(&t->second, &run, items.status().message(), now);
     } else {
       SucceedRun(&t->second, &run, &*items, now);
-      exported = run.status == RunStatus::kFinished && !options_.items_dir.empty();
+      exported = run.status == RunStatus::kFinished &&
+                 (!options_.items_dir.empty() || options_.items_out != nullptr);
       spdlog::info("tasks: run {} of {} finished: {} items", run.job_number, task_id,
                    items->size());
     }
   }
-  if (exported) {
-    Status st = ExportItems(task_id, task_seq);
-    if (!st.ok()) spdlog::error("tasks: exporting the items of {}: {}", task_id, st.ToString());
+  if (exported) ExportItems(task_id, task_seq);
+}
+
+void TaskScheduler::ExportItems(const std::string& task_id, int64_t task_seq) {
+  Status st;
+  if (!options_.items_dir.empty()) st = ExportItemsFile(task_id, task_seq);
+  if (st.ok() && options_.items_out != nullptr) st = ExportItemsOut(task_id, task_seq);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (st.ok()) {
+    export_retry_.erase({task_id, task_seq});
+    return;
+  }
+  if (export_retry_.insert({task_id, task_seq}).second) {
+    spdlog::error("tasks: exporting the items of {}: {}; trying again every second", task_id,
+                  st.ToString());
   }
 }
 
-Status TaskScheduler::ExportItems(const std::string& task_id, int64_t task_seq) {
+void TaskScheduler::RetryExports(std::unique_lock<std::mutex>* lock) {
+  int64_t now = clock_->MonotonicMicros();
+  if (export_retry_.empty() || now - export_retry_at_ < 1'000'000) return;
+  export_retry_at_ = now;
+  auto pending = export_retry_;
+  lock->unlock();
+  for (const auto& [id, seq] : pending) {
+    Status st;
+    if (!options_.items_dir.empty()) st = ExportItemsFile(id, seq);
+    if (st.ok() && options_.items_out != nullptr) st = ExportItemsOut(id, seq);
+    if (st.ok()) {
+      spdlog::info("tasks: the items of {} are exported again", id);
+      std::lock_guard<std::mutex> relock(mu_);
+      export_retry_.erase({id, seq});
+    }
+  }
+  lock->lock();
+}
+
+Status TaskScheduler::ExportItemsOut(const std::string& task_id, int64_t task_seq) {
+  std::lock_guard<std::mutex> lock(export_mu_);
+  while (true) {
+    // The position comes from the output itself, every time: an append whose answer was
+    // lost is found there, never pushed twice.
+    auto last = options_.items_out->Position(task_id, task_seq);
+    if (!last.ok()) return last.status();
+    auto items = store_->ListItems(task_seq, *last, 1000);
+    if (!items.ok()) return items.status();
+    if (items->empty()) return Status::Ok();
+    std::vector<std::string> data;
+    data.reserve(items->size());
+    for (const TaskItem& item : *items) data.push_back(item.data);
+    SLUICE_RETURN_IF_ERROR(options_.items_out->Append(task_id, task_seq, data, items->back().seq));
+  }
+}
+
+Status TaskScheduler::ExportItemsFile(const std::string& task_id, int64_t task_seq) {
   std::lock_guard<std::mutex> lock(export_mu_);
   std::string path = options_.items_dir + "/" + TaskFileName(task_id) + ".jsonl";
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

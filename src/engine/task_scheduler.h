@@ -17,10 +17,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "broker/items_out.h"
 #include "core/clock.h"
 #include "engine/shared.h"
 #include "handlers/backend.h"
@@ -34,10 +36,11 @@ std::string TaskFileName(const std::string& id);
 
 struct TaskOptions {
   int workers = 2;
-  double lease_s = 60;          // a run's worker must renew its lease within this
-  double retry_delay_s = 10;    // after a failed run; doubles each time, at most an hour
-  std::string items_dir;        // when set: each task's items also go to DIR/<task_id>.jsonl
-  double job_timeout_s = 3600;  // what one backend command may take (shown as a run's timeout)
+  double lease_s = 60;            // a run's worker must renew its lease within this
+  double retry_delay_s = 10;      // after a failed run; doubles each time, at most an hour
+  std::string items_dir;          // when set: each task's items also go to DIR/<task_id>.jsonl
+  ItemsOut* items_out = nullptr;  // when set: each task's items also go there (a Redis list)
+  double job_timeout_s = 3600;    // what one backend command may take (shown as a run's timeout)
 };
 
 class TaskScheduler {
@@ -77,8 +80,13 @@ class TaskScheduler {
   // With mu_ held: the run succeeded with `items`.
   void SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items, int64_t now);
   void RunOne(const std::string& job_id);
-  // Appends the task's items not exported yet to its JSON-lines file.
-  Status ExportItems(const std::string& task_id, int64_t task_seq);
+  // Appends the task's items not exported yet to its JSON-lines file and to items_out; one
+  // that fails is tried again every second (RetryExports) until it works.
+  void ExportItems(const std::string& task_id, int64_t task_seq);
+  Status ExportItemsFile(const std::string& task_id, int64_t task_seq);
+  Status ExportItemsOut(const std::string& task_id, int64_t task_seq);
+  // Scheduler thread, mu_ held (released while it exports).
+  void RetryExports(std::unique_lock<std::mutex>* lock);
   bool PopRun(std::string* job_id);  // mu_ held
   // Stores `task` (with `run`, `items`) and, with a hub, its state as an event.
   Status Save(const Task& task, TaskRun* run, std::vector<TaskItem>* items = nullptr,
@@ -99,6 +107,8 @@ class TaskScheduler {
   std::map<int64_t, int> last_number_;   // task seq -> its last job number
   std::map<std::pair<int, std::string>, std::deque<std::string>> queues_;  // (rank, queue)
   std::mutex export_mu_;
+  std::set<std::pair<std::string, int64_t>> export_retry_;  // (task id, seq), under mu_
+  int64_t export_retry_at_ = 0;
   std::thread scheduler_;
   std::vector<std::thread> workers_;
 };

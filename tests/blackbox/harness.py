@@ -105,6 +105,57 @@ class PgServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def redis_url():
+    """The Redis `make test` started (redis://127.0.0.1:PORT). Its absence fails the test."""
+    url = os.environ.get("SLUICE_TEST_REDIS")
+    if not url:
+        raise AssertionError("SLUICE_TEST_REDIS is not set: run the tests with `make test`, "
+                             "which starts Redis")
+    return url
+
+
+def redis_cli(url, *args):
+    """A redis-cli command against `url`; its output lines."""
+    r = subprocess.run(["redis-cli", "-u", url, "--raw"] + [str(a) for a in args],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise AssertionError("redis-cli %s: %s" % (args, r.stderr))
+    return [line for line in r.stdout.splitlines() if line]
+
+
+class RedisServer:
+    """A Redis of the test's own (scripts/redis-test-server), for tests that stop it."""
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                          "redis-test-server")
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sluice-redis-")
+        os.chmod(self.dir, 0o755)
+        self.url = self._run("start").strip()
+
+    def _run(self, what):
+        r = subprocess.run([self.SCRIPT, what, self.dir], capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("redis-test-server %s failed:\n%s" % (what, r.stderr))
+        return r.stdout
+
+    def stop(self):
+        self._run("stop")
+
+    def start(self):
+        self._run("start")
+
+    def cli(self, *args):
+        return redis_cli(self.url, *args)
+
+    def close(self):
+        self._run("stop")
+        if not os.environ.get("SLUICE_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def main():
     """Runs the unittest classes of the calling module (argv[1] is the binary)."""
     unittest.main(argv=[sys.argv[0]], verbosity=2)
