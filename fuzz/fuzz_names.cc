@@ -7,7 +7,9 @@
 #include <string>
 
 #include "api/http_types.h"
+#include "broker/redis/redis_conn.h"
 #include "core/clock.h"
+#include "core/percent.h"
 #include "engine/task_scheduler.h"
 #include "fuzz/check.h"
 #include "spool/queuedir.h"
@@ -27,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(file.size() + 6 <= 255 && file.find('/') == std::string::npos);
   FUZZ_CHECK(file.empty() || file[0] != '.');
   (void)api::HttpRequest::FromTarget("GET", s);
-  (void)api::PercentDecode(s, true);
+  (void)PercentDecode(s, true, "a name");
+  (void)redis::ParseUrl(s);
   for (auto parse : {ParseTime, ParseLooseTime}) {
     auto t = parse(s);
     if (t.ok() && CheckTime("t", *t).ok()) {
