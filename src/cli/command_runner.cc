@@ -15,6 +15,8 @@
 namespace sluice::cli {
 
 int RunCommandRunner(const CommandRunnerFlags& f) {
+  // Before any thread starts (the log flusher is the first): see RunServe.
+  sigset_t set = BlockDaemonSignals();
   Status st = ConfigureLogging(f.log);
   if (!st.ok()) return ExitCode(st);
   SetMaxJsonDepth(f.max_json_depth);
@@ -37,8 +39,6 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   qo.workers = f.concurrency;
   qo.max_retries = f.max_retries;
   qo.retry_time_s = f.retry_time_s;
-
-  sigset_t set = BlockDaemonSignals();
 
   QueuedirRunner runner(qo, store->get(), &handler, Env::Default(), Clock::Real());
   st = runner.Start();

@@ -263,6 +263,9 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
 }
 
 int RunServe(ServeFlags f) {
+  // Signals are taken by the main thread only (sigtimedwait), never by a worker: blocked
+  // before any thread starts (the log flusher is the first), so every thread inherits it.
+  sigset_t set = BlockDaemonSignals();
   Status st = ConfigureLogging(f.log);
   if (!st.ok()) return ExitCode(st);
   SetMaxJsonDepth(f.max_json_depth);
@@ -296,8 +299,6 @@ int RunServe(ServeFlags f) {
   auto specs = SpoolSpecs(f);
   if (!specs.ok()) return ExitCode(specs.status());
 
-  // Signals are taken by this thread only (sigtimedwait below), never by workers.
-  sigset_t set = BlockDaemonSignals();
 
   auto api_token = Secret("--api-token", f.api_token_file, f.api_token, "SLUICE_API_TOKEN");
   if (!api_token.ok()) return ExitCode(api_token.status());
