@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -38,8 +39,11 @@ int FreePort() {
 class Server {
  public:
   Server(const std::string& dir, const std::string& name, const std::string& conf, bool sentinel) {
-    std::string path = dir + "/" + name + ".conf";
-    std::ofstream(path) << conf << "dir " << dir << "\nlogfile " << dir << "/" << name << ".log\n";
+    // A directory each: two servers in one would share an append-only file.
+    std::string home = dir + "/" + name;
+    std::filesystem::create_directories(home);
+    std::string path = home + "/redis.conf";
+    std::ofstream(path) << conf << "dir " << home << "\nlogfile " << home << "/redis.log\n";
     pid_ = fork();
     if (pid_ == 0) {
       if (sentinel) {
