@@ -2,10 +2,10 @@
 #include "broker/redis/redis_broker.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <random>
+
+#include "core/identity.h"
 
 namespace sluice {
 namespace {
@@ -45,15 +45,6 @@ else
 end
 return 1
 )lua";
-
-std::string DefaultConsumer() {
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  std::random_device rd;
-  char tail[16];
-  std::snprintf(tail, sizeof(tail), "%06x", rd() & 0xffffff);
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + tail;
-}
 
 // "STREAM\nENTRY" <-> the delivery handle.
 std::string Handle(const std::string& key, const std::string& id) { return key + "\n" + id; }
@@ -113,7 +104,7 @@ RedisBroker::RedisBroker(RedisBrokerOptions options, redis::Endpoint endpoint, C
       clock_(clock),
       cmd_(std::make_unique<Link>()),
       read_(std::make_unique<Link>()) {
-  if (options_.consumer.empty()) options_.consumer = DefaultConsumer();
+  if (options_.consumer.empty()) options_.consumer = UniqueProcessName();
 }
 
 RedisBroker::~RedisBroker() = default;
