@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "api/event_streams.h"
 #include "api/metrics_page.h"
@@ -16,8 +17,10 @@
 #include "cli/flags.h"
 #include "cli/secrets.h"
 #include "cli/spools.h"
+#include "core/identity.h"
 #include "engine/engine.h"
 #include "engine/event_tail.h"
+#include "engine/ownership.h"
 #include "handlers/git/git_backend.h"
 #include "handlers/kcidb/storage.h"
 #include "store/store.h"
@@ -208,6 +211,12 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "unix://, redis+sentinel://), each exactly once");
   app->add_option("--items-key", f->items_key, "The Redis list --items-redis pushes to")
       ->capture_default_str();
+  app->add_option("--lease", f->lease_s,
+                  "On a shared (PostgreSQL) database: seconds a daemon's hold on its spools "
+                  "lasts unless renewed; a standby takes a spool over this long after its "
+                  "owner died")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
   app->add_option("--task-workers", f->tasks.workers, "Task runs at a time")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
@@ -299,7 +308,6 @@ int RunServe(ServeFlags f) {
   auto specs = SpoolSpecs(f);
   if (!specs.ok()) return ExitCode(specs.status());
 
-
   auto api_token = Secret("--api-token", f.api_token_file, f.api_token, "SLUICE_API_TOKEN");
   if (!api_token.ok()) return ExitCode(api_token.status());
   std::string token = *api_token;
@@ -311,6 +319,30 @@ int RunServe(ServeFlags f) {
     return ExitCode(Status::InvalidArgument(
         "refusing to serve the API on " + f.host +
         " without --api-token (or SLUICE_API_TOKEN); add --insecure to do it anyway"));
+  }
+
+  // A database other daemons share: one owner per spool (engine/ownership.h). A daemon given
+  // a spool another one runs stands by here until that one's lease ends.
+  std::unique_ptr<Ownership> ownership;
+  if ((*store)->Shared()) {
+    ownership =
+        std::make_unique<Ownership>(store->get(), Clock::Real(), UniqueProcessName(), f.lease_s);
+    std::vector<std::string> names;
+    for (const SpoolSpec& spec : *specs) {
+      names.push_back(Ownership::SpoolLease(
+          std::filesystem::absolute(spec.flags.engine.spool_dir).lexically_normal().string()));
+    }
+    while (true) {
+      auto all = ownership->TryAcquire(names);
+      if (!all.ok()) return ExitCode(all.status());
+      if (*all) break;
+      struct timespec ts = {1, 0};
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGINT || sig == SIGTERM) {
+        ownership->Release();
+        return 0;
+      }
+    }
   }
 
   // The spools share the database: one job id sequence, one event stream.
@@ -453,6 +485,16 @@ int RunServe(ServeFlags f) {
   int64_t t0 = Clock::Real()->MonotonicMicros();
   int64_t last_beat = 0;
   while (!spools.Done()) {
+    if (ownership) {
+      Status own = ownership->Renew();
+      if (!own.ok()) {
+        // Another daemon may run the spool from now on: stop at once, as after a kill -9
+        // (whose recovery is tested); a supervisor starts this one again, on standby.
+        spdlog::critical("{}: stopping at once", own.message());
+        spdlog::default_logger()->flush();
+        std::_Exit(75);
+      }
+    }
     int64_t mono = Clock::Real()->MonotonicMicros();
     if (mono - last_beat >= 5'000'000) {
       // The heartbeats `sluice check` looks for, one per spool.
@@ -479,6 +521,7 @@ int RunServe(ServeFlags f) {
   if (http) http->Stop();
   tasks.Stop();
   spools.Stop();
+  if (ownership) ownership->Release();  // a standby takes over at once
   double secs = (Clock::Real()->MonotonicMicros() - t0) / 1e6;
   EngineCounters c;
   for (const Engine* e : spools.engines()) {

@@ -57,7 +57,8 @@ struct ServeFlags {
   // Recurring tasks (the Arthur API)
   TaskOptions tasks;
   std::string archive_path = "sluice-archive";
-  std::string items_redis;          // --items-redis: each task's items to a Redis list too
+  double lease_s = 15;      // --lease: a shared database's spool ownership (engine/ownership.h)
+  std::string items_redis;  // --items-redis: each task's items to a Redis list too
   std::string items_key = "items";  // its key (Arthur's default)
   double task_timeout_s = 3600;
 };

@@ -1,0 +1,91 @@
+// Ownership: see ownership.h.
+#include "engine/ownership.h"
+
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+Ownership::Ownership(Store* store, Clock* clock, std::string owner, double lease_s)
+    : store_(store), clock_(clock), owner_(std::move(owner)), lease_us_(SecondsToMicros(lease_s)) {}
+
+std::string Ownership::DaemonLease(const std::string& owner) { return "daemon:" + owner; }
+std::string Ownership::SpoolLease(const std::string& root) { return "spool:" + root; }
+
+Result<bool> Ownership::TryAcquire(const std::vector<std::string>& names) {
+  std::vector<std::string> all = {DaemonLease(owner_)};
+  all.insert(all.end(), names.begin(), names.end());
+  bool every = true;
+  for (const std::string& name : all) {
+    if (held_.count(name)) continue;
+    int64_t now = clock_->NowMicros();
+    auto epoch = store_->TakeLease(name, owner_, SatAdd(now, lease_us_), now);
+    if (!epoch.ok()) return epoch.status();
+    if (!epoch->has_value()) {
+      every = false;
+      auto leases = store_->ListLeases();
+      std::string holder = "another daemon";
+      if (leases.ok()) {
+        for (const Lease& l : *leases) {
+          if (l.name == name) holder = l.owner;
+        }
+      }
+      if (said_[name] != holder) {
+        said_[name] = holder;
+        spdlog::info("standing by: {} is held by {}; taking it over when its lease ends", name,
+                     holder);
+      }
+      continue;
+    }
+    held_[name] = {**epoch, clock_->MonotonicMicros()};
+    if (!said_[name].empty() || **epoch > 1) {
+      spdlog::info("took over {} (epoch {})", name, **epoch);
+    }
+  }
+  return every;
+}
+
+Status Ownership::Renew() {
+  int64_t mono = clock_->MonotonicMicros();
+  if (mono - last_renew_ < lease_us_ / 3) {
+    // Not due; still check nothing ran too close to its end.
+  } else {
+    last_renew_ = mono;
+    for (auto& [name, h] : held_) {
+      int64_t now = clock_->NowMicros();
+      auto epoch = store_->TakeLease(name, owner_, SatAdd(now, lease_us_), now);
+      if (!epoch.ok()) {
+        spdlog::warn("cannot renew {}: {}", name, epoch.status().message());
+        continue;
+      }
+      if (!epoch->has_value() || **epoch != h.epoch) {
+        return Status::FailedPrecondition(name + " was taken over by another daemon");
+      }
+      h.renewed = clock_->MonotonicMicros();
+    }
+  }
+  for (const auto& [name, h] : held_) {
+    if (clock_->MonotonicMicros() - h.renewed > lease_us_ * 2 / 3) {
+      return Status::FailedPrecondition(name + " could not be renewed in time (" +
+                                        std::to_string(lease_us_ * 2 / 3 / 1'000'000) +
+                                        " s); another daemon may take it over now");
+    }
+  }
+  return Status::Ok();
+}
+
+void Ownership::Release() {
+  for (const auto& [name, h] : held_) {
+    Status st = store_->ReleaseLease(name, owner_, h.epoch);
+    if (!st.ok()) spdlog::warn("cannot release {}: {}", name, st.message());
+  }
+  held_.clear();
+}
+
+bool Ownership::Alive(const std::vector<Lease>& leases, const std::string& owner, int64_t now) {
+  for (const Lease& l : leases) {
+    if (l.name == DaemonLease(owner)) return l.owner == owner && l.until >= now;
+  }
+  return false;
+}
+
+}  // namespace sluice

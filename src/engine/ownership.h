@@ -1,0 +1,59 @@
+// Ownership: what one daemon holds on a shared database, through the store's role leases
+// (Store::TakeLease): a lease of its own ("daemon:OWNER", which tells others it is alive)
+// and one per spool ("spool:ROOT"), so that two daemons given the same spool (on shared
+// storage) never run it at once: the second stands by until the first's lease runs out.
+//
+// The holder renews every lease a third of its length; one it cannot renew before a third
+// of it is left (taken over, or the database away too long) is lost, and the daemon must
+// stop at once: another daemon may take the spool from that moment (fail-stop, as after a
+// kill -9, whose recovery is tested). Daemons sharing a database need clocks within a few
+// seconds of each other (NTP).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "store/store.h"
+
+namespace sluice {
+
+class Ownership {
+ public:
+  // `owner`: this process's name (host:pid:random); `lease_s`: how long a lease lasts.
+  Ownership(Store* store, Clock* clock, std::string owner, double lease_s);
+
+  const std::string& owner() const { return owner_; }
+  // "daemon:OWNER": held by every live daemon under its own name.
+  static std::string DaemonLease(const std::string& owner);
+  static std::string SpoolLease(const std::string& root);
+
+  // Takes what it can of `names` (with its own daemon lease); true once all are held. Says
+  // once per name who holds one it cannot take, and when it takes one over.
+  Result<bool> TryAcquire(const std::vector<std::string>& names);
+  // Renews what it holds when due. FailedPrecondition naming the lease when one was taken
+  // over or could not be renewed in time: stop at once.
+  Status Renew();
+  // Gives everything up (a clean stop: the standby takes over at once).
+  void Release();
+
+  // Whether the daemon `owner` holds its daemon lease now (it is alive), by `leases`.
+  static bool Alive(const std::vector<Lease>& leases, const std::string& owner, int64_t now);
+
+ private:
+  struct Held {
+    int64_t epoch = 0;
+    int64_t renewed = 0;  // monotonic micros of the last renewal
+  };
+  Store* store_;
+  Clock* clock_;
+  std::string owner_;
+  int64_t lease_us_;
+  std::map<std::string, Held> held_;
+  std::map<std::string, std::string> said_;  // name -> the holder we said stands in the way
+  int64_t last_renew_ = 0;
+};
+
+}  // namespace sluice

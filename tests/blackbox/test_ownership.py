@@ -1,0 +1,92 @@
+"""One owner per spool on a shared PostgreSQL database: a second daemon given the same spool
+stands by and takes it over when the first dies (kill -9); a daemon paused past its lease
+stops at once when it wakes up; a restarting daemon leaves the jobs of a live daemon alone."""
+
+import os
+import signal
+import time
+import unittest
+
+import harness
+
+LEASE = "3"  # seconds: short, so the tests wait little
+
+
+def doc(tag, i):
+    return {"version": {"major": 5, "minor": 3}, "tests": [
+        {"id": "own:%s%d" % (tag, i), "origin": "own", "build_id": "own:b", "status": "PASS"}]}
+
+
+class OwnershipTest(unittest.TestCase):
+    def setUp(self):
+        self.database = harness.pg_database("own")
+        self.a = harness.Sandbox(database=self.database)
+        self.b = harness.Sandbox(database=self.database)
+        self.b.spool = self.a.spool  # the same spool, as on shared storage
+
+    def tearDown(self):
+        for box in (self.a, self.b):
+            if box.proc and box.proc.poll() is None:
+                box.proc.send_signal(signal.SIGCONT)
+        self.a.close()
+        self.b.close()
+
+    def archived(self):
+        return len(self.a.listing("archive"))
+
+    def test_the_standby_takes_the_spool_over_when_its_owner_dies(self):
+        for i in range(50):
+            self.a.drop("first-%03d.json" % i, doc("f", i))
+        self.a.start("--lease", LEASE)
+        self.a.wait_for(lambda: self.archived() == 50, 60, "the first 50 files")
+        self.b.start("--lease", LEASE)
+        self.b.wait_for(lambda: "standing by: spool:" in self.b.daemon_log(), 30,
+                        "the second daemon to stand by")
+        for i in range(50):
+            self.a.drop("second-%03d.json" % i, doc("s", i))
+        self.a.wait_for(lambda: self.archived() == 100, 60, "the next 50 files")
+        self.assertNotIn("took over", self.b.daemon_log())
+        self.a.stop(signal.SIGKILL)
+        killed = time.time()
+        for i in range(50):
+            self.a.drop("third-%03d.json" % i, doc("t", i))
+        self.b.wait_for(lambda: "took over spool:" in self.b.daemon_log(), 30, "the takeover")
+        self.assertLess(time.time() - killed, float(LEASE) + 5)
+        self.b.wait_for(lambda: self.archived() == 150, 60, "the last 50 files")
+        time.sleep(1)
+        jobs = self.a.query("SELECT name, state FROM jobs")
+        self.assertEqual(len(jobs), 150)  # no file registered twice
+        self.assertEqual({s for _, s in jobs}, {"succeeded"})
+        self.assertEqual(self.a.query("SELECT COUNT(*) FROM tests")[0][0], 150)
+        self.assertEqual(self.b.stop(), 0)
+
+    def test_a_daemon_paused_past_its_lease_stops_when_it_wakes(self):
+        self.a.start("--lease", LEASE)
+        self.a.wait_for(lambda: "watching 1 spool" in self.a.daemon_log(), 30, "a to start")
+        self.b.start("--lease", LEASE)
+        self.b.wait_for(lambda: "standing by" in self.b.daemon_log(), 30, "b to stand by")
+        self.a.proc.send_signal(signal.SIGSTOP)
+        self.b.wait_for(lambda: "took over spool:" in self.b.daemon_log(), 30, "the takeover")
+        self.a.proc.send_signal(signal.SIGCONT)
+        rc = self.a.proc.wait(timeout=15)
+        self.assertNotEqual(rc, 0)
+        self.assertRegex(self.a.daemon_log(), r"taken over by another daemon|not be renewed")
+        for i in range(20):
+            self.a.drop("after-%03d.json" % i, doc("x", i))
+        self.b.wait_for(lambda: self.archived() == 20, 60, "b to run the spool")
+        self.assertEqual(self.b.stop(), 0)
+
+    def test_a_clean_stop_hands_the_spool_over_at_once(self):
+        self.a.start("--lease", "60")
+        self.a.wait_for(lambda: "watching 1 spool" in self.a.daemon_log(), 30, "a to start")
+        self.b.start("--lease", "60")
+        self.b.wait_for(lambda: "standing by" in self.b.daemon_log(), 30, "b to stand by")
+        stopped = time.time()
+        self.assertEqual(self.a.stop(), 0)
+        self.b.wait_for(lambda: "took over spool:" in self.b.daemon_log(), 10, "the takeover")
+        self.assertLess(time.time() - stopped, 10)  # not the 60 s of the lease
+        self.assertEqual(self.b.stop(), 0)
+
+
+if __name__ == "__main__":
+    harness.main()
