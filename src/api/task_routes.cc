@@ -36,8 +36,15 @@ bool IsTaskPath(const std::string& path) {
 }
 
 HttpResponse Router::Tasks(const HttpRequest& r) const {
-  if (deps_.tasks == nullptr)
+  if (deps_.tasks == nullptr) {
     return HttpResponse::Error(503, "unavailable", "no task scheduler here");
+  }
+  if (!deps_.tasks->running()) {
+    // On a shared database one daemon runs the tasks (the "scheduler" lease).
+    return HttpResponse::Error(503, "unavailable",
+                               "the recurring tasks run on another daemon sharing this "
+                               "database; ask that one (this one takes over if it dies)");
+  }
   bool post = r.path == "/add" || r.path == "/remove" || r.path == "/reschedule";
   if (post && r.method != "POST") return HttpResponse::Error(405, "method_not_allowed", "use POST");
   // Arthur's server answers its reading routes to any method (its own tests POST to them).

@@ -27,6 +27,10 @@
 
 namespace sluice::cli {
 
+namespace {
+constexpr char kSchedulerLease[] = "scheduler";
+}  // namespace
+
 void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   EngineOptions& e = f->engine;
   app->add_option("--spool-dir", e.spool_dir,
@@ -373,10 +377,20 @@ int RunServe(ServeFlags f) {
   }
   TaskScheduler tasks(f.tasks, store->get(), std::move(backends), Clock::Real(),
                       EngineShared{&ids, &hub, &commit_order});
-  if (!f.engine.burst) {
-    st = tasks.Start();
-    if (!st.ok()) return ExitCode(st);
-  }
+  // On a shared database one daemon runs the recurring tasks: the holder of the "scheduler"
+  // lease; the others take it over when it dies.
+  auto take_scheduler = [&]() -> Result<bool> {
+    if (f.engine.burst || tasks.running()) return false;
+    if (ownership) {
+      auto held = ownership->TryAcquire({kSchedulerLease});
+      if (!held.ok() || !*held) return held;
+    }
+    Status started = tasks.Start();
+    if (!started.ok()) return started;
+    return true;
+  };
+  auto took = take_scheduler();
+  if (!took.ok()) return ExitCode(took.status());
 
   api::RouterDeps deps;
   deps.store = store->get();
@@ -484,6 +498,7 @@ int RunServe(ServeFlags f) {
                spools.spools().size(), DescribeStore(f.database, f.store));
   int64_t t0 = Clock::Real()->MonotonicMicros();
   int64_t last_beat = 0;
+  int64_t last_take = Clock::Real()->MonotonicMicros();
   while (!spools.Done()) {
     if (ownership) {
       Status own = ownership->Renew();
@@ -496,6 +511,12 @@ int RunServe(ServeFlags f) {
       }
     }
     int64_t mono = Clock::Real()->MonotonicMicros();
+    if (ownership && !f.engine.burst && !tasks.running() && mono - last_take >= 1'000'000) {
+      last_take = mono;
+      auto taken = take_scheduler();
+      if (!taken.ok())
+        spdlog::warn("tasks: cannot take the scheduler: {}", taken.status().message());
+    }
     if (mono - last_beat >= 5'000'000) {
       // The heartbeats `sluice check` looks for, one per spool.
       last_beat = mono;

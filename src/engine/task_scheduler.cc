@@ -191,10 +191,12 @@ Status TaskScheduler::Start() {
   }
   scheduler_ = std::thread([this] { SchedulerLoop(); });
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  running_ = true;
   return Status::Ok();
 }
 
 void TaskScheduler::Stop() {
+  running_ = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;

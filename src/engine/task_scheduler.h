@@ -12,6 +12,7 @@
 // Threads: one scheduler thread (due tasks → queued runs, lease checks) and `workers` workers.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -57,6 +58,8 @@ class TaskScheduler {
   Status Start();
   // Stops the threads; a run in progress is abandoned (it is retried at the next start).
   void Stop();
+  // Started and not stopped: its tasks run here (on a shared database, one daemon's do).
+  bool running() const { return running_.load(); }
 
   const Backend* FindBackend(const std::string& name) const;
   std::vector<std::string> BackendNames() const;
@@ -93,6 +96,7 @@ class TaskScheduler {
               const Store::SettleRun& settle = nullptr);
 
   TaskOptions options_;
+  std::atomic<bool> running_{false};
   Store* store_;
   std::vector<std::unique_ptr<Backend>> backends_;
   Clock* clock_;

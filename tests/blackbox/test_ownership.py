@@ -2,12 +2,16 @@
 stands by and takes it over when the first dies (kill -9); a daemon paused past its lease
 stops at once when it wakes up; a restarting daemon leaves the jobs of a live daemon alone."""
 
+import json
 import os
 import signal
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import harness
+from test_tasks import commit, git
 
 LEASE = "3"  # seconds: short, so the tests wait little
 
@@ -85,6 +89,59 @@ class OwnershipTest(unittest.TestCase):
         self.assertEqual(self.a.stop(), 0)
         self.b.wait_for(lambda: "took over spool:" in self.b.daemon_log(), 10, "the takeover")
         self.assertLess(time.time() - stopped, 10)  # not the 60 s of the lease
+        self.assertEqual(self.b.stop(), 0)
+
+
+class SchedulerTest(unittest.TestCase):
+    """Recurring tasks on a shared database run on one daemon: the holder of the scheduler
+    lease; another takes over when it dies."""
+
+    def setUp(self):
+        self.database = harness.pg_database("sched")
+        self.a = harness.Sandbox(api=True, database=self.database)
+        self.b = harness.Sandbox(api=True, database=self.database)
+        self.repo = os.path.join(self.a.dir, "repo")
+        os.makedirs(self.repo)
+        git(self.repo, "init", "-q", "-b", "main")
+        commit(self.repo, "a.txt", "one\n", "first")
+
+    def tearDown(self):
+        self.a.close()
+        self.b.close()
+
+    def call(self, port, path, body=None):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                     json.dumps(body).encode() if body is not None else None,
+                                     {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def test_one_daemon_runs_the_tasks_and_another_takes_them_over(self):
+        self.a.start("--lease", LEASE)
+        a_port = self.a.wait_for_api()
+        self.b.start("--lease", LEASE)
+        b_port = self.b.wait_for_api()
+        task = {"task_id": "shared", "backend": "git", "category": "commit",
+                "backend_args": {"uri": self.repo, "from_date": "2000-01-01"},
+                "scheduler": {"delay": 1}}
+        code, body = self.call(b_port, "/add", {"tasks": [task]})
+        self.assertEqual(code, 503)
+        self.assertIn("another daemon", body["error"]["message"])
+        self.assertEqual(self.call(a_port, "/add", {"tasks": [task]})[0], 200)
+        self.a.wait_for(lambda: self.a.query(
+            "SELECT COUNT(*) FROM items WHERE task_id='shared'")[0][0] == 1, 30, "the items")
+        self.a.stop(signal.SIGKILL)
+        self.b.wait_for(lambda: self.call(b_port, "/tasks")[0] == 200, float(LEASE) + 10,
+                        "b to take the tasks over")
+        commit(self.repo, "a.txt", "two\n", "second")
+        self.b.wait_for(lambda: self.b.query(
+            "SELECT COUNT(*) FROM items WHERE task_id='shared'")[0][0] == 2, 30,
+            "the new commit, fetched by b")
+        runs = self.b.query("SELECT COUNT(*) FROM task_runs")[0][0]
+        self.assertGreater(runs, 0)
         self.assertEqual(self.b.stop(), 0)
 
 
