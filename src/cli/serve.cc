@@ -360,6 +360,12 @@ int RunServe(ServeFlags f) {
     if (!st.ok()) return ExitCode(st);
   }
   std::mutex commit_order;
+  if (ownership) {
+    for (SpoolSpec& spec : *specs) {
+      spec.flags.engine.owner = ownership->owner();
+      spec.flags.engine.adopt_interval_s = f.lease_s;
+    }
+  }
   SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
   st = spools.Start(std::move(*specs), uploader.get());
   if (!st.ok()) return ExitCode(st);

@@ -137,6 +137,8 @@ Status SpoolSet::Start(std::vector<SpoolSpec> specs, kcidb::ExcerptUploader* upl
           st = s->runner->Start();
         }
       } else {
+        // HTTP jobs go to the first engine of their kind (ForKind): that one recovers them.
+        spec.flags.engine.takes_api_jobs = ForKind(std::string(s->handler->kind())) == nullptr;
         s->engine = std::make_unique<Engine>(spec.flags.engine, store_, s->handler.get(),
                                              Env::Default(), Clock::Real(), nullptr, shared_);
         st = s->engine->Start();

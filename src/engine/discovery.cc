@@ -427,6 +427,7 @@ void Engine::DiscoveryLoop() {
     Refill();
     ExpirePairs();
     ExpireLeases();
+    AdoptOrphans();
     if (mono >= next_move_retry) {
       RetryMoves();
       next_move_retry = mono + 1'000'000;

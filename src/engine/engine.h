@@ -162,7 +162,18 @@ class Engine {
   };
 
   // recovery.cc
+  struct RecoveryCounts {
+    size_t requeued = 0, interrupted = 0, vanished = 0;
+  };
   Status Recover();
+  // Puts one unfinished job found in the store back to work (or fails it: its file vanished,
+  // too many interruptions).
+  void RecoverJob(Job j, int64_t now, RecoveryCounts* counts);
+  // Of `jobs`, the HTTP jobs this engine is to run: its kind's, its daemon's, and those of
+  // daemons that are gone, moved to this one (Store::AdoptJobs).
+  Result<std::vector<Job>> AdoptableApiJobs(const std::vector<Job>& jobs);
+  // Every adopt_interval_s (discovery thread): the HTTP jobs of daemons gone since.
+  void AdoptOrphans();
   // A deferred job (or one promoted when the daemon died): true when it stays deferred.
   bool RecoverDeferred(Job* job);
   // Tracks a finished job whose file is still in the spool, for MoveFinished. Its id.
@@ -242,6 +253,7 @@ class Engine {
   std::map<std::string, int64_t> unpaired_;
   int64_t last_pair_check_ = 0;
   int64_t last_lease_check_ = 0;
+  int64_t last_adopt_ = 0;                           // monotonic micros of the last AdoptOrphans
   std::unordered_map<std::string, bool> unsettled_;  // being written or settling -> from_scan
                                                      // (discovery thread only)
   std::mt19937_64 rng_;

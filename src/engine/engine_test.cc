@@ -172,6 +172,29 @@ TEST_F(EngineTest, AJobLeftRunningByADeadDaemonIsRequeuedAndTheInterruptionCount
   EXPECT_TRUE(fs::exists(spool_ + "/archive/r.json"));
 }
 
+// Regression: every engine of a daemon recovered every unfinished HTTP job, whatever its
+// kind: an exec engine ran a kcidb payload (and failed it), two engines of a kind ran it twice.
+TEST_F(EngineTest, OnlyTheEngineThatTakesHttpJobsOfTheirKindRecoversThem) {
+  WriteBatch b;
+  Job other;
+  other.kind = "exec";
+  other.payload = R"(["/bin/true"])";
+  other.max_attempts = 3;
+  Job mine = other;
+  mine.kind = "kcidb";
+  mine.payload = kGood;
+  b.new_jobs = {other, mine};
+  ASSERT_TRUE(store_->Write(&b).ok());
+  EngineOptions second = Options();
+  second.takes_api_jobs = false;  // a second kcidb spool of the daemon
+  ASSERT_TRUE(Drain(second).ok());
+  EXPECT_EQ(store_->GetJob(b.new_jobs[0].id)->state, JobState::kQueued);
+  EXPECT_EQ(store_->GetJob(b.new_jobs[1].id)->state, JobState::kQueued);
+  ASSERT_TRUE(Drain(Options()).ok());
+  EXPECT_EQ(store_->GetJob(b.new_jobs[0].id)->state, JobState::kQueued);  // not a kcidb job
+  EXPECT_EQ(store_->GetJob(b.new_jobs[1].id)->state, JobState::kSucceeded);
+}
+
 TEST_F(EngineTest, AJobThatKeepsKillingTheDaemonFailsAsInterrupted) {
   testing::WriteAll(spool_ + "/poison.json", kGood);
   Leave("poison.json", JobState::kRunning, 1, 19);  // the 20th death with it in hand

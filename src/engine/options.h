@@ -38,6 +38,14 @@ struct EngineOptions {
   // dropped. 0: no leases.
   double worker_lease_s = 300;
   double pair_timeout_s = 600;
+  // Jobs sent over HTTP: this engine runs (and recovers) those of its kind. The daemon gives
+  // them to one engine per kind; the others leave them alone.
+  bool takes_api_jobs = true;
+  // A shared database (engine/ownership.h): this daemon's name. Jobs it takes over HTTP carry
+  // it; at start, and every adopt_interval_s, the engine takes over the unfinished HTTP jobs
+  // of daemons that are gone (no daemon lease), and leaves those of live ones alone.
+  std::string owner;
+  double adopt_interval_s = 15;
 };
 
 }  // namespace sluice

@@ -2,18 +2,102 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
+#include "engine/ownership.h"
 
 namespace sluice {
 
-Status Engine::Recover() {
-  auto jobs = store_->UnfinishedJobs();
-  if (!jobs.ok()) return jobs.status();
+Result<std::vector<Job>> Engine::AdoptableApiJobs(const std::vector<Job>& jobs) {
+  std::vector<Job> out;
+  if (!options_.takes_api_jobs) return out;
+  std::map<std::string, std::vector<int64_t>> by_owner;  // owners gone -> their jobs
+  std::vector<Lease> leases;
+  if (!options_.owner.empty()) {
+    auto l = store_->ListLeases();
+    if (!l.ok()) return l.status();
+    leases = std::move(*l);
+  }
   int64_t now = clock_->NowMicros();
-  size_t requeued = 0, interrupted = 0, vanished = 0;
+  std::map<int64_t, const Job*> candidates;
+  for (const Job& j : jobs) {
+    if (!j.spool.empty() || j.kind != handler_->kind()) continue;
+    if (options_.owner.empty() || j.lease_owner == options_.owner) {
+      out.push_back(j);
+      continue;
+    }
+    if (!j.lease_owner.empty() && Ownership::Alive(leases, j.lease_owner, now)) continue;
+    by_owner[j.lease_owner].push_back(j.id);
+    candidates[j.id] = &j;
+  }
+  // A daemon that is gone: its jobs move to this one, each to one daemon only.
+  for (const auto& [owner, ids] : by_owner) {
+    auto moved = store_->AdoptJobs(ids, owner, options_.owner);
+    if (!moved.ok()) return moved.status();
+    if (!moved->empty()) {
+      spdlog::info("took over {} unfinished HTTP jobs of {}, a daemon that is gone", moved->size(),
+                   owner.empty() ? "an earlier daemon" : owner);
+    }
+    for (int64_t id : *moved) {
+      out.push_back(*candidates[id]);
+      out.back().lease_owner = options_.owner;
+    }
+  }
+  return out;
+}
+
+void Engine::AdoptOrphans() {
+  if (options_.owner.empty() || !options_.takes_api_jobs) return;
+  int64_t mono = clock_->MonotonicMicros();
+  if (mono - last_adopt_ < SecondsToMicros(options_.adopt_interval_s)) return;
+  last_adopt_ = mono;
+  auto jobs = store_->UnfinishedJobs();
+  if (!jobs.ok()) return;
+  std::vector<Job> mine;
   for (Job& j : *jobs) {
+    // Those this engine tracks already are not orphans.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (j.spool.empty() && j.lease_owner != options_.owner && !jobs_.count(j.id)) {
+      mine.push_back(std::move(j));
+    }
+  }
+  auto adopted = AdoptableApiJobs(mine);
+  if (!adopted.ok()) {
+    spdlog::warn("looking for the HTTP jobs of daemons that are gone: {}",
+                 adopted.status().message());
+    return;
+  }
+  for (Job& j : *adopted) RecoverJob(std::move(j), clock_->NowMicros(), nullptr);
+}
+
+Status Engine::Recover() {
+  auto all = store_->UnfinishedJobs();
+  if (!all.ok()) return all.status();
+  auto api = AdoptableApiJobs(*all);
+  if (!api.ok()) return api.status();
+  std::vector<Job> jobs;
+  for (Job& j : *all) {
+    if (!j.spool.empty() && j.spool == spool_.root()) jobs.push_back(std::move(j));
+  }
+  for (Job& j : *api) jobs.push_back(std::move(j));
+  int64_t now = clock_->NowMicros();
+  RecoveryCounts counts;
+  for (Job& j : jobs) RecoverJob(std::move(j), now, &counts);
+  if (counts.requeued + counts.interrupted + counts.vanished > 0) {
+    spdlog::info("recovered {} unfinished jobs ({} requeued, {} given up, {} files vanished)",
+                 counts.requeued + counts.interrupted + counts.vanished, counts.requeued,
+                 counts.interrupted, counts.vanished);
+  }
+  return Status::Ok();
+}
+
+void Engine::RecoverJob(Job j, int64_t now, RecoveryCounts* counts) {
+  RecoveryCounts ignored;
+  if (counts == nullptr) counts = &ignored;
+  size_t& requeued = counts->requeued;
+  size_t& interrupted = counts->interrupted;
+  size_t& vanished = counts->vanished;
+  {
     bool over_http = j.spool.empty();
-    if (!over_http && j.spool != spool_.root()) continue;  // another spool's job
-    if (!over_http && RecoverDeferred(&j)) continue;
+    if (!over_http && RecoverDeferred(&j)) return;
     Job fail = j;
     fail.state = JobState::kFailed;
     fail.finished_at = now;
@@ -53,17 +137,12 @@ Status Engine::Recover() {
     if (failing) {
       jobs_[j.id] = Tracked{j};
       Record(fail);
-      continue;
+      return;
     }
     broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, j.run_at});
     jobs_[j.id] = Tracked{std::move(j)};
     ++requeued;
   }
-  if (requeued + interrupted + vanished > 0) {
-    spdlog::info("recovered {} unfinished jobs ({} requeued, {} given up, {} files vanished)",
-                 requeued + interrupted + vanished, requeued, interrupted, vanished);
-  }
-  return Status::Ok();
 }
 
 bool Engine::RecoverDeferred(Job* j) {

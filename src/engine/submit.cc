@@ -22,6 +22,7 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
   }
   job.spool.clear();
   job.name.clear();
+  job.lease_owner = options_.owner;  // this daemon runs it (and recovers it)
   job.state = JobState::kQueued;
   job.attempts = 0;
   job.created_at = clock_->NowMicros();

@@ -112,6 +112,12 @@ class Store {
   // whose claim was taken over (their work must stop; their results would be dropped).
   virtual Result<std::vector<int64_t>> ExtendClaims(
       const std::vector<std::pair<int64_t, int64_t>>& claims, int64_t until) = 0;
+  // Moves the unfinished jobs among `ids` whose lease_owner is `from` ("": none) to `to`;
+  // returns those it moved. Two daemons adopting the jobs of a dead one split them: each
+  // job goes to one.
+  virtual Result<std::vector<int64_t>> AdoptJobs(const std::vector<int64_t>& ids,
+                                                 const std::string& from,
+                                                 const std::string& to) = 0;
   // Takes or renews the role `name` for `owner` until `until`: renewing keeps the epoch;
   // taking it over from an owner whose lease ran out before `now` (or taking it the first
   // time) gives a higher one. nullopt while another owner holds it.

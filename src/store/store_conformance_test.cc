@@ -562,6 +562,35 @@ TEST_P(StoreConformance, ARoleHasOneOwnerAtATimeAndATakeoverRaisesItsEpoch) {
   EXPECT_EQ(**store_->TakeLease("spool:/srv/spool", "node-c", 8'000, 4'600), 3);
 }
 
+TEST_P(StoreConformance, AdoptingMovesUnfinishedJobsFromTheirOwnerOnce) {
+  Job a = NewJob("a.json");
+  a.lease_owner = "dead";
+  Job b = NewJob("b.json");
+  b.lease_owner = "alive";
+  Job c = NewJob("c.json");  // no owner
+  Job d = NewJob("d.json");
+  d.lease_owner = "dead";
+  WriteBatch w;
+  w.new_jobs = {a, b, c, d};
+  ASSERT_TRUE(store_->Write(&w).ok());
+  int64_t ia = w.new_jobs[0].id, ib = w.new_jobs[1].id, ic = w.new_jobs[2].id,
+          id = w.new_jobs[3].id;
+  EXPECT_EQ(store_->GetJob(ia)->lease_owner, "dead");
+  WriteBatch done;
+  JobUpdate finished = UpdateOf(*store_->GetJob(id));
+  finished.state = JobState::kSucceeded;
+  finished.finished_at = 5;
+  done.updates = {finished};
+  ASSERT_TRUE(store_->Write(&done).ok());
+  auto moved = store_->AdoptJobs({ia, ib, ic, id}, "dead", "heir");
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, std::vector<int64_t>{ia});  // not b (alive), c (none), d (finished)
+  EXPECT_TRUE(store_->AdoptJobs({ia}, "dead", "other")->empty());  // once
+  EXPECT_EQ(*store_->AdoptJobs({ic}, "", "heir"), std::vector<int64_t>{ic});
+  EXPECT_EQ(store_->GetJob(ia)->lease_owner, "heir");
+  EXPECT_EQ(store_->GetJob(ib)->lease_owner, "alive");
+}
+
 // PostgreSQL: a database of its own per test, on the server `make test` starts
 // (SLUICE_TEST_PG: a libpq "key=value" string without dbname). No server is a failure.
 Result<std::unique_ptr<Store>> OpenPostgres(const std::string& dir) {

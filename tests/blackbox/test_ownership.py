@@ -145,5 +145,67 @@ class SchedulerTest(unittest.TestCase):
         self.assertEqual(self.b.stop(), 0)
 
 
+class ApiJobsTest(unittest.TestCase):
+    """Jobs sent over HTTP belong to the daemon that took them: another daemon's restart
+    leaves them alone while it lives, and takes them over when it is gone."""
+
+    def setUp(self):
+        self.database = harness.pg_database("apijobs")
+        self.a = harness.Sandbox(api=True, database=self.database)
+        self.b = harness.Sandbox(api=True, database=self.database)
+        self.mark = os.path.join(self.a.dir, "go")
+
+    def tearDown(self):
+        self.a.close()
+        self.b.close()
+
+    def start(self, box):
+        log = os.path.join(box.dir, "daemon.log")
+        if os.path.exists(log):
+            os.rename(log, log + ".%d" % time.time_ns())
+        box.start("--kind", "exec", "--lease", LEASE, "--max-workers", "4")
+        return box.wait_for_api()
+
+    def submit(self, port, script):
+        body = json.dumps({"kind": "exec", "payload": ["/bin/sh", "-c", script]}).encode()
+        req = urllib.request.Request("http://127.0.0.1:%d/api/v1/jobs" % port, body,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            return json.loads(resp.read())["id"]
+
+    def job(self, job_id):
+        return self.a.query("SELECT state, attempts, interruptions FROM jobs WHERE id=?",
+                            job_id)[0]
+
+    def test_a_restart_leaves_a_live_daemons_jobs_and_adopts_a_dead_ones(self):
+        a_port = self.start(self.a)
+        self.start(self.b)
+        wait = "while [ ! -e %s ]; do sleep 0.1; done" % self.mark
+        running = [self.submit(a_port, wait) for _ in range(2)]
+        self.a.wait_for(lambda: all(self.job(j)[0] == "running" for j in running), 30,
+                        "a to run its jobs")
+        # b restarts while a's jobs run: they are a's, not b's to recover.
+        self.assertEqual(self.b.stop(), 0)
+        self.start(self.b)
+        time.sleep(1)
+        self.assertNotIn("unfinished jobs", self.b.daemon_log())
+        self.assertTrue(all(self.job(j) == ("running", 1, 0) for j in running))
+        # a dies with them running: b takes them over within the lease and runs them.
+        self.a.stop(signal.SIGKILL)
+        died = time.time()
+        self.b.wait_for(lambda: "took over 2 unfinished HTTP jobs" in self.b.daemon_log(),
+                        4 * float(LEASE) + 10, "b to take a's jobs over")
+        self.assertLess(time.time() - died, 3 * float(LEASE) + 5)
+        open(self.mark, "w").close()
+        self.b.wait_for(lambda: all(self.job(j)[0] == "succeeded" for j in running), 30,
+                        "a's jobs to finish on b")
+        for j in running:
+            state, attempts, interruptions = self.job(j)
+            self.assertEqual((attempts, interruptions), (1, 1))  # cut short once, run once more
+        owners = {o for (o,) in self.b.query("SELECT DISTINCT lease_owner FROM jobs")}
+        self.assertEqual(len(owners), 1)  # all b's now
+        self.assertEqual(self.b.stop(), 0)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -1,6 +1,8 @@
 // PgStore: fenced claims and role leases (schema version 2). Each call is one statement, so
 // one transaction; two processes claiming one job serialise on its row and only the first
 // finds it claimable.
+#include <algorithm>
+
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/pg_store.h"
 
@@ -49,6 +51,23 @@ Result<std::vector<int64_t>> PgStore::ExtendClaims(
   std::vector<int64_t> lost;
   for (int i = 0; i < r->size(); ++i) lost.push_back(r->Int(i, 0));
   return lost;
+}
+
+Result<std::vector<int64_t>> PgStore::AdoptJobs(const std::vector<int64_t>& ids,
+                                                const std::string& from, const std::string& to) {
+  std::vector<Param> list;
+  for (int64_t id : ids) list.emplace_back(id);
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto r = WriteExec("UPDATE " + T("jobs") +
+                         " SET lease_owner = $1 WHERE id = ANY($2::bigint[])"
+                         " AND COALESCE(lease_owner, '') = $3"
+                         " AND state NOT IN ('succeeded', 'failed', 'cancelled') RETURNING id",
+                     {Param(to), pg::ArrayLiteral(list), Param(from)});
+  if (!r.ok()) return r.status();
+  std::vector<int64_t> moved;
+  for (int i = 0; i < r->size(); ++i) moved.push_back(r->Int(i, 0));
+  std::sort(moved.begin(), moved.end());
+  return moved;
 }
 
 Result<std::optional<int64_t>> PgStore::TakeLease(const std::string& name, const std::string& owner,

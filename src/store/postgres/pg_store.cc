@@ -375,7 +375,7 @@ Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
         kFence);
   }
   if (!batch.new_jobs.empty()) {
-    std::vector<std::vector<Param>> cols(17);
+    std::vector<std::vector<Param>> cols(18);
     for (const Job& j : batch.new_jobs) {
       cols[0].emplace_back(j.id);
       cols[1].push_back(PgText(j.queue));
@@ -394,15 +394,17 @@ Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
       cols[14].emplace_back(j.created_at);
       cols[15].push_back(PgTextOrNull(j.payload));
       cols[16].push_back(PgTextOrNull(j.idempotency_key));
+      cols[17].push_back(PgTextOrNull(j.lease_owner));
     }
     Query q;
     q.sql = "INSERT INTO " + T("jobs") +
             " (id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state,"
-            " priority, attempts, max_attempts, run_at, created_at, payload, idempotency_key)"
+            " priority, attempts, max_attempts, run_at, created_at, payload, idempotency_key,"
+            " lease_owner)"
             " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
             " $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[],"
             " $11::integer[], $12::integer[], $13::integer[], $14::bigint[], $15::bigint[],"
-            " $16::text[], $17::text[])";
+            " $16::text[], $17::text[], $18::text[])";
     for (const auto& c : cols) q.params.emplace_back(pg::ArrayLiteral(c));
     add(std::move(q), batch.new_jobs.size() == 1 ? batch.new_jobs[0].id : 0);
   }

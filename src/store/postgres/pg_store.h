@@ -59,6 +59,8 @@ class PgStore : public Store {
                                      int64_t until, int64_t now) override;
   Result<std::vector<int64_t>> ExtendClaims(const std::vector<std::pair<int64_t, int64_t>>& claims,
                                             int64_t until) override;
+  Result<std::vector<int64_t>> AdoptJobs(const std::vector<int64_t>& ids, const std::string& from,
+                                         const std::string& to) override;
   Result<std::optional<int64_t>> TakeLease(const std::string& name, const std::string& owner,
                                            int64_t until, int64_t now) override;
   Status ReleaseLease(const std::string& name, const std::string& owner, int64_t epoch) override;

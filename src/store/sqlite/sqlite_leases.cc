@@ -66,6 +66,29 @@ Result<std::vector<int64_t>> SqliteStore::ExtendClaims(
   return lost;
 }
 
+Result<std::vector<int64_t>> SqliteStore::AdoptJobs(const std::vector<int64_t>& ids,
+                                                    const std::string& from,
+                                                    const std::string& to) {
+  std::vector<int64_t> moved;
+  Status st = InWriteTransaction([&]() -> Status {
+    auto s = Stmt::Prepare(write_.get(),
+                           "UPDATE jobs SET lease_owner=?1 WHERE id=?2 AND"
+                           " COALESCE(lease_owner, '')=?3 AND state NOT IN"
+                           " ('succeeded','failed','cancelled') RETURNING id");
+    if (!s.ok()) return s.status();
+    for (int64_t id : ids) {
+      s->Bind(1, to).Bind(2, id).Bind(3, from);
+      auto row = s->Step();
+      if (!row.ok()) return row.status();
+      if (*row) moved.push_back(id);
+      s->Reset();
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return moved;
+}
+
 Result<std::optional<int64_t>> SqliteStore::TakeLease(const std::string& name,
                                                       const std::string& owner, int64_t until,
                                                       int64_t now) {

@@ -119,7 +119,7 @@ Status SqliteStore::Init(const std::string& path) {
       write_.get(),
       "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"
       " state, priority, attempts, max_attempts, run_at, created_at, id, payload,"
-      " idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      " idempotency_key, lease_owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.ok()) return ins.status();
   insert_job_ = std::move(*ins);
   auto upd = Stmt::Prepare(
@@ -222,6 +222,11 @@ Status SqliteStore::WriteLocked(WriteBatch* batch) {
       insert_job_.BindNull(17);
     } else {
       insert_job_.Bind(17, std::string_view(j.idempotency_key));
+    }
+    if (j.lease_owner.empty()) {
+      insert_job_.BindNull(18);
+    } else {
+      insert_job_.Bind(18, std::string_view(j.lease_owner));
     }
     Status st = insert_job_.Run();
     if (!st.ok()) return st.Annotate("add job " + j.name);
