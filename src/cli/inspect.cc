@@ -100,6 +100,20 @@ int RunStats(const std::string& database, const StoreOptions& options) {
     auto n = (*store)->CountRows(table);
     std::printf("  %-10s %lld\n", table, static_cast<long long>(n.ok() ? *n : 0));
   }
+  // Who holds what, on a database daemons share (engine/ownership.h).
+  auto leases = (*store)->ListLeases();
+  if (!leases.ok()) return ExitCode(leases.status());
+  if (!leases->empty()) {
+    int64_t now = Clock::Real()->NowMicros();
+    std::printf("leases:\n");
+    for (const Lease& l : *leases) {
+      double left = (l.until - now) / 1e6;
+      std::printf("  %-40s %-40s epoch %-6lld %s\n", l.name.c_str(), l.owner.c_str(),
+                  static_cast<long long>(l.epoch),
+                  left >= 0 ? ("for " + std::to_string(static_cast<long long>(left)) + " s").c_str()
+                            : "ended");
+    }
+  }
   return 0;
 }
 

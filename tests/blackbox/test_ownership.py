@@ -57,6 +57,11 @@ class OwnershipTest(unittest.TestCase):
         self.b.wait_for(lambda: "took over spool:" in self.b.daemon_log(), 30, "the takeover")
         self.assertLess(time.time() - killed, float(LEASE) + 5)
         self.b.wait_for(lambda: self.archived() == 150, 60, "the last 50 files")
+        stats = self.b.sluice("stats", "--database", self.database).stdout
+        holder = [l for l in stats.splitlines() if l.strip().startswith("spool:")]
+        self.assertEqual(len(holder), 1, stats)
+        self.assertIn(":%d:" % self.b.proc.pid, holder[0])  # b's, for some seconds more
+        self.assertIn("epoch 2", holder[0])
         time.sleep(1)
         jobs = self.a.query("SELECT name, state FROM jobs")
         self.assertEqual(len(jobs), 150)  # no file registered twice
