@@ -46,30 +46,45 @@ Result<bool> Ownership::TryAcquire(const std::vector<std::string>& names) {
 
 Status Ownership::Renew() {
   int64_t mono = clock_->MonotonicMicros();
-  if (mono - last_renew_ < lease_us_ / 3) {
-    // Not due; still check nothing ran too close to its end.
-  } else {
-    last_renew_ = mono;
-    for (auto& [name, h] : held_) {
-      int64_t now = clock_->NowMicros();
-      auto epoch = store_->TakeLease(name, owner_, SatAdd(now, lease_us_), now);
-      if (!epoch.ok()) {
-        spdlog::warn("cannot renew {}: {}", name, epoch.status().message());
-        continue;
+  // Due every third of the lease; while renewing fails (the database is away), every call,
+  // so that a takeover is learnt as soon as the database answers again.
+  if (!renew_failing_ && mono - last_renew_ < lease_us_ / 3) return Status::Ok();
+  last_renew_ = mono;
+  bool failing = false;
+  for (auto& [name, h] : held_) {
+    int64_t now = clock_->NowMicros();
+    auto epoch = store_->TakeLease(name, owner_, SatAdd(now, lease_us_), now);
+    if (!epoch.ok()) {
+      if (!renew_failing_) {
+        spdlog::warn("cannot renew {}: {}; trying until the database answers", name,
+                     epoch.status().message());
       }
-      if (!epoch->has_value() || **epoch != h.epoch) {
-        return Status::FailedPrecondition(name + " was taken over by another daemon");
+      failing = true;
+      continue;
+    }
+    if (!epoch->has_value() || **epoch != h.epoch) {
+      return Status::FailedPrecondition(name + " was taken over by another daemon");
+    }
+    h.renewed = clock_->MonotonicMicros();
+  }
+  if (failing) {
+    for (const auto& [name, h] : held_) {
+      if (!lapse_said_ && clock_->MonotonicMicros() - h.renewed > lease_us_) {
+        // The database is away for everyone or for this daemon only: in the first case
+        // nobody takes anything over; in the second a standby may, and this daemon stops
+        // as soon as the database tells it so. It cannot commit anything meanwhile.
+        spdlog::warn(
+            "{} ran out unrenewed; a standby may take it over, and this daemon stops "
+            "when the database answers and says so",
+            name);
+        lapse_said_ = true;
       }
-      h.renewed = clock_->MonotonicMicros();
     }
+  } else if (renew_failing_) {
+    spdlog::info("leases renewed again");
+    lapse_said_ = false;
   }
-  for (const auto& [name, h] : held_) {
-    if (clock_->MonotonicMicros() - h.renewed > lease_us_ * 2 / 3) {
-      return Status::FailedPrecondition(name + " could not be renewed in time (" +
-                                        std::to_string(lease_us_ * 2 / 3 / 1'000'000) +
-                                        " s); another daemon may take it over now");
-    }
-  }
+  renew_failing_ = failing;
   return Status::Ok();
 }
 

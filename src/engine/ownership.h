@@ -3,11 +3,12 @@
 // and one per spool ("spool:ROOT"), so that two daemons given the same spool (on shared
 // storage) never run it at once: the second stands by until the first's lease runs out.
 //
-// The holder renews every lease a third of its length; one it cannot renew before a third
-// of it is left (taken over, or the database away too long) is lost, and the daemon must
-// stop at once: another daemon may take the spool from that moment (fail-stop, as after a
-// kill -9, whose recovery is tested). Daemons sharing a database need clocks within a few
-// seconds of each other (NTP).
+// The holder renews every lease a third of its length. When it finds a lease taken over
+// (it was paused, or cut off from the database, past the lease's end) the daemon must stop
+// at once (fail-stop, as after a kill -9, whose recovery is tested). While the database
+// cannot be reached the daemon stays up (it cannot commit anything meanwhile) and renews
+// as soon as it answers. Daemons sharing a database need clocks within a few seconds of each
+// other (NTP).
 #pragma once
 
 #include <map>
@@ -34,7 +35,7 @@ class Ownership {
   // once per name who holds one it cannot take, and when it takes one over.
   Result<bool> TryAcquire(const std::vector<std::string>& names);
   // Renews what it holds when due. FailedPrecondition naming the lease when one was taken
-  // over or could not be renewed in time: stop at once.
+  // over: stop at once.
   Status Renew();
   // Gives everything up (a clean stop: the standby takes over at once).
   void Release();
@@ -54,6 +55,8 @@ class Ownership {
   std::map<std::string, Held> held_;
   std::map<std::string, std::string> said_;  // name -> the holder we said stands in the way
   int64_t last_renew_ = 0;
+  bool renew_failing_ = false;  // the last renewal could not reach the database
+  bool lapse_said_ = false;
 };
 
 }  // namespace sluice
