@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -38,8 +40,16 @@ inline double Percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
 }
 
-inline int InChild(const std::function<int()>& phase) {
+// A phase run in a forked child: its exit code, its CPU (user + system) and wall seconds.
+struct ChildRun {
+  int rc = 1;
+  double cpu_s = 0;
+  double wall_s = 0;
+};
+
+inline ChildRun InChildMeasured(const std::function<int()>& phase) {
   std::fflush(stdout);
+  auto t0 = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid == 0) {
     int rc = phase();
@@ -47,8 +57,37 @@ inline int InChild(const std::function<int()>& phase) {
     _exit(rc);
   }
   int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+  struct rusage ru {};
+  wait4(pid, &status, 0, &ru);
+  ChildRun out;
+  out.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+  out.cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+              ru.ru_stime.tv_usec / 1e6;
+  out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+inline int InChild(const std::function<int()>& phase) { return InChildMeasured(phase).rc; }
+
+// CPU seconds (user + system) of process `pid` from /proc; with `reaped`, also those of its
+// children it has waited for (a server's exited workers). 0 when it cannot be read.
+inline double ProcessCpuSeconds(pid_t pid, bool reaped) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> f;  // from the field after the command name on
+  for (size_t i = close + 2; i < line.size();) {
+    size_t sp = line.find(' ', i);
+    f.push_back(line.substr(i, sp - i));
+    if (sp == std::string::npos) break;
+    i = sp + 1;
+  }
+  if (f.size() < 15) return 0;
+  double ticks = std::stod(f[11]) + std::stod(f[12]);
+  if (reaped) ticks += std::stod(f[13]) + std::stod(f[14]);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace sluice::bench

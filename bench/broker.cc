@@ -30,8 +30,11 @@
 
 using namespace sluice;  // NOLINT
 using Steady = std::chrono::steady_clock;
+using sluice::bench::ChildRun;
+using sluice::bench::InChildMeasured;
 using sluice::bench::PeakRssMb;
 using sluice::bench::Percentile;
+using sluice::bench::ProcessCpuSeconds;
 
 namespace {
 
@@ -39,44 +42,13 @@ std::string g_url;
 pid_t g_redis_pid = 0;
 int g_shards = 8;
 
-double CpuOf(pid_t pid) {
-  if (pid <= 0) return 0;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> f;
-  size_t i = close + 2;
-  while (i < line.size()) {
-    size_t sp = line.find(' ', i);
-    f.push_back(line.substr(i, sp - i));
-    if (sp == std::string::npos) break;
-    i = sp + 1;
-  }
-  if (f.size() < 13) return 0;
-  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 int Phase(const char* name, const std::function<int()>& phase) {
-  std::fflush(stdout);
-  double redis0 = CpuOf(g_redis_pid);
-  auto t0 = Steady::now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    int rc = phase();
-    std::fflush(stdout);
-    _exit(rc);
-  }
-  int status = 0;
-  struct rusage ru {};
-  wait4(pid, &status, 0, &ru);
-  double wall = std::chrono::duration<double>(Steady::now() - t0).count();
-  double own = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-               ru.ru_stime.tv_usec / 1e6;
+  double redis0 = g_redis_pid > 0 ? ProcessCpuSeconds(g_redis_pid, false) : 0;
+  ChildRun run = InChildMeasured(phase);
+  double redis = g_redis_pid > 0 ? ProcessCpuSeconds(g_redis_pid, false) - redis0 : 0;
   std::printf("        %s: Redis CPU %.2f s, the phase's own CPU %.2f s, wall %.2f s\n", name,
-              CpuOf(g_redis_pid) - redis0, own, wall);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+              redis, run.cpu_s, run.wall_s);
+  return run.rc;
 }
 
 std::unique_ptr<Broker> Open(bool redis, const std::string& prefix) {

@@ -43,8 +43,11 @@
 namespace fs = std::filesystem;
 using namespace sluice;  // NOLINT
 using Steady = std::chrono::steady_clock;
+using sluice::bench::ChildRun;
 using sluice::bench::FreshDir;
+using sluice::bench::InChildMeasured;
 using sluice::bench::PeakRssMb;
+using sluice::bench::ProcessCpuSeconds;
 
 namespace {
 
@@ -52,11 +55,11 @@ std::string g_server;  // libpq key=value without dbname
 // Rates the phases (forked children) hand back: [0] noop on PostgreSQL, [1] the peer queue.
 double* g_rates = nullptr;
 
-// CPU seconds (user + system) of every process named "postgres" on this machine, with the
-// time of the backends that have already exited (the postmaster's reaped children: cutime,
-// cstime), so a phase whose connections close is still counted in full.
+// CPU seconds of every process named "postgres" on this machine, with the backends that
+// have already exited (the postmaster's reaped children), so a phase whose connections close
+// is still counted in full.
 double PostgresCpu() {
-  double ticks = 0;
+  double total = 0;
   for (const auto& entry : fs::directory_iterator("/proc")) {
     std::string pid = entry.path().filename();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
@@ -64,24 +67,9 @@ double PostgresCpu() {
     std::string name;
     std::getline(comm, name);
     if (name.rfind("postgres", 0) != 0) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::vector<std::string> f;
-    size_t i = close + 2;
-    while (i < line.size()) {
-      size_t sp = line.find(' ', i);
-      f.push_back(line.substr(i, sp - i));
-      if (sp == std::string::npos) break;
-      i = sp + 1;
-    }
-    if (f.size() > 14) {
-      ticks += std::stod(f[11]) + std::stod(f[12]) + std::stod(f[13]) + std::stod(f[14]);
-    }
+    total += ProcessCpuSeconds(std::stoi(pid), true);
   }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return total;
 }
 
 std::string NewDatabase(const std::string& name) {
@@ -102,27 +90,15 @@ std::string NewDatabase(const std::string& name) {
 
 // Runs `phase` in a child; prints PostgreSQL's CPU beside the child's.
 int Phase(const char* name, const std::function<int()>& phase) {
-  std::fflush(stdout);
   double pg0 = PostgresCpu();
-  auto t0 = Steady::now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    int rc = phase();
-    std::fflush(stdout);
-    _exit(rc);
-  }
-  int status = 0;
-  struct rusage ru {};
-  wait4(pid, &status, 0, &ru);
-  double wall = std::chrono::duration<double>(Steady::now() - t0).count();
+  ChildRun run = InChildMeasured(phase);
   double pg = PostgresCpu() - pg0;
-  double own = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-               ru.ru_stime.tv_usec / 1e6;
   std::printf(
       "        %s: PostgreSQL CPU %.2f s (%.0f%% of the phase's CPU, %.2f cores), "
       "the phase's own CPU %.2f s, wall %.2f s\n",
-      name, pg, own + pg > 0 ? 100 * pg / (own + pg) : 0, pg / wall, own, wall);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+      name, pg, run.cpu_s + pg > 0 ? 100 * pg / (run.cpu_s + pg) : 0, pg / run.wall_s, run.cpu_s,
+      run.wall_s);
+  return run.rc;
 }
 
 class NoopHandler : public Handler {

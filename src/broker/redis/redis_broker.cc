@@ -514,16 +514,11 @@ void RedisBroker::Close() {
 }
 
 Result<std::vector<StreamStats>> RedisBroker::Stats() const {
-  std::vector<std::string> queues = options_.queues;
   std::lock_guard<std::mutex> lock(cmd_mu_);
-  if (queues.empty()) {
-    auto r = Run(cmd_.get(), {"SMEMBERS", options_.prefix + ":queues"});
-    if (!r.ok()) return r.status();
-    for (const auto& e : r->elements) queues.push_back(e.str);
-    std::sort(queues.begin(), queues.end());
-  }
+  auto queues = ServedQueues();
+  if (!queues.ok()) return queues.status();
   std::vector<StreamStats> out;
-  for (const std::string& q : queues) {
+  for (const std::string& q : *queues) {
     for (int high = 1; high >= 0; --high) {
       for (int s = 0; s < options_.shards; ++s) {
         StreamStats st;
@@ -583,37 +578,31 @@ int64_t RedisBroker::BufferedCount() const {
   return n;
 }
 
-size_t RedisBroker::DelayedCount() const {
-  std::vector<std::string> queues = options_.queues;
+Result<std::vector<std::string>> RedisBroker::ServedQueues() const {
+  if (!options_.queues.empty()) return options_.queues;
+  auto r = Run(cmd_.get(), {"SMEMBERS", options_.prefix + ":queues"});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> queues;
+  for (const auto& e : r->elements) queues.push_back(e.str);
+  std::sort(queues.begin(), queues.end());
+  return queues;
+}
+
+size_t RedisBroker::SumOverQueues(const char* command, const std::string& kind) const {
   std::lock_guard<std::mutex> lock(cmd_mu_);
-  if (queues.empty()) {
-    auto r = Run(cmd_.get(), {"SMEMBERS", options_.prefix + ":queues"});
-    if (!r.ok()) return 0;
-    for (const auto& e : r->elements) queues.push_back(e.str);
-  }
+  auto queues = ServedQueues();
+  if (!queues.ok()) return 0;
   size_t n = 0;
-  for (const std::string& q : queues) {
-    auto r = Run(cmd_.get(), {"ZCARD", options_.prefix + ":delayed:" + q});
+  for (const std::string& q : *queues) {
+    auto r = Run(cmd_.get(), {command, options_.prefix + ":" + kind + ":" + q});
     if (r.ok()) n += static_cast<size_t>(r->Int(0));
   }
   return n;
 }
 
-size_t RedisBroker::DeadCount() const {
-  std::vector<std::string> queues = options_.queues;
-  std::lock_guard<std::mutex> lock(cmd_mu_);
-  if (queues.empty()) {
-    auto r = Run(cmd_.get(), {"SMEMBERS", options_.prefix + ":queues"});
-    if (!r.ok()) return 0;
-    for (const auto& e : r->elements) queues.push_back(e.str);
-  }
-  size_t n = 0;
-  for (const std::string& q : queues) {
-    auto r = Run(cmd_.get(), {"XLEN", options_.prefix + ":dead:" + q});
-    if (r.ok()) n += static_cast<size_t>(r->Int(0));
-  }
-  return n;
-}
+size_t RedisBroker::DelayedCount() const { return SumOverQueues("ZCARD", "delayed"); }
+
+size_t RedisBroker::DeadCount() const { return SumOverQueues("XLEN", "dead"); }
 
 BrokerCounters RedisBroker::counters() const {
   return {counters_.push_failures.load(), counters_.reclaims.load(), counters_.dead_letters.load()};

@@ -115,6 +115,10 @@ class RedisBroker : public Broker {
   Result<redis::Reply> RunOnce(Link* link, const std::vector<std::string>& argv,
                                bool now_or_never) const;
   std::optional<Ticket> TakeBuffered();
+  // cmd_mu_ held: the queues this broker serves (its options', or all pushed to so far).
+  Result<std::vector<std::string>> ServedQueues() const;
+  // The sum of COMMAND over PREFIX:KIND:QUEUE for every served queue (0 when Redis is away).
+  size_t SumOverQueues(const char* command, const std::string& kind) const;
   // Entries read ahead into this process and not handed out yet: ready, to the counts,
   // though Redis counts them pending.
   int64_t BufferedCount() const;
