@@ -38,6 +38,7 @@
 
 #include "api/http_server.h"
 #include "api/router.h"
+#include "bench/bench_handlers.h"
 #include "bench/bench_util.h"
 #include "core/allocator.h"
 #include "engine/engine.h"
@@ -50,26 +51,10 @@ using bench::PeakRssMb;
 using bench::Percentile;
 using Steady = std::chrono::steady_clock;
 
+using bench::CountFinished;
+using bench::NoopHandler;
+
 namespace {
-
-class NoopHandler : public Handler {
- public:
-  std::string_view kind() const override { return "noop"; }
-  const std::vector<TableSpec>& tables() const override { return tables_; }
-  Status Run(const HandlerContext&, HandlerOutput* out) override {
-    out->summary = "{}";
-    return Status::Ok();
-  }
-
- private:
-  std::vector<TableSpec> tables_;
-};
-
-class CountFinished : public EngineObserver {
- public:
-  void OnFinished(const Job&) override { finished++; }
-  std::atomic<int64_t> finished{0};
-};
 
 // A daemon in this process: engine + router + HTTP server on an ephemeral port.
 struct Server {

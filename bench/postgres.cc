@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_handlers.h"
 #include "bench/bench_util.h"
 #include "core/allocator.h"
 #include "engine/engine.h"
@@ -48,6 +49,9 @@ using sluice::bench::FreshDir;
 using sluice::bench::InChildMeasured;
 using sluice::bench::PeakRssMb;
 using sluice::bench::ProcessCpuSeconds;
+
+using bench::CountFinished;
+using bench::NoopHandler;
 
 namespace {
 
@@ -100,25 +104,6 @@ int Phase(const char* name, const std::function<int()>& phase) {
       run.wall_s);
   return run.rc;
 }
-
-class NoopHandler : public Handler {
- public:
-  std::string_view kind() const override { return "noop"; }
-  const std::vector<TableSpec>& tables() const override { return tables_; }
-  Status Run(const HandlerContext&, HandlerOutput* out) override {
-    out->summary = "{}";
-    return Status::Ok();
-  }
-
- private:
-  std::vector<TableSpec> tables_;
-};
-
-class CountFinished : public EngineObserver {
- public:
-  void OnFinished(const Job&) override { finished++; }
-  std::atomic<int64_t> finished{0};
-};
 
 int Drain(const char* what, const std::string& dir, const std::string& database) {
   auto store = OpenStore(database);
