@@ -16,6 +16,11 @@ import urllib.request
 import harness
 import psycopg2
 
+def small_doc(tag):
+    return {"version": {"major": 5, "minor": 3}, "tests": [
+        {"id": "ro:" + tag, "origin": "ro", "build_id": "ro:b", "status": "PASS"}]}
+
+
 COUNTS = {"checkouts": 32, "builds": 103, "tests": 15720, "issues": 4, "incidents": 3}
 
 
@@ -229,6 +234,45 @@ class DashboardLayoutTest(unittest.TestCase):
         self.assertIn("time zone displacement out of range", zone_msg)
         self.assertEqual([i for (i,) in self.box.query("SELECT id FROM tests")], ["lim:good"])
         self.assertEqual(self.columns()[0][0], "builds")  # still the dashboard's tables
+
+
+class ReadOnlyTest(unittest.TestCase):
+    """A database that takes no writes for a while (read-only, as a standby in a failover):
+    files wait, none fails, all go through when it takes writes again."""
+
+    def setUp(self):
+        self.box = harness.Sandbox(store="postgresql")
+        self.dbname = re.search(r"dbname=(\S+)", self.box.database).group(1)
+        self.admin = harness.pg_connect(harness.pg_server() + " dbname=postgres")
+
+    def tearDown(self):
+        self.admin.close()
+        self.box.close()
+
+    def read_only(self, on):
+        cur = self.admin.cursor()
+        cur.execute("ALTER DATABASE %s SET default_transaction_read_only = %s"
+                    % (self.dbname, "on" if on else "off"))
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                    " AND pid <> pg_backend_pid()", (self.dbname,))
+
+    def test_files_wait_while_the_database_takes_no_writes(self):
+        self.box.start()
+        self.box.wait_for(lambda: "watching 1 spool" in self.box.daemon_log(), 30, "the start")
+        for i in range(10):
+            self.box.drop("before-%d.json" % i, small_doc("b%d" % i))
+        self.box.wait_for(lambda: len(self.box.listing("archive")) == 10, 30, "the first files")
+        self.read_only(True)
+        for i in range(20):
+            self.box.drop("during-%d.json" % i, small_doc("d%d" % i))
+        time.sleep(3)
+        self.assertEqual(self.box.listing("failed"), [])
+        self.read_only(False)
+        self.box.wait_for(lambda: len(self.box.listing("archive")) == 30, 60, "every file")
+        self.assertEqual(self.box.listing("failed"), [])
+        self.assertEqual(self.box.query("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'"),
+                         [(30,)])
+        self.assertEqual(self.box.stop(), 0)
 
 
 class ConnectionTest(unittest.TestCase):

@@ -29,8 +29,11 @@ Code CodeOf(const char* sqlstate) {
   if (sqlstate == nullptr || std::strlen(sqlstate) != 5) return Code::kUnavailable;
   std::string_view s(sqlstate, 5);
   std::string_view cls = s.substr(0, 2);
+  // 25006: a read-only transaction, as on a server that is (still, or again) a standby
+  // during a failover, or a database set read-only for maintenance: writes wait.
   if (cls == "08" || cls == "53" || cls == "58" || s == "57P01" || s == "57P02" || s == "57P03" ||
-      s == "40001" || s == "40P01" || s == "55P03" || s == "57014") {
+      s == "57P05" || s == "40001" || s == "40P01" || s == "55P03" || s == "57014" ||
+      s == "25006") {
     return Code::kUnavailable;
   }
   if (s == "23505") return Code::kAlreadyExists;

@@ -4,9 +4,10 @@
 //
 // Errors map by SQLSTATE: a lost connection, a server shutting down or starting (57P01,
 // 57P03), serialization failures and deadlocks (40001, 40P01), lack of resources (class 53:
-// disk full, out of memory, too many connections) and system errors (class 58) are
-// Unavailable (retry); data and constraint errors (classes 22, 23) InvalidArgument
-// (unique violations AlreadyExists); the rest Internal.
+// disk full, out of memory, too many connections), system errors (class 58), a cancelled or
+// timed-out statement (57014, 57P05) and a read-only transaction (25006: a standby, a
+// database set read-only) are Unavailable (retry); data and constraint errors (classes 22, 23)
+// InvalidArgument (unique violations AlreadyExists); the rest Internal.
 #pragma once
 
 #include <cstdint>
@@ -28,9 +29,9 @@ struct Param {
   bool null = true;
   std::string text;
   Param() = default;
-  Param(std::string_view s) : null(false), text(s) {}  // NOLINT: implicit on purpose
-  Param(const char* s) : null(false), text(s) {}       // NOLINT
-  Param(const std::string& s) : null(false), text(s) {}  // NOLINT
+  Param(std::string_view s) : null(false), text(s) {}         // NOLINT: implicit on purpose
+  Param(const char* s) : null(false), text(s) {}              // NOLINT
+  Param(const std::string& s) : null(false), text(s) {}       // NOLINT
   Param(int64_t v) : null(false), text(std::to_string(v)) {}  // NOLINT
   Param(int v) : null(false), text(std::to_string(v)) {}      // NOLINT
   static Param Of(const Value& v);
