@@ -37,7 +37,7 @@ Result<bool> Ownership::TryAcquire(const std::vector<std::string>& names) {
       continue;
     }
     held_[name] = {**epoch, clock_->MonotonicMicros()};
-    if (!said_[name].empty() || **epoch > 1) {
+    if (!said_[name].empty()) {  // it stood by for it
       spdlog::info("took over {} (epoch {})", name, **epoch);
     }
   }

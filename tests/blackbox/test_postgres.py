@@ -208,6 +208,12 @@ class DashboardLayoutTest(unittest.TestCase):
             "SELECT COUNT(*) FROM builds WHERE series IS NULL")[0][0], 0)  # generated, untouched
         self.assertTrue(self.box.integrity())
 
+    def test_a_table_without_a_unique_id_stops_the_start(self):
+        self.box.query("ALTER TABLE tests DROP CONSTRAINT tests_pkey")
+        r = self.box.burst()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("table tests has no unique key on \"id\"", r.stderr)
+
     def test_a_value_the_column_cannot_hold_fails_its_file_alone(self):
         self.box.query("ALTER TABLE tests ALTER COLUMN path TYPE varchar(30)")
         v = {"major": 5, "minor": 3}

@@ -273,6 +273,7 @@ Status PgStore::DefineTable(const TableSpec& spec, Table* t) {
     }
   }
   std::string names, params, sets, key;
+  int key_index = -1;
   int n = 0;
   std::vector<std::string> skipped;
   for (size_t i = 0; i < spec.columns.size(); ++i) {
@@ -305,6 +306,7 @@ Status PgStore::DefineTable(const TableSpec& spec, Table* t) {
     params += (params.empty() ? "" : ", ") + value;
     if (c.merge == MergeRule::kKey) {
       key = q;
+      key_index = static_cast<int>(i);
       continue;
     }
     if (!sets.empty()) sets += ", ";
@@ -324,6 +326,21 @@ Status PgStore::DefineTable(const TableSpec& spec, Table* t) {
   t->upsert = "INSERT INTO " + t->qualified + " AS cur (" + names + ") VALUES (" + params +
               ") ON CONFLICT (" + key + ") DO " + (sets.empty() ? "NOTHING" : "UPDATE SET " + sets);
   t->upsert_name = "upsert_" + std::to_string(std::hash<std::string>{}(t->upsert));
+  // A table made elsewhere that cannot take the upsert (no unique key on the id, a column of
+  // a type the value cannot be cast to) is said now, not by failing every file.
+  auto unique = write_.Exec(
+      "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+      " AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) AND i.indisunique"
+      " AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = $2",
+      {t->qualified, spec.columns[static_cast<size_t>(key_index)].name});
+  if (!unique.ok()) return unique.status();
+  if (unique->size() == 0) {
+    return Status::FailedPrecondition("table " + spec.name + " has no unique key on " + key +
+                                      ": Sluice merges rows by it (the dashboard's tables have it "
+                                      "as their primary key)");
+  }
+  Status st = write_.Prepare(t->upsert_name, t->upsert);
+  if (!st.ok()) return st.Annotate("table " + spec.name + " cannot take Sluice's rows");
   return Status::Ok();
 }
 
