@@ -37,7 +37,8 @@ int RunMigrateStore(const std::string& from, const std::string& to, const StoreO
   auto kcidb = kcidb::KcidbHandler::Create({});
   if (!kcidb.ok()) return ExitCode(kcidb.status());
   o.object_tables = (*kcidb)->tables();
-  std::printf("copying %s to %s\n", from.c_str(), DescribeStore(to, store).c_str());
+  std::printf("copying %s to %s\n", DescribeStore(from, store).c_str(),
+              DescribeStore(to, store).c_str());
   auto counts = MigrateStore(o, [](const std::string& line) {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);

@@ -6,6 +6,7 @@ again, it resumes and copies nothing twice; a target with data of its own is ref
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -118,6 +119,24 @@ class MigrateStoreTest(unittest.TestCase):
                            max_event)
         self.assertEqual(self.dst.query("SELECT task_id FROM tasks"), [("t1",)])
         self.assertTrue(self.dst.integrity())
+
+    def test_wrong_ends_are_refused_without_echoing_a_password(self):
+        server = harness.pg_server()
+        host = re.search(r"host=(\S+)", server).group(1)
+        port = re.search(r"port=(\d+)", server).group(1)
+        url = "postgresql://pgtest:no-echo-4411@/postgres?host=%s&port=%s" % (host, port)
+        r = subprocess.run([harness.SLUICE, "migrate-store", "--from", url, "--to", url],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--from must be sqlite:PATH", r.stderr)
+        self.assertNotIn("no-echo-4411", r.stdout + r.stderr)
+        r = subprocess.run([harness.SLUICE, "migrate-store", "--from",
+                            "sqlite:" + os.path.join(self.src.dir, "none.db"), "--to", url],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no SQLite database", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.src.dir, "none.db")))
+        self.assertNotIn("no-echo-4411", r.stdout + r.stderr)
 
     def test_killed_midway_it_resumes_and_copies_nothing_twice(self):
         proc = subprocess.Popen([harness.SLUICE, "migrate-store", "--from",
