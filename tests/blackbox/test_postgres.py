@@ -155,6 +155,42 @@ class SharedDatabaseTest(unittest.TestCase):
         self.assertEqual(self.a.stop(), 0)
         self.assertEqual(self.b.stop(), 0)
 
+    def test_an_event_stream_resumes_on_another_daemon_with_no_gap(self):
+        self.a.start()
+        a_port = self.a.wait_for_api()
+        self.b.start()
+        b_port = self.b.wait_for_api()
+
+        def feed(box, tag, n):
+            for i in range(n):
+                box.drop("%s-%03d.json" % (tag, i), {"version": {"major": 5, "minor": 3},
+                                                      "tests": [{"id": "rs:%s%d" % (tag, i),
+                                                                 "origin": "rs",
+                                                                 "build_id": "rs:b",
+                                                                 "status": "PASS"}]})
+        feed(self.a, "a", 40)
+        feed(self.b, "b", 40)
+        for box in (self.a, self.b):
+            box.wait_for(lambda box=box: len(box.listing("archive")) == 40, 60, "a first drain")
+        first = harness.SseClient(a_port, "/api/v1/events", last_event_id="0")
+        got = first.frames(lambda f: len(f) >= 100, timeout=30)
+        first.close()
+        last = got[-1]["id"]
+        # More events from both daemons, then the stream picks up on the other daemon.
+        feed(self.a, "c", 20)
+        feed(self.b, "d", 20)
+        for box in (self.a, self.b):
+            box.wait_for(lambda box=box: len(box.listing("archive")) == 60, 60, "more files")
+        total = self.a.query("SELECT COUNT(*) FROM events")[0][0]
+        second = harness.SseClient(b_port, "/api/v1/events", last_event_id=last)
+        rest = second.frames(lambda f: len(f) >= total - 100, timeout=30)
+        second.close()
+        ids = [int(f["id"]) for f in got + rest]
+        stored = [r[0] for r in self.a.query("SELECT id FROM events ORDER BY id")]
+        self.assertEqual(ids, stored)  # every event of both daemons once, in order
+        self.assertEqual(self.a.stop(), 0)
+        self.assertEqual(self.b.stop(), 0)
+
 
 DASHBOARD_SQL = os.path.join(harness.KCIDB, "dashboard_schema.sql")
 
