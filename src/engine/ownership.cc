@@ -12,6 +12,12 @@ std::string Ownership::DaemonLease(const std::string& owner) { return "daemon:" 
 std::string Ownership::SpoolLease(const std::string& root) { return "spool:" + root; }
 
 Result<bool> Ownership::TryAcquire(const std::vector<std::string>& names) {
+  if (!pruned_) {
+    // The leases of daemons gone for a day are only clutter (`sluice stats`).
+    auto gone = store_->PruneLeases("daemon:", SatAdd(clock_->NowMicros(), -86'400'000'000));
+    if (!gone.ok()) return gone.status();
+    pruned_ = true;
+  }
   std::vector<std::string> all = {DaemonLease(owner_)};
   all.insert(all.end(), names.begin(), names.end());
   bool every = true;

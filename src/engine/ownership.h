@@ -57,6 +57,7 @@ class Ownership {
   int64_t last_renew_ = 0;
   bool renew_failing_ = false;  // the last renewal could not reach the database
   bool lapse_said_ = false;
+  bool pruned_ = false;
 };
 
 }  // namespace sluice

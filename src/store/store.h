@@ -127,6 +127,9 @@ class Store {
   // Gives the role up (only while `owner` still holds it at `epoch`).
   virtual Status ReleaseLease(const std::string& name, const std::string& owner, int64_t epoch) = 0;
   virtual Result<std::vector<Lease>> ListLeases() = 0;
+  // Forgets the leases whose name starts with `prefix` and that ended before `ended_before`
+  // (a daemon's own lease, once it is long gone). The number forgotten.
+  virtual Result<int64_t> PruneLeases(const std::string& prefix, int64_t ended_before) = 0;
 
   virtual Result<Job> GetJob(int64_t id) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;

@@ -560,6 +560,15 @@ TEST_P(StoreConformance, ARoleHasOneOwnerAtATimeAndATakeoverRaisesItsEpoch) {
   // Released, it is free at once.
   ASSERT_TRUE(store_->ReleaseLease("spool:/srv/spool", "node-b", 2).ok());
   EXPECT_EQ(**store_->TakeLease("spool:/srv/spool", "node-c", 8'000, 4'600), 3);
+  // Long-gone daemons' own leases are forgotten; nothing else is.
+  ASSERT_TRUE(store_->TakeLease("daemon:old", "old", 1'000, 900)->has_value());
+  ASSERT_TRUE(store_->TakeLease("daemon:new", "new", 9'000, 900)->has_value());
+  EXPECT_EQ(*store_->PruneLeases("daemon:", 5'000), 1);
+  auto left = store_->ListLeases();
+  ASSERT_TRUE(left.ok());
+  std::vector<std::string> names;
+  for (const Lease& l : *left) names.push_back(l.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"daemon:new", "scheduler", "spool:/srv/spool"}));
 }
 
 TEST_P(StoreConformance, AdoptingMovesUnfinishedJobsFromTheirOwnerOnce) {

@@ -103,4 +103,13 @@ Result<std::vector<Lease>> PgStore::ListLeases() {
   return out;
 }
 
+Result<int64_t> PgStore::PruneLeases(const std::string& prefix, int64_t ended_before) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto r =
+      WriteExec("DELETE FROM " + T("leases") + " WHERE left(name, length($1)) = $1 AND until < $2",
+                {Param(prefix), Param(ended_before)});
+  if (!r.ok()) return r.status();
+  return r->Affected();
+}
+
 }  // namespace sluice

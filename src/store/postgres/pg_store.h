@@ -65,6 +65,7 @@ class PgStore : public Store {
                                            int64_t until, int64_t now) override;
   Status ReleaseLease(const std::string& name, const std::string& owner, int64_t epoch) override;
   Result<std::vector<Lease>> ListLeases() override;
+  Result<int64_t> PruneLeases(const std::string& prefix, int64_t ended_before) override;
   Result<Job> GetJob(int64_t id) override;
   Result<std::vector<Job>> ListJobs(const JobFilter& filter) override;
   Result<std::vector<Job>> UnfinishedJobs() override;

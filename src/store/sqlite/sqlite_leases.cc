@@ -136,4 +136,19 @@ Result<std::vector<Lease>> SqliteStore::ListLeases() {
   return out;
 }
 
+Result<int64_t> SqliteStore::PruneLeases(const std::string& prefix, int64_t ended_before) {
+  int64_t gone = 0;
+  Status st = InWriteTransaction([&]() -> Status {
+    auto s = Stmt::Prepare(write_.get(),
+                           "DELETE FROM leases WHERE substr(name, 1, length(?1)) = ?1"
+                           " AND until < ?2");
+    if (!s.ok()) return s.status();
+    SLUICE_RETURN_IF_ERROR(s->Bind(1, prefix).Bind(2, ended_before).Run());
+    gone = sqlite3_changes(write_.get());
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return gone;
+}
+
 }  // namespace sluice
