@@ -1,6 +1,7 @@
 // The metric families Sluice exports.
 #include "api/metrics_page.h"
 
+#include "core/clock.h"
 #include "core/metrics.h"
 
 namespace sluice::api {
@@ -83,6 +84,27 @@ std::string RenderMetrics(const std::vector<const Engine*>& engines, const Event
   x.Family("sluice_sse_lagged_total", "counter",
            "Live readers cut off because they fell more than --sse-buffer events behind.");
   x.Sample("sluice_sse_lagged_total", {}, static_cast<double>(hub.lagged()));
+  // On a shared database: who holds which role (engine/ownership.h), live ones only.
+  auto leases = store->ListLeases();
+  if (leases.ok() && !leases->empty()) {
+    int64_t now = Clock::Real()->NowMicros();
+    x.Family("sluice_lease_epoch", "gauge",
+             "Roles held now (a spool, the scheduler, each daemon), by holder: the epoch, "
+             "which rises at each takeover.");
+    for (const Lease& l : *leases) {
+      if (l.until >= now) {
+        x.Sample("sluice_lease_epoch", {{"name", l.name}, {"owner", l.owner}},
+                 static_cast<double>(l.epoch));
+      }
+    }
+    x.Family("sluice_lease_seconds_left", "gauge", "Seconds before a held role's lease ends.");
+    for (const Lease& l : *leases) {
+      if (l.until >= now) {
+        x.Sample("sluice_lease_seconds_left", {{"name", l.name}, {"owner", l.owner}},
+                 (l.until - now) / 1e6);
+      }
+    }
+  }
   return x.text();
 }
 

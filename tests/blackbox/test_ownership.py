@@ -5,6 +5,7 @@ stops at once when it wakes up; a restarting daemon leaves the jobs of a live da
 import json
 import os
 import signal
+import subprocess
 import time
 import unittest
 import urllib.error
@@ -68,6 +69,23 @@ class OwnershipTest(unittest.TestCase):
         self.assertEqual({s for _, s in jobs}, {"succeeded"})
         self.assertEqual(self.a.query("SELECT COUNT(*) FROM tests")[0][0], 150)
         self.assertEqual(self.b.stop(), 0)
+
+    def test_metrics_say_who_holds_which_role(self):
+        self.a.api = True
+        self.a.start("--lease", LEASE)
+        port = self.a.wait_for_api()
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port) as resp:
+            text = resp.read().decode()
+        check = subprocess.run(["promtool", "check", "metrics"], input=text,
+                               capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        spool = [l for l in text.splitlines()
+                 if l.startswith('sluice_lease_epoch{name="spool:%s"' % self.a.spool)]
+        self.assertEqual(len(spool), 1, text)
+        self.assertIn(':%d:' % self.a.proc.pid, spool[0])
+        self.assertTrue(spool[0].endswith(" 1"))
+        self.assertIn('sluice_lease_seconds_left{name="scheduler"', text)
+        self.assertEqual(self.a.stop(), 0)
 
     def test_a_daemon_paused_past_its_lease_stops_when_it_wakes(self):
         self.a.start("--lease", LEASE)
