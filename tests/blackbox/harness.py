@@ -301,8 +301,13 @@ class Sandbox:
     def wait_for(self, predicate, timeout=30, what="condition"):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if predicate():
-                return
+            try:
+                if predicate():
+                    return
+            except sqlite3.OperationalError as e:
+                # The daemon made its database file and not its tables yet: not yet.
+                if "no such table" not in str(e):
+                    raise
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError("daemon exited (%s) while waiting for %s:\n%s" % (
                     self.proc.returncode, what, self.daemon_log()[-3000:]))

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -66,8 +67,13 @@ class QueuedirTest(unittest.TestCase):
     def jobs(self):
         if not os.path.exists(self.db):
             return {}
-        return {name: (state, attempts) for name, state, attempts in self.box.query_db(
-            self.db, "SELECT name, state, attempts FROM jobs")}
+        try:
+            rows = self.box.query_db(self.db, "SELECT name, state, attempts FROM jobs")
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):  # the runner made the file, not its tables yet
+                return {}
+            raise
+        return {name: (state, attempts) for name, state, attempts in rows}
 
     def wait(self, pred, what, timeout=30):
         deadline = time.time() + timeout
