@@ -331,8 +331,10 @@ class AmqpPublishTest(unittest.TestCase):
         other = rabbit.Broker()
         try:
             self.consumer = None
-            # Retries 3 s apart: time to bind the consumer's queue once the broker is up.
-            self.start(url=other.url, retry_delay=3)
+            # Retries 8 s apart: time to start the broker and bind the consumer's queue before
+            # the next try (a message published before the queue is bound is dropped by the
+            # broker, as for any topic exchange nobody listens to; 3 s was too short under load).
+            self.start(url=other.url, retry_delay=8)
             self.box.drop("late.json", [{"routing_key": "late", "id": "late"}])
             self.box.wait_for(lambda: self.box.query(
                 "SELECT COUNT(*) FROM jobs WHERE attempts >= 2")[0][0] == 1, 60, "a retry")
