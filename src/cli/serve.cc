@@ -362,8 +362,20 @@ int RunServe(ServeFlags f) {
   std::mutex commit_order;
   if (ownership) {
     for (SpoolSpec& spec : *specs) {
-      spec.flags.engine.owner = ownership->owner();
-      spec.flags.engine.adopt_interval_s = f.lease_s;
+      EngineOptions& e = spec.flags.engine;
+      e.owner = ownership->owner();
+      e.adopt_interval_s = f.lease_s;
+      // Every commit is made under the spool's lease and the daemon's: one taken over
+      // meanwhile (this daemon was paused past it) commits nothing, and the daemon stops.
+      std::string spool =
+          Ownership::SpoolLease(std::filesystem::absolute(e.spool_dir).lexically_normal().string());
+      std::string self = Ownership::DaemonLease(ownership->owner());
+      e.holds = {{spool, ownership->EpochOf(spool)}, {self, ownership->EpochOf(self)}};
+      e.on_lost_lease = [](const Status& why) {
+        spdlog::critical("{}: stopping at once", why.message());
+        spdlog::default_logger()->flush();
+        std::_Exit(75);
+      };
     }
   }
   SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});

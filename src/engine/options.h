@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spool/spool_dir.h"
@@ -46,6 +48,10 @@ struct EngineOptions {
   // of daemons that are gone (no daemon lease), and leaves those of live ones alone.
   std::string owner;
   double adopt_interval_s = 15;
+  // With `owner`: the role leases ({name, epoch}) every commit is made under (the spool's,
+  // the daemon's), and what to do when the store says one was taken over (stop at once).
+  std::vector<std::pair<std::string, int64_t>> holds;
+  std::function<void(const Status&)> on_lost_lease;
 };
 
 }  // namespace sluice

@@ -37,6 +37,11 @@ class Ownership {
   // Renews what it holds when due. FailedPrecondition naming the lease when one was taken
   // over: stop at once.
   Status Renew();
+  // The epoch of a lease held now (0 when it is not held).
+  int64_t EpochOf(const std::string& name) const {
+    auto it = held_.find(name);
+    return it == held_.end() ? 0 : it->second.epoch;
+  }
   // Gives everything up (a clean stop: the standby takes over at once).
   void Release();
 

@@ -176,12 +176,25 @@ void Writer::MaybePrune() {
   }
 }
 
+void Writer::HoldLeases(std::string holder, std::vector<std::pair<std::string, int64_t>> holds,
+                        std::function<void(const Status&)> lost) {
+  holder_ = std::move(holder);
+  holds_ = std::move(holds);
+  lost_ = std::move(lost);
+}
+
 Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
   int delay_ms = 50;
   int failures = 0;
   bool said = false;  // a warning went out for this streak
+  batch->holder = holder_;
+  batch->holds = holds_;
   while (true) {
     Status st = store_->Write(batch);
+    if (st.code() == Code::kCancelled && !holds_.empty() && lost_) {
+      lost_(st);  // stops the daemon; should it return, nothing of this batch is written
+      return st;
+    }
     if (st.ok()) {
       if (said) spdlog::info("store writes work again after {} retries", failures);
       for (Job& j : batch->new_jobs) committed->new_jobs.push_back(std::move(j));
@@ -207,6 +220,9 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
 void Writer::WriteSplitting(WriteBatch* batch, WriteBatch* committed) {
   Status st = WriteWithRetry(batch, committed);
   if (st.ok()) return;
+  // Not this batch's fault: the daemon lost its lease and stops (lost_ ran); nothing more of
+  // it is written, and nothing is failed for it.
+  if (st.code() == Code::kCancelled && !holds_.empty()) return;
   size_t items = batch->new_jobs.size() + batch->updates.size();
   if (items > 1) {
     WriteBatch first, second;

@@ -34,6 +34,11 @@ class Writer {
          EventRetention retention, std::mutex* commit_order = nullptr);
   ~Writer();
 
+  // Every batch is written under these role leases (WriteBatch::holds); when the store says
+  // one was taken over, `lost` runs (it must stop the daemon: nothing more may be written).
+  void HoldLeases(std::string holder, std::vector<std::pair<std::string, int64_t>> holds,
+                  std::function<void(const Status&)> lost);
+
   void Start();
   // Commits everything queued, then stops the thread.
   void StopAndDrain();
@@ -58,6 +63,9 @@ class Writer {
   static void FailStateEvent(JobUpdate* u);
 
   Store* store_;
+  std::string holder_;
+  std::vector<std::pair<std::string, int64_t>> holds_;
+  std::function<void(const Status&)> lost_;
   size_t max_batch_;
   AfterCommit after_commit_;
   std::mutex* commit_order_;

@@ -56,6 +56,11 @@ struct WriteBatch {
   std::string token;
   // Output of Write: jobs whose fenced update was stale and dropped.
   std::vector<int64_t> fenced;
+  // Role leases ({name, epoch}) `holder` must still hold for the batch to commit: else Write
+  // commits nothing and answers Cancelled ("lease taken over: NAME"), and the daemon must stop
+  // (another one runs that spool now).
+  std::string holder;
+  std::vector<std::pair<std::string, int64_t>> holds;
   bool empty() const { return new_jobs.empty() && updates.empty(); }
 };
 

@@ -600,6 +600,28 @@ TEST_P(StoreConformance, AdoptingMovesUnfinishedJobsFromTheirOwnerOnce) {
   EXPECT_EQ(store_->GetJob(ib)->lease_owner, "alive");
 }
 
+TEST_P(StoreConformance, ABatchWrittenUnderALeaseTakenOverCommitsNothing) {
+  auto mine = store_->TakeLease("spool:/s", "node-a", 2'000, 1'000);
+  ASSERT_TRUE(mine.ok() && mine->has_value());
+  WriteBatch held;
+  held.holder = "node-a";
+  held.holds = {{"spool:/s", **mine}};
+  held.new_jobs.push_back(NewJob("held.json"));
+  ASSERT_TRUE(store_->Write(&held).ok());
+  ASSERT_TRUE(store_->TakeLease("spool:/s", "node-b", 9'000, 2'001)->has_value());
+  WriteBatch late;
+  late.holder = "node-a";
+  late.holds = {{"spool:/s", **mine}};
+  late.new_jobs.push_back(NewJob("late.json"));
+  Status st = store_->Write(&late);
+  EXPECT_EQ(st.code(), Code::kCancelled) << st.ToString();
+  EXPECT_NE(st.message().find("lease taken over: spool:/s"), std::string::npos) << st.message();
+  JobFilter f;
+  f.name = "late.json";
+  EXPECT_TRUE(store_->ListJobs(f)->empty());
+  EXPECT_EQ(late.new_jobs[0].id, 0);
+}
+
 // PostgreSQL: a database of its own per test, on the server `make test` starts
 // (SLUICE_TEST_PG: a libpq "key=value" string without dbname). No server is a failure.
 Result<std::unique_ptr<Store>> OpenPostgres(const std::string& dir) {

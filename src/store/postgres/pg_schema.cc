@@ -120,7 +120,9 @@ std::string QuoteIdent(const std::string& name) {
 
 // Version 2: fenced claims (see the SQLite store's version 2). fence() locks the jobs a
 // batch updates under a lease epoch, in id order, and fails the transaction naming those
-// whose epoch moved on (SQLSTATE SL001), so a stale result is never half applied.
+// whose epoch moved on (SQLSTATE SL001), so a stale result is never half applied. hold()
+// does the same for the role leases a batch is written under (SL002), holding them shared
+// until the commit, so a takeover waits for it and sees it.
 constexpr std::string_view kVersion2 = R"sql(
 ALTER TABLE @S.jobs ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0,
   ADD COLUMN lease_owner text, ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;
@@ -142,13 +144,28 @@ BEGIN
   END IF;
 END
 $fence$;
+CREATE FUNCTION @S.hold(names text[], holder text, epochs bigint[]) RETURNS void
+LANGUAGE plpgsql AS $hold$
+DECLARE
+  lost text;
+BEGIN
+  PERFORM 1 FROM @S.leases WHERE name = ANY(names) ORDER BY name FOR SHARE;
+  SELECT string_agg(u.name, ', ') INTO lost
+    FROM unnest(names, epochs) AS u(name, epoch)
+    LEFT JOIN @S.leases l ON l.name = u.name
+   WHERE l.name IS NULL OR l.owner <> holder OR l.epoch <> u.epoch;
+  IF lost IS NOT NULL THEN
+    RAISE EXCEPTION 'lease taken over: %', lost USING ERRCODE = 'SL002';
+  END IF;
+END
+$hold$;
 )sql";
 
 const std::vector<Migration>& StoreMigrations() {
   static const std::vector<Migration> kList = {
       {1, "jobs, events, tasks, task runs, items, key-value map, counters, commits",
        std::string(kVersion1)},
-      {2, "lease epochs on jobs, role leases, fence()", std::string(kVersion2)},
+      {2, "lease epochs on jobs, role leases, fence(), hold()", std::string(kVersion2)},
   };
   return kList;
 }

@@ -23,6 +23,7 @@ constexpr auto kReconnectEvery = std::chrono::milliseconds(500);
 // The owner mark of the statement that takes the event ids (it returns the first).
 constexpr int64_t kTakesEventIds = -1;
 constexpr int64_t kFence = -2;  // the statement that checks lease epochs
+constexpr int64_t kHold = -3;   // the statement that checks the role leases
 constexpr std::string_view kStale = "stale lease epochs for jobs: ";
 
 // Text PostgreSQL can hold: valid UTF-8 without NUL (others become U+FFFD). Sluice's own
@@ -374,6 +375,16 @@ Status PgStore::BuildWrite(const WriteBatch& batch, std::vector<Query>* queries,
     queries->push_back(std::move(q));
     owners->push_back(Owner{owner, row});
   };
+  if (!batch.holds.empty()) {
+    std::vector<Param> names, epochs;
+    for (const auto& [name, epoch] : batch.holds) {
+      names.emplace_back(name);
+      epochs.emplace_back(epoch);
+    }
+    add(Query{"SELECT " + T("hold") + "($1::text[], $2, $3::bigint[])",
+              {pg::ArrayLiteral(names), Param(batch.holder), pg::ArrayLiteral(epochs)}},
+        kHold);
+  }
   // Fenced updates first: fence() locks their jobs and fails the whole transaction when an
   // epoch moved on (Write then drops those updates and writes the rest).
   std::vector<std::pair<int64_t, int64_t>> fenced;
@@ -626,6 +637,13 @@ Status PgStore::Write(WriteBatch* batch) {
     if (st.ok()) break;
     // A lost connection keeps the token: the retry finds out whether this committed.
     if (st.code() == Code::kUnavailable && write_.Broken()) return Note(st, &write_);
+    size_t lost = st.message().find("lease taken over: ");
+    if (failed < owners.size() && owners[failed].job == kHold && lost != std::string::npos &&
+        st.message().find("[SL002]") != std::string::npos) {
+      batch->token.clear();
+      forget_ids();
+      return Status::Cancelled(st.message().substr(lost, st.message().find(" [SL002]") - lost));
+    }
     size_t at = st.message().find(kStale);
     if (failed < owners.size() && owners[failed].job == kFence && at != std::string::npos &&
         round < 8) {

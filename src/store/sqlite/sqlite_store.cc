@@ -196,6 +196,15 @@ Status SqliteStore::DefineTables(const std::vector<TableSpec>& tables) {
 }
 
 Status SqliteStore::WriteLocked(WriteBatch* batch) {
+  for (const auto& [name, epoch] : batch->holds) {
+    auto held =
+        Stmt::Prepare(write_.get(), "SELECT 1 FROM leases WHERE name=? AND owner=? AND epoch=?");
+    if (!held.ok()) return held.status();
+    held->Bind(1, name).Bind(2, batch->holder).Bind(3, epoch);
+    auto row = held->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status::Cancelled("lease taken over: " + name);
+  }
   for (Job& j : batch->new_jobs) {
     insert_job_.Bind(1, j.queue).Bind(2, j.kind).Bind(3, j.spool).Bind(4, j.name);
     insert_job_.Bind(5, static_cast<int64_t>(j.file.dev))
