@@ -13,6 +13,7 @@
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace sluice {
 namespace {
@@ -292,32 +293,13 @@ Status Copier::CopyObjects(int table, const TableSpec& spec) {
                                                     " LIMIT " + std::to_string(o_.chunk));
     if (!s.ok()) return s.status();
     s->Bind(1, after);
-    std::vector<ObjectRow> rows;
     std::string last;
-    while (true) {
-      auto row = s->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      ObjectRow r{table, {}};
-      for (size_t i = 0; i < spec.columns.size(); ++i) {
-        int c = static_cast<int>(i);
-        if (s->IsNull(c)) {
-          r.values.emplace_back();
-        } else if (spec.columns[i].type == ColumnType::kInteger) {
-          r.values.emplace_back(s->Int(c));
-        } else if (spec.columns[i].type == ColumnType::kReal) {
-          r.values.emplace_back(s->Real(c));
-        } else {
-          r.values.emplace_back(s->Text(c));
-        }
-        if (spec.columns[i].merge == MergeRule::kKey) last = s->Text(c);
-      }
-      rows.push_back(std::move(r));
-    }
-    if (rows.empty()) break;
-    SLUICE_RETURN_IF_ERROR(store_->ImportRows(rows).Annotate("copying " + spec.name));
+    auto rows = ReadObjectRows(&*s, table, spec, &last);
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) break;
+    SLUICE_RETURN_IF_ERROR(store_->ImportRows(*rows).Annotate("copying " + spec.name));
     SLUICE_RETURN_IF_ERROR(store_->PutValue(kProgressNs, spec.name, last));
-    done += static_cast<int64_t>(rows.size());
+    done += static_cast<int64_t>(rows->size());
     after = last;
     Say(spec.name, done, *total, false);
   }

@@ -40,6 +40,16 @@ Result<bool> Store::WaitForEvents(int timeout_ms) {
   return false;
 }
 
+Status Store::FillPayloads(std::vector<Job>* jobs) {
+  for (Job& j : *jobs) {
+    if (!j.spool.empty()) continue;
+    auto payload = JobPayload(j.id);
+    if (!payload.ok()) return payload.status();
+    j.payload = std::move(*payload);
+  }
+  return Status::Ok();
+}
+
 bool IsPostgresUrl(const std::string& url) {
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) return true;
   // A libpq "key=value …" string.

@@ -143,6 +143,8 @@ class Store {
   // Every job not in a final state (deferred ones too), oldest first, with its payload
   // (recovery on start).
   virtual Result<std::vector<Job>> UnfinishedJobs() = 0;
+  // Sets the payload of each job of `jobs` sent over HTTP (listings leave them out).
+  Status FillPayloads(std::vector<Job>* jobs);
   // The job submitted with `key`, if any.
   virtual Result<std::optional<Job>> FindJobByIdempotencyKey(const std::string& key) = 0;
   // The newest job for a spool file name, if any.

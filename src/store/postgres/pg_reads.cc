@@ -90,12 +90,8 @@ Result<std::vector<Job>> PgStore::UnfinishedJobs() {
   auto jobs =
       QueryJobs("WHERE state IN ('queued', 'running', 'retrying', 'deferred') ORDER BY id", {});
   if (!jobs.ok()) return jobs;
-  for (Job& j : *jobs) {
-    if (!j.spool.empty()) continue;
-    auto payload = JobPayload(j.id);
-    if (!payload.ok()) return payload.status();
-    j.payload = std::move(*payload);
-  }
+  // Payloads only here, where a job must be run again; listings stay light.
+  SLUICE_RETURN_IF_ERROR(FillPayloads(&*jobs));
   return jobs;
 }
 

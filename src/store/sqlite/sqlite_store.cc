@@ -416,12 +416,7 @@ Result<std::vector<Job>> SqliteStore::UnfinishedJobs() {
       QueryJobs("WHERE state IN ('queued','running','retrying','deferred') ORDER BY id", {});
   if (!jobs.ok()) return jobs;
   // Payloads only here, where a job must be run again; listings stay light.
-  for (Job& j : *jobs) {
-    if (!j.spool.empty()) continue;
-    auto payload = JobPayload(j.id);
-    if (!payload.ok()) return payload.status();
-    j.payload = std::move(*payload);
-  }
+  SLUICE_RETURN_IF_ERROR(FillPayloads(&*jobs));
   return jobs;
 }
 
@@ -561,6 +556,11 @@ Result<std::vector<ObjectRow>> SqliteStore::ScanRows(int table, const std::strin
                                           key + " > ? ORDER BY " + key + " LIMIT ?");
   if (!s.ok()) return s.status();
   s->Bind(1, after_key).Bind(2, int64_t{limit});
+  return ReadObjectRows(&*s, table, spec, nullptr);
+}
+
+Result<std::vector<ObjectRow>> ReadObjectRows(Stmt* s, int table, const TableSpec& spec,
+                                              std::string* last_key) {
   std::vector<ObjectRow> rows;
   while (true) {
     auto row = s->Step();
@@ -578,6 +578,7 @@ Result<std::vector<ObjectRow>> SqliteStore::ScanRows(int table, const std::strin
       } else {
         r.values.emplace_back(s->Text(c));
       }
+      if (last_key != nullptr && spec.columns[i].merge == MergeRule::kKey) *last_key = s->Text(c);
     }
     rows.push_back(std::move(r));
   }

@@ -105,4 +105,9 @@ class SqliteStore : public Store {
   sqlite::Stmt latest_for_file_;  // on read_, prepared once
 };
 
+// The object rows of table `table` that `s` yields (its columns in `spec`'s order, a NULL
+// kept as none); `*last_key`, when given, gets the key of the last one.
+Result<std::vector<ObjectRow>> ReadObjectRows(sqlite::Stmt* s, int table, const TableSpec& spec,
+                                              std::string* last_key);
+
 }  // namespace sluice
