@@ -107,8 +107,9 @@ Status Reaper::Start() {
   return Status::Ok();
 }
 
-void Reaper::Track(pid_t pgid) { Send('T', pgid); }
+void Reaper::Track(pid_t pgid) { Send(static_cast<char>(kTrack), pgid); }
 void Reaper::Untrack(pid_t pgid) { Send('U', pgid); }
 pid_t Reaper::pid() { return g_pid.load(); }
+int Reaper::fd() { return g_fd.load(); }
 
 }  // namespace sluice

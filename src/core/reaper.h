@@ -26,6 +26,11 @@ class Reaper {
   static void Untrack(pid_t pgid);
   // The helper's pid (0 before Start), for tests.
   static pid_t pid();
+  // The pipe to the helper (-1 before Start): a child about to exec writes its own Track
+  // record there (kTrack, then the pid as int32 in host order), so the group is known to the
+  // helper before the command runs, however soon the daemon dies.
+  static int fd();
+  static constexpr unsigned char kTrack = 'T';
 };
 
 }  // namespace sluice

@@ -65,6 +65,7 @@ struct ChildArgs {
   int out_fd;
   int err_fd;
   pid_t parent;
+  int reaper_fd;  // Reaper::fd(): the child tells the helper its group before exec
   struct rlimit nofile;
   bool set_nofile;
   int error;  // set by the child when it cannot exec; the parent reads it after clone returns
@@ -74,6 +75,16 @@ struct ChildArgs {
 __attribute__((no_sanitize("address", "undefined"))) int ChildMain(void* p) {
   auto* a = static_cast<ChildArgs*>(p);
   setpgid(0, 0);
+  if (a->reaper_fd >= 0) {
+    // Known to the reaper before the command runs: a daemon killed right after the exec
+    // still takes the command's whole group with it. One write of 5 bytes to a pipe is
+    // atomic; the helper's pipe is close-on-exec.
+    unsigned char rec[5];
+    rec[0] = Reaper::kTrack;
+    int32_t self = static_cast<int32_t>(getpid());
+    __builtin_memcpy(rec + 1, &self, sizeof(self));
+    (void)!write(a->reaper_fd, rec, sizeof(rec));
+  }
   // Killed when the thread that started it dies; if that happened already, go.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != a->parent) _exit(127);
@@ -193,6 +204,7 @@ Result<pid_t> Spawn(const SpawnRequest& r) {
   a.out_fd = r.stdout_fd;
   a.err_fd = r.stderr_fd;
   a.parent = getpid();
+  a.reaper_fd = Reaper::fd();
   uint64_t nofile = Config().nofile;
   if (nofile > 0 && getrlimit(RLIMIT_NOFILE, &a.nofile) == 0) {
     a.nofile.rlim_cur = std::min<rlim_t>(static_cast<rlim_t>(nofile), a.nofile.rlim_max);
@@ -213,13 +225,13 @@ Result<pid_t> Spawn(const SpawnRequest& r) {
   // window in which a signal to the group would miss it.
   setpgid(pid, pid);
   if (a.error != 0) {
+    Reaper::Untrack(pid);  // before the reap: until then the group id cannot be reused
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     return Status::Unavailable("cannot run " + r.argv[0] + ": " + std::strerror(a.error));
   }
-  Reaper::Track(pid);
-  return pid;
+  return pid;  // tracked by the child itself, before its exec
 }
 
 }  // namespace sluice
