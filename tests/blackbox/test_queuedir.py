@@ -185,8 +185,11 @@ class QueuedirTest(unittest.TestCase):
         self.start("-r", "0")
         self.wait(lambda: self.ls("dead") == sorted([item]) or
                   self.ls("dead") == sorted([item, item + ".log"]), "it to go dead")
-        error = self.box.query_db(self.db, "SELECT error_message FROM jobs WHERE name=?", item)
-        self.assertIn("interrupted", error[0][0])
+        # The item's move and its job's record are two steps: wait for the record too.
+        error = lambda: self.box.query_db(self.db, "SELECT error_message FROM jobs WHERE name=?",
+                                          item)[0][0]
+        self.wait(lambda: error() is not None, "the failure recorded")
+        self.assertIn("interrupted", error())
         self.stop()
         r = subprocess.run([harness.SLUICE, "check", "--spool-dir", self.q], capture_output=True,
                            text=True, timeout=60)
