@@ -330,27 +330,29 @@ class AmqpPublishTest(unittest.TestCase):
     def test_broker_down_at_start_then_up(self):
         other = rabbit.Broker()
         try:
+            # The consumer's durable queue and binding exist before Sluice's first try: a
+            # message published to a topic exchange nobody is bound to is dropped by the
+            # broker, so binding after the broker came back would race the next retry.
+            other.start()
+            Consumer(other, "late").close()
+            other.stop()
             self.consumer = None
-            # Retries 8 s apart: time to start the broker and bind the consumer's queue before
-            # the next try (a message published before the queue is bound is dropped by the
-            # broker, as for any topic exchange nobody listens to; 3 s was too short under load).
-            self.start(url=other.url, retry_delay=8)
+            self.start(url=other.url, retry_delay=3)
             self.box.drop("late.json", [{"routing_key": "late", "id": "late"}])
             self.box.wait_for(lambda: self.box.query(
                 "SELECT COUNT(*) FROM jobs WHERE attempts >= 2")[0][0] == 1, 60, "a retry")
             why = self.box.query("SELECT error_message FROM jobs")[0][0]
             self.assertIn("cannot connect", why)
             other.start()
-            self.consumer = Consumer(other, "late")
-            self.wait_all_ended(1, timeout=60)
+            self.wait_all_ended(1, timeout=90)
             self.assertEqual(self.states(), {"late.json": "succeeded"})
+            self.consumer = Consumer(other, "late")
             self.consumer.drain()
             self.check_received({"late": "late"})
             self.consumer.close()
             self.consumer = None
         finally:
             other.close()
-
 
 if __name__ == "__main__":
     harness.main()
