@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,8 +41,24 @@ struct Ticket {
 struct BrokerOptions {
   int lease_ms = 0;                 // 0: no leases (see above)
   int max_deliveries = 5;           // hand-outs before a ticket is a dead letter
-  std::vector<std::string> queues;  // those Pop serves; empty: all
+  std::vector<std::string> queues;  // those Pop serves; empty: all (that `serves` accepts)
+  // With `queues` empty: which of the queues tickets were pushed to Pop serves (null: all).
+  std::function<bool(const std::string& queue)> serves;
 };
+
+// A cluster's broker queue for the jobs of `queue` and `kind`: "QUEUE/KIND", so that each
+// process reads only the kinds it can run (kinds hold no '/'). The job's queue and kind from
+// such a name (false when it is not one).
+inline std::string BrokerQueue(const std::string& queue, const std::string& kind) {
+  return queue + "/" + kind;
+}
+inline bool SplitBrokerQueue(const std::string& name, std::string* queue, std::string* kind) {
+  size_t slash = name.rfind('/');
+  if (slash == std::string::npos) return false;
+  *queue = name.substr(0, slash);
+  *kind = name.substr(slash + 1);
+  return true;
+}
 
 class Broker {
  public:

@@ -114,6 +114,16 @@ int Main(int argc, char** argv) {
   AddServeFlags(serve, &serve_flags, false);
   add_config(serve);
 
+  ServeFlags worker_flags;
+  bool worker_debug = false;
+  CLI::App* worker = app.add_subcommand(
+      "worker", "Run the HTTP jobs a cluster's broker hands out (Arthur's arthurw, flag for flag)");
+  AddServeFlags(worker, &worker_flags, false);
+  add_config(worker);
+  worker->add_option("-d", worker_flags.database, "The cluster's database (as --database)");
+  worker->add_flag("-g,--debug", worker_debug, "Debug logging on stderr");
+  worker->add_option("queues", worker_flags.queues, "Queues to serve (default: all)");
+
   ServeFlags mon_flags;
   CLI::App* mon =
       app.add_subcommand("monitor-submissions",
@@ -338,6 +348,10 @@ int Main(int argc, char** argv) {
 
   if (serve->parsed()) return RunServe(serve_flags);
   if (mon->parsed()) return RunServe(mon_flags);
+  if (worker->parsed()) {
+    if (worker_debug) worker_flags.log.stderr_level = "debug";
+    return RunWorker(worker_flags);
+  }
   jobs_flags.store = check_flags.store = cr.store = store_opts;
   if (jobs->parsed()) return RunJobs(jobs_flags);
   if (show->parsed()) return RunShow(show_db, store_opts, show_what);

@@ -13,6 +13,7 @@
 #include "broker/redis/redis_items.h"
 #include "cli/check.h"
 #include "cli/children.h"
+#include "cli/cluster.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/secrets.h"
@@ -215,6 +216,23 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "unix://, redis+sentinel://), each exactly once");
   app->add_option("--items-key", f->items_key, "The Redis list --items-redis pushes to")
       ->capture_default_str();
+  app->add_option("--broker", f->broker,
+                  "A cluster: redis://[:PASSWORD@]HOST:PORT/DB, unix:///PATH?db=N or "
+                  "redis+sentinel://H1:26379,H2:26379/MASTER/DB (needs a PostgreSQL --database)");
+  app->add_option("--broker-prefix", f->broker_prefix,
+                  "Prefix of the cluster's Redis keys (several clusters can share one Redis)")
+      ->capture_default_str();
+  app->add_option("--shards", f->shards, "Streams per queue (the same on every process)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app->add_option("--max-deliveries", f->max_deliveries,
+                  "Hand-outs of one job whose worker went away before it fails as dead_letter")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app->add_option("--reconcile-interval", f->reconcile_interval_s,
+                  "Seconds between passes publishing waiting jobs the broker lost")
+      ->check(Seconds(false))
+      ->capture_default_str();
   app->add_option("--lease", f->lease_s,
                   "On a shared (PostgreSQL) database: seconds a daemon's hold on its spools "
                   "lasts unless renewed; a standby takes a spool over this long after its "
@@ -273,6 +291,18 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "Seconds one excerpt upload may take in all")
       ->check(Seconds(false))
       ->capture_default_str();
+}
+
+ClusterWorkerOptions ClusterOptionsOf(const ServeFlags& f) {
+  ClusterWorkerOptions o;
+  o.max_workers = f.engine.max_workers;
+  o.lease_s = f.lease_s;
+  o.retry_delay_s = f.engine.retry_delay_s;
+  o.retry_max_delay_s = f.engine.retry_max_delay_s;
+  o.max_file_bytes = f.engine.max_file_bytes;
+  o.max_batch = f.engine.max_batch;
+  o.event_retention = f.engine.event_retention;
+  return o;
 }
 
 int RunServe(ServeFlags f) {
@@ -378,9 +408,25 @@ int RunServe(ServeFlags f) {
       };
     }
   }
+  // A cluster: HTTP jobs go through the broker to the workers of any process.
+  std::unique_ptr<ClusterNode> cluster;
+  if (!f.broker.empty()) {
+    std::set<std::string> kinds;
+    for (const SpoolSpec& spec : *specs) kinds.insert(spec.flags.kind);
+    auto node = ClusterNode::Open(f, store->get(), ownership.get(), std::move(kinds));
+    if (!node.ok()) return ExitCode(node.status());
+    cluster = std::move(*node);
+    for (SpoolSpec& spec : *specs) spec.flags.engine.api_broker = cluster->broker();
+  }
   SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
   st = spools.Start(std::move(*specs), uploader.get());
   if (!st.ok()) return ExitCode(st);
+  if (cluster) {
+    std::map<std::string, Handler*> handlers;
+    for (const auto& s : spools.spools()) handlers.emplace(s->handler->kind(), s->handler.get());
+    st = cluster->StartWorkers(std::move(handlers), ClusterOptionsOf(f), &commit_order);
+    if (!st.ok()) return ExitCode(st);
+  }
 
   std::vector<std::unique_ptr<Backend>> backends;
   backends.push_back(std::make_unique<GitBackend>(f.archive_path, f.task_timeout_s));
@@ -434,8 +480,10 @@ int RunServe(ServeFlags f) {
   deps.metrics = [&spools, &hub, &store] {
     return api::RenderMetrics(spools.engines(), hub, store->get());
   };
-  deps.submit = [&spools](Job job, api::RouterDeps::SubmitDone done) {
+  deps.submit = [&spools, &cluster](Job job, api::RouterDeps::SubmitDone done) {
     Engine* engine = spools.ForKind(job.kind);
+    // A cluster's workers may run kinds this daemon's spools do not: any engine registers it.
+    if (engine == nullptr && cluster && IsJobKind(job.kind)) engine = spools.FirstEngine();
     if (engine == nullptr) {
       return done(Status::InvalidArgument("unknown kind '" + job.kind +
                                           "' (no spool of this daemon runs it)"));
@@ -528,6 +576,7 @@ int RunServe(ServeFlags f) {
         std::_Exit(75);
       }
     }
+    if (cluster) cluster->Tick();
     int64_t mono = Clock::Real()->MonotonicMicros();
     if (ownership && !f.engine.burst && !tasks.running() && mono - last_take >= 1'000'000) {
       last_take = mono;
@@ -553,10 +602,15 @@ int RunServe(ServeFlags f) {
     } else if (sig == SIGINT || sig == SIGTERM) {
       spdlog::info("{}: finishing jobs in hand, then stopping", strsignal(sig));
       spools.RequestStop();
+      if (cluster) cluster->RequestStop();
       break;
     }
   }
   st = spools.Wait();
+  if (cluster) {
+    cluster->RequestStop();
+    cluster->Wait();
+  }
   if (http) http->Stop();
   tasks.Stop();
   spools.Stop();

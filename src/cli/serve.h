@@ -9,6 +9,7 @@
 #include "api/http_server.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "engine/cluster_worker.h"
 #include "engine/options.h"
 #include "engine/task_scheduler.h"
 #include "handlers/exec/exec_handler.h"
@@ -61,12 +62,24 @@ struct ServeFlags {
   std::string items_redis;  // --items-redis: each task's items to a Redis list too
   std::string items_key = "items";  // its key (Arthur's default)
   double task_timeout_s = 3600;
+  // A cluster (cli/cluster.h): ready job ids go through Redis Streams.
+  std::string broker;              // --broker redis://… (empty: no cluster)
+  std::string broker_prefix = "sluice";  // of every Redis key (clusters sharing one Redis)
+  int shards = 8;                  // streams per queue; the same on every process
+  int max_deliveries = 5;          // hand-outs of one job before it fails as dead_letter
+  double reconcile_interval_s = 5; // the reconciler's period
+  std::vector<std::string> queues; // `sluice worker QUEUE…`: the queues served (empty: all)
 };
 
 // Adds the flags of `serve`. With `kernelci_only`, just KernelCI's monitor_submissions flags
 // (--spool-dir --max-workers --interval --trees-file) plus logging and --database.
 void AddServeFlags(CLI::App* app, ServeFlags* flags, bool kernelci_only);
 
+// The cluster workers' options from the daemon's flags.
+ClusterWorkerOptions ClusterOptionsOf(const ServeFlags& flags);
+// `sluice worker`: runs the HTTP jobs of `flags.queues` handed out by `flags.broker` until
+// SIGINT/SIGTERM (jobs in hand finish first), or with --burst until they are drained.
+int RunWorker(ServeFlags flags);
 // Runs until SIGINT/SIGTERM (or, with --burst, until the spool is drained).
 int RunServe(ServeFlags flags);
 

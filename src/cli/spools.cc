@@ -77,6 +77,10 @@ Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
   return specs;
 }
 
+bool IsJobKind(const std::string& kind) {
+  return kind == "kcidb" || kind == "exec" || kind == "publish";
+}
+
 Result<std::unique_ptr<Handler>> MakeHandler(ServeFlags& f, Store* store,
                                              kcidb::ExcerptUploader* uploader) {
   if (f.kind == "kcidb") {
@@ -212,6 +216,13 @@ std::vector<const Engine*> SpoolSet::engines() const {
 Engine* SpoolSet::ForKind(const std::string& kind) const {
   for (const auto& s : spools_) {
     if (s->engine && s->engine->kind() == kind) return s->engine.get();
+  }
+  return nullptr;
+}
+
+Engine* SpoolSet::FirstEngine() const {
+  for (const auto& s : spools_) {
+    if (s->engine) return s->engine.get();
   }
   return nullptr;
 }

@@ -23,6 +23,8 @@ struct SpoolSpec {
 
 Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& flags);
 
+// Whether `kind` names a kind of job (one MakeHandler makes).
+bool IsJobKind(const std::string& kind);
 // The handler of `flags.kind`.
 Result<std::unique_ptr<Handler>> MakeHandler(ServeFlags& flags, Store* store,
                                              kcidb::ExcerptUploader* uploader);
@@ -58,6 +60,8 @@ class SpoolSet {
   // The engine that runs jobs of `kind` (the first), or of job `id` (by its spool).
   Engine* ForKind(const std::string& kind) const;
   Result<Engine*> ForJob(int64_t id) const;
+  // The first spool's engine (null with queuedirs only).
+  Engine* FirstEngine() const;
 
  private:
   Store* store_;

@@ -16,9 +16,24 @@ Status NotWaiting(Store* store, int64_t id) {
                                     std::string(StateName(stored->state)) + ")");
 }
 
+// In a cluster an HTTP job may be claimed by a worker on any process at any moment: the
+// engine has no hold on it to cancel or reorder it.
+Status ClusterJob(int64_t id, const char* what) {
+  return Status::FailedPrecondition("job " + std::to_string(id) +
+                                    " was sent over HTTP to a cluster (--broker), where a worker "
+                                    "of any process may take it at any moment; it cannot be " +
+                                    what + " yet");
+}
+
 }  // namespace
 
 Result<Job> Engine::Cancel(int64_t id) {
+  if (options_.api_broker != nullptr) {
+    auto stored = store_->GetJob(id);
+    if (stored.ok() && stored->spool.empty() && Waiting(stored->state)) {
+      return ClusterJob(id, "cancelled");
+    }
+  }
   Job job;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -43,6 +58,12 @@ Result<Job> Engine::Cancel(int64_t id) {
 }
 
 Result<Job> Engine::Prioritize(int64_t id) {
+  if (options_.api_broker != nullptr) {
+    auto stored = store_->GetJob(id);
+    if (stored.ok() && stored->spool.empty() && Waiting(stored->state)) {
+      return ClusterJob(id, "prioritised");
+    }
+  }
   Job job;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -118,6 +139,15 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
   job.finished_at = 0;
   job.error = {};
   job.result.clear();
+  if (options_.api_broker != nullptr) {
+    // Any cluster worker runs it; a ticket that reaches one before this change commits finds
+    // it failed still and is dropped, and the reconciler publishes it again.
+    Record(job, {}, {"retried over the API"});
+    options_.api_broker->Push(
+        Ticket{id, job.priority, job.created_at * 1000, 0, BrokerQueue(job.queue, job.kind)});
+    spdlog::info("job {} retried over the API", id);
+    return job;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);

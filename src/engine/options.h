@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "broker/broker.h"
 #include "spool/spool_dir.h"
 #include "store/event.h"
 
@@ -52,6 +53,10 @@ struct EngineOptions {
   // the daemon's), and what to do when the store says one was taken over (stop at once).
   std::vector<std::pair<std::string, int64_t>> holds;
   std::function<void(const Status&)> on_lost_lease;
+  // A cluster (`--broker`): HTTP jobs are published to this broker once their registration
+  // commits, and run by cluster workers (engine/cluster_worker.h) on any process; the engine
+  // neither runs nor recovers them (the reconciler publishes what the broker lost).
+  Broker* api_broker = nullptr;
 };
 
 }  // namespace sluice

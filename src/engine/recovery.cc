@@ -8,7 +8,8 @@ namespace sluice {
 
 Result<std::vector<Job>> Engine::AdoptableApiJobs(const std::vector<Job>& jobs) {
   std::vector<Job> out;
-  if (!options_.takes_api_jobs) return out;
+  // In a cluster the HTTP jobs are the cluster workers' (and the reconciler's), not an engine's.
+  if (!options_.takes_api_jobs || options_.api_broker != nullptr) return out;
   std::map<std::string, std::vector<int64_t>> by_owner;  // owners gone -> their jobs
   std::vector<Lease> leases;
   if (!options_.owner.empty()) {
@@ -45,7 +46,7 @@ Result<std::vector<Job>> Engine::AdoptableApiJobs(const std::vector<Job>& jobs) 
 }
 
 void Engine::AdoptOrphans() {
-  if (options_.owner.empty() || !options_.takes_api_jobs) return;
+  if (options_.owner.empty() || !options_.takes_api_jobs || options_.api_broker != nullptr) return;
   int64_t mono = clock_->MonotonicMicros();
   if (mono - last_adopt_ < SecondsToMicros(options_.adopt_interval_s)) return;
   last_adopt_ = mono;

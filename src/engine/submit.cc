@@ -10,7 +10,8 @@
 namespace sluice {
 
 void Engine::SubmitAsync(Job job, SubmitCallback done) {
-  if (job.kind != handler_->kind()) {
+  // In a cluster any worker of any process may run it: the daemon decided the kind is one.
+  if (job.kind != handler_->kind() && options_.api_broker == nullptr) {
     return done(Status::InvalidArgument("unknown kind '" + job.kind + "' (this daemon runs '" +
                                         std::string(handler_->kind()) + "' jobs)"));
   }
@@ -30,7 +31,7 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
   auto id = ids_->Next();
   if (!id.ok()) return done(id.status());
   job.id = *id;
-  {
+  if (options_.api_broker == nullptr) {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_[job.id] = Tracked{job};
     api_ids_.insert(job.id);
@@ -38,7 +39,12 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
   // Runs on the writer thread once the registration committed or was refused.
   auto committed = [this, job, done = std::move(done)](const Status& st) {
     if (st.ok()) {
-      broker_->Push(Ticket{job.id, job.priority, job.created_at * 1000, job.run_at});
+      if (options_.api_broker != nullptr) {
+        options_.api_broker->Push(Ticket{job.id, job.priority, job.created_at * 1000, job.run_at,
+                                         BrokerQueue(job.queue, job.kind)});
+      } else {
+        broker_->Push(Ticket{job.id, job.priority, job.created_at * 1000, job.run_at});
+      }
       return done(SubmitResult{job, true});
     }
     {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "core/identity.h"
 
@@ -250,7 +251,9 @@ std::vector<std::string> RedisBroker::Queues(Link* link) {
     if (r.ok()) {
       queues_at_ = now;
       queues_.clear();
-      for (const auto& e : r->elements) queues_.push_back(e.str);
+      for (const auto& e : r->elements) {
+        if (!options_.serves || options_.serves(e.str)) queues_.push_back(e.str);
+      }
       std::sort(queues_.begin(), queues_.end());
     }
   }
@@ -506,11 +509,23 @@ void RedisBroker::Extend(const Ticket& t) {
 }
 
 void RedisBroker::Close() {
+  std::deque<Buffered> unread;
   {
     std::lock_guard<std::mutex> lock(buf_mu_);
+    if (closed_) return;
     closed_ = true;
+    unread.swap(buffer_);
   }
   buf_cv_.notify_all();
+  // Read ahead and never handed out: given back at once (a copy for any consumer, this
+  // one's entry acknowledged), not left to lapse with the lease and count as a delivery.
+  for (const Buffered& b : unread) {
+    if (b.ticket.dead) continue;  // moved to the dead-letter stream already; its job fails
+    Ticket copy = b.ticket;
+    copy.delivery.clear();
+    Push(copy);
+    Ack(b.ticket);
+  }
 }
 
 Result<std::vector<StreamStats>> RedisBroker::Stats() const {
@@ -583,7 +598,9 @@ Result<std::vector<std::string>> RedisBroker::ServedQueues() const {
   auto r = Run(cmd_.get(), {"SMEMBERS", options_.prefix + ":queues"});
   if (!r.ok()) return r.status();
   std::vector<std::string> queues;
-  for (const auto& e : r->elements) queues.push_back(e.str);
+  for (const auto& e : r->elements) {
+    if (!options_.serves || options_.serves(e.str)) queues.push_back(e.str);
+  }
   std::sort(queues.begin(), queues.end());
   return queues;
 }
@@ -603,6 +620,35 @@ size_t RedisBroker::SumOverQueues(const char* command, const std::string& kind) 
 size_t RedisBroker::DelayedCount() const { return SumOverQueues("ZCARD", "delayed"); }
 
 size_t RedisBroker::DeadCount() const { return SumOverQueues("XLEN", "dead"); }
+
+Result<std::set<int64_t>> RedisBroker::HeldJobIds() const {
+  std::lock_guard<std::mutex> lock(cmd_mu_);
+  auto queues = Run(cmd_.get(), {"SMEMBERS", options_.prefix + ":queues"});
+  if (!queues.ok()) return queues.status();
+  std::set<int64_t> held;
+  for (const redis::Reply& q : queues->elements) {
+    for (int high = 1; high >= 0; --high) {
+      for (int s = 0; s < options_.shards; ++s) {
+        std::string key = StreamKey(q.str, high, s), from = "-";
+        while (true) {
+          auto r = Run(cmd_.get(), {"XRANGE", key, from, "+", "COUNT", "5000"});
+          if (!r.ok()) return r.status();
+          for (const redis::Reply& entry : r->elements) {
+            if (auto t = FromEntry(key, entry)) held.insert(t->job_id);
+          }
+          if (r->elements.size() < 5000) break;
+          from = "(" + r->elements.back().elements[0].str;
+        }
+      }
+    }
+    auto delayed = Run(cmd_.get(), {"ZRANGE", options_.prefix + ":delayed:" + q.str, "0", "-1"});
+    if (!delayed.ok()) return delayed.status();
+    for (const redis::Reply& m : delayed->elements) {
+      held.insert(std::strtoll(m.str.c_str(), nullptr, 10));
+    }
+  }
+  return held;
+}
 
 BrokerCounters RedisBroker::counters() const {
   return {counters_.push_failures.load(), counters_.reclaims.load(), counters_.dead_letters.load()};

@@ -91,6 +91,9 @@ class RedisBroker : public Broker {
   // Every stream of the served queues; Unavailable when Redis cannot be asked.
   Result<std::vector<StreamStats>> Stats() const;
   BrokerCounters counters() const;
+  // The job ids of every ticket Redis holds, in any queue: waiting, handed out and not
+  // acknowledged, or delayed (for the reconciler). Unavailable when Redis cannot be asked.
+  Result<std::set<int64_t>> HeldJobIds() const;
   // "host H port P db N" (never a password).
   std::string server() const;
   // The shard of a job id: a stable hash, the same on every process and release.

@@ -1,0 +1,220 @@
+"""A cluster: `sluice serve --broker` and `sluice worker` processes sharing one PostgreSQL
+database and one Redis. HTTP jobs go to any worker; a worker killed or paused past its lease
+loses its jobs to another, and a late result is dropped by the fence; a job whose worker dies
+every time ends as a dead letter; what Redis loses is published again by the reconciler."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+import urllib.request
+
+import harness
+
+LEASE = "2"  # seconds: short, so the tests wait little
+
+
+class Cluster:
+    """One database, one Redis of the test's own, a `serve` with the API, and workers."""
+
+    def __init__(self, tag):
+        self.database = harness.pg_database(tag)
+        self.redis = harness.RedisServer()
+        self.url = self.redis.url + "/0"
+        self.serve = harness.Sandbox(api=True, database=self.database)
+        self.workers = []  # (process, log path)
+
+    def start_serve(self, *extra):
+        self.serve.start("--broker", self.url, "--lease", LEASE, "--reconcile-interval", "1",
+                         *extra)
+        return self.serve.wait_for_api()
+
+    def worker(self, *extra, burst=False):
+        log = os.path.join(self.serve.dir, "worker%d.log" % len(self.workers))
+        args = [harness.SLUICE, "worker", "-d", self.database, "--broker", self.url,
+                "--lease", LEASE, "--reconcile-interval", "1", "--retry-delay", "0.1"]
+        args += (["--burst"] if burst else []) + list(extra)
+        proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        self.workers.append((proc, log))
+        return proc, log
+
+    def submit(self, payload, kind="exec", **fields):
+        body = dict(fields, kind=kind, payload=payload)
+        req = urllib.request.Request("http://127.0.0.1:%d/api/v1/jobs" % self.serve.port,
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())["id"]
+
+    def states(self):
+        return dict(self.serve.query("SELECT id, state FROM jobs"))
+
+    def wait_all_ended(self, count, timeout=120):
+        def ended():
+            s = self.states()
+            return len(s) == count and all(v in ("succeeded", "failed") for v in s.values())
+        self.serve.wait_for(ended, timeout, "every job to end")
+
+    def final_events(self):
+        """job id -> how many final state events it has."""
+        rows = self.serve.query("SELECT job_id FROM events WHERE type IN "
+                                "('job.succeeded', 'job.failed', 'job.cancelled')")
+        out = {}
+        for (job_id,) in rows:
+            out[job_id] = out.get(job_id, 0) + 1
+        return out
+
+    def close(self):
+        for proc, _ in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+        self.serve.close()
+        self.redis.close()
+
+
+def log_of(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+class RefusedTest(unittest.TestCase):
+    def test_a_broker_needs_a_shared_database(self):
+        box = harness.Sandbox()
+        try:
+            r = box.burst("--broker", "redis://127.0.0.1:9/0")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("--broker needs a database every process of the cluster shares",
+                          r.stderr)
+            r = box.sluice("worker", "-d", box.database, "--broker", "redis://127.0.0.1:9/0")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("needs the cluster's database", r.stderr)
+            r = box.sluice("worker", "-d", harness.pg_database("w"))
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("needs --broker", r.stderr)
+        finally:
+            box.close()
+
+    def test_a_shard_count_other_than_the_clusters_is_refused(self):
+        c = Cluster("shards")
+        try:
+            c.start_serve("--kind", "exec")
+            proc, log = c.worker("--shards", "4", "--kind", "exec")
+            self.assertNotEqual(proc.wait(timeout=30), 0)
+            self.assertIn("shards", log_of(log))
+            self.assertIn("8", log_of(log))
+        finally:
+            c.close()
+
+
+class ClusterTest(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster("cl")
+
+    def tearDown(self):
+        self.c.close()
+
+    def test_jobs_spread_over_workers_and_survive_a_kill(self):
+        self.c.start_serve("--kind", "exec", "--max-workers", "2")
+        for _ in range(2):
+            self.c.worker("--kind", "exec", "--max-workers", "3")
+        ids = [self.c.submit(["/bin/sh", "-c", "sleep 0.05; echo job %d" % i])
+               for i in range(150)]
+        victim, _ = self.c.workers[0]
+        self.c.serve.wait_for(lambda: sum(1 for s in self.c.states().values()
+                                          if s == "succeeded") >= 30, 60, "30 jobs done")
+        victim.kill()
+        victim.wait()
+        self.c.worker("--kind", "exec", "--max-workers", "3")
+        self.c.wait_all_ended(len(ids), timeout=120)
+        self.assertEqual(set(self.c.states().values()), {"succeeded"})
+        # Every job ended once: one final state event each, none applied twice.
+        self.assertEqual(self.c.final_events(), {i: 1 for i in ids})
+        owners = {o for (o,) in self.c.serve.query("SELECT DISTINCT lease_owner FROM jobs")}
+        self.assertGreaterEqual(len(owners), 3, owners)  # serve and the workers all took some
+
+    def test_a_paused_workers_late_result_is_dropped(self):
+        # serve runs no exec jobs: only the workers do.
+        self.c.start_serve()
+        a, a_log = self.c.worker("--kind", "exec")
+        job = self.c.submit(["/bin/sh", "-c", "sleep 3; echo slow"])
+        self.c.serve.wait_for(lambda: self.c.states().get(job) == "running", 30, "a claim")
+        a.send_signal(signal.SIGSTOP)
+        b, b_log = self.c.worker("--kind", "exec")
+        self.c.wait_all_ended(1, timeout=60)
+        self.assertEqual(self.c.states()[job], "succeeded")
+        a.send_signal(signal.SIGCONT)
+        self.c.serve.wait_for(lambda: "result dropped" in log_of(a_log) or
+                              "was taken over" in log_of(a_log), 30, "a's result to be dropped")
+        time.sleep(1)
+        owner, attempts = self.c.serve.query(
+            "SELECT lease_owner, attempts FROM jobs WHERE id = ?", job)[0]
+        self.assertIn(":%d:" % b.pid, owner)
+        self.assertEqual(attempts, 2)  # the lost try counted
+        self.assertEqual(self.c.final_events(), {job: 1})
+        log = self.c.serve.query("SELECT data FROM events WHERE job_id = ? AND type = 'job.log'",
+                                 job)
+        claims = [json.loads(d)["line"] for (d,) in log if "claimed by" in d]
+        self.assertEqual(len(claims), 2, claims)
+
+    def test_a_job_whose_worker_always_dies_is_a_dead_letter(self):
+        self.c.start_serve()  # kcidb only: the exec job is the workers'
+        job = self.c.submit(["/bin/sh", "-c", "kill -9 $PPID; sleep 5"])
+        deaths = 0
+        deadline = time.time() + 90
+        while self.c.states().get(job) not in ("failed", "succeeded"):
+            self.assertLess(time.time(), deadline, "the job never ended")
+            if not any(p.poll() is None for p, _ in self.c.workers):
+                if self.c.workers:
+                    deaths += 1
+                self.c.worker("--kind", "exec", "--max-deliveries", "2")
+            time.sleep(0.2)
+        self.assertEqual(self.c.states()[job], "failed")
+        code, message, detail = self.c.serve.query(
+            "SELECT error_code, error_message, error_detail FROM jobs WHERE id = ?", job)[0]
+        self.assertEqual(code, "dead_letter")
+        self.assertIn("handed out 2 times", message)
+        self.assertEqual(json.loads(detail)["deliveries"], 2)
+        self.assertEqual(deaths, 2)
+        self.assertEqual(self.c.redis.cli("XLEN", "sluice:dead:default/exec"), ["1"])
+        failed = self.c.serve.sluice("jobs", "--database", self.c.database, "--state", "failed")
+        self.assertIn("dead_letter", failed.stdout + failed.stderr)
+
+    def test_jobs_redis_lost_are_published_again(self):
+        self.c.start_serve()
+        ids = [self.c.submit(["/bin/echo", str(i)]) for i in range(40)]
+        # Nobody runs exec jobs yet: serve puts them back. Redis forgets every ticket.
+        time.sleep(1.5)
+        held = sum(int(self.c.redis.cli("XLEN", "sluice:ready:default/exec:lo:%d" % s)[0])
+                   for s in range(8))
+        self.assertEqual(held, 40)  # 8 shards by default
+        self.c.redis.cli("FLUSHALL")
+        self.c.worker("--kind", "exec")
+        self.c.wait_all_ended(len(ids), timeout=60)
+        self.assertEqual(set(self.c.states().values()), {"succeeded"})
+        self.assertEqual(self.c.final_events(), {i: 1 for i in ids})
+        self.assertIn("reconciler: published", self.c.serve.daemon_log())
+
+    def test_burst_and_sigterm(self):
+        self.c.start_serve()
+        slow = self.c.submit(["/bin/sh", "-c", "sleep 2; echo slow"])
+        w, w_log = self.c.worker("--kind", "exec")
+        self.c.serve.wait_for(lambda: "claimed by" in log_of(w_log) or self.c.serve.query(
+            "SELECT lease_owner FROM jobs WHERE id = ? AND state = 'running'", slow), 30,
+            "the worker's claim")
+        w.send_signal(signal.SIGTERM)
+        self.assertEqual(w.wait(timeout=30), 0, log_of(w_log))
+        self.assertEqual(self.c.states()[slow], "succeeded")  # finished before the exit
+        self.assertIn("finishing the jobs in hand", log_of(w_log))
+        ids = [self.c.submit(["/bin/echo", str(i)]) for i in range(20)]
+        b, b_log = self.c.worker("--kind", "exec", burst=True)
+        self.assertEqual(b.wait(timeout=60), 0, log_of(b_log))
+        states = self.c.states()
+        self.assertEqual({states[i] for i in ids}, {"succeeded"})
+
+
+if __name__ == "__main__":
+    harness.main()
