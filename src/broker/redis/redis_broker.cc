@@ -217,9 +217,13 @@ void RedisBroker::Push(const Ticket& t) {
   std::string key = StreamKey(queue, t.priority > 0, ShardOf(t.job_id, options_.shards));
   std::lock_guard<std::mutex> lock(cmd_mu_);
   Status st;
-  if (!registered_.count(queue)) {
+  // Said again every second: a Redis restarted empty (or FLUSHALL) forgets the queues, and
+  // readers find streams only through this set.
+  int64_t mono = clock_->MonotonicMicros();
+  auto said = registered_.find(queue);
+  if (said == registered_.end() || mono - said->second >= kQueuesEveryUs) {
     auto r = Run(cmd_.get(), {"SADD", options_.prefix + ":queues", queue});
-    if (r.ok()) registered_.insert(queue);
+    if (r.ok()) registered_[queue] = mono;
     st = r.status();
   }
   if (st.ok()) {

@@ -150,7 +150,8 @@ class RedisBroker : public Broker {
   int64_t queues_at_ = 0, promoted_at_ = 0, reclaimed_at_ = 0, next_due_ = 0;
   std::map<std::string, std::string> cursors_;  // XAUTOCLAIM position per stream
 
-  std::set<std::string> registered_;  // queues added to P:queues (under cmd_mu_)
+  // Queues added to P:queues -> when (monotonic micros; under cmd_mu_).
+  std::map<std::string, int64_t> registered_;
   mutable std::mutex outage_mu_;
   mutable bool outage_ = false;
   mutable int64_t outage_since_ = 0;
