@@ -7,7 +7,7 @@
 namespace sluice::api {
 
 std::string RenderMetrics(const std::vector<const Engine*>& engines, const EventHub& hub,
-                          Store* store) {
+                          Store* store, const std::function<void(Exposition*)>& more) {
   Exposition x;
   std::vector<EngineSnapshot> snaps;
   for (const Engine* e : engines) snaps.push_back(e->Snapshot());
@@ -105,6 +105,7 @@ std::string RenderMetrics(const std::vector<const Engine*>& engines, const Event
       }
     }
   }
+  if (more) more(&x);
   return x.text();
 }
 

@@ -76,6 +76,57 @@ void ClusterNode::Tick() {
   }
 }
 
+void ClusterNode::AppendMetrics(Exposition* x) const {
+  auto stats = broker_->Stats();
+  x->Family("sluice_broker_up", "gauge", "1 while the cluster's Redis answers.");
+  x->Sample("sluice_broker_up", {}, stats.ok() ? 1 : 0);
+  if (stats.ok()) {
+    x->Family("sluice_broker_stream_entries", "gauge",
+              "Tickets a stream holds (waiting and handed out), by queue/kind, class and shard.");
+    auto labels = [](const StreamStats& s) {
+      return Labels{{"queue", s.queue}, {"class", s.high ? "hi" : "lo"},
+                    {"shard", std::to_string(s.shard)}};
+    };
+    for (const StreamStats& s : *stats) {
+      x->Sample("sluice_broker_stream_entries", labels(s), static_cast<double>(s.length));
+    }
+    x->Family("sluice_broker_stream_pending", "gauge",
+              "Tickets handed out and not acknowledged (their jobs run).");
+    for (const StreamStats& s : *stats) {
+      x->Sample("sluice_broker_stream_pending", labels(s), static_cast<double>(s.pending));
+    }
+    x->Family("sluice_broker_oldest_pending_seconds", "gauge",
+              "Idle time of the oldest ticket handed out (its holder's last renewal).");
+    for (const StreamStats& s : *stats) {
+      x->Sample("sluice_broker_oldest_pending_seconds", labels(s), s.oldest_pending_ms / 1e3);
+    }
+  }
+  x->Family("sluice_broker_dead_letters", "gauge", "Tickets in the dead-letter streams.");
+  x->Sample("sluice_broker_dead_letters", {}, static_cast<double>(broker_->DeadCount()));
+  BrokerCounters bc = broker_->counters();
+  x->Family("sluice_broker_reclaims_total", "counter",
+            "Tickets this process took over from a consumer whose lease lapsed.");
+  x->Sample("sluice_broker_reclaims_total", {}, static_cast<double>(bc.reclaims));
+  x->Family("sluice_broker_push_failures_total", "counter",
+            "Tickets Redis did not take (the reconciler publishes them again).");
+  x->Sample("sluice_broker_push_failures_total", {}, static_cast<double>(bc.push_failures));
+  if (!worker_) return;
+  const ClusterWorkerCounters& c = worker_->counters();
+  x->Family("sluice_cluster_jobs_total", "counter",
+            "HTTP jobs this process's cluster workers ended, by outcome.");
+  x->Sample("sluice_cluster_jobs_total", {{"outcome", "succeeded"}},
+            static_cast<double>(c.succeeded.load()));
+  x->Sample("sluice_cluster_jobs_total", {{"outcome", "failed"}},
+            static_cast<double>(c.failed.load()));
+  x->Sample("sluice_cluster_jobs_total", {{"outcome", "dead_letter"}},
+            static_cast<double>(c.dead_letters.load()));
+  x->Family("sluice_cluster_fenced_total", "counter",
+            "Results dropped because their claim had been taken over by another worker.");
+  x->Sample("sluice_cluster_fenced_total", {}, static_cast<double>(c.fenced.load()));
+  x->Family("sluice_cluster_jobs_in_hand", "gauge", "Jobs this process's workers hold now.");
+  x->Sample("sluice_cluster_jobs_in_hand", {}, static_cast<double>(worker_->InHand()));
+}
+
 void ClusterNode::RequestStop() {
   if (worker_) worker_->RequestStop();
   if (broker_) broker_->Close();

@@ -13,6 +13,7 @@
 
 #include "broker/redis/redis_broker.h"
 #include "cli/serve.h"
+#include "core/metrics.h"
 #include "engine/cluster_worker.h"
 #include "engine/ownership.h"
 #include "engine/reconciler.h"
@@ -42,6 +43,8 @@ class ClusterNode {
   bool Done() const { return !worker_ || worker_->Done(); }
   void Wait();
   const ClusterWorker* worker() const { return worker_.get(); }
+  // The broker's streams and the workers' counters, for /metrics.
+  void AppendMetrics(Exposition* x) const;
   const RedisBroker& redis() const { return *broker_; }
 
  private:

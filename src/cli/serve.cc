@@ -477,8 +477,10 @@ int RunServe(ServeFlags f) {
     }
     return out;
   };
-  deps.metrics = [&spools, &hub, &store] {
-    return api::RenderMetrics(spools.engines(), hub, store->get());
+  deps.metrics = [&spools, &hub, &store, &cluster] {
+    std::function<void(Exposition*)> more;
+    if (cluster) more = [&cluster](Exposition* x) { cluster->AppendMetrics(x); };
+    return api::RenderMetrics(spools.engines(), hub, store->get(), more);
   };
   deps.submit = [&spools, &cluster](Job job, api::RouterDeps::SubmitDone done) {
     Engine* engine = spools.ForKind(job.kind);

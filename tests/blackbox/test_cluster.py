@@ -135,6 +135,18 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.final_events(), {i: 1 for i in ids})
         owners = {o for (o,) in self.c.serve.query("SELECT DISTINCT lease_owner FROM jobs")}
         self.assertGreaterEqual(len(owners), 3, owners)  # serve and the workers all took some
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.c.serve.port) as resp:
+            text = resp.read().decode()
+        check = subprocess.run(["promtool", "check", "metrics"], input=text,
+                               capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn("sluice_broker_up 1", text)
+        self.assertIn('sluice_broker_stream_entries{queue="default/exec",class="lo",shard="0"} 0',
+                      text)
+        done = [l for l in text.splitlines()
+                if l.startswith('sluice_cluster_jobs_total{outcome="succeeded"}')]
+        self.assertEqual(len(done), 1, text)
+        self.assertGreater(float(done[0].split()[-1]), 0)
 
     def test_a_paused_workers_late_result_is_dropped(self):
         # serve runs no exec jobs: only the workers do.
