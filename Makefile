@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 SPOOL ?= var/spool
 DEMO_COUNT ?= 2000
 
-.PHONY: deps build run test unit-asan bench fuzz soak format clean
+.PHONY: deps build run cluster test unit-asan bench fuzz soak format clean
 
 deps:
 	@scripts/install-deps
@@ -20,6 +20,10 @@ build: deps $(BUILD)/Makefile
 
 run: build
 	scripts/run-demo $(BUILD)/sluice $(SPOOL) $(DEMO_COUNT)
+
+# Two `serve` and two `worker` on a throwaway PostgreSQL and Redis, until Ctrl-C.
+cluster: build
+	scripts/run-cluster $(BUILD)/sluice
 
 unit-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
