@@ -419,6 +419,7 @@ int RunServe(ServeFlags f) {
     for (SpoolSpec& spec : *specs) spec.flags.engine.api_broker = cluster->broker();
   }
   SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
+  spools.SetCluster(cluster != nullptr);
   st = spools.Start(std::move(*specs), uploader.get());
   if (!st.ok()) return ExitCode(st);
   if (cluster) {

@@ -230,6 +230,8 @@ Engine* SpoolSet::FirstEngine() const {
 Result<Engine*> SpoolSet::ForJob(int64_t id) const {
   auto job = store_->GetJob(id);
   if (!job.ok()) return job.status();
+  // A cluster's HTTP jobs run on any process: any engine answers for them.
+  if (job->spool.empty() && cluster_ && FirstEngine() != nullptr) return FirstEngine();
   for (const auto& s : spools_) {
     if (!s->engine) continue;
     if (job->spool.empty() ? s->engine->kind() == job->kind

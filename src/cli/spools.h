@@ -60,6 +60,8 @@ class SpoolSet {
   // The engine that runs jobs of `kind` (the first), or of job `id` (by its spool).
   Engine* ForKind(const std::string& kind) const;
   Result<Engine*> ForJob(int64_t id) const;
+  // HTTP jobs are a cluster's (--broker): any engine answers for them (ForJob).
+  void SetCluster(bool cluster) { cluster_ = cluster; }
   // The first spool's engine (null with queuedirs only).
   Engine* FirstEngine() const;
 
@@ -67,6 +69,7 @@ class SpoolSet {
   Store* store_;
   EngineShared shared_;
   std::vector<std::unique_ptr<RunningSpool>> spools_;
+  bool cluster_ = false;
 };
 
 }  // namespace sluice::cli

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 import harness
@@ -209,6 +210,30 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(set(self.c.states().values()), {"succeeded"})
         self.assertEqual(self.c.final_events(), {i: 1 for i in ids})
         self.assertIn("reconciler: published", self.c.serve.daemon_log())
+
+    def post(self, path):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.c.serve.port, path),
+                                     data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def test_cancel_refused_retry_runs_again_on_a_worker(self):
+        self.c.start_serve()  # kcidb only: exec jobs are the workers'
+        job = self.c.submit(["/bin/sh", "-c", "echo no; exit 3"])
+        code, body = self.post("/api/v1/jobs/%d/cancel" % job)
+        self.assertEqual(code, 409, body)
+        self.assertIn("cluster", body["error"]["message"])
+        self.c.worker("--kind", "exec")
+        self.c.wait_all_ended(1)
+        self.assertEqual(self.c.states()[job], "failed")
+        code, body = self.post("/api/v1/jobs/%d/retry" % job)
+        self.assertEqual(code, 200, body)
+        self.c.serve.wait_for(lambda: len(self.c.serve.query(
+            "SELECT id FROM events WHERE job_id = ? AND type = 'job.failed'", job)) == 2, 30,
+            "the retried job to fail again")
 
     def test_burst_and_sigterm(self):
         self.c.start_serve()
