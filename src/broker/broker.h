@@ -70,6 +70,10 @@ class Broker {
   virtual std::optional<Ticket> Pop(std::chrono::milliseconds wait) = 0;
   // The popped ticket's job is done (its final state committed): never hand it out again.
   virtual void Ack(const Ticket& t) = 0;
+  // Ack of each of `tickets` (a distributed broker sends them in one round trip).
+  virtual void AckAll(const std::vector<Ticket>& tickets) {
+    for (const Ticket& t : tickets) Ack(t);
+  }
   // The popped ticket's job is still running: its lease starts again.
   virtual void Extend(const Ticket& t) = 0;
   // Wakes every waiting Pop(); later Pops return nullopt at once.

@@ -46,6 +46,7 @@ Status ClusterWorker::Start() {
   for (int i = 0; i < std::max(1, options_.max_workers); ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
+  claimer_ = std::thread([this] { ClaimLoop(); });
   renewer_ = std::thread([this] { RenewLoop(); });
   started_ = true;
   return Status::Ok();
@@ -53,11 +54,13 @@ Status ClusterWorker::Start() {
 
 void ClusterWorker::RequestStop() {
   stop_ = true;
+  ready_cv_.notify_all();
   broker_->Close();  // wakes the workers' Pops; tickets read ahead go back to the streams
 }
 
 void ClusterWorker::Wait() {
   if (!started_.exchange(false)) return;
+  if (claimer_.joinable()) claimer_.join();
   for (auto& w : workers_) w.join();
   workers_.clear();
   writer_->StopAndDrain();  // the last results commit, and their tickets are acknowledged
@@ -70,72 +73,136 @@ size_t ClusterWorker::InHand() const {
   return claims_.size();
 }
 
-void ClusterWorker::WorkerLoop() {
-  pthread_setname_np(pthread_self(), "sluice-cworker");
+void ClusterWorker::ClaimLoop() {
+  pthread_setname_np(pthread_self(), "sluice-claimer");
+  // Claimed ahead of the workers, up to this many: larger claim batches (one transaction
+  // each) and fewer idle workers, for leases renewed meanwhile.
+  size_t slots = 4 * static_cast<size_t>(std::max(1, options_.max_workers));
   while (!stop_) {
+    size_t room;
+    {
+      // Claims only what a worker can start now: a claimed job waiting here holds a lease.
+      std::unique_lock<std::mutex> lock(ready_mu_);
+      ready_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
+        return stop_ || busy_ + ready_.size() < slots;
+      });
+      if (stop_) break;
+      if (busy_ + ready_.size() >= slots) continue;
+      room = slots - busy_ - ready_.size();
+    }
+    std::vector<Ticket> tickets;
     std::optional<Ticket> t = broker_->Pop(std::chrono::milliseconds(200));
     if (!t) continue;
-    busy_++;
-    if (stop_ && !t->dead) {
+    tickets.push_back(std::move(*t));
+    while (tickets.size() < room) {
+      t = broker_->Pop(std::chrono::milliseconds(0));
+      if (!t) break;
+      tickets.push_back(std::move(*t));
+    }
+    if (stop_) {
       // Stopping, not claimed: given back for another worker (no delivery counted).
-      Ticket copy = *t;
-      copy.delivery.clear();
-      broker_->Push(copy);
-      broker_->Ack(*t);
-      busy_--;
+      for (const Ticket& give : tickets) {
+        if (give.dead) continue;
+        Ticket copy = give;
+        copy.delivery.clear();
+        broker_->Push(copy);
+        broker_->Ack(give);
+      }
       break;
     }
-    if (t->dead) {
-      DeadLetter(*t);
-    } else if (auto job = ClaimFor(*t)) {
-      Run(*t, std::move(*job));
-    }
-    busy_--;
+    ClaimBatch(tickets);
   }
+  std::lock_guard<std::mutex> lock(ready_mu_);
+  claimer_done_ = true;
+  ready_cv_.notify_all();
 }
 
-std::optional<Job> ClusterWorker::ClaimFor(const Ticket& t) {
-  int64_t now = clock_->NowMicros();
-  auto claimed = store_->ClaimJobs({t.job_id}, options_.owner, now + Micros(options_.lease_s), now);
-  if (!claimed.ok()) {
-    // The store is away: the ticket stays pending and comes back after its lease.
-    spdlog::warn("job {}: cannot claim it: {}", t.job_id, claimed.status().message());
-    return std::nullopt;
+void ClusterWorker::ClaimBatch(const std::vector<Ticket>& tickets) {
+  std::vector<int64_t> ids;
+  std::map<int64_t, const Ticket*> by_id;  // one ticket per job; a second one is dropped
+  std::vector<const Ticket*> extra;
+  for (const Ticket& t : tickets) {
+    if (t.dead) {
+      DeadLetter(t);
+    } else if (by_id.emplace(t.job_id, &t).second) {
+      ids.push_back(t.job_id);
+    } else {
+      extra.push_back(&t);
+    }
   }
-  if (claimed->empty()) {
+  for (const Ticket* t : extra) {
     counters_.dropped++;
-    broker_->Ack(t);
-    return std::nullopt;
+    broker_->Ack(*t);
   }
-  Job job = std::move(claimed->front());
-  if (!handlers_.count(job.kind)) {
-    // Its queue said another kind (a job whose kind was changed by hand?): not run here; the
-    // claim lapses with the lease and the ticket goes to another worker.
-    spdlog::error("job {}: a '{}' job came through queue {}; this process does not run it",
-                  job.id, job.kind, t.queue);
-    return std::nullopt;
+  if (ids.empty()) return;
+  int64_t now = clock_->NowMicros();
+  // One transaction claims them all, one query reads their payloads.
+  auto claimed = store_->ClaimJobs(ids, options_.owner, now + Micros(options_.lease_s), now);
+  Status st = claimed.status();
+  if (st.ok()) st = store_->FillPayloads(&*claimed);
+  if (!st.ok()) {
+    // The store is away: the tickets stay pending and come back after their lease.
+    spdlog::warn("cannot claim {} jobs: {}", ids.size(), st.message());
+    return;
   }
-  counters_.claimed++;
-  std::vector<Job> one = {job};
-  Status filled = store_->FillPayloads(&one);
-  if (!filled.ok()) {
-    spdlog::warn("job {}: cannot read its payload: {}", job.id, filled.message());
-    return std::nullopt;
+  std::vector<std::pair<Ticket, Job>> runnable;
+  for (Job& job : *claimed) {
+    const Ticket& t = *by_id.at(job.id);
+    by_id.erase(job.id);
+    if (!handlers_.count(job.kind)) {
+      // Its queue said another kind (a job whose kind was changed by hand?): not run here;
+      // the claim lapses with the lease and the ticket goes to another worker.
+      spdlog::error("job {}: a '{}' job came through queue {}; this process does not run it",
+                    job.id, job.kind, t.queue);
+      continue;
+    }
+    counters_.claimed++;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      claims_[job.id] = Claim{t, job.lease_epoch, false};
+    }
+    JobUpdate u = UpdateOf(job);
+    u.epoch = job.lease_epoch;
+    char line[160];
+    std::snprintf(line, sizeof(line), "claimed by %s (attempt %d, delivery %d)",
+                  options_.owner.c_str(), job.attempts, t.deliveries);
+    u.events.push_back(LogEvent(job, now, line));
+    u.events.push_back(StateEvent(job, now));
+    writer_->Update(std::move(u));
+    runnable.emplace_back(t, std::move(job));
   }
-  job = std::move(one.front());
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    claims_[job.id] = Claim{t, job.lease_epoch, false};
+  // Not claimable (ended, cancelled, held by a live claim elsewhere, not due): dropped. The
+  // reconciler publishes again a waiting job no stream holds.
+  for (const auto& [id, t] : by_id) {
+    counters_.dropped++;
+    broker_->Ack(*t);
   }
-  JobUpdate u = UpdateOf(job);
-  u.epoch = job.lease_epoch;
-  char line[160];
-  std::snprintf(line, sizeof(line), "claimed by %s (attempt %d, delivery %d)",
-                options_.owner.c_str(), job.attempts, t.deliveries);
-  u.events.push_back(LogEvent(job, now, line));
-  u.events.push_back(StateEvent(job, now));
-  writer_->Update(std::move(u));
-  return job;
+  if (runnable.empty()) return;
+  std::lock_guard<std::mutex> lock(ready_mu_);
+  for (auto& r : runnable) ready_.push_back(std::move(r));
+  ready_cv_.notify_all();
+}
+
+void ClusterWorker::WorkerLoop() {
+  pthread_setname_np(pthread_self(), "sluice-cworker");
+  while (true) {
+    std::pair<Ticket, Job> next;
+    {
+      // Claimed jobs run even when stopping: they are in hand.
+      std::unique_lock<std::mutex> lock(ready_mu_);
+      ready_cv_.wait(lock, [&] { return !ready_.empty() || claimer_done_; });
+      if (ready_.empty()) return;
+      next = std::move(ready_.front());
+      ready_.pop_front();
+      busy_++;
+    }
+    Run(next.first, std::move(next.second));
+    {
+      std::lock_guard<std::mutex> lock(ready_mu_);
+      busy_--;
+    }
+    ready_cv_.notify_all();
+  }
 }
 
 void ClusterWorker::Run(const Ticket& t, Job job) {
@@ -288,6 +355,7 @@ void ClusterWorker::AfterCommit(WriteBatch& committed) {
       claims_.erase(id);
     }
   }
+  std::vector<Ticket> done;
   for (auto& [t, again] : acks) {
     if (again) {
       Ticket next = *again;
@@ -296,8 +364,9 @@ void ClusterWorker::AfterCommit(WriteBatch& committed) {
       next.dead = false;
       broker_->Push(next);
     }
-    broker_->Ack(t);
+    done.push_back(std::move(t));
   }
+  broker_->AckAll(done);
 }
 
 void ClusterWorker::RenewLoop() {
@@ -344,7 +413,12 @@ void ClusterWorker::RenewLoop() {
 void ClusterWorker::MaybeFinishBurst() {
   if (stop_) return;
   int64_t mono = clock_->MonotonicMicros();
-  bool idle = busy_ == 0 && writer_->Pending() == 0;
+  bool idle;
+  {
+    std::lock_guard<std::mutex> lock(ready_mu_);
+    idle = busy_ == 0 && ready_.empty();
+  }
+  idle = idle && writer_->Pending() == 0;
   if (idle) {
     std::lock_guard<std::mutex> lock(mu_);
     idle = claims_.empty() && unacked_.empty();

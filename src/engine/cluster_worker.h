@@ -24,6 +24,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -88,9 +90,11 @@ class ClusterWorker {
     int64_t epoch = 0;
     bool lost = false;  // taken over by another worker
   };
+  // One thread takes tickets (as many as workers are free), claims their jobs in one
+  // transaction, and hands them to the workers.
+  void ClaimLoop();
+  void ClaimBatch(const std::vector<Ticket>& tickets);
   void WorkerLoop();
-  // Claims the ticket's job; nullopt when it cannot be (the ticket is acknowledged).
-  std::optional<Job> ClaimFor(const Ticket& t);
   void Run(const Ticket& t, Job job);
   void DeadLetter(const Ticket& t);
   void RenewLoop();
@@ -112,7 +116,12 @@ class ClusterWorker {
   std::map<int64_t, Claim> claims_;        // job id -> the claim this process holds
   std::map<int64_t, Ticket> unacked_;      // job id -> ticket to acknowledge after the commit
   std::mt19937_64 rng_;
-  std::atomic<int> busy_{0};  // workers between a Pop and the end of its job
+  mutable std::mutex ready_mu_;
+  std::condition_variable ready_cv_;
+  std::deque<std::pair<Ticket, Job>> ready_;  // claimed, for the next free worker
+  size_t busy_ = 0;                           // workers running a job (under ready_mu_)
+  bool claimer_done_ = false;                 // under ready_mu_
+  std::thread claimer_;
   int64_t idle_since_ = 0;    // burst: monotonic micros since nothing was held anywhere
   const std::atomic<bool> never_{false};  // handlers are not cut short: jobs in hand finish
   std::atomic<bool> stop_{false};

@@ -111,6 +111,19 @@ class RefusedTest(unittest.TestCase):
             c.close()
 
 
+class StartTogetherTest(unittest.TestCase):
+    def test_processes_started_at_once_on_a_fresh_database_all_come_up(self):
+        c = Cluster("fresh")
+        try:
+            for _ in range(4):
+                c.worker()
+            time.sleep(3)
+            for proc, log in c.workers:
+                self.assertIsNone(proc.poll(), log_of(log))
+        finally:
+            c.close()
+
+
 class ClusterTest(unittest.TestCase):
     def setUp(self):
         self.c = Cluster("cl")

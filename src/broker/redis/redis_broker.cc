@@ -163,13 +163,20 @@ void RedisBroker::BackSeen() const {
 }
 
 Result<redis::Reply> RedisBroker::Run(Link* link, const std::vector<std::string>& argv) const {
+  auto r = RunAll(link, {argv});
+  if (!r.ok()) return r.status();
+  return std::move(r->front());
+}
+
+Result<std::vector<redis::Reply>> RedisBroker::RunAll(
+    Link* link, const std::vector<std::vector<std::string>>& commands) const {
   bool was_connected = link->conn.connected();
-  auto r = RunOnce(link, argv, false);
+  auto r = RunOnce(link, commands, false);
   if (!r.ok() && r.status().code() == Code::kUnavailable && was_connected) {
-    // The connection broke under this command (a restart, a failover): connect again at once
-    // and try once more. A command that did run before the break may run twice; tickets are
-    // idempotent (a job is claimed once, whatever carries its id).
-    r = RunOnce(link, argv, true);
+    // The connection broke under these commands (a restart, a failover): connect again at
+    // once and try once more. A command that did run before the break may run twice; tickets
+    // are idempotent (a job is claimed once, whatever carries its id).
+    r = RunOnce(link, commands, true);
   }
   if (!r.ok() && r.status().code() == Code::kUnavailable) {
     OutageSeen(r.status());
@@ -179,8 +186,8 @@ Result<redis::Reply> RedisBroker::Run(Link* link, const std::vector<std::string>
   return r;
 }
 
-Result<redis::Reply> RedisBroker::RunOnce(Link* link, const std::vector<std::string>& argv,
-                                          bool now_or_never) const {
+Result<std::vector<redis::Reply>> RedisBroker::RunOnce(
+    Link* link, const std::vector<std::vector<std::string>>& commands, bool now_or_never) const {
   if (!link->conn.connected()) {
     int64_t now = clock_->MonotonicMicros();
     if (!now_or_never && now - link->tried_at < kReconnectUs) {
@@ -204,7 +211,17 @@ Result<redis::Reply> RedisBroker::RunOnce(Link* link, const std::vector<std::str
     if (!c.ok()) return c.status();
     link->conn = std::move(*c);
   }
-  auto r = link->conn.Command(argv);
+  Result<std::vector<redis::Reply>> r = Status::Ok();
+  if (commands.size() == 1) {
+    auto one = link->conn.Command(commands.front());
+    if (one.ok()) {
+      r = std::vector<redis::Reply>{std::move(*one)};
+    } else {
+      r = one.status();
+    }
+  } else {
+    r = link->conn.Pipeline(commands);
+  }
   if (!r.ok() && r.status().code() == Code::kUnavailable) {
     // Lost, or a replica that became read-only after a failover: find the master again.
     link->conn = redis::Conn();
@@ -495,13 +512,26 @@ std::optional<Ticket> RedisBroker::Pop(std::chrono::milliseconds wait) {
   }
 }
 
-void RedisBroker::Ack(const Ticket& t) {
-  std::string key, id;
-  if (t.dead || !SplitHandle(t.delivery, &key, &id)) return;  // a dead letter is off already
+void RedisBroker::Ack(const Ticket& t) { AckAll({t}); }
+
+void RedisBroker::AckAll(const std::vector<Ticket>& tickets) {
+  std::vector<std::vector<std::string>> commands;
+  std::vector<int64_t> jobs;
+  for (const Ticket& t : tickets) {
+    std::string key, id;
+    if (t.dead || !SplitHandle(t.delivery, &key, &id)) continue;  // a dead letter is off already
+    commands.push_back({"EVAL", kOwned, "1", key, kGroup, options_.consumer, id, "ack"});
+    jobs.push_back(t.job_id);
+  }
+  if (commands.empty()) return;
   std::lock_guard<std::mutex> lock(cmd_mu_);
-  auto r = Run(cmd_.get(), {"EVAL", kOwned, "1", key, kGroup, options_.consumer, id, "ack"});
-  if (r.ok() && r->Int(0) == 0) {
-    spdlog::info("job {}: its broker entry was taken over by another worker; left to it", t.job_id);
+  auto r = RunAll(cmd_.get(), commands);  // one round trip for all
+  if (!r.ok()) return;  // left pending: reclaimed after the lease, and dropped (job ended)
+  for (size_t i = 0; i < r->size() && i < jobs.size(); ++i) {
+    if ((*r)[i].Int(0) == 0) {
+      spdlog::info("job {}: its broker entry was taken over by another worker; left to it",
+                   jobs[i]);
+    }
   }
 }
 

@@ -81,6 +81,7 @@ class RedisBroker : public Broker {
   void Push(const Ticket& t) override;
   std::optional<Ticket> Pop(std::chrono::milliseconds wait) override;
   void Ack(const Ticket& t) override;
+  void AckAll(const std::vector<Ticket>& tickets) override;
   void Extend(const Ticket& t) override;
   void Close() override;
   size_t ReadyCount() const override;
@@ -115,8 +116,11 @@ class RedisBroker : public Broker {
   // One command on `link`, connecting first when needed (at most every 500 ms, unless
   // `now_or_never`); Run retries once at once when the connection broke under it.
   Result<redis::Reply> Run(Link* link, const std::vector<std::string>& argv) const;
-  Result<redis::Reply> RunOnce(Link* link, const std::vector<std::string>& argv,
-                               bool now_or_never) const;
+  // Several commands in one round trip (a pipeline), with Run's reconnection.
+  Result<std::vector<redis::Reply>> RunAll(
+      Link* link, const std::vector<std::vector<std::string>>& commands) const;
+  Result<std::vector<redis::Reply>> RunOnce(
+      Link* link, const std::vector<std::vector<std::string>>& commands, bool now_or_never) const;
   std::optional<Ticket> TakeBuffered();
   // cmd_mu_ held: the queues this broker serves (its options', or all pushed to so far).
   Result<std::vector<std::string>> ServedQueues() const;

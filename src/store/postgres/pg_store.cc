@@ -219,6 +219,17 @@ Status PgStore::DefineTables(const std::vector<TableSpec>& tables) {
     }
   }
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));
+  // Processes starting together on a fresh database (a cluster) must not both create the
+  // tables: the second waits here, then finds them made.
+  auto locked = write_.Exec("SELECT pg_advisory_lock(hashtext('sluice: object tables'))", {});
+  if (!locked.ok()) return locked.status();
+  Status st = DefineTablesLocked(tables);
+  auto unlocked = write_.Exec("SELECT pg_advisory_unlock(hashtext('sluice: object tables'))", {});
+  if (st.ok() && !unlocked.ok()) st = unlocked.status();
+  return st;
+}
+
+Status PgStore::DefineTablesLocked(const std::vector<TableSpec>& tables) {
   std::set<std::string> ran_ddl;
   std::vector<Table> defined;
   for (const TableSpec& spec : tables) {

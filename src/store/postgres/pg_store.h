@@ -144,6 +144,8 @@ class PgStore : public Store {
                                          const std::vector<pg::Param>& params);
   Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBy(
       const std::string& column);
+  // DefineTables under the advisory lock that keeps two processes from creating them at once.
+  Status DefineTablesLocked(const std::vector<TableSpec>& tables);
   Status DefineTable(const TableSpec& spec, Table* out);
   // The write's statements, or InvalidArgument naming the job and the value a column cannot
   // hold (too long for its varchar, a NUL character).
