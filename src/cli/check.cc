@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/redis/redis_broker.h"
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "spool/queuedir.h"
@@ -256,12 +257,65 @@ int RunQueuedirCheck(const CheckFlags& f) {
   return level;
 }
 
+// The cluster's streams: every queue's entries, pending ones and their idle time, dead letters.
+Verdict CheckBroker(const CheckFlags& f) {
+  RedisBrokerOptions o;
+  o.url = f.broker;
+  o.prefix = f.broker_prefix;
+  o.shards = f.shards;
+  o.consumer = "check";
+  o.timeout_ms = 5000;
+  auto broker = RedisBroker::Open(o, Clock::Real());
+  if (!broker.ok()) return Unknown("broker: " + broker.status().message());
+  auto stats = (*broker)->Stats();
+  if (!stats.ok()) return Unknown("broker: " + stats.status().message());
+  int64_t entries = 0, pending = 0, oldest_ms = 0;
+  for (const StreamStats& s : *stats) {
+    entries += s.length;
+    pending += s.pending;
+    oldest_ms = std::max(oldest_ms, s.oldest_pending_ms);
+  }
+  int64_t dead = static_cast<int64_t>((*broker)->DeadCount());
+  Verdict v;
+  std::vector<std::string> why;
+  if (dead > 0) {
+    v.level = kCritical;
+    why.push_back(std::to_string(dead) + " dead letter" + (dead == 1 ? "" : "s"));
+  }
+  if (oldest_ms / 1e3 > f.max_age_s) {
+    v.level = std::max(v.level, kWarning);
+    why.push_back("a job handed out " + std::to_string(oldest_ms / 1000) +
+                  "s ago without renewal > " + std::to_string(static_cast<long>(f.max_age_s)) +
+                  "s");
+  }
+  std::string summary;
+  for (const std::string& w : why) summary += (summary.empty() ? "" : ", ") + w;
+  if (summary.empty()) {
+    summary = std::to_string(entries - pending) + " ready, " + std::to_string(pending) +
+              " handed out, 0 dead letters";
+  }
+  v.summary = "broker " + (*broker)->server() + ": " + summary;
+  char perf[256];
+  std::snprintf(perf, sizeof(perf),
+                "broker_ready=%lld;;;0 broker_pending=%lld;;;0 broker_dead=%lld;;1;0 "
+                "broker_oldest_pending=%.0fs;%.0f;;0",
+                static_cast<long long>(entries - pending), static_cast<long long>(pending),
+                static_cast<long long>(dead), oldest_ms / 1e3, f.max_age_s);
+  v.perf = perf;
+  return v;
+}
+
 int RunCheck(const CheckFlags& f) {
   if (!f.queuedirs.empty()) return RunQueuedirCheck(f);
   std::vector<Verdict> verdicts;
+  if (!f.broker.empty()) {
+    verdicts.push_back(CheckBroker(f));
+    if (f.spool_dir.empty() && f.spool_name.empty() && !f.all) return Print(verdicts);
+  }
   if (f.spool_name.empty() && !f.all) {
     if (f.spool_dir.empty()) return Print({Unknown("give --spool-dir, or --spool NAME / --all")});
-    return Print({CheckOne(f, f.spool_dir, f.database, "")});
+    verdicts.push_back(CheckOne(f, f.spool_dir, f.database, ""));
+    return Print(verdicts);
   }
   if (f.config.empty()) return Print({Unknown("--spool and --all need --config FILE")});
   auto sections = ConfigSpoolArgs(f.config);

@@ -14,6 +14,10 @@
 // Mozilla's check_queuedir.py checks them, from the directories alone (no database, no
 // daemon): the same counts, thresholds, line ("Ok", or its messages joined by ";") and exit
 // code; --perfdata adds perfdata, --heartbeat-age a daemon heartbeat check.
+//
+// With --broker (alone, or beside a spool), the cluster's streams are checked too: any dead
+// letter is CRITICAL; an entry handed out and neither acknowledged nor renewed for more than
+// -t seconds (a worker stuck or gone) is WARNING; Redis unreachable is UNKNOWN.
 #pragma once
 
 #include <string>
@@ -39,6 +43,11 @@ struct CheckFlags {
   long crit_cur = 100;
   double max_age_s = 900;
   double heartbeat_age_s = 120;
+  // A cluster's Redis (`--broker`): dead letters are CRITICAL, a ticket handed out and not
+  // renewed for longer than -t is WARNING.
+  std::string broker;
+  std::string broker_prefix = "sluice";
+  int shards = 8;
 };
 
 int RunCheck(const CheckFlags& flags);

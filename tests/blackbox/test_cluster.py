@@ -208,6 +208,25 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.redis.cli("XLEN", "sluice:dead:default/exec"), ["1"])
         failed = self.c.serve.sluice("jobs", "--database", self.c.database, "--state", "failed")
         self.assertIn("dead_letter", failed.stdout + failed.stderr)
+        check = self.c.serve.sluice("check", "--broker", self.c.url)
+        self.assertEqual(check.returncode, 2, check.stdout + check.stderr)
+        self.assertTrue(check.stdout.startswith("SLUICE CRITICAL - broker "), check.stdout)
+        self.assertIn("1 dead letter", check.stdout)
+        self.assertIn("broker_dead=1;;1;0", check.stdout)
+
+    def test_check_warns_of_a_job_held_without_renewal(self):
+        self.c.start_serve()
+        check = self.c.serve.sluice("check", "--broker", self.c.url, "-t", "1")
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn("0 ready, 0 handed out, 0 dead letters", check.stdout)
+        w, _ = self.c.worker("--kind", "exec")
+        job = self.c.submit(["/bin/sleep", "30"])
+        self.c.serve.wait_for(lambda: self.c.states().get(job) == "running", 30, "a claim")
+        w.send_signal(signal.SIGSTOP)  # stuck: no renewal from now on
+        time.sleep(2.5)
+        check = self.c.serve.sluice("check", "--broker", self.c.url, "-t", "1")
+        self.assertEqual(check.returncode, 1, check.stdout + check.stderr)
+        self.assertIn("without renewal > 1s", check.stdout)
 
     def test_jobs_redis_lost_are_published_again(self):
         self.c.start_serve()
