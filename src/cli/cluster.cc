@@ -84,8 +84,8 @@ void ClusterNode::AppendMetrics(Exposition* x) const {
     x->Family("sluice_broker_stream_entries", "gauge",
               "Tickets a stream holds (waiting and handed out), by queue/kind, class and shard.");
     auto labels = [](const StreamStats& s) {
-      return Labels{{"queue", s.queue}, {"class", s.high ? "hi" : "lo"},
-                    {"shard", std::to_string(s.shard)}};
+      return Labels{
+          {"queue", s.queue}, {"class", s.high ? "hi" : "lo"}, {"shard", std::to_string(s.shard)}};
     };
     for (const StreamStats& s : *stats) {
       x->Sample("sluice_broker_stream_entries", labels(s), static_cast<double>(s.length));

@@ -63,12 +63,12 @@ struct ServeFlags {
   std::string items_key = "items";  // its key (Arthur's default)
   double task_timeout_s = 3600;
   // A cluster (cli/cluster.h): ready job ids go through Redis Streams.
-  std::string broker;              // --broker redis://… (empty: no cluster)
+  std::string broker;                    // --broker redis://… (empty: no cluster)
   std::string broker_prefix = "sluice";  // of every Redis key (clusters sharing one Redis)
-  int shards = 8;                  // streams per queue; the same on every process
-  int max_deliveries = 5;          // hand-outs of one job before it fails as dead_letter
-  double reconcile_interval_s = 5; // the reconciler's period
-  std::vector<std::string> queues; // `sluice worker QUEUE…`: the queues served (empty: all)
+  int shards = 8;                        // streams per queue; the same on every process
+  int max_deliveries = 5;                // hand-outs of one job before it fails as dead_letter
+  double reconcile_interval_s = 5;       // the reconciler's period
+  std::vector<std::string> queues;       // `sluice worker QUEUE…`: the queues served (empty: all)
 };
 
 // Adds the flags of `serve`. With `kernelci_only`, just KernelCI's monitor_submissions flags

@@ -104,10 +104,11 @@ int RunWorker(ServeFlags f) {
   (*node)->Wait();
   ownership.Release();
   const ClusterWorkerCounters& c = (*node)->worker()->counters();
-  spdlog::info("stopped after {} jobs ({} succeeded, {} failed, {} dead letters, {} retries, {} "
-               "results dropped by the fence)",
-               c.succeeded + c.failed, c.succeeded.load(), c.failed.load(), c.dead_letters.load(),
-               c.retried.load(), c.fenced.load());
+  spdlog::info(
+      "stopped after {} jobs ({} succeeded, {} failed, {} dead letters, {} retries, {} "
+      "results dropped by the fence)",
+      c.succeeded + c.failed, c.succeeded.load(), c.failed.load(), c.dead_letters.load(),
+      c.retried.load(), c.fenced.load());
   spdlog::default_logger()->flush();
   return 0;
 }

@@ -83,9 +83,8 @@ void ClusterWorker::ClaimLoop() {
     {
       // Claims only what a worker can start now: a claimed job waiting here holds a lease.
       std::unique_lock<std::mutex> lock(ready_mu_);
-      ready_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
-        return stop_ || busy_ + ready_.size() < slots;
-      });
+      ready_cv_.wait_for(lock, std::chrono::milliseconds(100),
+                         [&] { return stop_ || busy_ + ready_.size() < slots; });
       if (stop_) break;
       if (busy_ + ready_.size() >= slots) continue;
       room = slots - busy_ - ready_.size();
@@ -252,7 +251,8 @@ Status ClusterWorker::Outcome(Job* job, Status st, HandlerOutput* out) {
     int64_t delay;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      delay = BackoffMicros(job->attempts, options_.retry_delay_s, options_.retry_max_delay_s, rng_);
+      delay =
+          BackoffMicros(job->attempts, options_.retry_delay_s, options_.retry_max_delay_s, rng_);
     }
     job->run_at = now + delay;
     spdlog::info("job {}: attempt {}/{} failed, retrying in {:.1f}s: {}", job->id, job->attempts,
@@ -278,8 +278,7 @@ void ClusterWorker::DeadLetter(const Ticket& t) {
         job->lease_until - now <= Micros(options_.lease_s)) {
       std::this_thread::sleep_for(std::chrono::microseconds(job->lease_until - now + 1000));
       now = clock_->NowMicros();
-      claimed =
-          store_->ClaimJobs({t.job_id}, options_.owner, now + Micros(options_.lease_s), now);
+      claimed = store_->ClaimJobs({t.job_id}, options_.owner, now + Micros(options_.lease_s), now);
     }
   }
   if (!claimed.ok() || claimed->empty()) {
@@ -302,9 +301,9 @@ void ClusterWorker::DeadLetter(const Ticket& t) {
                "handed out " + std::to_string(t.deliveries) +
                    " times, and each time its worker went away (died, or stalled past its "
                    "lease) before finishing it; not run again (its log shows who claimed it)",
-               "{\"deliveries\":" + std::to_string(t.deliveries) + ",\"stream\":" +
-                   JsonQuote(stream) + ",\"entry\":" + JsonQuote(entry) + ",\"queue\":" +
-                   JsonQuote(job.queue) + "}"};
+               "{\"deliveries\":" + std::to_string(t.deliveries) +
+                   ",\"stream\":" + JsonQuote(stream) + ",\"entry\":" + JsonQuote(entry) +
+                   ",\"queue\":" + JsonQuote(job.queue) + "}"};
   spdlog::error("job {}: {}", job.id, job.error.message);
   JobUpdate u = UpdateOf(job);
   u.epoch = job.lease_epoch;
@@ -347,9 +346,10 @@ void ClusterWorker::AfterCommit(WriteBatch& committed) {
       auto it = unacked_.find(id);
       if (it == unacked_.end()) continue;  // a claim's or a log line's write
       counters_.fenced++;
-      spdlog::warn("job {}: result dropped: its claim was taken over by another worker while "
-                   "this one held it (paused or cut off past its lease)",
-                   id);
+      spdlog::warn(
+          "job {}: result dropped: its claim was taken over by another worker while "
+          "this one held it (paused or cut off past its lease)",
+          id);
       acks.emplace_back(it->second, std::nullopt);  // no longer ours: Ack does nothing
       unacked_.erase(it);
       claims_.erase(id);
@@ -401,9 +401,10 @@ void ClusterWorker::RenewLoop() {
         auto it = claims_.find(id);
         if (it == claims_.end() || it->second.lost) continue;
         it->second.lost = true;
-        spdlog::warn("job {}: its claim was taken over (this process was paused or cut off past "
-                     "its lease); its result will be dropped",
-                     id);
+        spdlog::warn(
+            "job {}: its claim was taken over (this process was paused or cut off past "
+            "its lease); its result will be dropped",
+            id);
       }
     }
     for (const Ticket& t : tickets) broker_->Extend(t);

@@ -113,8 +113,8 @@ class ClusterWorker {
   std::unique_ptr<Writer> writer_;
 
   mutable std::mutex mu_;
-  std::map<int64_t, Claim> claims_;        // job id -> the claim this process holds
-  std::map<int64_t, Ticket> unacked_;      // job id -> ticket to acknowledge after the commit
+  std::map<int64_t, Claim> claims_;    // job id -> the claim this process holds
+  std::map<int64_t, Ticket> unacked_;  // job id -> ticket to acknowledge after the commit
   std::mt19937_64 rng_;
   mutable std::mutex ready_mu_;
   std::condition_variable ready_cv_;
@@ -122,7 +122,7 @@ class ClusterWorker {
   size_t busy_ = 0;                           // workers running a job (under ready_mu_)
   bool claimer_done_ = false;                 // under ready_mu_
   std::thread claimer_;
-  int64_t idle_since_ = 0;    // burst: monotonic micros since nothing was held anywhere
+  int64_t idle_since_ = 0;                // burst: monotonic micros since nothing was held anywhere
   const std::atomic<bool> never_{false};  // handlers are not cut short: jobs in hand finish
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};

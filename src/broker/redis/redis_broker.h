@@ -119,8 +119,9 @@ class RedisBroker : public Broker {
   // Several commands in one round trip (a pipeline), with Run's reconnection.
   Result<std::vector<redis::Reply>> RunAll(
       Link* link, const std::vector<std::vector<std::string>>& commands) const;
-  Result<std::vector<redis::Reply>> RunOnce(
-      Link* link, const std::vector<std::vector<std::string>>& commands, bool now_or_never) const;
+  Result<std::vector<redis::Reply>> RunOnce(Link* link,
+                                            const std::vector<std::vector<std::string>>& commands,
+                                            bool now_or_never) const;
   std::optional<Ticket> TakeBuffered();
   // cmd_mu_ held: the queues this broker serves (its options', or all pushed to so far).
   Result<std::vector<std::string>> ServedQueues() const;
