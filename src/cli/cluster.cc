@@ -95,6 +95,11 @@ void ClusterNode::AppendMetrics(Exposition* x) const {
     for (const StreamStats& s : *stats) {
       x->Sample("sluice_broker_stream_pending", labels(s), static_cast<double>(s.pending));
     }
+    x->Family("sluice_broker_stream_consumers", "gauge",
+              "Consumers (processes) known to a stream's consumer group.");
+    for (const StreamStats& s : *stats) {
+      x->Sample("sluice_broker_stream_consumers", labels(s), static_cast<double>(s.consumers));
+    }
     x->Family("sluice_broker_oldest_pending_seconds", "gauge",
               "Idle time of the oldest ticket handed out (its holder's last renewal).");
     for (const StreamStats& s : *stats) {
@@ -110,6 +115,10 @@ void ClusterNode::AppendMetrics(Exposition* x) const {
   x->Family("sluice_broker_push_failures_total", "counter",
             "Tickets Redis did not take (the reconciler publishes them again).");
   x->Sample("sluice_broker_push_failures_total", {}, static_cast<double>(bc.push_failures));
+  x->Family("sluice_reconciler_published_total", "counter",
+            "Waiting jobs this process published again because the broker did not hold them.");
+  x->Sample("sluice_reconciler_published_total", {},
+            static_cast<double>(reconciler_->published()));
   if (!worker_) return;
   const ClusterWorkerCounters& c = worker_->counters();
   x->Family("sluice_cluster_jobs_total", "counter",

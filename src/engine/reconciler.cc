@@ -38,6 +38,7 @@ Result<size_t> Reconciler::RunOnce() {
     broker_->Push(Ticket{j.id, j.priority, j.created_at * 1000, due, BrokerQueue(j.queue, j.kind)});
     ++published;
   }
+  published_ += published;
   if (published > 0) {
     spdlog::info("reconciler: published {} waiting job(s) again that the broker did not hold",
                  published);

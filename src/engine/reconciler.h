@@ -6,6 +6,7 @@
 // delivery run it, and the other is dropped.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <set>
@@ -26,12 +27,15 @@ class Reconciler {
   // One pass: publishes every queued, retrying, or running-with-a-lapsed-claim HTTP job the
   // broker does not hold. How many it published.
   Result<size_t> RunOnce();
+  // Jobs published again since start.
+  uint64_t published() const { return published_.load(); }
 
  private:
   Store* store_;
   Broker* broker_;
   HeldIds held_;
   Clock* clock_;
+  std::atomic<uint64_t> published_{0};
 };
 
 }  // namespace sluice

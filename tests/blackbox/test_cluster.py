@@ -242,6 +242,10 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(set(self.c.states().values()), {"succeeded"})
         self.assertEqual(self.c.final_events(), {i: 1 for i in ids})
         self.assertIn("reconciler: published", self.c.serve.daemon_log())
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.c.serve.port) as resp:
+            text = resp.read().decode()
+        line = [l for l in text.splitlines() if l.startswith("sluice_reconciler_published_total")]
+        self.assertGreaterEqual(float(line[0].split()[-1]), 40, line)
 
     def post(self, path):
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.c.serve.port, path),
