@@ -1,0 +1,156 @@
+"""A cluster under fire: 2 `serve` (one spool on shared storage: an owner and a standby) and
+3 `worker` processes on a PostgreSQL and a Redis of the test's own. 10,000 HTTP jobs and the
+500-file corpus; meanwhile a random worker is killed (-9) every second and started again, the
+spool's owner is killed once, Redis is restarted empty once and PostgreSQL restarted once.
+At the end every job ended exactly once, the corpus counts are exact, and nothing is left
+handed out in Redis."""
+
+import http.client
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+
+JOBS = 10000
+LEASE = "2"
+
+
+def doc(i):
+    return {"version": {"major": 5, "minor": 3}, "tests": [
+        {"id": "chaos:t%d" % i, "origin": "chaos", "build_id": "chaos:b", "status": "PASS"}]}
+
+
+class ChaosTest(unittest.TestCase):
+    def setUp(self):
+        self.pg = harness.PgServer()
+        self.database = self.pg.database("chaos")
+        self.redis = harness.RedisServer()
+        self.url = self.redis.url + "/0"
+        self.a = harness.Sandbox(api=True, database=self.database)
+        self.b = harness.Sandbox(api=True, database=self.database)
+        self.b.spool = self.a.spool  # the same spool, as on shared storage
+        self.workers = []
+        self.worker_logs = []
+
+    def tearDown(self):
+        for p in self.workers:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.a.close()
+        self.b.close()
+        self.redis.close()
+        self.pg.close()
+
+    def cluster_args(self):
+        return ["--broker", self.url, "--lease", LEASE, "--reconcile-interval", "1"]
+
+    def worker(self):
+        log = os.path.join(self.a.dir, "worker%d.log" % len(self.workers))
+        self.worker_logs.append(log)
+        p = subprocess.Popen([harness.SLUICE, "worker", "-d", self.database] +
+                             self.cluster_args() + ["--max-workers", "3"],
+                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        self.workers.append(p)
+        return p
+
+    def submit(self, port):
+        errors = []
+
+        def client(k):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            for i in range(k, JOBS, 4):
+                body = json.dumps({"kind": "kcidb", "payload": doc(i)})
+                conn.request("POST", "/api/v1/jobs", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 201:
+                    errors.append(resp.status)
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        return threads, errors
+
+    def kill_a_worker(self):
+        live = [p for p in self.workers if p.poll() is None]
+        victim = random.choice(live)
+        victim.kill()
+        victim.wait()
+        self.worker()
+
+    def q(self, sql, *params):
+        return self.a.query(sql, *params)
+
+    def test_everything_ends_once_through_kills_and_restarts(self):
+        self.a.start(*self.cluster_args())
+        port = self.a.wait_for_api()
+        self.b.start(*self.cluster_args())
+        self.b.wait_for(lambda: "standing by: spool:" in self.b.daemon_log(), 30, "the standby")
+        for _ in range(3):
+            self.worker()
+        threads, errors = self.submit(port)
+        # Workers killed while the jobs pour in.
+        while any(t.is_alive() for t in threads):
+            time.sleep(1)
+            self.kill_a_worker()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        # The corpus lands in the spool; its owner dies while it drains.
+        self.assertTrue(harness.extract_corpus(self.a.spool), "the corpus is missing")
+        time.sleep(0.5)
+        self.a.stop(signal.SIGKILL)
+        self.kill_a_worker()
+        self.b.wait_for(lambda: "took over spool:" in self.b.daemon_log(), 30, "the takeover")
+        # Redis forgets everything and comes back.
+        self.redis.cli("FLUSHALL")
+        time.sleep(1.2)  # the AOF (everysec) has the flush
+        self.redis.stop()
+        self.kill_a_worker()
+        time.sleep(1)
+        self.redis.start()
+        self.kill_a_worker()
+        time.sleep(1)
+        self.pg.restart()
+        for _ in range(3):
+            time.sleep(1)
+            self.kill_a_worker()
+
+        total = JOBS + 500
+
+        def all_ended():
+            n = self.q("SELECT COUNT(*) FROM jobs WHERE state IN ('succeeded', 'failed', "
+                       "'cancelled')")[0][0]
+            return n == total
+        self.a.wait_for(all_ended, 300, "every job to end")
+        states = dict(self.q("SELECT state, COUNT(*) FROM jobs GROUP BY state"))
+        self.assertEqual(states, {"succeeded": total}, states)
+        # Exactly once: one final state event per job, never two.
+        finals = self.q("SELECT job_id, COUNT(*) FROM events WHERE type IN ('job.succeeded', "
+                        "'job.failed', 'job.cancelled') GROUP BY job_id")
+        self.assertEqual(len(finals), total)
+        self.assertEqual({n for _, n in finals}, {1})
+        # The corpus, exact; every HTTP job's test once.
+        counts = [self.q("SELECT COUNT(*) FROM %s" % t)[0][0]
+                  for t in ("checkouts", "builds", "tests", "issues", "incidents")]
+        self.assertEqual(counts, [32, 103, 15720 + JOBS, 4, 3])
+        self.assertEqual(len(self.a.listing("archive")), 500)
+        # Nothing left handed out or waiting in Redis (acknowledged entries are deleted).
+        time.sleep(1)
+        keys = [k for k in self.redis.cli("KEYS", "sluice:ready:*")]
+        held = sum(int(self.redis.cli("XLEN", k)[0]) for k in keys)
+        self.assertEqual(held, 0, keys)
+        self.assertEqual(self.redis.cli("EXISTS", "sluice:dead:default/kcidb"), ["0"])
+        # The kills were real: takeovers happened and were counted as attempts.
+        retried = self.q("SELECT COUNT(*) FROM jobs WHERE attempts > 1")[0][0]
+        self.assertGreater(retried, 0)
+
+
+if __name__ == "__main__":
+    harness.main()
