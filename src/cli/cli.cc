@@ -120,7 +120,11 @@ int Main(int argc, char** argv) {
       "worker", "Run the HTTP jobs a cluster's broker hands out (Arthur's arthurw, flag for flag)");
   AddServeFlags(worker, &worker_flags, false);
   add_config(worker);
-  worker->add_option("-d", worker_flags.database, "The cluster's database (as --database)");
+  std::string worker_d;
+  worker->add_option("-d", worker_d,
+                     "The cluster's database (as --database); a redis:// URL here is the "
+                     "broker, as arthurw's -d is");
+  worker->add_flag("-b", worker_flags.engine.burst, "As --burst (arthurw's -b)");
   worker->add_flag("-g,--debug", worker_debug, "Debug logging on stderr");
   worker->add_option("queues", worker_flags.queues, "Queues to serve (default: all)");
 
@@ -355,6 +359,19 @@ int Main(int argc, char** argv) {
   if (mon->parsed()) return RunServe(mon_flags);
   if (worker->parsed()) {
     if (worker_debug) worker_flags.log.stderr_level = "debug";
+    // arthurw's -d is its Redis: taken as the broker; anything else is the database.
+    bool redis = worker_d.rfind("redis://", 0) == 0 || worker_d.rfind("rediss://", 0) == 0 ||
+                 worker_d.rfind("redis+sentinel://", 0) == 0 || worker_d.rfind("unix://", 0) == 0;
+    if (redis && !worker_flags.broker.empty() && worker_flags.broker != worker_d) {
+      return ExitCode(Status::InvalidArgument(
+          "-d names a Redis and --broker another: give the Redis once, and the cluster's "
+          "PostgreSQL with --database"));
+    }
+    if (redis) {
+      worker_flags.broker = worker_d;
+    } else if (!worker_d.empty()) {
+      worker_flags.database = worker_d;
+    }
     return RunWorker(worker_flags);
   }
   jobs_flags.store = check_flags.store = cr.store = store_opts;

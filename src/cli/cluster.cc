@@ -9,15 +9,17 @@ namespace {
 constexpr char kReconcilerLease[] = "reconciler";
 }  // namespace
 
+Status ClusterNode::SqliteRefused() {
+  return Status::InvalidArgument(
+      "--broker needs a database every process of the cluster shares (--database "
+      "postgresql://…): a SQLite file belongs to one process, so there is no one to share "
+      "the work with");
+}
+
 Result<std::unique_ptr<ClusterNode>> ClusterNode::Open(const ServeFlags& f, Store* store,
                                                        Ownership* ownership,
                                                        std::set<std::string> kinds) {
-  if (!store->Shared() || ownership == nullptr) {
-    return Status::InvalidArgument(
-        "--broker needs a database every process of the cluster shares (--database "
-        "postgresql://…): a SQLite file belongs to one process, so there is no one to share "
-        "the work with");
-  }
+  if (!store->Shared() || ownership == nullptr) return SqliteRefused();
   auto node = std::unique_ptr<ClusterNode>(new ClusterNode());
   node->store_ = store;
   node->ownership_ = ownership;

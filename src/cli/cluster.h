@@ -30,6 +30,8 @@ class ClusterNode {
                                                    Ownership* ownership,
                                                    std::set<std::string> kinds);
   ~ClusterNode();
+  // Why a cluster cannot run on a SQLite database.
+  static Status SqliteRefused();
 
   Broker* broker() { return broker_.get(); }
   // Starts `options.max_workers` workers for the kinds of `handlers` (not owned).

@@ -315,6 +315,9 @@ int RunServe(ServeFlags f) {
   f.engine.archive = !f.no_archive;
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
+  if (!f.broker.empty() && !IsPostgresUrl(f.database)) {
+    return ExitCode(ClusterNode::SqliteRefused());  // before a SQLite file is made
+  }
   auto store = OpenStore(f.database, f.store);
   if (!store.ok()) return ExitCode(store.status());
 

@@ -53,13 +53,14 @@ int RunWorker(ServeFlags f) {
     return ExitCode(Status::InvalidArgument(
         "sluice worker needs --broker redis://HOST:PORT/DB (the cluster's Redis)"));
   }
-  auto store = OpenStore(f.database, f.store);
-  if (!store.ok()) return ExitCode(store.status());
-  if (!(*store)->Shared()) {
+  // Refused before anything is opened (or created).
+  if (!IsPostgresUrl(f.database)) {
     return ExitCode(Status::InvalidArgument(
         "sluice worker needs the cluster's database (--database postgresql://…): a SQLite "
         "file belongs to one process, so there is no one to share the work with"));
   }
+  auto store = OpenStore(f.database, f.store);
+  if (!store.ok()) return ExitCode(store.status());
   st = PrepareChildren(store->get(), "worker", f.pass_env);
   if (!st.ok()) return ExitCode(st);
   Ownership ownership(store->get(), Clock::Real(), UniqueProcessName(), f.lease_s);

@@ -96,6 +96,13 @@ class RefusedTest(unittest.TestCase):
             r = box.sluice("worker", "-d", harness.pg_database("w"))
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn("needs --broker", r.stderr)
+            # arthurw's -d is its Redis: taken as the broker; the database is still needed.
+            r = subprocess.run([harness.SLUICE, "worker", "-d", "redis://127.0.0.1:9/8", "-b"],
+                               capture_output=True, text=True, timeout=60, cwd=box.dir)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("needs the cluster's database", r.stderr)
+            # Refused before anything was made.
+            self.assertEqual(sorted(os.listdir(box.dir)), ["spool"])
         finally:
             box.close()
 
