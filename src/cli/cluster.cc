@@ -119,8 +119,7 @@ void ClusterNode::AppendMetrics(Exposition* x) const {
   x->Sample("sluice_broker_push_failures_total", {}, static_cast<double>(bc.push_failures));
   x->Family("sluice_reconciler_published_total", "counter",
             "Waiting jobs this process published again because the broker did not hold them.");
-  x->Sample("sluice_reconciler_published_total", {},
-            static_cast<double>(reconciler_->published()));
+  x->Sample("sluice_reconciler_published_total", {}, static_cast<double>(reconciler_->published()));
   if (!worker_) return;
   const ClusterWorkerCounters& c = worker_->counters();
   x->Family("sluice_cluster_jobs_total", "counter",

@@ -66,12 +66,12 @@ TEST_F(ReconcilerTest, PublishesWaitingHttpJobsTheBrokerDoesNotHold) {
   Add(JobState::kFailed);
   Add(JobState::kQueued, "kcidb", "/srv/spool");  // a spool file: its engine's, not the broker's
   int64_t now = Clock::Real()->NowMicros();
-  int64_t lapsed = Add(JobState::kQueued, "exec", "", now + 1);         // a dead worker's claim
-  Add(JobState::kQueued, "exec", "", now + 60'000'000);                 // a live claim
+  int64_t lapsed = Add(JobState::kQueued, "exec", "", now + 1);  // a dead worker's claim
+  Add(JobState::kQueued, "exec", "", now + 60'000'000);          // a live claim
   LocalBroker broker(Clock::Real());
-  Reconciler r(store_.get(), &broker, [&]() -> Result<std::set<int64_t>> {
-    return std::set<int64_t>{held};
-  }, Clock::Real());
+  Reconciler r(
+      store_.get(), &broker, [&]() -> Result<std::set<int64_t>> { return std::set<int64_t>{held}; },
+      Clock::Real());
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto published = r.RunOnce();
   ASSERT_TRUE(published.ok()) << published.status().ToString();
@@ -88,9 +88,10 @@ TEST_F(ReconcilerTest, PublishesWaitingHttpJobsTheBrokerDoesNotHold) {
 TEST_F(ReconcilerTest, ABrokerThatCannotBeAskedPublishesNothing) {
   Add(JobState::kQueued);
   LocalBroker broker(Clock::Real());
-  Reconciler r(store_.get(), &broker, []() -> Result<std::set<int64_t>> {
-    return Status::Unavailable("Redis is away");
-  }, Clock::Real());
+  Reconciler r(
+      store_.get(), &broker,
+      []() -> Result<std::set<int64_t>> { return Status::Unavailable("Redis is away"); },
+      Clock::Real());
   auto published = r.RunOnce();
   EXPECT_FALSE(published.ok());
   EXPECT_EQ(broker.ReadyCount(), 0u);

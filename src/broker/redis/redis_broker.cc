@@ -18,12 +18,16 @@ constexpr int64_t kPromoteEveryUs = 100'000;
 constexpr int kMaxBlockMs = 100;  // Close() and delayed tickets are seen at least this often
 
 // Moves due members of a delayed set (KEYS[1]) into their streams; ARGV[1] is now (micros).
-// Members are "JOB|PRIO|ORDER|QUEUE|STREAM". Returns {moved, next due score or -1}.
+// Members are "JOB|PRIO|ORDER|QLEN|QUEUE|STREAM", QLEN the queue's length in bytes (a queue
+// name may hold '|'). Returns {moved, next due score or -1}.
 constexpr char kPromote[] = R"lua(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
 for _, m in ipairs(due) do
-  local job, prio, ord, queue, stream = string.match(m, '^(-?%d+)|(-?%d+)|(-?%d+)|(.-)|(.*)$')
+  local job, prio, ord, qlen, rest = string.match(m, '^(-?%d+)|(-?%d+)|(-?%d+)|(%d+)|(.*)$')
   if job then
+    local n = tonumber(qlen)
+    local queue = string.sub(rest, 1, n)
+    local stream = string.sub(rest, n + 2)
     redis.call('XADD', stream, '*', 'job', job, 'prio', prio, 'order', ord, 'queue', queue)
   end
   redis.call('ZREM', KEYS[1], m)
@@ -250,7 +254,8 @@ void RedisBroker::Push(const Ticket& t) {
         t.run_at > clock_->NowMicros()
             ? Run(cmd_.get(),
                   {"ZADD", options_.prefix + ":delayed:" + queue, std::to_string(t.run_at),
-                   job + "|" + prio + "|" + order + "|" + queue + "|" + key})
+                   job + "|" + prio + "|" + order + "|" + std::to_string(queue.size()) + "|" +
+                       queue + "|" + key})
             : Run(cmd_.get(),
                   {"XADD", key, "*", "job", job, "prio", prio, "order", order, "queue", queue});
     st = r.status();

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -143,6 +144,27 @@ TEST(RedisBrokerTest, OneProcessPushesAnotherPops) {
   EXPECT_EQ(t->queue, "git");
   b->Ack(*t);
   EXPECT_EQ(a->PendingCount(), 0u);
+}
+
+TEST(RedisBrokerTest, AnyQueueNameSurvivesADelay) {
+  // Queue names are any UTF-8 without control characters: '|', ':', '/' and spaces too.
+  std::string prefix = FreshPrefix();
+  auto b = Open(Options(prefix));
+  ASSERT_NE(b, nullptr);
+  const std::string queues[] = {"a|b", "x:y/kcidb", "with space|and|bars/exec", "é☃"};
+  int64_t due = Clock::Real()->NowMicros() + 200'000;
+  int64_t id = 100;
+  for (const std::string& q : queues) b->Push({++id, 0, 0, due, q});
+  EXPECT_EQ(b->DelayedCount(), 4u);
+  std::map<int64_t, std::string> got;
+  for (int i = 0; i < 4; ++i) {
+    auto t = b->Pop(milliseconds(3000));
+    ASSERT_TRUE(t.has_value());
+    got[t->job_id] = t->queue;
+    b->Ack(*t);
+  }
+  EXPECT_EQ(got, (std::map<int64_t, std::string>{
+                     {101, queues[0]}, {102, queues[1]}, {103, queues[2]}, {104, queues[3]}}));
 }
 
 TEST(RedisBrokerTest, APausedHolderCannotTakeBackOrAcknowledgeWhatWasTakenOver) {
