@@ -144,10 +144,17 @@ void ClusterWorker::ClaimBatch(const std::vector<Ticket>& tickets) {
     spdlog::warn("cannot claim {} jobs: {}", ids.size(), st.message());
     return;
   }
+  // Run in the order the broker handed them out (priority first), not the store's.
+  std::map<int64_t, Job> jobs;
+  for (Job& job : *claimed) jobs.emplace(job.id, std::move(job));
   std::vector<std::pair<Ticket, Job>> runnable;
-  for (Job& job : *claimed) {
-    const Ticket& t = *by_id.at(job.id);
-    by_id.erase(job.id);
+  for (const Ticket& t : tickets) {
+    auto owner = by_id.find(t.job_id);
+    if (owner == by_id.end() || owner->second != &t) continue;  // a dead letter, a 2nd ticket
+    auto found = jobs.find(t.job_id);
+    if (found == jobs.end()) continue;  // not claimed: dropped below
+    Job job = std::move(found->second);
+    by_id.erase(owner);
     if (!handlers_.count(job.kind)) {
       // Its queue said another kind (a job whose kind was changed by hand?): not run here;
       // the claim lapses with the lease and the ticket goes to another worker.

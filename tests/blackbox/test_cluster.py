@@ -278,6 +278,22 @@ class ClusterTest(unittest.TestCase):
             "SELECT id FROM events WHERE job_id = ? AND type = 'job.failed'", job)) == 2, 30,
             "the retried job to fail again")
 
+    def test_priority_overtakes_and_deferred_jobs_wait(self):
+        self.c.start_serve()  # kcidb only: the exec jobs wait for a worker
+        low = [self.c.submit(["/bin/true"]) for _ in range(40)]
+        urgent = self.c.submit(["/bin/true"], priority=10)
+        later = time.time() + 3
+        deferred = self.c.submit(["/bin/true"], run_at=time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(later + 1)))
+        self.c.worker("--kind", "exec", "--max-workers", "1")
+        self.c.wait_all_ended(len(low) + 2, timeout=60)
+        order = [i for (i,) in self.c.serve.query(
+            "SELECT id FROM jobs ORDER BY finished_at, id")]
+        self.assertEqual(order[0], urgent)  # ahead of the 40 sent before it
+        self.assertEqual(order[-1], deferred)
+        started = self.c.serve.query("SELECT last_tried FROM jobs WHERE id = ?", deferred)[0][0]
+        self.assertGreaterEqual(started / 1e6, later)
+
     def test_burst_and_sigterm(self):
         self.c.start_serve()
         slow = self.c.submit(["/bin/sh", "-c", "sleep 2; echo slow"])
