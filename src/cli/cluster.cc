@@ -61,6 +61,8 @@ ClusterNode::~ClusterNode() {
 Status ClusterNode::StartWorkers(std::map<std::string, Handler*> handlers,
                                  ClusterWorkerOptions options, std::mutex* commit_order) {
   options.owner = ownership_->owner();
+  RedisBroker* wire = broker_.get();
+  options.on_events = [wire](const std::vector<Event>& events) { wire->PublishEvents(events); };
   worker_ = std::make_unique<ClusterWorker>(options, store_, broker_.get(), std::move(handlers),
                                             Env::Default(), Clock::Real(), commit_order);
   return worker_->Start();

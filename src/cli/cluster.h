@@ -34,6 +34,8 @@ class ClusterNode {
   static Status SqliteRefused();
 
   Broker* broker() { return broker_.get(); }
+  // Live events between the cluster's processes (the same Redis).
+  EventFanOut* fanout() { return broker_.get(); }
   // Starts `options.max_workers` workers for the kinds of `handlers` (not owned).
   Status StartWorkers(std::map<std::string, Handler*> handlers, ClusterWorkerOptions options,
                       std::mutex* commit_order);

@@ -382,13 +382,24 @@ int RunServe(ServeFlags f) {
     }
   }
 
+  // A cluster: HTTP jobs go through the broker to the workers of any process.
+  std::unique_ptr<ClusterNode> cluster;
+  if (!f.broker.empty()) {
+    std::set<std::string> kinds;
+    for (const SpoolSpec& spec : *specs) kinds.insert(spec.flags.kind);
+    auto node = ClusterNode::Open(f, store->get(), ownership.get(), std::move(kinds));
+    if (!node.ok()) return ExitCode(node.status());
+    cluster = std::move(*node);
+    for (SpoolSpec& spec : *specs) spec.flags.engine.api_broker = cluster->broker();
+  }
   // The spools share the database: one job id sequence, one event stream.
   JobIds ids;
   EventHub hub(api::SseFrame);  // each live event encoded once for all its readers
-  // A database other daemons write to too: live events come from it, in id order.
+  // A database other daemons write to too: live events come from it, in id order (through
+  // the cluster's Redis when there is one, the store filling any hole).
   std::unique_ptr<EventTail> tail;
   if ((*store)->Shared()) {
-    tail = std::make_unique<EventTail>(store->get(), &hub);
+    tail = std::make_unique<EventTail>(store->get(), &hub, cluster ? cluster->fanout() : nullptr);
     st = tail->Start();
     if (!st.ok()) return ExitCode(st);
   }
@@ -410,16 +421,6 @@ int RunServe(ServeFlags f) {
         std::_Exit(75);
       };
     }
-  }
-  // A cluster: HTTP jobs go through the broker to the workers of any process.
-  std::unique_ptr<ClusterNode> cluster;
-  if (!f.broker.empty()) {
-    std::set<std::string> kinds;
-    for (const SpoolSpec& spec : *specs) kinds.insert(spec.flags.kind);
-    auto node = ClusterNode::Open(f, store->get(), ownership.get(), std::move(kinds));
-    if (!node.ok()) return ExitCode(node.status());
-    cluster = std::move(*node);
-    for (SpoolSpec& spec : *specs) spec.flags.engine.api_broker = cluster->broker();
   }
   SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
   spools.SetCluster(cluster != nullptr);

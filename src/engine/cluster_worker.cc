@@ -327,6 +327,7 @@ void ClusterWorker::Write(JobUpdate u, const Ticket& ticket) {
 }
 
 void ClusterWorker::AfterCommit(WriteBatch& committed) {
+  if (options_.on_events) options_.on_events(committed.appended);
   std::vector<std::pair<Ticket, std::optional<Ticket>>> acks;  // ticket, and its retry's
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,8 @@ struct ClusterWorkerOptions {
   bool burst = false;
   size_t max_batch = 1024;
   EventRetention event_retention;
+  // Each commit's events, once committed (a cluster sends them to the other processes).
+  std::function<void(const std::vector<Event>&)> on_events;
 };
 
 struct ClusterWorkerCounters {

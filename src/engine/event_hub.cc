@@ -70,7 +70,13 @@ std::shared_ptr<EventHub::Subscription> EventHub::Subscribe(EventFilter filter, 
 }
 
 void EventHub::Publish(const std::vector<Event>& events) {
-  if (!fed_from_store_) Append(events);
+  if (!fed_from_store_) return Append(events);
+  std::function<void(const std::vector<Event>&)> fanout;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fanout = fanout_;
+  }
+  if (fanout) fanout(events);
 }
 
 void EventHub::Append(const std::vector<Event>& events) {

@@ -65,8 +65,14 @@ class EventHub {
   void Publish(const std::vector<Event>& events);
   // Events read back from the store, in id order (the EventTail's way in).
   void Append(const std::vector<Event>& events);
-  // From now on Publish does nothing: a store shared with other processes is the only source.
-  void FedFromStore() { fed_from_store_ = true; }
+  // From now on Publish does not append: a store shared with other processes is the only
+  // source (through an EventTail); it hands the events to `fanout` instead, when given (a
+  // cluster's wire, which the tail reads back).
+  void FedFromStore(std::function<void(const std::vector<Event>&)> fanout = nullptr) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fanout_ = std::move(fanout);
+    fed_from_store_ = true;
+  }
 
   size_t subscribers() const;
   uint64_t published() const { return published_.load(); }
@@ -82,6 +88,7 @@ class EventHub {
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> lagged_{0};
   std::atomic<bool> fed_from_store_{false};
+  std::function<void(const std::vector<Event>&)> fanout_;  // under mu_ to set; read after
 };
 
 }  // namespace sluice

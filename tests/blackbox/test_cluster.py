@@ -294,6 +294,34 @@ class ClusterTest(unittest.TestCase):
         started = self.c.serve.query("SELECT last_tried FROM jobs WHERE id = ?", deferred)[0][0]
         self.assertGreaterEqual(started / 1e6, later)
 
+    def test_live_events_of_every_process_through_redis_in_id_order(self):
+        port = self.c.start_serve()  # kcidb only: the exec jobs run on the two workers
+        self.c.worker("--kind", "exec")
+        self.c.worker("--kind", "exec")
+        sse = harness.SseClient(port, "/api/v1/events")
+        sse.read_head()
+        first = [self.c.submit(["/bin/echo", str(i)]) for i in range(60)]
+        # Redis forgets everything mid-run: the holes are filled from PostgreSQL.
+        self.c.redis.cli("FLUSHALL")
+        second = [self.c.submit(["/bin/echo", str(i)]) for i in range(60)]
+        wanted = set(first + second)
+
+        def done(frames):
+            ended = {f["data"]["job"] for f in frames
+                     if f.get("event") in ("job.succeeded", "job.failed")}
+            return wanted <= ended
+        frames = sse.frames(done, timeout=60)
+        sse.close()
+        ids = [int(f["id"]) for f in frames if "id" in f]
+        self.assertEqual(ids, sorted(set(ids)))  # in id order, none twice
+        stored = [i for (i,) in self.c.serve.query(
+            "SELECT id FROM events WHERE id BETWEEN ? AND ? ORDER BY id", ids[0], ids[-1])]
+        self.assertEqual(ids, stored)  # none missing, whichever process committed it
+        writers = {o for (o,) in self.c.serve.query(
+            "SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner <> ''")}
+        self.assertEqual(len(writers), 2, writers)  # both workers' events are among them
+        self.assertGreater(int(self.c.redis.cli("XLEN", "sluice:events")[0]), 0)
+
     def test_burst_and_sigterm(self):
         self.c.start_serve()
         slow = self.c.submit(["/bin/sh", "-c", "sleep 2; echo slow"])

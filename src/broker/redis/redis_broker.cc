@@ -108,7 +108,8 @@ RedisBroker::RedisBroker(RedisBrokerOptions options, redis::Endpoint endpoint, C
       endpoint_(std::move(endpoint)),
       clock_(clock),
       cmd_(std::make_unique<Link>()),
-      read_(std::make_unique<Link>()) {
+      read_(std::make_unique<Link>()),
+      events_(std::make_unique<Link>()) {
   if (options_.consumer.empty()) options_.consumer = UniqueProcessName();
 }
 
@@ -659,6 +660,74 @@ size_t RedisBroker::SumOverQueues(const char* command, const std::string& kind) 
 size_t RedisBroker::DelayedCount() const { return SumOverQueues("ZCARD", "delayed"); }
 
 size_t RedisBroker::DeadCount() const { return SumOverQueues("XLEN", "dead"); }
+
+void RedisBroker::PublishEvents(const std::vector<Event>& events) {
+  if (events.empty()) return;
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(events.size());
+  std::string key = options_.prefix + ":events";
+  for (const Event& e : events) {
+    commands.push_back({"XADD",   key,
+                        "MAXLEN", "~",
+                        "100000", "*",
+                        "id",     std::to_string(e.id),
+                        "ts",     std::to_string(e.ts),
+                        "job",    std::to_string(e.job_id),
+                        "queue",  e.queue,
+                        "kind",   e.kind,
+                        "type",   e.type,
+                        "data",   e.data});
+  }
+  std::lock_guard<std::mutex> lock(cmd_mu_);
+  auto r = RunAll(cmd_.get(), commands);  // one round trip for the commit's events
+  if (!r.ok()) counters_.push_failures++;
+}
+
+Result<std::vector<Event>> RedisBroker::ReadEvents(int block_ms) {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  std::string key = options_.prefix + ":events";
+  if (events_cursor_.empty()) {
+    // From the newest entry now: what came before is the store's to tell.
+    auto last = Run(events_.get(), {"XREVRANGE", key, "+", "-", "COUNT", "1"});
+    if (!last.ok()) return last.status();
+    events_cursor_ = last->elements.empty() ? "0-0" : last->elements[0].elements[0].str;
+  }
+  events_->conn.SetTimeout(block_ms + options_.timeout_ms);
+  auto r = Run(events_.get(), {"XREAD", "COUNT", "1000", "BLOCK", std::to_string(block_ms),
+                               "STREAMS", key, events_cursor_});
+  events_->conn.SetTimeout(options_.timeout_ms);
+  if (!r.ok()) return r.status();
+  std::vector<Event> out;
+  for (const redis::Reply& stream : r->elements) {
+    if (stream.elements.size() < 2) continue;
+    for (const redis::Reply& entry : stream.elements[1].elements) {
+      if (entry.elements.size() < 2) continue;
+      events_cursor_ = entry.elements[0].str;
+      Event e;
+      const redis::Reply& fields = entry.elements[1];
+      for (size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+        const std::string& f = fields.elements[i].str;
+        const redis::Reply& v = fields.elements[i + 1];
+        if (f == "id")
+          e.id = v.Int(0);
+        else if (f == "ts")
+          e.ts = v.Int(0);
+        else if (f == "job")
+          e.job_id = v.Int(0);
+        else if (f == "queue")
+          e.queue = v.str;
+        else if (f == "kind")
+          e.kind = v.str;
+        else if (f == "type")
+          e.type = v.str;
+        else if (f == "data")
+          e.data = v.str;
+      }
+      if (e.id > 0 && !e.type.empty()) out.push_back(std::move(e));
+    }
+  }
+  return out;
+}
 
 Result<std::set<int64_t>> RedisBroker::HeldJobIds() const {
   std::lock_guard<std::mutex> lock(cmd_mu_);

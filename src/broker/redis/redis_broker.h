@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "broker/broker.h"
+#include "broker/event_fanout.h"
 #include "broker/redis/redis_conn.h"
 #include "core/clock.h"
 #include "core/status.h"
@@ -71,7 +72,7 @@ struct BrokerCounters {
   uint64_t dead_letters = 0;   // entries this process moved to a dead-letter stream
 };
 
-class RedisBroker : public Broker {
+class RedisBroker : public Broker, public EventFanOut {
  public:
   // Connects, checks the shard count against the one recorded in Redis (FailedPrecondition
   // on a mismatch), and makes the consumer groups of `options.queues`.
@@ -88,6 +89,11 @@ class RedisBroker : public Broker {
   size_t DelayedCount() const override;
   size_t PendingCount() const override;
   size_t DeadCount() const override;
+
+  // Live events (EventFanOut), on the stream PREFIX:events, trimmed to about the newest
+  // 100,000.
+  void PublishEvents(const std::vector<Event>& events) override;
+  Result<std::vector<Event>> ReadEvents(int block_ms) override;
 
   // Every stream of the served queues; Unavailable when Redis cannot be asked.
   Result<std::vector<StreamStats>> Stats() const;
@@ -135,8 +141,11 @@ class RedisBroker : public Broker {
 
   redis::Endpoint endpoint_;
   Clock* clock_;
-  std::unique_ptr<Link> cmd_;   // Push, Ack, Extend, counts
-  std::unique_ptr<Link> read_;  // Pop's reads and upkeep (one reader at a time)
+  std::unique_ptr<Link> cmd_;     // Push, Ack, Extend, counts
+  std::unique_ptr<Link> read_;    // Pop's reads and upkeep (one reader at a time)
+  std::unique_ptr<Link> events_;  // ReadEvents (one reader at a time, under events_mu_)
+  std::mutex events_mu_;
+  std::string events_cursor_;  // the last entry ReadEvents saw ("": not positioned yet)
   mutable std::mutex cmd_mu_;
   std::mutex read_mu_;
 
