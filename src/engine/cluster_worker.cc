@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 #include "core/json.h"
 #include "engine/backoff.h"
 #include "store/event.h"
@@ -140,8 +142,17 @@ void ClusterWorker::ClaimBatch(const std::vector<Ticket>& tickets) {
   Status st = claimed.status();
   if (st.ok()) st = store_->FillPayloads(&*claimed);
   if (!st.ok()) {
-    // The store is away: the tickets stay pending and come back after their lease.
-    spdlog::warn("cannot claim {} jobs: {}", ids.size(), st.message());
+    // The store is away (it says so itself, once per outage): the tickets go back at once,
+    // no delivery counted (a job must not become a dead letter for an outage), and this
+    // claimer waits a little before it takes more.
+    for (const auto& [id, t] : by_id) {
+      Ticket copy = *t;
+      copy.delivery.clear();  // a fresh entry: its delivery count starts again
+      broker_->Push(copy);
+      broker_->Ack(*t);
+    }
+    spdlog::debug("cannot claim {} jobs: {}", ids.size(), st.message());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
     return;
   }
   // Run in the order the broker handed them out (priority first), not the store's.
@@ -400,7 +411,11 @@ void ClusterWorker::RenewLoop() {
     if (held.empty()) continue;
     auto lost = store_->ExtendClaims(held, clock_->NowMicros() + Micros(options_.lease_s));
     if (!lost.ok()) {
-      spdlog::warn("cannot renew {} claims: {}", held.size(), lost.status().message());
+      // The store is away (it logs the outage): the claims there cannot be renewed, but
+      // the entries still are, so that no other worker takes these jobs up meanwhile only to
+      // find the store away too. Nobody can claim a job while the store is away; when it is
+      // back, the fenced results of jobs nobody took are written as they are.
+      for (const Ticket& t : tickets) broker_->Extend(t);
       continue;
     }
     {

@@ -152,5 +152,54 @@ class ChaosTest(unittest.TestCase):
         self.assertGreater(retried, 0)
 
 
+class OutageTest(unittest.TestCase):
+    def test_a_database_outage_longer_than_every_lease_makes_no_dead_letter(self):
+        pg = harness.PgServer()
+        redis = harness.RedisServer()
+        box = harness.Sandbox(api=True, database=pg.database("outage"))
+        worker = None
+        try:
+            url = redis.url + "/0"
+            box.start("--broker", url, "--lease", LEASE, "--max-deliveries", "2")
+            port = box.wait_for_api()
+            log = os.path.join(box.dir, "worker.log")
+            worker = subprocess.Popen(
+                [harness.SLUICE, "worker", "-d", box.database, "--broker", url, "--lease", LEASE,
+                 "--max-deliveries", "2", "--kind", "exec", "--max-workers", "2"],
+                stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for i in range(30):
+                conn.request("POST", "/api/v1/jobs", json.dumps(
+                    {"kind": "exec", "payload": ["/bin/sh", "-c", "sleep 0.3; echo %d" % i]}),
+                    {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                self.assertEqual(resp.status, 201)
+            time.sleep(1)
+            pg.stop()  # longer than the lease times the deliveries allowed
+            time.sleep(8)
+            pg.start()
+
+            def ended():
+                try:
+                    rows = box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                except Exception:  # the server is still starting
+                    return False
+                states = dict(rows)
+                return sum(states.values()) == 30 and set(states) <= {"succeeded", "failed"}
+            box.wait_for(ended, 120, "every job to end")
+            self.assertEqual(dict(box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")),
+                             {"succeeded": 30})
+            self.assertEqual(redis.cli("EXISTS", "sluice:dead:default/exec"), ["0"])
+            self.assertIsNone(worker.poll(), open(log).read()[-2000:])
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            box.close()
+            redis.close()
+            pg.close()
+
+
 if __name__ == "__main__":
     harness.main()
