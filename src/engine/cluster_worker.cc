@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "core/json.h"
-#include "engine/backoff.h"
+#include "engine/outcome.h"
 #include "store/event.h"
 
 namespace sluice {
@@ -240,50 +240,15 @@ void ClusterWorker::Run(const Ticket& t, Job job) {
   ctx.heartbeat = [] {};  // claims are renewed by RenewLoop while the process lives
   HandlerOutput out;
   Status st = handlers_.at(job.kind)->Run(ctx, &out);
-  Status recorded = Outcome(&job, st, &out);
+  SettleTry(&job, st, &out, {options_.retry_delay_s, options_.retry_max_delay_s}, &rng_, &mu_,
+            clock_->NowMicros());
   JobUpdate u = UpdateOf(job);
   u.epoch = epoch;
   u.rows = std::move(out.rows);
   int64_t now = clock_->NowMicros();
   for (const std::string& l : out.log) u.events.push_back(LogEvent(job, now, l));
   u.events.push_back(StateEvent(job, now));
-  (void)recorded;
   Write(std::move(u), t);
-}
-
-Status ClusterWorker::Outcome(Job* job, Status st, HandlerOutput* out) {
-  int64_t now = clock_->NowMicros();
-  job->run_at = 0;
-  if (st.ok()) {
-    job->state = JobState::kSucceeded;
-    job->finished_at = now;
-    job->error = {};
-    job->result = std::move(out->summary);
-    return st;
-  }
-  job->error.code = out->error_code.empty() ? std::string(CodeName(st.code())) : out->error_code;
-  job->error.detail = std::move(out->error_detail);
-  job->error.message = st.message();
-  if (st.IsTransient() && job->attempts < job->max_attempts) {
-    job->state = JobState::kRetrying;
-    int64_t delay;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      delay =
-          BackoffMicros(job->attempts, options_.retry_delay_s, options_.retry_max_delay_s, rng_);
-    }
-    job->run_at = now + delay;
-    spdlog::info("job {}: attempt {}/{} failed, retrying in {:.1f}s: {}", job->id, job->attempts,
-                 job->max_attempts, delay / 1e6, st.message());
-  } else {
-    job->state = JobState::kFailed;
-    job->finished_at = now;
-    if (st.IsTransient()) {
-      job->error.message = "gave up after " + std::to_string(job->attempts) +
-                           " attempts; last error: " + job->error.message;
-    }
-  }
-  return st;
 }
 
 void ClusterWorker::DeadLetter(const Ticket& t) {

@@ -105,7 +105,6 @@ class ClusterWorker {
   // Hands `u` (fenced on `epoch`) to the writer; `ticket` is acknowledged after its commit.
   void Write(JobUpdate u, const Ticket& ticket);
   void AfterCommit(WriteBatch& committed);
-  Status Outcome(Job* job, Status st, HandlerOutput* out);
 
   ClusterWorkerOptions options_;
   Store* store_;

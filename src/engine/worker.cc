@@ -2,8 +2,8 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
-#include "engine/backoff.h"
 #include "engine/engine.h"
+#include "engine/outcome.h"
 
 namespace sluice {
 
@@ -154,38 +154,13 @@ void Engine::RunJob(Job job) {
     jobs_[job.id].beat = clock_->MonotonicMicros();  // kept until its result is recorded
   }
 
-  int64_t now = clock_->NowMicros();
-  job.run_at = 0;
   if (st.ok()) {
-    job.state = JobState::kSucceeded;
-    job.finished_at = now;
-    job.error = {};
-    job.result = std::move(out.summary);
     counters_.objects += out.objects;
     counters_.bytes += out.bytes;
-    return Record(job, std::move(out.rows), std::move(out.log));
   }
-  job.error.code = out.error_code.empty() ? std::string(CodeName(st.code())) : out.error_code;
-  job.error.detail = std::move(out.error_detail);
-  job.error.message = st.message();
-  if (st.IsTransient() && job.attempts < job.max_attempts) {
-    job.state = JobState::kRetrying;
-    int64_t delay;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      delay = BackoffMicros(job.attempts, options_.retry_delay_s, options_.retry_max_delay_s, rng_);
-    }
-    job.run_at = now + delay;
-    spdlog::info("job {} ({}): attempt {}/{} failed, retrying in {:.1f}s: {}", job.id, job.name,
-                 job.attempts, job.max_attempts, delay / 1e6, st.message());
-  } else {
-    job.state = JobState::kFailed;
-    job.finished_at = now;
-    if (st.IsTransient()) {
-      job.error.message = "gave up after " + std::to_string(job.attempts) +
-                          " attempts; last error: " + job.error.message;
-    }
-  }
+  SettleTry(&job, st, &out, {options_.retry_delay_s, options_.retry_max_delay_s}, &rng_, &mu_,
+            clock_->NowMicros());
+  if (st.ok()) return Record(job, std::move(out.rows), std::move(out.log));
   Record(job, {}, std::move(out.log));
 }
 
