@@ -16,22 +16,44 @@ Status NotWaiting(Store* store, int64_t id) {
                                     std::string(StateName(stored->state)) + ")");
 }
 
-// In a cluster an HTTP job may be claimed by a worker on any process at any moment: the
-// engine has no hold on it to cancel or reorder it.
-Status ClusterJob(int64_t id, const char* what) {
-  return Status::FailedPrecondition("job " + std::to_string(id) +
-                                    " was sent over HTTP to a cluster (--broker), where a worker "
-                                    "of any process may take it at any moment; it cannot be " +
-                                    what + " yet");
-}
-
 }  // namespace
+
+Result<Job> Engine::ChangeClusterJob(int64_t id, const std::function<void(Job*)>& change) {
+  // Any process may claim it at any moment: the change is written fenced on an epoch taken
+  // for it, so it is applied only if no claim came in between.
+  auto reserved = store_->ReserveWaitingJob(id);
+  if (!reserved.ok()) return reserved.status();
+  Job job = std::move(*reserved);
+  change(&job);
+  WriteBatch batch;
+  JobUpdate u = UpdateOf(job);
+  u.epoch = job.lease_epoch;
+  u.events.push_back(StateEvent(job, clock_->NowMicros()));
+  batch.updates.push_back(std::move(u));
+  SLUICE_RETURN_IF_ERROR(store_->Write(&batch));
+  if (!batch.fenced.empty()) {
+    auto now = store_->GetJob(id);  // a worker took it first: it runs
+    if (!now.ok()) return now.status();
+    return Status::FailedPrecondition("job " + std::to_string(id) + " is " +
+                                      std::string(StateName(now->state)) +
+                                      ": a worker took it first");
+  }
+  hub_ptr_->Publish(batch.appended);
+  return job;
+}
 
 Result<Job> Engine::Cancel(int64_t id) {
   if (options_.api_broker != nullptr) {
     auto stored = store_->GetJob(id);
-    if (stored.ok() && stored->spool.empty() && Waiting(stored->state)) {
-      return ClusterJob(id, "cancelled");
+    if (!stored.ok()) return stored.status();
+    if (stored->spool.empty()) {
+      auto done = ChangeClusterJob(id, [this](Job* j) {
+        j->state = JobState::kCancelled;
+        j->finished_at = clock_->NowMicros();
+        j->error = {"cancelled", "cancelled over the API", ""};
+      });
+      if (done.ok()) spdlog::info("job {} cancelled over the API", id);
+      return done;
     }
   }
   Job job;
@@ -60,8 +82,22 @@ Result<Job> Engine::Cancel(int64_t id) {
 Result<Job> Engine::Prioritize(int64_t id) {
   if (options_.api_broker != nullptr) {
     auto stored = store_->GetJob(id);
-    if (stored.ok() && stored->spool.empty() && Waiting(stored->state)) {
-      return ClusterJob(id, "prioritised");
+    if (!stored.ok()) return stored.status();
+    if (stored->spool.empty()) {
+      if (stored->state == JobState::kRunning) return *stored;
+      auto done = ChangeClusterJob(id, [](Job* j) {
+        j->priority = std::max(j->priority, kPrioritised);
+        j->run_at = 0;
+      });
+      if (!done.ok()) {
+        auto now = store_->GetJob(id);
+        if (now.ok() && now->state == JobState::kRunning) return *now;  // taken meanwhile
+        return done.status();
+      }
+      // A ticket of its own in the high streams; the old one is dropped when it comes up.
+      options_.api_broker->Push(Ticket{id, done->priority, done->created_at * 1000, 0,
+                                       BrokerQueue(done->queue, done->kind)});
+      return done;
     }
   }
   Job job;

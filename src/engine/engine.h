@@ -207,6 +207,8 @@ class Engine {
   // worker.cc
   void WorkerLoop();
   void RunJob(Job job);
+  // control.cc: cancels or prioritises an HTTP job of a cluster (see there).
+  Result<Job> ChangeClusterJob(int64_t id, const std::function<void(Job*)>& change);
   // engine.cc
   // Hands `job`, as it is now, to the writer: its state, with `rows` and `log` lines, and its
   // state event.

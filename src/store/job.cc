@@ -51,4 +51,10 @@ JobUpdate UpdateOf(const Job& job) {
   return u;
 }
 
+Status NotWaiting(const Job& job) {
+  return Status::FailedPrecondition("job " + std::to_string(job.id) + " is " +
+                                    std::string(StateName(job.state)) +
+                                    "; only a queued or retrying job can be changed so");
+}
+
 }  // namespace sluice

@@ -44,6 +44,8 @@ struct JobUpdate {
 
 // The stored fields of `job` as an update (no rows, no events).
 JobUpdate UpdateOf(const Job& job);
+// FailedPrecondition: `job` is not waiting (queued or retrying), naming its state.
+Status NotWaiting(const Job& job);
 
 struct WriteBatch {
   std::vector<Job> new_jobs;
@@ -113,6 +115,12 @@ class Store {
   virtual Result<std::vector<Job>> ClaimJobs(const std::vector<int64_t>& ids,
                                              const std::string& owner, int64_t until,
                                              int64_t now) = 0;
+  // For a control command (cancel, prioritise) on a waiting (queued or retrying) job that
+  // any process may claim at any moment: raises its lease epoch and returns the job as it is
+  // now. A claim taking it meanwhile raises the epoch again, so an update fenced on the
+  // returned epoch is applied only if nobody claimed the job in between. NotFound for an
+  // unknown job; FailedPrecondition naming its state for one that is not waiting.
+  virtual Result<Job> ReserveWaitingJob(int64_t id) = 0;
   // Extends the leases of claims still held ({job id, epoch}) until `until`; returns the ids
   // whose claim was taken over (their work must stop; their results would be dropped).
   virtual Result<std::vector<int64_t>> ExtendClaims(

@@ -477,6 +477,41 @@ TEST_P(StoreConformance, AClaimWhoseLeaseRanOutIsTakenOverWithAHigherEpoch) {
   EXPECT_EQ((*taken)[0].attempts, 2);  // the lost try counts
 }
 
+TEST_P(StoreConformance, AReservedWaitingJobChangesOnlyIfNobodyClaimedItMeanwhile) {
+  int64_t id = Add("reserve.json");
+  auto r = store_->ReserveWaitingJob(id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->lease_epoch, 1);  // never claimed: 0 before
+  EXPECT_EQ(r->state, JobState::kQueued);
+  // A change fenced on the reserved epoch applies while nobody claimed the job.
+  WriteBatch cancel;
+  JobUpdate u = UpdateOf(*r);
+  u.state = JobState::kCancelled;
+  u.finished_at = 5'000;
+  u.epoch = r->lease_epoch;
+  cancel.updates = {u};
+  ASSERT_TRUE(store_->Write(&cancel).ok());
+  EXPECT_TRUE(cancel.fenced.empty());
+  EXPECT_EQ(store_->GetJob(id)->state, JobState::kCancelled);
+  // Not waiting any more: refused, naming the state; unknown: NotFound.
+  auto again = store_->ReserveWaitingJob(id);
+  EXPECT_EQ(again.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find("cancelled"), std::string::npos);
+  EXPECT_TRUE(store_->ReserveWaitingJob(999'999).status().IsNotFound());
+  // Reserved, then claimed by a worker before the change is written: the change is dropped.
+  int64_t raced = Add("raced.json");
+  Job reserved = *store_->ReserveWaitingJob(raced);
+  ASSERT_EQ(store_->ClaimJobs({raced}, "node-a", 9'000, 1'000)->size(), 1u);
+  WriteBatch late;
+  JobUpdate v = UpdateOf(reserved);
+  v.state = JobState::kCancelled;
+  v.epoch = reserved.lease_epoch;
+  late.updates = {v};
+  ASSERT_TRUE(store_->Write(&late).ok());
+  EXPECT_EQ(late.fenced, std::vector<int64_t>{raced});
+  EXPECT_EQ(store_->GetJob(raced)->state, JobState::kRunning);
+}
+
 TEST_P(StoreConformance, AStaleFencedUpdateIsDroppedWithItsEventsAndRows) {
   int64_t id = Add("fenced.json");
   int64_t other = Add("other.json");

@@ -55,7 +55,8 @@ class Cluster:
     def wait_all_ended(self, count, timeout=120):
         def ended():
             s = self.states()
-            return len(s) == count and all(v in ("succeeded", "failed") for v in s.values())
+            return len(s) == count and all(v in ("succeeded", "failed", "cancelled")
+                                           for v in s.values())
         self.serve.wait_for(ended, timeout, "every job to end")
 
     def final_events(self):
@@ -263,19 +264,37 @@ class ClusterTest(unittest.TestCase):
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 
-    def test_cancel_refused_retry_runs_again_on_a_worker(self):
+    def test_cancel_prioritise_and_retry_a_cluster_job(self):
         self.c.start_serve()  # kcidb only: exec jobs are the workers'
-        job = self.c.submit(["/bin/sh", "-c", "echo no; exit 3"])
-        code, body = self.post("/api/v1/jobs/%d/cancel" % job)
-        self.assertEqual(code, 409, body)
-        self.assertIn("cluster", body["error"]["message"])
-        self.c.worker("--kind", "exec")
-        self.c.wait_all_ended(1)
-        self.assertEqual(self.c.states()[job], "failed")
-        code, body = self.post("/api/v1/jobs/%d/retry" % job)
+        cancelled = self.c.submit(["/bin/echo", "never"])
+        low = [self.c.submit(["/bin/echo", str(i)]) for i in range(20)]
+        urgent = self.c.submit(["/bin/echo", "urgent"])
+        failing = self.c.submit(["/bin/sh", "-c", "echo no; exit 3"])
+        code, body = self.post("/api/v1/jobs/%d/cancel" % cancelled)
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["state"], "cancelled")
+        code, body = self.post("/api/v1/jobs/%d/cancel" % cancelled)
+        self.assertEqual(code, 409, body)  # ended already
+        code, body = self.post("/api/v1/jobs/%d/priority" % urgent)
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["priority"], 1000)
+        self.c.worker("--kind", "exec", "--max-workers", "1")
+        self.c.wait_all_ended(23)
+        states = self.c.states()
+        self.assertEqual(states[cancelled], "cancelled")
+        self.assertEqual(states[failing], "failed")
+        self.assertEqual({states[i] for i in low + [urgent]}, {"succeeded"})
+        order = [i for (i,) in self.c.serve.query(
+            "SELECT id FROM jobs WHERE state = 'succeeded' ORDER BY finished_at, id")]
+        self.assertEqual(order[0], urgent)  # ahead of the 20 sent before it
+        # The cancelled job never ran anywhere.
+        self.assertEqual(self.c.serve.query(
+            "SELECT COUNT(*) FROM events WHERE job_id = ? AND type = 'job.running'",
+            cancelled)[0][0], 0)
+        code, body = self.post("/api/v1/jobs/%d/retry" % failing)
         self.assertEqual(code, 200, body)
         self.c.serve.wait_for(lambda: len(self.c.serve.query(
-            "SELECT id FROM events WHERE job_id = ? AND type = 'job.failed'", job)) == 2, 30,
+            "SELECT id FROM events WHERE job_id = ? AND type = 'job.failed'", failing)) == 2, 30,
             "the retried job to fail again")
 
     def test_priority_overtakes_and_deferred_jobs_wait(self):

@@ -32,6 +32,21 @@ Result<std::vector<Job>> PgStore::ClaimJobs(const std::vector<int64_t>& ids,
   return QueryJobs("WHERE id = ANY($1::bigint[]) ORDER BY id", {pg::ArrayLiteral(claimed)});
 }
 
+Result<Job> PgStore::ReserveWaitingJob(int64_t id) {
+  Result<pg::Rows> r = Status::Ok();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    r = WriteExec("UPDATE " + T("jobs") +
+                      " SET lease_epoch = lease_epoch + 1 WHERE id = $1"
+                      " AND state IN ('queued', 'retrying') RETURNING id",
+                  {Param(id)});
+  }
+  if (!r.ok()) return r.status();
+  auto job = GetJob(id);
+  if (!job.ok() || r->size() > 0) return job;
+  return NotWaiting(*job);
+}
+
 Result<std::vector<int64_t>> PgStore::ExtendClaims(
     const std::vector<std::pair<int64_t, int64_t>>& claims, int64_t until) {
   std::vector<Param> ids, epochs;

@@ -45,6 +45,25 @@ Result<std::vector<Job>> SqliteStore::ClaimJobs(const std::vector<int64_t>& ids,
   return jobs;
 }
 
+Result<Job> SqliteStore::ReserveWaitingJob(int64_t id) {
+  bool reserved = false;
+  Status st = InWriteTransaction([&]() -> Status {
+    auto s = Stmt::Prepare(write_.get(),
+                           "UPDATE jobs SET lease_epoch=lease_epoch+1 WHERE id=?1"
+                           " AND state IN ('queued','retrying') RETURNING id");
+    if (!s.ok()) return s.status();
+    s->Bind(1, id);
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    reserved = *row;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  auto job = GetJob(id);
+  if (!job.ok() || reserved) return job;
+  return NotWaiting(*job);
+}
+
 Result<std::vector<int64_t>> SqliteStore::ExtendClaims(
     const std::vector<std::pair<int64_t, int64_t>>& claims, int64_t until) {
   std::vector<int64_t> lost;

@@ -28,6 +28,7 @@ class SqliteStore : public Store {
   Status Write(WriteBatch* batch) override;
   Result<int64_t> ReserveJobIds(int64_t count) override;
   Status RequeueJobs(const std::vector<int64_t>& ids) override;
+  Result<Job> ReserveWaitingJob(int64_t id) override;
   Result<std::vector<Job>> ClaimJobs(const std::vector<int64_t>& ids, const std::string& owner,
                                      int64_t until, int64_t now) override;
   Result<std::vector<int64_t>> ExtendClaims(const std::vector<std::pair<int64_t, int64_t>>& claims,
