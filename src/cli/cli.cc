@@ -119,6 +119,15 @@ int Main(int argc, char** argv) {
   CLI::App* worker = app.add_subcommand(
       "worker", "Run the HTTP jobs a cluster's broker hands out (Arthur's arthurw, flag for flag)");
   AddServeFlags(worker, &worker_flags, false);
+  // Taken (a config file shared with `serve` may set them) but not shown: a worker has no
+  // API and watches no spool.
+  for (const char* name :
+       {"--no-api", "--host", "--port", "--api-token", "--api-token-file", "--insecure",
+        "--max-body-memory", "--max-body-bytes", "--http-timeout", "--sse-buffer",
+        "--max-sse-clients", "--sse-keepalive", "--spool-dir", "--interval", "--settle",
+        "--max-backlog", "--progress-interval", "--no-archive", "--layout", "--name"}) {
+    if (CLI::Option* o = worker->get_option_no_throw(name)) o->group("");
+  }
   add_config(worker);
   std::string worker_d;
   worker->add_option("-d", worker_d,
