@@ -121,11 +121,26 @@ int Main(int argc, char** argv) {
   AddServeFlags(worker, &worker_flags, false);
   // Taken (a config file shared with `serve` may set them) but not shown: a worker has no
   // API and watches no spool.
-  for (const char* name :
-       {"--no-api", "--host", "--port", "--api-token", "--api-token-file", "--insecure",
-        "--max-body-memory", "--max-body-bytes", "--http-timeout", "--sse-buffer",
-        "--max-sse-clients", "--sse-keepalive", "--spool-dir", "--interval", "--settle",
-        "--max-backlog", "--progress-interval", "--no-archive", "--layout", "--name"}) {
+  for (const char* name : {"--no-api",
+                           "--host",
+                           "--port",
+                           "--api-token",
+                           "--api-token-file",
+                           "--insecure",
+                           "--max-body-memory",
+                           "--max-body-bytes",
+                           "--http-timeout",
+                           "--sse-buffer",
+                           "--max-sse-clients",
+                           "--sse-keepalive",
+                           "--spool-dir",
+                           "--interval",
+                           "--settle",
+                           "--max-backlog",
+                           "--progress-interval",
+                           "--no-archive",
+                           "--layout",
+                           "--name"}) {
     if (CLI::Option* o = worker->get_option_no_throw(name)) o->group("");
   }
   add_config(worker);

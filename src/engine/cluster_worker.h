@@ -4,11 +4,11 @@
 // One thread takes tickets (up to four per worker thread ahead) and claims their jobs in the
 // store in one transaction (Store::ClaimJobs: state running, one more attempt, a new lease
 // epoch, owned by this process until now + lease), then hands them to the workers in the
-// broker's order (priority first); a ticket whose job cannot be claimed (finished, cancelled, held by a live claim elsewhere, not due) is
-// acknowledged and dropped: the store is the truth, and the reconciler publishes again a job
-// that is waiting and in no stream. The handler runs; its outcome is written fenced on the
-// claim's epoch, and the ticket is acknowledged only after that commit. A retry is published
-// again (delayed) after its commit.
+// broker's order (priority first); a ticket whose job cannot be claimed (finished, cancelled, held
+// by a live claim elsewhere, not due) is acknowledged and dropped: the store is the truth, and the
+// reconciler publishes again a job that is waiting and in no stream. The handler runs; its outcome
+// is written fenced on the claim's epoch, and the ticket is acknowledged only after that commit. A
+// retry is published again (delayed) after its commit.
 //
 // While jobs run, one thread renews every claim a third of the lease: in the store
 // (ExtendClaims) and in the broker (Extend). A claim found taken over (this process was
