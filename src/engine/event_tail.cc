@@ -5,9 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <iterator>
 #include <thread>
 
 namespace sluice {
+
+namespace {
+constexpr size_t kMaxAhead = 100'000;  // events held above a hole in the ids
+}  // namespace
 
 EventTail::EventTail(Store* store, EventHub* hub, EventFanOut* fanout)
     : store_(store), hub_(hub), fanout_(fanout) {}
@@ -117,6 +122,9 @@ void EventTail::LoopFanOut() {
     if (hole_stays || now - last_store > std::chrono::seconds(1)) {
       if (ReadStore(10)) last_store = now;
       DeliverAhead();
+      // What the store does not have a second after it came is no event of the store's
+      // (written to Redis by something else): bounded, the farthest ones dropped.
+      while (ahead_.size() > kMaxAhead) ahead_.erase(std::prev(ahead_.end()));
       hole = !ahead_.empty();
       hole_since = now;
     }
