@@ -122,8 +122,8 @@ void EventTail::LoopFanOut() {
     if (hole_stays || now - last_store > std::chrono::seconds(1)) {
       if (ReadStore(10)) last_store = now;
       DeliverAhead();
-      // What the store does not have a second after it came is no event of the store's
-      // (written to Redis by something else): bounded, the farthest ones dropped.
+      // Entries above a hole the store cannot fill are no events of the store's (something
+      // else wrote them to Redis): at most kMaxAhead are kept, the farthest dropped first.
       while (ahead_.size() > kMaxAhead) ahead_.erase(std::prev(ahead_.end()));
       hole = !ahead_.empty();
       hole_since = now;
