@@ -262,7 +262,7 @@ Verdict CheckBroker(const CheckFlags& f) {
   RedisBrokerOptions o;
   o.url = f.broker;
   o.prefix = f.broker_prefix;
-  o.shards = f.shards;
+  o.observe = true;  // reads only: the shard count is the cluster's
   o.consumer = "check";
   o.timeout_ms = 5000;
   auto broker = RedisBroker::Open(o, Clock::Real());

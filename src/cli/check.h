@@ -47,7 +47,6 @@ struct CheckFlags {
   // renewed for longer than -t is WARNING.
   std::string broker;
   std::string broker_prefix = "sluice";
-  int shards = 8;
 };
 
 int RunCheck(const CheckFlags& flags);

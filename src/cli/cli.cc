@@ -300,7 +300,6 @@ int Main(int argc, char** argv) {
                     "A cluster's Redis: dead letters CRITICAL, a job held past -t WARNING");
   check->add_option("--broker-prefix", check_flags.broker_prefix, "Its keys' prefix")
       ->capture_default_str();
-  check->add_option("--shards", check_flags.shards, "Its streams per queue")->capture_default_str();
   check->add_flag("--all", check_flags.all, "Every spool of --config, in one line");
   add_pg_schema(check);
   check->add_option("--database", check_flags.database,

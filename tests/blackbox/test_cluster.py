@@ -119,6 +119,22 @@ class RefusedTest(unittest.TestCase):
             c.close()
 
 
+class CheckWritesNothingTest(unittest.TestCase):
+    def test_check_on_a_fresh_redis_records_nothing_and_follows_the_clusters_shards(self):
+        c = Cluster("watch")
+        try:
+            check = c.serve.sluice("check", "--broker", c.url)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+            self.assertEqual(c.redis.cli("EXISTS", "sluice:config"), ["0"])  # nothing recorded
+            c.start_serve("--shards", "4")  # so a cluster of 4 shards still starts
+            c.submit(["/bin/true"])  # the serve runs no exec jobs: it waits in a stream
+            check = c.serve.sluice("check", "--broker", c.url)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+            self.assertIn("1 ready, 0 handed out", check.stdout)
+        finally:
+            c.close()
+
+
 class StartTogetherTest(unittest.TestCase):
     def test_processes_started_at_once_on_a_fresh_database_all_come_up(self):
         c = Cluster("fresh")

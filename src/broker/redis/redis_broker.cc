@@ -127,6 +127,13 @@ Result<std::unique_ptr<RedisBroker>> RedisBroker::Open(const RedisBrokerOptions&
   std::string shards = std::to_string(options.shards);
   std::string config = options.prefix + ":config";
   // A first failure is the caller's to report (exit non-zero at start), not an outage.
+  if (options.observe) {
+    auto got = b->Run(b->cmd_.get(), {"HGET", config, "shards"});
+    if (!got.ok()) return got.status();
+    int recorded = static_cast<int>(got->Int(0));
+    if (recorded >= 1 && recorded <= 1024) b->options_.shards = recorded;
+    return b;
+  }
   auto set = b->Run(b->cmd_.get(), {"HSETNX", config, "shards", shards});
   if (!set.ok()) return set.status();
   auto got = b->Run(b->cmd_.get(), {"HGET", config, "shards"});

@@ -53,6 +53,9 @@ struct RedisBrokerOptions : BrokerOptions {
   std::string prefix = "sluice";  // of every key
   std::string consumer;           // this process's name in the group; default host:pid:random
   int timeout_ms = 5'000;         // connect and command timeout
+  // A watcher (`sluice check`): writes nothing; takes the shard count Redis records (its
+  // `shards` when none is recorded yet) instead of checking its own against it.
+  bool observe = false;
 };
 
 // One stream's state, for /metrics and `sluice stats`.
