@@ -83,6 +83,8 @@ class Broker {
   virtual size_t DelayedCount() const = 0;
   virtual size_t PendingCount() const = 0;
   virtual size_t DeadCount() const = 0;
+  // Ready, delayed and pending together (nothing held: a burst may end).
+  virtual size_t HeldCount() const { return ReadyCount() + DelayedCount() + PendingCount(); }
 };
 
 }  // namespace sluice

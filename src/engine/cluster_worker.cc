@@ -413,7 +413,7 @@ void ClusterWorker::MaybeFinishBurst() {
     idle = claims_.empty() && unacked_.empty();
   }
   if (idle) {
-    idle = broker_->ReadyCount() + broker_->DelayedCount() + broker_->PendingCount() == 0;
+    idle = broker_->HeldCount() == 0;
   }
   if (!idle) {
     idle_since_ = mono;

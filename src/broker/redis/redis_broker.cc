@@ -664,6 +664,14 @@ size_t RedisBroker::SumOverQueues(const char* command, const std::string& kind) 
   return n;
 }
 
+size_t RedisBroker::HeldCount() const {
+  auto stats = Stats();
+  if (!stats.ok()) return 1;  // cannot tell: not "nothing held"
+  int64_t n = 0;
+  for (const StreamStats& s : *stats) n += s.length;  // waiting and pending, buffered ones too
+  return static_cast<size_t>(n) + DelayedCount();
+}
+
 size_t RedisBroker::DelayedCount() const { return SumOverQueues("ZCARD", "delayed"); }
 
 size_t RedisBroker::DeadCount() const { return SumOverQueues("XLEN", "dead"); }

@@ -92,6 +92,7 @@ class RedisBroker : public Broker, public EventFanOut {
   size_t DelayedCount() const override;
   size_t PendingCount() const override;
   size_t DeadCount() const override;
+  size_t HeldCount() const override;  // one pass over the streams, not two
 
   // Live events (EventFanOut), on the stream PREFIX:events, trimmed to about the newest
   // 100,000.
