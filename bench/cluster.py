@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from procstat import cpu_seconds, peak_rss_mb, pct  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,20 +73,6 @@ def submit_all(port, n, clients):
     return time.time() - t0
 
 
-def peak_rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def server_cpu(name):
     """CPU seconds of every process whose command is `name` (with reaped children)."""
     total = 0.0
@@ -113,13 +100,6 @@ def wait_api(log_path, timeout=30):
                     return int(line.rsplit(":", 1)[1])
         time.sleep(0.05)
     raise SystemExit("bench: the API did not start:\n" + open(log_path).read()[-2000:])
-
-
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return 0.0
-    k = min(len(sorted_values) - 1, int(round(p / 100.0 * (len(sorted_values) - 1))))
-    return sorted_values[k]
 
 
 class Setup:
@@ -256,8 +236,8 @@ def latency(binary, server, redis_url, work, args):
         lat = [int(x) / 1000.0 for x in rows.split()]
         print("submit -> start at %.0f jobs/s (asked %.0f), 2 worker processes: p50 %.1f ms, "
               "p95 %.1f ms, p99 %.1f ms (registration committed to claim committed)" % (
-                  achieved, args.rate, percentile(lat, 50), percentile(lat, 95),
-                  percentile(lat, 99)))
+                  achieved, args.rate, pct(lat, 0.5), pct(lat, 0.95),
+                  pct(lat, 0.99)))
     finally:
         s.close()
 

@@ -28,13 +28,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pika  # noqa: E402
 
 import rabbit  # noqa: E402
+from procstat import pct  # noqa: E402
 
 EXCHANGE = "exchange/sluice/bench"
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p * len(values)))] if values else 0
 
 
 def event(f, i, t=0.0):

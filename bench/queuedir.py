@@ -20,20 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0
+from procstat import cpu_seconds as cpu_s, peak_rss_mb  # noqa: E402
 
 
 def make_queuedir(items, argv):
