@@ -21,6 +21,20 @@
 
 namespace sluice {
 
+// A claim another write is fenced on: applied only while job `job_id`'s lease_epoch is still
+// `epoch` (nobody claimed the job since).
+struct JobFence {
+  int64_t job_id = 0;
+  int64_t epoch = 0;
+};
+
+// What a write fenced on `fence` returns when the job was claimed again meanwhile.
+inline Status Fenced(const JobFence& fence) {
+  return Status::FailedPrecondition("fenced: job " + std::to_string(fence.job_id) +
+                                    " was claimed again since its claim at epoch " +
+                                    std::to_string(fence.epoch));
+}
+
 // A change to one job, applied by ApplyUpdates together with others in one transaction.
 struct JobUpdate {
   int64_t job_id = 0;
@@ -189,10 +203,13 @@ class Store {
   // In one transaction: inserts `items` (those the task already has are skipped: their seq
   // stays 0; the others get theirs), then calls `settle` (which may fill in the run from what
   // was new), then writes `run` when given, updates `task` (matched by seq: NotFound when it
-  // was removed) and appends `event` when given (its id is set).
+  // was removed) and appends `event` when given (its id is set). With `fence`: first checks
+  // that job `fence->job_id` is still held at `fence->epoch` (a run carried by a cluster job:
+  // the worker that claimed it last), else writes nothing and returns FailedPrecondition.
   using SettleRun = std::function<void(TaskRun*)>;
   virtual Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
-                          const SettleRun& settle = nullptr, Event* event = nullptr) = 0;
+                          const SettleRun& settle = nullptr, Event* event = nullptr,
+                          const JobFence* fence = nullptr) = 0;
   virtual Result<TaskRun> GetTaskRun(const std::string& job_id) = 0;
   // The runs of the task stored under `task_seq`, by job number.
   virtual Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) = 0;

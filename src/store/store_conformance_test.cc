@@ -409,6 +409,45 @@ TEST_P(StoreConformance, SaveTaskStoresOnlyNewItemsWithTheRunAndTheCursor) {
   EXPECT_EQ(store_->ListTaskRuns(t.seq)->size(), 2u);
 }
 
+TEST_P(StoreConformance, ATaskSaveFencedOnAClaimIsDroppedOnceTheJobIsClaimedAgain) {
+  std::vector<Task> tasks = {NewTask("a")};
+  ASSERT_TRUE(store_->AddTasks(&tasks).ok());
+  int64_t id = Add("task-run.json");
+  Job first = (*store_->ClaimJobs({id}, "node-a", 2'000, 1'000))[0];
+  TaskRun run;
+  run.job_id = "j1";
+  run.task_seq = tasks[0].seq;
+  run.task_id = "a";
+  run.status = RunStatus::kStarted;
+  Task t = tasks[0];
+  t.status = TaskStatus::kRunning;
+  JobFence held{id, first.lease_epoch};
+  ASSERT_TRUE(store_->SaveTask(t, &run, nullptr, nullptr, nullptr, &held).ok());
+  EXPECT_EQ(store_->GetTask("a")->status, TaskStatus::kRunning);
+  // Another worker claims the job (the first one stalled past its lease): the first one's
+  // late save writes nothing, neither items nor run nor task.
+  Job second = (*store_->ClaimJobs({id}, "node-b", 9'000, 2'001))[0];
+  EXPECT_GT(second.lease_epoch, first.lease_epoch);
+  std::vector<TaskItem> items = {Item("x")};
+  Task late = t;
+  late.status = TaskStatus::kScheduled;
+  late.age = 7;
+  run.status = RunStatus::kFinished;
+  Status st = store_->SaveTask(late, &run, &items, nullptr, nullptr, &held);
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.ToString();
+  EXPECT_EQ(items[0].seq, 0);
+  EXPECT_TRUE(store_->ListItems(t.seq, 0, 10)->empty());
+  EXPECT_EQ(store_->GetTask("a")->age, 0);
+  EXPECT_EQ(store_->GetTaskRun("j1")->status, RunStatus::kStarted);
+  // The new holder's save goes through; an unknown job fences everything out.
+  JobFence now{id, second.lease_epoch};
+  ASSERT_TRUE(store_->SaveTask(late, &run, &items, nullptr, nullptr, &now).ok());
+  EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 1u);
+  JobFence unknown{999'999, 1};
+  EXPECT_EQ(store_->SaveTask(late, &run, nullptr, nullptr, nullptr, &unknown).code(),
+            Code::kFailedPrecondition);
+}
+
 TEST_P(StoreConformance, RemovedTaskCancelsItsWaitingRunAndRefusesUpdates) {
   std::vector<Task> tasks = {NewTask("a")};
   ASSERT_TRUE(store_->AddTasks(&tasks).ok());

@@ -183,10 +183,17 @@ Status PgStore::RemoveTask(const std::string& task_id) {
 }
 
 Status PgStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
-                         const SettleRun& settle, Event* event) {
+                         const SettleRun& settle, Event* event, const JobFence* fence) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));
   Status st = write_.Script("BEGIN");
+  if (st.ok() && fence != nullptr) {
+    // The row lock keeps a claim from raising the epoch until this commits.
+    auto held = write_.Exec("SELECT lease_epoch FROM " + T("jobs") + " WHERE id = $1 FOR UPDATE",
+                            {Param(fence->job_id)});
+    st = held.status();
+    if (st.ok() && (held->size() == 0 || held->Int(0, 0) != fence->epoch)) st = Fenced(*fence);
+  }
   if (st.ok() && items != nullptr && !items->empty()) {
     std::vector<Param> uuids, updated, data;
     for (const TaskItem& item : *items) {

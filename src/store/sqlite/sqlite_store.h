@@ -66,7 +66,7 @@ class SqliteStore : public Store {
   Result<Task> GetTask(const std::string& task_id) override;
   Status RemoveTask(const std::string& task_id) override;
   Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
-                  const SettleRun& settle, Event* event) override;
+                  const SettleRun& settle, Event* event, const JobFence* fence) override;
   Result<TaskRun> GetTaskRun(const std::string& job_id) override;
   Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) override;
   Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq, int limit) override;

@@ -172,11 +172,21 @@ Status SqliteStore::RemoveTask(const std::string& task_id) {
 }
 
 Status SqliteStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
-                             const SettleRun& settle, Event* event) {
+                             const SettleRun& settle, Event* event, const JobFence* fence) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
   Status st;
-  if (items != nullptr && !items->empty()) {
+  if (fence != nullptr) {
+    auto q = Stmt::Prepare(write_.get(), "SELECT lease_epoch FROM jobs WHERE id = ?");
+    st = q.status();
+    if (st.ok()) {
+      q->Bind(1, fence->job_id);
+      auto row = q->Step();
+      st = row.status();
+      if (st.ok() && (!*row || q->Int(0) != fence->epoch)) st = Fenced(*fence);
+    }
+  }
+  if (st.ok() && items != nullptr && !items->empty()) {
     auto ins = Stmt::Prepare(write_.get(),
                              "INSERT OR IGNORE INTO items (task_seq, task_id, uuid, updated_on,"
                              " data) VALUES (?,?,?,?,?)");
