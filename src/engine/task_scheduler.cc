@@ -3,21 +3,17 @@
 
 #include <fcntl.h>
 #include <openssl/sha.h>
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <optional>
-#include <random>
 
 #include "core/json.h"
 #include "core/percent.h"
+#include "engine/task_runs.h"
 
 namespace sluice {
 namespace {
@@ -32,51 +28,7 @@ int QueueRank(const std::string& q) {
   return 4;
 }
 
-std::string NewJobId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t a = rng(), b = rng();
-  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
-                static_cast<unsigned>(b >> 48),
-                static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
-}
-
-// The task's backend_args with its cursor applied: what its next run fetches from.
-std::string ArgsForRun(const Task& t) {
-  rapidjson::Document d;
-  if (!ParseJson(t.backend_args, &d).ok() || !d.IsObject()) d.SetObject();
-  auto& a = d.GetAllocator();
-  if (!t.next_from_date.empty()) {
-    d.RemoveMember("from_date");
-    d.AddMember("from_date", rapidjson::Value(t.next_from_date.c_str(), a), a);
-  }
-  if (t.next_offset) {
-    d.RemoveMember("offset");
-    d.AddMember("offset", rapidjson::Value(*t.next_offset), a);
-  }
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  d.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
-void AddLog(TaskRun* run, int64_t now, const std::string& line) {
-  run->log += FormatTime(now) + " " + line + "\n";
-}
-
 }  // namespace
-
-std::string QueueFor(const Task& t) {
-  if (!t.schedule.queue.empty()) return t.schedule.queue;
-  if (t.fetch_from_archive) return "archive";
-  if (t.num_failures > 0) return "retry";
-  if (t.age > 0) return "update";
-  return "create";
-}
 
 TaskScheduler::TaskScheduler(TaskOptions options, Store* store,
                              std::vector<std::unique_ptr<Backend>> backends, Clock* clock,
@@ -90,40 +42,7 @@ TaskScheduler::TaskScheduler(TaskOptions options, Store* store,
 Status TaskScheduler::Save(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
                            const Store::SettleRun& settle) {
   if (shared_.hub == nullptr) return store_->SaveTask(task, run, items, settle);
-  Event e;
-  e.ts = clock_->NowMicros();
-  e.queue = run != nullptr ? run->queue : "";
-  e.kind = "task";
-  std::string status = TaskStatusName(task.status);
-  for (char& c : status) c = static_cast<char>(tolower(c));
-  e.type = "task." + status;
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  w.StartObject();
-  w.Key("task");
-  w.String(task.task_id);
-  w.Key("status");
-  w.String(TaskStatusName(task.status));
-  w.Key("age");
-  w.Int(task.age);
-  w.Key("num_failures");
-  w.Int(task.num_failures);
-  if (run != nullptr) {
-    w.Key("job_id");
-    w.String(run->job_id);
-    w.Key("job_status");
-    w.String(RunStatusName(run->status));
-    if (!run->error.empty()) {
-      w.Key("error");
-      w.String(run->error);
-    }
-  }
-  if (task.status == TaskStatus::kScheduled) {
-    w.Key("next_run_at");
-    w.String(FormatTime(task.next_run_at));
-  }
-  w.EndObject();
-  e.data.assign(buf.GetString(), buf.GetSize());
+  Event e = TaskEvent(task, run, clock_->NowMicros());
   // In id order with the spools' events on the one stream.
   std::unique_lock<std::mutex> order;
   if (shared_.commit_order != nullptr) order = std::unique_lock<std::mutex>(*shared_.commit_order);
@@ -280,7 +199,7 @@ std::vector<std::pair<std::string, bool>> TaskScheduler::Reschedule(
 
 Status TaskScheduler::Enqueue(Task* task, int64_t now) {
   TaskRun run;
-  run.job_id = NewJobId();
+  run.job_id = NewRunId();
   run.task_seq = task->seq;
   run.task_id = task->task_id;
   run.job_number = last_number_[task->seq] + 1;
@@ -301,26 +220,7 @@ Status TaskScheduler::Enqueue(Task* task, int64_t now) {
 }
 
 void TaskScheduler::FailRun(Task* task, TaskRun* run, const std::string& error, int64_t now) {
-  run->status = RunStatus::kFailed;
-  run->error = error;
-  run->ended_at = now;
-  AddLog(run, now, "failed: " + error);
-  task->num_failures += 1;
-  task->current_job.clear();
-  if (task->num_failures > task->schedule.max_retries) {
-    task->status = TaskStatus::kFailed;
-    spdlog::error(
-        "tasks: {} failed {} times in a row, last: {}; it stays FAILED until "
-        "rescheduled",
-        task->task_id, task->num_failures, error);
-  } else {
-    double delay = options_.retry_delay_s * std::pow(2.0, task->num_failures - 1);
-    task->status = TaskStatus::kScheduled;
-    task->next_run_at = SatAdd(now, SecondsToMicros(std::min(delay, 3600.0)));
-    spdlog::warn("tasks: run {} of {} failed ({}); retry {} of {} in {:.1f} s", run->job_number,
-                 task->task_id, error, task->num_failures, task->schedule.max_retries,
-                 std::min(delay, 3600.0));
-  }
+  SettleFailedRun(task, run, error, now, options_.retry_delay_s);
   Status st = Save(*task, run, nullptr);
   if (!st.ok() && st.code() != Code::kNotFound) {
     spdlog::error("tasks: recording the failure of {}: {}", task->task_id, st.ToString());
@@ -330,82 +230,7 @@ void TaskScheduler::FailRun(Task* task, TaskRun* run, const std::string& error, 
 void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items,
                                int64_t now) {
   Task next = *task;
-  run->status = RunStatus::kFinished;
-  run->ended_at = now;
-  next.num_failures = 0;
-  next.current_job.clear();
-  int64_t newest = 0;
-  for (const TaskItem& item : *items) newest = std::max(newest, item.updated_on);
-  if (newest != 0) {
-    auto cursor =
-        next.next_from_date.empty() ? Result<int64_t>(int64_t{0}) : ParseTime(next.next_from_date);
-    if (!cursor.ok() || newest > *cursor) next.next_from_date = FormatTime(newest);
-  }
-  if (next.fetch_from_archive || (next.schedule.max_age > 0 && next.age >= next.schedule.max_age)) {
-    next.status = TaskStatus::kCompleted;
-  } else {
-    next.status = TaskStatus::kScheduled;
-    next.next_run_at = SatAdd(now, SatMul(next.schedule.delay_s, 1'000'000));
-  }
-  // The summary counts what was new to the task, known only inside the transaction.
-  auto settle = [&](TaskRun* r) {
-    int64_t fetched = 0, min_on = 0, max_on = 0;
-    const TaskItem* last = nullptr;
-    for (const TaskItem& item : *items) {
-      if (item.seq == 0) continue;
-      ++fetched;
-      min_on = min_on ? std::min(min_on, item.updated_on) : item.updated_on;
-      max_on = std::max(max_on, item.updated_on);
-      last = &item;
-    }
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    auto date = [&w](int64_t t) {
-      if (t) {
-        w.String(FormatTime(t));
-      } else {
-        w.Null();
-      }
-    };
-    w.StartObject();
-    w.Key("job_id");
-    w.String(r->job_id);
-    w.Key("job_number");
-    w.Int(r->job_number);
-    w.Key("task_id");
-    w.String(r->task_id);
-    w.Key("summary");
-    w.StartObject();
-    w.Key("fetched");
-    w.Int64(fetched);
-    w.Key("skipped");
-    w.Int64(static_cast<int64_t>(items->size()) - fetched);
-    w.Key("min_updated_on");
-    date(min_on);
-    w.Key("max_updated_on");
-    date(max_on);
-    w.Key("last_updated_on");
-    date(last ? last->updated_on : 0);
-    w.Key("last_uuid");
-    if (last) {
-      w.String(last->uuid);
-    } else {
-      w.Null();
-    }
-    w.Key("min_offset");
-    w.Null();
-    w.Key("max_offset");
-    w.Null();
-    w.Key("last_offset");
-    w.Null();
-    w.EndObject();
-    w.EndObject();
-    r->result.assign(buf.GetString(), buf.GetSize());
-    AddLog(r, now,
-           "done: " + std::to_string(fetched) + " new items, " +
-               std::to_string(items->size() - fetched) + " already stored; task " +
-               TaskStatusName(next.status));
-  };
+  Store::SettleRun settle = SettleSucceededRun(&next, run, items, now);
   Status st = Save(next, run, items, settle);
   if (st.ok()) {
     *task = std::move(next);
@@ -489,7 +314,7 @@ void TaskScheduler::RunOne(const std::string& job_id) {
     run.status = RunStatus::kStarted;
     run.started_at = now;
     run.lease_until = now + static_cast<int64_t>(options_.lease_s * 1e6);
-    AddLog(&run, now, "started on queue " + run.queue + " with " + run.args);
+    AddRunLog(&run, now, "started on queue " + run.queue + " with " + run.args);
     Task next = task;
     next.status = TaskStatus::kRunning;
     Status st = Save(next, &run, nullptr);
@@ -522,7 +347,7 @@ void TaskScheduler::RunOne(const std::string& job_id) {
   req.log = [this, job_id](const std::string& line) {
     std::lock_guard<std::mutex> lock(mu_);
     auto r = runs_.find(job_id);
-    if (r != runs_.end()) AddLog(&r->second, clock_->NowMicros(), line);
+    if (r != runs_.end()) AddRunLog(&r->second, clock_->NowMicros(), line);
   };
   auto items = const_cast<Backend*>(backend)->Fetch(req);
   bool exported = false;

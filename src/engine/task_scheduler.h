@@ -117,7 +117,4 @@ class TaskScheduler {
   std::vector<std::thread> workers_;
 };
 
-// The queue a task's next run waits in: its own, else archive, retry, update or create.
-std::string QueueFor(const Task& task);
-
 }  // namespace sluice

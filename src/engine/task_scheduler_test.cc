@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/test_util.h"
+#include "engine/task_runs.h"
 
 namespace sluice {
 namespace {
