@@ -112,6 +112,11 @@ int Main(int argc, char** argv) {
   ServeFlags serve_flags;
   CLI::App* serve = app.add_subcommand("serve", "Watch a spool and ingest what lands in it");
   AddServeFlags(serve, &serve_flags, false);
+  serve
+      ->add_option("--cluster-queue", serve_flags.queues,
+                   "With --broker: a queue whose jobs and task runs this daemon's workers take "
+                   "(repeat it; default: all)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   add_config(serve);
 
   ServeFlags worker_flags;

@@ -3,6 +3,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/task_runs.h"
+#include "handlers/git/git_backend.h"
+
 namespace sluice::cli {
 
 namespace {
@@ -20,7 +23,9 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Open(const ServeFlags& f, Stor
                                                        Ownership* ownership,
                                                        std::set<std::string> kinds) {
   if (!store->Shared() || ownership == nullptr) return SqliteRefused();
+  kinds.insert(kTaskJobKind);
   auto node = std::unique_ptr<ClusterNode>(new ClusterNode());
+  node->flags_ = &f;
   node->store_ = store;
   node->ownership_ = ownership;
   node->interval_s_ = f.reconcile_interval_s;
@@ -63,6 +68,15 @@ Status ClusterNode::StartWorkers(std::map<std::string, Handler*> handlers,
   options.owner = ownership_->owner();
   RedisBroker* wire = broker_.get();
   options.on_events = [wire](const std::vector<Event>& events) { wire->PublishEvents(events); };
+  TaskRunOptions to;
+  to.owner = options.owner;
+  to.lease_s = options.lease_s;
+  to.retry_delay_s = flags_->tasks.retry_delay_s;
+  to.on_events = options.on_events;
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(std::make_unique<GitBackend>(flags_->archive_path, flags_->task_timeout_s));
+  task_runs_ = std::make_unique<TaskRunHandler>(to, store_, std::move(backends), Clock::Real());
+  handlers.emplace(kTaskJobKind, task_runs_.get());
   worker_ = std::make_unique<ClusterWorker>(options, store_, broker_.get(), std::move(handlers),
                                             Env::Default(), Clock::Real(), commit_order);
   return worker_->Start();

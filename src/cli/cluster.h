@@ -1,5 +1,6 @@
 // ClusterNode: what one process of a cluster (`--broker`) runs: the Redis broker, a
-// ClusterWorker for the HTTP jobs of its queues, and, while it holds the "reconciler" lease,
+// ClusterWorker for the HTTP jobs and task runs of its queues (every node runs task runs:
+// engine/task_run_handler.h), and, while it holds the "reconciler" lease,
 // the reconciler (engine/reconciler.h). `sluice serve --broker` runs one beside its spools;
 // `sluice worker` is one alone. docs/deploy.md says how the parts fit.
 #pragma once
@@ -17,6 +18,7 @@
 #include "engine/cluster_worker.h"
 #include "engine/ownership.h"
 #include "engine/reconciler.h"
+#include "engine/task_run_handler.h"
 #include "store/store.h"
 
 namespace sluice::cli {
@@ -24,8 +26,8 @@ namespace sluice::cli {
 class ClusterNode {
  public:
   // Connects to `f.broker` as `ownership->owner()`, to read the jobs of `f.queues` (all when
-  // empty) and `kinds` (those this process runs). Refused (InvalidArgument) with a store
-  // other processes cannot share (SQLite).
+  // empty) and `kinds` (those this process runs, and task runs). Refused (InvalidArgument) with a
+  // store other processes cannot share (SQLite).
   static Result<std::unique_ptr<ClusterNode>> Open(const ServeFlags& f, Store* store,
                                                    Ownership* ownership,
                                                    std::set<std::string> kinds);
@@ -36,7 +38,7 @@ class ClusterNode {
   Broker* broker() { return broker_.get(); }
   // Live events between the cluster's processes (the same Redis).
   EventFanOut* fanout() { return broker_.get(); }
-  // Starts `options.max_workers` workers for the kinds of `handlers` (not owned).
+  // Starts `options.max_workers` workers for the kinds of `handlers` (not owned) and task runs.
   Status StartWorkers(std::map<std::string, Handler*> handlers, ClusterWorkerOptions options,
                       std::mutex* commit_order);
   // From the daemon's main loop: takes the reconciler's lease when it is free, and runs a
@@ -59,6 +61,7 @@ class ClusterNode {
   double interval_s_ = 5;
   std::unique_ptr<RedisBroker> broker_;
   std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<TaskRunHandler> task_runs_;
   std::unique_ptr<ClusterWorker> worker_;
   int64_t last_pass_ = 0;  // monotonic micros
 };

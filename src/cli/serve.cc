@@ -22,6 +22,7 @@
 #include "engine/engine.h"
 #include "engine/event_tail.h"
 #include "engine/ownership.h"
+#include "engine/task_runs.h"
 #include "handlers/git/git_backend.h"
 #include "handlers/kcidb/storage.h"
 #include "store/store.h"
@@ -443,6 +444,19 @@ int RunServe(ServeFlags f) {
     items_out = std::move(*out);
     f.tasks.items_out = items_out.get();
     spdlog::info("tasks: items also go to {}", items_out->Describe());
+  }
+  if (cluster) {
+    // Each due run goes out as a cluster job: any worker of its queue runs it.
+    f.tasks.dispatch = [&spools](const TaskRun& run) -> Status {
+      Engine* engine = spools.FirstEngine();
+      if (engine == nullptr) return Status::FailedPrecondition("no spool registers jobs here");
+      Job job;
+      job.queue = run.queue;
+      job.kind = kTaskJobKind;
+      job.payload = TaskJobPayload(run);
+      job.idempotency_key = TaskJobKey(run.job_id);
+      return engine->Submit(std::move(job)).status();
+    };
   }
   TaskScheduler tasks(f.tasks, store->get(), std::move(backends), Clock::Real(),
                       EngineShared{&ids, &hub, &commit_order});

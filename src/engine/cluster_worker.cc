@@ -238,6 +238,8 @@ void ClusterWorker::Run(const Ticket& t, Job job) {
     writer_->Update(std::move(u));
   };
   ctx.heartbeat = [] {};  // claims are renewed by RenewLoop while the process lives
+  ctx.job_id = job.id;
+  ctx.claim_epoch = epoch;
   HandlerOutput out;
   Status st = handlers_.at(job.kind)->Run(ctx, &out);
   SettleTry(&job, st, &out, {options_.retry_delay_s, options_.retry_max_delay_s}, &rng_, &mu_,

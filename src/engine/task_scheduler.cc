@@ -83,8 +83,17 @@ Status TaskScheduler::Start() {
         if (r.job_id == task.current_job) run = std::move(r);
       }
       if (task.status == TaskStatus::kEnqueued && run && run->status == RunStatus::kQueued) {
-        runs_[run->job_id] = *run;
-        queues_[{QueueRank(run->queue), run->queue}].push_back(run->job_id);
+        if (options_.dispatch) {
+          undispatched_[run->job_id] = *run;  // registered once, whether it was or not
+        } else {
+          runs_[run->job_id] = *run;
+          queues_[{QueueRank(run->queue), run->queue}].push_back(run->job_id);
+        }
+        ++recovered;
+      } else if (options_.dispatch &&
+                 (task.status == TaskStatus::kEnqueued || task.status == TaskStatus::kRunning) &&
+                 run) {
+        // Its job is in the cluster, held by a worker or waiting for one: followed.
         ++recovered;
       } else if (task.status == TaskStatus::kRunning && run) {
         // Its worker died with the daemon: the lease is void.
@@ -109,7 +118,9 @@ Status TaskScheduler::Start() {
     for (const auto& [id, t] : tasks_) ExportItems(id, t.seq);
   }
   scheduler_ = std::thread([this] { SchedulerLoop(); });
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  if (!options_.dispatch) {
+    for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  }
   running_ = true;
   return Status::Ok();
 }
@@ -163,6 +174,7 @@ std::vector<std::pair<std::string, bool>> TaskScheduler::Remove(
     auto it = tasks_.find(id);
     if (it != tasks_.end()) {
       runs_.erase(it->second.current_job);  // a running worker finds it gone and drops its result
+      undispatched_.erase(it->second.current_job);
       for (auto& [key, q] : queues_) {
         q.erase(std::remove(q.begin(), q.end(), it->second.current_job), q.end());
       }
@@ -213,6 +225,10 @@ Status TaskScheduler::Enqueue(Task* task, int64_t now) {
   SLUICE_RETURN_IF_ERROR(Save(next, &run, nullptr));
   *task = std::move(next);
   last_number_[task->seq] = run.job_number;
+  if (options_.dispatch) {
+    undispatched_[run.job_id] = std::move(run);
+    return Status::Ok();
+  }
   queues_[{QueueRank(run.queue), run.queue}].push_back(run.job_id);
   runs_[run.job_id] = std::move(run);
   work_cv_.notify_one();
@@ -275,8 +291,100 @@ void TaskScheduler::SchedulerLoop() {
       if (t == tasks_.end() || t->second.current_job != id) continue;
       FailRun(&t->second, &run, "its lease expired: the worker stopped renewing it", now);
     }
+    if (options_.dispatch) {
+      DispatchRuns(&lock);
+      FollowRuns(&lock);
+    }
     RetryExports(&lock);
     sched_cv_.wait_for(lock, std::chrono::milliseconds(200));
+  }
+}
+
+void TaskScheduler::DispatchRuns(std::unique_lock<std::mutex>* lock) {
+  if (undispatched_.empty()) return;
+  std::map<std::string, TaskRun> pending = undispatched_;
+  lock->unlock();
+  std::vector<std::string> done;
+  for (const auto& [id, run] : pending) {
+    Status st = options_.dispatch(run);
+    if (st.ok()) {
+      done.push_back(id);
+    } else {
+      spdlog::warn("tasks: registering run {} of {} as a cluster job: {}; trying again",
+                   run.job_number, run.task_id, st.ToString());
+    }
+  }
+  lock->lock();
+  for (const std::string& id : done) undispatched_.erase(id);
+}
+
+void TaskScheduler::FollowRuns(std::unique_lock<std::mutex>* lock) {
+  int64_t mono = clock_->MonotonicMicros();
+  if (mono - followed_at_ < 1'000'000) return;
+  followed_at_ = mono;
+  struct Out {
+    std::string task_id;
+    int64_t seq;
+    std::string run_id;
+  };
+  std::vector<Out> out;
+  for (const auto& [id, t] : tasks_) {
+    if ((t.status == TaskStatus::kEnqueued || t.status == TaskStatus::kRunning) &&
+        !t.current_job.empty() && !undispatched_.count(t.current_job)) {
+      out.push_back({id, t.seq, t.current_job});
+    }
+  }
+  if (out.empty()) return;
+  lock->unlock();
+  std::vector<Task> stored;                // as the store has them now
+  std::vector<std::pair<Out, Job>> ended;  // runs whose job ended without settling them
+  for (const Out& o : out) {
+    auto t = store_->GetTask(o.task_id);
+    if (!t.ok() || t->seq != o.seq) continue;  // removed, or the store is away
+    bool settled = t->current_job != o.run_id ||
+                   (t->status != TaskStatus::kEnqueued && t->status != TaskStatus::kRunning);
+    if (!settled) {
+      auto job = store_->FindJobByIdempotencyKey(TaskJobKey(o.run_id));
+      if (job.ok() && job->has_value() && IsFinal((*job)->state)) {
+        // The worker writes the task before the job ends: read the task again to tell a run
+        // it settled from one its job left behind.
+        t = store_->GetTask(o.task_id);
+        if (!t.ok() || t->seq != o.seq) continue;
+        if (t->current_job == o.run_id) {
+          ended.emplace_back(o, std::move(**job));
+          continue;
+        }
+        settled = true;
+      }
+    }
+    if (settled && (!options_.items_dir.empty() || options_.items_out != nullptr)) {
+      ExportItems(o.task_id, o.seq);
+    }
+    stored.push_back(std::move(*t));
+  }
+  lock->lock();
+  for (Task& t : stored) {
+    auto it = tasks_.find(t.task_id);
+    // Only a task still as it was followed: the API may have removed it meanwhile.
+    if (it == tasks_.end() || it->second.seq != t.seq) continue;
+    if (t.current_job != it->second.current_job && !it->second.current_job.empty()) {
+      spdlog::debug("tasks: {} is {} after its run on a cluster worker", t.task_id,
+                    TaskStatusName(t.status));
+    }
+    it->second = std::move(t);
+  }
+  int64_t now = clock_->NowMicros();
+  for (auto& [o, job] : ended) {
+    auto it = tasks_.find(o.task_id);
+    if (it == tasks_.end() || it->second.seq != o.seq || it->second.current_job != o.run_id) {
+      continue;
+    }
+    auto run = store_->GetTaskRun(o.run_id);
+    if (!run.ok()) continue;
+    std::string why =
+        "its job " + std::to_string(job.id) + " ended " + std::string(StateName(job.state)) +
+        (job.error.code.empty() ? "" : " (" + job.error.code + ": " + job.error.message + ")");
+    FailRun(&it->second, &*run, why, now);
   }
 }
 

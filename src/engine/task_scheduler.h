@@ -9,12 +9,14 @@
 // (its worker stuck) or whose daemon died (found started at restart) counts as a failed run
 // and is retried.
 //
-// Threads: one scheduler thread (due tasks → queued runs, lease checks) and `workers` workers.
+// Threads: one scheduler thread (due tasks → queued runs, lease checks) and `workers` workers
+// (none in a cluster: TaskOptions::dispatch).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +44,12 @@ struct TaskOptions {
   std::string items_dir;          // when set: each task's items also go to DIR/<task_id>.jsonl
   ItemsOut* items_out = nullptr;  // when set: each task's items also go there (a Redis list)
   double job_timeout_s = 3600;    // what one backend command may take (shown as a run's timeout)
+  // A cluster: each queued run is registered through `dispatch` as a job of kind "task"
+  // (engine/task_runs.h) in the run's queue, which any worker of that queue runs
+  // (engine/task_run_handler.h); this process runs no run itself. It follows its runs in
+  // the store: a task a worker settled is taken as stored (and its items exported from here);
+  // a run whose job ended without settling it (a dead letter, a cancel) fails as any run.
+  std::function<Status(const TaskRun&)> dispatch;
 };
 
 class TaskScheduler {
@@ -91,6 +99,10 @@ class TaskScheduler {
   // Scheduler thread, mu_ held (released while it exports).
   void RetryExports(std::unique_lock<std::mutex>* lock);
   bool PopRun(std::string* job_id);  // mu_ held
+  // Scheduler thread, mu_ held (released while they call out): with `dispatch`, registers the
+  // runs not registered yet, and every second follows the runs out in the cluster.
+  void DispatchRuns(std::unique_lock<std::mutex>* lock);
+  void FollowRuns(std::unique_lock<std::mutex>* lock);
   // Stores `task` (with `run`, `items`) and, with a hub, its state as an event.
   Status Save(const Task& task, TaskRun* run, std::vector<TaskItem>* items = nullptr,
               const Store::SettleRun& settle = nullptr);
@@ -110,6 +122,8 @@ class TaskScheduler {
   std::map<std::string, TaskRun> runs_;  // runs queued or started, by job id
   std::map<int64_t, int> last_number_;   // task seq -> its last job number
   std::map<std::pair<int, std::string>, std::deque<std::string>> queues_;  // (rank, queue)
+  std::map<std::string, TaskRun> undispatched_;  // with `dispatch`: runs to register, by id
+  int64_t followed_at_ = 0;                      // monotonic micros
   std::mutex export_mu_;
   std::set<std::pair<std::string, int64_t>> export_retry_;  // (task id, seq), under mu_
   int64_t export_retry_at_ = 0;

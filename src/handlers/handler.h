@@ -39,6 +39,10 @@ struct HandlerContext {
   // "Still working": renews the job's lease. A handler that runs long calls it as it makes
   // progress; a job whose worker is silent past the lease is given to another worker.
   std::function<void()> heartbeat;
+  // The job, and the epoch of the claim it runs under (0: not claimed through the store, so
+  // not fenced): a handler whose own writes must follow the job's fence uses them.
+  int64_t job_id = 0;
+  int64_t claim_epoch = 0;
 };
 
 struct HandlerOutput {
