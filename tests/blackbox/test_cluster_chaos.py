@@ -1,7 +1,8 @@
 """A cluster under fire: 2 `serve` (one spool on shared storage: an owner and a standby) and
-3 `worker` processes on a PostgreSQL and a Redis of the test's own. 10,000 HTTP jobs and the
-500-file corpus; meanwhile a random worker is killed (-9) every second and started again, the
-spool's owner is killed once, Redis is restarted empty once and PostgreSQL restarted once.
+3 `worker` processes on a PostgreSQL and a Redis of the test's own. 20,000 HTTP jobs and the
+500-file corpus; meanwhile a random worker is killed (-9) every second for 30 s and started
+again, the spool's owner is killed once, Redis is restarted empty once and PostgreSQL
+restarted once.
 At the end every job ended exactly once, the corpus counts are exact, and nothing is left
 handed out in Redis."""
 
@@ -17,7 +18,8 @@ import unittest
 
 import harness
 
-JOBS = 10000
+JOBS = 20000
+KILLING_S = 30
 LEASE = "2"
 
 
@@ -37,9 +39,14 @@ class ChaosTest(unittest.TestCase):
         self.b.spool = self.a.spool  # the same spool, as on shared storage
         self.workers = []
         self.worker_logs = []
+        self.lock = threading.Lock()  # the workers list: the killer thread and tearDown
+        self.kills = 0
 
     def tearDown(self):
-        for p in self.workers:
+        self.killing_until = 0
+        with self.lock:
+            workers = list(self.workers)
+        for p in workers:
             if p.poll() is None:
                 p.kill()
                 p.wait()
@@ -78,11 +85,19 @@ class ChaosTest(unittest.TestCase):
         return threads, errors
 
     def kill_a_worker(self):
-        live = [p for p in self.workers if p.poll() is None]
-        victim = random.choice(live)
-        victim.kill()
-        victim.wait()
-        self.worker()
+        with self.lock:
+            live = [p for p in self.workers if p.poll() is None]
+            victim = random.choice(live)
+            victim.kill()
+            victim.wait()
+            self.worker()
+            self.kills += 1
+
+    def killer(self):
+        """A random worker killed (-9) and started again every second until killing_until."""
+        while time.time() < self.killing_until:
+            time.sleep(1)
+            self.kill_a_worker()
 
     def q(self, sql, *params):
         return self.a.query(sql, *params)
@@ -94,11 +109,11 @@ class ChaosTest(unittest.TestCase):
         self.b.wait_for(lambda: "standing by: spool:" in self.b.daemon_log(), 30, "the standby")
         for _ in range(3):
             self.worker()
+        # Workers killed every second from now on, while the jobs pour in and after.
+        self.killing_until = time.time() + KILLING_S
+        killer = threading.Thread(target=self.killer)
+        killer.start()
         threads, errors = self.submit(port)
-        # Workers killed while the jobs pour in.
-        while any(t.is_alive() for t in threads):
-            time.sleep(1)
-            self.kill_a_worker()
         for t in threads:
             t.join()
         self.assertEqual(errors, [])
@@ -106,21 +121,17 @@ class ChaosTest(unittest.TestCase):
         self.assertTrue(harness.extract_corpus(self.a.spool), "the corpus is missing")
         time.sleep(0.5)
         self.a.stop(signal.SIGKILL)
-        self.kill_a_worker()
         self.b.wait_for(lambda: "took over spool:" in self.b.daemon_log(), 30, "the takeover")
         # Redis forgets everything and comes back.
         self.redis.cli("FLUSHALL")
         time.sleep(1.2)  # the AOF (everysec) has the flush
         self.redis.stop()
-        self.kill_a_worker()
         time.sleep(1)
         self.redis.start()
-        self.kill_a_worker()
         time.sleep(1)
         self.pg.restart()
-        for _ in range(3):
-            time.sleep(1)
-            self.kill_a_worker()
+        killer.join()
+        self.assertGreaterEqual(self.kills, KILLING_S - 2)
 
         total = JOBS + 500
 
