@@ -405,9 +405,13 @@ int RunServe(ServeFlags f) {
     if (!st.ok()) return ExitCode(st);
   }
   std::mutex commit_order;
+  // Old events are pruned by one process of those sharing the database (the "pruner" lease).
+  std::atomic<bool> pruner{ownership == nullptr};
+  f.engine.event_retention.pruner = &pruner;
   if (ownership) {
     for (SpoolSpec& spec : *specs) {
       EngineOptions& e = spec.flags.engine;
+      e.event_retention.pruner = &pruner;
       e.owner = ownership->owner();
       e.adopt_interval_s = f.lease_s;
       // Every commit is made under the spool's lease and the daemon's: one taken over
@@ -599,11 +603,14 @@ int RunServe(ServeFlags f) {
     }
     if (cluster) cluster->Tick();
     int64_t mono = Clock::Real()->MonotonicMicros();
-    if (ownership && !f.engine.burst && !tasks.running() && mono - last_take >= 1'000'000) {
+    if (ownership && mono - last_take >= 1'000'000) {
       last_take = mono;
-      auto taken = take_scheduler();
-      if (!taken.ok())
-        spdlog::warn("tasks: cannot take the scheduler: {}", taken.status().message());
+      if (!f.engine.burst && !tasks.running()) {
+        auto taken = take_scheduler();
+        if (!taken.ok())
+          spdlog::warn("tasks: cannot take the scheduler: {}", taken.status().message());
+      }
+      if (!pruner.load()) pruner = ownership->TryTake(Ownership::kPrunerLease);
     }
     if (mono - last_beat >= 5'000'000) {
       // The heartbeats `sluice check` looks for, one per spool.

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <set>
 
@@ -76,12 +77,16 @@ int RunWorker(ServeFlags f) {
   }
   auto node = ClusterNode::Open(f, store->get(), &ownership, kinds);
   if (!node.ok()) return ExitCode(node.status());
+  // Old events are pruned by one process of the cluster (the "pruner" lease).
+  std::atomic<bool> pruner{false};
+  f.engine.event_retention.pruner = &pruner;
   ClusterWorkerOptions options = ClusterOptionsOf(f);
   options.burst = f.engine.burst;
   st = (*node)->StartWorkers(std::move(by_kind), options, nullptr);
   if (!st.ok()) return ExitCode(st);
   spdlog::info("worker {}: {} workers, database {}", ownership.owner(), options.max_workers,
                DescribeStore(f.database, f.store));
+  int64_t last_take = 0;  // monotonic micros
   while (!(*node)->Done()) {
     Status own = ownership.Renew();
     if (!own.ok()) {
@@ -91,6 +96,11 @@ int RunWorker(ServeFlags f) {
       std::_Exit(75);
     }
     (*node)->Tick();
+    int64_t mono = Clock::Real()->MonotonicMicros();
+    if (!pruner.load() && mono - last_take >= 1'000'000) {
+      last_take = mono;
+      pruner = ownership.TryTake(Ownership::kPrunerLease);
+    }
     struct timespec ts = {0, 200 * 1000 * 1000};
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) {

@@ -34,6 +34,12 @@ class Ownership {
   // Takes what it can of `names` (with its own daemon lease); true once all are held. Says
   // once per name who holds one it cannot take, and when it takes one over.
   Result<bool> TryAcquire(const std::vector<std::string>& names);
+  // TryAcquire of one role: whether this process holds it now (false when the database
+  // cannot say).
+  bool TryTake(const std::string& name) {
+    auto held = TryAcquire({name});
+    return held.ok() && *held;
+  }
   // Renews what it holds when due. FailedPrecondition naming the lease when one was taken
   // over: stop at once.
   Status Renew();
@@ -42,6 +48,8 @@ class Ownership {
     auto it = held_.find(name);
     return it == held_.end() ? 0 : it->second.epoch;
   }
+  // The lease of the process that prunes old events on a shared database (EventRetention).
+  static constexpr char kPrunerLease[] = "pruner";
   // Gives everything up (a clean stop: the standby takes over at once).
   void Release();
 

@@ -165,6 +165,7 @@ void Writer::FailStateEvent(JobUpdate* u) {
 }
 
 void Writer::MaybePrune() {
+  if (retention_.pruner != nullptr && !retention_.pruner->load()) return;
   int64_t now = clock_->MonotonicMicros();
   if (last_prune_ != 0 && now - last_prune_ < 60'000'000) return;
   last_prune_ = now;

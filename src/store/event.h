@@ -7,6 +7,7 @@
 //   type "job.log"      data: {"job": ID, "line": TEXT}
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -53,6 +54,9 @@ bool Matches(const EventFilter& f, const Event& e);
 struct EventRetention {
   int64_t max_age_s = 7 * 24 * 3600;
   int64_t max_count = 1'000'000;
+  // When set: prune only while it is true. On a database several processes share, one prunes
+  // at a time: the holder of the "pruner" lease.
+  const std::atomic<bool>* pruner = nullptr;
 };
 
 }  // namespace sluice

@@ -173,6 +173,9 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.final_events(), {i: 1 for i in ids})
         owners = {o for (o,) in self.c.serve.query("SELECT DISTINCT lease_owner FROM jobs")}
         self.assertGreaterEqual(len(owners), 3, owners)  # serve and the workers all took some
+        # Old events are pruned by one process at a time: the holder of the "pruner" lease.
+        pruners = self.c.serve.query("SELECT owner FROM leases WHERE name='pruner'")
+        self.assertEqual(len(pruners), 1, pruners)
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.c.serve.port) as resp:
             text = resp.read().decode()
         check = subprocess.run(["promtool", "check", "metrics"], input=text,
