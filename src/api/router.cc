@@ -38,12 +38,18 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
-bool Router::Authorized(const HttpRequest& r) const {
-  if (deps_.token.empty()) return true;
+int Router::Denied(const HttpRequest& r) const {
+  if (deps_.token.empty()) return 0;
   auto auth = r.Header("authorization");
   const std::string kBearer = "Bearer ";
-  if (!auth || auth->compare(0, kBearer.size(), kBearer) != 0) return false;
-  return ConstantTimeEquals(auth->substr(kBearer.size()), deps_.token);
+  if (auth && auth->compare(0, kBearer.size(), kBearer) == 0) {
+    return ConstantTimeEquals(auth->substr(kBearer.size()), deps_.token) ? 0 : 401;
+  }
+  auto session = sessions_->FromCookie(r.Header("cookie").value_or(""));
+  if (!session) return 401;
+  if (r.method == "GET" || r.method == "HEAD") return 0;
+  // A cookie alone is what a forged cross-site request carries too.
+  return ConstantTimeEquals(r.Header("x-csrf-token").value_or(""), session->csrf) ? 0 : 403;
 }
 
 void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
@@ -76,7 +82,12 @@ HttpResponse Router::Route(const HttpRequest& r) const {
     }
     return HttpResponse::Json(200, R"({"status":"ok"})");
   }
-  if (!Authorized(r)) {
+  if (IsWebPath(r.path)) return Web(r);
+  if (int denied = Denied(r)) {
+    if (denied == 403) {
+      return HttpResponse::Error(403, "csrf",
+                                 "a session's state-changing call needs its X-CSRF-Token");
+    }
     HttpResponse resp = HttpResponse::Error(401, "unauthorized",
                                             "this server needs 'Authorization: Bearer <token>'");
     resp.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -153,6 +164,7 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
   }
   if (auto q = r.Query("queue"); q && !q->empty()) f.queue = *q;
   if (auto k = r.Query("kind"); k && !k->empty()) f.kind = *k;
+  if (auto n = r.Query("name"); n && !n->empty()) f.name = *n;
   if (auto l = r.Query("limit")) {
     auto v = ParseInt(*l, "limit");
     if (!v.ok()) return HttpResponse::FromStatus(v.status());

@@ -20,9 +20,13 @@
 //   POST /add, /remove, /reschedule; GET /tasks, /task/{id}, /job/{id}: King Arthur's task
 //                              API (task_routes.cc)
 //
-// With a token set, every request but /healthz needs "Authorization: Bearer <token>",
-// compared in constant time. Errors are JSON {"error": {"code", "message"}}.
-// Thread safety: Handle() may be called from many threads.
+//   GET /                      the dashboard (web/, compiled in); GET /ui/… its files
+//   GET|POST|DELETE /api/v1/session   the browser's session (api/sessions.h)
+//
+// With a token set, every request but /healthz, the dashboard's files and /api/v1/session
+// needs "Authorization: Bearer <token>" (compared in constant time) or a browser session's
+// cookie, with its X-CSRF-Token on anything but GET and HEAD. Errors are JSON {"error": {"code",
+// "message"}}. Thread safety: Handle() may be called from many threads.
 #pragma once
 
 #include <atomic>
@@ -31,6 +35,7 @@
 #include <vector>
 
 #include "api/http_types.h"
+#include "api/sessions.h"
 #include "engine/event_hub.h"
 #include "engine/task_scheduler.h"
 #include "store/store.h"
@@ -86,7 +91,13 @@ class Router {
   HttpResponse Handle(const HttpRequest& request) const;
 
  private:
-  bool Authorized(const HttpRequest& request) const;
+  // 0 when the request may go on (no token set, its bearer token, or a browser session with
+  // the session's CSRF token on a state-changing call); else 401 or 403.
+  int Denied(const HttpRequest& request) const;
+  bool Authorized(const HttpRequest& request) const { return Denied(request) == 0; }
+  // web_routes.cc: the dashboard's files and /api/v1/session.
+  HttpResponse Web(const HttpRequest& request) const;
+  HttpResponse Session(const HttpRequest& request) const;
   HttpResponse ListJobs(const HttpRequest& request) const;
   HttpResponse Route(const HttpRequest& request) const;
   void SubmitJob(const HttpRequest& request, Reply reply) const;
@@ -110,10 +121,13 @@ class Router {
 
   RouterDeps deps_;
   std::shared_ptr<std::atomic<size_t>> open_streams_ = std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<Sessions> sessions_ = std::make_shared<Sessions>();
 };
 
 // Whether `path` is one of the task API's (task_routes.cc).
 bool IsTaskPath(const std::string& path);
+// Whether `path` is the dashboard's or /api/v1/session (web_routes.cc): no token needed.
+bool IsWebPath(const std::string& path);
 
 // Whether `a` equals `b`, in time that depends only on their lengths' digests.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);
