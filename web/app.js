@@ -46,7 +46,7 @@ function stateBadge(state) { return el("span", { class: `state s-${state}` }, st
 class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
-async function api(path, { method = "GET", body } = {}) {
+async function api(path, { method = "GET", body, signingIn = false } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && session.csrf) headers["X-CSRF-Token"] = session.csrf;
@@ -59,7 +59,7 @@ async function api(path, { method = "GET", body } = {}) {
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!resp.ok) {
     const err = data && data.error ? data.error : { code: String(resp.status), message: text };
-    if (resp.status === 401 && session.required) login();
+    if (resp.status === 401 && session.required && !signingIn) login();
     throw new ApiError(resp.status, err.code, err.message);
   }
   return data;
@@ -288,7 +288,12 @@ function jobHead(j, reload) {
   const act = (label, action, question) => el("button", { "data-action": action, on: { click: async (ev) => {
     if (!confirm(question)) return;
     ev.target.disabled = true;
-    try { await api(`/api/v1/jobs/${j.id}/${action}`, { method: "POST" }); await reload(); }
+    try {
+      const r = await api(`/api/v1/jobs/${j.id}/${action}`, { method: "POST" });
+      // A spool file goes back into its spool and runs as a new job: show both, by name.
+      if (r && r.retried) location.hash = `#/jobs?name=${encodeURIComponent(r.retried.name)}`;
+      else await reload();
+    }
     catch (e) { ev.target.after(errorBox(e)); ev.target.disabled = false; }
   } } }, label);
   const waiting = j.state === "queued" || j.state === "retrying";
@@ -393,7 +398,7 @@ function login() {
     const token = form.elements.token.value;
     form.elements.token.value = "";
     try {
-      const r = await api("/api/v1/session", { method: "POST", body: { token } });
+      const r = await api("/api/v1/session", { method: "POST", body: { token }, signingIn: true });
       session.csrf = r.csrf || "";
       start();
     } catch (e) { form.querySelector(".error").textContent = e.message; }

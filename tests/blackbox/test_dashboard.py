@@ -1,0 +1,303 @@
+"""The dashboard (GET /) in a real headless Chromium driven by Selenium: against a daemon fed
+with the corpus and failing files, the overview's counts equal the API's and follow it live;
+a hostile file name stays text; a failed job retried from the page succeeds and shows live;
+the token flow, logout and a CSRF-less POST refused; after the daemon restarts the page
+reconnects and shows every event once.
+
+Screenshots go to $SLUICE_SCREENSHOTS when it is set (docs/screenshots has the last ones)."""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+import harness
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+XSS = "<img src=x onerror=alert(1)>.json"
+TOKEN = "dash-token-7f3a9c"
+
+
+def browser(profile):
+    o = Options()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1400,1000", "--user-data-dir=" + profile,
+              "--no-first-run", "--disable-extensions"):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+
+
+class DashboardTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox(api=True)
+        d = self.box.dir
+        self.kcidb = self.box.spool
+        self.cmds = os.path.join(d, "cmds")
+        os.makedirs(self.cmds)
+        self.flag = os.path.join(d, "flag")
+        self.port = harness.free_port()
+        self.profile = tempfile.mkdtemp(prefix="sluice-chromium-")
+        self.driver = None
+
+    def tearDown(self):
+        if self.driver is not None:
+            self.driver.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)
+        self.box.close()
+
+    def start(self, *extra):
+        conf = os.path.join(self.box.dir, "sluice.toml")
+        with open(conf, "w") as f:
+            f.write('database = "sqlite:%s"\nport = %d\nsettle = 0.2\n\n'
+                    '[spool.kernelci]\ndir = "%s"\nkind = "kcidb"\n\n'
+                    '[spool.commands]\ndir = "%s"\nkind = "exec"\nmax_attempts = 1\n'
+                    'allowed_commands = ["/bin/*"]\n' % (self.box.db, self.port, self.kcidb,
+                                                         self.cmds))
+        log = os.path.join(self.box.dir, "daemon.log")
+        if os.path.exists(log):  # the port is read from the log: a fresh one per start
+            with open(log, "rb") as old, open(log + ".before", "ab") as keep:
+                keep.write(old.read())
+            os.unlink(log)
+        self.box.log = open(log, "ab")
+        self.box.proc = __import__("subprocess").Popen(
+            [harness.SLUICE, "serve", "-c", conf] + list(extra),
+            stdout=self.box.log, stderr=self.box.log)
+        self.box.wait_for_api()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def request(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request(method, path, body=None if body is None else json.dumps(body),
+                  headers=headers or {})
+        r = c.getresponse()
+        data = r.read().decode()
+        c.close()
+        return r.status, data
+
+    def api(self, path, token=None):
+        status, data = self.request("GET", path, headers={"Authorization": "Bearer " + token}
+                                    if token else {})
+        self.assertEqual(status, 200, data)
+        return json.loads(data)
+
+    def open(self, fragment=""):
+        if self.driver is None:
+            self.driver = browser(self.profile)
+        self.driver.get(self.url + "/" + fragment)
+
+    def wait(self, predicate, timeout=30, what="the page"):
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+                lambda d: predicate(d))
+        except TimeoutException:
+            self.fail("timed out waiting for %s; page: %s" % (
+                what, self.driver.find_element(By.TAG_NAME, "body").text[:2000]))
+
+    def shot(self, name):
+        out = os.environ.get("SLUICE_SCREENSHOTS")
+        if out:
+            os.makedirs(out, exist_ok=True)
+            self.driver.save_screenshot(os.path.join(out, name + ".png"))
+
+    def drained(self, token=None):
+        queues = self.api("/api/v1/queues", token)["queues"]
+        return queues and all(not q["jobs"].get(s) for q in queues
+                              for s in ("queued", "running", "retrying"))
+
+    def page_counts(self):
+        """queue -> state -> count, as the overview shows them."""
+        # Read in one script: the table is replaced whole when counts change.
+        return self.driver.execute_script("""
+            const out = {};
+            for (const row of document.querySelectorAll("table.counts tbody tr")) {
+              const q = {};
+              for (const c of row.querySelectorAll("td[data-state]")) {
+                const n = Number(c.textContent);
+                if (n) q[c.dataset.state] = n;
+              }
+              out[row.dataset.queue] = q;
+            }
+            return out;""")
+
+    def api_counts(self):
+        return {q["name"]: q["jobs"] for q in self.api("/api/v1/queues")["queues"]}
+
+    def no_script_ran(self):
+        try:
+            alert = self.driver.switch_to.alert
+            text = alert.text
+            alert.dismiss()
+            self.fail("a script ran: alert %r" % text)
+        except NoAlertPresentException:
+            pass
+        self.assertEqual(self.driver.find_elements(By.TAG_NAME, "img"), [])
+        errors = [e for e in self.driver.get_log("browser") if e["level"] == "SEVERE" and
+                  "Content Security Policy" in e["message"]]
+        self.assertEqual(errors, [])
+
+    def test_overview_equals_the_api_and_follows_it_live(self):
+        self.assertTrue(harness.extract_corpus(self.kcidb), "the corpus is missing")
+        self.box.drop("broken.json", "{ not json")
+        self.box.drop(XSS, "{ not json either")
+        self.start()
+        self.box.wait_for(self.drained, 120, "the corpus to be ingested")
+        self.open()
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "table.counts tbody tr"),
+                  what="the counts")
+        self.wait(lambda d: "live" == d.find_element(By.ID, "live").text, what="the live stream")
+        self.assertEqual(self.page_counts(), self.api_counts())
+        self.assertEqual(self.page_counts()["default"]["failed"], 2)
+        self.shot("overview")
+        # A file dropped now shows without a reload: one more succeeded.
+        before = self.page_counts()["default"].get("succeeded", 0)
+        self.box.drop("late.json", harness.GOOD)
+        self.wait(lambda d: self.page_counts()["default"].get("succeeded", 0) == before + 1,
+                  what="the live count")
+        self.wait(lambda d: "late.json" in d.find_element(By.ID, "feed").text,
+                  what="the live feed")
+        self.box.wait_for(self.drained, 30, "the late file")
+        self.wait(lambda d: self.page_counts() == self.api_counts(), what="equal counts")
+        self.no_script_ran()
+
+    def test_a_hostile_file_name_is_shown_as_text(self):
+        self.box.drop(XSS, "{ not json")
+        self.start()
+        self.box.wait_for(self.drained, 30, "the file to fail")
+        job_id = self.box.query("SELECT id FROM jobs WHERE name=?", XSS)[0][0]
+        for fragment in ("#/jobs?state=failed", "#/failed", "#/job/%d" % job_id,
+                         "#/jobs?name=" + urllib.parse.quote(XSS)):
+            self.open(fragment)
+            self.wait(lambda d: XSS in d.find_element(By.TAG_NAME, "main").text,
+                      what="the name as text on " + fragment)
+            self.no_script_ran()
+        self.open("#/failed")
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "section[data-code]"),
+                  what="the failure groups")
+        self.shot("failed")
+        # What the server sent for the page: no inline script, a policy forbidding one.
+        status, html = self.request("GET", "/")
+        self.assertEqual(status, 200)
+        self.assertNotIn("<script>", html)
+
+    def test_a_failed_job_retried_from_the_page_succeeds_live(self):
+        self.start()
+        harness_drop_json(self.cmds, "check.json", ["/bin/sh", "-c",
+                                                    "echo checking; test -e %s" % self.flag])
+        self.box.wait_for(lambda: self.box.query(
+            "SELECT state FROM jobs WHERE name='check.json'") == [("failed",)], 30,
+            "the command to fail")
+        job_id = self.box.query("SELECT id FROM jobs WHERE name='check.json'")[0][0]
+        self.open("#/job/%d" % job_id)
+        self.wait(lambda d: "-- end of log: job %d failed --" % job_id in
+                  d.find_element(By.ID, "log").text, what="the log with its end marker")
+        self.assertIn("checking", self.driver.find_element(By.ID, "log").text)
+        self.shot("job")
+        open(self.flag, "w").close()
+        self.driver.find_element(By.CSS_SELECTOR, "button[data-action=retry]").click()
+        self.driver.switch_to.alert.accept()  # the confirmation
+        # The file goes back to its spool and runs as a new job: the page lists both, and
+        # the new one turns succeeded without a reload.
+        self.wait(lambda d: "name=check.json" in d.current_url, what="the jobs of the file")
+        self.wait(lambda d: any("succeeded" in r.text for r in
+                                d.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")),
+                  what="the retried job to succeed on the page")
+        states = sorted(s for (s,) in self.box.query(
+            "SELECT state FROM jobs WHERE name='check.json'"))
+        self.assertEqual(states, ["failed", "succeeded"])
+
+    def test_token_flow_logout_and_csrf(self):
+        token_file = os.path.join(self.box.dir, "token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        self.start("--api-token-file", token_file)
+        harness_drop_json(self.cmds, "nope.json", ["/bin/false"])
+        self.box.wait_for(lambda: self.drained(TOKEN), 30, "the command to fail")
+        job_id = self.box.query("SELECT id FROM jobs")[0][0]
+        # Without a session the API answers 401, the page asks for the token.
+        self.assertEqual(self.request("GET", "/api/v1/queues")[0], 401)
+        self.open()
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "form.login"), what="the login")
+        field = self.driver.find_element(By.NAME, "token")
+        field.send_keys("wrong")
+        field.submit()
+        self.wait(lambda d: "not this server's API token" in
+                  d.find_element(By.CSS_SELECTOR, "form.login .error").text, what="the refusal")
+        field = self.driver.find_element(By.NAME, "token")
+        field.send_keys(TOKEN)
+        field.submit()
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "table.counts"), what="the overview")
+        self.wait(lambda d: "live" == d.find_element(By.ID, "live").text, what="live events")
+        # The session is an HttpOnly, SameSite=Strict cookie; the token is nowhere in the page.
+        cookie = self.driver.get_cookie("sluice_session")
+        self.assertTrue(cookie["httpOnly"])
+        self.assertEqual(cookie["sameSite"], "Strict")
+        self.assertNotIn(TOKEN, self.driver.current_url)
+        self.assertNotIn(TOKEN, self.driver.page_source)
+        self.assertEqual(self.driver.execute_script(
+            "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + "
+            "document.cookie"), "{}{}")
+        # The cookie reads; a state-changing call also needs the CSRF token.
+        jar = {"Cookie": "sluice_session=" + cookie["value"]}
+        self.assertEqual(self.request("GET", "/api/v1/queues", headers=jar)[0], 200)
+        status, body = self.request("POST", "/api/v1/jobs/%d/retry" % job_id, headers=jar)
+        self.assertEqual(status, 403, body)
+        self.assertEqual(json.loads(body)["error"]["code"], "csrf")
+        csrf = json.loads(self.request("GET", "/api/v1/session", headers=jar)[1])["csrf"]
+        status, body = self.request("POST", "/api/v1/jobs/%d/retry" % job_id,
+                                    headers=dict(jar, **{"X-CSRF-Token": csrf}))
+        self.assertIn(status, (200, 202), body)
+        # Logging out ends the session: the page asks again, the cookie opens nothing.
+        self.driver.find_element(By.ID, "logout").click()
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "form.login"), what="the login again")
+        self.assertEqual(self.request("GET", "/api/v1/queues", headers=jar)[0], 401)
+
+    def test_the_page_reconnects_after_a_restart_and_shows_every_event_once(self):
+        self.start()
+        for i in range(5):
+            self.box.drop("before%d.json" % i, harness.GOOD)
+        self.box.wait_for(self.drained, 30, "the first files")
+        self.open()
+        self.wait(lambda d: "live" == d.find_element(By.ID, "live").text, what="live events")
+        first = self.box.query("SELECT MAX(id) FROM events")[0][0]
+        self.box.drop("during0.json", harness.GOOD)
+        self.wait(lambda d: "during0.json" in d.find_element(By.ID, "feed").text,
+                  what="a live event")
+        self.box.stop(signal.SIGTERM)
+        self.wait(lambda d: d.find_element(By.ID, "live").text != "live", what="the outage")
+        for i in range(1, 6):
+            self.box.drop("during%d.json" % i, harness.GOOD)
+        self.start()
+        self.box.wait_for(self.drained, 30, "the files dropped while it was down")
+        last = self.box.query("SELECT MAX(id) FROM events")[0][0]
+        self.wait(lambda d: "#%d " % last in d.find_element(By.ID, "feed").text, 30,
+                  "the page to catch up after the restart")
+        shown = [int(m) for m in re.findall(r"^#(\d+) ", self.driver.find_element(
+            By.ID, "feed").text, re.M)]
+        stored = [i for (i,) in self.box.query("SELECT id FROM events WHERE id > ? ORDER BY id",
+                                               first)]
+        self.assertEqual(sorted(shown), stored)  # every event since the page opened, once
+        self.assertEqual(shown, sorted(shown, reverse=True))  # newest first, in id order
+
+
+def harness_drop_json(spool, name, value):
+    tmp = os.path.join(spool, "." + name + ".part")
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+    os.rename(tmp, os.path.join(spool, name))
+
+
+if __name__ == "__main__":
+    harness.main()
