@@ -88,11 +88,27 @@ struct Lease {
   int64_t until = 0;  // wall-clock micros
 };
 
+// What the dashboard's overview shows besides the counts (Store::SummarizeJobs).
+struct JobsSummary {
+  std::map<std::string, int64_t> oldest_waiting;            // queue -> created_at of its oldest
+  std::vector<std::pair<std::string, int64_t>> failures;   // error code -> failed jobs, most first
+  // Jobs ended per minute over the last `minutes` minutes, oldest first: {minute start (wall
+  // micros), succeeded, failed}.
+  struct Minute {
+    int64_t start = 0;
+    int64_t succeeded = 0;
+    int64_t failed = 0;
+  };
+  std::vector<Minute> per_minute;
+};
+
 struct JobFilter {
   std::optional<JobState> state;
   std::optional<std::string> name;  // exact file name
   std::optional<std::string> queue;
   std::optional<std::string> kind;
+  std::optional<std::string> spool;       // the spool directory ("" : jobs sent over HTTP)
+  std::optional<std::string> error_code;  // failed (or cancelled) with this code
   int64_t before_id = 0;  // with newest_first: only ids below this (pagination cursor)
   int limit = 100;
   bool newest_first = true;
@@ -175,6 +191,9 @@ class Store {
   virtual Result<std::map<std::string, int64_t>> CountJobsByState() = 0;
   // Job counts by (queue, state).
   virtual Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() = 0;
+  // The oldest waiting (queued or retrying) job of each queue, failed jobs by error code, and
+  // jobs ended per minute in the `minutes` minutes before `now`.
+  virtual Result<JobsSummary> SummarizeJobs(int64_t now, int minutes) = 0;
   // Job counts by (spool directory, state); "" for jobs sent over HTTP.
   virtual Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBySpool() = 0;
   virtual Result<int64_t> CountRows(const std::string& table) = 0;

@@ -448,6 +448,57 @@ TEST_P(StoreConformance, ATaskSaveFencedOnAClaimIsDroppedOnceTheJobIsClaimedAgai
             Code::kFailedPrecondition);
 }
 
+TEST_P(StoreConformance, JobsFilterBySpoolAndErrorCodeAndSummarize) {
+  const int64_t kMinute = 60'000'000;
+  const int64_t now = 1'000 * kMinute + 30'000'000;  // 30 s into minute 1000
+  WriteBatch b;
+  Job http = NewJob("");
+  http.spool = "";
+  http.queue = "api";
+  http.created_at = 50;
+  b.new_jobs = {NewJob("a.json"), NewJob("b.json"), NewJob("c.json"), http};
+  b.new_jobs[0].created_at = 70;
+  ASSERT_TRUE(store_->Write(&b).ok());
+  auto end = [&](const Job& j, JobState state, const std::string& code, int64_t at) {
+    WriteBatch w;
+    JobUpdate u = UpdateOf(j);
+    u.state = state;
+    u.finished_at = at;
+    if (!code.empty()) u.error = {code, "it broke", ""};
+    w.updates = {u};
+    ASSERT_TRUE(store_->Write(&w).ok());
+  };
+  end(b.new_jobs[1], JobState::kFailed, "invalid_json", now - 10'000'000);      // this minute
+  end(b.new_jobs[2], JobState::kSucceeded, "", now - kMinute);                 // the one before
+  JobFilter by_code;
+  by_code.error_code = "invalid_json";
+  auto failed = store_->ListJobs(by_code);
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].name, "b.json");
+  JobFilter http_only, spooled, named;
+  http_only.spool = "";
+  spooled.spool = "/spool";
+  named.name = "c.json";
+  auto from_http = store_->ListJobs(http_only);
+  ASSERT_EQ(from_http->size(), 1u);
+  EXPECT_EQ((*from_http)[0].queue, "api");
+  EXPECT_EQ(store_->ListJobs(spooled)->size(), 3u);
+  auto by_name = store_->ListJobs(named);
+  ASSERT_EQ(by_name->size(), 1u);
+  auto sum = store_->SummarizeJobs(now, 15);
+  ASSERT_TRUE(sum.ok()) << sum.status().ToString();
+  EXPECT_EQ(sum->oldest_waiting, (std::map<std::string, int64_t>{{"api", 50}, {"default", 70}}));
+  EXPECT_EQ(sum->failures, (std::vector<std::pair<std::string, int64_t>>{{"invalid_json", 1}}));
+  ASSERT_EQ(sum->per_minute.size(), 15u);
+  EXPECT_EQ(sum->per_minute.back().start, 1'000 * kMinute);
+  EXPECT_EQ(sum->per_minute.back().failed, 1);
+  EXPECT_EQ(sum->per_minute[13].succeeded, 1);
+  int64_t total = 0;
+  for (const auto& m : sum->per_minute) total += m.succeeded + m.failed;
+  EXPECT_EQ(total, 2);
+}
+
 TEST_P(StoreConformance, RemovedTaskCancelsItsWaitingRunAndRefusesUpdates) {
   std::vector<Task> tasks = {NewTask("a")};
   ASSERT_TRUE(store_->AddTasks(&tasks).ok());

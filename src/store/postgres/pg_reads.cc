@@ -80,6 +80,8 @@ Result<std::vector<Job>> PgStore::ListJobs(const JobFilter& f) {
   if (f.name) cond("name = ", *f.name);
   if (f.queue) cond("queue = ", *f.queue);
   if (f.kind) cond("kind = ", *f.kind);
+  if (f.spool) cond("spool = ", *f.spool);
+  if (f.error_code) cond("error_code = ", *f.error_code);
   if (f.before_id > 0) cond(f.newest_first ? "id < " : "id > ", f.before_id);
   where += f.newest_first ? " ORDER BY id DESC" : " ORDER BY id ASC";
   where += " LIMIT " + std::to_string(std::max(1, f.limit));
@@ -132,6 +134,37 @@ Result<std::map<std::pair<std::string, std::string>, int64_t>> PgStore::CountJob
 
 Result<std::map<std::pair<std::string, std::string>, int64_t>> PgStore::CountJobsBySpool() {
   return CountJobsBy("spool");
+}
+
+Result<JobsSummary> PgStore::SummarizeJobs(int64_t now, int minutes) {
+  JobsSummary out;
+  auto oldest = Read("SELECT queue, MIN(created_at) FROM " + T("jobs") +
+                         " WHERE state IN ('queued', 'retrying') GROUP BY queue",
+                     {});
+  if (!oldest.ok()) return oldest.status();
+  for (int i = 0; i < oldest->size(); ++i) out.oldest_waiting[oldest->Text(i, 0)] = oldest->Int(i, 1);
+  auto failures = Read("SELECT COALESCE(error_code, ''), COUNT(*) FROM " + T("jobs") +
+                           " WHERE state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1",
+                       {});
+  if (!failures.ok()) return failures.status();
+  for (int i = 0; i < failures->size(); ++i) {
+    out.failures.emplace_back(failures->Text(i, 0), failures->Int(i, 1));
+  }
+  const int64_t kMinute = 60'000'000;
+  int64_t first = (now / kMinute - minutes + 1) * kMinute;
+  for (int i = 0; i < minutes; ++i) out.per_minute.push_back({first + i * kMinute, 0, 0});
+  auto ended = Read("SELECT finished_at / 60000000, state, COUNT(*) FROM " + T("jobs") +
+                        " WHERE finished_at >= $1 AND state IN ('succeeded', 'failed')"
+                        " GROUP BY 1, 2",
+                    {Param(first)});
+  if (!ended.ok()) return ended.status();
+  for (int i = 0; i < ended->size(); ++i) {
+    int64_t m = ended->Int(i, 0) - first / kMinute;
+    if (m < 0 || m >= minutes) continue;
+    (ended->Text(i, 1) == "failed" ? out.per_minute[m].failed : out.per_minute[m].succeeded) +=
+        ended->Int(i, 2);
+  }
+  return out;
 }
 
 Result<std::map<std::pair<std::string, std::string>, int64_t>> PgStore::CountJobsBy(

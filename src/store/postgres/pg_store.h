@@ -76,6 +76,7 @@ class PgStore : public Store {
                                               const std::string& name) override;
   Result<std::map<std::string, int64_t>> CountJobsByState() override;
   Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsByQueue() override;
+  Result<JobsSummary> SummarizeJobs(int64_t now, int minutes) override;
   Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBySpool() override;
   Result<int64_t> CountRows(const std::string& table) override;
   Result<std::vector<Event>> ListEvents(const EventFilter& filter) override;

@@ -401,6 +401,14 @@ Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
     where += " AND kind=?";
     args.emplace_back(*f.kind);
   }
+  if (f.spool) {
+    where += " AND spool=?";
+    args.emplace_back(*f.spool);
+  }
+  if (f.error_code) {
+    where += " AND error_code=?";
+    args.emplace_back(*f.error_code);
+  }
   if (f.before_id > 0) {
     where += f.newest_first ? " AND id<?" : " AND id>?";
     args.emplace_back(f.before_id);
@@ -486,6 +494,44 @@ Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::Coun
     counts[{s->Text(0), s->Text(1)}] = s->Int(2);
   }
   return counts;
+}
+
+Result<JobsSummary> SqliteStore::SummarizeJobs(int64_t now, int minutes) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  JobsSummary out;
+  auto run = [&](const std::string& sql, const std::vector<Value>& args,
+                 const std::function<void(Stmt&)>& row) -> Status {
+    auto s = Stmt::Prepare(read_.get(), sql);
+    if (!s.ok()) return s.status();
+    for (size_t i = 0; i < args.size(); ++i) s->Bind(static_cast<int>(i + 1), args[i]);
+    while (true) {
+      auto r = s->Step();
+      if (!r.ok()) return r.status();
+      if (!*r) return Status::Ok();
+      row(*s);
+    }
+  };
+  SLUICE_RETURN_IF_ERROR(run(
+      "SELECT queue, MIN(created_at) FROM jobs WHERE state IN ('queued', 'retrying') "
+      "GROUP BY queue",
+      {}, [&](Stmt& s) { out.oldest_waiting[s.Text(0)] = s.Int(1); }));
+  SLUICE_RETURN_IF_ERROR(run(
+      "SELECT COALESCE(error_code, ''), COUNT(*) FROM jobs WHERE state = 'failed' "
+      "GROUP BY 1 ORDER BY 2 DESC, 1",
+      {}, [&](Stmt& s) { out.failures.emplace_back(s.Text(0), s.Int(1)); }));
+  const int64_t kMinute = 60'000'000;
+  int64_t first = (now / kMinute - minutes + 1) * kMinute;
+  for (int i = 0; i < minutes; ++i) out.per_minute.push_back({first + i * kMinute, 0, 0});
+  SLUICE_RETURN_IF_ERROR(
+      run("SELECT finished_at / 60000000, state, COUNT(*) FROM jobs WHERE finished_at >= ? "
+          "AND state IN ('succeeded', 'failed') GROUP BY 1, 2",
+          {Value(first)}, [&](Stmt& s) {
+            int64_t i = s.Int(0) - first / kMinute;
+            if (i < 0 || i >= minutes) return;
+            (s.Text(1) == "failed" ? out.per_minute[i].failed : out.per_minute[i].succeeded) +=
+                s.Int(2);
+          }));
+  return out;
 }
 
 Result<int64_t> SqliteStore::CountRows(const std::string& table) {
