@@ -32,9 +32,10 @@ function el(tag, attrs = {}, ...children) {
 }
 const main = () => document.getElementById("main");
 function show(...nodes) { main().replaceChildren(...nodes); }
-function fmtAge(iso) {
+// How long ago `iso` was, as of `now` (the server's clock when given).
+function fmtAge(iso, now) {
   if (!iso) return "";
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  const s = Math.max(0, ((now ? Date.parse(now) : Date.now()) - Date.parse(iso)) / 1000);
   if (s < 60) return `${Math.round(s)} s ago`;
   if (s < 3600) return `${Math.round(s / 60)} min ago`;
   if (s < 86400) return `${(s / 3600).toFixed(1)} h ago`;
@@ -103,7 +104,7 @@ function flush() {
 function listen(fn) { listeners.clear(); listeners.add(fn); }
 
 // ---- views ----
-const views = { overview, jobs, job, failed, tasks };
+const views = { overview, jobs, job, failed, tasks, task };
 function route() {
   const hash = location.hash.slice(1) || "/";
   const [path, query] = hash.split("?");
@@ -111,65 +112,111 @@ function route() {
   const parts = path.split("/").filter(Boolean);
   const name = parts[0] || "overview";
   for (const a of document.querySelectorAll("nav a")) {
-    a.classList.toggle("active", a.dataset.view === name || (name === "job" && a.dataset.view === "jobs"));
+    const home = { job: "jobs", task: "tasks" }[name] || name;
+    a.classList.toggle("active", a.dataset.view === home);
   }
   listen(() => {});
   (views[name] || overview)(params, parts.slice(1));
 }
 
 async function overview() {
-  const counts = el("section", { class: "card" }, el("h2", {}, "Queues"));
+  const counts = el("section", { class: "card wide" }, el("h2", {}, "Queues"));
   const spools = el("section", { class: "card" }, el("h2", {}, "Spools"));
+  const chart = el("section", { class: "card" }, el("h2", {}, "Jobs ended per minute (15 min)"));
+  const failures = el("section", { class: "card" }, el("h2", {}, "Top failures"));
+  const leases = el("section", { class: "card", id: "leases" });
   const feed = el("ol", { class: "feed", id: "feed" });
-  const rate = el("p", { class: "muted", id: "rate" }, "");
-  show(el("div", { class: "grid" }, counts, spools),
-       el("section", { class: "card" }, el("h2", {}, "Live events"), rate, feed));
-  const finished = [];  // timestamps of job ends seen live (the rate of the last minute)
-  let refreshing = false, again = false;
+  show(el("div", { class: "grid" }, counts, spools, chart, failures), leases,
+       el("section", { class: "card" }, el("h2", {}, "Live events"), feed));
+  // One request in flight at a time, at most one a second: a busy daemon sends thousands of
+  // events a second, the page asks for the summary again only when it can use it.
+  let busy = false, again = false, last = 0;
   async function refresh() {
-    if (refreshing) { again = true; return; }
-    refreshing = true;
+    if (busy) { again = true; return; }
+    const wait = last + 1000 - Date.now();
+    if (wait > 0) { busy = true; setTimeout(() => { busy = false; refresh(); }, wait); return; }
+    busy = true;
+    last = Date.now();
     try {
-      const [q, s] = await Promise.all([api("/api/v1/queues"), api("/api/v1/spools")]);
-      counts.replaceChildren(el("h2", {}, "Queues"), queueTable(q.queues));
-      spools.replaceChildren(el("h2", {}, "Spools"), spoolTable(s.spools));
+      const o = await api("/api/v1/overview");
+      counts.replaceChildren(el("h2", {}, "Queues"), queueTable(o.queues, o.now));
+      spools.replaceChildren(el("h2", {}, "Spools"), spoolTable(o.spools));
+      chart.replaceChildren(el("h2", {}, "Jobs ended per minute (15 min)"), minuteChart(o.per_minute));
+      failures.replaceChildren(el("h2", {}, "Top failures"), failureList(o.failures));
+      leases.replaceChildren(...leaseTable(o.leases, o.now));
+      leases.hidden = !o.leases.length;
     } catch (e) {
       counts.replaceChildren(el("h2", {}, "Queues"), errorBox(e));
     } finally {
-      refreshing = false;
-      if (again) { again = false; setTimeout(refresh, 250); }
+      busy = false;
+      if (again) { again = false; refresh(); }
     }
   }
   await refresh();
   listen((batch) => {
     let changed = false;
-    const now = Date.now();
     for (const e of batch) {
       if (e.type !== "job.log") changed = true;
-      if (e.type === "job.succeeded" || e.type === "job.failed") finished.push(now);
       feed.prepend(feedItem(e));
     }
     while (feed.childElementCount > MAX_FEED) feed.lastElementChild.remove();
-    while (finished.length && finished[0] < now - 60000) finished.shift();
-    rate.textContent = `${finished.length} jobs ended in the last minute (seen live)`;
     if (changed) refresh();
   });
 }
-function queueTable(queues) {
+function queueTable(queues, now) {
   if (!queues.length) return el("p", { class: "muted" }, "No jobs yet.");
   return el("table", { class: "counts" },
-    el("thead", {}, el("tr", {}, el("th", {}, "queue"), STATES.map((s) => el("th", {}, s)))),
+    el("thead", {}, el("tr", {}, el("th", {}, "queue"), STATES.map((s) => el("th", {}, s)), el("th", {}, "oldest waiting"))),
     el("tbody", {}, queues.map((q) => el("tr", { "data-queue": q.name }, el("td", {}, q.name),
       STATES.map((s) => el("td", { "data-state": s },
-        q.jobs[s] ? el("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}&state=${s}` }, String(q.jobs[s])) : "0"))))));
+        q.jobs[s] ? el("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}&state=${s}` }, String(q.jobs[s])) : "0")),
+      el("td", { title: q.oldest_waiting || "" }, q.oldest_waiting ? fmtAge(q.oldest_waiting, now) : "—")))));
 }
 function spoolTable(spools) {
   if (!spools.length) return el("p", { class: "muted" }, "No spool.");
   return el("table", {},
     el("thead", {}, el("tr", {}, ["spool", "kind", "backlog", "succeeded", "failed"].map((h) => el("th", {}, h)))),
     el("tbody", {}, spools.map((s) => el("tr", {},
-      el("td", { title: s.path }, s.name || s.path), el("td", {}, s.kind), el("td", {}, String(s.backlog)),
+      el("td", { title: s.path }, el("a", { href: `#/jobs?spool=${encodeURIComponent(s.path)}` }, s.name || s.path)),
+      el("td", {}, s.kind), el("td", {}, String(s.backlog)),
       el("td", {}, String(s.succeeded)), el("td", {}, String(s.failed))))));
+}
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+function minuteChart(minutes) {
+  const W = 420, H = 110, pad = 18, bw = (W - pad) / minutes.length;
+  const max = Math.max(1, ...minutes.map((m) => m.succeeded + m.failed));
+  const bars = [];
+  minutes.forEach((m, i) => {
+    const x = pad + i * bw + 1, hs = (m.succeeded / max) * (H - 20), hf = (m.failed / max) * (H - 20);
+    const label = `${m.minute.slice(11, 16)}: ${m.succeeded} succeeded, ${m.failed} failed`;
+    bars.push(svg("rect", { x, y: H - 14 - hs, width: bw - 2, height: hs, class: "ok" }, svg("title", {}, label)));
+    bars.push(svg("rect", { x, y: H - 14 - hs - hf, width: bw - 2, height: hf, class: "bad" }, svg("title", {}, label)));
+  });
+  const total = minutes.reduce((a, m) => a + m.succeeded + m.failed, 0);
+  return el("div", {}, svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" },
+    svg("text", { x: 0, y: 10, class: "axis" }, String(max)),
+    svg("text", { x: 0, y: H - 4, class: "axis" }, minutes.length ? minutes[0].minute.slice(11, 16) : ""),
+    svg("text", { x: W - 30, y: H - 4, class: "axis" }, "now"), ...bars),
+    el("p", { class: "muted" }, `${total} jobs ended in 15 min, ${minutes.length ? minutes[minutes.length - 1].succeeded + minutes[minutes.length - 1].failed : 0} this minute`));
+}
+function failureList(list) {
+  if (!list.length) return el("p", { class: "muted" }, "No failed job.");
+  return el("ul", { class: "failures" }, list.map((f) => el("li", {},
+    el("a", { href: `#/failed` }, el("code", {}, f.code || "(none)")), ` ${f.count}`)));
+}
+function leaseTable(leases, now) {
+  if (!leases.length) return [];
+  return [el("h2", {}, "Processes and leases"), el("table", {},
+    el("thead", {}, el("tr", {}, ["lease", "held by", "until"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, leases.map((l) => el("tr", { class: l.live ? "" : "muted" },
+      el("td", { class: "name" }, l.name), el("td", { class: "name" }, l.owner),
+      el("td", { title: l.until }, l.live ? "held" : "lapsed " + fmtAge(l.until, now))))))];
 }
 function feedItem(e) {
   const d = e.data || {};
@@ -186,6 +233,8 @@ async function jobs(params) {
       STATES.map((s) => el("option", { value: s, selected: params.get("state") === s }, s)))),
     el("label", {}, "queue ", el("input", { name: "queue", value: params.get("queue") || "" })),
     el("label", {}, "kind ", el("input", { name: "kind", value: params.get("kind") || "" })),
+    el("label", {}, "spool ", el("input", { name: "spool", value: params.get("spool") || "" })),
+    el("label", {}, "error code ", el("input", { name: "error", value: params.get("error") || "" })),
     el("label", {}, "file name ", el("input", { name: "name", value: params.get("name") || "" })),
     el("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", (ev) => {
@@ -195,9 +244,15 @@ async function jobs(params) {
     location.hash = "#/jobs?" + q.toString();
   });
   const list = el("div", {});
-  show(el("h2", {}, "Jobs"), form, list);
+  const promoteAll = params.get("state") === "deferred" ? el("button", { "data-action": "promote-all", on: { click: async (ev) => {
+    if (!confirm("Move every deferred file into its spool?")) return;
+    ev.target.disabled = true;
+    try { await api("/api/v1/promote", { method: "POST", body: { all: true } }); setTimeout(route, 300); }
+    catch (e) { ev.target.after(errorBox(e)); }
+  } } }, "Promote all deferred files") : "";
+  show(el("h2", {}, "Jobs"), form, promoteAll, list);
   const q = new URLSearchParams();
-  for (const k of ["state", "queue", "kind", "name", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["state", "queue", "kind", "spool", "error", "name", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
   q.set("limit", "50");
   try {
     const page = await api("/api/v1/jobs?" + q.toString());
@@ -231,34 +286,40 @@ async function job(params, parts) {
   const id = Number(parts[0]);
   if (!Number.isInteger(id) || id < 1) return show(el("p", { class: "error" }, "No such job."));
   const head = el("section", { class: "card" });
-  const timeline = el("ol", { class: "timeline" });
+  const timeline = el("ol", { class: "timeline", id: "timeline" });
   const log = el("pre", { class: "log", id: "log" });
   show(head, el("div", { class: "grid" },
     el("section", { class: "card" }, el("h2", {}, "Timeline"), timeline),
     el("section", { class: "card" }, el("h2", {}, "Log"), log)));
+  let seen = 0;
+  // One entry per state change (and per claim in a cluster), with its time and error.
+  const entry = (eid, ts, type, d) => {
+    if (!(eid > seen)) return;
+    seen = eid;
+    if (type === "job.log" && !(d.line || "").startsWith("claimed by")) return;
+    timeline.append(el("li", { "data-event": eid }, el("span", { class: "muted" }, `${ts.slice(0, 23).replace("T", " ")} #${eid} `),
+      type === "job.log" ? el("span", { class: "name" }, d.line) : stateBadge(type.slice(4)),
+      d.attempts !== undefined ? ` attempt ${d.attempts} of ${d.max_attempts}` : "",
+      d.run_at ? ` — next try at ${d.run_at.slice(11, 23)}` : "",
+      d.error ? el("div", { class: "error" }, `${d.error.code}: ${d.error.message}`) : ""));
+    while (timeline.childElementCount > MAX_TIMELINE) timeline.firstElementChild.remove();
+  };
   async function load() {
     try {
       const j = await api(`/api/v1/jobs/${id}`);
       head.replaceChildren(...jobHead(j, load));
+      for (const e of j.events || []) entry(e.id, e.ts, e.type, e.data || {});
     } catch (e) { head.replaceChildren(errorBox(e)); }
   }
   await load();
-  // The timeline: the job's stored events, then live ones (one stream of its own).
-  const own = new EventSource(`/api/v1/events?job=${id}&after=0`);
-  let seen = 0;
+  // Then live: its events after the last one shown.
+  const own = new EventSource(`/api/v1/events?job=${id}&after=${seen}`);
   const add = (msg) => {
-    const eid = Number(msg.lastEventId);
-    if (!(eid > seen)) return;
-    seen = eid;
     let d = {};
     try { d = JSON.parse(msg.data); } catch { /* text */ }
-    if (msg.type === "job.log") return;
-    timeline.append(el("li", {}, el("span", { class: "muted" }, (d.ts || "") + ` #${eid} `), stateBadge(msg.type.slice(4)),
-      d.attempts !== undefined ? ` attempt ${d.attempts}/${d.max_attempts}` : "",
-      d.run_at ? ` — next try at ${d.run_at}` : "",
-      d.error ? el("div", { class: "error" }, `${d.error.code}: ${d.error.message}`) : ""));
-    while (timeline.childElementCount > MAX_TIMELINE) timeline.firstElementChild.remove();
-    if (msg.type !== "job.queued") load();
+    const before = seen;
+    entry(Number(msg.lastEventId), new Date().toISOString(), msg.type, d);
+    if (seen > before && msg.type !== "job.log") load();
   };
   for (const t of EVENT_TYPES) own.addEventListener(t, add);
   const stop = () => { own.close(); window.removeEventListener("hashchange", stop); };
@@ -311,40 +372,45 @@ function jobHead(j, reload) {
     el("p", { class: "actions" },
       j.state === "failed" || j.state === "cancelled" ? act("Retry", "retry", `Run job ${j.id} again?`) : "",
       waiting ? act("Run next", "priority", `Run job ${j.id} before the others?`) : "",
-      waiting ? act("Cancel", "cancel", `Cancel job ${j.id}? It will not run.`) : ""),
+      waiting ? act("Cancel", "cancel", `Cancel job ${j.id}? It will not run.`) : "",
+      j.state === "deferred" ? el("button", { "data-action": "promote", on: { click: async (ev) => {
+        if (!confirm(`Move ${j.name} into the spool now?`)) return;
+        try { await api("/api/v1/promote", { method: "POST", body: { name: j.name } }); await reload(); }
+        catch (e) { ev.target.after(errorBox(e)); }
+      } } }, "Promote") : ""),
   ];
 }
 
 async function failed() {
   const box = el("div", {});
-  show(el("h2", {}, "Failed jobs"), el("p", { class: "muted" }, "Grouped by error code, newest 1,000 failures."), box);
-  try {
-    const page = await api("/api/v1/jobs?state=failed&limit=1000");
-    const groups = new Map();
-    for (const j of page.jobs) {
-      const code = j.error ? j.error.code : "(none)";
-      if (!groups.has(code)) groups.set(code, []);
-      groups.get(code).push(j);
-    }
-    if (!groups.size) box.append(el("p", { class: "muted" }, "No failed job."));
-    for (const [code, list] of [...groups].sort((a, b) => b[1].length - a[1].length)) {
-      const retryAll = el("button", { "data-action": "retry-all", on: { click: async (ev) => {
-        if (!confirm(`Retry all ${list.length} jobs failed with ${code}?`)) return;
-        ev.target.disabled = true;
-        const errors = [];
-        for (const j of list) {
-          try { await api(`/api/v1/jobs/${j.id}/retry`, { method: "POST" }); } catch (e) { errors.push(e); }
-        }
-        if (errors.length) ev.target.after(errorBox(errors[0]));
-        setTimeout(route, 300);
-      } } }, `Retry all ${list.length}`);
-      box.append(el("section", { class: "card", "data-code": code },
-        el("h3", {}, el("code", {}, code), ` — ${list.length} `, retryAll),
-        el("p", {}, list[0].error ? list[0].error.message : ""),
-        jobTable(list.slice(0, 20))));
-    }
-  } catch (e) { box.append(errorBox(e)); }
-  listen((batch) => { if (batch.some((e) => e.type === "job.failed")) { clearTimeout(failed.t); failed.t = setTimeout(route, 500); } });
+  show(el("h2", {}, "Failed jobs, by error code"), box);
+  async function load() {
+    try {
+      const { failures } = await api("/api/v1/failures");
+      if (!failures.length) return box.replaceChildren(el("p", { class: "muted" }, "No failed job."));
+      const cards = await Promise.all(failures.map(async (f) => {
+        const page = await api(`/api/v1/jobs?state=failed&error=${encodeURIComponent(f.code)}&limit=10`);
+        const retryAll = el("button", { "data-action": "retry-all", on: { click: async (ev) => {
+          if (!confirm(`Run all ${f.count} jobs failed with ${f.code} again?`)) return;
+          ev.target.disabled = true;
+          try {
+            const r = await api("/api/v1/failures/retry", { method: "POST", body: { code: f.code } });
+            ev.target.after(el("span", { class: "muted" }, ` ${r.retried} sent again`),
+              ...(r.errors || []).map((m) => el("div", { class: "error" }, m)));
+          } catch (e) { ev.target.after(errorBox(e)); }
+        } } }, `Retry all ${f.count}`);
+        return el("section", { class: "card", "data-code": f.code },
+          el("h3", {}, el("code", {}, f.code || "(none)"), ` — ${f.count} `, retryAll),
+          f.meaning ? el("p", {}, f.meaning.replaceAll("`", "")) : "",
+          f.what_to_do ? el("p", { class: "advice" }, "What to do: " + f.what_to_do.replaceAll("`", "")) : "",
+          jobTable(page.jobs),
+          f.count > page.jobs.length ? el("p", {}, el("a", { href: `#/jobs?state=failed&error=${encodeURIComponent(f.code)}` }, `all ${f.count} »`)) : "");
+      }));
+      box.replaceChildren(...cards);
+    } catch (e) { box.replaceChildren(errorBox(e)); }
+  }
+  await load();
+  listen((batch) => { if (batch.some((e) => e.type === "job.failed" || e.type === "job.queued")) { clearTimeout(failed.t); failed.t = setTimeout(load, 500); } });
 }
 
 async function tasks() {
@@ -369,17 +435,47 @@ async function tasks() {
       const data = await api("/tasks");
       const list = data.tasks || [];
       box.replaceChildren(list.length ? el("table", {},
-        el("thead", {}, el("tr", {}, ["task", "backend", "status", "age", "failures", "next run", "last job", ""].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ["task", "backend", "status", "runs", "failures", "next run", "last run", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, list.map((t) => el("tr", { "data-task": t.task_id },
-          el("td", { class: "name" }, t.task_id), el("td", {}, `${t.backend} ${t.category}`), el("td", {}, stateBadge(String(t.status).toLowerCase())),
+          el("td", { class: "name" }, el("a", { href: `#/task/${encodeURIComponent(t.task_id)}` }, t.task_id)),
+          el("td", {}, `${t.backend} ${t.category}`), el("td", {}, stateBadge(String(t.status).toLowerCase())),
           el("td", {}, String(t.age)), el("td", {}, String(t.num_failures)),
-          el("td", {}, t.scheduling_next_run || t.next_run || ""), el("td", {}, t.jobs && t.jobs.length ? String(t.jobs[t.jobs.length - 1]) : ""),
+          el("td", {}, t.next_run_at || ""), el("td", {}, t.jobs && t.jobs.length ? `#${t.jobs[t.jobs.length - 1].job_number}` : ""),
           el("td", {}, taskButton("Reschedule", "/reschedule", t.task_id, load), taskButton("Remove", "/remove", t.task_id, load))))))
         : el("p", { class: "muted" }, "No task."));
     } catch (e) { box.replaceChildren(errorBox(e)); }
   }
   await load();
   listen((batch) => { if (batch.some((e) => e.type.startsWith("task."))) { clearTimeout(tasks.t); tasks.t = setTimeout(load, 300); } });
+}
+async function task(params, parts) {
+  const id = decodeURIComponent(parts.join("/"));
+  const box = el("div", {});
+  show(el("h2", {}, "Task ", el("span", { class: "name" }, id)), box);
+  async function load() {
+    try {
+      const t = await api(`/task/${encodeURIComponent(id)}`);
+      const runs = (t.jobs || []).slice(-20).reverse();
+      box.replaceChildren(el("dl", {},
+        el("dt", {}, "status"), el("dd", {}, stateBadge(String(t.status).toLowerCase())),
+        el("dt", {}, "backend"), el("dd", {}, `${t.backend} ${t.category}`),
+        el("dt", {}, "arguments"), el("dd", {}, el("code", {}, JSON.stringify(t.backend_args))),
+        el("dt", {}, "runs / failures"), el("dd", {}, `${t.age} / ${t.num_failures}`),
+        el("dt", {}, "next run"), el("dd", {}, t.next_run_at || "—")),
+        el("h3", {}, "Last runs"),
+        runs.length ? el("table", { class: "runs" },
+          el("thead", {}, el("tr", {}, ["run", "status", "new items", "already stored", "last item"].map((h) => el("th", {}, h)))),
+          el("tbody", {}, runs.map((r) => {
+            const sum = (r.result && r.result.summary) || {};
+            return el("tr", {}, el("td", { class: "name" }, `${r.job_number} (${r.job_id})`), el("td", {}, r.job_status || ""),
+              el("td", {}, sum.fetched !== undefined ? String(sum.fetched) : ""), el("td", {}, sum.skipped !== undefined ? String(sum.skipped) : ""),
+              el("td", {}, sum.last_updated_on || ""));
+          }))) : el("p", { class: "muted" }, "No run yet."),
+        el("p", {}, taskButton("Reschedule", "/reschedule", id, load), taskButton("Remove", "/remove", id, () => { location.hash = "#/tasks"; })));
+    } catch (e) { box.replaceChildren(errorBox(e)); }
+  }
+  await load();
+  listen((batch) => { if (batch.some((e) => e.type.startsWith("task.") && e.data.task === id)) { clearTimeout(task.t); task.t = setTimeout(load, 300); } });
 }
 function taskButton(label, path, id, reload) {
   return el("button", { on: { click: async (ev) => {

@@ -97,9 +97,12 @@ HttpResponse Router::Route(const HttpRequest& r) const {
   bool known = r.path == "/readyz" || r.path == "/metrics" || r.path == kJobs ||
                r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||
                r.path == "/api/v1/events" || r.path == "/api/v1/priority" ||
-               r.path == "/api/v1/promote" || r.path.rfind(kJobs + "/", 0) == 0;
+               r.path == "/api/v1/promote" || r.path.rfind(kJobs + "/", 0) == 0 ||
+               r.path == "/api/v1/overview" || r.path == "/api/v1/failures" ||
+               r.path == "/api/v1/failures/retry";
   if (IsTaskPath(r.path)) return Tasks(r);
   if (!known) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
+  if (r.path == "/api/v1/failures" || r.path == "/api/v1/failures/retry") return Failures(r);
   if (r.path == "/api/v1/priority" || r.path == "/api/v1/promote") {
     if (r.method != "POST") return HttpResponse::Error(405, "method_not_allowed", "use POST");
     return r.path == "/api/v1/priority" ? PriorityByName(r) : Promote(r);
@@ -137,6 +140,7 @@ HttpResponse Router::Route(const HttpRequest& r) const {
   if (r.path == "/api/v1/queues") return Queues();
   if (r.path == "/api/v1/events") return Events(r);
   if (r.path == "/api/v1/spools") return Spools();
+  if (r.path == "/api/v1/overview") return Overview();
   std::string id = r.path.substr(kJobs.size() + 1);
   if (id.empty() || id.find('/') != std::string::npos) {
     return HttpResponse::Error(404, "not_found", "no route for " + r.path);
@@ -165,6 +169,8 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
   if (auto q = r.Query("queue"); q && !q->empty()) f.queue = *q;
   if (auto k = r.Query("kind"); k && !k->empty()) f.kind = *k;
   if (auto n = r.Query("name"); n && !n->empty()) f.name = *n;
+  if (auto s = r.Query("spool")) f.spool = *s;  // "" : jobs sent over HTTP
+  if (auto e = r.Query("error"); e && !e->empty()) f.error_code = *e;
   if (auto l = r.Query("limit")) {
     auto v = ParseInt(*l, "limit");
     if (!v.ok()) return HttpResponse::FromStatus(v.status());

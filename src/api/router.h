@@ -4,7 +4,8 @@
 //   GET /readyz                200 when the engine runs and the store answers, else 503
 //   POST /api/v1/jobs          submit {kind, queue?, payload, priority?, max_attempts?, run_at?,
 //                              idempotency_key?}: 201 with the job (200 when the key was used)
-//   GET /api/v1/jobs           ?state=&queue=&kind=&cursor=&limit= newest first, paginated
+//   GET /api/v1/jobs           ?state=&queue=&kind=&spool=&name=&error=&cursor=&limit= newest
+//                              first, paginated
 //   GET /api/v1/jobs/{id}      one job
 //   POST /api/v1/jobs/{id}/cancel     cancel a waiting job (409 when running or ended)
 //   POST /api/v1/jobs/{id}/priority   run a waiting job next (a running one is returned as is)
@@ -16,6 +17,10 @@
 //                              Last-Event-ID (or ?after=)
 //   GET /api/v1/queues         job counts by queue and state
 //   GET /api/v1/spools         each spool: path, kind, backlog, succeeded, failed
+//   GET /api/v1/overview       queues (counts, oldest waiting), spools, top failure codes, jobs
+//                              ended per minute (15 min), leases: the dashboard's first view
+//   GET /api/v1/failures       failed jobs by error code, with the README's advice
+//   POST /api/v1/failures/retry   {"code": C}: every failed job of that code runs again
 //   GET /metrics               Prometheus text format
 //   POST /add, /remove, /reschedule; GET /tasks, /task/{id}, /job/{id}: King Arthur's task
 //                              API (task_routes.cc)
@@ -113,6 +118,9 @@ class Router {
   HttpResponse JobLog(int64_t id, const HttpRequest& request) const;
   HttpResponse JobAction(const std::string& id, const std::string& action) const;
   HttpResponse Queues() const;
+  // overview_routes.cc
+  HttpResponse Overview() const;
+  HttpResponse Failures(const HttpRequest& request) const;
   HttpResponse Spools() const;
   HttpResponse Ready() const;
   // A stream response for `make()`'s body, counted against max_streams: 503 at the limit.
