@@ -152,7 +152,7 @@ async function overview() {
       if (again) { again = false; refresh(); }
     }
   }
-  await refresh();
+  // Listening before the first fetch: nothing that happens meanwhile is missed.
   listen((batch) => {
     let changed = false;
     for (const e of batch) {
@@ -162,6 +162,7 @@ async function overview() {
     while (feed.childElementCount > MAX_FEED) feed.lastElementChild.remove();
     if (changed) refresh();
   });
+  await refresh();
 }
 function queueTable(queues, now) {
   if (!queues.length) return el("p", { class: "muted" }, "No jobs yet.");
@@ -253,6 +254,12 @@ async function jobs(params) {
   show(el("h2", {}, "Jobs"), form, promoteAll, list);
   const q = new URLSearchParams();
   for (const k of ["state", "queue", "kind", "spool", "error", "name", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  listen((batch) => {
+    if (!params.get("cursor") && batch.some((e) => e.type !== "job.log" && e.type.startsWith("job."))) {
+      clearTimeout(jobs.timer);
+      jobs.timer = setTimeout(() => { if (location.hash.startsWith("#/jobs")) route(); }, 500);
+    }
+  });
   q.set("limit", "50");
   try {
     const page = await api("/api/v1/jobs?" + q.toString());
@@ -263,12 +270,6 @@ async function jobs(params) {
         params.get("cursor") ? el("a", { href: "#/jobs?" + withoutCursor(params) }, "« newest") : "",
         " ", page.next_cursor ? el("a", { href: "#/jobs?" + next.toString(), class: "older" }, "older »") : ""));
   } catch (e) { list.append(errorBox(e)); }
-  listen((batch) => {
-    if (!params.get("cursor") && batch.some((e) => e.type !== "job.log" && e.type.startsWith("job."))) {
-      clearTimeout(jobs.timer);
-      jobs.timer = setTimeout(() => { if (location.hash.startsWith("#/jobs")) route(); }, 500);
-    }
-  });
 }
 function withoutCursor(params) { const p = new URLSearchParams(params); p.delete("cursor"); return p.toString(); }
 function jobTable(list) {
@@ -409,8 +410,8 @@ async function failed() {
       box.replaceChildren(...cards);
     } catch (e) { box.replaceChildren(errorBox(e)); }
   }
-  await load();
   listen((batch) => { if (batch.some((e) => e.type === "job.failed" || e.type === "job.queued")) { clearTimeout(failed.t); failed.t = setTimeout(load, 500); } });
+  await load();
 }
 
 async function tasks() {
@@ -445,8 +446,8 @@ async function tasks() {
         : el("p", { class: "muted" }, "No task."));
     } catch (e) { box.replaceChildren(errorBox(e)); }
   }
-  await load();
   listen((batch) => { if (batch.some((e) => e.type.startsWith("task."))) { clearTimeout(tasks.t); tasks.t = setTimeout(load, 300); } });
+  await load();
 }
 async function task(params, parts) {
   const id = decodeURIComponent(parts.join("/"));
@@ -474,8 +475,8 @@ async function task(params, parts) {
         el("p", {}, taskButton("Reschedule", "/reschedule", id, load), taskButton("Remove", "/remove", id, () => { location.hash = "#/tasks"; })));
     } catch (e) { box.replaceChildren(errorBox(e)); }
   }
-  await load();
   listen((batch) => { if (batch.some((e) => e.type.startsWith("task.") && e.data.task === id)) { clearTimeout(task.t); task.t = setTimeout(load, 300); } });
+  await load();
 }
 function taskButton(label, path, id, reload) {
   return el("button", { on: { click: async (ev) => {

@@ -103,8 +103,10 @@ class DashboardTest(unittest.TestCase):
             return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
                 lambda d: predicate(d))
         except TimeoutException:
-            self.fail("timed out waiting for %s; page: %s" % (
-                what, self.driver.find_element(By.TAG_NAME, "body").text[:2000]))
+            self.fail("timed out waiting for %s; page at %s: %s\njobs: %s" % (
+                what, self.driver.current_url,
+                self.driver.find_element(By.TAG_NAME, "body").text[:2000],
+                self.box.query("SELECT id, name, state FROM jobs ORDER BY id DESC LIMIT 10")))
 
     def shot(self, name):
         out = os.environ.get("SLUICE_SCREENSHOTS")
@@ -290,6 +292,86 @@ class DashboardTest(unittest.TestCase):
                                                first)]
         self.assertEqual(sorted(shown), stored)  # every event since the page opened, once
         self.assertEqual(shown, sorted(shown, reverse=True))  # newest first, in id order
+
+    def confirm_click(self, css):
+        self.driver.find_element(By.CSS_SELECTOR, css).click()
+        self.driver.switch_to.alert.accept()
+
+    def test_failures_by_code_with_advice_and_retry_all_of_a_code(self):
+        for i in range(3):
+            self.box.drop("trunc%d.json" % i, '{"version": ')
+        self.box.drop("old.json", {"version": {"major": 0, "minor": 1}})
+        self.start()
+        self.box.wait_for(lambda: len(self.box.query(
+            "SELECT id FROM jobs WHERE state='failed'")) == 4, 30, "four failures")
+        self.open("#/failed")
+        self.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "section[data-code]")) == 2,
+                  what="two groups")
+        groups = {e.get_attribute("data-code"): e.text for e in
+                  self.driver.find_elements(By.CSS_SELECTOR, "section[data-code]")}
+        self.assertIn("invalid_json — 3", groups["invalid_json"])
+        self.assertIn("What to do: fix the producer", groups["invalid_json"])
+        self.assertIn("unsupported_version — 1", groups["unsupported_version"])
+        self.assertEqual(json.loads(self.request("GET", "/api/v1/failures")[1])["failures"][0]
+                         ["count"], 3)
+        # The producer is fixed: the three files, corrected where they wait, run again.
+        failed_dir = os.path.join(self.kcidb, "failed")
+        for i in range(3):
+            with open(os.path.join(failed_dir, "trunc%d.json" % i), "w") as f:
+                json.dump(harness.GOOD, f)
+        self.confirm_click("section[data-code=invalid_json] button[data-action=retry-all]")
+        self.wait(lambda d: "3 sent again" in d.find_element(By.TAG_NAME, "main").text,
+                  what="the retry to be acknowledged")
+        self.box.wait_for(lambda: len(self.box.query(
+            "SELECT id FROM jobs WHERE state='succeeded'")) == 3, 30, "the three to succeed")
+
+    def test_deferred_files_promoted_from_the_page(self):
+        deferred = os.path.join(self.kcidb, "deferred")
+        os.makedirs(deferred)
+        for name in ("a.json", "b.json"):
+            with open(os.path.join(deferred, name), "w") as f:
+                json.dump(harness.GOOD, f)
+        self.start()
+        self.box.wait_for(lambda: len(self.box.query(
+            "SELECT id FROM jobs WHERE state='deferred'")) == 2, 30, "two deferred files")
+        self.open("#/jobs?state=deferred")
+        self.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")) == 2,
+                  what="the deferred jobs")
+        self.confirm_click("button[data-action=promote-all]")
+        self.box.wait_for(lambda: sorted(s for (s,) in self.box.query(
+            "SELECT state FROM jobs")) == ["succeeded", "succeeded"], 30, "both to run")
+
+    def test_a_task_added_on_the_page_runs_and_a_bad_one_names_its_field(self):
+        repo = os.path.join(self.box.dir, "repo")
+        os.makedirs(repo)
+        from test_tasks import commit, git
+        git(repo, "init", "-q", "-b", "main")
+        for i in range(3):
+            commit(repo, "a.txt", "line %d\n" % i, "commit %d" % i)
+        self.start("--archive-path", os.path.join(self.box.dir, "archive"))
+        self.open("#/tasks")
+        area = self.wait(lambda d: d.find_element(By.NAME, "task"), what="the task form")
+
+        def submit(task):
+            area.clear()
+            area.send_keys(json.dumps({"tasks": [task]}))
+            self.driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+        task = {"task_id": "repo", "backend": "git", "category": "commit",
+                "backend_args": {"uri": repo, "colour": "red"}, "scheduler": {"delay": 60}}
+        submit(task)
+        self.wait(lambda d: "colour" in d.find_element(By.CSS_SELECTOR, "form.card .error").text,
+                  what="the field named in the refusal")
+        del task["backend_args"]["colour"]
+        submit(task)
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-task=repo]"),
+                  what="the task in the list")
+        self.driver.find_element(By.LINK_TEXT, "repo").click()
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "table.runs tbody tr") and
+                  "finished" in d.find_element(By.CSS_SELECTOR, "table.runs tbody tr").text,
+                  what="its first run, finished, on its page")
+        row = self.driver.find_element(By.CSS_SELECTOR, "table.runs tbody tr").text
+        self.assertIn(" 3 ", " " + row + " ")  # three new items
+        self.no_script_ran()
 
 
 def harness_drop_json(spool, name, value):
