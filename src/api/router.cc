@@ -39,6 +39,16 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 }
 
 int Router::Denied(const HttpRequest& r) const {
+  bool safe = r.method == "GET" || r.method == "HEAD";
+  // A browser says where a request comes from: a page of another origin may not change
+  // anything here, token or not (a form on any web site can POST to 127.0.0.1).
+  if (!safe) {
+    auto origin = r.Header("origin");
+    auto host = r.Header("host");
+    if (origin && (!host || (*origin != "http://" + *host && *origin != "https://" + *host))) {
+      return 403;
+    }
+  }
   if (deps_.token.empty()) return 0;
   auto auth = r.Header("authorization");
   const std::string kBearer = "Bearer ";
@@ -47,7 +57,7 @@ int Router::Denied(const HttpRequest& r) const {
   }
   auto session = sessions_->FromCookie(r.Header("cookie").value_or(""));
   if (!session) return 401;
-  if (r.method == "GET" || r.method == "HEAD") return 0;
+  if (safe) return 0;
   // A cookie alone is what a forged cross-site request carries too.
   return ConstantTimeEquals(r.Header("x-csrf-token").value_or(""), session->csrf) ? 0 : 403;
 }
@@ -86,7 +96,8 @@ HttpResponse Router::Route(const HttpRequest& r) const {
   if (int denied = Denied(r)) {
     if (denied == 403) {
       return HttpResponse::Error(403, "csrf",
-                                 "a session's state-changing call needs its X-CSRF-Token");
+                                 "a state-changing call must come from this server's own page "
+                                 "(Origin) and, in a session, carry its X-CSRF-Token");
     }
     HttpResponse resp = HttpResponse::Error(401, "unauthorized",
                                             "this server needs 'Authorization: Bearer <token>'");

@@ -373,6 +373,46 @@ class DashboardTest(unittest.TestCase):
         self.assertIn(" 3 ", " " + row + " ")  # three new items
         self.no_script_ran()
 
+    def test_a_page_of_another_origin_cannot_change_anything(self):
+        # No token (loopback): any web page the operator visits could post a form here.
+        self.start()
+        harness_drop_json(self.cmds, "nope.json", ["/bin/false"])
+        self.box.wait_for(self.drained, 30, "the command to fail")
+        job_id = self.box.query("SELECT id FROM jobs")[0][0]
+        evil = os.path.join(self.box.dir, "evil")
+        os.makedirs(evil)
+        with open(os.path.join(evil, "index.html"), "w") as f:
+            f.write('<form method="POST" enctype="text/plain" action="%s/api/v1/jobs/%d/retry">'
+                    '<input name="x" value="y"></form><script>document.forms[0].submit()'
+                    '</script>' % (self.url, job_id))
+        other = harness.free_port()
+        server = __import__("subprocess").Popen(
+            ["/usr/bin/python3", "-m", "http.server", str(other), "--bind", "127.0.0.1",
+             "--directory", evil], stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
+        try:
+            self.box.wait_for(lambda: self.request_other(other), 10, "the other site")
+            self.open()
+            self.driver.get("http://127.0.0.1:%d/" % other)
+            self.wait(lambda d: "csrf" in d.find_element(By.TAG_NAME, "body").text,
+                      what="the refusal the form got")
+        finally:
+            server.kill()
+            server.wait()
+        time.sleep(0.5)
+        self.assertEqual(self.box.query("SELECT id, state FROM jobs"), [(job_id, "failed")])
+        # The same call from the daemon's own page, or without a browser, goes through.
+        status, _ = self.request("POST", "/api/v1/jobs/%d/retry" % job_id,
+                                 headers={"Origin": self.url})
+        self.assertIn(status, (200, 202))
+
+    def request_other(self, port):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/")
+            return c.getresponse().status == 200
+        except OSError:
+            return False
+
 
 def harness_drop_json(spool, name, value):
     tmp = os.path.join(spool, "." + name + ".part")
