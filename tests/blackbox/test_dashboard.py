@@ -61,10 +61,10 @@ class DashboardTest(unittest.TestCase):
     def start(self, *extra):
         conf = os.path.join(self.box.dir, "sluice.toml")
         with open(conf, "w") as f:
-            f.write('database = "sqlite:%s"\nport = %d\nsettle = 0.2\n\n'
+            f.write('database = "%s"\nport = %d\nsettle = 0.2\n\n'
                     '[spool.kernelci]\ndir = "%s"\nkind = "kcidb"\n\n'
                     '[spool.commands]\ndir = "%s"\nkind = "exec"\nmax_attempts = 1\n'
-                    'allowed_commands = ["/bin/*"]\n' % (self.box.db, self.port, self.kcidb,
+                    'allowed_commands = ["/bin/*"]\n' % (self.box.database, self.port, self.kcidb,
                                                          self.cmds))
         log = os.path.join(self.box.dir, "daemon.log")
         if os.path.exists(log):  # the port is read from the log: a fresh one per start
@@ -412,6 +412,24 @@ class DashboardTest(unittest.TestCase):
             return c.getresponse().status == 200
         except OSError:
             return False
+
+    def test_on_a_shared_database_the_overview_shows_who_holds_what(self):
+        self.box.database = harness.pg_database("dash")
+        self.box.postgres = True
+        self.start()
+        self.box.drop("one.json", harness.GOOD)
+        self.open()
+        self.wait(lambda d: "Processes and leases" in d.find_element(By.ID, "leases").text,
+                  what="the leases")
+        text = self.driver.find_element(By.ID, "leases").text
+        owners = {o for (o,) in self.box.query("SELECT owner FROM leases")}
+        self.assertEqual(len(owners), 1)
+        self.assertIn(owners.pop(), text)
+        for role in ("daemon:", "spool:", "scheduler", "pruner"):
+            self.assertIn(role, text)
+        self.wait(lambda d: self.page_counts() == self.api_counts() and
+                  self.page_counts().get("default", {}).get("succeeded") == 1,
+                  what="the job on a PostgreSQL store")
 
 
 def harness_drop_json(spool, name, value):
