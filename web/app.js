@@ -15,6 +15,8 @@ let lastEventId = 0;
 const listeners = new Set();  // (events) => void, for the view on screen
 let pending = [];
 let frameAsked = false;
+let lastFlush = 0;
+const FLUSH_MS = 200;
 
 // ---- small DOM helpers: text only ----
 function el(tag, attrs = {}, ...children) {
@@ -90,13 +92,20 @@ function connect() {
     let data = {};
     try { data = JSON.parse(msg.data); } catch { /* shown as it is */ }
     pending.push({ id, type: msg.type, data });
-    if (!frameAsked) { frameAsked = true; requestAnimationFrame(flush); }
+    if (!frameAsked) {
+      // In an animation frame, at most five times a second: a daemon sending a thousand
+      // events a second costs the page a handful of repaints, not sixty.
+      frameAsked = true;
+      const wait = Math.max(0, lastFlush + FLUSH_MS - performance.now());
+      setTimeout(() => requestAnimationFrame(flush), wait);
+    }
   };
   for (const t of EVENT_TYPES) source.addEventListener(t, onEvent);
   source.addEventListener("lagged", () => { source.close(); setTimeout(connect, 100); });
 }
 function flush() {
   frameAsked = false;
+  lastFlush = performance.now();
   const batch = pending;
   pending = [];
   for (const fn of listeners) fn(batch);
@@ -155,10 +164,11 @@ async function overview() {
   // Listening before the first fetch: nothing that happens meanwhile is missed.
   listen((batch) => {
     let changed = false;
-    for (const e of batch) {
-      if (e.type !== "job.log") changed = true;
-      feed.prepend(feedItem(e));
-    }
+    for (const e of batch) if (e.type !== "job.log") changed = true;
+    // Only what can stay on screen is built, in one insertion.
+    const items = document.createDocumentFragment();
+    for (const e of batch.slice(-MAX_FEED).reverse()) items.append(feedItem(e));
+    feed.prepend(items);
     while (feed.childElementCount > MAX_FEED) feed.lastElementChild.remove();
     if (changed) refresh();
   });

@@ -522,15 +522,17 @@ Result<JobsSummary> SqliteStore::SummarizeJobs(int64_t now, int minutes) {
   const int64_t kMinute = 60'000'000;
   int64_t first = (now / kMinute - minutes + 1) * kMinute;
   for (int i = 0; i < minutes; ++i) out.per_minute.push_back({first + i * kMinute, 0, 0});
-  SLUICE_RETURN_IF_ERROR(
-      run("SELECT finished_at / 60000000, state, COUNT(*) FROM jobs WHERE finished_at >= ? "
-          "AND state IN ('succeeded', 'failed') GROUP BY 1, 2",
-          {Value(first)}, [&](Stmt& s) {
-            int64_t i = s.Int(0) - first / kMinute;
-            if (i < 0 || i >= minutes) return;
-            (s.Text(1) == "failed" ? out.per_minute[i].failed : out.per_minute[i].succeeded) +=
-                s.Int(2);
-          }));
+  // A range count per minute walks the (finished_at, state) index alone; one GROUP BY over
+  // the expression would sort every row of the window.
+  for (JobsSummary::Minute& m : out.per_minute) {
+    SLUICE_RETURN_IF_ERROR(
+        run("SELECT COUNT(*), COALESCE(SUM(state = 'failed'), 0) FROM jobs WHERE finished_at >= ? "
+            "AND finished_at < ? AND state IN ('succeeded', 'failed')",
+            {Value(m.start), Value(m.start + kMinute)}, [&](Stmt& s) {
+              m.failed = s.Int(1);
+              m.succeeded = s.Int(0) - m.failed;
+            }));
+  }
   return out;
 }
 
