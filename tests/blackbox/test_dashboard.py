@@ -162,7 +162,6 @@ class DashboardTest(unittest.TestCase):
         self.wait(lambda d: "live" == d.find_element(By.ID, "live").text, what="the live stream")
         self.assertEqual(self.page_counts(), self.api_counts())
         self.assertEqual(self.page_counts()["default"]["failed"], 2)
-        self.shot("overview")
         # A file dropped now shows without a reload: one more succeeded.
         before = self.page_counts()["default"].get("succeeded", 0)
         self.box.drop("late.json", harness.GOOD)
@@ -172,6 +171,7 @@ class DashboardTest(unittest.TestCase):
                   what="the live feed")
         self.box.wait_for(self.drained, 30, "the late file")
         self.wait(lambda d: self.page_counts() == self.api_counts(), what="equal counts")
+        self.shot("overview")
         self.no_script_ran()
 
     def test_a_hostile_file_name_is_shown_as_text(self):
