@@ -12,6 +12,7 @@
 
 #include "api/submit.h"
 #include "core/clock.h"
+#include "core/json.h"
 #include "core/text.h"
 #include "store/job_json.h"
 
@@ -279,6 +280,17 @@ HttpResponse Router::GetJob(const std::string& id) const {
   if (!events.ok()) return HttpResponse::FromStatus(events.status());
   std::string body = JobJson(*job);
   body.pop_back();  // the closing brace: the events go inside
+  if (job->spool.empty()) {
+    // A job sent over HTTP has no file to look at: its input's size and its beginning.
+    auto payload = deps_.store->JobPayload(*v);
+    if (payload.ok()) {
+      constexpr size_t kPreview = 2000;
+      size_t cut = std::min(payload->size(), kPreview);
+      while (cut > 0 && cut < payload->size() && ((*payload)[cut] & 0xC0) == 0x80) --cut;
+      body += ",\"payload_bytes\":" + std::to_string(payload->size()) +
+              ",\"payload_preview\":" + JsonQuote(std::string_view(*payload).substr(0, cut));
+    }
+  }
   body += ",\"events\":[";
   for (size_t i = 0; i < events->size(); ++i) {
     const Event& e = (*events)[i];

@@ -431,6 +431,27 @@ class DashboardTest(unittest.TestCase):
                   self.page_counts().get("default", {}).get("succeeded") == 1,
                   what="the job on a PostgreSQL store")
 
+    def test_a_job_sent_over_http_shows_its_payload_as_text(self):
+        self.start()
+        payload = {"version": {"major": 5, "minor": 3}, "tests": [
+            {"id": "x:<script>alert(1)</script>", "origin": "x", "build_id": "x:b"}]}
+        status, body = self.request("POST", "/api/v1/jobs", {"kind": "kcidb",
+                                                             "payload": payload},
+                                    {"Content-Type": "application/json"})
+        self.assertEqual(status, 201, body)
+        job_id = json.loads(body)["id"]
+        job = self.api("/api/v1/jobs/%d" % job_id)
+        self.assertEqual(job["payload_bytes"], len(job["payload_preview"].encode()))
+        self.assertIn("<script>alert(1)</script>", job["payload_preview"])
+        self.open("#/job/%d" % job_id)
+        summary = self.wait(lambda d: d.find_element(By.CSS_SELECTOR, "details summary"),
+                            what="the payload")
+        summary.click()
+        self.wait(lambda d: "<script>alert(1)</script>" in
+                  d.find_element(By.CSS_SELECTOR, "pre.payload").text, what="the payload text")
+        self.no_script_ran()
+        self.assertEqual(self.driver.find_elements(By.CSS_SELECTOR, "main script"), [])
+
 
 def harness_drop_json(spool, name, value):
     tmp = os.path.join(spool, "." + name + ".part")
