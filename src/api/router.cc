@@ -44,10 +44,13 @@ int Router::Denied(const HttpRequest& r) const {
   // A browser says where a request comes from: a page of another origin may not change
   // anything here, token or not (a form on any web site can POST to 127.0.0.1).
   if (!safe) {
-    auto origin = r.Header("origin");
-    auto host = r.Header("host");
-    if (origin && (!host || (*origin != "http://" + *host && *origin != "https://" + *host))) {
-      return 403;
+    if (auto origin = r.Header("origin")) {
+      // Behind a proxy the page's host may come as X-Forwarded-Host (a page elsewhere cannot
+      // add that header to a form's request, nor to a fetch without this server's consent).
+      auto ours = [&](const std::optional<std::string>& host) {
+        return host && (*origin == "http://" + *host || *origin == "https://" + *host);
+      };
+      if (!ours(r.Header("host")) && !ours(r.Header("x-forwarded-host"))) return 403;
     }
   }
   if (deps_.token.empty()) return 0;

@@ -400,10 +400,14 @@ class DashboardTest(unittest.TestCase):
             server.wait()
         time.sleep(0.5)
         self.assertEqual(self.box.query("SELECT id, state FROM jobs"), [(job_id, "failed")])
-        # The same call from the daemon's own page, or without a browser, goes through.
+        # The same call from the daemon's own page (here behind a proxy) goes through.
         status, _ = self.request("POST", "/api/v1/jobs/%d/retry" % job_id,
-                                 headers={"Origin": self.url})
-        self.assertIn(status, (200, 202))
+                                 headers={"Origin": "https://evil.example"})
+        self.assertEqual(status, 403)
+        status, _ = self.request("POST", "/api/v1/jobs/%d/retry" % job_id,
+                                 headers={"Origin": "https://sluice.example.org",
+                                          "X-Forwarded-Host": "sluice.example.org"})
+        self.assertIn(status, (200, 202))  # the page, through a proxy
 
     def request_other(self, port):
         try:
