@@ -621,7 +621,8 @@ int RunServe(ServeFlags f) {
         if (!hb.ok()) spdlog::warn("cannot write the heartbeat: {}", hb.ToString());
       }
     }
-    struct timespec ts = {0, 200 * 1000 * 1000};
+    // A drain's end is seen at once; a watching daemon wakes five times a second.
+    struct timespec ts = {0, (f.engine.burst ? 5 : 200) * 1000 * 1000};
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGHUP) {
       Status rs = ReopenLogFile();

@@ -393,7 +393,8 @@ void Engine::DiscoveryLoop() {
   int64_t next_move_retry = 0;
   std::vector<std::string> names;
   while (!stop_) {
-    int timeout_ms = unsettled_.empty() ? 250 : 20;
+    // A drain ends as soon as its last job did: look often (a watching daemon sleeps longer).
+    int timeout_ms = options_.burst ? 5 : unsettled_.empty() ? 250 : 20;
     names.clear();
     bool overflow = false;
     Status st = watcher_->Wait(timeout_ms, &names, &overflow);
