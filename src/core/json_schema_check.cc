@@ -61,7 +61,11 @@ bool JsonSchema::Impl::Check(const Node& n, const rapidjson::Value& v, Ctx& ctx)
 
   if (t & kString) {
     std::string_view s(v.GetString(), v.GetStringLength());
-    if (n.max_length || n.min_length) {
+    // A string has at most one character per byte and at least one per four: most lengths
+    // are settled by its size alone, without counting (a long log excerpt would be read).
+    bool count = (n.max_length && s.size() > *n.max_length) ||
+                 (n.min_length && (s.size() + 3) / 4 < *n.min_length);
+    if (count) {
       size_t len = Utf8Length(s);
       if (n.max_length && len > *n.max_length) {
         return Fail(n, "maxLength",

@@ -94,6 +94,24 @@ TEST(JsonSchemaTest, PatternDollarMatchesBeforeAFinalNewlineAsPythonDoes) {
   EXPECT_FALSE((*s)->Validate(d, nullptr));
 }
 
+TEST(JsonSchemaTest, LengthsCountCharactersWhetherOrNotTheSizeSettlesThem) {
+  auto s = JsonSchema::Compile(R"({"minLength": 2, "maxLength": 3})");
+  ASSERT_TRUE(s.ok());
+  auto check = [&](const std::string& text) {
+    rapidjson::Document d;
+    d.Parse(text.c_str(), text.size());
+    EXPECT_FALSE(d.HasParseError()) << text;
+    return (*s)->Validate(d, nullptr);
+  };
+  EXPECT_TRUE(check("\"ab\""));
+  EXPECT_TRUE(check("\"\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\""));  // 9 bytes, 3 characters
+  EXPECT_FALSE(check("\"\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\""));  // 4
+  EXPECT_TRUE(check("\"\xF0\x9F\x98\x80\xF0\x9F\x98\x80\""));  // 8 bytes, 2 characters
+  EXPECT_FALSE(check("\"\xF0\x9F\x98\x80\""));                 // 4 bytes, 1 character
+  EXPECT_FALSE(check("\"a\""));
+  EXPECT_FALSE(check("\"abcd\""));
+}
+
 TEST(JsonSchemaTest, NulPatternRejectsOnlyStringsWithNul) {
   auto s = JsonSchema::Compile(R"({"pattern": "^[^\\0]*$"})");
   ASSERT_TRUE(s.ok());

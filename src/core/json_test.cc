@@ -58,6 +58,29 @@ TEST(ParseJson, RefusesInvalidUtf8AndSaysWhere) {
   EXPECT_NE(st.message().find("at byte"), std::string::npos);
 }
 
+TEST(ParseJson, EveryNonUtf8FormIsRefusedAtItsFirstByteInPlaceOrNot) {
+  // Overlong, surrogate, above U+10FFFF, truncated, a lone continuation byte; in a string,
+  // as a key, and outside any string.
+  for (std::string bad : {"\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+                          "\xE2\x82", "\x80", "\xFE"}) {
+    for (std::string text : {"[\"ok " + bad + "\"]", "{\"k" + bad + "\": 1}", "[1, " + bad + "]"}) {
+      size_t at = text.find(bad);
+      rapidjson::Document d;
+      JsonParseError e;
+      Status st = ParseJson(text, &d, 0, &e);
+      EXPECT_EQ(st.code(), Code::kInvalidArgument) << text;
+      EXPECT_EQ(e.offset, at) << text;
+      std::string copy = text;
+      st = ParseJsonInsitu(&copy, &d, 0, &e);
+      EXPECT_EQ(st.code(), Code::kInvalidArgument) << text;
+      EXPECT_EQ(e.offset, at) << text;
+    }
+  }
+  rapidjson::Document d;
+  ASSERT_TRUE(ParseJson("[\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"]", &d).ok());
+  EXPECT_EQ(std::string(d[0].GetString()), "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+}
+
 // Found by fuzz_json: "1\0junk" parsed as 1, the NUL taken for the end of the text.
 TEST(ParseJson, ARawNulIsNotJsonWhereverItIs) {
   rapidjson::Document d;

@@ -27,7 +27,7 @@ size_t SequenceAt(std::string_view s, size_t i) {
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view s) {
+size_t FirstInvalidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     // ASCII runs are the common case: eight bytes at a time.
     while (i + 8 <= s.size()) {
@@ -37,12 +37,18 @@ bool IsValidUtf8(std::string_view s) {
       i += 8;
     }
     if (i >= s.size()) break;
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     size_t n = SequenceAt(s, i);
-    if (n == 0) return false;
+    if (n == 0) return i;
     i += n;
   }
-  return true;
+  return std::string_view::npos;
 }
+
+bool IsValidUtf8(std::string_view s) { return FirstInvalidUtf8(s) == std::string_view::npos; }
 
 std::string ValidUtf8(std::string_view s) {
   if (IsValidUtf8(s)) return std::string(s);

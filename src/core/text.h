@@ -12,6 +12,8 @@ namespace sluice {
 
 // Whether `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
 bool IsValidUtf8(std::string_view s);
+// The offset of the first byte that does not start a valid UTF-8 sequence, or npos.
+size_t FirstInvalidUtf8(std::string_view s);
 
 // `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD: for text
 // shown back (error messages quoting a path, a file name in a listing).
