@@ -103,6 +103,8 @@ class PosixEnv : public Env {
       return Status::InvalidArgument(path + " is " + std::to_string(st.st_size) +
                                      " bytes, over the limit of " + std::to_string(max_bytes));
     }
+    // Room for a parser's padding too (ParseJsonInsitu appends 4 NULs): no second copy.
+    out->reserve(static_cast<size_t>(st.st_size) + 64);
     out->resize(static_cast<size_t>(st.st_size));
     size_t done = 0;
     while (done < out->size()) {
