@@ -336,14 +336,25 @@ void TaskScheduler::FollowRuns(std::unique_lock<std::mutex>* lock) {
   }
   if (out.empty()) return;
   lock->unlock();
+  // Every task in one read (a GrimoireLab instance has thousands); a run's job is looked at
+  // every ten seconds at most (a job that ended without its run is rare: a dead letter).
+  std::map<std::string, Task> all;
+  if (auto listed = store_->ListTasks(); listed.ok()) {
+    for (Task& t : *listed) all.emplace(t.task_id, std::move(t));
+  }
   std::vector<Task> stored;                // as the store has them now
   std::vector<std::pair<Out, Job>> ended;  // runs whose job ended without settling them
+  std::set<std::string> followed;
   for (const Out& o : out) {
-    auto t = store_->GetTask(o.task_id);
-    if (!t.ok() || t->seq != o.seq) continue;  // removed, or the store is away
+    followed.insert(o.run_id);
+    auto found = all.find(o.task_id);
+    if (found == all.end() || found->second.seq != o.seq) continue;  // removed, store away
+    Result<Task> t = found->second;
     bool settled = t->current_job != o.run_id ||
                    (t->status != TaskStatus::kEnqueued && t->status != TaskStatus::kRunning);
-    if (!settled) {
+    int64_t& checked = job_checked_[o.run_id];
+    if (!settled && mono - checked >= 10'000'000) {
+      checked = mono;
       auto job = store_->FindJobByIdempotencyKey(TaskJobKey(o.run_id));
       if (job.ok() && job->has_value() && IsFinal((*job)->state)) {
         // The worker writes the task before the job ends: read the task again to tell a run
@@ -362,6 +373,7 @@ void TaskScheduler::FollowRuns(std::unique_lock<std::mutex>* lock) {
     }
     stored.push_back(std::move(*t));
   }
+  std::erase_if(job_checked_, [&](const auto& e) { return !followed.count(e.first); });
   lock->lock();
   for (Task& t : stored) {
     auto it = tasks_.find(t.task_id);

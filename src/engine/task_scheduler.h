@@ -124,6 +124,7 @@ class TaskScheduler {
   std::map<std::pair<int, std::string>, std::deque<std::string>> queues_;  // (rank, queue)
   std::map<std::string, TaskRun> undispatched_;  // with `dispatch`: runs to register, by id
   int64_t followed_at_ = 0;                      // monotonic micros
+  std::map<std::string, int64_t> job_checked_;   // run id -> when its job was last read
   std::mutex export_mu_;
   std::set<std::pair<std::string, int64_t>> export_retry_;  // (task id, seq), under mu_
   int64_t export_retry_at_ = 0;
