@@ -90,8 +90,8 @@ struct Lease {
 
 // What the dashboard's overview shows besides the counts (Store::SummarizeJobs).
 struct JobsSummary {
-  std::map<std::string, int64_t> oldest_waiting;            // queue -> created_at of its oldest
-  std::vector<std::pair<std::string, int64_t>> failures;   // error code -> failed jobs, most first
+  std::map<std::string, int64_t> oldest_waiting;          // queue -> created_at of its oldest
+  std::vector<std::pair<std::string, int64_t>> failures;  // error code -> failed jobs, most first
   // Jobs ended per minute over the last `minutes` minutes, oldest first: {minute start (wall
   // micros), succeeded, failed}.
   struct Minute {

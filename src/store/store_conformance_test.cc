@@ -468,8 +468,8 @@ TEST_P(StoreConformance, JobsFilterBySpoolAndErrorCodeAndSummarize) {
     w.updates = {u};
     ASSERT_TRUE(store_->Write(&w).ok());
   };
-  end(b.new_jobs[1], JobState::kFailed, "invalid_json", now - 10'000'000);      // this minute
-  end(b.new_jobs[2], JobState::kSucceeded, "", now - kMinute);                 // the one before
+  end(b.new_jobs[1], JobState::kFailed, "invalid_json", now - 10'000'000);  // this minute
+  end(b.new_jobs[2], JobState::kSucceeded, "", now - kMinute);              // the one before
   JobFilter by_code;
   by_code.error_code = "invalid_json";
   auto failed = store_->ListJobs(by_code);

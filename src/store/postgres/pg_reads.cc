@@ -142,7 +142,8 @@ Result<JobsSummary> PgStore::SummarizeJobs(int64_t now, int minutes) {
                          " WHERE state IN ('queued', 'retrying') GROUP BY queue",
                      {});
   if (!oldest.ok()) return oldest.status();
-  for (int i = 0; i < oldest->size(); ++i) out.oldest_waiting[oldest->Text(i, 0)] = oldest->Int(i, 1);
+  for (int i = 0; i < oldest->size(); ++i)
+    out.oldest_waiting[oldest->Text(i, 0)] = oldest->Int(i, 1);
   auto failures = Read("SELECT COALESCE(error_code, ''), COUNT(*) FROM " + T("jobs") +
                            " WHERE state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1",
                        {});

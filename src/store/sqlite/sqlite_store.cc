@@ -511,14 +511,14 @@ Result<JobsSummary> SqliteStore::SummarizeJobs(int64_t now, int minutes) {
       row(*s);
     }
   };
-  SLUICE_RETURN_IF_ERROR(run(
-      "SELECT queue, MIN(created_at) FROM jobs WHERE state IN ('queued', 'retrying') "
-      "GROUP BY queue",
-      {}, [&](Stmt& s) { out.oldest_waiting[s.Text(0)] = s.Int(1); }));
-  SLUICE_RETURN_IF_ERROR(run(
-      "SELECT COALESCE(error_code, ''), COUNT(*) FROM jobs WHERE state = 'failed' "
-      "GROUP BY 1 ORDER BY 2 DESC, 1",
-      {}, [&](Stmt& s) { out.failures.emplace_back(s.Text(0), s.Int(1)); }));
+  SLUICE_RETURN_IF_ERROR(
+      run("SELECT queue, MIN(created_at) FROM jobs WHERE state IN ('queued', 'retrying') "
+          "GROUP BY queue",
+          {}, [&](Stmt& s) { out.oldest_waiting[s.Text(0)] = s.Int(1); }));
+  SLUICE_RETURN_IF_ERROR(
+      run("SELECT COALESCE(error_code, ''), COUNT(*) FROM jobs WHERE state = 'failed' "
+          "GROUP BY 1 ORDER BY 2 DESC, 1",
+          {}, [&](Stmt& s) { out.failures.emplace_back(s.Text(0), s.Int(1)); }));
   const int64_t kMinute = 60'000'000;
   int64_t first = (now / kMinute - minutes + 1) * kMinute;
   for (int i = 0; i < minutes; ++i) out.per_minute.push_back({first + i * kMinute, 0, 0});
