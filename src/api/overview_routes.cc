@@ -107,26 +107,7 @@ HttpResponse Router::Overview() const {
   }
   w.EndArray();
   w.Key("spools");
-  w.StartArray();
-  if (deps_.spools) {
-    for (const SpoolInfo& s : deps_.spools()) {
-      w.StartObject();
-      w.Key("name");
-      w.String(s.name);
-      w.Key("path");
-      w.String(s.path);
-      w.Key("kind");
-      w.String(s.kind);
-      w.Key("backlog");
-      w.Uint64(s.backlog);
-      w.Key("succeeded");
-      w.Uint64(s.succeeded);
-      w.Key("failed");
-      w.Uint64(s.failed);
-      w.EndObject();
-    }
-  }
-  w.EndArray();
+  WriteSpools(&w);
   w.Key("failures");
   w.StartArray();
   for (size_t i = 0; i < sum->failures.size() && i < 10; ++i) {

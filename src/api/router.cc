@@ -341,31 +341,35 @@ HttpResponse Router::Queues() const {
   return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));
 }
 
+void Router::WriteSpools(rapidjson::Writer<rapidjson::StringBuffer>* w) const {
+  w->StartArray();
+  for (const SpoolInfo& s : deps_.spools ? deps_.spools() : std::vector<SpoolInfo>{}) {
+    w->StartObject();
+    w->Key("name");
+    w->String(s.name);
+    w->Key("layout");
+    w->String(s.layout);
+    w->Key("path");
+    w->String(s.path);
+    w->Key("kind");
+    w->String(s.kind);
+    w->Key("backlog");
+    w->Uint64(s.backlog);
+    w->Key("succeeded");
+    w->Uint64(s.succeeded);
+    w->Key("failed");
+    w->Uint64(s.failed);
+    w->EndObject();
+  }
+  w->EndArray();
+}
+
 HttpResponse Router::Spools() const {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
   w.Key("spools");
-  w.StartArray();
-  for (const SpoolInfo& s : deps_.spools ? deps_.spools() : std::vector<SpoolInfo>{}) {
-    w.StartObject();
-    w.Key("name");
-    w.String(s.name);
-    w.Key("layout");
-    w.String(s.layout);
-    w.Key("path");
-    w.String(s.path);
-    w.Key("kind");
-    w.String(s.kind);
-    w.Key("backlog");
-    w.Uint64(s.backlog);
-    w.Key("succeeded");
-    w.Uint64(s.succeeded);
-    w.Key("failed");
-    w.Uint64(s.failed);
-    w.EndObject();
-  }
-  w.EndArray();
+  WriteSpools(&w);
   w.EndObject();
   return HttpResponse::Json(200, std::string(buf.GetString(), buf.GetSize()));
 }

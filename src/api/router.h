@@ -34,6 +34,9 @@
 // "message"}}. Thread safety: Handle() may be called from many threads.
 #pragma once
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <atomic>
 #include <functional>
 #include <string>
@@ -122,6 +125,8 @@ class Router {
   HttpResponse Overview() const;
   HttpResponse Failures(const HttpRequest& request) const;
   HttpResponse Spools() const;
+  // [{name, layout, path, kind, backlog, succeeded, failed}, …] (GET /api/v1/spools, overview).
+  void WriteSpools(rapidjson::Writer<rapidjson::StringBuffer>* w) const;
   HttpResponse Ready() const;
   // A stream response for `make()`'s body, counted against max_streams: 503 at the limit.
   HttpResponse Streamed(HttpResponse head,
