@@ -79,7 +79,33 @@ void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
   if (r.path == "/api/v1/jobs" && r.method == "POST" && Authorized(r)) {
     return SubmitJob(r, std::move(checked));
   }
+  if (r.path == "/api/v1/failures/retry" && r.method == "POST" && Authorized(r)) {
+    std::lock_guard<std::mutex> lock(background_->mu);
+    if (background_->busy) {
+      return checked(HttpResponse::Error(409, "busy", "a retry of a whole code is running"));
+    }
+    if (background_->thread.joinable()) background_->thread.join();  // the last one, ended
+    background_->busy = true;
+    background_->thread = std::thread([this, r, checked = std::move(checked)] {
+      HttpResponse resp = Failures(r);
+      {
+        std::lock_guard<std::mutex> done(background_->mu);
+        background_->busy = false;
+      }
+      checked(std::move(resp));
+    });
+    return;
+  }
   checked(Route(r));
+}
+
+Router::~Router() {
+  std::thread running;
+  {
+    std::lock_guard<std::mutex> lock(background_->mu);
+    running = std::move(background_->thread);
+  }
+  if (running.joinable()) running.join();
 }
 
 HttpResponse Router::Handle(const HttpRequest& r) const {

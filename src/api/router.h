@@ -39,7 +39,10 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/http_types.h"
@@ -92,6 +95,7 @@ class Router {
  public:
   using Reply = std::function<void(HttpResponse)>;
   explicit Router(RouterDeps deps) : deps_(std::move(deps)) {}
+  ~Router();
   // Answers `request` through `reply`: at once, or later from another thread for a route
   // that waits on a commit (POST /api/v1/jobs).
   void HandleAsync(const HttpRequest& request, Reply reply) const;
@@ -135,6 +139,15 @@ class Router {
   RouterDeps deps_;
   std::shared_ptr<std::atomic<size_t>> open_streams_ = std::make_shared<std::atomic<size_t>>(0);
   std::shared_ptr<Sessions> sessions_ = std::make_shared<Sessions>();
+  // POST /api/v1/failures/retry runs here, one at a time, off the I/O thread: thousands of
+  // retries (a rename and a directory fsync each for spool files) would stall every
+  // connection and event stream.
+  struct Background {
+    std::mutex mu;
+    std::thread thread;
+    bool busy = false;
+  };
+  std::unique_ptr<Background> background_ = std::make_unique<Background>();
 };
 
 // Whether `path` is one of the task API's (task_routes.cc).

@@ -2,6 +2,8 @@
 #include <openssl/sha.h>
 
 #include <cstdio>
+#include <iterator>
+#include <vector>
 
 #include "api/router.h"
 #include "core/embedded.h"
@@ -64,12 +66,22 @@ HttpResponse Router::Web(const HttpRequest& r) const {
   if (r.method != "GET" && r.method != "HEAD") {
     return HttpResponse::Error(405, "method_not_allowed", "use GET");
   }
-  for (const WebFile& f : kFiles) {
+  // The files never change while the binary runs: their tags are computed once.
+  static const std::vector<std::string> kTags = [] {
+    std::vector<std::string> tags;
+    for (const WebFile& f : kFiles) {
+      auto data = EmbeddedFile(f.path);
+      tags.push_back(data ? Etag(*data) : "");
+    }
+    return tags;
+  }();
+  for (size_t i = 0; i < std::size(kFiles); ++i) {
+    const WebFile& f = kFiles[i];
     if (r.path != f.url) continue;
     auto data = EmbeddedFile(f.path);
     if (!data) return HttpResponse::Error(404, "not_found", "no route for " + r.path);
     HttpResponse resp;
-    std::string tag = Etag(*data);
+    const std::string& tag = kTags[i];
     resp.headers.emplace_back("ETag", tag);
     // Always asked again, answered 304 while unchanged: a new binary's page shows at once.
     resp.headers.emplace_back("Cache-Control", "no-cache");
