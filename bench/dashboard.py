@@ -188,12 +188,12 @@ def main():
                 c.request("POST", "/api/v1/jobs", body, {"Content-Type": "application/json"})
                 c.getresponse().read()
                 sent[0] += 1
-        first_event = get(port, "/api/v1/jobs?limit=1")[1]
+        newest = lambda: json.loads(get(port, "/api/v1/jobs?limit=1")[1])["jobs"][0]["id"]  # noqa: E731
+        first_id = newest()
         t = threading.Thread(target=producer)
         t.start()
         time.sleep(1)  # steady
         m0, w0 = metrics(driver), time.perf_counter()
-        first_id = json.loads(first_event)["jobs"][0]["id"]
         time.sleep(a.seconds)
         m1, w1 = metrics(driver), time.perf_counter()
         stop.set()
@@ -203,8 +203,7 @@ def main():
         script = (m1["ScriptDuration"] - m0["ScriptDuration"]) / wall * 1000
         layout = (m1["LayoutDuration"] - m0["LayoutDuration"]) / wall * 1000
         style = (m1["RecalcStyleDuration"] - m0["RecalcStyleDuration"]) / wall * 1000
-        ended = int(get(port, "/api/v1/jobs?limit=1")[1] and
-                    json.loads(get(port, "/api/v1/jobs?limit=1")[1])["jobs"][0]["id"]) - first_id
+        ended = newest() - first_id
         print("\nbusy daemon: %d jobs sent in %.1f s (about %.0f events/s)" % (
             sent[0], wall + 1, sent[0] * 3 / (wall + 1)))
         print("page main thread: %.0f ms busy per second (script %.0f, style %.0f, layout %.0f); "
