@@ -194,7 +194,12 @@ class ClusterTest(unittest.TestCase):
         self.c.start_serve()
         a, a_log = self.c.worker("--kind", "exec")
         job = self.c.submit(["/bin/sh", "-c", "sleep 3; echo slow"])
-        self.c.serve.wait_for(lambda: self.c.states().get(job) == "running", 30, "a claim")
+        # The claim's state is in the store from the claim's own transaction; its log line
+        # follows in the worker's next commit: paused before that, the line is fenced out
+        # with the rest of the stale claim's writes. Wait for the line.
+        self.c.serve.wait_for(lambda: any("claimed by" in d for (d,) in self.c.serve.query(
+            "SELECT data FROM events WHERE job_id = ? AND type = 'job.log'", job)), 30,
+            "a's claim in the job's log")
         a.send_signal(signal.SIGSTOP)
         b, b_log = self.c.worker("--kind", "exec")
         self.c.wait_all_ended(1, timeout=60)
