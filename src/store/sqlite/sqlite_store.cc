@@ -115,6 +115,9 @@ Status SqliteStore::Init(const std::string& path) {
   SLUICE_RETURN_IF_ERROR(write_.Exec("PRAGMA synchronous=FULL"));
   SLUICE_RETURN_IF_ERROR(sqlite::Migrate(write_, sqlite::StoreMigrations(), path, &schema_));
   for (const std::string& m : schema_.applied) spdlog::info("database {}: applied {}", path, m);
+  auto ckpt = sqlite::Checkpointer::Start(path, write_.get());
+  if (!ckpt.ok()) return ckpt.status();
+  checkpointer_ = std::move(*ckpt);
   auto ins = Stmt::Prepare(
       write_.get(),
       "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"

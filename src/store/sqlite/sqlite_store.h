@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "store/schema.h"
+#include "store/sqlite/checkpointer.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/store.h"
 
@@ -89,6 +90,7 @@ class SqliteStore : public Store {
   Status InsertEvent(Event* e);
 
   SchemaReport schema_;
+  std::unique_ptr<sqlite::Checkpointer> checkpointer_;  // outlives write_, its WAL hook's user
   std::mutex write_mu_;
   sqlite::Db write_;
   sqlite::Stmt insert_job_;
