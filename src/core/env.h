@@ -6,7 +6,10 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,6 +126,21 @@ class Env {
   // lstat of `name` in `dir` ("." for the directory itself).
   virtual Result<FileInfo> StatAt(const Dir& dir, std::string_view name) = 0;
   virtual Result<std::vector<DirEntry>> ListDirAt(const Dir& dir) = 0;
+  // Lists `dir` as it reads it, up to `batch` entries per call of `each` (which may take
+  // them), stopping early when `each` returns false: a directory of millions is never held
+  // whole, and its first entries are used before its last are read.
+  virtual Status ListDirAtInBatches(const Dir& dir, size_t batch,
+                                    const std::function<bool(std::vector<DirEntry>*)>& each) {
+    auto all = ListDirAt(dir);
+    if (!all.ok()) return all.status();
+    for (size_t at = 0; at < all->size(); at += batch) {
+      std::vector<DirEntry> part(
+          std::make_move_iterator(all->begin() + at),
+          std::make_move_iterator(all->begin() + std::min(all->size(), at + batch)));
+      if (!each(&part)) break;
+    }
+    return Status::Ok();
+  }
   // renameat2: `from_name` in `from` becomes `to_name` in `to`; with `replace` false an
   // existing `to_name` is AlreadyExists. NotFound when `from_name` is missing, or when `to`
   // was deleted meanwhile (the caller tells the two apart with StatAt).
@@ -186,6 +204,10 @@ class EnvWrapper : public Env {
     return target_->StatAt(d, n);
   }
   Result<std::vector<DirEntry>> ListDirAt(const Dir& d) override { return target_->ListDirAt(d); }
+  Status ListDirAtInBatches(const Dir& d, size_t batch,
+                            const std::function<bool(std::vector<DirEntry>*)>& each) override {
+    return target_->ListDirAtInBatches(d, batch, each);
+  }
   Status RenameAt(const Dir& f, std::string_view fn, const Dir& t, std::string_view tn,
                   bool replace) override {
     return target_->RenameAt(f, fn, t, tn, replace);

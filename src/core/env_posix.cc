@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
+#include <functional>
 
 #include "core/clock.h"
 #include "core/env.h"
@@ -48,8 +51,11 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 }
 
 // The entries of an open directory stream, which it closes.
-Result<std::vector<DirEntry>> ReadEntries(DIR* dir, const std::string& path) {
+// Reads `dir` (and closes it), `each` given up to `batch` entries at a time.
+Status ReadEntriesInBatches(DIR* dir, const std::string& path, size_t batch,
+                            const std::function<bool(std::vector<DirEntry>*)>& each) {
   std::vector<DirEntry> entries;
+  bool more = true;
   errno = 0;
   while (struct dirent* e = ::readdir(dir)) {
     std::string_view name(e->d_name);
@@ -59,11 +65,28 @@ Result<std::vector<DirEntry>> ReadEntries(DIR* dir, const std::string& path) {
     if (e->d_type == DT_DIR) entry.type = FileType::kDirectory;
     if (e->d_type == DT_LNK) entry.type = FileType::kSymlink;
     entries.push_back(std::move(entry));
+    if (entries.size() >= batch) {
+      more = each(&entries);
+      entries.clear();
+      if (!more) break;
+    }
+    errno = 0;
   }
   int err = errno;
   ::closedir(dir);
   if (err != 0) return Status::FromErrno(err, "readdir " + path);
-  return entries;
+  if (more && !entries.empty()) each(&entries);
+  return Status::Ok();
+}
+
+Result<std::vector<DirEntry>> ReadEntries(DIR* dir, const std::string& path) {
+  std::vector<DirEntry> all;
+  Status st = ReadEntriesInBatches(dir, path, SIZE_MAX, [&](std::vector<DirEntry>* part) {
+    all = std::move(*part);
+    return true;
+  });
+  if (!st.ok()) return st;
+  return all;
 }
 
 std::string DirName(const std::string& path) {
@@ -293,16 +316,16 @@ class PosixEnv : public Env {
   }
 
   Result<std::vector<DirEntry>> ListDirAt(const Dir& dir) override {
-    // fdopendir takes the descriptor it is given: a duplicate, reading from the start.
-    int dup = ::openat(dir.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dup < 0) return Status::FromErrno(errno, "opendir " + dir.path());
-    DIR* d = ::fdopendir(dup);
-    if (d == nullptr) {
-      int err = errno;
-      ::close(dup);
-      return Status::FromErrno(err, "opendir " + dir.path());
-    }
-    return ReadEntries(d, dir.path());
+    auto d = OpenStream(dir);
+    if (!d.ok()) return d.status();
+    return ReadEntries(*d, dir.path());
+  }
+
+  Status ListDirAtInBatches(const Dir& dir, size_t batch,
+                            const std::function<bool(std::vector<DirEntry>*)>& each) override {
+    auto d = OpenStream(dir);
+    if (!d.ok()) return d.status();
+    return ReadEntriesInBatches(*d, dir.path(), std::max<size_t>(1, batch), each);
   }
 
   Status RenameAt(const Dir& from, std::string_view from_name, const Dir& to,
@@ -375,6 +398,19 @@ class PosixEnv : public Env {
   }
 
  private:
+  // fdopendir takes the descriptor it is given: a duplicate, reading from the start.
+  static Result<DIR*> OpenStream(const Dir& dir) {
+    int dup = ::openat(dir.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dup < 0) return Status::FromErrno(errno, "opendir " + dir.path());
+    DIR* d = ::fdopendir(dup);
+    if (d == nullptr) {
+      int err = errno;
+      ::close(dup);
+      return Status::FromErrno(err, "opendir " + dir.path());
+    }
+    return d;
+  }
+
   static Result<Dir> Opened(UniqueFd fd, const std::string& path) {
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "fstat " + path);

@@ -13,18 +13,25 @@ namespace sluice {
 
 const char* const kCleanStopNs = "engine.clean_stop";
 
-std::vector<std::string> Engine::ScanNames() {
-  std::vector<std::string> names;
-  auto entries = spool_.List();
-  if (!entries.ok()) {
-    spdlog::error("cannot scan {}: {}", spool_.root(), entries.status().ToString());
-    return names;
-  }
-  for (DirEntry& e : *entries) {
-    if (e.type == FileType::kDirectory || e.type == FileType::kSymlink) continue;
-    if (SpoolDir::IsCandidateName(e.name)) names.push_back(std::move(e.name));
-  }
-  return names;
+void Engine::ScanSpool(bool startup) {
+  // Read and examined a batch at a time, the room refilled with the oldest seen so far after
+  // each: on a spool of millions the first files start at once (the listing alone takes
+  // seconds) and no list of every name is ever held. Full age order holds within a batch and
+  // among the files that wait for room.
+  Status st = spool_.ListInBatches(4096, [&](std::vector<DirEntry>* batch) {
+    std::vector<std::string> names;
+    for (DirEntry& e : *batch) {
+      if (e.type == FileType::kDirectory || e.type == FileType::kSymlink) continue;
+      // Those waiting for room are known already.
+      if (SpoolDir::IsCandidateName(e.name) && !waiting_.Contains(e.name)) {
+        names.push_back(std::move(e.name));
+      }
+    }
+    Examine(names, true, startup);
+    Refill();
+    return !stop_;
+  });
+  if (!st.ok()) spdlog::error("cannot scan {}: {}", spool_.root(), st.ToString());
 }
 
 // Names ordered by their files' age, oldest first (unreadable ones last).
@@ -52,14 +59,15 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     std::lock_guard<std::mutex> lock(mu_);
     room = by_name_.size() < options_.max_backlog ? options_.max_backlog - by_name_.size() : 0;
   }
-  if (given.size() > room) {
+  if (given.size() > room && room > 0) {  // none fits: they all wait, ordered there
     sorted = OldestFirst(given);
     names_ptr = &sorted;
   }
   const std::vector<std::string>& names = *names_ptr;
   std::vector<Job> fresh;
   std::vector<int64_t> adopted;
-  std::unordered_set<std::string> seen;  // one inotify batch often names a file twice
+  // One inotify batch often names a file twice (a listing never does: not checked there).
+  std::unordered_set<std::string> seen;
   int64_t now = clock_->NowMicros();
   for (const std::string& given_name : names) {
     std::string name = given_name;
@@ -72,9 +80,10 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
         break;
       }
     }
-    if (!SpoolDir::IsCandidateName(name) || !seen.insert(name).second) continue;
+    if (!SpoolDir::IsCandidateName(name)) continue;
+    if (!from_scan && !seen.insert(name).second) continue;
     bool urgent = urgent_pending_.count(name) > 0;
-    if (waiting_names_.count(name) && !urgent) continue;  // known, waits for room (Refill)
+    if (!urgent && waiting_.Contains(name)) continue;  // known, waits for room (Refill)
     size_t registered;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -88,6 +97,16 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       unsettled_.erase(name);
       urgent_pending_.erase(name);
       unpaired_.erase(name);
+      continue;
+    }
+    bool full = registered + fresh.size() >= options_.max_backlog && !urgent;
+    // After a crash each file is looked up in the store first (below); otherwise a full
+    // backlog costs a file one stat.
+    if (full && info->size != 0 && (clean_start_ || !startup)) {
+      // Full: remember the name and its age only; Refill examines it again, whole, when
+      // there is room.
+      unsettled_.erase(name);
+      waiting_.Add(info->mtime_ns, name);
       continue;
     }
     auto writing = env_->IsOpenForWriting(path);
@@ -134,10 +153,8 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
         continue;
       }
     }
-    if (registered + fresh.size() >= options_.max_backlog && !urgent) {
-      // Full: remember the name and its age only; Refill registers it when there is room.
-      waiting_.emplace(info->mtime_ns, name);
-      waiting_names_.insert(name);
+    if (full) {
+      waiting_.Add(info->mtime_ns, name);
       continue;
     }
     Job j;
@@ -152,7 +169,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     if (urgent) {
       j.priority = kPrioritised;
       urgent_pending_.erase(name);
-      if (waiting_names_.erase(name)) waiting_.erase({info->mtime_ns, name});
+      waiting_.Remove(name);
     }
     fresh.push_back(std::move(j));
     // Register in chunks so workers start while a large spool is still being examined.
@@ -161,7 +178,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
   Register(&fresh);
   if (!adopted.empty()) MoveFinished(adopted);
   waiting_count_ = waiting_.size();
-  waiting_oldest_ns_ = waiting_.empty() ? 0 : waiting_.begin()->first;
+  waiting_oldest_ns_ = waiting_.OldestMtime();
 }
 
 std::string Engine::MissingCompanion(const std::string& name, bool from_scan, int64_t now) {
@@ -200,13 +217,8 @@ void Engine::Refill() {
   }
   size_t room = registered < options_.max_backlog ? options_.max_backlog - registered : 0;
   if (room < std::max<size_t>(1, options_.max_backlog / 4) && room < waiting_.size()) return;
-  std::vector<std::string> names;
-  while (!waiting_.empty() && names.size() < room) {
-    names.push_back(waiting_.begin()->second);
-    waiting_names_.erase(waiting_.begin()->second);
-    waiting_.erase(waiting_.begin());
-  }
-  Examine(names, true, false);  // oldest first; a file gone meanwhile is dropped there
+  // Oldest first; a file gone meanwhile is dropped there.
+  Examine(waiting_.TakeOldest(room), true, false);
 }
 
 void Engine::Register(std::vector<Job>* fresh) {
@@ -336,7 +348,7 @@ bool Engine::BurstFinished() {
     }
   }
   // Looks idle: one last scan for anything that landed meanwhile.
-  Examine(ScanNames(), true, false);
+  ScanSpool(false);
   std::lock_guard<std::mutex> lock(mu_);
   return by_name_.empty() && unsettled_.empty();
 }
@@ -371,7 +383,7 @@ bool Engine::CheckSpool() {
     spool_generation_ = spool_.generation();
     Status watched = watcher_->Rewatch(spool_.root());
     if (!watched.ok()) spdlog::error("watching {}: {}", spool_.root(), watched.ToString());
-    Examine(ScanNames(), true, false);
+    ScanSpool(false);
     ScanDeferred();
   }
   return st.ok();
@@ -388,7 +400,7 @@ void Engine::DiscoveryLoop() {
   // priority than the workers (refused without CAP_SYS_NICE, which is fine).
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), -5);
   ScanDeferred();
-  Examine(ScanNames(), true, true);
+  ScanSpool(true);
   int64_t next_scan = clock_->MonotonicMicros() + static_cast<int64_t>(options_.interval_s * 1e6);
   int64_t next_move_retry = 0;
   std::vector<std::string> names;
@@ -415,9 +427,13 @@ void Engine::DiscoveryLoop() {
     int64_t mono = clock_->MonotonicMicros();
     if (overflow || mono >= next_scan) {
       if (overflow) spdlog::warn("inotify queue overflowed; rescanning {}", spool_.root());
-      Examine(ScanNames(), true, false);
+      ScanSpool(false);
       ScanDeferred();
-      next_scan = mono + static_cast<int64_t>(options_.interval_s * 1e6);
+      // The scan is the safety net behind inotify: on a spool of millions, where one takes a
+      // second or more, it runs at most a twentieth of the time, not every interval.
+      int64_t after = clock_->MonotonicMicros();
+      next_scan =
+          after + std::max(static_cast<int64_t>(options_.interval_s * 1e6), 20 * (after - mono));
     }
     if (!unsettled_.empty()) {
       std::vector<std::string> from_scan, from_events;

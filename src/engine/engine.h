@@ -38,6 +38,7 @@
 #include "engine/event_hub.h"
 #include "engine/options.h"
 #include "engine/shared.h"
+#include "engine/waiting_files.h"
 #include "engine/writer.h"
 #include "handlers/handler.h"
 #include "spool/spool_dir.h"
@@ -182,7 +183,7 @@ class Engine {
   void DiscoveryLoop();
   // `from_scan`: found by a directory scan (must also be quiet for settle_s), not by inotify.
   void Examine(const std::vector<std::string>& names, bool from_scan, bool startup);
-  std::vector<std::string> ScanNames();
+  void ScanSpool(bool startup);
   // Hands examined files to the writer for registration, oldest first; clears *fresh.
   void Register(std::vector<Job>* fresh);
   void RetryMoves();
@@ -245,10 +246,9 @@ class Engine {
   std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
   // Discovery thread only: names to register at top priority when they are taken.
   std::unordered_set<std::string> urgent_pending_;
-  // Files seen while max_backlog files were registered: (mtime, name), oldest first.
+  // Files seen while max_backlog files were registered, oldest first.
   // Discovery thread only; the counts below are for other threads.
-  std::set<std::pair<int64_t, std::string>> waiting_;
-  std::unordered_set<std::string> waiting_names_;
+  WaitingFiles waiting_;
   std::atomic<size_t> waiting_count_{0};
   std::atomic<int64_t> waiting_oldest_ns_{0};
   // Files waiting for their companions -> when first seen (wall micros). Discovery thread only.

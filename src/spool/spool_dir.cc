@@ -87,6 +87,13 @@ Result<std::vector<DirEntry>> SpoolDir::List() {
   return env_->ListDirAt(*h->root);
 }
 
+Status SpoolDir::ListInBatches(size_t batch,
+                               const std::function<bool(std::vector<DirEntry>*)>& each) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return env_->ListDirAtInBatches(*h->root, batch, each);
+}
+
 Result<std::vector<DirEntry>> SpoolDir::ListDeferred() {
   auto h = folders_.Get();
   if (!h.ok()) return h.status();

@@ -63,6 +63,8 @@ class SpoolDir {
 
   // The entries of the spool, and of deferred/; lstat of a name in them.
   Result<std::vector<DirEntry>> List();
+  // The spool's entries as they are read, `batch` at a time (see Env::ListDirAtInBatches).
+  Status ListInBatches(size_t batch, const std::function<bool(std::vector<DirEntry>*)>& each);
   Result<std::vector<DirEntry>> ListDeferred();
   Result<FileInfo> Stat(std::string_view name);
   Result<FileInfo> StatDeferred(std::string_view name);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "core/test_util.h"
 
@@ -19,6 +20,30 @@ TEST(SpoolDirTest, OnlyJsonNamesThatAreNotDotfilesAreCandidates) {
   EXPECT_FALSE(SpoolDir::IsCandidateName(".json"));
   EXPECT_FALSE(SpoolDir::IsCandidateName("x.JSON.gz"));
   EXPECT_FALSE(SpoolDir::IsCandidateName(""));
+}
+
+TEST(SpoolDirTest, ListsInBatchesAsItReadsAndStopsWhenAsked) {
+  testing::TempDir dir;
+  SpoolDir spool(Env::Default(), dir.path());
+  ASSERT_TRUE(spool.Prepare().ok());
+  for (int i = 0; i < 10; ++i) testing::WriteAll(spool.PathOf(std::to_string(i) + ".json"), "{}");
+  std::vector<size_t> sizes;
+  std::set<std::string> names;
+  ASSERT_TRUE(spool
+                  .ListInBatches(3,
+                                 [&](std::vector<DirEntry>* batch) {
+                                   sizes.push_back(batch->size());
+                                   for (DirEntry& e : *batch) {
+                                     if (e.type == FileType::kRegular) names.insert(e.name);
+                                   }
+                                   return true;
+                                 })
+                  .ok());
+  EXPECT_EQ(names.size(), 10u);  // and the spool's own folders, listed as directories
+  for (size_t i = 0; i + 1 < sizes.size(); ++i) EXPECT_EQ(sizes[i], 3u);
+  int calls = 0;
+  ASSERT_TRUE(spool.ListInBatches(3, [&](std::vector<DirEntry>*) { return ++calls < 2; }).ok());
+  EXPECT_EQ(calls, 2);
 }
 
 TEST(SpoolDirTest, ArchiveNeverOverwritesAnEarlierFileOfTheSameName) {
