@@ -30,7 +30,7 @@ struct EngineOptions {
   size_t max_batch = 1024;  // jobs per group commit
   // Files registered ahead of the workers; the rest wait as names only, oldest first, so
   // memory stays bounded however many files a spool holds.
-  size_t max_backlog = 50000;
+  size_t max_backlog = 10000;
   double progress_interval_s = 5.0;
   EventRetention event_retention;
   // Socorro's pairs: with {".dump"}, x.json is a job only once x.dump is there too (both
