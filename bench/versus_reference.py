@@ -9,7 +9,9 @@ submissions. Each round drains each spool once with the reference (`kcidb_refere
 SPOOL DB`: kcidb-io or jsonschema validation, the dashboard's batching, SQLite WAL with
 synchronous=FULL) and once with `sluice serve --burst` (SQLite, every commit fsynced),
 alternating which goes first. Times are wall clock of the whole process (start, drain,
-exit). Prints each run, then the median of each side and the ratio reference/Sluice.
+exit). Prints each run, the machine's own limits measured in the same run (a bare read and
+parse of the corpus, rename, stat and fsync rates: the floors under each figure), then the
+median of each side and the ratio reference/Sluice.
 """
 
 import argparse
@@ -78,6 +80,59 @@ def run_sluice(sluice, spool, db):
     return secs, archived + failed, failed
 
 
+def machine_limits(sluice, sources, work):
+    """What the machine itself can do, in the same run: the floors under each figure."""
+    print("machine limits (same run):")
+    if "corpus" in sources:
+        subprocess.run(["sync"])
+        t = time.perf_counter()
+        total = 0
+        for name in os.listdir(sources["corpus"]):
+            with open(os.path.join(sources["corpus"], name), "rb") as f:
+                total += len(f.read())
+        secs = time.perf_counter() - t
+        print("  read the corpus (%.1f MB, page cache, one thread): %.3f s" % (total / 1e6, secs))
+        bench_json = os.path.join(os.path.dirname(os.path.abspath(sluice)), "bench_json")
+        if os.path.exists(bench_json):
+            r = subprocess.run([bench_json], capture_output=True, text=True)
+            m = re.search(r"ParseJsonInsitu\s+([0-9.]+) s", r.stdout)
+            if m:
+                print("  parse it with ParseJsonInsitu (one thread, bench_json): %s s" % m.group(1))
+    d = os.path.join(work, "limits")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "a"))
+    os.makedirs(os.path.join(d, "b"))
+    n = 20000
+    for i in range(n):
+        with open(os.path.join(d, "a", "s%06d.json" % i), "w") as f:
+            f.write("{}")
+    da, db = os.open(os.path.join(d, "a"), os.O_RDONLY), os.open(os.path.join(d, "b"), os.O_RDONLY)
+    t = time.perf_counter()
+    for i in range(n):
+        name = "s%06d.json" % i
+        os.rename(name, name, src_dir_fd=da, dst_dir_fd=db)
+    secs = time.perf_counter() - t
+    print("  rename into another directory, one thread: %.0f/s (%.1f us each)" % (
+        n / secs, secs / n * 1e6))
+    t = time.perf_counter()
+    for i in range(n):
+        os.stat("s%06d.json" % i, dir_fd=db)
+    secs = time.perf_counter() - t
+    print("  stat: %.0f/s" % (n / secs))
+    os.close(da)
+    os.close(db)
+    fd = os.open(os.path.join(d, "f"), os.O_WRONLY | os.O_CREAT, 0o644)
+    t = time.perf_counter()
+    k = 0
+    while time.perf_counter() - t < 1.0:
+        os.write(fd, b"x" * 100)
+        os.fsync(fd)
+        k += 1
+    print("  write + fsync, one file: %.0f/s" % (k / (time.perf_counter() - t)))
+    os.close(fd)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("sluice")
@@ -120,6 +175,8 @@ def main():
                     results[name][who].append(secs)
                     print("round %d %-6s %-9s %6.3f s  %8.0f files/s  (%d failed)" % (
                         rnd + 1, name, who, secs, n / secs, failed), flush=True)
+        print()
+        machine_limits(a.sluice, sources, work)
         print()
         for name, r in results.items():
             ref, slu = statistics.median(r["reference"]), statistics.median(r["sluice"])
