@@ -5,7 +5,8 @@
 // the writer's commits only nudge this thread, which checkpoints (PASSIVE: it never blocks
 // the writer) on its own connection. Should it fall far behind (a sustained burst can keep
 // it from ever backfilling the whole log), the writer checkpoints itself, as SQLite would,
-// so the log stays bounded.
+// so the log stays bounded (by the writer's limit plus what commits while a background copy
+// is under way: only one checkpoint runs at a time, and the writer's is refused meanwhile).
 #pragma once
 
 #include <sqlite3.h>
