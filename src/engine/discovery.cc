@@ -66,7 +66,9 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
   const std::vector<std::string>& names = *names_ptr;
   std::vector<Job> fresh;
   std::vector<int64_t> adopted;
-  // One inotify batch often names a file twice (a listing never does: not checked there).
+  // One inotify batch often names a file twice, and a companion names its primary; a listing
+  // without companions never repeats a name (not checked there: a spool of millions).
+  bool check_seen = !from_scan || !options_.companions.empty();
   std::unordered_set<std::string> seen;
   int64_t now = clock_->NowMicros();
   for (const std::string& given_name : names) {
@@ -81,7 +83,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       }
     }
     if (!SpoolDir::IsCandidateName(name)) continue;
-    if (!from_scan && !seen.insert(name).second) continue;
+    if (check_seen && !seen.insert(name).second) continue;
     bool urgent = urgent_pending_.count(name) > 0;
     if (!urgent && waiting_.Contains(name)) continue;  // known, waits for room (Refill)
     size_t registered;
