@@ -282,7 +282,11 @@ class DashboardTest(unittest.TestCase):
         for i in range(1, 6):
             self.box.drop("during%d.json" % i, harness.GOOD)
         self.start()
-        self.box.wait_for(self.drained, 30, "the files dropped while it was down")
+        # Archived (each after its final state and events committed), not only "nothing
+        # queued": just after the start the queues may not show the new files yet.
+        self.box.wait_for(lambda: all("during%d.json" % i in self.box.listing("archive")
+                                      for i in range(1, 6)) and self.drained(),
+                          30, "the files dropped while it was down")
         last = self.box.query("SELECT MAX(id) FROM events")[0][0]
         self.wait(lambda d: "#%d " % last in d.find_element(By.ID, "feed").text, 30,
                   "the page to catch up after the restart")
