@@ -81,12 +81,6 @@ std::string SpoolDir::SuffixedName(std::string_view name, int64_t job_id) {
 
 std::string SpoolDir::ReportNameOf(std::string_view name) { return Fit(name, ".error.json"); }
 
-Result<std::vector<DirEntry>> SpoolDir::List() {
-  auto h = folders_.Get();
-  if (!h.ok()) return h.status();
-  return env_->ListDirAt(*h->root);
-}
-
 Status SpoolDir::ListInBatches(size_t batch,
                                const std::function<bool(std::vector<DirEntry>*)>& each) {
   auto h = folders_.Get();

@@ -61,9 +61,8 @@ class SpoolDir {
   // Whether `name` in the spool root is a submission to take: "*.json", not a dotfile.
   static bool IsCandidateName(std::string_view name);
 
-  // The entries of the spool, and of deferred/; lstat of a name in them.
-  Result<std::vector<DirEntry>> List();
-  // The spool's entries as they are read, `batch` at a time (see Env::ListDirAtInBatches).
+  // The entries of the spool, as they are read, `batch` at a time (see
+  // Env::ListDirAtInBatches), and of deferred/; lstat of a name in them.
   Status ListInBatches(size_t batch, const std::function<bool(std::vector<DirEntry>*)>& each);
   Result<std::vector<DirEntry>> ListDeferred();
   Result<FileInfo> Stat(std::string_view name);
