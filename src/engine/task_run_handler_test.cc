@@ -60,6 +60,8 @@ class TaskRunHandlerTest : public ::testing::Test {
   void StartScheduler() {
     TaskOptions o;
     o.retry_delay_s = 0.05;
+    // A job checked just before the test ends it is read again soon, not 10 s later.
+    o.job_check_s = 0.1;
     o.dispatch = [this](const TaskRun& run) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!dispatch_.ok()) return dispatch_;
@@ -217,7 +219,9 @@ TEST_F(TaskRunHandlerTest, ARunWhoseJobEndedWithoutSettlingItFailsAndIsRetried) 
   b.updates = {u};
   ASSERT_TRUE(store_->Write(&b).ok());
   Task t = WaitTask("t1", [](const Task& x) { return x.num_failures == 1; });
-  auto run = store_->GetTaskRun((*store_->ListTaskRuns(t.seq))[0].job_id);
+  auto runs = store_->ListTaskRuns(t.seq);
+  ASSERT_TRUE(runs.ok() && !runs->empty());
+  auto run = store_->GetTaskRun((*runs)[0].job_id);
   EXPECT_EQ(run->status, RunStatus::kFailed);
   EXPECT_NE(run->error.find("dead_letter"), std::string::npos) << run->error;
   EXPECT_EQ(WaitJob(1).queue, "retry");

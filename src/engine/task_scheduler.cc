@@ -353,7 +353,7 @@ void TaskScheduler::FollowRuns(std::unique_lock<std::mutex>* lock) {
     bool settled = t->current_job != o.run_id ||
                    (t->status != TaskStatus::kEnqueued && t->status != TaskStatus::kRunning);
     int64_t& checked = job_checked_[o.run_id];
-    if (!settled && mono - checked >= 10'000'000) {
+    if (!settled && mono - checked >= static_cast<int64_t>(options_.job_check_s * 1e6)) {
       checked = mono;
       auto job = store_->FindJobByIdempotencyKey(TaskJobKey(o.run_id));
       if (job.ok() && job->has_value() && IsFinal((*job)->state)) {

@@ -50,6 +50,7 @@ struct TaskOptions {
   // the store: a task a worker settled is taken as stored (and its items exported from here);
   // a run whose job ended without settling it (a dead letter, a cancel) fails as any run.
   std::function<Status(const TaskRun&)> dispatch;
+  double job_check_s = 10;  // how often a followed run's job is read, at most
 };
 
 class TaskScheduler {
