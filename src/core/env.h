@@ -133,6 +133,7 @@ class Env {
                                     const std::function<bool(std::vector<DirEntry>*)>& each) {
     auto all = ListDirAt(dir);
     if (!all.ok()) return all.status();
+    batch = std::max<size_t>(1, batch);
     for (size_t at = 0; at < all->size(); at += batch) {
       std::vector<DirEntry> part(
           std::make_move_iterator(all->begin() + at),
