@@ -108,11 +108,11 @@ class AmqpPublishTest(unittest.TestCase):
                           all(s in ("succeeded", "failed") for s in self.states().values()),
                           timeout, "every job to end")
 
-    def drop_events(self, files, per_file, skip_every=0, pause=0):
+    def drop_events(self, files, per_file, skip_every=0, pause=0, first=0):
         """Files of events; every skip_every-th event gets a routing key to skip. Returns the
         ids expected to arrive, with their routing keys."""
         expected = {}
-        for f in range(files):
+        for f in range(first, first + files):
             events = []
             for i in range(per_file):
                 eid = "%d-%d" % (f, i)
@@ -169,20 +169,41 @@ class AmqpPublishTest(unittest.TestCase):
     def restart_mid_run(self, sig):
         self.consumer = Consumer(self.broker, "restart%d" % sig)
         self.start("--publish-batch", "20")
-        # A producer keeps dropping files while the broker goes away and comes back.
+        # A producer keeps dropping files before the broker goes away, while it is away, and
+        # after it is back. (Each phase waits for the last: under load, timing alone did not
+        # make jobs meet the broker's absence.)
         expected = {}
-        producing = threading.Thread(target=lambda: expected.update(
-            self.drop_events(60, 150, pause=0.1)))
+        broker_down, dropped_while_down, broker_up = (threading.Event() for _ in range(3))
+
+        def produce():
+            expected.update(self.drop_events(30, 150, pause=0.1))
+            broker_down.wait(120)
+            expected.update(self.drop_events(15, 150, first=30))
+            dropped_while_down.set()
+            broker_up.wait(240)
+            expected.update(self.drop_events(15, 150, pause=0.1, first=45))
+
+        producing = threading.Thread(target=produce)
         producing.start()
         try:
-            self.box.wait_for(lambda: self.consumer.drain() or len(self.consumer.messages) > 600,
-                              60, "publishing to start")
+            # Some seconds of publishing first: the broker keeps the consumer's queue and
+            # binding through a crash only once they are on its disk.
+            def published_600():
+                self.consumer.drain()
+                return len(self.consumer.messages) > 600
+            self.box.wait_for(published_600, 60, "publishing to start")
             self.consumer.close()
             self.broker.stop(sig)
-            time.sleep(1.5)  # jobs fail on the lost connection and wait for a retry
+            broker_down.set()
+            self.assertTrue(dropped_while_down.wait(60))
+            # Jobs fail on the lost connection and wait for a retry.
+            self.box.wait_for(lambda: self.box.query(
+                "SELECT COUNT(*) FROM jobs WHERE attempts > 1")[0][0] > 0, 60, "a failed attempt")
             self.broker.start()
             self.consumer.reopen()
         finally:
+            broker_down.set()
+            broker_up.set()
             producing.join()
         self.wait_all_ended(60, timeout=180)
         self.assertEqual(set(self.states().values()), {"succeeded"})
