@@ -26,6 +26,7 @@ Status EventFeed::Start(std::function<void()> wake) {
 
 Status EventFeed::Next(std::vector<std::shared_ptr<const Event>>* out, bool* lagged) {
   *lagged = false;
+  more_ = true;
   if (replaying_) {
     EventFilter f = filter_;
     f.after_id = last_id_;
@@ -46,6 +47,7 @@ Status EventFeed::Next(std::vector<std::shared_ptr<const Event>>* out, bool* lag
       return Status::Ok();
     }
     replaying_ = false;
+    more_ = false;
     for (auto& e : queued) {
       if (e->id <= last_id_) continue;
       last_id_ = e->id;
@@ -54,6 +56,7 @@ Status EventFeed::Next(std::vector<std::shared_ptr<const Event>>* out, bool* lag
     return Status::Ok();
   }
   auto queued = sub_->Take(lagged, kChunk);
+  more_ = queued.size() == kChunk;
   for (auto& e : queued) {
     if (e->id <= last_id_) continue;
     last_id_ = e->id;

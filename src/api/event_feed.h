@@ -29,6 +29,9 @@ class EventFeed {
   // The oldest event the store still keeps when the feed started (0: none).
   int64_t oldest_kept() const { return oldest_kept_; }
   bool replaying() const { return replaying_; }
+  // Whether the last Next stopped short of what is there now (a chunk's worth, or another
+  // round of replay due): call it again without waiting for a wake.
+  bool more() const { return more_; }
 
  private:
   static constexpr int kChunk = 500;
@@ -41,6 +44,7 @@ class EventFeed {
   int64_t last_id_ = 0;
   int64_t oldest_kept_ = 0;
   bool replaying_ = true;
+  bool more_ = true;
 };
 
 }  // namespace sluice::api

@@ -28,6 +28,7 @@ class SseStream : public BodyStream {
   SseStream(std::unique_ptr<EventFeed> feed, std::string keepalive);
   void Start(std::function<void()> wake) override;
   bool Read(std::vector<Chunk>* out) override;
+  bool HasMore() const override { return feed_->more(); }
   std::string Keepalive() const override { return keepalive_; }
 
  private:
@@ -42,6 +43,7 @@ class JobLogStream : public BodyStream {
   JobLogStream(std::unique_ptr<EventFeed> feed, int64_t job_id);
   void Start(std::function<void()> wake) override;
   bool Read(std::vector<Chunk>* out) override;
+  bool HasMore() const override { return feed_->more(); }
 
  private:
   std::unique_ptr<EventFeed> feed_;

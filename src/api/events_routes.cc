@@ -73,6 +73,7 @@ class CountedStream : public BodyStream {
   ~CountedStream() override { open_->fetch_sub(1); }
   void Start(std::function<void()> wake) override { inner_->Start(std::move(wake)); }
   bool Read(std::vector<Chunk>* out) override { return inner_->Read(out); }
+  bool HasMore() const override { return inner_->HasMore(); }
   std::string Keepalive() const override { return inner_->Keepalive(); }
 
  private:

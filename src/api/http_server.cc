@@ -2,6 +2,8 @@
 #include "api/http_server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <array>
@@ -10,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -51,16 +54,45 @@ class BodyBudget {
   std::atomic<uint64_t> used_{0};
 };
 
+class Session;
+
+// Streams with something new to send, gathered from the threads that publish events: one
+// post to the I/O thread per burst however many streams it wakes (10,000 SSE readers of one
+// event were 10,000 posts), then each is pumped there in turn. Closed when the server stops:
+// wakes after that are dropped (a publisher may still hold one).
+class WakeList {
+ public:
+  explicit WakeList(asio::io_context* io) : io_(io) {}
+  void Add(std::weak_ptr<Session> session);
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    io_ = nullptr;
+  }
+
+ private:
+  void Run();
+  std::mutex mu_;
+  asio::io_context* io_;
+  std::vector<std::weak_ptr<Session>> ready_;
+  std::vector<std::weak_ptr<Session>> running_;  // the I/O thread's only
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const Router* router, const HttpServerOptions& options,
-          BodyBudget* body_budget)
-      : stream_(std::move(socket)), router_(router), options_(options), body_budget_(body_budget) {}
+          BodyBudget* body_budget, std::shared_ptr<WakeList> wakes)
+      : stream_(std::move(socket)),
+        router_(router),
+        options_(options),
+        body_budget_(body_budget),
+        wakes_(std::move(wakes)) {}
   ~Session() { ReleaseBody(); }
 
   void Run() { ReadRequest(); }
 
  private:
+  friend class WakeList;  // pumps a woken stream
+
   // The head first: a body is read only once the memory it may take is reserved from the
   // server's budget for bodies in flight (--max-body-memory), so a crowd of clients each
   // sending --max-body-bytes at once cannot make the daemon take all the memory there is.
@@ -134,7 +166,7 @@ class Session : public std::enable_shared_from_this<Session> {
     head_ = req.method() == http::verb::head;
     bool keep_alive = req.keep_alive();
     // The answer may come later from another thread (a submission waits for its commit):
-    // it is posted back to this connection's strand.
+    // it is posted back to the I/O thread.
     router_->HandleAsync(*parsed, [self = shared_from_this(), keep_alive](HttpResponse resp) {
       asio::post(self->stream_.get_executor(),
                  [self, resp = std::move(resp), keep_alive]() mutable {
@@ -181,41 +213,78 @@ class Session : public std::enable_shared_from_this<Session> {
       ended_ = true;
     } else {
       std::weak_ptr<Session> weak = shared_from_this();
-      auto executor = stream_.get_executor();
-      body_->Start([weak, executor] {
-        asio::post(executor, [weak] {
-          if (auto self = weak.lock()) self->Pump();
-        });
-      });
+      body_->Start([weak, wakes = wakes_] { wakes->Add(weak); });
       WatchForHangup();
       ArmKeepalive();
     }
     Pump();
   }
 
-  // Writes what the stream has ready, one gathered write of shared pieces at a time (nothing
-  // is copied per reader: a live SSE frame is the same bytes for all of them). While a write
-  // is under way nothing more is read from the stream: its subscription's bounded queue is
-  // what a slow reader holds, and past it the reader is told it lagged.
+  // Writes what the stream has ready, nothing copied per reader (a live SSE frame is the
+  // same bytes for all of them). First straight to the socket, which takes it whole as long
+  // as the reader keeps up: no reactor, timer or completion per frame (at 10,000 readers
+  // those were most of an event's fan-out). What the socket does not take is written
+  // asynchronously, under the request timeout, and while that write is under way nothing more
+  // is read from the stream: its subscription's bounded queue is what a slow reader holds,
+  // and past it the reader is told it lagged.
   void Pump() {
     if (writing_ || closed_) return;
-    if (out_.empty() && !ended_ && body_) ended_ = !body_->Read(&out_);
-    if (out_.empty()) {
-      if (ended_) Close();
-      return;
+    for (int turn = 0; turn < kPumpTurns; ++turn) {
+      if (out_.empty() && !ended_ && body_) ended_ = !body_->Read(&out_);
+      if (out_.empty()) {
+        if (ended_) Close();
+        return;
+      }
+      if (!SendNow()) return Close();  // gone
+      if (!out_.empty()) return WriteRest();
+      last_write_ = std::chrono::steady_clock::now();
+      if (!ended_ && !body_->HasMore()) return;  // the next wake brings more
     }
+    // A stream with more and more to give: the other connections get their turn first.
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Pump(); });
+  }
+
+  // Sends what the socket takes now without blocking; drops from out_ what went. False: the
+  // connection is broken.
+  bool SendNow() {
+    int fd = stream_.socket().native_handle();
+    while (!out_.empty()) {
+      iovec iov[kMaxIov];
+      size_t n = 0;
+      for (; n < out_.size() && n < kMaxIov; ++n) {
+        size_t skip = n == 0 ? out_offset_ : 0;
+        iov[n].iov_base = const_cast<char*>(out_[n]->data() + skip);
+        iov[n].iov_len = out_[n]->size() - skip;
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n;
+      ssize_t sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+      size_t left = static_cast<size_t>(sent), done = 0;
+      while (done < n && left >= iov[done].iov_len) left -= iov[done++].iov_len;
+      out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(done));
+      out_offset_ = done == 0 ? out_offset_ + left : left;
+      if (done < n) return true;  // the socket is full
+    }
+    return true;
+  }
+
+  void WriteRest() {
     writing_ = true;
     auto pieces = std::make_shared<std::vector<Chunk>>(std::move(out_));
     out_.clear();
     std::vector<asio::const_buffer> buffers;
     buffers.reserve(pieces->size());
     for (const Chunk& c : *pieces) buffers.emplace_back(c->data(), c->size());
+    buffers.front() += std::exchange(out_offset_, 0);
     stream_.expires_after(
         std::chrono::milliseconds(static_cast<int64_t>(options_.request_timeout_s * 1000)));
     asio::async_write(stream_, buffers,
                       [self = shared_from_this(), pieces](beast::error_code ec, std::size_t) {
                         self->writing_ = false;
                         if (ec) return self->Close();  // gone, or too slow to take a write
+                        self->stream_.expires_never();
                         self->last_write_ = std::chrono::steady_clock::now();
                         self->Pump();
                       });
@@ -268,8 +337,12 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t reserved_ = 0;  // taken from the budget for the body being read
   bool head_ = false;
   // Streaming
+  static constexpr int kPumpTurns = 8;
+  static constexpr size_t kMaxIov = 64;
+  std::shared_ptr<WakeList> wakes_;
   std::shared_ptr<BodyStream> body_;
   std::vector<Chunk> out_;
+  size_t out_offset_ = 0;  // bytes of out_.front() already sent
   bool writing_ = false;
   bool ended_ = false;
   bool closed_ = false;
@@ -278,16 +351,37 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, 512> scratch_{};
 };
 
+void WakeList::Add(std::weak_ptr<Session> session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (io_ == nullptr) return;
+  ready_.push_back(std::move(session));
+  if (ready_.size() == 1) asio::post(*io_, [this] { Run(); });
+}
+
+void WakeList::Run() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.swap(ready_);
+  }
+  for (auto& weak : running_) {
+    if (auto session = weak.lock()) session->Pump();
+  }
+  running_.clear();
+}
+
 }  // namespace
 
-constexpr int kIoThreads = 1;
-
+// One I/O thread runs every handler: a connection's handlers never run at once, so they need
+// no strand (a second thread did not lower SSE fan-out latency on 2 cores), and the wake list
+// pumps streams directly.
 struct HttpServer::Impl {
   HttpServerOptions options;
   const Router* router = nullptr;
-  asio::io_context io{kIoThreads};
+  asio::io_context io{1};
+  // Shared with the wake callbacks publishers hold, which may outlive the server.
+  std::shared_ptr<WakeList> wakes = std::make_shared<WakeList>(&io);
   tcp::acceptor acceptor{io};
-  std::vector<std::thread> threads;
+  std::thread thread;
   uint16_t port = 0;
   bool stopped = false;
 
@@ -296,14 +390,14 @@ struct HttpServer::Impl {
   int pause_ms = 0;  // the current back-off while out of descriptors (0: none)
 
   void Accept() {
-    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket s) {
+    acceptor.async_accept(io, [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         pause_ms = 0;
         // Small answers and event frames go out at once, not after the peer's delayed ACK.
         beast::error_code ignored;
         s.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(s), router, options, &body_budget)->Run();
+        std::make_shared<Session>(std::move(s), router, options, &body_budget, wakes)->Run();
       } else if (OutOfResources(ec)) {
         // At the descriptor limit accept() fails at once, again and again: retrying in a loop
         // spins a core and starves the connections already open. Pause instead, longer each
@@ -358,14 +452,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
   impl->port = impl->acceptor.local_endpoint().port();
   impl->Accept();
   Impl* raw = impl.get();
-  // One I/O thread (each connection's handlers also run on its own strand, so more threads
-  // would be safe; a second one did not lower SSE fan-out latency on 2 cores).
-  for (int i = 0; i < kIoThreads; ++i) {
-    impl->threads.emplace_back([raw] {
-      pthread_setname_np(pthread_self(), "sluice-http");
-      raw->io.run();
-    });
-  }
+  impl->thread = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "sluice-http");
+    raw->io.run();
+  });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
@@ -378,7 +468,8 @@ void HttpServer::Stop() {
     impl->accept_pause.cancel();
   });
   impl_->io.stop();
-  for (auto& t : impl_->threads) t.join();
+  impl_->thread.join();
+  impl_->wakes->Close();
 }
 
 }  // namespace sluice::api

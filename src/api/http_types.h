@@ -40,8 +40,11 @@ class BodyStream {
   // `wake` may be called from any thread when Read has more to give.
   virtual void Start(std::function<void()> wake) = 0;
   // Appends what is ready now to *out (maybe nothing). False once the stream is over, after
-  // its last bytes. The server calls it again after each write, and after each wake.
+  // its last bytes. The server calls it again after each wake, and after each write while
+  // HasMore says it has more ready.
   virtual bool Read(std::vector<Chunk>* out) = 0;
+  // After a Read: whether more may be ready without a wake (a read cut at a chunk's size).
+  virtual bool HasMore() const { return true; }
   // Bytes to send after a quiet while (an SSE comment), or empty for none.
   virtual std::string Keepalive() const { return {}; }
 };

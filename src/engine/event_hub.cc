@@ -62,7 +62,7 @@ std::shared_ptr<EventHub::Subscription> EventHub::Subscribe(EventFilter filter, 
   sub->hub_ = this;
   sub->filter_ = std::move(filter);
   sub->max_behind_ = std::clamp<size_t>(max_behind, 1, capacity_);
-  sub->wake_ = std::move(wake);
+  if (wake) sub->wake_ = std::make_shared<const std::function<void()>>(std::move(wake));
   std::lock_guard<std::mutex> lock(mu_);
   sub->next_ = first_ + window_.size();
   subs_.push_back(sub.get());
@@ -89,7 +89,7 @@ void EventHub::Append(const std::vector<Event>& events) {
     shared.push_back(std::move(copy));
   }
   published_ += events.size();
-  std::vector<std::function<void()>> to_wake;
+  std::vector<std::shared_ptr<const std::function<void()>>> to_wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& e : shared) window_.push_back(std::move(e));
@@ -113,7 +113,7 @@ void EventHub::Append(const std::vector<Event>& events) {
       }
     }
   }
-  for (const auto& wake : to_wake) wake();
+  for (const auto& wake : to_wake) (*wake)();
 }
 
 size_t EventHub::subscribers() const {

@@ -47,7 +47,8 @@ class EventHub {
     EventHub* hub_ = nullptr;
     EventFilter filter_;
     size_t max_behind_ = 0;
-    std::function<void()> wake_;
+    // Shared, so waking copies a pointer (not the function and what it holds) per subscriber.
+    std::shared_ptr<const std::function<void()>> wake_;
     uint64_t next_ = 0;  // position of the next event to look at (hub_->mu_)
     bool lagged_ = false;
     bool wake_pending_ = false;  // woken and not taken since: no need to wake again
