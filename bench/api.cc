@@ -10,7 +10,8 @@
 //           succeeded, every state change (queued, running, succeeded) durable and an event
 //   sse:    C clients (1,000 and 10,000) on GET /api/v1/events; jobs submitted over HTTP at
 //           50/s; latency from the POST to each client reading the job's "queued" frame
-//           (commit + fan-out + delivery), and the server's peak RSS
+//           (commit + fan-out + delivery), and the server's peak RSS; then the machine's
+//           floor for it in the same run (bench/fanout_floor.h: bare sends, no server)
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -40,6 +41,7 @@
 #include "api/router.h"
 #include "bench/bench_handlers.h"
 #include "bench/bench_util.h"
+#include "bench/fanout_floor.h"
 #include "core/allocator.h"
 #include "engine/engine.h"
 #include "store/store.h"
@@ -335,7 +337,15 @@ int SsePhase(int clients, int jobs) {
       "p50 %.2f ms p99 %.2f ms max %.2f ms; server peak RSS %.0f MB\n",
       clients, jobs, got, expected, Percentile(lat_ms, 0.5), Percentile(lat_ms, 0.99),
       Percentile(lat_ms, 1.0), rss);
-  return got == expected ? 0 : 1;
+  std::fflush(stdout);
+  bench::FanoutFloor bare = bench::MeasureFanoutFloor(clients, jobs);
+  std::printf(
+      "floor   %d clients, bare sends on one thread (no HTTP, no store), an event every 20 ms: "
+      "%zu frames; due -> read p50 %.2f ms p99 %.2f ms max %.2f ms; Sluice p99 / floor p99 "
+      "%.2f\n",
+      clients, bare.frames, bare.p50_ms, bare.p99_ms, bare.max_ms,
+      bare.p99_ms > 0 ? Percentile(lat_ms, 0.99) / bare.p99_ms : 0.0);
+  return got == expected && bare.frames == expected ? 0 : 1;
 }
 
 }  // namespace

@@ -1,0 +1,146 @@
+// The machine's floor under the sse phase of bench/api: no HTTP, no store, no Sluice. A
+// forked process accepts C loopback TCP connections (TCP_NODELAY, as the server's) and, on
+// one thread, sends each connection every frame due since its last send (one event every
+// 20 ms, like the phase's 50 POSTs/s) in one non-blocking send: what Sluice's fan-out does,
+// with nothing else. The reader is the sse phase's: one epoll thread, reading each ready
+// connection until it is empty.
+// Latency is from an event's due time to its frame being read.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_util.h"
+
+namespace sluice::bench {
+
+struct FanoutFloor {
+  double p50_ms = 0, p99_ms = 0, max_ms = 0;
+  size_t frames = 0;
+};
+
+inline FanoutFloor MeasureFanoutFloor(int clients, int events) {
+  using Steady = std::chrono::steady_clock;
+  constexpr auto kEvery = std::chrono::milliseconds(20);
+  FanoutFloor out;
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(ls, 65535) != 0 ||
+      getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return out;
+  }
+  int start_pipe[2];
+  if (pipe(start_pipe) != 0) return out;
+  pid_t sender = fork();
+  if (sender == 0) {
+    std::vector<int> fds;
+    for (int i = 0; i < clients; ++i) {
+      int fd = accept(ls, nullptr, nullptr);
+      if (fd < 0) _exit(1);
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      fds.push_back(fd);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    auto start = Steady::now();
+    int64_t start_ns = start.time_since_epoch().count();
+    if (write(start_pipe[1], &start_ns, sizeof(start_ns)) != sizeof(start_ns)) _exit(1);
+    std::vector<int> sent(fds.size(), 0);  // events each connection has
+    // The frames, made before the clock starts (the server encodes each event once too).
+    std::vector<std::string> frame(static_cast<size_t>(events));
+    for (int e = 0; e < events; ++e) frame[e] = "data: {\"job\":" + std::to_string(e) + "}\n\n";
+    auto due_now = [&] {
+      return std::min<int>(events, static_cast<int>((Steady::now() - start) / kEvery) + 1);
+    };
+    std::string frames;
+    for (int due = due_now();; due = due_now()) {
+      // A sweep over every connection; each gets what is due when its turn comes, as a
+      // stream pumped by the server takes everything published up to then.
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (i % 64 == 0) due = due_now();
+        frames.clear();
+        for (int e = sent[i]; e < due; ++e) frames += frame[e];
+        sent[i] = due;
+        if (!frames.empty()) {
+          send(fds[i], frames.data(), frames.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+      }
+      if (sent.front() == events && sent.back() == events) break;
+      if (due_now() <= sent.front()) std::this_thread::sleep_until(start + kEvery * due);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(5));  // until the reader has it all
+    _exit(0);
+  }
+  close(start_pipe[1]);
+  int ep = epoll_create1(0);
+  std::vector<int> fds;
+  std::vector<std::string> bufs;
+  for (int i = 0; i < clients; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) break;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    fds.push_back(fd);
+    if (bufs.size() <= static_cast<size_t>(fd)) bufs.resize(static_cast<size_t>(fd) + 1);
+  }
+  int64_t start_ns = 0;
+  if (read(start_pipe[0], &start_ns, sizeof(start_ns)) == sizeof(start_ns)) {
+    Steady::time_point start{Steady::duration(start_ns)};
+    std::vector<double> lat;
+    size_t expected = static_cast<size_t>(fds.size()) * events;
+    std::vector<epoll_event> ready(1024);
+    auto deadline = Steady::now() + std::chrono::seconds(30) + kEvery * events;
+    while (lat.size() < expected && Steady::now() < deadline) {
+      int n = epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), 100);
+      auto now = Steady::now();
+      for (int i = 0; i < n; ++i) {
+        std::string& b = bufs[static_cast<size_t>(ready[i].data.fd)];
+        char tmp[65536];
+        ssize_t r;
+        while ((r = read(ready[i].data.fd, tmp, sizeof(tmp))) > 0) {
+          b.append(tmp, static_cast<size_t>(r));
+        }
+        size_t pos;
+        while ((pos = b.find("\n\n")) != std::string::npos) {
+          int e = std::atoi(b.c_str() + 13);  // after data: {"job":
+          lat.push_back(
+              std::chrono::duration<double, std::milli>(now - (start + kEvery * e)).count());
+          b.erase(0, pos + 2);
+        }
+      }
+    }
+    out.frames = lat.size();
+    out.p50_ms = Percentile(lat, 0.5);
+    out.p99_ms = Percentile(lat, 0.99);
+    out.max_ms = Percentile(lat, 1.0);
+  }
+  for (int fd : fds) close(fd);
+  close(ep);
+  close(ls);
+  close(start_pipe[0]);
+  kill(sender, SIGKILL);
+  int st = 0;
+  waitpid(sender, &st, 0);
+  return out;
+}
+
+}  // namespace sluice::bench
