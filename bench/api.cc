@@ -17,7 +17,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -30,6 +29,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -238,9 +238,7 @@ int SsePhase(int clients, int jobs) {
   uint16_t port = 0;
   if (read(ports[0], &port, sizeof(port)) != sizeof(port)) return 1;
 
-  int ep = epoll_create1(0);
-  std::vector<int> fds;
-  std::unordered_map<int, std::string> bufs;
+  auto readers = std::make_unique<bench::FrameReaders>();
   std::string get = "GET /api/v1/events?type=job.queued HTTP/1.1\r\nHost: b\r\n\r\n";
   for (int i = 0; i < clients; ++i) {
     int fd = Connect(port);
@@ -248,13 +246,8 @@ int SsePhase(int clients, int jobs) {
       std::fprintf(stderr, "connect %d failed: %s\n", i, std::strerror(errno));
       return 1;
     }
+    readers->Add(fd);
     if (write(fd, get.data(), get.size()) < 0) return 1;
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-    fds.push_back(fd);
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));  // all subscribed
   std::mutex mu;
@@ -288,30 +281,9 @@ int SsePhase(int clients, int jobs) {
     close(fd);
     producing = false;
   });
-  size_t expected = static_cast<size_t>(clients) * jobs, got = 0;
-  std::vector<epoll_event> events(1024);
-  auto deadline = Steady::now() + std::chrono::seconds(60 + jobs / 50);
-  std::vector<std::pair<int64_t, Steady::time_point>> seen;
-  while (got < expected && Steady::now() < deadline) {
-    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
-    auto now = Steady::now();
-    for (int i = 0; i < n; ++i) {
-      int fd = events[i].data.fd;
-      std::string& b = bufs[fd];
-      char tmp[65536];
-      ssize_t r;
-      while ((r = read(fd, tmp, sizeof(tmp))) > 0) b.append(tmp, static_cast<size_t>(r));
-      size_t pos;
-      while ((pos = b.find("\n\n")) != std::string::npos) {
-        size_t j = b.find("data: {\"job\":");
-        if (j != std::string::npos && j < pos) {
-          seen.emplace_back(std::atoll(b.c_str() + j + 13), now);
-          got++;
-        }
-        b.erase(0, pos + 2);
-      }
-    }
-  }
+  size_t expected = static_cast<size_t>(clients) * jobs;
+  auto seen = readers->Read(expected, Steady::now() + std::chrono::seconds(60 + jobs / 50));
+  size_t got = seen.size();
   producer.join();
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -327,7 +299,7 @@ int SsePhase(int clients, int jobs) {
   for (std::string line; std::getline(status, line);) {
     if (line.rfind("VmHWM:", 0) == 0) rss = std::atof(line.c_str() + 6) / 1024;
   }
-  for (int fd : fds) close(fd);
+  readers.reset();  // the floor needs as many descriptors again
   close(ports[0]);
   kill(child, SIGKILL);
   int st = 0;

@@ -1,4 +1,5 @@
-// The machine's floor under the sse phase of bench/api: no HTTP, no store, no Sluice. A
+// The sse phase's readers (FrameReaders), and the machine's floor under that phase
+// (MeasureFanoutFloor): no HTTP, no store, no Sluice. A
 // forked process accepts C loopback TCP connections (TCP_NODELAY, as the server's) and, on
 // one thread, sends each connection every frame due since its last send (one event every
 // 20 ms, like the phase's 50 POSTs/s) in one non-blocking send: what Sluice's fan-out does,
@@ -20,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,6 +32,66 @@ namespace sluice::bench {
 struct FanoutFloor {
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   size_t frames = 0;
+};
+
+// Event-stream connections read by one epoll thread, each ready one until it is empty; a
+// frame counts when it carries a `data: {"job":N` line.
+class FrameReaders {
+ public:
+  using Steady = std::chrono::steady_clock;
+  FrameReaders() : ep_(epoll_create1(0)) {}
+  ~FrameReaders() {
+    for (int fd : fds_) close(fd);
+    close(ep_);
+  }
+  FrameReaders(const FrameReaders&) = delete;
+  FrameReaders& operator=(const FrameReaders&) = delete;
+
+  // Takes a connected socket (and closes it in the end).
+  void Add(int fd) {
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+    fds_.push_back(fd);
+    if (bufs_.size() <= static_cast<size_t>(fd)) bufs_.resize(static_cast<size_t>(fd) + 1);
+  }
+  size_t size() const { return fds_.size(); }
+
+  // Until `expected` frames came or the deadline: each frame's N and when it was read.
+  std::vector<std::pair<int64_t, Steady::time_point>> Read(size_t expected,
+                                                           Steady::time_point deadline) {
+    std::vector<std::pair<int64_t, Steady::time_point>> seen;
+    seen.reserve(expected);
+    std::vector<epoll_event> ready(1024);
+    constexpr std::string_view kData = "data: {\"job\":";
+    while (seen.size() < expected && Steady::now() < deadline) {
+      int n = epoll_wait(ep_, ready.data(), static_cast<int>(ready.size()), 100);
+      auto now = Steady::now();
+      for (int i = 0; i < n; ++i) {
+        int fd = ready[i].data.fd;
+        std::string& b = bufs_[static_cast<size_t>(fd)];
+        char tmp[65536];
+        ssize_t r;
+        while ((r = read(fd, tmp, sizeof(tmp))) > 0) b.append(tmp, static_cast<size_t>(r));
+        size_t pos;
+        while ((pos = b.find("\n\n")) != std::string::npos) {
+          size_t j = b.find(kData);
+          if (j != std::string::npos && j < pos) {
+            seen.emplace_back(std::atoll(b.c_str() + j + kData.size()), now);
+          }
+          b.erase(0, pos + 2);
+        }
+      }
+    }
+    return seen;
+  }
+
+ private:
+  int ep_;
+  std::vector<int> fds_;
+  std::vector<std::string> bufs_;  // by descriptor
 };
 
 inline FanoutFloor MeasureFanoutFloor(int clients, int events) {
@@ -88,53 +150,29 @@ inline FanoutFloor MeasureFanoutFloor(int clients, int events) {
     _exit(0);
   }
   close(start_pipe[1]);
-  int ep = epoll_create1(0);
-  std::vector<int> fds;
-  std::vector<std::string> bufs;
+  FrameReaders readers;
   for (int i = 0; i < clients; ++i) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) break;
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-    fds.push_back(fd);
-    if (bufs.size() <= static_cast<size_t>(fd)) bufs.resize(static_cast<size_t>(fd) + 1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      close(fd);
+      break;
+    }
+    readers.Add(fd);
   }
   int64_t start_ns = 0;
   if (read(start_pipe[0], &start_ns, sizeof(start_ns)) == sizeof(start_ns)) {
     Steady::time_point start{Steady::duration(start_ns)};
+    auto seen = readers.Read(readers.size() * static_cast<size_t>(events),
+                             Steady::now() + std::chrono::seconds(30) + kEvery * events);
     std::vector<double> lat;
-    size_t expected = static_cast<size_t>(fds.size()) * events;
-    std::vector<epoll_event> ready(1024);
-    auto deadline = Steady::now() + std::chrono::seconds(30) + kEvery * events;
-    while (lat.size() < expected && Steady::now() < deadline) {
-      int n = epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), 100);
-      auto now = Steady::now();
-      for (int i = 0; i < n; ++i) {
-        std::string& b = bufs[static_cast<size_t>(ready[i].data.fd)];
-        char tmp[65536];
-        ssize_t r;
-        while ((r = read(ready[i].data.fd, tmp, sizeof(tmp))) > 0) {
-          b.append(tmp, static_cast<size_t>(r));
-        }
-        size_t pos;
-        while ((pos = b.find("\n\n")) != std::string::npos) {
-          int e = std::atoi(b.c_str() + 13);  // after data: {"job":
-          lat.push_back(
-              std::chrono::duration<double, std::milli>(now - (start + kEvery * e)).count());
-          b.erase(0, pos + 2);
-        }
-      }
+    for (auto& [e, t] : seen) {
+      lat.push_back(std::chrono::duration<double, std::milli>(t - (start + kEvery * e)).count());
     }
     out.frames = lat.size();
     out.p50_ms = Percentile(lat, 0.5);
     out.p99_ms = Percentile(lat, 0.99);
     out.max_ms = Percentile(lat, 1.0);
   }
-  for (int fd : fds) close(fd);
-  close(ep);
   close(ls);
   close(start_pipe[0]);
   kill(sender, SIGKILL);
