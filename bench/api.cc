@@ -5,7 +5,9 @@
 // Every phase runs a real engine, SQLite store (every commit durable: synchronous=FULL) and
 // HTTP server in a forked child, with a no-op handler (kind "noop"):
 //   submit: N jobs (default 40,000) POSTed over HTTP/1.1 keep-alive by 2 client threads, 32
-//           connections each (64 requests in flight); each answer comes after its commit
+//           connections each (64 requests in flight); each answer comes after its commit;
+//           then the floor under it in the same run (bench/submit_floor.h: the same
+//           clients against a bare server, plain and with an fdatasync per epoll round)
 //   noop:   N no-op jobs (default 100,000) submitted inside the process, from registration to
 //           succeeded, every state change (queued, running, succeeded) durable and an event
 //   sse:    C clients (1,000 and 10,000) on GET /api/v1/events; jobs submitted over HTTP at
@@ -42,6 +44,7 @@
 #include "bench/bench_handlers.h"
 #include "bench/bench_util.h"
 #include "bench/fanout_floor.h"
+#include "bench/submit_floor.h"
 #include "core/allocator.h"
 #include "engine/engine.h"
 #include "store/store.h"
@@ -109,90 +112,38 @@ struct Server {
   }
 };
 
-int Connect(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
+int SubmitPhase(int n, int conns) {
+  bench::SubmitRun run;
+  double rss = 0;
+  {
+    Server s;
+    if (!s.Start("submit")) return 1;
+    run = bench::RunSubmitClients(s.http->port(), n, conns);
+    rss = PeakRssMb();
+    s.Stop();
   }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return fd;
-}
-
-const std::string kJobBody = R"({"kind":"noop","payload":{"n":1}})";
-
-std::string PostRequest() {
-  return "POST /api/v1/jobs HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
-         "Content-Length: " +
-         std::to_string(kJobBody.size()) + "\r\n\r\n" + kJobBody;
-}
-
-// Reads one HTTP response from `fd` (buffer `buf` keeps what follows). Its status, or -1.
-int ReadResponse(int fd, std::string* buf) {
-  while (true) {
-    size_t head_end = buf->find("\r\n\r\n");
-    if (head_end != std::string::npos) {
-      size_t cl = buf->find("Content-Length: ");
-      size_t len = cl < head_end ? std::strtoul(buf->c_str() + cl + 16, nullptr, 10) : 0;
-      if (buf->size() >= head_end + 4 + len) {
-        int status = std::atoi(buf->c_str() + 9);
-        buf->erase(0, head_end + 4 + len);
-        return status;
-      }
-    }
-    char tmp[16384];
-    ssize_t n = read(fd, tmp, sizeof(tmp));
-    if (n <= 0) return -1;
-    buf->append(tmp, static_cast<size_t>(n));
-  }
-}
-
-int SubmitPhase(int n, int kConns) {
-  Server s;
-  if (!s.Start("submit")) return 1;
-  const int kThreads = 2;
-  std::atomic<int> errors{0};
-  std::vector<double> latencies_ms;
-  std::mutex mu;
-  auto t0 = Steady::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      std::vector<int> fds;
-      std::vector<std::string> bufs(kConns);
-      for (int c = 0; c < kConns; ++c) fds.push_back(Connect(s.http->port()));
-      std::string req = PostRequest();
-      std::vector<double> mine;
-      for (int done = 0; done < n / kThreads; done += kConns) {
-        auto sent = Steady::now();
-        for (int fd : fds) {
-          if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) errors++;
-        }
-        for (int c = 0; c < kConns; ++c) {
-          if (ReadResponse(fds[c], &bufs[c]) != 201) errors++;
-          mine.push_back(std::chrono::duration<double, std::milli>(Steady::now() - sent).count());
-        }
-      }
-      for (int fd : fds) close(fd);
-      std::lock_guard<std::mutex> lock(mu);
-      latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
-    });
-  }
-  for (auto& t : threads) t.join();
-  double secs = std::chrono::duration<double>(Steady::now() - t0).count();
   std::printf(
       "submit  %zu jobs over HTTP (2 threads x %d keep-alive connections) in %.2f s: %.0f "
       "submissions/s, each durable before its 201; latency p50 %.2f ms p99 %.2f ms; %d errors; "
       "peak RSS %.0f MB\n",
-      latencies_ms.size(), kConns, secs, latencies_ms.size() / secs, Percentile(latencies_ms, 0.5),
-      Percentile(latencies_ms, 0.99), errors.load(), PeakRssMb());
-  s.Stop();
-  return errors.load() == 0 ? 0 : 1;
+      run.latencies_ms.size(), conns, run.secs, run.per_s(), Percentile(run.latencies_ms, 0.5),
+      Percentile(run.latencies_ms, 0.99), run.errors, rss);
+  std::fflush(stdout);
+  int errors = run.errors;
+  for (bool durable : {false, true}) {
+    std::string log = durable ? bench::FreshDir("submit-floor") + "/log" : "";
+    bench::SubmitRun bare = bench::MeasureSubmitFloor(n, conns, log);
+    if (durable) std::filesystem::remove_all(std::filesystem::path(log).parent_path());
+    std::printf(
+        "floor   the same clients, a bare one-thread server (a fixed 201 per request; %s): %.0f "
+        "requests/s; latency p50 %.2f ms p99 %.2f ms; %d errors; Sluice at %.0f%% of it\n",
+        durable ? "the bodies of each epoll round written and fdatasync'd before their answers"
+                : "nothing stored",
+        bare.per_s(), Percentile(bare.latencies_ms, 0.5), Percentile(bare.latencies_ms, 0.99),
+        bare.errors, bare.per_s() > 0 ? 100.0 * run.per_s() / bare.per_s() : 0.0);
+    errors += bare.errors;
+  }
+  return errors == 0 ? 0 : 1;
 }
 
 int NoopPhase(int n) {
@@ -241,7 +192,7 @@ int SsePhase(int clients, int jobs) {
   auto readers = std::make_unique<bench::FrameReaders>();
   std::string get = "GET /api/v1/events?type=job.queued HTTP/1.1\r\nHost: b\r\n\r\n";
   for (int i = 0; i < clients; ++i) {
-    int fd = Connect(port);
+    int fd = bench::ConnectLoopback(port);
     if (fd < 0) {
       std::fprintf(stderr, "connect %d failed: %s\n", i, std::strerror(errno));
       return 1;
@@ -256,8 +207,8 @@ int SsePhase(int clients, int jobs) {
   lat_ms.reserve(static_cast<size_t>(clients) * jobs);
   std::atomic<bool> producing{true};
   std::thread producer([&] {
-    int fd = Connect(port);
-    std::string req = PostRequest(), buf;
+    int fd = bench::ConnectLoopback(port);
+    std::string req = bench::PostRequest(), buf;
     for (int i = 0; i < jobs; ++i) {
       auto t = Steady::now();
       if (write(fd, req.data(), req.size()) < 0) break;
