@@ -7,7 +7,8 @@
 // The hub keeps ONE window of the newest events (`capacity` of them), shared by every
 // subscriber; a subscriber is a position in that window and a filter, so a reader costs a
 // few words however far behind it is, and an event (with its encoded frame, Event::wire) is
-// held once however many readers it has. A subscriber more than `max_behind` events behind
+// held once however many readers it has (and not at all while there is no reader: one that
+// subscribes later starts after them). A subscriber more than `max_behind` events behind
 // the newest is marked lagged: it can resume from the store after the last event it took.
 // Thread safety: all methods may be called from any thread.
 #pragma once

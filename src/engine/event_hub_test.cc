@@ -92,5 +92,27 @@ TEST(EventHub, ASubscriptionEndsWithItsLastReference) {
   EXPECT_EQ(hub.subscribers(), 0u);
 }
 
+TEST(EventHub, WithoutReadersEventsAreCountedNotEncodedAndALaterReaderStartsAfterThem) {
+  int encoded = 0;
+  EventHub hub([&](const Event& e) {
+    ++encoded;
+    return "id: " + std::to_string(e.id) + "\n\n";
+  });
+  hub.Publish({Ev(1, 1), Ev(2, 1)});
+  EXPECT_EQ(hub.published(), 2u);
+  EXPECT_EQ(encoded, 0);  // nobody could take them (a new reader reads them from the store)
+  auto sub = hub.Subscribe(EventFilter{}, 10, [] {});
+  hub.Publish({Ev(3, 1)});
+  bool lagged = true;
+  auto got = sub->Take(&lagged);
+  EXPECT_FALSE(lagged);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->id, 3);
+  ASSERT_TRUE(got[0]->wire);
+  EXPECT_EQ(*got[0]->wire, "id: 3\n\n");
+  EXPECT_EQ(encoded, 1);
+  EXPECT_EQ(hub.published(), 3u);
+}
+
 }  // namespace
 }  // namespace sluice
