@@ -72,13 +72,18 @@ class ChaosTest(unittest.TestCase):
 
         def client(k):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            for i in range(k, JOBS, 4):
-                body = json.dumps({"kind": "kcidb", "payload": doc(i)})
-                conn.request("POST", "/api/v1/jobs", body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 201:
-                    errors.append(resp.status)
+            i = k
+            try:
+                for i in range(k, JOBS, 4):
+                    body = json.dumps({"kind": "kcidb", "payload": doc(i)})
+                    conn.request("POST", "/api/v1/jobs", body,
+                                 {"Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status != 201:
+                        errors.append(resp.status)
+            except Exception as e:  # a thread's exception is not the test's: say it here
+                errors.append("job %d: %r at %s" % (i, e, time.strftime("%H:%M:%S")))
         threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
