@@ -136,7 +136,10 @@ class ClusterTasksTest(unittest.TestCase):
         first.wait()
         os.unlink(self.slow)
         self.worker("second", False, "--max-deliveries", "1")
-        self.c.serve.wait_for(lambda: len(self.stored("repo")) == 5, 60,
+        # The lease runs out, the job becomes a dead letter, the scheduler's next look at the
+        # run's job (every 10 s) fails the run and the retry runs: 60 s was once too short
+        # under make test's load.
+        self.c.serve.wait_for(lambda: len(self.stored("repo")) == 5, 120,
                               "the retried run's 5 items")
         runs = self.c.serve.query(
             "SELECT job_number, queue, status, error FROM task_runs ORDER BY job_number")
