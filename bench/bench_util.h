@@ -2,7 +2,11 @@
 // phase in a forked child so each phase's peak RSS is its own.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +36,38 @@ inline std::string FreshDir(const std::string& name) {
   fs::remove_all(dir);
   fs::create_directories(dir + "/spool");
   return dir;
+}
+
+// A listening TCP socket on 127.0.0.1 and an ephemeral port (its port in *port), or -1.
+inline int ListenLoopback(int backlog, uint16_t* port) {
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (ls < 0 || bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      listen(ls, backlog) != 0 || getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (ls >= 0) close(ls);
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return ls;
+}
+
+// A connection to 127.0.0.1:port with TCP_NODELAY, or -1.
+inline int ConnectLoopback(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
 }
 
 inline double Percentile(std::vector<double> v, double p) {

@@ -98,17 +98,14 @@ inline FanoutFloor MeasureFanoutFloor(int clients, int events) {
   using Steady = std::chrono::steady_clock;
   constexpr auto kEvery = std::chrono::milliseconds(20);
   FanoutFloor out;
-  int ls = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(ls, 65535) != 0 ||
-      getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+  uint16_t port = 0;
+  int ls = ListenLoopback(65535, &port);
+  if (ls < 0) return out;
+  int start_pipe[2];
+  if (pipe(start_pipe) != 0) {
+    close(ls);
     return out;
   }
-  int start_pipe[2];
-  if (pipe(start_pipe) != 0) return out;
   pid_t sender = fork();
   if (sender == 0) {
     std::vector<int> fds;
@@ -152,11 +149,8 @@ inline FanoutFloor MeasureFanoutFloor(int clients, int events) {
   close(start_pipe[1]);
   FrameReaders readers;
   for (int i = 0; i < clients; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-      close(fd);
-      break;
-    }
+    int fd = ConnectLoopback(port);
+    if (fd < 0) break;
     readers.Add(fd);
   }
   int64_t start_ns = 0;

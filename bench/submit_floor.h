@@ -26,22 +26,9 @@
 #include <thread>
 #include <vector>
 
-namespace sluice::bench {
+#include "bench/bench_util.h"
 
-inline int ConnectLoopback(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return fd;
-}
+namespace sluice::bench {
 
 inline const std::string& SubmitBody() {
   static const std::string body = R"({"kind":"noop","payload":{"n":1}})";
@@ -190,16 +177,9 @@ inline SubmitRun RunSubmitClients(uint16_t port, int n, int conns) {
 inline SubmitRun MeasureSubmitFloor(int n, int conns, const std::string& log_path) {
   SubmitRun failed;
   failed.errors = 1;
-  int ls = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(ls, 4096) != 0 ||
-      getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(ls);
-    return failed;
-  }
+  uint16_t port = 0;
+  int ls = ListenLoopback(4096, &port);
+  if (ls < 0) return failed;
   int log = -1;
   if (!log_path.empty()) {
     log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -212,7 +192,7 @@ inline SubmitRun MeasureSubmitFloor(int n, int conns, const std::string& log_pat
   if (server == 0) ServeBare(ls, log);
   close(ls);
   if (log >= 0) close(log);
-  SubmitRun run = RunSubmitClients(ntohs(a.sin_port), n, conns);
+  SubmitRun run = RunSubmitClients(port, n, conns);
   kill(server, SIGKILL);
   int st = 0;
   waitpid(server, &st, 0);
