@@ -31,6 +31,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def spawn(args, log, env=None):
+    """Starts `args` with its output appended to the file `log`; the test holds no handle of
+    the file (only the child does)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
 def pg_server():
     """The PostgreSQL `make test` started (a libpq key=value string without dbname). Its
     absence fails the test: PostgreSQL tests are never skipped."""
@@ -197,7 +204,6 @@ class Sandbox:
         else:
             self.database = "sqlite:" + self.db
         self.proc = None
-        self.log = None
 
     def close(self):
         if os.environ.get("SLUICE_KEEP"):
@@ -227,8 +233,7 @@ class Sandbox:
                               timeout=timeout)
 
     def start(self, *extra, env=None):
-        self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
-        self.proc = subprocess.Popen(self.args(*extra), stdout=self.log, stderr=self.log, env=env)
+        self.proc = spawn(self.args(*extra), os.path.join(self.dir, "daemon.log"), env=env)
         return self.proc
 
     def wait_for_api(self, timeout=30):

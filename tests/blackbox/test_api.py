@@ -222,7 +222,6 @@ class ApiTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(self.request("GET", "/api/v1/jobs/%d" % job["id"])[1]["state"], "queued")
         self.box.stop(signal.SIGKILL)
-        self.box.log.close()
         open(os.path.join(self.box.dir, "daemon.log"), "w").close()  # forget the old port
         self.box.start("--api-token", TOKEN)
         self.box.wait_for_api()

@@ -37,7 +37,7 @@ class Cluster:
         args = [harness.SLUICE, "worker", "-d", self.database, "--broker", self.url,
                 "--lease", LEASE, "--reconcile-interval", "1", "--retry-delay", "0.1"]
         args += (["--burst"] if burst else []) + list(extra)
-        proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        proc = harness.spawn(args, log)
         self.workers.append((proc, log))
         return proc, log
 

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import threading
 import time
 import unittest
@@ -61,9 +60,8 @@ class ChaosTest(unittest.TestCase):
     def worker(self):
         log = os.path.join(self.a.dir, "worker%d.log" % len(self.workers))
         self.worker_logs.append(log)
-        p = subprocess.Popen([harness.SLUICE, "worker", "-d", self.database] +
-                             self.cluster_args() + ["--max-workers", "3"],
-                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        p = harness.spawn([harness.SLUICE, "worker", "-d", self.database] +
+                          self.cluster_args() + ["--max-workers", "3"], log)
         self.workers.append(p)
         return p
 
@@ -84,6 +82,8 @@ class ChaosTest(unittest.TestCase):
                         errors.append(resp.status)
             except Exception as e:  # a thread's exception is not the test's: say it here
                 errors.append("job %d: %r at %s" % (i, e, time.strftime("%H:%M:%S")))
+            finally:
+                conn.close()
         threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
@@ -104,6 +104,12 @@ class ChaosTest(unittest.TestCase):
             time.sleep(1)
             self.kill_a_worker()
 
+    def owner_state(self):
+        """Whether the spool's owner still runs, and the end of its log."""
+        rc = self.a.proc.poll()
+        return "serve: %s; its log ends:\n%s" % (
+            "running" if rc is None else "exited (%s)" % rc, self.a.daemon_log()[-1500:])
+
     def q(self, sql, *params):
         return self.a.query(sql, *params)
 
@@ -121,7 +127,7 @@ class ChaosTest(unittest.TestCase):
         threads, errors = self.submit(port)
         for t in threads:
             t.join()
-        self.assertEqual(errors, [])
+        self.assertEqual(errors, [], self.owner_state())
         # The corpus lands in the spool; its owner dies while it drains.
         self.assertTrue(harness.extract_corpus(self.a.spool), "the corpus is missing")
         time.sleep(0.5)
@@ -181,10 +187,9 @@ class OutageTest(unittest.TestCase):
             box.start("--broker", url, "--lease", LEASE, "--max-deliveries", "2")
             port = box.wait_for_api()
             log = os.path.join(box.dir, "worker.log")
-            worker = subprocess.Popen(
+            worker = harness.spawn(
                 [harness.SLUICE, "worker", "-d", box.database, "--broker", url, "--lease", LEASE,
-                 "--max-deliveries", "2", "--kind", "exec", "--max-workers", "2"],
-                stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+                 "--max-deliveries", "2", "--kind", "exec", "--max-workers", "2"], log)
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             for i in range(30):
                 conn.request("POST", "/api/v1/jobs", json.dumps(
@@ -205,11 +210,13 @@ class OutageTest(unittest.TestCase):
                     return False
                 states = dict(rows)
                 return sum(states.values()) == 30 and set(states) <= {"succeeded", "failed"}
+            conn.close()
             box.wait_for(ended, 120, "every job to end")
             self.assertEqual(dict(box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")),
                              {"succeeded": 30})
             self.assertEqual(redis.cli("EXISTS", "sluice:dead:default/exec"), ["0"])
-            self.assertIsNone(worker.poll(), open(log).read()[-2000:])
+            with open(log) as f:
+                self.assertIsNone(worker.poll(), f.read()[-2000:])
         finally:
             if worker is not None and worker.poll() is None:
                 worker.kill()

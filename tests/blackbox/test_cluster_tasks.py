@@ -46,11 +46,10 @@ class ClusterTasksTest(unittest.TestCase):
         if slow_git:
             env["PATH"] = self.bin + ":" + env.get("PATH", "/usr/bin:/bin")
         log = os.path.join(self.dir, name + ".log")
-        proc = subprocess.Popen(
+        proc = harness.spawn(
             [harness.SLUICE, "worker", "-d", self.c.database, "--broker", self.c.url,
              "--lease", LEASE, "--archive-path", os.path.join(self.dir, "archive-" + name),
-             "--task-retry-delay", "0.2", *extra],
-            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env)
+             "--task-retry-delay", "0.2", *extra], log, env=env)
         self.c.workers.append((proc, log))
         return proc, log
 

@@ -71,10 +71,7 @@ class DashboardTest(unittest.TestCase):
             with open(log, "rb") as old, open(log + ".before", "ab") as keep:
                 keep.write(old.read())
             os.unlink(log)
-        self.box.log = open(log, "ab")
-        self.box.proc = __import__("subprocess").Popen(
-            [harness.SLUICE, "serve", "-c", conf] + list(extra),
-            stdout=self.box.log, stderr=self.box.log)
+        self.box.proc = harness.spawn([harness.SLUICE, "serve", "-c", conf] + list(extra), log)
         self.box.wait_for_api()
         self.url = "http://127.0.0.1:%d" % self.port
 

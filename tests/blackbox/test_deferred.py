@@ -51,7 +51,6 @@ class DeferredTest(unittest.TestCase):
         self.box.wait_for(lambda: "a.json" in self.box.listing("archive"), 10, "a.json archived")
         # kill -9 and restart: the rest are still deferred, and not run twice or lost.
         self.box.stop(signal.SIGKILL)
-        self.box.log.close()
         open(os.path.join(self.box.dir, "daemon.log"), "w").close()
         self.start()
         time.sleep(1.5)

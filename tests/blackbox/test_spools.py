@@ -86,9 +86,8 @@ retry_time = 0.1
             return []
 
     def test_three_spools_one_daemon(self):
-        self.box.log = open(os.path.join(self.box.dir, "daemon.log"), "ab")
-        self.proc = subprocess.Popen([harness.SLUICE, "serve", "-c", self.conf],
-                                     stdout=self.box.log, stderr=self.box.log)
+        self.proc = harness.spawn([harness.SLUICE, "serve", "-c", self.conf],
+                                  os.path.join(self.box.dir, "daemon.log"))
         self.box.proc = self.proc
         self.port = self.box.wait_for_api()
         status, body = self.get("/api/v1/spools")
