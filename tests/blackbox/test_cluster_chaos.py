@@ -152,7 +152,8 @@ class ChaosTest(unittest.TestCase):
             n = self.q("SELECT COUNT(*) FROM jobs WHERE state IN ('succeeded', 'failed', "
                        "'cancelled')")[0][0]
             return n == total
-        self.a.wait_for(all_ended, 300, "every job to end")
+        # The standby, which took the spool over, is the one still running.
+        self.b.wait_for(all_ended, 300, "every job to end")
         states = dict(self.q("SELECT state, COUNT(*) FROM jobs GROUP BY state"))
         self.assertEqual(states, {"succeeded": total}, states)
         # Exactly once: one final state event per job, never two.
