@@ -34,6 +34,45 @@ namespace {
 
 constexpr int kStreamSendBuffer = 256 * 1024;
 
+// A response's status line and header fields, ending with `framing` (how the body is
+// delimited: its length, or the connection's end) and the blank line.
+std::string Head(const HttpResponse& r, std::string_view framing) {
+  std::string head;
+  head.reserve(128 + framing.size());
+  head += "HTTP/1.1 ";
+  head += std::to_string(r.status);
+  head += ' ';
+  beast::string_view reason = http::obsolete_reason(static_cast<http::status>(r.status));
+  head.append(reason.data(), reason.size());
+  head += "\r\nServer: sluice\r\n";
+  if (!r.content_type.empty()) {
+    head += "Content-Type: ";
+    head += r.content_type;
+    head += "\r\n";
+  }
+  for (const auto& [k, v] : r.headers) {
+    head += k;
+    head += ": ";
+    head += v;
+    head += "\r\n";
+  }
+  head += framing;
+  head += "\r\n";
+  return head;
+}
+
+// A whole response with a body. 1xx, 204 and 304 have neither a body nor a length; the
+// answer to HEAD has the length of the body it leaves out.
+std::string Whole(const HttpResponse& r, bool keep_alive, bool head_only) {
+  bool bodiless = r.status < 200 || r.status == 204 || r.status == 304;
+  std::string framing;
+  if (!bodiless) framing = "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  if (!keep_alive) framing += "Connection: close\r\n";
+  std::string wire = Head(r, framing);
+  if (!bodiless && !head_only) wire += r.body;
+  return wire;
+}
+
 // Bytes of request bodies being read, across connections.
 class BodyBudget {
  public:
@@ -175,24 +214,24 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // The whole answer goes straight to the socket, which takes it at once as long as the
+  // client reads; only what it does not take is written asynchronously, under the request
+  // timeout.
   void Send(HttpResponse r, bool keep_alive) {
     if (r.stream) return StartStream(std::move(r));
-    auto res = std::make_shared<http::response<http::string_body>>();
-    res->result(static_cast<unsigned>(r.status));
-    res->version(11);
-    res->set(http::field::server, "sluice");
-    res->set(http::field::content_type, r.content_type);
-    for (auto& [k, v] : r.headers) res->set(k, v);
-    res->keep_alive(keep_alive);
-    res->body() = head_ ? std::string() : std::move(r.body);
-    res->prepare_payload();
-    stream_.expires_after(
-        std::chrono::milliseconds(static_cast<int64_t>(options_.request_timeout_s * 1000)));
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-                        if (ec || !res->keep_alive()) return self->Close();
-                        self->ReadRequest();
-                      });
+    keep_alive_ = keep_alive;
+    out_.push_back(std::make_shared<const std::string>(Whole(r, keep_alive, head_)));
+    if (!SendNow()) return Close();  // gone
+    if (!out_.empty()) return WriteRest();
+    Written();
+  }
+
+  // Everything queued is sent: a stream goes on, a whole answer waits for the next request
+  // or closes.
+  void Written() {
+    if (body_) return Pump();
+    if (keep_alive_) return ReadRequest();
+    Close();
   }
 
   // A streamed body: the head, then whatever the stream gives, as it gives it.
@@ -203,12 +242,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // slow one falls behind, and is told so, sooner.
     beast::error_code ignored;
     stream_.socket().set_option(asio::socket_base::send_buffer_size(kStreamSendBuffer), ignored);
-    std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " +
-                       std::string(http::obsolete_reason(static_cast<http::status>(r.status))) +
-                       "\r\nServer: sluice\r\nContent-Type: " + r.content_type + "\r\n";
-    for (auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
-    head += "Connection: close\r\n\r\n";
-    out_.push_back(std::make_shared<const std::string>(std::move(head)));
+    out_.push_back(std::make_shared<const std::string>(Head(r, "Connection: close\r\n")));
     if (head_) {
       ended_ = true;
     } else {
@@ -286,7 +320,7 @@ class Session : public std::enable_shared_from_this<Session> {
                         if (ec) return self->Close();  // gone, or too slow to take a write
                         self->stream_.expires_never();
                         self->last_write_ = std::chrono::steady_clock::now();
-                        self->Pump();
+                        self->Written();
                       });
   }
 
@@ -336,7 +370,8 @@ class Session : public std::enable_shared_from_this<Session> {
   BodyBudget* body_budget_;
   uint64_t reserved_ = 0;  // taken from the budget for the body being read
   bool head_ = false;
-  // Streaming
+  bool keep_alive_ = false;  // the whole answer being sent leaves the connection open
+  // Writing: whole answers, and streams
   static constexpr int kPumpTurns = 8;
   static constexpr size_t kMaxIov = 64;
   std::shared_ptr<WakeList> wakes_;

@@ -125,14 +125,73 @@ class ApiTest(unittest.TestCase):
             self.assertEqual(self.request("GET", "/api/v1/jobs", conn=conn)[0], 200)
         idle = [socket.create_connection(("127.0.0.1", self.box.port)) for _ in range(500)]
         self.assertEqual(self.request("GET", "/readyz")[0], 200)
-        threads = int(open("/proc/%d/status" % self.box.proc.pid).read()
-                      .split("Threads:")[1].split()[0])
+        with open("/proc/%d/status" % self.box.proc.pid) as f:
+            threads = int(f.read().split("Threads:")[1].split()[0])
         self.assertLess(threads, 20)  # no thread per connection
         time.sleep(2)
         idle[0].settimeout(5)
         self.assertEqual(idle[0].recv(10), b"")  # closed by the server after --http-timeout
         for s in idle:
             s.close()
+        conn.close()
+
+    def test_answers_frame_right_when_pipelined_head_304_and_larger_than_the_socket_takes(self):
+        self.start()
+        for i in range(1000):
+            self.box.drop("big-%04d.json" % i, harness.GOOD)
+        self.box.wait_for(lambda: self.box.query(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")[0][0] == 1000, 60, "1000 jobs")
+
+        def read_answer(sock, buf, head_only=False):
+            """One response off `sock`: (status, headers, body, rest of buf)."""
+            while b"\r\n\r\n" not in buf:
+                data = sock.recv(4096)
+                self.assertTrue(data, "closed mid-head: %r" % buf)
+                buf += data
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.decode().split("\r\n")
+            headers = dict(line.split(": ", 1) for line in lines[1:])
+            length = 0 if head_only else int(headers.get("Content-Length", 0))
+            while len(buf) < length:
+                data = sock.recv(4096)
+                self.assertTrue(data, "closed mid-body")
+                buf += data
+                time.sleep(0.001)  # a slow reader: the server's writes wait on it
+            return int(lines[0].split()[1]), headers, buf[:length], buf[length:]
+
+        auth = "Authorization: Bearer %s\r\n" % TOKEN
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", self.box.port))
+        # Three requests at once: the first answer is far more than the socket takes.
+        sock.sendall(("GET /api/v1/jobs?limit=1000 HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                      "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET / HTTP/1.1\r\nHost: x\r\n\r\n" % auth).encode())
+        time.sleep(0.5)
+        status, headers, body, buf = read_answer(sock, b"")
+        self.assertEqual(status, 200)
+        self.assertGreater(len(body), 200000)
+        self.assertEqual(len(json.loads(body)["jobs"]), 1000)
+        status, headers, body, buf = read_answer(sock, buf, head_only=True)
+        self.assertEqual((status, headers["Content-Length"]), (200, "15"))  # as GET's body
+        status, headers, body, buf = read_answer(sock, buf)
+        self.assertEqual(status, 200)
+        self.assertIn(b"<!doctype html>", body)
+        etag = headers["ETag"]
+        # Not modified: no body, no length, no type; the connection still serves.
+        sock.sendall(("GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" %
+                      etag).encode())
+        status, headers, body, buf = read_answer(sock, buf)
+        self.assertEqual(status, 304)
+        self.assertNotIn("Content-Length", headers)
+        self.assertNotIn("Content-Type", headers)
+        status, headers, body, buf = read_answer(sock, buf)
+        self.assertEqual((status, body, headers.get("Connection")),
+                         (200, b'{"status":"ok"}', "close"))
+        self.assertEqual(sock.recv(10), b"")  # and closed, as asked
+        sock.close()
 
     def test_metrics_pass_promtool_and_count_what_happened(self):
         self.start()
