@@ -145,10 +145,16 @@ class Session : public std::enable_shared_from_this<Session> {
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
+  // A client that asked to be told to go on (Expect: 100-continue, as curl does for bodies
+  // over 1 MB) is told so once its body can be taken, or gets its final answer at once (it
+  // would otherwise wait a second or more before sending the body anyway).
   void OnHeader(beast::error_code ec, std::size_t n) {
     if (ec) return OnRead(ec, n);
+    const auto& req = parser_->get();
+    bool expects = req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue");
     uint64_t need = 0;
     if (auto length = parser_->content_length()) {
+      if (expects && *length > options_.max_body_bytes) return OnRead(http::error::body_limit, 0);
       need = std::min<uint64_t>(*length, options_.max_body_bytes);
     } else if (parser_->chunked()) {
       need = options_.max_body_bytes;
@@ -162,6 +168,16 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(std::move(busy), false);
     }
     reserved_ = need;
+    if (!expects || need == 0) return ReadBody();
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(kContinue),
+                      [self = shared_from_this()](beast::error_code write_ec, std::size_t) {
+                        if (write_ec) return self->Close();  // gone
+                        self->ReadBody();
+                      });
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }

@@ -193,6 +193,46 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(sock.recv(10), b"")  # and closed, as asked
         sock.close()
 
+    def test_expect_100_continue_is_answered_before_the_body(self):
+        self.start("--max-body-bytes", "2000000")
+        body = json.dumps({"kind": "kcidb", "payload": harness.GOOD}).encode()
+
+        def ask(length, send_body):
+            sock = socket.create_connection(("127.0.0.1", self.box.port), timeout=10)
+            sock.sendall(("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                          "\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                          "Expect: 100-continue\r\n\r\n" % (TOKEN, length)).encode())
+            sock.settimeout(2)  # curl waits 1 s, then sends anyway: the answer must come first
+            first = sock.recv(65536)
+            if send_body:
+                sock.sendall(body)
+                sock.settimeout(10)
+                while b"\r\n\r\n" not in first.split(b"\r\n\r\n", 1)[1]:
+                    first += sock.recv(65536)
+            sock.close()
+            return first.decode()
+
+        answer = ask(len(body), True)
+        self.assertTrue(answer.startswith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 "), answer)
+        # Too large: the final answer at once, no 100, and the body is never asked for.
+        answer = ask(3000000, False)
+        self.assertTrue(answer.startswith("HTTP/1.1 413 "), answer)
+        self.assertIn("payload_too_large", answer)
+        # curl sends Expect for bodies over 1 MB and waits a second for the 100.
+        big = os.path.join(self.box.dir, "big.json")
+        with open(big, "w") as f:
+            json.dump({"kind": "kcidb", "payload": dict(harness.GOOD, tests=[
+                {"id": "bb:t%d" % i, "origin": "bb", "build_id": "bb:b1", "status": "PASS",
+                 "comment": "x" * 100} for i in range(8000)])}, f)
+        r = subprocess.run(["curl", "-sv", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                            "Authorization: Bearer " + TOKEN, "-H",
+                            "Content-Type: application/json", "--data-binary", "@" + big,
+                            "http://127.0.0.1:%d/api/v1/jobs" % self.box.port],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.stdout, "201", r.stderr)
+        self.assertIn("< HTTP/1.1 100 Continue", r.stderr)
+        self.assertNotIn("Done waiting for 100-continue", r.stderr)  # curl's one-second wait
+
     def test_metrics_pass_promtool_and_count_what_happened(self):
         self.start()
         self.box.drop("good.json", harness.GOOD)
