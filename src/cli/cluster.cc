@@ -8,9 +8,7 @@
 
 namespace sluice::cli {
 
-namespace {
-constexpr char kReconcilerLease[] = "reconciler";
-}  // namespace
+namespace {}  // namespace
 
 Status ClusterNode::SqliteRefused() {
   return Status::InvalidArgument(
@@ -86,7 +84,7 @@ void ClusterNode::Tick() {
   int64_t mono = Clock::Real()->MonotonicMicros();
   if (last_pass_ != 0 && mono - last_pass_ < static_cast<int64_t>(interval_s_ * 1e6)) return;
   last_pass_ = mono;
-  auto held = ownership_->TryAcquire({kReconcilerLease});
+  auto held = ownership_->TryAcquire({Ownership::kReconcilerLease});
   if (!held.ok() || !*held) return;
   auto published = reconciler_->RunOnce();
   if (!published.ok()) {

@@ -610,6 +610,7 @@ int RunServe(ServeFlags f) {
         if (!taken.ok())
           spdlog::warn("tasks: cannot take the scheduler: {}", taken.status().message());
       }
+      pruner = ownership->Holds(Ownership::kPrunerLease);  // given up when taken over
       if (!pruner.load()) pruner = ownership->TryTake(Ownership::kPrunerLease);
     }
     if (mono - last_beat >= 5'000'000) {

@@ -97,6 +97,7 @@ int RunWorker(ServeFlags f) {
     }
     (*node)->Tick();
     int64_t mono = Clock::Real()->MonotonicMicros();
+    pruner = ownership.Holds(Ownership::kPrunerLease);  // given up when taken over
     if (!pruner.load() && mono - last_take >= 1'000'000) {
       last_take = mono;
       pruner = ownership.TryTake(Ownership::kPrunerLease);

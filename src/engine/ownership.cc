@@ -50,6 +50,14 @@ Result<bool> Ownership::TryAcquire(const std::vector<std::string>& names) {
   return every;
 }
 
+namespace {
+
+bool GivenUpWhenTaken(const std::string& name) {
+  return name == Ownership::kPrunerLease || name == Ownership::kReconcilerLease;
+}
+
+}  // namespace
+
 Status Ownership::Renew() {
   int64_t mono = clock_->MonotonicMicros();
   // Due every third of the lease; while renewing fails (the database is away), every call,
@@ -57,6 +65,7 @@ Status Ownership::Renew() {
   if (!renew_failing_ && mono - last_renew_ < lease_us_ / 3) return Status::Ok();
   last_renew_ = mono;
   bool failing = false;
+  std::vector<std::string> lost;  // roles taken over, given up below
   for (auto& [name, h] : held_) {
     int64_t now = clock_->NowMicros();
     auto epoch = store_->TakeLease(name, owner_, SatAdd(now, lease_us_), now);
@@ -69,9 +78,18 @@ Status Ownership::Renew() {
       continue;
     }
     if (!epoch->has_value() || **epoch != h.epoch) {
+      if (GivenUpWhenTaken(name)) {
+        lost.push_back(name);
+        continue;
+      }
       return Status::FailedPrecondition(name + " was taken over by another daemon");
     }
     h.renewed = clock_->MonotonicMicros();
+  }
+  for (const std::string& name : lost) {
+    held_.erase(name);
+    said_.erase(name);
+    spdlog::info("{} was taken over by another daemon; standing by for it again", name);
   }
   if (failing) {
     for (const auto& [name, h] : held_) {

@@ -41,8 +41,13 @@ class Ownership {
     return held.ok() && *held;
   }
   // Renews what it holds when due. FailedPrecondition naming the lease when one was taken
-  // over: stop at once.
+  // over: stop at once. A role any process may do (the pruner's, the reconciler's: done twice
+  // for a moment is harmless) is only given up when taken over, and stood by for again: after
+  // a database outage longer than the lease, the first process back takes over the roles of
+  // those not back yet, and they must not stop for it.
   Status Renew();
+  // Whether this process holds `name` now (as far as the last renewal knows).
+  bool Holds(const std::string& name) const { return held_.count(name) > 0; }
   // The epoch of a lease held now (0 when it is not held).
   int64_t EpochOf(const std::string& name) const {
     auto it = held_.find(name);
@@ -50,6 +55,8 @@ class Ownership {
   }
   // The lease of the process that prunes old events on a shared database (EventRetention).
   static constexpr char kPrunerLease[] = "pruner";
+  // The lease of the process that publishes again what the broker lost (Reconciler).
+  static constexpr char kReconcilerLease[] = "reconciler";
   // Gives everything up (a clean stop: the standby takes over at once).
   void Release();
 

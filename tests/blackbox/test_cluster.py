@@ -218,6 +218,29 @@ class ClusterTest(unittest.TestCase):
         claims = [json.loads(d)["line"] for (d,) in log if "claimed by" in d]
         self.assertEqual(len(claims), 2, claims)
 
+    def test_a_paused_serve_gives_its_roles_up_and_keeps_running(self):
+        # Back from a pause (or a database outage) longer than the lease, a process may find
+        # that another took its roles (pruner, reconciler) over: it gives them up and goes on.
+        self.c.start_serve()
+        w, w_log = self.c.worker("--kind", "exec")
+        self.c.serve.wait_for(lambda: "standing by: reconciler" in log_of(w_log), 30,
+                              "the worker to stand by for the reconciler")
+        self.c.serve.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.c.serve.wait_for(lambda: "took over reconciler" in log_of(w_log), 30,
+                                  "the worker to take the reconciler over")
+        finally:
+            self.c.serve.proc.send_signal(signal.SIGCONT)
+        self.c.serve.wait_for(lambda: "reconciler was taken over by another daemon; standing "
+                              "by for it again" in self.c.serve.daemon_log(), 30,
+                              "the serve to give the reconciler up")
+        time.sleep(1)
+        self.assertIsNone(self.c.serve.proc.poll(), self.c.serve.daemon_log()[-2000:])
+        job = self.c.submit(["/bin/sh", "-c", "echo after"])
+        self.c.wait_all_ended(1, timeout=60)
+        self.assertEqual(self.c.states()[job], "succeeded")
+        self.assertIsNone(w.poll())
+
     def test_a_job_whose_worker_always_dies_is_a_dead_letter(self):
         self.c.start_serve()  # kcidb only: the exec job is the workers'
         job = self.c.submit(["/bin/sh", "-c", "kill -9 $PPID; sleep 5"])
