@@ -178,6 +178,19 @@ class ChaosTest(unittest.TestCase):
 
 
 class OutageTest(unittest.TestCase):
+    @staticmethod
+    def outage_state(box, worker, log):
+        """The jobs' states and the daemons' last words, for a failure's message."""
+        try:
+            states = box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+        except Exception as e:  # the database may be what is wrong
+            states = repr(e)
+        with open(log, errors="replace") as f:
+            worker_log = f.read()[-2500:]
+        return "jobs: %s; worker %s; its log ends:\n%s\nserve's log ends:\n%s" % (
+            states, "running" if worker.poll() is None else "exited (%s)" % worker.returncode,
+            worker_log, box.daemon_log()[-2500:])
+
     def test_a_database_outage_longer_than_every_lease_makes_no_dead_letter(self):
         pg = harness.PgServer()
         redis = harness.RedisServer()
@@ -212,7 +225,10 @@ class OutageTest(unittest.TestCase):
                 states = dict(rows)
                 return sum(states.values()) == 30 and set(states) <= {"succeeded", "failed"}
             conn.close()
-            box.wait_for(ended, 120, "every job to end")
+            try:
+                box.wait_for(ended, 120, "every job to end")
+            except AssertionError as e:
+                raise AssertionError("%s\n%s" % (e, self.outage_state(box, worker, log)))
             self.assertEqual(dict(box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")),
                              {"succeeded": 30})
             self.assertEqual(redis.cli("EXISTS", "sluice:dead:default/exec"), ["0"])
