@@ -1,6 +1,7 @@
 // ClusterNode: the broker, the cluster's workers and the reconciler of one process.
 #include "cli/cluster.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/task_runs.h"
@@ -86,9 +87,26 @@ void ClusterNode::Tick() {
   last_pass_ = mono;
   auto held = ownership_->TryAcquire({Ownership::kReconcilerLease});
   if (!held.ok() || !*held) return;
-  auto published = reconciler_->RunOnce();
-  if (!published.ok()) {
-    spdlog::warn("reconciler: {}", published.status().message());
+  std::lock_guard<std::mutex> lock(pass_mu_);
+  if (passes_stop_) return;
+  if (!passes_.joinable()) passes_ = std::thread([this] { Passes(); });
+  pass_wanted_ = true;  // one pass at a time: a pass still running takes this one's place
+  pass_cv_.notify_one();
+}
+
+void ClusterNode::Passes() {
+  pthread_setname_np(pthread_self(), "sluice-reconcil");  // 15 characters at most
+  std::unique_lock<std::mutex> lock(pass_mu_);
+  while (true) {
+    pass_cv_.wait(lock, [this] { return pass_wanted_ || passes_stop_; });
+    if (passes_stop_) return;
+    pass_wanted_ = false;
+    lock.unlock();
+    auto published = reconciler_->RunOnce();
+    if (!published.ok()) {
+      spdlog::warn("reconciler: {}", published.status().message());
+    }
+    lock.lock();
   }
 }
 
@@ -158,6 +176,12 @@ void ClusterNode::RequestStop() {
 
 void ClusterNode::Wait() {
   if (worker_) worker_->Wait();
+  {
+    std::lock_guard<std::mutex> lock(pass_mu_);
+    passes_stop_ = true;
+    pass_cv_.notify_one();
+  }
+  if (passes_.joinable()) passes_.join();
 }
 
 }  // namespace sluice::cli

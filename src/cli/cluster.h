@@ -5,11 +5,13 @@
 // `sluice worker` is one alone. docs/deploy.md says how the parts fit.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "broker/redis/redis_broker.h"
@@ -41,8 +43,9 @@ class ClusterNode {
   // Starts `options.max_workers` workers for the kinds of `handlers` (not owned) and task runs.
   Status StartWorkers(std::map<std::string, Handler*> handlers, ClusterWorkerOptions options,
                       std::mutex* commit_order);
-  // From the daemon's main loop: takes the reconciler's lease when it is free, and runs a
-  // pass every --reconcile-interval while it holds it.
+  // From the daemon's main loop: takes the reconciler's lease when it is free, and starts a
+  // pass every --reconcile-interval while it holds it. The pass runs on a thread of its own:
+  // over a large backlog it takes seconds, and the main loop renews the process's leases.
   void Tick();
   void RequestStop();
   // The workers stopped by themselves (burst) or were asked to.
@@ -64,6 +67,12 @@ class ClusterNode {
   std::unique_ptr<TaskRunHandler> task_runs_;
   std::unique_ptr<ClusterWorker> worker_;
   int64_t last_pass_ = 0;  // monotonic micros
+  void Passes();
+  std::thread passes_;
+  std::mutex pass_mu_;
+  std::condition_variable pass_cv_;
+  bool pass_wanted_ = false;
+  bool passes_stop_ = false;
 };
 
 }  // namespace sluice::cli
