@@ -19,7 +19,8 @@ import urllib.parse
 
 import harness
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (NoAlertPresentException,
+                                        StaleElementReferenceException, TimeoutException)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -97,7 +98,9 @@ class DashboardTest(unittest.TestCase):
 
     def wait(self, predicate, timeout=30, what="the page"):
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+            # The page re-renders live: an element found may be replaced before it is read.
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.1,
+                                 ignored_exceptions=[StaleElementReferenceException]).until(
                 lambda d: predicate(d))
         except TimeoutException:
             self.fail("timed out waiting for %s; page at %s: %s\njobs: %s" % (
