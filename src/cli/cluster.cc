@@ -9,8 +9,6 @@
 
 namespace sluice::cli {
 
-namespace {}  // namespace
-
 Status ClusterNode::SqliteRefused() {
   return Status::InvalidArgument(
       "--broker needs a database every process of the cluster shares (--database "

@@ -58,6 +58,7 @@ class ClusterNode {
 
  private:
   ClusterNode() = default;
+  void Passes();  // the reconciler's thread
   const ServeFlags* flags_ = nullptr;
   Store* store_ = nullptr;
   Ownership* ownership_ = nullptr;
@@ -67,7 +68,6 @@ class ClusterNode {
   std::unique_ptr<TaskRunHandler> task_runs_;
   std::unique_ptr<ClusterWorker> worker_;
   int64_t last_pass_ = 0;  // monotonic micros
-  void Passes();
   std::thread passes_;
   std::mutex pass_mu_;
   std::condition_variable pass_cv_;
