@@ -120,6 +120,13 @@ class HostileClientsTest(unittest.TestCase):
         self.assertIn("503", answer.split("\r\n")[0])
         self.assertIn('"busy"', answer)
         self.assertIn("Retry-After: 1", answer)
+        # One that asks to be told to go on is told 503 instead, before it sends its body.
+        fourth = socket.create_connection(("127.0.0.1", self.box.port))
+        self.socks.append(fourth)
+        fourth.sendall(head.replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n").encode())
+        fourth.settimeout(10)
+        answer = fourth.recv(65536).decode()
+        self.assertTrue(answer.startswith("HTTP/1.1 503 "), answer)
         # A request without a body is still answered, and a slot comes back when an upload ends.
         self.assertEqual(self.get("/healthz")[0], 200)
         slow[0].sendall(b"]" * 1000 + b" " * (1000000 - 2000))
