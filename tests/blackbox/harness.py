@@ -38,6 +38,15 @@ def spawn(args, log, env=None):
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
+def last_words(name, proc, log, chars=2000):
+    """For a failure's message: whether `proc` still runs, and the end of its log file."""
+    with open(log, errors="replace") as f:
+        text = f.read()[-chars:]
+    rc = proc.poll()
+    return "%s: %s; its log ends:\n%s" % (
+        name, "running" if rc is None else "exited (%s)" % rc, text)
+
+
 def pg_server():
     """The PostgreSQL `make test` started (a libpq key=value string without dbname). Its
     absence fails the test: PostgreSQL tests are never skipped."""

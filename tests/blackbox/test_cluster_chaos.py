@@ -104,12 +104,6 @@ class ChaosTest(unittest.TestCase):
             time.sleep(1)
             self.kill_a_worker()
 
-    def owner_state(self):
-        """Whether the spool's owner still runs, and the end of its log."""
-        rc = self.a.proc.poll()
-        return "serve: %s; its log ends:\n%s" % (
-            "running" if rc is None else "exited (%s)" % rc, self.a.daemon_log()[-1500:])
-
     def q(self, sql, *params):
         return self.a.query(sql, *params)
 
@@ -127,7 +121,8 @@ class ChaosTest(unittest.TestCase):
         threads, errors = self.submit(port)
         for t in threads:
             t.join()
-        self.assertEqual(errors, [], self.owner_state())
+        self.assertEqual(errors, [], harness.last_words(
+            "serve", self.a.proc, os.path.join(self.a.dir, "daemon.log")))
         # The corpus lands in the spool; its owner dies while it drains.
         self.assertTrue(harness.extract_corpus(self.a.spool), "the corpus is missing")
         time.sleep(0.5)
@@ -178,19 +173,6 @@ class ChaosTest(unittest.TestCase):
 
 
 class OutageTest(unittest.TestCase):
-    @staticmethod
-    def outage_state(box, worker, log):
-        """The jobs' states and the daemons' last words, for a failure's message."""
-        try:
-            states = box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")
-        except Exception as e:  # the database may be what is wrong
-            states = repr(e)
-        with open(log, errors="replace") as f:
-            worker_log = f.read()[-2500:]
-        return "jobs: %s; worker %s; its log ends:\n%s\nserve's log ends:\n%s" % (
-            states, "running" if worker.poll() is None else "exited (%s)" % worker.returncode,
-            worker_log, box.daemon_log()[-2500:])
-
     def test_a_database_outage_longer_than_every_lease_makes_no_dead_letter(self):
         pg = harness.PgServer()
         redis = harness.RedisServer()
@@ -228,7 +210,13 @@ class OutageTest(unittest.TestCase):
             try:
                 box.wait_for(ended, 120, "every job to end")
             except AssertionError as e:
-                raise AssertionError("%s\n%s" % (e, self.outage_state(box, worker, log)))
+                try:
+                    states = box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                except Exception as q:  # the database may be what is wrong
+                    states = repr(q)
+                raise AssertionError("%s; jobs: %s\n%s\n%s" % (
+                    e, states, harness.last_words("worker", worker, log),
+                    harness.last_words("serve", box.proc, os.path.join(box.dir, "daemon.log"))))
             self.assertEqual(dict(box.query("SELECT state, COUNT(*) FROM jobs GROUP BY state")),
                              {"succeeded": 30})
             self.assertEqual(redis.cli("EXISTS", "sluice:dead:default/exec"), ["0"])
