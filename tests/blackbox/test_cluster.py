@@ -206,7 +206,8 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.states()[job], "succeeded")
         a.send_signal(signal.SIGCONT)
         self.c.serve.wait_for(lambda: "result dropped" in log_of(a_log) or
-                              "was taken over" in log_of(a_log), 30, "a's result to be dropped")
+                              "result will be dropped" in log_of(a_log), 30,
+                              "a's result to be dropped")
         time.sleep(1)
         owner, attempts = self.c.serve.query(
             "SELECT lease_owner, attempts FROM jobs WHERE id = ?", job)[0]
