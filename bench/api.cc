@@ -115,19 +115,21 @@ struct Server {
 int SubmitPhase(int n, int conns) {
   bench::SubmitRun run;
   double rss = 0;
+  unsigned long long commits = 0;
   {
     Server s;
     if (!s.Start("submit")) return 1;
     run = bench::RunSubmitClients(s.http->port(), n, conns);
     rss = PeakRssMb();
+    commits = s.engine->counters().commits.load();
     s.Stop();
   }
   std::printf(
       "submit  %zu jobs over HTTP (2 threads x %d keep-alive connections) in %.2f s: %.0f "
       "submissions/s, each durable before its 201; latency p50 %.2f ms p99 %.2f ms; %d errors; "
-      "peak RSS %.0f MB\n",
+      "%llu group commits; peak RSS %.0f MB\n",
       run.latencies_ms.size(), conns, run.secs, run.per_s(), Percentile(run.latencies_ms, 0.5),
-      Percentile(run.latencies_ms, 0.99), run.errors, rss);
+      Percentile(run.latencies_ms, 0.99), run.errors, commits, rss);
   std::fflush(stdout);
   int errors = run.errors;
   for (bool durable : {false, true}) {
