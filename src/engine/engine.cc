@@ -257,6 +257,7 @@ void Engine::MoverLoop() {
 
 void Engine::MoveFinished(const std::vector<int64_t>& ids) {
   std::vector<Job> moved;
+  bool touched = false;  // a file was moved (jobs sent over HTTP have none)
   for (int64_t id : ids) {
     Tracked t;
     {
@@ -265,6 +266,7 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
       if (it == jobs_.end()) continue;
       t = it->second;
     }
+    touched = touched || !t.job.spool.empty();
     Status st = MoveFile(&t);
     std::lock_guard<std::mutex> lock(mu_);
     if (st.ok()) {
@@ -279,8 +281,11 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
   }
   // One fsync per directory for the whole batch makes the moves durable. If it fails, a
   // crash may bring files back into the spool; recovery recognises them and moves them again.
-  Status st = spool_.Sync();
-  if (!st.ok()) spdlog::warn("fsync of spool directories failed: {}", st.ToString());
+  // A batch of file-less jobs moved nothing: no fsync (each costs the disk a cache flush).
+  if (touched) {
+    Status st = spool_.Sync();
+    if (!st.ok()) spdlog::warn("fsync of spool directories failed: {}", st.ToString());
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const Job& j : moved) {
