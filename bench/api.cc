@@ -116,10 +116,14 @@ int SubmitPhase(int n, int conns) {
   bench::SubmitRun run;
   double rss = 0;
   unsigned long long commits = 0;
+  double cpu_us = 0;  // CPU of the whole process (server and clients) per submission
   {
     Server s;
     if (!s.Start("submit")) return 1;
+    double cpu0 = bench::ProcessCpuSeconds(getpid(), false);
     run = bench::RunSubmitClients(s.http->port(), n, conns);
+    cpu_us = (bench::ProcessCpuSeconds(getpid(), false) - cpu0) * 1e6 /
+             std::max<size_t>(run.latencies_ms.size(), 1);
     rss = PeakRssMb();
     commits = s.engine->counters().commits.load();
     s.Stop();
@@ -127,9 +131,9 @@ int SubmitPhase(int n, int conns) {
   std::printf(
       "submit  %zu jobs over HTTP (2 threads x %d keep-alive connections) in %.2f s: %.0f "
       "submissions/s, each durable before its 201; latency p50 %.2f ms p99 %.2f ms; %d errors; "
-      "%llu group commits; peak RSS %.0f MB\n",
+      "%llu group commits; %.0f us of CPU per submission (server and clients); peak RSS %.0f MB\n",
       run.latencies_ms.size(), conns, run.secs, run.per_s(), Percentile(run.latencies_ms, 0.5),
-      Percentile(run.latencies_ms, 0.99), run.errors, commits, rss);
+      Percentile(run.latencies_ms, 0.99), run.errors, commits, cpu_us, rss);
   std::fflush(stdout);
   int errors = run.errors;
   for (bool durable : {false, true}) {
