@@ -1,6 +1,7 @@
 // PosixEnv: the real filesystem. Every errno becomes a Status here and nowhere else.
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,7 +9,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
+#include <mutex>
 
 #include "core/clock.h"
 #include "core/env.h"
@@ -34,6 +37,27 @@ FileInfo InfoOf(const struct stat& st) {
   info.mtime_ns =
       SatAdd(SatMul(static_cast<int64_t>(st.st_mtim.tv_sec), 1000000000), st.st_mtim.tv_nsec);
   return info;
+}
+
+// A read lease taken to test a file is broken by any process opening the file for writing
+// meanwhile, and the kernel then sends the lease holder SIGIO, whose default action ends the
+// process: a producer rewriting its file in place killed the daemon. SIGIO is given a handler
+// that does nothing (once, and only while nobody else handles it); exec resets handlers, so
+// commands the daemon runs see SIGIO as usual.
+void NoOp(int) {}
+
+void SurviveLeaseBreaks() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction old;
+    if (sigaction(SIGIO, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = NoOp;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGIO, &sa, nullptr);
+  });
 }
 
 // write(2) until all of `data` is written.
@@ -146,6 +170,7 @@ class PosixEnv : public Env {
   }
 
   Result<bool> IsOpenForWriting(const std::string& path) override {
+    SurviveLeaseBreaks();
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
     // A read lease is refused with EAGAIN while any process has the file open for writing.

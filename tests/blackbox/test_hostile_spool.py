@@ -158,6 +158,28 @@ class HostileSpoolTest(unittest.TestCase):
         self.assertEqual(box.stop(), 0)
         self.assertTrue(box.integrity())
 
+    def test_a_producer_rewriting_its_file_in_place_over_and_over_does_not_kill_the_daemon(self):
+        # Regression: testing whether a file is still being written takes a read lease for a
+        # moment; a writer opening the file then made the kernel send the daemon SIGIO, whose
+        # default action ended it (within seconds against this producer).
+        box = self.box
+        box.start()
+        box.wait_for(lambda: os.path.isdir(os.path.join(box.spool, "failed")), what="start")
+        path = os.path.join(box.spool, "rewritten.json")
+        body = json.dumps(test_doc(id="h:rw"))
+        end, writes = time.time() + 4, 0
+        while time.time() < end and box.proc.poll() is None:
+            with open(path, "w") as f:
+                f.write(body)
+            writes += 1
+        self.assertIsNone(box.proc.poll(), harness.last_words(
+            "the daemon", box.proc, os.path.join(box.dir, "daemon.log")))
+        self.assertGreater(writes, 1000)
+        box.drop("after.json", test_doc(id="h:after"))
+        box.wait_for(lambda: os.path.exists(os.path.join(box.spool, "archive", "after.json")),
+                     what="a good file after the rewriting producer")
+        self.assertEqual(box.stop(), 0)
+
 
 class HostileSpoolPostgresTest(HostileSpoolTest):
     STORE = "postgresql"
