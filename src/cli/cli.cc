@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 
 #include "cli/check.h"
@@ -40,6 +41,10 @@ sigset_t BlockDaemonSignals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A write to a peer that went away (a database or broker connection cut by a restart) is an
+  // error for the caller to handle, not the end of the daemon. Commands it runs get SIGPIPE's
+  // default back (spawn resets it).
+  signal(SIGPIPE, SIG_IGN);
   return set;
 }
 

@@ -89,6 +89,21 @@ class ExecTest(unittest.TestCase):
         self.assertIn("stopped at max_time", self.box.query(
             "SELECT error_message FROM jobs WHERE id=?", job_id)[0][0])
 
+    def test_sigpipe_does_not_end_the_daemon_and_commands_get_it_back(self):
+        # The daemon ignores SIGPIPE (a write to a connection cut by a restarted database or
+        # broker is an error to handle, not its end); what it runs must not inherit that.
+        self.start()
+        os.kill(self.box.proc.pid, signal.SIGPIPE)
+        self.box.drop("sigign.json", ["/bin/grep", "SigIgn", "/proc/self/status"])
+        job_id, state, _, _ = self.wait_state("sigign.json", "succeeded", "failed")
+        self.assertEqual(state, "succeeded")
+        self.assertIsNone(self.box.proc.poll())
+        line = [l for l in self.get("/api/v1/jobs/%d/log" % job_id).splitlines()
+                if l.startswith("SigIgn:")]
+        self.assertEqual(len(line), 1, line)
+        self.assertEqual(int(line[0].split()[1], 16) & (1 << (signal.SIGPIPE - 1)), 0, line)
+        self.assertEqual(self.box.stop(), 0)
+
     def test_output_arrives_as_live_log_events(self):
         self.start()
         gate = os.path.join(self.box.dir, "gate")
