@@ -257,7 +257,8 @@ void Engine::MoverLoop() {
 
 void Engine::MoveFinished(const std::vector<int64_t>& ids) {
   std::vector<Job> moved;
-  bool touched = false;  // a file was moved (jobs sent over HTTP have none)
+  bool touched = false;              // a file was moved (jobs sent over HTTP have none)
+  SpoolDir::Moved to{false, false};  // where to
   for (int64_t id : ids) {
     Tracked t;
     {
@@ -266,7 +267,12 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
       if (it == jobs_.end()) continue;
       t = it->second;
     }
-    touched = touched || !t.job.spool.empty();
+    if (!t.job.spool.empty()) {
+      touched = true;
+      bool ok = t.job.state == JobState::kSucceeded;
+      to.archived = to.archived || (ok && options_.archive);
+      to.failed = to.failed || !ok;
+    }
     Status st = MoveFile(&t);
     std::lock_guard<std::mutex> lock(mu_);
     if (st.ok()) {
@@ -283,7 +289,7 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
   // crash may bring files back into the spool; recovery recognises them and moves them again.
   // A batch of file-less jobs moved nothing: no fsync (each costs the disk a cache flush).
   if (touched) {
-    Status st = spool_.Sync();
+    Status st = spool_.Sync(to);
     if (!st.ok()) spdlog::warn("fsync of spool directories failed: {}", st.ToString());
   }
   {

@@ -216,12 +216,17 @@ Result<std::string> SpoolDir::MoveCompanion(std::string_view name, int64_t job_i
   });
 }
 
-Status SpoolDir::Sync() {
+Status SpoolDir::Sync() { return Sync(Moved{}); }
+
+Status SpoolDir::Sync(Moved moved) {
   auto h = folders_.Get();
   if (!h.ok()) return h.status();
   SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->root));
-  if (!save_.successful) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->sub[kArchive]));
-  if (!save_.failed) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->sub[kFailed]));
+  if (moved.archived && !save_.successful) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->sub[kArchive]));
+  if (moved.failed && !save_.failed) SLUICE_RETURN_IF_ERROR(env_->SyncDir(*h->sub[kFailed]));
+  if (!(moved.archived && save_.successful) && !(moved.failed && save_.failed)) {
+    return Status::Ok();
+  }
   std::vector<DirPtr> dated;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -94,6 +94,13 @@ class SpoolDir {
   // beside its primary's report). Returns the name it got there.
   Result<std::string> MoveCompanion(std::string_view name, int64_t job_id, bool failed);
   // Makes every move and deletion so far durable: fsync of the spool and the folders in use.
+  // A caller that knows nothing went to archive/ (or to failed/) leaves that folder out: an
+  // fsync of an unchanged directory still costs the disk a cache flush.
+  struct Moved {
+    bool archived = true;
+    bool failed = true;
+  };
+  Status Sync(Moved moved);
   Status Sync();
 
  private:
