@@ -322,6 +322,16 @@ void Engine::TakeUrgent() {
   Examine(names, false, false);
 }
 
+void Engine::TakeReplaced() {
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    names.swap(replaced_);
+  }
+  // From an event, not a scan: taken as soon as it is not open for writing.
+  if (!names.empty()) Examine(names, false, false);
+}
+
 void Engine::RetryMoves() {
   std::vector<int64_t> ids;
   {
@@ -425,6 +435,7 @@ void Engine::DiscoveryLoop() {
       continue;
     }
     TakeUrgent();
+    TakeReplaced();
     Examine(names, false, false);
     int64_t mono = clock_->MonotonicMicros();
     if (overflow || mono >= next_scan) {

@@ -257,8 +257,9 @@ void Engine::MoverLoop() {
 
 void Engine::MoveFinished(const std::vector<int64_t>& ids) {
   std::vector<Job> moved;
-  bool touched = false;              // a file was moved (jobs sent over HTTP have none)
-  SpoolDir::Moved to{false, false};  // where to
+  bool touched = false;               // a file was moved (jobs sent over HTTP have none)
+  SpoolDir::Moved to{false, false};   // where to
+  std::vector<std::string> replaced;  // names whose file is not the job's any more
   for (int64_t id : ids) {
     Tracked t;
     {
@@ -273,7 +274,7 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
       to.archived = to.archived || (ok && options_.archive);
       to.failed = to.failed || !ok;
     }
-    Status st = MoveFile(&t);
+    Status st = MoveFile(&t, &replaced);
     std::lock_guard<std::mutex> lock(mu_);
     if (st.ok()) {
       moved.push_back(std::move(t.job));
@@ -303,15 +304,31 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
       auto it = by_name_.find(j.name);
       if (it != by_name_.end() && it->second == j.id) by_name_.erase(it);
     }
+    // Once the name is free: discovery skips names it tracks.
+    replaced_.insert(replaced_.end(), replaced.begin(), replaced.end());
   }
   if (observer_ != nullptr) {
     for (const Job& j : moved) observer_->OnFinished(j);
   }
 }
 
-Status Engine::MoveFile(Tracked* t) {
+Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
   const Job& j = t->job;
   if (j.spool.empty()) return Status::Ok();  // sent over HTTP: no file
+  if (j.file.ino != 0) {
+    // The name may hold another file by now: a producer that renamed a new submission over
+    // it while this one ran. That one was never read: it stays, with its companions, and is
+    // examined again as the new file it is (moving it would archive it unread).
+    auto now = spool_.Stat(j.name);
+    if (now.ok() && FileIdentity{now->dev, now->ino, now->size, now->mtime_ns} != j.file) {
+      spdlog::warn(
+          "job {} ({}): the file was replaced or changed while its job ran; the new "
+          "one stays in the spool and is taken as a new submission",
+          j.id, j.name);
+      replaced->push_back(j.name);
+      return Status::Ok();
+    }
+  }
   Status st;
   if (j.state == JobState::kSucceeded) {
     if (options_.archive) {

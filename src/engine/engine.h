@@ -222,7 +222,11 @@ class Engine {
   // Moves the files of the final jobs `ids` (tracked with move_pending) out of the spool, then
   // forgets the jobs; a failed move stays pending and is retried by RetryMoves.
   void MoveFinished(const std::vector<int64_t>& ids);
-  Status MoveFile(Tracked* t);
+  // Discovery: examines the names MoveFile left in the spool as new files.
+  void TakeReplaced();
+  // Moves the file of a final job (and its companions) out of the spool, unless the name now
+  // holds another file: then that name is added to `replaced`.
+  Status MoveFile(Tracked* t, std::vector<std::string>* replaced);
   std::string ErrorReport(const Job& job) const;
 
   EngineOptions options_;
@@ -244,6 +248,8 @@ class Engine {
   std::unordered_set<int64_t> api_ids_;                    // unfinished jobs sent over HTTP
   std::unordered_map<std::string, int64_t> deferred_ids_;  // deferred/ file name -> job id
   std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
+  // Names whose file was replaced while its job ran, to examine again (TakeReplaced).
+  std::vector<std::string> replaced_;
   // Discovery thread only: names to register at top priority when they are taken.
   std::unordered_set<std::string> urgent_pending_;
   // Files seen while max_backlog files were registered, oldest first.

@@ -89,6 +89,31 @@ class ExecTest(unittest.TestCase):
         self.assertIn("stopped at max_time", self.box.query(
             "SELECT error_message FROM jobs WHERE id=?", job_id)[0][0])
 
+    def test_a_file_renamed_over_a_running_jobs_file_is_run_not_archived_unread(self):
+        # Regression: the first job's end moved whatever the name held by then, so a new
+        # submission renamed over it (the way a producer should write) went to archive/ (or
+        # failed/ with the first one's reason) without ever running.
+        self.start()
+        d = self.box.dir
+        for first_fails in (False, True):
+            name = "over-%d.json" % first_fails
+            started, second = os.path.join(d, "started-%s" % name), os.path.join(d, "ran-%s" % name)
+            self.box.drop(name, ["/bin/sh", "-c", "touch %s; sleep 1.5; exit %d" % (
+                started, 1 if first_fails else 0)])
+            self.box.wait_for(lambda: os.path.exists(started), 10, "the first command")
+            self.box.drop(name, ["/bin/sh", "-c", "echo second > %s" % second])
+            self.box.wait_for(lambda: os.path.exists(second), 30, "the second submission to run")
+            # (A first job that fails is retried, and its retry reads the second file: that
+            # one may run twice, never not at all.)
+            self.box.wait_for(lambda: name in self.box.listing("archive"), 30, "the archive")
+            with open(os.path.join(self.box.spool, "archive", name)) as f:
+                self.assertIn("echo second", f.read())
+            self.assertNotIn(name, self.box.listing("failed"))
+            self.assertNotIn(name, self.box.listing())
+        self.assertIn("was replaced or changed while its job ran",
+                      open(os.path.join(d, "daemon.log")).read())
+        self.assertEqual(self.box.stop(), 0)
+
     def test_sigpipe_does_not_end_the_daemon_and_commands_get_it_back(self):
         # The daemon ignores SIGPIPE (a write to a connection cut by a restarted database or
         # broker is an error to handle, not its end); what it runs must not inherit that.
