@@ -293,7 +293,8 @@ int main(int argc, char** argv) {
     if (a == "--sse") {
       sse.clear();
       std::stringstream ss(argv[i + 1]);
-      for (std::string n; std::getline(ss, n, ',');) sse.push_back(std::atoi(n.c_str()));
+      for (std::string n; std::getline(ss, n, ',');)
+        if (std::atoi(n.c_str()) > 0) sse.push_back(std::atoi(n.c_str()));
     }
   }
   rlimit lim{65536, 65536};
