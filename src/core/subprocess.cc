@@ -1,4 +1,5 @@
-// RunSubprocess: posix_spawnp, two pipes drained with poll(), a deadline on the group.
+// RunSubprocess: Spawn (a posix_spawn-like clone), two pipes drained with poll(), a deadline
+// on the group.
 #include "core/subprocess.h"
 
 #include <fcntl.h>
