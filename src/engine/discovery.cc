@@ -150,7 +150,8 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     if (startup && !clean_start_) {
       // A file whose job already finished but which was not moved before a crash.
       auto prev = store_->LatestJobForFile(spool_.root(), name);
-      if (prev.ok() && prev->has_value() && IsFinal((*prev)->state) && (*prev)->file == id) {
+      if (prev.ok() && prev->has_value() && IsFinal((*prev)->state) &&
+          (*prev)->file.SameFileAs(id)) {
         adopted.push_back(AdoptFinishedFile(std::move(**prev)));
         continue;
       }

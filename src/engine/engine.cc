@@ -320,7 +320,7 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
     // it while this one ran. That one was never read: it stays, with its companions, and is
     // examined again as the new file it is (moving it would archive it unread).
     auto now = spool_.Stat(j.name);
-    if (now.ok() && FileIdentity{now->dev, now->ino, now->size, now->mtime_ns} != j.file) {
+    if (now.ok() && !j.file.SameFileAs({now->dev, now->ino, now->size, now->mtime_ns})) {
       spdlog::warn(
           "job {} ({}): the file was replaced or changed while its job ran; the new "
           "one stays in the spool and is taken as a new submission",

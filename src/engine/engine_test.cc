@@ -74,14 +74,17 @@ class EngineTest : public ::testing::Test {
     return jobs->empty() ? Job{} : jobs->front();
   }
   // Registers `name` as a job in `state`, as a dead daemon would have left it.
-  int64_t Leave(const std::string& name, JobState state, int attempts, int interruptions = 0) {
+  // `other_dev`: its file recorded under another device number (a reboot renumbered it).
+  int64_t Leave(const std::string& name, JobState state, int attempts, int interruptions = 0,
+                bool other_dev = false) {
     auto info = Env::Default()->Stat(spool_ + "/" + name);
     WriteBatch b;
     Job j;
     j.kind = "kcidb";
     j.spool = fs::absolute(spool_).lexically_normal().string();
     j.name = name;
-    if (info.ok()) j.file = {info->dev, info->ino, info->size, info->mtime_ns};
+    if (info.ok())
+      j.file = {info->dev + (other_dev ? 1 : 0), info->ino, info->size, info->mtime_ns};
     j.max_attempts = 3;
     b.new_jobs.push_back(j);
     EXPECT_TRUE(store_->Write(&b).ok());
@@ -204,6 +207,25 @@ TEST_F(EngineTest, FsyncsGoOnlyToTheFoldersAMoveChanged) {
   env_.Clear();
   engine.RequestStop();
   EXPECT_TRUE(engine.Wait().ok());
+}
+
+// The device number of a spool's filesystem may change with a reboot or a remount: a file
+// is still the job's file if its inode, size and modification time are. Before, such jobs
+// ran once more (the finished one taken for a new file, the interrupted one's file left in
+// the spool at its end and taken again).
+TEST_F(EngineTest, AFileIsStillItsJobsFileAfterItsDeviceNumberChanged) {
+  testing::WriteAll(spool_ + "/done.json", kGood);
+  testing::WriteAll(spool_ + "/cut.json", kGood);
+  Leave("done.json", JobState::kSucceeded, 1, 0, true);
+  Leave("cut.json", JobState::kRunning, 1, 0, true);
+  ASSERT_TRUE(Drain(Options()).ok());
+  EXPECT_TRUE(fs::exists(spool_ + "/archive/done.json"));
+  EXPECT_TRUE(fs::exists(spool_ + "/archive/cut.json"));
+  EXPECT_EQ(observer_.started, 1);  // cut.json, once
+  JobFilter f;
+  auto jobs = store_->ListJobs(f);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->size(), 2u);
 }
 
 TEST_F(EngineTest, AJobLeftRunningByADeadDaemonIsRequeuedAndTheInterruptionCounts) {

@@ -35,6 +35,12 @@ struct FileIdentity {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   bool operator==(const FileIdentity&) const = default;
+  // The same file as `o` for a spool: inode, size and modification time. Not the device
+  // number, which a reboot or a remount may change for the same filesystem (a spool's files
+  // are all on one).
+  bool SameFileAs(const FileIdentity& o) const {
+    return ino == o.ino && size == o.size && mtime_ns == o.mtime_ns;
+  }
 };
 
 struct JobError {
