@@ -166,8 +166,8 @@ TEST_F(EngineTest, FsyncErrorsOnTheSpoolDirectoriesLoseNothing) {
 
 // Only the folders a batch of moves changed are fsynced (each fsync, even of an unchanged
 // directory, costs the disk a cache flush): none for jobs sent over HTTP, which have no file
-// (it halved submissions over HTTP); not failed/ when every job succeeded, nor archive/ when
-// every job failed.
+// (those fsyncs cost submissions over HTTP about a sixth of their rate); not failed/ when
+// every job succeeded, nor archive/ when every job failed.
 TEST_F(EngineTest, FsyncsGoOnlyToTheFoldersAMoveChanged) {
   EngineOptions o = Options();
   o.burst = false;
