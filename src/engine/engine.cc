@@ -318,15 +318,21 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
   if (j.file.ino != 0) {
     // The name may hold another file by now: a producer that renamed a new submission over
     // it while this one ran. That one was never read: it stays, with its companions, and is
-    // examined again as the new file it is (moving it would archive it unread).
+    // examined again as the new file it is (moving it would archive it unread). The same
+    // file written in place (by its own command, say) is still the job's and goes with it:
+    // taking it again would run such a command over and over.
     auto now = spool_.Stat(j.name);
-    if (now.ok() && !j.file.SameFileAs({now->dev, now->ino, now->size, now->mtime_ns})) {
+    if (now.ok() && now->ino != j.file.ino) {
       spdlog::warn(
-          "job {} ({}): the file was replaced or changed while its job ran; the new "
-          "one stays in the spool and is taken as a new submission",
+          "job {} ({}): another file was put under its name while its job ran; it stays in "
+          "the spool and is taken as a new submission",
           j.id, j.name);
       replaced->push_back(j.name);
       return Status::Ok();
+    }
+    if (now.ok() && !j.file.SameFileAs({now->dev, now->ino, now->size, now->mtime_ns})) {
+      spdlog::warn("job {} ({}): the file was written to while its job ran; it goes with its job",
+                   j.id, j.name);
     }
   }
   Status st;

@@ -110,7 +110,27 @@ class ExecTest(unittest.TestCase):
                 self.assertIn("echo second", f.read())
             self.assertNotIn(name, self.box.listing("failed"))
             self.assertNotIn(name, self.box.listing())
-        self.assertIn("was replaced or changed while its job ran",
+        self.assertIn("another file was put under its name while its job ran",
+                      open(os.path.join(d, "daemon.log")).read())
+        self.assertEqual(self.box.stop(), 0)
+
+    def test_a_command_writing_to_its_own_file_runs_once(self):
+        # Regression: a file written in place while its job ran was taken again as a new
+        # submission, so a command appending to its own file ran over and over.
+        self.start()
+        d = self.box.dir
+        runs = os.path.join(d, "runs")
+        path = os.path.join(self.box.spool, "self.json")
+        self.box.drop("self.json", ["/bin/sh", "-c", "echo ran >> %s; echo ' ' >> %s" % (
+            runs, path)])
+        self.box.wait_for(lambda: "self.json" in self.box.listing("archive"), 30, "the archive")
+        time.sleep(1.5)
+        with open(runs) as f:
+            self.assertEqual(f.read(), "ran\n")
+        with open(os.path.join(self.box.spool, "archive", "self.json")) as f:
+            self.assertTrue(f.read().endswith(" \n"))  # moved as its command left it
+        self.assertNotIn("self.json", self.box.listing())
+        self.assertIn("the file was written to while its job ran; it goes with its job",
                       open(os.path.join(d, "daemon.log")).read())
         self.assertEqual(self.box.stop(), 0)
 
