@@ -40,6 +40,10 @@ sigset_t BlockDaemonSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  // Taken and dropped: a stray one (an operator's habit from daemons that reopen logs on it)
+  // would otherwise end the daemon, its default action.
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A write to a peer that went away (a database or broker connection cut by a restart) is an
   // error for the caller to handle, not the end of the daemon. Commands it runs get SIGPIPE's

@@ -134,19 +134,24 @@ class ExecTest(unittest.TestCase):
                       open(os.path.join(d, "daemon.log")).read())
         self.assertEqual(self.box.stop(), 0)
 
-    def test_sigpipe_does_not_end_the_daemon_and_commands_get_it_back(self):
+    def test_stray_signals_do_not_end_the_daemon_and_commands_get_their_defaults(self):
         # The daemon ignores SIGPIPE (a write to a connection cut by a restarted database or
-        # broker is an error to handle, not its end); what it runs must not inherit that.
+        # broker is an error to handle, not its end), SIGUSR1 and SIGUSR2; what it runs must
+        # not inherit that, nor its blocked signals.
         self.start()
-        os.kill(self.box.proc.pid, signal.SIGPIPE)
-        self.box.drop("sigign.json", ["/bin/grep", "SigIgn", "/proc/self/status"])
+        for sig in (signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2):
+            os.kill(self.box.proc.pid, sig)
+        self.box.drop("sigign.json", ["/bin/grep", "^Sig\\(Ign\\|Blk\\)", "/proc/self/status"])
         job_id, state, _, _ = self.wait_state("sigign.json", "succeeded", "failed")
         self.assertEqual(state, "succeeded")
         self.assertIsNone(self.box.proc.poll())
-        line = [l for l in self.get("/api/v1/jobs/%d/log" % job_id).splitlines()
-                if l.startswith("SigIgn:")]
-        self.assertEqual(len(line), 1, line)
-        self.assertEqual(int(line[0].split()[1], 16) & (1 << (signal.SIGPIPE - 1)), 0, line)
+        log = self.get("/api/v1/jobs/%d/log" % job_id).splitlines()
+        for field in ("SigIgn:", "SigBlk:"):
+            line = [l for l in log if l.startswith(field)]
+            self.assertEqual(len(line), 1, log)
+            mask = int(line[0].split()[1], 16)
+            for sig in (signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM):
+                self.assertEqual(mask & (1 << (sig - 1)), 0, line)
         self.assertEqual(self.box.stop(), 0)
 
     def test_output_arrives_as_live_log_events(self):
