@@ -116,14 +116,17 @@ int SubmitPhase(int n, int conns) {
   bench::SubmitRun run;
   double rss = 0;
   unsigned long long commits = 0;
-  double cpu_us = 0;  // CPU of the whole process (server and clients) per submission
+  double cpu_us = 0;    // CPU of the whole process (server and clients) per submission
+  std::string threads;  // the server's threads, per submission
   {
     Server s;
     if (!s.Start("submit")) return 1;
     double cpu0 = bench::ProcessCpuSeconds(getpid(), false);
+    auto threads0 = bench::ThreadsByName();
     run = bench::RunSubmitClients(s.http->port(), n, conns);
     cpu_us = (bench::ProcessCpuSeconds(getpid(), false) - cpu0) * 1e6 /
              std::max<size_t>(run.latencies_ms.size(), 1);
+    threads = bench::ThreadUseLine(threads0, bench::ThreadsByName(), run.latencies_ms.size());
     rss = PeakRssMb();
     commits = s.engine->counters().commits.load();
     s.Stop();
@@ -134,6 +137,7 @@ int SubmitPhase(int n, int conns) {
       "%llu group commits; %.0f us of CPU per submission (server and clients); peak RSS %.0f MB\n",
       run.latencies_ms.size(), conns, run.secs, run.per_s(), Percentile(run.latencies_ms, 0.5),
       Percentile(run.latencies_ms, 0.99), run.errors, commits, cpu_us, rss);
+  std::printf("threads per submission: %s\n", threads.c_str());
   std::fflush(stdout);
   int errors = run.errors;
   for (bool durable : {false, true}) {

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -124,6 +126,61 @@ inline double ProcessCpuSeconds(pid_t pid, bool reaped) {
   double ticks = std::stod(f[11]) + std::stod(f[12]);
   if (reaped) ticks += std::stod(f[13]) + std::stod(f[14]);
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// CPU and context switches of this process's live threads, summed by thread name, so a phase
+// can say which thread spent what per item (threads that exited are not in it).
+struct ThreadUse {
+  double cpu_s = 0;
+  long long voluntary = 0;    // switches while waiting (a wake-up each)
+  long long involuntary = 0;  // preempted: runnable but a core was taken from it
+};
+inline std::map<std::string, ThreadUse> ThreadsByName() {
+  std::map<std::string, ThreadUse> out;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::string dir = task.path().string();
+    std::string name, line;
+    std::getline(std::ifstream(dir + "/comm"), name);
+    ThreadUse& u = out[name];
+    std::getline(std::ifstream(dir + "/stat"), line);
+    size_t close = line.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream f(line.substr(close + 2));
+      std::string skip;
+      double utime = 0, stime = 0;
+      for (int i = 0; i < 11; ++i) f >> skip;
+      f >> utime >> stime;
+      u.cpu_s += (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+    std::ifstream status(dir + "/status");
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+        u.voluntary += std::stoll(line.substr(24));
+      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        u.involuntary += std::stoll(line.substr(27));
+      }
+    }
+  }
+  return out;
+}
+
+// "name CPU µs / switches per item; …" for what each thread name used between two snapshots.
+inline std::string ThreadUseLine(const std::map<std::string, ThreadUse>& before,
+                                 const std::map<std::string, ThreadUse>& after, size_t items) {
+  std::string out;
+  double n = static_cast<double>(std::max<size_t>(items, 1));
+  for (const auto& [name, a] : after) {
+    ThreadUse b;
+    if (auto it = before.find(name); it != before.end()) b = it->second;
+    if (a.cpu_s - b.cpu_s < 0.005) continue;  // idle (less than one clock tick)
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "%s%s %.1f us, %.2f wakes + %.2f preemptions",
+                  out.empty() ? "" : "; ", name.c_str(), (a.cpu_s - b.cpu_s) * 1e6 / n,
+                  (a.voluntary - b.voluntary) / n, (a.involuntary - b.involuntary) / n);
+    out += buf;
+  }
+  return out;
 }
 
 }  // namespace sluice::bench
