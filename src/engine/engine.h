@@ -208,6 +208,8 @@ class Engine {
   // worker.cc
   void WorkerLoop();
   void RunJob(Job job);
+  // True (and `job` cancelled as file_replaced) when the job's name holds another file now.
+  bool FileReplaced(Job* job);
   // control.cc: cancels or prioritises an HTTP job of a cluster (see there).
   Result<Job> ChangeClusterJob(int64_t id, const std::function<void(Job*)>& change);
   // engine.cc

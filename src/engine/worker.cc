@@ -47,6 +47,23 @@ void Engine::WorkerLoop() {
   }
 }
 
+bool Engine::FileReplaced(Job* job) {
+  if (job->spool.empty() || job->file.ino == 0) return false;
+  // A retry reads its file again. Another file renamed over the name since the last try is a
+  // new submission, not this job's: it runs as a job of its own once this one ends (the mover
+  // leaves it and it is examined again), so this one must not run it too.
+  auto now = spool_.Stat(job->name);
+  if (!now.ok() || now->ino == job->file.ino) return false;
+  job->attempts--;  // this try never ran
+  job->state = JobState::kCancelled;
+  job->finished_at = clock_->NowMicros();
+  job->error = {"file_replaced",
+                "another file was put under its name before this retry; that one runs as a new job",
+                ""};
+  spdlog::warn("job {} ({}): {}", job->id, job->name, job->error.message);
+  return true;
+}
+
 void Engine::ExpireLeases() {
   if (options_.worker_lease_s <= 0) return;
   int64_t mono = clock_->MonotonicMicros();
@@ -85,6 +102,7 @@ void Engine::ExpireLeases() {
 }
 
 void Engine::RunJob(Job job) {
+  if (job.attempts > 1 && FileReplaced(&job)) return Record(job);
   // The claim (attempt counted) is written asynchronously; the writer commits it before the
   // result, or merges the two when both land in the same batch.
   Record(job);

@@ -101,15 +101,25 @@ class ExecTest(unittest.TestCase):
             self.box.drop(name, ["/bin/sh", "-c", "touch %s; sleep 1.5; exit %d" % (
                 started, 1 if first_fails else 0)])
             self.box.wait_for(lambda: os.path.exists(started), 10, "the first command")
-            self.box.drop(name, ["/bin/sh", "-c", "echo second > %s" % second])
+            self.box.drop(name, ["/bin/sh", "-c", "echo second >> %s" % second])
             self.box.wait_for(lambda: os.path.exists(second), 30, "the second submission to run")
-            # (A first job that fails is retried, and its retry reads the second file: that
-            # one may run twice, never not at all.)
             self.box.wait_for(lambda: name in self.box.listing("archive"), 30, "the archive")
             with open(os.path.join(self.box.spool, "archive", name)) as f:
                 self.assertIn("echo second", f.read())
-            self.assertNotIn(name, self.box.listing("failed"))
             self.assertNotIn(name, self.box.listing())
+            self.assertNotIn(name, self.box.listing("failed"))
+            # A first job that failed is not retried on the second file (which runs once, as
+            # its own job): it ends cancelled, as file_replaced.
+            time.sleep(1)
+            with open(second) as f:
+                self.assertEqual(f.read(), "second\n")
+            jobs = json.loads(self.get("/api/v1/jobs?name=%s" % name))["jobs"]
+            self.assertEqual(sorted(j["state"] for j in jobs),
+                             ["cancelled", "succeeded"] if first_fails else
+                             ["succeeded", "succeeded"], jobs)
+            if first_fails:
+                self.assertEqual([j["error"]["code"] for j in jobs if j["state"] == "cancelled"],
+                                 ["file_replaced"])
         self.assertIn("another file was put under its name while its job ran",
                       open(os.path.join(d, "daemon.log")).read())
         self.assertEqual(self.box.stop(), 0)
