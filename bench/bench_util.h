@@ -155,8 +155,9 @@ inline std::map<std::string, ThreadUse> ThreadsByName() {
     }
     std::ifstream status(dir + "/status");
     while (std::getline(status, line)) {
-      if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
         u.voluntary += std::stoll(line.substr(24));
+      }
       if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
         u.involuntary += std::stoll(line.substr(27));
       }
