@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -46,6 +45,7 @@
 #include "bench/fanout_floor.h"
 #include "bench/submit_floor.h"
 #include "core/allocator.h"
+#include "core/spdlog.h"
 #include "engine/engine.h"
 #include "store/store.h"
 

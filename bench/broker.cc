@@ -9,7 +9,6 @@
 //   latency: 2,000 tickets pushed one at a time 2 ms apart while C threads pop and ack:
 //            push to pop latency, p50/p99/max
 // For each: tickets/s, and Redis's CPU (its process's user+system time) beside the phase's.
-#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +26,7 @@
 #include "bench/bench_util.h"
 #include "broker/local/local_broker.h"
 #include "broker/redis/redis_broker.h"
+#include "core/spdlog.h"
 
 using namespace sluice;  // NOLINT
 using Steady = std::chrono::steady_clock;

@@ -8,7 +8,6 @@
 // posix_spawn("/bin/true") + waitpid in all. Prints jobs/s for both, the engine's time per
 // job above the bare spawn, and the ratio (target: within 20%).
 #include <spawn.h>
-#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -20,6 +19,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
+#include "core/spdlog.h"
 #include "core/subprocess.h"
 #include "engine/engine.h"
 #include "handlers/exec/exec_handler.h"

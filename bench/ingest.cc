@@ -12,7 +12,6 @@
 //           commit and move to archive/
 //   fsync:  the per-file limit this disk would impose without group commit (write+fsync)
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +33,7 @@
 
 #include "bench/bench_util.h"
 #include "core/allocator.h"
+#include "core/spdlog.h"
 #include "engine/engine.h"
 #include "handlers/kcidb/demo.h"
 #include "handlers/kcidb/kcidb_handler.h"

@@ -15,7 +15,6 @@
 //           durable states)
 // For each phase: wall time, rate, the phase's peak RSS, and PostgreSQL's CPU (its processes'
 // user+system time during the phase) against the phase's own.
-#include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -35,6 +34,7 @@
 #include "bench/bench_handlers.h"
 #include "bench/bench_util.h"
 #include "core/allocator.h"
+#include "core/spdlog.h"
 #include "engine/engine.h"
 #include "handlers/kcidb/demo.h"
 #include "handlers/kcidb/kcidb_handler.h"

@@ -9,14 +9,13 @@
 //   idle runs:   K runs (default 20) with nothing new: p50/p99 duration (git fetch + log from
 //                the cursor + the already-stored commits of the cursor's second)
 // and the peak RSS. Needs git in PATH.
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <thread>
 
 #include "bench/bench_util.h"
+#include "core/spdlog.h"
 #include "engine/task_scheduler.h"
 #include "handlers/git/git_backend.h"
 

@@ -4,10 +4,10 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
-#include <spdlog/spdlog.h>
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/spdlog.h"
 
 namespace sluice::api {
 

@@ -1,7 +1,6 @@
 // HttpServer: the only translation unit that includes Boost.Beast and Asio.
 #include "api/http_server.h"
 
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -15,6 +14,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "core/spdlog.h"
 
 namespace sluice::api {
 

@@ -1,6 +1,5 @@
 // Command dispatch: flags for every command, config files, and the one Status → exit code map.
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -16,6 +15,7 @@
 #include "cli/secrets.h"
 #include "cli/serve.h"
 #include "core/env.h"
+#include "core/spdlog.h"
 #include "handlers/kcidb/demo.h"
 
 namespace sluice::cli {

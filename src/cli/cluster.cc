@@ -2,8 +2,8 @@
 #include "cli/cluster.h"
 
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 
+#include "core/spdlog.h"
 #include "engine/task_runs.h"
 #include "handlers/git/git_backend.h"
 

@@ -1,6 +1,5 @@
 // `sluice command-runner` (Mozilla's command_runner, flag for flag) and `sluice retry-dead`.
 #include <signal.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 
@@ -9,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/queuedir_commands.h"
 #include "core/json.h"
+#include "core/spdlog.h"
 #include "engine/queuedir_runner.h"
 #include "handlers/exec/exec_handler.h"
 

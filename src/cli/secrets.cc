@@ -1,13 +1,13 @@
 // Secrets from files, flags and the environment.
 #include "cli/secrets.h"
 
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <cstring>
 
 #include "core/env.h"
+#include "core/spdlog.h"
 
 namespace sluice::cli {
 

@@ -3,7 +3,6 @@
 
 #include <curl/curl.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +18,7 @@
 #include "cli/secrets.h"
 #include "cli/spools.h"
 #include "core/identity.h"
+#include "core/spdlog.h"
 #include "engine/engine.h"
 #include "engine/event_tail.h"
 #include "engine/ownership.h"

@@ -3,12 +3,12 @@
 #include "cli/spools.h"
 
 #include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
 
 #include <filesystem>
 
 #include "cli/commands.h"
 #include "core/json.h"
+#include "core/spdlog.h"
 #include "handlers/exec/exec_handler.h"
 #include "handlers/kcidb/kcidb_handler.h"
 #include "handlers/publish/publish_handler.h"

@@ -1,7 +1,6 @@
 // `sluice worker`: one process of a cluster that runs HTTP jobs only (cli/cluster.h).
 #include <curl/curl.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -13,6 +12,7 @@
 #include "cli/serve.h"
 #include "cli/spools.h"
 #include "core/identity.h"
+#include "core/spdlog.h"
 #include "engine/ownership.h"
 #include "store/store.h"
 

@@ -2,10 +2,9 @@
 // Everything logs through spdlog's default logger once Configure() has run.
 #pragma once
 
-#include <spdlog/spdlog.h>
-
 #include <string>
 
+#include "core/spdlog.h"
 #include "core/status.h"
 
 namespace sluice {

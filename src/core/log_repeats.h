@@ -17,6 +17,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/spdlog.h"  // before any use of spdlog's templates
+
 namespace sluice {
 
 class RepeatFilterSink : public spdlog::sinks::base_sink<std::mutex> {

@@ -2,11 +2,11 @@
 #include "engine/cluster_worker.h"
 
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 
 #include <thread>
 
 #include "core/json.h"
+#include "core/spdlog.h"
 #include "engine/outcome.h"
 #include "store/event.h"
 

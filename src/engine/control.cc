@@ -1,6 +1,5 @@
 // Engine control over the API: cancel, prioritise and retry jobs.
-#include <spdlog/spdlog.h>
-
+#include "core/spdlog.h"
 #include "engine/engine.h"
 
 namespace sluice {

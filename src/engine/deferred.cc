@@ -1,6 +1,5 @@
 // Engine: deferred files (Socorro's deferred storage) and priority requests by file name.
-#include <spdlog/spdlog.h>
-
+#include "core/spdlog.h"
 #include "engine/engine.h"
 
 namespace sluice {

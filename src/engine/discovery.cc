@@ -1,12 +1,12 @@
 // Engine discovery: inotify events plus scans turn complete files into registered jobs.
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <unordered_set>
 
+#include "core/spdlog.h"
 #include "engine/engine.h"
 
 namespace sluice {

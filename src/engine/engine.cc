@@ -5,12 +5,12 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
-#include <spdlog/spdlog.h>
 
 #include <filesystem>
 
 #include "broker/local/local_broker.h"
 #include "core/json.h"
+#include "core/spdlog.h"
 
 namespace sluice {
 

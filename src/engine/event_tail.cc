@@ -2,11 +2,12 @@
 #include "engine/event_tail.h"
 
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <iterator>
 #include <thread>
+
+#include "core/spdlog.h"
 
 namespace sluice {
 

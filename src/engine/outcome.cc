@@ -1,8 +1,7 @@
 // SettleTry: a try's status and output into the job's next state.
 #include "engine/outcome.h"
 
-#include <spdlog/spdlog.h>
-
+#include "core/spdlog.h"
 #include "engine/backoff.h"
 
 namespace sluice {

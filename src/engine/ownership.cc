@@ -1,7 +1,7 @@
 // Ownership: see ownership.h.
 #include "engine/ownership.h"
 
-#include <spdlog/spdlog.h>
+#include "core/spdlog.h"
 
 namespace sluice {
 

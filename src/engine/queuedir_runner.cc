@@ -2,10 +2,10 @@
 #include "engine/queuedir_runner.h"
 
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
+#include "core/spdlog.h"
 #include "spool/watcher.h"
 
 namespace sluice {

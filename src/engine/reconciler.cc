@@ -1,9 +1,9 @@
 // Reconciler::RunOnce: the store's waiting HTTP jobs against the broker's tickets.
 #include "engine/reconciler.h"
 
-#include <spdlog/spdlog.h>
-
 #include <vector>
+
+#include "core/spdlog.h"
 
 namespace sluice {
 

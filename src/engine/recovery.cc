@@ -1,6 +1,5 @@
 // Engine recovery on start: pick up what a dead daemon left half done.
-#include <spdlog/spdlog.h>
-
+#include "core/spdlog.h"
 #include "engine/engine.h"
 #include "engine/ownership.h"
 

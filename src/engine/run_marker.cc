@@ -1,12 +1,12 @@
 // TakeRunMarker: read the predecessor's record, sweep its commands, write ours.
 #include "engine/run_marker.h"
 
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <sstream>
 
 #include "core/orphans.h"
+#include "core/spdlog.h"
 
 namespace sluice {
 namespace {

@@ -1,11 +1,10 @@
 // TaskRunHandler: one task run, on whichever cluster worker claimed its job.
 #include "engine/task_run_handler.h"
 
-#include <spdlog/spdlog.h>
-
 #include <mutex>
 
 #include "core/json.h"
+#include "core/spdlog.h"
 #include "engine/task_runs.h"
 
 namespace sluice {

@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <openssl/sha.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 
 #include "core/json.h"
 #include "core/percent.h"
+#include "core/spdlog.h"
 #include "engine/task_runs.h"
 
 namespace sluice {

@@ -1,7 +1,7 @@
 // Engine workers: claim a job, run the handler, hand the outcome to the writer.
 #include <pthread.h>
-#include <spdlog/spdlog.h>
 
+#include "core/spdlog.h"
 #include "engine/engine.h"
 #include "engine/outcome.h"
 

@@ -1,7 +1,7 @@
 // Folders: open, check and reopen a directory and its sub-folders.
 #include "spool/folders.h"
 
-#include <spdlog/spdlog.h>
+#include "core/spdlog.h"
 
 namespace sluice {
 

@@ -1,12 +1,12 @@
 // SpoolDir moves, between directories held open.
 #include "spool/spool_dir.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+
+#include "core/spdlog.h"
 
 namespace sluice {
 namespace {

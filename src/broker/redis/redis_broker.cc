@@ -1,12 +1,11 @@
 // RedisBroker: see redis_broker.h.
 #include "broker/redis/redis_broker.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cstdlib>
 
 #include "core/identity.h"
+#include "core/spdlog.h"
 
 namespace sluice {
 namespace {

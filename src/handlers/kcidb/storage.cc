@@ -3,12 +3,13 @@
 
 #include <curl/curl.h>
 #include <openssl/sha.h>
-#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <chrono>
 #include <memory>
 #include <thread>
+
+#include "core/spdlog.h"
 
 namespace sluice::kcidb {
 namespace {

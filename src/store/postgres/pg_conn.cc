@@ -5,13 +5,14 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
-#include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+
+#include "core/spdlog.h"
 
 namespace sluice::pg {
 namespace {

@@ -3,7 +3,7 @@
 // waits, then finds them applied), each in one transaction that also records its version.
 #include "store/postgres/pg_schema.h"
 
-#include <spdlog/spdlog.h>
+#include "core/spdlog.h"
 
 namespace sluice::pg {
 namespace {

@@ -1,14 +1,13 @@
 // PgStore: connections and outages, object tables, the group-commit Write.
 #include "store/postgres/pg_store.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <set>
 
+#include "core/spdlog.h"
 #include "core/text.h"
 #include "store/postgres/pg_schema.h"
 

@@ -2,7 +2,8 @@
 #include "store/sqlite/checkpointer.h"
 
 #include <pthread.h>
-#include <spdlog/spdlog.h>
+
+#include "core/spdlog.h"
 
 namespace sluice::sqlite {
 

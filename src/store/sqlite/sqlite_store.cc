@@ -1,10 +1,9 @@
 // SqliteStore: jobs, the kv map and handler object tables in one SQLite database.
 #include "store/sqlite/sqlite_store.h"
 
-#include <spdlog/spdlog.h>
-
 #include <set>
 
+#include "core/spdlog.h"
 #include "store/sqlite/sqlite_schema.h"
 
 namespace sluice {
