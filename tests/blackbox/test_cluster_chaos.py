@@ -1,5 +1,5 @@
 """A cluster under fire: 2 `serve` (one spool on shared storage: an owner and a standby) and
-3 `worker` processes on a PostgreSQL and a Redis of the test's own. 20,000 HTTP jobs and the
+3 `worker` processes on a PostgreSQL and a Redis of the test's own. 6,000 HTTP jobs and the
 500-file corpus; meanwhile a random worker is killed (-9) every second for 30 s and started
 again, the spool's owner is killed once, Redis is restarted empty once and PostgreSQL
 restarted once.
@@ -17,7 +17,9 @@ import unittest
 
 import harness
 
-JOBS = 20000
+# Enough that jobs are still being submitted when the killing ends: submissions with every
+# state committed on PostgreSQL ran at about 150/s under this load (20,000 took 133 s).
+JOBS = 6000
 KILLING_S = 30
 LEASE = "2"
 
