@@ -1,8 +1,9 @@
 // spdlog, for every file that logs. Include this instead of <spdlog/spdlog.h>.
 //
 // spdlog 1.10 formats each message with fmt::detail::vformat_to<char>, a template it would
-// compile into every file that logs: about 8 s of the compiler's time per file at -O2, half
-// of the build. libfmt already exports that instantiation, so the files take it from there.
+// compile into every file that logs: about 8 s of the compiler's time per file at -O2 (a file
+// with one spdlog::info call took 11.6 s, 2.7 s with this). libfmt already exports that
+// instantiation, so the files take it from there.
 #pragma once
 
 #include <fmt/format.h>
