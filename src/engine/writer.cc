@@ -38,6 +38,7 @@ void Writer::StopAndDrain() {
     stopping_ = true;
   }
   cv_.notify_all();
+  room_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -55,11 +56,27 @@ void Writer::AddJobs(std::vector<Job> jobs, std::function<void(const Status&)> d
 }
 
 void Writer::Update(JobUpdate update) {
+  size_t bytes = RowBytes(update);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (bytes > 0) {
+      room_cv_.wait(lock, [&] { return stopping_ || row_bytes_ < kMaxRowBytes; });
+      row_bytes_ += bytes;
+    }
     updates_.push_back(std::move(update));
   }
   cv_.notify_one();
+}
+
+size_t Writer::RowBytes(const JobUpdate& u) {
+  size_t n = 0;
+  for (const ObjectRow& row : u.rows) {
+    n += sizeof(ObjectRow) + row.values.size() * sizeof(Value);
+    for (const Value& v : row.values) {
+      if (auto* s = std::get_if<std::string>(&v)) n += s->size();
+    }
+  }
+  return n;
 }
 
 size_t Writer::Pending() const {
@@ -91,6 +108,8 @@ void Writer::Loop() {
       updates_.erase(updates_.begin(), updates_.begin() + m);
       in_flight_ = n + m;
     }
+    size_t taken_bytes = 0;
+    for (const JobUpdate& u : batch.updates) taken_bytes += RowBytes(u);
     MergeUpdates(&batch.updates);
     WriteBatch committed;
     dropped_.clear();
@@ -112,7 +131,9 @@ void Writer::Loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       in_flight_ = 0;
+      row_bytes_ -= taken_bytes;
     }
+    room_cv_.notify_all();
     MaybePrune();
   }
 }

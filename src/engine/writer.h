@@ -7,7 +7,8 @@
 // Registrations always commit no later than any update queued after them.
 // After each commit, `after_commit` runs on the writer thread with what was committed
 // (committed.appended: the events written, in id order).
-// Every minute it also prunes events past the retention.
+// Every minute it also prunes events past the retention. Rows waiting to be written are
+// bounded (Update).
 #pragma once
 
 #include <condition_variable>
@@ -46,7 +47,13 @@ class Writer {
   // Queues registrations. `done`, if given, runs on the writer thread once they committed
   // (OK) or were refused (the store's error).
   void AddJobs(std::vector<Job> jobs, std::function<void(const Status&)> done = nullptr);
+  // Queues an update. One that carries rows waits while kMaxRowBytes of rows are queued or
+  // being written: workers that outrun the store wait for it instead of holding every
+  // file's rows in memory (a burst of large submissions, a slow or unreachable database).
   void Update(JobUpdate update);
+  static constexpr size_t kMaxRowBytes = 16 << 20;
+  // What the rows of `u` hold in memory, roughly.
+  static size_t RowBytes(const JobUpdate& u);
   // Items queued and not yet committed.
   size_t Pending() const;
 
@@ -84,6 +91,8 @@ class Writer {
   std::vector<Waiter> waiters_;
   std::map<int64_t, Status> refusals_;  // writer thread only: why each dropped job was refused
   size_t in_flight_ = 0;
+  std::condition_variable room_cv_;  // row bytes fell under kMaxRowBytes
+  size_t row_bytes_ = 0;             // RowBytes of the updates queued and in flight
   bool stopping_ = false;
   std::thread thread_;
 };
