@@ -27,7 +27,7 @@ cluster: build
 
 unit-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
-	cmake --build $(ASAN_BUILD) -j $(JOBS) --target sluice_unit_tests sluice fuzz_targets
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target sluice_unit_tests fuzz_targets
 
 test: build unit-asan
 	scripts/run-tests $(BUILD) $(ASAN_BUILD)
