@@ -1,11 +1,12 @@
 // bench/api: the job server's numbers.
 //
-//   build/bench_api [--submit N] [--noop N] [--sse 1000,10000] [--sse-jobs N]
+//   build/bench_api [--submit N] [--conns 32,128] [--noop N] [--sse 1000,10000] [--sse-jobs N]
 //
 // Every phase runs a real engine, SQLite store (every commit durable: synchronous=FULL) and
 // HTTP server in a forked child, with a no-op handler (kind "noop"):
 //   submit: N jobs (default 40,000) POSTed over HTTP/1.1 keep-alive by 2 client threads, 32
-//           connections each (64 requests in flight); each answer comes after its commit;
+//           connections each (64 requests in flight), then 128 each (256 in flight); each
+//           answer comes after its commit;
 //           then the floor under it in the same run (bench/submit_floor.h: the same
 //           clients against a bare server, plain and with an fdatasync per epoll round)
 //   noop:   N no-op jobs (default 100,000) submitted inside the process, from registration to
@@ -281,25 +282,31 @@ int SsePhase(int clients, int jobs) {
   return got == expected && bare.frames == expected ? 0 : 1;
 }
 
+// "1000,10000" -> {1000, 10000}; entries that are not positive numbers are skipped.
+std::vector<int> IntList(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  for (std::string n; std::getline(ss, n, ',');) {
+    if (std::atoi(n.c_str()) > 0) out.push_back(std::atoi(n.c_str()));
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   TuneAllocator();
   spdlog::set_level(spdlog::level::warn);
-  int submit = 40000, noop = 100000, sse_jobs = 100, conns = 32;
+  int submit = 40000, noop = 100000, sse_jobs = 100;
   std::vector<int> sse = {1000, 10000};
+  std::vector<int> conns = {32, 128};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--submit") submit = std::atoi(argv[i + 1]);
-    if (a == "--conns") conns = std::atoi(argv[i + 1]);
+    if (a == "--conns") conns = IntList(argv[i + 1]);
     if (a == "--noop") noop = std::atoi(argv[i + 1]);
     if (a == "--sse-jobs") sse_jobs = std::atoi(argv[i + 1]);
-    if (a == "--sse") {
-      sse.clear();
-      std::stringstream ss(argv[i + 1]);
-      for (std::string n; std::getline(ss, n, ',');)
-        if (std::atoi(n.c_str()) > 0) sse.push_back(std::atoi(n.c_str()));
-    }
+    if (a == "--sse") sse = IntList(argv[i + 1]);
   }
   rlimit lim{65536, 65536};
   setrlimit(RLIMIT_NOFILE, &lim);
@@ -308,8 +315,10 @@ int main(int argc, char** argv) {
   int rc = 0;
   // Each phase starts with the disk idle: the writeback of the one before (the no-op phase
   // leaves about 100 MB) stalled the next phase's fsyncs (an sse p99 of 170 ms, not 17).
-  if (submit > 0) rc |= InChild([&] { return SubmitPhase(submit, conns); });
-  sync();
+  for (int c : conns) {
+    if (submit > 0) rc |= InChild([&] { return SubmitPhase(submit, c); });
+    sync();
+  }
   if (noop > 0) rc |= InChild([&] { return NoopPhase(noop); });
   sync();
   for (int c : sse) {
