@@ -174,10 +174,9 @@ class PosixEnv : public Env {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
     // A read lease is refused with EAGAIN while any process has the file open for writing.
-    if (::fcntl(fd.get(), F_SETLEASE, F_RDLCK) == 0) {
-      ::fcntl(fd.get(), F_SETLEASE, F_UNLCK);
-      return false;
-    }
+    // A lease granted ends when its only descriptor closes (at return), as an F_UNLCK would:
+    // one system call fewer per file.
+    if (::fcntl(fd.get(), F_SETLEASE, F_RDLCK) == 0) return false;
     if (errno == EAGAIN || errno == EBUSY) return true;
     return Status::Unavailable("leases not available on " + path);
   }
