@@ -152,7 +152,11 @@ Status SqliteStore::Init(const std::string& path) {
 }
 
 Status SqliteStore::DefineTables(const std::vector<TableSpec>& tables) {
-  std::lock_guard<std::mutex> lock(write_mu_);
+  // One transaction: on a new database its tables cost one commit (one fsync), not one each.
+  return InWriteTransaction([&] { return DefineTablesLocked(tables); });
+}
+
+Status SqliteStore::DefineTablesLocked(const std::vector<TableSpec>& tables) {
   // Several spools share one store: a handler without tables changes nothing, and handlers
   // with tables must declare the same ones (ObjectRow::table indexes the list).
   if (tables.empty()) return Status::Ok();

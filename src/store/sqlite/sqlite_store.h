@@ -82,6 +82,7 @@ class SqliteStore : public Store {
   Result<std::vector<Job>> QueryJobs(const std::string& where_order_limit,
                                      const std::vector<Value>& args);
   Status WriteLocked(WriteBatch* batch);
+  Status DefineTablesLocked(const std::vector<TableSpec>& tables);
   Result<std::vector<Task>> QueryTasks(const std::string& where, const std::vector<Value>& args);
   Result<std::vector<TaskRun>> QueryRuns(const std::string& where, const std::vector<Value>& args);
   // Runs `body` in one write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error).
