@@ -33,11 +33,14 @@ constexpr int kMaxGroups = 1 << 16;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   // Hold nothing of the daemon's: a listening socket kept open here would keep the port.
-  for (int i = 3; i < 1024; ++i) {
-    if (i != fd) close(i);
+  // close_range: two calls; a kernel without it (before 5.9) gets them closed one by one.
+  bool ranged = (fd <= 3 || syscall(SYS_close_range, 3u, static_cast<unsigned>(fd) - 1, 0u) == 0) &&
+                syscall(SYS_close_range, static_cast<unsigned>(fd) + 1, ~0u, 0u) == 0;
+  if (!ranged) {
+    for (int i = 3; i < 1024; ++i) {
+      if (i != fd) close(i);
+    }
   }
-  if (fd >= 1024) syscall(SYS_close_range, 1024u, static_cast<unsigned>(fd) - 1, 0u);
-  syscall(SYS_close_range, static_cast<unsigned>(fd) + 1, ~0u, 0u);
   static pid_t groups[kMaxGroups];
   int n = 0;
   unsigned char rec[5];
