@@ -282,16 +282,6 @@ int SsePhase(int clients, int jobs) {
   return got == expected && bare.frames == expected ? 0 : 1;
 }
 
-// "1000,10000" -> {1000, 10000}; entries that are not positive numbers are skipped.
-std::vector<int> IntList(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  for (std::string n; std::getline(ss, n, ',');) {
-    if (std::atoi(n.c_str()) > 0) out.push_back(std::atoi(n.c_str()));
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -303,10 +293,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--submit") submit = std::atoi(argv[i + 1]);
-    if (a == "--conns") conns = IntList(argv[i + 1]);
+    if (a == "--conns") conns = bench::IntList(argv[i + 1]);
     if (a == "--noop") noop = std::atoi(argv[i + 1]);
     if (a == "--sse-jobs") sse_jobs = std::atoi(argv[i + 1]);
-    if (a == "--sse") sse = IntList(argv[i + 1]);
+    if (a == "--sse") sse = bench::IntList(argv[i + 1]);
   }
   rlimit lim{65536, 65536};
   setrlimit(RLIMIT_NOFILE, &lim);

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -22,6 +23,17 @@
 #include <vector>
 
 namespace sluice::bench {
+
+// A command-line list: "1000,10000" -> {1000, 10000}; entries that are not positive numbers
+// are skipped.
+inline std::vector<int> IntList(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  for (std::string n; std::getline(ss, n, ',');) {
+    if (std::atoi(n.c_str()) > 0) out.push_back(std::atoi(n.c_str()));
+  }
+  return out;
+}
 
 inline double PeakRssMb() {
   struct rusage ru;

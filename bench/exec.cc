@@ -105,11 +105,7 @@ int main(int argc, char** argv) {
   std::vector<int> levels = {1, 2, 8};
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--jobs")) n = std::atoi(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--concurrency")) {
-      levels.clear();
-      std::stringstream ss(argv[i + 1]);
-      for (std::string c; std::getline(ss, c, ',');) levels.push_back(std::atoi(c.c_str()));
-    }
+    if (!std::strcmp(argv[i], "--concurrency")) levels = bench::IntList(argv[i + 1]);
   }
   std::printf("machine: %u cores; %d jobs of /bin/true per level\n",
               std::thread::hardware_concurrency(), n);
