@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "core/orphans.h"
 #include "core/spawn.h"
@@ -36,6 +39,52 @@ bool GoneWithin(pid_t pid, std::chrono::seconds limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+// The reaper holds none of the daemon's descriptors (a listening socket held there would keep
+// the daemon's port after it died), however high they are numbered.
+TEST(ReaperTest, HoldsNothingOfTheDaemonButItsPipe) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t daemon = fork();
+  ASSERT_GE(daemon, 0);
+  if (daemon == 0) {
+    int low = ::dup(p[1]);          // a descriptor below the reaper's pipe
+    int high = ::dup2(p[1], 2000);  // and one above 1024
+    if (low < 0 || high != 2000 || !Reaper::Start().ok()) _exit(1);
+    char buf[32];
+    int n = std::snprintf(buf, sizeof(buf), "%d %d\n", Reaper::pid(), low);
+    if (::write(p[1], buf, static_cast<size_t>(n)) != n) _exit(2);
+    sleep(60);
+    _exit(0);
+  }
+  close(p[1]);
+  char buf[64] = {};
+  ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+  close(p[0]);
+  ASSERT_GT(n, 0);
+  int reaper = 0, low = 0;
+  ASSERT_EQ(std::sscanf(buf, "%d %d", &reaper, &low), 2);
+  // The reaper closes what it inherited right after the fork: look until it has (5 s at most).
+  std::string dir = "/proc/" + std::to_string(reaper) + "/fd";
+  std::vector<int> held;
+  for (int i = 0; i < 250; ++i) {
+    held.clear();
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      held.push_back(std::atoi(e.path().filename().c_str()));
+    }
+    if (held.size() <= 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(daemon, SIGKILL);
+  int status;
+  waitpid(daemon, &status, 0);
+  // stdin, stdout, stderr and the pipe from the daemon: nothing else.
+  EXPECT_EQ(held.size(), 4u) << "descriptors held by the reaper: " << held.size();
+  for (int fd : held) {
+    EXPECT_NE(fd, low);
+    EXPECT_NE(fd, 2000);
+  }
 }
 
 // Regression: after kill -9 of the daemon, its commands' children ran on.
