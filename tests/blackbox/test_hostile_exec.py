@@ -174,12 +174,11 @@ class OrphansTest(unittest.TestCase):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if os.path.exists(self.pids):
-            for pid in open(self.pids).read().split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        for pid in self.child_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.box.close()
 
     def runner(self):
@@ -202,17 +201,27 @@ class OrphansTest(unittest.TestCase):
                 self.fail("timed out waiting for " + what)
             time.sleep(0.05)
 
-    def started(self):
-        return open(self.out).read().count("start") if os.path.exists(self.out) else 0
+    def read(self, path):
+        if not os.path.exists(path):
+            return ""
+        with open(path) as f:
+            return f.read()
 
-    def last_child(self):
-        return int(open(self.pids).read().split()[-1])
+    def started(self):
+        return self.read(self.out).count("start")
+
+    def child_pids(self):
+        # Only whole lines: the shell creates the file before it writes the pid.
+        return [int(line) for line in self.read(self.pids).split("\n")[:-1]]
+
+    def wait_for_child(self):
+        self.wait(lambda: self.child_pids(), "the command to start its child")
+        return self.child_pids()[-1]
 
     def test_commands_die_with_a_runner_killed_by_sigkill(self):
         self.runner()
         self.enqueue()
-        self.wait(lambda: os.path.exists(self.pids), "the command to start")
-        child = self.last_child()
+        child = self.wait_for_child()
         self.assertTrue(alive(child))
         self.proc.kill()  # kill -9: no chance to stop its commands
         self.proc.wait()
@@ -221,8 +230,7 @@ class OrphansTest(unittest.TestCase):
     def test_a_restart_kills_what_survived_before_running_the_job_again(self):
         self.runner()
         self.enqueue()
-        self.wait(lambda: os.path.exists(self.pids), "the command to start")
-        child = self.last_child()
+        child = self.wait_for_child()
         # The runner and its reaper together (pkill -9 sluice): only the command itself dies
         # (parent-death signal); its child, holding the lock, lives on.
         reaper = reaper_of(self.proc.pid)
@@ -235,7 +243,7 @@ class OrphansTest(unittest.TestCase):
         self.runner()
         self.wait(lambda: self.started() == 2, "the job to run again")
         self.assertFalse(alive(child))
-        self.assertNotIn("DOUBLE", open(self.out).read())
+        self.assertNotIn("DOUBLE", self.read(self.out))
         with open(os.path.join(self.box.dir, "runner.log")) as f:
             self.assertIn("killed 1 processes the previous daemon", f.read())
 
