@@ -54,6 +54,15 @@ class ExecTest(unittest.TestCase):
                           "%s to be %s" % (name, states))
         return self.job(name)
 
+    @staticmethod
+    def whole_line(path):
+        """The file's first line once its newline is written, else None."""
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            text = f.read()
+        return text.split("\n")[0] if "\n" in text else None
+
     def test_fails_twice_then_succeeds_with_one_log(self):
         self.start()
         counter = os.path.join(self.box.dir, "count")
@@ -76,9 +85,9 @@ class ExecTest(unittest.TestCase):
         pidfile = os.path.join(self.box.dir, "child.pid")
         script = "trap '' INT TERM; sleep 300 & echo $! > %s; wait; sleep 300" % pidfile
         self.box.drop("stuck.json", {"argv": ["/bin/sh", "-c", script], "max_time": 0.5})
-        self.box.wait_for(lambda: os.path.exists(pidfile), 10, "the child")
-        with open(pidfile) as f:
-            child = int(f.read())
+        # The shell creates the file before it writes the pid: wait for the whole line.
+        self.box.wait_for(lambda: self.whole_line(pidfile), 10, "the child")
+        child = int(self.whole_line(pidfile))
         t0 = time.time()
         self.box.wait_for(lambda: self.job("stuck.json")[1] in ("retrying", "failed"), 10,
                           "the first attempt to end")
