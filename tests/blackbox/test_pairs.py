@@ -78,8 +78,11 @@ class PairsTest(unittest.TestCase):
         self.box.drop("paired.json", json.dumps({"crash": "paired"}))
         self.box.drop("paired.dump", "dump of paired")
         self.box.wait_for(lambda: self.states().get("paired.json") == "succeeded", 30, "the pair")
-        time.sleep(0.5)
-        self.assertNotIn("lonely.json", self.states())  # still waiting, not a job yet
+        # Until 1.5 s after the drop the lonely half is still waiting, not a job yet (looked
+        # at 1 s after it, unless the pair itself took longer on a slow machine).
+        if time.time() - t0 < 1.0:
+            time.sleep(t0 + 1.0 - time.time())
+            self.assertNotIn("lonely.json", self.states())
         self.box.wait_for(lambda: self.states().get("lonely.json") == "failed", 30, "the timeout")
         self.assertGreaterEqual(time.time() - t0, 1.5)
         code, message = self.box.query(
