@@ -35,10 +35,10 @@ inline const std::string& SubmitBody() {
   return body;
 }
 
-inline std::string PostRequest() {
+inline std::string PostRequest(const std::string& body = SubmitBody()) {
   return "POST /api/v1/jobs HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
          "Content-Length: " +
-         std::to_string(SubmitBody().size()) + "\r\n\r\n" + SubmitBody();
+         std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 // The length of the first complete HTTP message in `buf` (head and Content-Length body), or 0.
@@ -72,9 +72,10 @@ struct SubmitRun {
   double per_s() const { return secs > 0 ? latencies_ms.size() / secs : 0; }
 };
 
-// `n` POSTs from 2 threads with `conns` keep-alive connections each: a request on every
-// connection, then every answer (201 expected), again and again.
-inline SubmitRun RunSubmitClients(uint16_t port, int n, int conns) {
+// `n` POSTs of `body` from 2 threads with `conns` keep-alive connections each: a request on
+// every connection, then every answer (201 expected), again and again.
+inline SubmitRun RunSubmitClients(uint16_t port, int n, int conns,
+                                  const std::string& body = SubmitBody()) {
   using Steady = std::chrono::steady_clock;
   const int kThreads = 2;
   SubmitRun run;
@@ -87,7 +88,7 @@ inline SubmitRun RunSubmitClients(uint16_t port, int n, int conns) {
       std::vector<int> fds;
       std::vector<std::string> bufs(static_cast<size_t>(conns));
       for (int c = 0; c < conns; ++c) fds.push_back(ConnectLoopback(port));
-      std::string req = PostRequest();
+      std::string req = PostRequest(body);
       std::vector<double> mine;
       for (int done = 0; done < n / kThreads; done += conns) {
         auto sent = Steady::now();
