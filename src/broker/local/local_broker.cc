@@ -22,21 +22,25 @@ void LocalBroker::Push(const Ticket& pushed) {
   t.deliveries = 0;
   t.dead = false;
   bool delayed;
+  bool soonest = false;  // due before every other delayed ticket
   {
     std::lock_guard<std::mutex> lock(mu_);
     delayed = t.run_at > clock_->NowMicros();
     if (delayed) {
+      soonest = delayed_.empty() || t.run_at < delayed_.top().run_at;
       delayed_.push(t);
     } else {
       ready_.push(t);
     }
   }
-  // One ready ticket needs one worker (no thundering herd); a delayed ticket may shorten
-  // every waiter's sleep.
-  if (delayed) {
-    cv_.notify_all();
-  } else {
+  // One ready ticket needs one worker (no thundering herd). A delayed ticket shortens the
+  // waiters' sleep only when it is due first: otherwise they already wake before it is due,
+  // and waking them all for each ticket scheduled later cost every such submission five
+  // wake-ups and a fifth of its CPU.
+  if (!delayed) {
     cv_.notify_one();
+  } else if (soonest) {
+    cv_.notify_all();
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <thread>
 
 namespace sluice {
@@ -55,6 +56,41 @@ TEST(LocalBrokerTest, ATicketDueCenturiesAwaySleepsInsteadOfSpinning) {
   // Spinning for 300 ms burns about 300 ms of CPU; sleeping, almost none.
   EXPECT_LT(cpu_us(after) - cpu_us(before), 50'000);
   EXPECT_EQ(broker.DelayedCount(), 2u);
+}
+
+// Tickets scheduled after the soonest one wake no waiter (each wake-up is a context switch
+// per worker: before, each such submission woke every worker); one due first still does.
+TEST(LocalBrokerTest, OnlyATicketDueFirstWakesTheWaiters) {
+  LocalBroker broker(Clock::Real());
+  int64_t hour = Clock::Real()->NowMicros() + 3'600'000'000;
+  broker.Push({1, 0, 0, hour});
+  std::atomic<long> switches{-1};
+  std::thread waiter([&] {
+    struct rusage before, after;
+    getrusage(RUSAGE_THREAD, &before);
+    EXPECT_FALSE(broker.Pop(milliseconds(1500)).has_value());
+    getrusage(RUSAGE_THREAD, &after);
+    switches = after.ru_nvcsw - before.ru_nvcsw;
+  });
+  std::this_thread::sleep_for(milliseconds(50));  // asleep in Pop
+  for (int i = 0; i < 300; ++i) {                 // spaced, as submissions come: each could wake it
+    broker.Push({2 + i, 0, 0, hour + 1 + i});
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  waiter.join();
+  EXPECT_LT(switches.load(), 30);  // about 300 when every push woke it
+
+  // A ticket due before all the others: the sleeping waiter takes it at its time, not at the
+  // end of its wait.
+  std::optional<Ticket> got;
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread taker([&] { got = broker.Pop(milliseconds(10'000)); });
+  std::this_thread::sleep_for(milliseconds(50));
+  broker.Push({9999, 0, 0, Clock::Real()->NowMicros() + 100'000});
+  taker.join();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->job_id, 9999);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 
 TEST(LocalBrokerTest, CloseWakesWaitersAndRefusesFurtherPops) {
