@@ -259,7 +259,10 @@ void Router::SubmitJob(const HttpRequest& r, Reply reply) const {
       if (submitted.status().code() == Code::kInvalidArgument) {
         return reply(HttpResponse::Error(422, "invalid_request", submitted.status().message()));
       }
-      return reply(HttpResponse::FromStatus(submitted.status()));
+      HttpResponse resp = HttpResponse::FromStatus(submitted.status());
+      // Full (--max-api-jobs, --max-api-bytes) or stopping: worth asking again soon.
+      if (resp.status == 503) resp.headers.emplace_back("Retry-After", "1");
+      return reply(std::move(resp));
     }
     HttpResponse resp =
         HttpResponse::Json(submitted->second ? 201 : 200, JobJson(submitted->first));

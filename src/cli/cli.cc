@@ -151,6 +151,8 @@ int Main(int argc, char** argv) {
                            "--interval",
                            "--settle",
                            "--max-backlog",
+                           "--max-api-jobs",
+                           "--max-api-bytes",
                            "--progress-interval",
                            "--no-archive",
                            "--layout",

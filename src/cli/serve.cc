@@ -279,6 +279,14 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "Files registered ahead of the workers; the rest wait as names, oldest first")
       ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(100000000)))
       ->capture_default_str();
+  app->add_option("--max-api-jobs", e.max_api_jobs,
+                  "Jobs sent over HTTP held here until they end (503 beyond)")
+      ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(100000000)))
+      ->capture_default_str();
+  app->add_option("--max-api-bytes", e.max_api_bytes,
+                  "Bytes of payload those jobs may hold in memory (503 beyond)")
+      ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(1) << 40))
+      ->capture_default_str();
   app->add_option("--max-file-bytes", e.max_file_bytes, "Larger files fail as too large")
       ->capture_default_str();
   app->add_option("--progress-interval", e.progress_interval_s, "Seconds between progress lines")

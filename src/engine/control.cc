@@ -190,7 +190,7 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
       return Status::FailedPrecondition("job " + std::to_string(id) + " is being retried already");
     }
     jobs_[id] = Tracked{job};
-    api_ids_.insert(id);
+    TrackApiJobLocked(job);
     Record(job, {}, {"retried over the API"});  // before a worker can take it
     broker_->Push(Ticket{id, job.priority, job.created_at * 1000, 0});
   }

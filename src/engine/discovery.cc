@@ -348,7 +348,7 @@ bool Engine::BurstFinished() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!unsettled_.empty() || !waiting_.empty() || !unpaired_.empty() || writer_->Pending() != 0 ||
-        !api_ids_.empty()) {
+        !api_jobs_.empty()) {
       return false;
     }
     if (!by_name_.empty()) {

@@ -144,7 +144,7 @@ EngineSnapshot Engine::Snapshot() const {
   int64_t oldest_ns = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    s.backlog = by_name_.size() + api_ids_.size() + waiting_count_.load();
+    s.backlog = by_name_.size() + api_jobs_.size() + waiting_count_.load();
     oldest_ns = waiting_oldest_ns_.load();
     for (const auto& [id, t] : jobs_) {
       if (IsFinal(t.job.state) || t.job.file.mtime_ns == 0) continue;
@@ -162,7 +162,7 @@ EngineSnapshot Engine::Snapshot() const {
 
 size_t Engine::Backlog() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return by_name_.size() + api_ids_.size() + waiting_count_.load();
+  return by_name_.size() + api_jobs_.size() + waiting_count_.load();
 }
 
 void Engine::Record(const Job& job, std::vector<ObjectRow> rows, std::vector<std::string> log) {
@@ -300,7 +300,7 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
       // Retried meanwhile (over the API): it is waiting again, not done.
       if (tracked == jobs_.end() || !tracked->second.move_pending) continue;
       jobs_.erase(tracked);
-      api_ids_.erase(j.id);
+      ForgetApiJobLocked(j.id);
       auto it = by_name_.find(j.name);
       if (it != by_name_.end() && it->second == j.id) by_name_.erase(it);
     }

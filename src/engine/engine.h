@@ -247,7 +247,11 @@ class Engine {
   mutable std::mutex mu_;
   std::unordered_map<int64_t, Tracked> jobs_;  // by id
   std::unordered_map<std::string, int64_t> by_name_;
-  std::unordered_set<int64_t> api_ids_;                    // unfinished jobs sent over HTTP
+  // Unfinished jobs sent over HTTP, with their payloads' sizes, and the sizes' sum.
+  std::unordered_map<int64_t, size_t> api_jobs_;
+  size_t api_bytes_ = 0;
+  void TrackApiJobLocked(const Job& j);
+  void ForgetApiJobLocked(int64_t id);
   std::unordered_map<std::string, int64_t> deferred_ids_;  // deferred/ file name -> job id
   std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
   // Names whose file was replaced while its job ran, to examine again (TakeReplaced).

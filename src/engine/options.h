@@ -31,6 +31,11 @@ struct EngineOptions {
   // Files registered ahead of the workers; the rest wait as names only, oldest first, so
   // memory stays bounded however many files a spool holds.
   size_t max_backlog = 10000;
+  // Jobs sent over HTTP are held in memory, payload included, until they end (or, with a
+  // run_at, until then): beyond this many, or this many payload bytes, a submission is
+  // refused as unavailable (503) until some end.
+  size_t max_api_jobs = 100000;
+  size_t max_api_bytes = 256u << 20;
   double progress_interval_s = 5.0;
   EventRetention event_retention;
   // Socorro's pairs: with {".dump"}, x.json is a job only once x.dump is there too (both

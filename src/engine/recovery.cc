@@ -130,7 +130,7 @@ void Engine::RecoverJob(Job j, int64_t now, RecoveryCounts* counts) {
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (over_http) {
-      api_ids_.insert(j.id);
+      TrackApiJobLocked(j);
     } else {
       by_name_[j.name] = j.id;
     }

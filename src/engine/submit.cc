@@ -21,6 +21,21 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
     if (!earlier.ok()) return done(earlier.status());
     if (earlier->has_value()) return done(SubmitResult{std::move(**earlier), false});
   }
+  if (options_.api_broker == nullptr) {
+    // Held in memory until it ends: a flood of submissions (or of jobs scheduled far ahead,
+    // each with a payload of up to --max-body-bytes) must not take all the memory there is.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (api_jobs_.size() >= options_.max_api_jobs) {
+      return done(Status::Unavailable(
+          std::to_string(api_jobs_.size()) +
+          " jobs sent over HTTP are queued or running here (--max-api-jobs); try again later"));
+    }
+    if (api_bytes_ + job.payload.size() > options_.max_api_bytes) {
+      return done(Status::Unavailable(
+          "the payloads of the jobs sent over HTTP and queued or running here would pass " +
+          std::to_string(options_.max_api_bytes) + " bytes (--max-api-bytes); try again later"));
+    }
+  }
   job.spool.clear();
   job.name.clear();
   job.lease_owner = options_.owner;  // this daemon runs it (and recovers it)
@@ -34,7 +49,7 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
   if (options_.api_broker == nullptr) {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_[job.id] = Tracked{job};
-    api_ids_.insert(job.id);
+    TrackApiJobLocked(job);
   }
   // Runs on the writer thread once the registration committed or was refused.
   auto committed = [this, job, done = std::move(done)](const Status& st) {
@@ -50,7 +65,7 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       jobs_.erase(job.id);
-      api_ids_.erase(job.id);
+      ForgetApiJobLocked(job.id);
     }
     if (st.code() == Code::kAlreadyExists && !job.idempotency_key.empty()) {
       // Another request with the same key won the race.
@@ -62,6 +77,18 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
     done(st);
   };
   writer_->AddJobs({job}, std::move(committed));
+}
+
+void Engine::TrackApiJobLocked(const Job& j) {
+  auto [it, added] = api_jobs_.emplace(j.id, j.payload.size());
+  if (added) api_bytes_ += it->second;
+}
+
+void Engine::ForgetApiJobLocked(int64_t id) {
+  auto it = api_jobs_.find(id);
+  if (it == api_jobs_.end()) return;
+  api_bytes_ -= it->second;
+  api_jobs_.erase(it);
 }
 
 Result<SubmitResult> Engine::Submit(Job job) {

@@ -328,6 +328,57 @@ class ApiTest(unittest.TestCase):
         self.assertGreaterEqual(time.time(), due_at - 1)  # not before it was due
         self.assertEqual(done["attempts"], 1)
 
+    def test_jobs_held_over_http_are_bounded_by_count_and_by_payload_bytes(self):
+        # Jobs sent over HTTP are held in memory, payload and all, until they end: a client
+        # scheduling them far ahead (or sending faster than they run) meets 503, not an OOM.
+        self.start("--max-api-jobs", "3")
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        held = []
+        for _ in range(3):
+            status, job = self.submit({"kind": "kcidb", "payload": harness.GOOD,
+                                       "run_at": later})
+            self.assertEqual(status, 201)
+            held.append(job["id"])
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        c.request("POST", "/api/v1/jobs", body=json.dumps({"kind": "kcidb",
+                                                           "payload": harness.GOOD}),
+                  headers={"Authorization": "Bearer " + TOKEN})
+        r = c.getresponse()
+        answer = json.loads(r.read())
+        c.close()
+        self.assertEqual((r.status, answer["error"]["code"]), (503, "unavailable"))
+        self.assertEqual(r.getheader("Retry-After"), "1")
+        self.assertIn("--max-api-jobs", answer["error"]["message"])
+        # A job that ends makes room again.
+        self.assertEqual(self.request("POST", "/api/v1/jobs/%d/cancel" % held[0])[0], 200)
+        taken = []
+
+        def accepted():
+            status, job = self.submit({"kind": "kcidb", "payload": harness.GOOD})
+            if status == 201:
+                taken.append(job["id"])
+            return status == 201
+        self.box.wait_for(accepted, 10, "room after the cancel")
+        self.wait_state(taken[0], "succeeded")
+        # After kill -9 the held jobs are recovered, and they count.
+        self.box.stop(signal.SIGKILL)
+        open(os.path.join(self.box.dir, "daemon.log"), "w").close()  # forget the old port
+        self.start("--max-api-jobs", "2")
+        status, answer = self.submit({"kind": "kcidb", "payload": harness.GOOD})
+        self.assertEqual((status, answer["error"]["code"]), (503, "unavailable"))
+        # By bytes: beside the two small ones, one payload of 150 kB fits, a second does not.
+        self.box.stop()
+        open(os.path.join(self.box.dir, "daemon.log"), "w").close()
+        self.start("--max-api-bytes", "200000")
+        big = dict(harness.GOOD, tests=[dict(harness.GOOD["tests"][0], comment="x" * 150000)])
+        status, _ = self.submit({"kind": "kcidb", "payload": big, "run_at": later})
+        self.assertEqual(status, 201)
+        status, answer = self.submit({"kind": "kcidb", "payload": big, "run_at": later})
+        self.assertEqual((status, answer["error"]["code"]), (503, "unavailable"))
+        self.assertIn("--max-api-bytes", answer["error"]["message"])
+        status, _ = self.submit({"kind": "kcidb", "payload": harness.GOOD, "run_at": later})
+        self.assertEqual(status, 201)
+
     def test_priority_moves_the_last_of_10000_files_to_the_front(self):
         r = self.box.sluice("demo-data", self.box.spool, "--count", "10000",
                             "--tests-per-file", "100")
