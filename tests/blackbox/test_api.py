@@ -334,9 +334,9 @@ class ApiTest(unittest.TestCase):
         self.start("--max-api-jobs", "3")
         later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
         held = []
-        for _ in range(3):
+        for i in range(3):
             status, job = self.submit({"kind": "kcidb", "payload": harness.GOOD,
-                                       "run_at": later})
+                                       "run_at": later, "idempotency_key": "k%d" % i})
             self.assertEqual(status, 201)
             held.append(job["id"])
         c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
@@ -349,6 +349,10 @@ class ApiTest(unittest.TestCase):
         self.assertEqual((r.status, answer["error"]["code"]), (503, "unavailable"))
         self.assertEqual(r.getheader("Retry-After"), "1")
         self.assertIn("--max-api-jobs", answer["error"]["message"])
+        # Full, a repeat of a held job is still answered with it: it adds nothing.
+        status, again = self.submit({"kind": "kcidb", "payload": harness.GOOD,
+                                     "run_at": later, "idempotency_key": "k1"})
+        self.assertEqual((status, again["id"]), (200, held[1]))
         # A job that ends makes room again.
         self.assertEqual(self.request("POST", "/api/v1/jobs/%d/cancel" % held[0])[0], 200)
         taken = []
