@@ -24,6 +24,11 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
   if (options_.api_broker == nullptr) {
     // Held in memory until it ends: a flood of submissions (or of jobs scheduled far ahead,
     // each with a payload of up to --max-body-bytes) must not take all the memory there is.
+    if (job.payload.size() > options_.max_api_bytes) {  // would never fit: not worth a retry
+      return done(Status::InvalidArgument("the payload's " + std::to_string(job.payload.size()) +
+                                          " bytes are more than --max-api-bytes (" +
+                                          std::to_string(options_.max_api_bytes) + ")"));
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (api_jobs_.size() >= options_.max_api_jobs) {
       return done(Status::Unavailable(

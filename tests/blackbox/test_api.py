@@ -382,6 +382,11 @@ class ApiTest(unittest.TestCase):
         self.assertIn("--max-api-bytes", answer["error"]["message"])
         status, _ = self.submit({"kind": "kcidb", "payload": harness.GOOD, "run_at": later})
         self.assertEqual(status, 201)
+        # A payload larger than the whole budget could never fit: 422, not a 503 to retry.
+        huge = dict(harness.GOOD, tests=[dict(harness.GOOD["tests"][0], comment="x" * 250000)])
+        status, answer = self.submit({"kind": "kcidb", "payload": huge})
+        self.assertEqual((status, answer["error"]["code"]), (422, "invalid_request"))
+        self.assertIn("--max-api-bytes", answer["error"]["message"])
 
     def test_priority_moves_the_last_of_10000_files_to_the_front(self):
         r = self.box.sluice("demo-data", self.box.spool, "--count", "10000",
