@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 namespace sluice {
 namespace {
@@ -158,6 +160,37 @@ TEST(ParseJsonInsitu, ATextEndingInsideAUtf8SequenceIsNotReadPastItsEnd) {
     rapidjson::Document d;
     EXPECT_FALSE(ParseJsonInsitu(&text, &d).ok());
   }
+}
+
+// Strings parsed in place are scanned 16 bytes at a time where the build has SSE2 (the copy
+// path scans byte by byte): both must read the same value, or refuse the same text, wherever
+// an escape, a multi-byte character, a raw control byte or the string's end falls within
+// those 16 bytes.
+TEST(ParseJsonInsitu, ReadsEveryStringAsTheCopyingParserDoesWhereverItsBytesFall) {
+  const std::vector<std::string> specials = {"",        "\\n",      "\\\"", "\\\\",
+                                             "\\u00e9", "\xC3\xA9", "\x01", "\x7F"};
+  int compared = 0;
+  for (size_t lead = 0; lead < 18; ++lead) {
+    for (size_t len = 0; len < 36; ++len) {
+      for (const std::string& special : specials) {
+        for (size_t at : {size_t{0}, size_t{1}, len / 2, len > 0 ? len - 1 : 0}) {
+          std::string body(len, 'a');
+          body.insert(std::min(at, body.size()), special);
+          std::string text = std::string(lead, ' ') + "[\"" + body + "\", \"" + body + "x\"]";
+          rapidjson::Document copied, in_place;
+          bool copy_ok = ParseJson(text, &copied).ok();
+          std::string scratch = text;
+          bool in_place_ok = ParseJsonInsitu(&scratch, &in_place).ok();
+          ASSERT_EQ(copy_ok, in_place_ok) << text;
+          if (!copy_ok) continue;
+          EXPECT_EQ(JsonStr(copied[0]), JsonStr(in_place[0])) << text;
+          EXPECT_EQ(JsonStr(copied[1]), JsonStr(in_place[1])) << text;
+          ++compared;
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 10000);  // the refused ones (the raw control byte) aside
 }
 
 // Found by fuzz_json: "92233720368e308" read as infinity, then written as "[" (not JSON).
