@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,30 +43,48 @@ bool GoneWithin(pid_t pid, std::chrono::seconds limit) {
   return false;
 }
 
-// The reaper holds none of the daemon's descriptors (a listening socket held there would keep
-// the daemon's port after it died), however high they are numbered.
-TEST(ReaperTest, HoldsNothingOfTheDaemonButItsPipe) {
+// A "daemon" forked from the test: runs `body` with the write end of a pipe to report on,
+// then sleeps until killed. Its pid and the first thing it reported ("" when nothing).
+struct Daemon {
+  pid_t pid = -1;
+  std::string report;
+};
+Daemon ForkDaemon(const std::function<void(int report_fd)>& body) {
   int p[2];
-  ASSERT_EQ(pipe(p), 0);
-  pid_t daemon = fork();
-  ASSERT_GE(daemon, 0);
-  if (daemon == 0) {
-    int low = ::dup(p[1]);          // a descriptor below the reaper's pipe
-    int high = ::dup2(p[1], 2000);  // and one above 1024
-    if (low < 0 || high != 2000 || !Reaper::Start().ok()) _exit(1);
-    char buf[32];
-    int n = std::snprintf(buf, sizeof(buf), "%d %d\n", Reaper::pid(), low);
-    if (::write(p[1], buf, static_cast<size_t>(n)) != n) _exit(2);
+  if (pipe(p) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    body(p[1]);
     sleep(60);
     _exit(0);
   }
   close(p[1]);
   char buf[64] = {};
-  ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+  ssize_t n = pid > 0 ? read(p[0], buf, sizeof(buf) - 1) : -1;
   close(p[0]);
-  ASSERT_GT(n, 0);
+  return {pid, n > 0 ? std::string(buf, static_cast<size_t>(n)) : ""};
+}
+
+void KillDaemon(pid_t pid) {
+  ::kill(pid, SIGKILL);  // no chance to stop anything
+  int status;
+  waitpid(pid, &status, 0);
+}
+
+// The reaper holds none of the daemon's descriptors (a listening socket held there would keep
+// the daemon's port after it died), however high they are numbered.
+TEST(ReaperTest, HoldsNothingOfTheDaemonButItsPipe) {
+  Daemon daemon = ForkDaemon([](int report) {
+    int low = ::dup(report);          // a descriptor below the reaper's pipe
+    int high = ::dup2(report, 2000);  // and one above 1024
+    if (low < 0 || high != 2000 || !Reaper::Start().ok()) _exit(1);
+    char buf[32];
+    int n = std::snprintf(buf, sizeof(buf), "%d %d\n", Reaper::pid(), low);
+    if (::write(report, buf, static_cast<size_t>(n)) != n) _exit(2);
+  });
+  ASSERT_GT(daemon.pid, 0);
   int reaper = 0, low = 0;
-  ASSERT_EQ(std::sscanf(buf, "%d %d", &reaper, &low), 2);
+  ASSERT_EQ(std::sscanf(daemon.report.c_str(), "%d %d", &reaper, &low), 2) << daemon.report;
   // The reaper closes what it inherited right after the fork: look until it has (5 s at most).
   std::string dir = "/proc/" + std::to_string(reaper) + "/fd";
   std::vector<int> held;
@@ -77,9 +96,7 @@ TEST(ReaperTest, HoldsNothingOfTheDaemonButItsPipe) {
     if (held.size() <= 4) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ::kill(daemon, SIGKILL);
-  int status;
-  waitpid(daemon, &status, 0);
+  KillDaemon(daemon.pid);
   // stdin, stdout, stderr and the pipe from the daemon: nothing else.
   EXPECT_EQ(held.size(), 4u) << "descriptors held by the reaper: " << held.size();
   for (int fd : held) {
@@ -90,34 +107,22 @@ TEST(ReaperTest, HoldsNothingOfTheDaemonButItsPipe) {
 
 // Regression: after kill -9 of the daemon, its commands' children ran on.
 TEST(ReaperTest, TheGroupsOfRunningCommandsDieWithTheProcessThatStartedThem) {
-  int p[2];
-  ASSERT_EQ(pipe(p), 0);
-  pid_t daemon = fork();
-  ASSERT_GE(daemon, 0);
-  if (daemon == 0) {
-    // A "daemon": starts the reaper, then a command whose child outlives the command itself.
+  Daemon daemon = ForkDaemon([](int report) {
+    // Starts the reaper, then a command whose child outlives the command itself.
     if (!Reaper::Start().ok()) _exit(1);
     SpawnRequest r;
     r.path = "/bin/sh";
     r.argv = {"sh", "-c", "sleep 60 & echo $! >&3; wait"};
     r.env = {"PATH=/usr/bin:/bin"};
     // The grandchild's pid goes to the test through fd 3 (dup'd by the shell's redirect).
-    dup2(p[1], 3);
-    auto pid = Spawn(r);
-    if (!pid.ok()) _exit(2);
-    sleep(60);
-    _exit(0);
-  }
-  close(p[1]);
-  char buf[32] = {};
-  ssize_t n = read(p[0], buf, sizeof(buf) - 1);
-  close(p[0]);
-  ASSERT_GT(n, 0);
-  pid_t grandchild = std::atoi(buf);
+    dup2(report, 3);
+    if (!Spawn(r).ok()) _exit(2);
+  });
+  ASSERT_GT(daemon.pid, 0);
+  ASSERT_FALSE(daemon.report.empty());
+  pid_t grandchild = std::atoi(daemon.report.c_str());
   ASSERT_TRUE(Alive(grandchild));
-  ::kill(daemon, SIGKILL);  // no chance to stop anything
-  int status;
-  waitpid(daemon, &status, 0);
+  KillDaemon(daemon.pid);
   EXPECT_TRUE(GoneWithin(grandchild, std::chrono::seconds(10)));
 }
 
