@@ -123,7 +123,9 @@ std::string HeldBody() {
   gmtime_r(&later, &tm);
   char when[32];
   std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::string(R"({"kind":"noop","payload":{"n":1},"run_at":")") + when + "\"}";
+  std::string body = bench::SubmitBody();  // the same submission, its object reopened
+  body.pop_back();
+  return body + R"(,"run_at":")" + when + "\"}";
 }
 
 // One set of clients against a fresh server; prints its line and returns its run.
@@ -141,8 +143,8 @@ bench::SubmitRun SubmitOnce(int n, int conns, bool held) {
     }
     double cpu0 = bench::ProcessCpuSeconds(getpid(), false);
     auto threads0 = bench::ThreadsByName();
-    run = held ? bench::RunSubmitClients(s.http->port(), n, conns, HeldBody())
-               : bench::RunSubmitClients(s.http->port(), n, conns);
+    run =
+        bench::RunSubmitClients(s.http->port(), n, conns, held ? HeldBody() : bench::SubmitBody());
     cpu_us = (bench::ProcessCpuSeconds(getpid(), false) - cpu0) * 1e6 /
              std::max<size_t>(run.latencies_ms.size(), 1);
     threads = bench::ThreadUseLine(threads0, bench::ThreadsByName(), run.latencies_ms.size());

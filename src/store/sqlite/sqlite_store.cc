@@ -152,14 +152,15 @@ Status SqliteStore::Init(const std::string& path) {
 }
 
 Status SqliteStore::DefineTables(const std::vector<TableSpec>& tables) {
+  // A handler without tables (exec, publish) changes nothing: no transaction either.
+  if (tables.empty()) return Status::Ok();
   // One transaction: on a new database its tables cost one commit (one fsync), not one each.
   return InWriteTransaction([&] { return DefineTablesLocked(tables); });
 }
 
 Status SqliteStore::DefineTablesLocked(const std::vector<TableSpec>& tables) {
-  // Several spools share one store: a handler without tables changes nothing, and handlers
-  // with tables must declare the same ones (ObjectRow::table indexes the list).
-  if (tables.empty()) return Status::Ok();
+  // Several spools share one store: handlers with tables must declare the same ones
+  // (ObjectRow::table indexes the list).
   if (!tables_.empty()) {
     bool same = tables.size() == tables_.size();
     for (size_t i = 0; same && i < tables.size(); ++i) same = tables[i].name == tables_[i].name;
