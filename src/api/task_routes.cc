@@ -1,6 +1,7 @@
 // Router: King Arthur's task API, at Arthur's paths.
 //   POST /add         {"tasks": [...]}: all added, or none (400 bad JSON, 409 a task id taken,
-//                     422 an unknown backend or a bad argument)
+//                     422 an unknown backend or a bad argument, 507 past --max-tasks or
+//                     --max-task-bytes)
 //   POST /remove      {"tasks": [{"task_id"}]}  -> {"tasks": {ID: removed?}}
 //   POST /reschedule  {"tasks": [{"task_id"}]}  -> {"tasks": {ID: rescheduled?}} (FAILED ones)
 //   GET /tasks, GET /task/{id} (with its jobs and their results), GET /job/{id} (one run)
@@ -64,6 +65,9 @@ HttpResponse Router::Tasks(const HttpRequest& r) const {
     for (const Task& t : *tasks) ids += (ids.empty() ? "\"" : ",\"") + t.task_id + "\"";
     size_t n = tasks->size();
     Status st = deps_.tasks->Add(std::move(*tasks));
+    if (st.code() == Code::kFailedPrecondition) {  // --max-tasks, --max-task-bytes
+      return HttpResponse::Error(507, "too_many_tasks", st.message());
+    }
     if (!st.ok()) return HttpResponse::FromStatus(st);
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);

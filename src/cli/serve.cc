@@ -254,6 +254,14 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--task-timeout", f->task_timeout_s, "Seconds one backend command may take")
       ->check(Seconds(false))
       ->capture_default_str();
+  app->add_option("--max-tasks", f->tasks.max_tasks,
+                  "Recurring tasks stored here, all held in memory (507 to /add beyond)")
+      ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(100000000)))
+      ->capture_default_str();
+  app->add_option("--max-task-bytes", f->tasks.max_task_bytes,
+                  "Bytes of those tasks' fields (ids, arguments) in all (507 beyond)")
+      ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(1) << 40))
+      ->capture_default_str();
   app->add_option("--max-attempts", e.max_attempts, "Tries per job for passing errors")
       ->each(given("max-attempts"))
       ->check(CLI::Range(1, 1000))

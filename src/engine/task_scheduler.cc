@@ -66,6 +66,11 @@ std::vector<std::string> TaskScheduler::BackendNames() const {
   return names;
 }
 
+size_t TaskBytes(const Task& t) {
+  return t.task_id.size() + t.backend.size() + t.category.size() + t.backend_args.size() +
+         t.archive.size();
+}
+
 Status TaskScheduler::Start() {
   auto tasks = store_->ListTasks();
   if (!tasks.ok()) return tasks.status().Annotate("loading tasks");
@@ -77,6 +82,8 @@ Status TaskScheduler::Start() {
       auto runs = store_->ListTaskRuns(t.seq);
       if (!runs.ok()) return runs.status().Annotate("loading the runs of task " + t.task_id);
       last_number_[t.seq] = runs->empty() ? 0 : runs->back().job_number;
+      held_tasks_ += 1;
+      held_bytes_ += TaskBytes(t);
       Task& task = tasks_[t.task_id] = std::move(t);
       std::optional<TaskRun> run;
       for (TaskRun& r : *runs) {
@@ -141,12 +148,38 @@ void TaskScheduler::Stop() {
 
 Status TaskScheduler::Add(std::vector<Task> tasks) {
   int64_t now = clock_->NowMicros();
+  size_t bytes = 0;
   for (Task& t : tasks) {
     t.created_on = now;
     t.status = TaskStatus::kNew;
+    bytes += TaskBytes(t);
   }
-  SLUICE_RETURN_IF_ERROR(store_->AddTasks(&tasks));
+  {
+    // Their room is taken before they are stored, so batches added at once cannot pass the
+    // bounds together.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (held_tasks_ + tasks.size() > options_.max_tasks) {
+      return Status::FailedPrecondition(
+          std::to_string(held_tasks_) + " tasks are stored here and " +
+          std::to_string(tasks.size()) + " more would pass --max-tasks " +
+          std::to_string(options_.max_tasks) + "; remove some (POST /remove) or raise it");
+    }
+    if (held_bytes_ + bytes > options_.max_task_bytes) {
+      return Status::FailedPrecondition(
+          "the stored tasks' fields take " + std::to_string(held_bytes_) + " bytes and these " +
+          std::to_string(bytes) + " more would pass --max-task-bytes " +
+          std::to_string(options_.max_task_bytes) + "; remove some (POST /remove) or raise it");
+    }
+    held_tasks_ += tasks.size();
+    held_bytes_ += bytes;
+  }
+  Status stored = store_->AddTasks(&tasks);
   std::lock_guard<std::mutex> lock(mu_);
+  if (!stored.ok()) {
+    held_tasks_ -= tasks.size();
+    held_bytes_ -= bytes;
+    return stored;
+  }
   for (Task& t : tasks) {
     last_number_[t.seq] = 0;
     Task& task = tasks_[t.task_id] = std::move(t);
@@ -173,6 +206,8 @@ std::vector<std::pair<std::string, bool>> TaskScheduler::Remove(
     if (!st.ok()) continue;
     auto it = tasks_.find(id);
     if (it != tasks_.end()) {
+      held_tasks_ -= 1;
+      held_bytes_ -= TaskBytes(it->second);
       runs_.erase(it->second.current_job);  // a running worker finds it gone and drops its result
       undispatched_.erase(it->second.current_job);
       for (auto& [key, q] : queues_) {

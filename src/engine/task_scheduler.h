@@ -51,7 +51,14 @@ struct TaskOptions {
   // a run whose job ended without settling it (a dead letter, a cancel) fails as any run.
   std::function<Status(const TaskRun&)> dispatch;
   double job_check_s = 10;  // how often a followed run's job is read, at most
+  // Every stored task is held in memory: beyond either bound, Add refuses more
+  // (FailedPrecondition) until some are removed. Recovered tasks count, and are all kept.
+  size_t max_tasks = 100000;
+  size_t max_task_bytes = 256u << 20;  // their TaskBytes, in all
 };
+
+// What a task is counted as against TaskOptions::max_task_bytes: its fields as given.
+size_t TaskBytes(const Task& t);
 
 class TaskScheduler {
  public:
@@ -72,8 +79,8 @@ class TaskScheduler {
 
   const Backend* FindBackend(const std::string& name) const;
   std::vector<std::string> BackendNames() const;
-  // Adds checked tasks, all or none (AlreadyExists naming a task id taken), and schedules
-  // them to run now.
+  // Adds checked tasks, all or none (AlreadyExists naming a task id taken, FailedPrecondition
+  // when they do not fit under max_tasks and max_task_bytes), and schedules them to run now.
   Status Add(std::vector<Task> tasks);
   // For each id: whether it was removed.
   std::vector<std::pair<std::string, bool>> Remove(const std::vector<std::string>& ids);
@@ -120,6 +127,8 @@ class TaskScheduler {
   std::condition_variable work_cv_;
   bool stop_ = false;
   std::map<std::string, Task> tasks_;    // every stored task, by id
+  size_t held_tasks_ = 0;                // tasks_ and those being added (their room taken)
+  size_t held_bytes_ = 0;                // their TaskBytes
   std::map<std::string, TaskRun> runs_;  // runs queued or started, by job id
   std::map<int64_t, int> last_number_;   // task seq -> its last job number
   std::map<std::pair<int, std::string>, std::deque<std::string>> queues_;  // (rank, queue)

@@ -222,6 +222,47 @@ TEST_F(TaskSchedulerTest, ItemsGoToTheJsonLinesFileOnceEvenAfterACrashMidExport)
 }
 
 // Regression: a task id of 100 slashes encoded past 255 bytes and its export failed every run.
+TEST_F(TaskSchedulerTest, TasksPastTheBoundsAreRefusedUntilSomeAreRemovedAndRecoveredOnesCount) {
+  script_ = [](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    return std::vector<TaskItem>{};
+  };
+  TaskOptions o;
+  o.max_tasks = 3;
+  Start(o);
+  ASSERT_TRUE(sched_->Add({NewTask("a", 3600), NewTask("b", 3600)}).ok());
+  // A batch that does not fit is refused whole: nothing of it is stored.
+  Status st = sched_->Add({NewTask("c", 3600), NewTask("d", 3600)});
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("--max-tasks 3"), std::string::npos) << st.message();
+  EXPECT_FALSE(store_->GetTask("c").ok());
+  ASSERT_TRUE(sched_->Add({NewTask("c", 3600)}).ok());
+  EXPECT_EQ(sched_->Add({NewTask("d", 3600)}).code(), Code::kFailedPrecondition);
+  // A refused id taken is not counted: the room stays.
+  EXPECT_EQ(sched_->Remove({"a"})[0].second, true);
+  EXPECT_EQ(sched_->Add({NewTask("b", 3600)}).code(), Code::kAlreadyExists);
+  ASSERT_TRUE(sched_->Add({NewTask("d", 3600)}).ok());
+  // After a restart with a lower bound, the stored tasks are all kept and counted.
+  sched_->Stop();
+  o.max_tasks = 2;
+  Start(o);
+  EXPECT_TRUE(store_->GetTask("d").ok());
+  EXPECT_EQ(sched_->Add({NewTask("e", 3600)}).code(), Code::kFailedPrecondition);
+  EXPECT_TRUE(sched_->Remove({"b"})[0].second);
+  EXPECT_TRUE(sched_->Remove({"c"})[0].second);
+  EXPECT_TRUE(sched_->Add({NewTask("e", 3600)}).ok());
+  // The bytes of the tasks' fields are bounded too.
+  sched_->Stop();
+  o.max_tasks = 100;
+  o.max_task_bytes = TaskBytes(NewTask("d", 3600)) + TaskBytes(NewTask("e", 3600)) + 100;
+  Start(o);
+  Task big = NewTask("big", 3600);
+  big.backend_args = "{\"x\":\"" + std::string(200, 'x') + "\"}";
+  st = sched_->Add({big});
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("--max-task-bytes"), std::string::npos) << st.message();
+  EXPECT_TRUE(sched_->Add({NewTask("f", 3600)}).ok());
+}
+
 TEST(TaskFileNameTest, EveryIdBecomesAFileNameThatFitsAndIdsStayApart) {
   EXPECT_EQ(TaskFileName("t/1"), "t%2F1");
   EXPECT_EQ(TaskFileName(".hidden"), "%2Ehidden");

@@ -222,6 +222,36 @@ class TasksTest(unittest.TestCase):
         self.assertEqual([t["task_id"] for t in json.loads(run("list", "--json").stdout)["tasks"]],
                          ["from/stdin"])
 
+    def test_tasks_past_the_bounds_are_refused_with_507(self):
+        self.start("--max-tasks", "3", "--max-task-bytes", "2000")
+        code, body = self.curl("/add", {"tasks": [self.task("t%d" % i, 3600) for i in range(4)]})
+        self.assertEqual(code, 507, body)
+        self.assertEqual(body["error"]["code"], "too_many_tasks")
+        self.assertIn("--max-tasks 3", body["error"]["message"])
+        self.assertEqual(self.curl("/tasks"), (200, {"tasks": []}))  # all or none
+        self.assertEqual(self.curl("/add", {"tasks": [self.task("t0", 3600),
+                                                      self.task("t1", 3600)]})[0], 200)
+        big = self.task("big", 3600)
+        big["backend_args"]["branches"] = ["b%04d" % i for i in range(400)]
+        code, body = self.curl("/add", {"tasks": [big]})
+        self.assertEqual(code, 507, body)
+        self.assertIn("--max-task-bytes 2000", body["error"]["message"])
+        self.assertEqual(self.curl("/add", {"tasks": [self.task("t2", 3600)]})[0], 200)
+        r = subprocess.run([harness.SLUICE, "tasks", "add", "-", "--api", self.api],
+                           input=json.dumps({"tasks": [self.task("t3", 3600)]}),
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--max-tasks", r.stdout + r.stderr)
+        # Room comes back with a removal, and the stored tasks count again after a restart.
+        self.assertEqual(self.curl("/remove", {"tasks": [{"task_id": "t0"}]}),
+                         (200, {"tasks": {"t0": True}}))
+        self.assertEqual(self.curl("/add", {"tasks": [self.task("t3", 3600)]})[0], 200)
+        self.box.stop()
+        self.start("--max-tasks", "3")
+        self.assertEqual(self.curl("/add", {"tasks": [self.task("t4", 3600)]})[0], 507)
+        self.assertEqual(sorted(t["task_id"] for t in self.curl("/tasks")[1]["tasks"]),
+                         ["t1", "t2", "t3"])
+
     def test_failures_back_off_fail_and_reschedule(self):
         self.start()
         missing = os.path.join(self.box.dir, "later")
