@@ -254,6 +254,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--task-timeout", f->task_timeout_s, "Seconds one backend command may take")
       ->check(Seconds(false))
       ->capture_default_str();
+  app->add_option("--task-runs-kept", f->tasks.runs_kept,
+                  "Runs kept per task (with their logs); older ended ones are deleted")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000000}))
+      ->capture_default_str();
   app->add_option("--max-tasks", f->tasks.max_tasks,
                   "Recurring tasks stored here, all held in memory (507 to /add beyond)")
       ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(100000000)))

@@ -260,6 +260,14 @@ Status TaskScheduler::Enqueue(Task* task, int64_t now) {
   SLUICE_RETURN_IF_ERROR(Save(next, &run, nullptr));
   *task = std::move(next);
   last_number_[task->seq] = run.job_number;
+  int64_t step = std::max<int64_t>(1, options_.runs_kept / 10);
+  if (run.job_number > options_.runs_kept && run.job_number % step == 0) {
+    auto pruned = store_->PruneTaskRuns(task->seq, run.job_number - options_.runs_kept + 1);
+    if (!pruned.ok()) {
+      spdlog::warn("tasks: deleting the old runs of {}: {}", task->task_id,
+                   pruned.status().ToString());
+    }
+  }
   if (options_.dispatch) {
     undispatched_[run.job_id] = std::move(run);
     return Status::Ok();

@@ -55,6 +55,10 @@ struct TaskOptions {
   // (FailedPrecondition) until some are removed. Recovered tasks count, and are all kept.
   size_t max_tasks = 100000;
   size_t max_task_bytes = 256u << 20;  // their TaskBytes, in all
+  // Each task's ended runs beyond its newest runs_kept are deleted (every tenth of that many
+  // runs): a task run every few seconds would otherwise grow the database, the start (which
+  // reads every run) and GET /tasks without end.
+  int64_t runs_kept = 1000;
 };
 
 // What a task is counted as against TaskOptions::max_task_bytes: its fields as given.

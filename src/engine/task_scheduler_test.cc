@@ -222,6 +222,23 @@ TEST_F(TaskSchedulerTest, ItemsGoToTheJsonLinesFileOnceEvenAfterACrashMidExport)
 }
 
 // Regression: a task id of 100 slashes encoded past 255 bytes and its export failed every run.
+TEST_F(TaskSchedulerTest, OnlyTheNewestRunsAreKept) {
+  script_ = [](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    return std::vector<TaskItem>{};
+  };
+  TaskOptions o;
+  o.runs_kept = 3;
+  Start(o);
+  ASSERT_TRUE(sched_->Add({NewTask("t", 0, 3, 12)}).ok());
+  Task t = WaitFor("t", [](const Task& t) { return t.status == TaskStatus::kCompleted; });
+  EXPECT_EQ(t.age, 12);
+  auto runs = store_->ListTaskRuns(t.seq);
+  ASSERT_TRUE(runs.ok());
+  std::vector<int> numbers;
+  for (const TaskRun& r : *runs) numbers.push_back(r.job_number);
+  EXPECT_EQ(numbers, (std::vector<int>{10, 11, 12}));
+}
+
 TEST_F(TaskSchedulerTest, TasksPastTheBoundsAreRefusedUntilSomeAreRemovedAndRecoveredOnesCount) {
   script_ = [](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
     return std::vector<TaskItem>{};

@@ -232,6 +232,9 @@ class Store {
   virtual Result<TaskRun> GetTaskRun(const std::string& job_id) = 0;
   // The runs of the task stored under `task_seq`, by job number.
   virtual Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) = 0;
+  // Deletes the task's runs numbered below `below_number` that have ended (finished, failed,
+  // canceled); how many.
+  virtual Result<int64_t> PruneTaskRuns(int64_t task_seq, int64_t below_number) = 0;
   // Items of a task with seq above `after_seq`, in seq order, at most `limit`.
   virtual Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq,
                                                   int limit) = 0;

@@ -409,6 +409,36 @@ TEST_P(StoreConformance, SaveTaskStoresOnlyNewItemsWithTheRunAndTheCursor) {
   EXPECT_EQ(store_->ListTaskRuns(t.seq)->size(), 2u);
 }
 
+TEST_P(StoreConformance, PruningATasksRunsDeletesOnlyItsOlderEndedOnes) {
+  std::vector<Task> tasks = {NewTask("a"), NewTask("b")};
+  ASSERT_TRUE(store_->AddTasks(&tasks).ok());
+  const RunStatus states[] = {RunStatus::kFinished, RunStatus::kFailed, RunStatus::kCanceled,
+                              RunStatus::kStarted,  RunStatus::kQueued, RunStatus::kFinished};
+  for (const Task& t : tasks) {
+    for (int n = 1; n <= 6; ++n) {
+      TaskRun run;
+      run.job_id = t.task_id + std::to_string(n);
+      run.task_seq = t.seq;
+      run.task_id = t.task_id;
+      run.job_number = n;
+      run.status = states[n - 1];
+      run.log = "a line\n";
+      ASSERT_TRUE(store_->SaveTask(t, &run, nullptr).ok());
+    }
+  }
+  auto pruned = store_->PruneTaskRuns(tasks[0].seq, 6);
+  ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+  EXPECT_EQ(*pruned, 3);  // 1-3 ended; 4 started and 5 queued stay, 6 is not below
+  auto runs = store_->ListTaskRuns(tasks[0].seq);
+  ASSERT_TRUE(runs.ok());
+  std::vector<int> left;
+  for (const TaskRun& r : *runs) left.push_back(r.job_number);
+  EXPECT_EQ(left, (std::vector<int>{4, 5, 6}));
+  EXPECT_EQ(store_->GetTaskRun("a1").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->ListTaskRuns(tasks[1].seq)->size(), 6u);  // another task's runs stay
+  EXPECT_EQ(*store_->PruneTaskRuns(tasks[0].seq, 6), 0);
+}
+
 TEST_P(StoreConformance, ATaskSaveFencedOnAClaimIsDroppedOnceTheJobIsClaimedAgain) {
   std::vector<Task> tasks = {NewTask("a")};
   ASSERT_TRUE(store_->AddTasks(&tasks).ok());

@@ -288,6 +288,16 @@ class TasksTest(unittest.TestCase):
         self.assertIn("without updating", " ".join(e["msg"] for e in job["log"]))
         self.assertEqual(len(self.items("from-archive")), 3)
 
+    def test_only_the_newest_runs_are_kept(self):
+        self.start("--task-runs-kept", "2")
+        self.assertEqual(self.curl("/add", {"tasks": [self.task("often", delay=0, max_age=6)]})[0],
+                         200)
+        t = self.wait_task("often", lambda t: t["status"] == "COMPLETED", what="COMPLETED")
+        self.assertEqual(t["age"], 6)
+        self.assertEqual([j["job_number"] for j in t["jobs"]], [5, 6])
+        self.assertEqual(self.box.query("SELECT COUNT(*) FROM task_runs")[0][0], 2)
+        self.assertEqual(len(self.items("often")), 3)  # the items stay
+
     def test_kill_9_mid_run_then_restart(self):
         # A git that hangs while a marker file exists: the run is in progress when killed.
         wrapper = os.path.join(self.box.dir, "bin")

@@ -286,6 +286,17 @@ Result<std::vector<TaskRun>> PgStore::ListTaskRuns(int64_t task_seq) {
   return QueryRuns("WHERE task_seq = $1 ORDER BY job_number", {Param(task_seq)});
 }
 
+Result<int64_t> PgStore::PruneTaskRuns(int64_t task_seq, int64_t below_number) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  SLUICE_RETURN_IF_ERROR(Ensure(&write_));
+  auto del = write_.Exec("DELETE FROM " + T("task_runs") +
+                             " WHERE task_seq = $1 AND job_number < $2"
+                             " AND status IN ('finished', 'failed', 'canceled')",
+                         {Param(task_seq), Param(below_number)});
+  if (!del.ok()) return Note(del.status(), &write_);
+  return static_cast<int64_t>(del->Affected());
+}
+
 Result<std::vector<TaskItem>> PgStore::ListItems(int64_t task_seq, int64_t after_seq, int limit) {
   auto r = Read("SELECT seq, uuid, updated_on, data FROM " + T("items") +
                     " WHERE task_seq = $1 AND seq > $2 ORDER BY seq LIMIT $3",

@@ -279,6 +279,16 @@ Result<std::vector<TaskRun>> SqliteStore::ListTaskRuns(int64_t task_seq) {
   return QueryRuns("WHERE task_seq=? ORDER BY job_number", {Value(task_seq)});
 }
 
+Result<int64_t> SqliteStore::PruneTaskRuns(int64_t task_seq, int64_t below_number) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto del = Stmt::Prepare(write_.get(),
+                           "DELETE FROM task_runs WHERE task_seq=? AND job_number<?"
+                           " AND status IN ('finished','failed','canceled')");
+  if (!del.ok()) return del.status();
+  SLUICE_RETURN_IF_ERROR(del->Bind(1, task_seq).Bind(2, below_number).Run());
+  return static_cast<int64_t>(sqlite3_changes(write_.get()));
+}
+
 Result<std::vector<TaskItem>> SqliteStore::ListItems(int64_t task_seq, int64_t after_seq,
                                                      int limit) {
   std::lock_guard<std::mutex> lock(read_mu_);
