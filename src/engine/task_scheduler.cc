@@ -151,7 +151,8 @@ Status TaskScheduler::Add(std::vector<Task> tasks) {
   size_t bytes = 0;
   for (Task& t : tasks) {
     t.created_on = now;
-    t.status = TaskStatus::kNew;
+    t.status = TaskStatus::kScheduled;  // to run now; stored so in the one transaction
+    t.next_run_at = now;
     bytes += TaskBytes(t);
   }
   {
@@ -173,7 +174,18 @@ Status TaskScheduler::Add(std::vector<Task> tasks) {
     held_tasks_ += tasks.size();
     held_bytes_ += bytes;
   }
-  Status stored = store_->AddTasks(&tasks);
+  // One transaction for the whole batch, events included (a commit each made adding 5,000
+  // tasks take 1.7 s, the API waiting meanwhile).
+  std::vector<Event> events;
+  std::unique_lock<std::mutex> order;
+  if (shared_.hub != nullptr) {
+    for (const Task& t : tasks) events.push_back(TaskEvent(t, nullptr, now));
+    if (shared_.commit_order != nullptr)
+      order = std::unique_lock<std::mutex>(*shared_.commit_order);
+  }
+  Status stored = store_->AddTasks(&tasks, shared_.hub != nullptr ? &events : nullptr);
+  if (stored.ok() && shared_.hub != nullptr) shared_.hub->Publish(events);
+  if (order.owns_lock()) order.unlock();
   std::lock_guard<std::mutex> lock(mu_);
   if (!stored.ok()) {
     held_tasks_ -= tasks.size();
@@ -182,12 +194,8 @@ Status TaskScheduler::Add(std::vector<Task> tasks) {
   }
   for (Task& t : tasks) {
     last_number_[t.seq] = 0;
-    Task& task = tasks_[t.task_id] = std::move(t);
-    task.status = TaskStatus::kScheduled;
-    task.next_run_at = now;
-    Status st = Save(task, nullptr, nullptr);
-    if (!st.ok()) spdlog::error("tasks: scheduling {}: {}", task.task_id, st.ToString());
-    spdlog::info("tasks: added {} ({} {})", task.task_id, task.backend, task.category);
+    spdlog::info("tasks: added {} ({} {})", t.task_id, t.backend, t.category);
+    tasks_[t.task_id] = std::move(t);
   }
   sched_cv_.notify_all();
   return Status::Ok();

@@ -213,8 +213,9 @@ class Store {
                           const std::string& value) = 0;
 
   // Recurring tasks. AddTasks writes all of `tasks` or none (AlreadyExists naming a task_id
-  // already stored) and sets their seq.
-  virtual Status AddTasks(std::vector<Task>* tasks) = 0;
+  // already stored) and sets their seq; `events`, when given, are appended in the same
+  // transaction (their ids set).
+  virtual Status AddTasks(std::vector<Task>* tasks, std::vector<Event>* events = nullptr) = 0;
   virtual Result<std::vector<Task>> ListTasks() = 0;  // by task_id
   virtual Result<Task> GetTask(const std::string& task_id) = 0;
   // Deletes the task and cancels its waiting runs; its runs and items stay. NotFound.

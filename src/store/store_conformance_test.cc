@@ -370,6 +370,20 @@ TEST_P(StoreConformance, AddTasksIsAllOrNone) {
   EXPECT_NE(st.message().find("'a'"), std::string::npos);
   EXPECT_EQ(store_->GetTask("b").status().code(), Code::kNotFound);
   EXPECT_EQ(store_->ListTasks()->size(), 1u);
+  // With their events, in the same transaction: none when refused, ids set when added.
+  std::vector<Event> events(2);
+  for (Event& e : events) {
+    e.kind = "task";
+    e.type = "task.scheduled";
+    e.data = "{}";
+  }
+  EXPECT_EQ(store_->AddTasks(&second, &events).code(), Code::kAlreadyExists);
+  EXPECT_TRUE(store_->ListEvents(EventFilter{})->empty());
+  std::vector<Task> third = {NewTask("c"), NewTask("d")};
+  ASSERT_TRUE(store_->AddTasks(&third, &events).ok());
+  EXPECT_GT(events[0].id, 0);
+  EXPECT_GT(events[1].id, events[0].id);
+  EXPECT_EQ(store_->ListEvents(EventFilter{})->size(), 2u);
 }
 
 TEST_P(StoreConformance, SaveTaskStoresOnlyNewItemsWithTheRunAndTheCursor) {

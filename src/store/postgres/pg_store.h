@@ -86,7 +86,7 @@ class PgStore : public Store {
                                               const std::string& key) override;
   Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
   Status CheckIntegrity() override;
-  Status AddTasks(std::vector<Task>* tasks) override;
+  Status AddTasks(std::vector<Task>* tasks, std::vector<Event>* events = nullptr) override;
   Result<std::vector<Task>> ListTasks() override;
   Result<Task> GetTask(const std::string& task_id) override;
   Status RemoveTask(const std::string& task_id) override;

@@ -92,7 +92,7 @@ Status PgStore::AppendEventLocked(Event* e) {
       .status();
 }
 
-Status PgStore::AddTasks(std::vector<Task>* tasks) {
+Status PgStore::AddTasks(std::vector<Task>* tasks, std::vector<Event>* events) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));
   Status st = write_.Script("BEGIN");
@@ -125,6 +125,9 @@ Status PgStore::AddTasks(std::vector<Task>* tasks) {
     } else {
       t.seq = r->Int(0, 0);
     }
+  }
+  for (size_t i = 0; st.ok() && events != nullptr && i < events->size(); ++i) {
+    st = AppendEventLocked(&(*events)[i]);
   }
   if (st.ok()) st = write_.Script("COMMIT");
   if (!st.ok()) {

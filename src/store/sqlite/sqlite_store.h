@@ -63,7 +63,7 @@ class SqliteStore : public Store {
   Status ImportRows(const std::vector<ObjectRow>& rows) override;
   Result<std::vector<ObjectRow>> ScanRows(int table, const std::string& after_key,
                                           int limit) override;
-  Status AddTasks(std::vector<Task>* tasks) override;
+  Status AddTasks(std::vector<Task>* tasks, std::vector<Event>* events = nullptr) override;
   Result<std::vector<Task>> ListTasks() override;
   Result<Task> GetTask(const std::string& task_id) override;
   Status RemoveTask(const std::string& task_id) override;

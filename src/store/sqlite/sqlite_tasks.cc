@@ -80,7 +80,7 @@ Stmt& BindTaskState(Stmt& s, int i, const Task& t) {
 
 }  // namespace
 
-Status SqliteStore::AddTasks(std::vector<Task>* tasks) {
+Status SqliteStore::AddTasks(std::vector<Task>* tasks, std::vector<Event>* events) {
   std::lock_guard<std::mutex> lock(write_mu_);
   auto exists = Stmt::Prepare(write_.get(), "SELECT 1 FROM tasks WHERE task_id=?");
   if (!exists.ok()) return exists.status();
@@ -117,6 +117,9 @@ Status SqliteStore::AddTasks(std::vector<Task>* tasks) {
     st = ins->Run();
     if (!st.ok()) break;
     t.seq = sqlite3_last_insert_rowid(write_.get());
+  }
+  for (size_t i = 0; st.ok() && events != nullptr && i < events->size(); ++i) {
+    st = InsertEvent(&(*events)[i]);
   }
   if (st.ok()) st = write_.Exec("COMMIT");
   if (!st.ok()) {
