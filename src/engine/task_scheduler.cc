@@ -205,25 +205,33 @@ std::vector<std::pair<std::string, bool>> TaskScheduler::Remove(
     const std::vector<std::string>& ids) {
   std::vector<std::pair<std::string, bool>> out;
   std::lock_guard<std::mutex> lock(mu_);
-  for (const std::string& id : ids) {
-    Status st = store_->RemoveTask(id);
-    if (!st.ok() && st.code() != Code::kNotFound) {
-      spdlog::error("tasks: removing {}: {}", id, st.ToString());
-    }
-    out.emplace_back(id, st.ok());
-    if (!st.ok()) continue;
+  // One transaction for them all (a commit each made removing thousands take seconds, the
+  // API waiting meanwhile).
+  auto removed = store_->RemoveTasks(ids);
+  if (!removed.ok()) {
+    spdlog::error("tasks: removing {} tasks: {}", ids.size(), removed.status().ToString());
+  }
+  std::set<std::string> cancelled;  // their runs waiting in the queues
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string& id = ids[i];
+    bool gone = removed.ok() && (*removed)[i];
+    out.emplace_back(id, gone);
+    if (!gone) continue;
     auto it = tasks_.find(id);
     if (it != tasks_.end()) {
       held_tasks_ -= 1;
       held_bytes_ -= TaskBytes(it->second);
       runs_.erase(it->second.current_job);  // a running worker finds it gone and drops its result
       undispatched_.erase(it->second.current_job);
-      for (auto& [key, q] : queues_) {
-        q.erase(std::remove(q.begin(), q.end(), it->second.current_job), q.end());
-      }
+      if (!it->second.current_job.empty()) cancelled.insert(it->second.current_job);
       tasks_.erase(it);
     }
     spdlog::info("tasks: removed {}", id);
+  }
+  if (!cancelled.empty()) {
+    for (auto& [key, q] : queues_) {
+      std::erase_if(q, [&](const std::string& job) { return cancelled.count(job) > 0; });
+    }
   }
   return out;
 }
@@ -252,7 +260,14 @@ std::vector<std::pair<std::string, bool>> TaskScheduler::Reschedule(
   return out;
 }
 
-Status TaskScheduler::Enqueue(Task* task, int64_t now) {
+Status TaskScheduler::Enqueue(std::unique_lock<std::mutex>* lock, const std::string& id,
+                              int64_t now) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end() || it->second.status != TaskStatus::kScheduled ||
+      it->second.next_run_at > now) {
+    return Status::Ok();
+  }
+  Task* task = &it->second;
   TaskRun run;
   run.job_id = NewRunId();
   run.task_seq = task->seq;
@@ -265,17 +280,25 @@ Status TaskScheduler::Enqueue(Task* task, int64_t now) {
   next.status = TaskStatus::kEnqueued;
   next.age += 1;
   next.current_job = run.job_id;
-  SLUICE_RETURN_IF_ERROR(Save(next, &run, nullptr));
-  *task = std::move(next);
-  last_number_[task->seq] = run.job_number;
+  // Written without the lock: with thousands of tasks due at once (each a commit) the API and
+  // the workers go on meanwhile. Only this thread changes a SCHEDULED task; one removed
+  // meanwhile is not saved (NotFound), or has its new run cancelled by the removal.
+  lock->unlock();
+  Status st = Save(next, &run, nullptr);
   int64_t step = std::max<int64_t>(1, options_.runs_kept / 10);
-  if (run.job_number > options_.runs_kept && run.job_number % step == 0) {
-    auto pruned = store_->PruneTaskRuns(task->seq, run.job_number - options_.runs_kept + 1);
+  if (st.ok() && run.job_number > options_.runs_kept && run.job_number % step == 0) {
+    auto pruned = store_->PruneTaskRuns(next.seq, run.job_number - options_.runs_kept + 1);
     if (!pruned.ok()) {
-      spdlog::warn("tasks: deleting the old runs of {}: {}", task->task_id,
-                   pruned.status().ToString());
+      spdlog::warn("tasks: deleting the old runs of {}: {}", id, pruned.status().ToString());
     }
   }
+  lock->lock();
+  it = tasks_.find(id);
+  if (it == tasks_.end() || it->second.seq != next.seq) return Status::Ok();  // removed
+  SLUICE_RETURN_IF_ERROR(st);
+  task = &it->second;
+  *task = std::move(next);
+  last_number_[task->seq] = run.job_number;
   if (options_.dispatch) {
     undispatched_[run.job_id] = std::move(run);
     return Status::Ok();
@@ -323,12 +346,17 @@ void TaskScheduler::SchedulerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     int64_t now = clock_->NowMicros();
+    std::vector<std::string> due;
     for (auto& [id, t] : tasks_) {
-      if (t.status != TaskStatus::kScheduled || t.next_run_at > now) continue;
-      Status st = Enqueue(&t, now);
-      if (!st.ok()) {
+      if (t.status == TaskStatus::kScheduled && t.next_run_at <= now) due.push_back(id);
+    }
+    for (const std::string& id : due) {
+      if (stop_) return;
+      Status st = Enqueue(&lock, id, now);
+      auto it = tasks_.find(id);
+      if (!st.ok() && it != tasks_.end()) {
         spdlog::error("tasks: queueing a run of {}: {}; trying again in 1 s", id, st.ToString());
-        t.next_run_at = now + 1'000'000;
+        it->second.next_run_at = now + 1'000'000;
       }
     }
     std::vector<std::string> expired;

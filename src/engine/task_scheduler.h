@@ -95,8 +95,9 @@ class TaskScheduler {
  private:
   void SchedulerLoop();
   void WorkerLoop();
-  // With mu_ held: creates the task's next run and queues it.
-  Status Enqueue(Task* task, int64_t now);
+  // With mu_ held (released while it is stored): creates the next run of task `id`, if it is
+  // still SCHEDULED and due, and queues it.
+  Status Enqueue(std::unique_lock<std::mutex>* lock, const std::string& id, int64_t now);
   // With mu_ held: a run that failed (or whose lease ran out); schedules a retry or fails the
   // task.
   void FailRun(Task* task, TaskRun* run, const std::string& error, int64_t now);

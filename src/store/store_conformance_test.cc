@@ -557,6 +557,13 @@ TEST_P(StoreConformance, RemovedTaskCancelsItsWaitingRunAndRefusesUpdates) {
   std::vector<TaskItem> items = {Item("x")};
   EXPECT_EQ(store_->SaveTask(tasks[0], &run, &items).code(), Code::kNotFound);
   EXPECT_TRUE(store_->ListItems(tasks[0].seq, 0, 10)->empty());
+  // Several at once, in one transaction: each says whether it was there.
+  std::vector<Task> more = {NewTask("b"), NewTask("c")};
+  ASSERT_TRUE(store_->AddTasks(&more).ok());
+  auto removed = store_->RemoveTasks({"b", "nope", "c", "b"});
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, (std::vector<bool>{true, false, true, false}));
+  EXPECT_TRUE(store_->ListTasks()->empty());
   // Added again, it is a new task: new seq, nothing inherited.
   std::vector<Task> again = {NewTask("a")};
   ASSERT_TRUE(store_->AddTasks(&again).ok());

@@ -89,7 +89,7 @@ class PgStore : public Store {
   Status AddTasks(std::vector<Task>* tasks, std::vector<Event>* events = nullptr) override;
   Result<std::vector<Task>> ListTasks() override;
   Result<Task> GetTask(const std::string& task_id) override;
-  Status RemoveTask(const std::string& task_id) override;
+  Result<std::vector<bool>> RemoveTasks(const std::vector<std::string>& task_ids) override;
   Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
                   const SettleRun& settle, Event* event, const JobFence* fence) override;
   Result<TaskRun> GetTaskRun(const std::string& job_id) override;

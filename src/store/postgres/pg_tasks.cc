@@ -158,31 +158,32 @@ Result<Task> PgStore::GetTask(const std::string& task_id) {
   return std::move(found->front());
 }
 
-Status PgStore::RemoveTask(const std::string& task_id) {
+Result<std::vector<bool>> PgStore::RemoveTasks(const std::vector<std::string>& task_ids) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));
   Status st = write_.Script("BEGIN");
-  if (st.ok()) {
+  std::vector<bool> removed;
+  for (size_t i = 0; st.ok() && i < task_ids.size(); ++i) {
     st = write_
              .Exec("UPDATE " + T("task_runs") +
                        " SET status = 'canceled', error = 'the task was removed'"
                        " WHERE status IN ('queued', 'started') AND task_seq IN"
                        " (SELECT seq FROM " +
                        T("tasks") + " WHERE task_id = $1)",
-                   {Param(task_id)})
+                   {Param(task_ids[i])})
              .status();
-  }
-  if (st.ok()) {
-    auto del = write_.Exec("DELETE FROM " + T("tasks") + " WHERE task_id = $1", {Param(task_id)});
+    if (!st.ok()) break;
+    auto del =
+        write_.Exec("DELETE FROM " + T("tasks") + " WHERE task_id = $1", {Param(task_ids[i])});
     st = del.status();
-    if (st.ok() && del->Affected() == 0) st = Status::NotFound("no task '" + task_id + "'");
+    if (st.ok()) removed.push_back(del->Affected() != 0);
   }
   if (st.ok()) st = write_.Script("COMMIT");
   if (!st.ok()) {
     (void)write_.Script("ROLLBACK");
     return Note(st, &write_);
   }
-  return st;
+  return removed;
 }
 
 Status PgStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,

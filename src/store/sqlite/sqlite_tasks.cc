@@ -155,21 +155,26 @@ Result<Task> SqliteStore::GetTask(const std::string& task_id) {
   return std::move(found->front());
 }
 
-Status SqliteStore::RemoveTask(const std::string& task_id) {
+Result<std::vector<bool>> SqliteStore::RemoveTasks(const std::vector<std::string>& task_ids) {
   std::lock_guard<std::mutex> lock(write_mu_);
-  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
   auto cancel = Stmt::Prepare(write_.get(),
                               "UPDATE task_runs SET status='canceled', error='the task was removed'"
                               " WHERE status IN ('queued','started') AND task_seq IN"
                               " (SELECT seq FROM tasks WHERE task_id=?)");
   auto del = Stmt::Prepare(write_.get(), "DELETE FROM tasks WHERE task_id=?");
-  Status st = !cancel.ok() ? cancel.status() : del.status();
-  if (st.ok()) st = cancel->Bind(1, task_id).Run();
-  if (st.ok()) st = del->Bind(1, task_id).Run();
-  if (st.ok() && sqlite3_changes(write_.get()) == 0) {
-    st = Status::NotFound("no task '" + task_id + "'");
+  if (!cancel.ok()) return cancel.status();
+  if (!del.ok()) return del.status();
+  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
+  std::vector<bool> removed;
+  Status st;
+  for (const std::string& id : task_ids) {
+    st = cancel->Bind(1, id).Run();
+    if (st.ok()) st = del->Bind(1, id).Run();
+    if (!st.ok()) break;
+    removed.push_back(sqlite3_changes(write_.get()) != 0);
   }
-  if (st.ok()) return write_.Exec("COMMIT");
+  if (st.ok()) st = write_.Exec("COMMIT");
+  if (st.ok()) return removed;
   (void)write_.Exec("ROLLBACK");
   return st;
 }
