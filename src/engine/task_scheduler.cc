@@ -51,6 +51,18 @@ Status TaskScheduler::Save(const Task& task, TaskRun* run, std::vector<TaskItem>
   return st;
 }
 
+Status TaskScheduler::WithEvents(const std::vector<Task>& tasks, int64_t now,
+                                 const std::function<Status(std::vector<Event>*)>& write) {
+  if (shared_.hub == nullptr) return write(nullptr);
+  std::vector<Event> events;
+  for (const Task& t : tasks) events.push_back(TaskEvent(t, nullptr, now));
+  std::unique_lock<std::mutex> order;
+  if (shared_.commit_order != nullptr) order = std::unique_lock<std::mutex>(*shared_.commit_order);
+  Status st = write(&events);
+  if (st.ok()) shared_.hub->Publish(events);
+  return st;
+}
+
 TaskScheduler::~TaskScheduler() { Stop(); }
 
 const Backend* TaskScheduler::FindBackend(const std::string& name) const {
@@ -176,16 +188,8 @@ Status TaskScheduler::Add(std::vector<Task> tasks) {
   }
   // One transaction for the whole batch, events included (a commit each made adding 5,000
   // tasks take 1.7 s, the API waiting meanwhile).
-  std::vector<Event> events;
-  std::unique_lock<std::mutex> order;
-  if (shared_.hub != nullptr) {
-    for (const Task& t : tasks) events.push_back(TaskEvent(t, nullptr, now));
-    if (shared_.commit_order != nullptr)
-      order = std::unique_lock<std::mutex>(*shared_.commit_order);
-  }
-  Status stored = store_->AddTasks(&tasks, shared_.hub != nullptr ? &events : nullptr);
-  if (stored.ok() && shared_.hub != nullptr) shared_.hub->Publish(events);
-  if (order.owns_lock()) order.unlock();
+  Status stored = WithEvents(
+      tasks, now, [&](std::vector<Event>* events) { return store_->AddTasks(&tasks, events); });
   std::lock_guard<std::mutex> lock(mu_);
   if (!stored.ok()) {
     held_tasks_ -= tasks.size();
@@ -241,21 +245,31 @@ std::vector<std::pair<std::string, bool>> TaskScheduler::Reschedule(
   std::vector<std::pair<std::string, bool>> out;
   int64_t now = clock_->NowMicros();
   std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Task> again;
+  std::set<std::string> taken;  // an id given twice is rescheduled once
   for (const std::string& id : ids) {
     auto it = tasks_.find(id);
-    if (it == tasks_.end() || it->second.status != TaskStatus::kFailed) {
-      out.emplace_back(id, false);
-      continue;
-    }
+    bool failed = it != tasks_.end() && it->second.status == TaskStatus::kFailed;
+    out.emplace_back(id, failed && taken.insert(id).second);
+    if (!out.back().second) continue;
     Task t = it->second;
     t.status = TaskStatus::kScheduled;
     t.age = 0;
     t.num_failures = 0;
     t.next_run_at = now;
-    Status st = Save(t, nullptr, nullptr);
-    if (st.ok()) it->second = t;
-    out.emplace_back(id, st.ok());
+    again.push_back(std::move(t));
   }
+  if (again.empty()) return out;
+  // One transaction for them all, with their events.
+  Status st = WithEvents(again, now, [&](std::vector<Event>* events) {
+    return store_->SaveTaskStates(again, events);
+  });
+  if (!st.ok()) {
+    spdlog::error("tasks: rescheduling {} tasks: {}", again.size(), st.ToString());
+    for (auto& [id, done] : out) done = false;
+    return out;
+  }
+  for (Task& t : again) tasks_[t.task_id] = std::move(t);
   sched_cv_.notify_all();
   return out;
 }

@@ -119,6 +119,10 @@ class TaskScheduler {
   // Stores `task` (with `run`, `items`) and, with a hub, its state as an event.
   Status Save(const Task& task, TaskRun* run, std::vector<TaskItem>* items = nullptr,
               const Store::SettleRun& settle = nullptr);
+  // Calls `write` with the state events of `tasks` to store in its transaction (none without
+  // a hub) and publishes them once written, in id order with the other writers' events.
+  Status WithEvents(const std::vector<Task>& tasks, int64_t now,
+                    const std::function<Status(std::vector<Event>*)>& write);
 
   TaskOptions options_;
   std::atomic<bool> running_{false};

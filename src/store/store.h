@@ -233,6 +233,9 @@ class Store {
   virtual Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
                           const SettleRun& settle = nullptr, Event* event = nullptr,
                           const JobFence* fence = nullptr) = 0;
+  // The state of each of `tasks` (matched by seq) with `events`, all in one transaction or
+  // none (NotFound naming a task removed).
+  virtual Status SaveTaskStates(const std::vector<Task>& tasks, std::vector<Event>* events) = 0;
   virtual Result<TaskRun> GetTaskRun(const std::string& job_id) = 0;
   // The runs of the task stored under `task_seq`, by job number.
   virtual Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) = 0;

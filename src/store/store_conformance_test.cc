@@ -423,6 +423,32 @@ TEST_P(StoreConformance, SaveTaskStoresOnlyNewItemsWithTheRunAndTheCursor) {
   EXPECT_EQ(store_->ListTaskRuns(t.seq)->size(), 2u);
 }
 
+TEST_P(StoreConformance, TaskStatesAreSavedAllOrNoneWithTheirEvents) {
+  std::vector<Task> tasks = {NewTask("a"), NewTask("b")};
+  ASSERT_TRUE(store_->AddTasks(&tasks).ok());
+  for (Task& t : tasks) {
+    t.status = TaskStatus::kScheduled;
+    t.next_run_at = 42;
+  }
+  std::vector<Event> events(2);
+  for (Event& e : events) {
+    e.kind = "task";
+    e.type = "task.scheduled";
+    e.data = "{}";
+  }
+  Task gone = NewTask("gone");
+  gone.seq = tasks[1].seq + 1000;
+  std::vector<Task> with_gone = {tasks[0], gone};
+  EXPECT_EQ(store_->SaveTaskStates(with_gone, &events).code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetTask("a")->status, TaskStatus::kNew);
+  EXPECT_TRUE(store_->ListEvents(EventFilter{})->empty());
+  ASSERT_TRUE(store_->SaveTaskStates(tasks, &events).ok());
+  EXPECT_EQ(store_->GetTask("a")->status, TaskStatus::kScheduled);
+  EXPECT_EQ(store_->GetTask("b")->next_run_at, 42);
+  EXPECT_GT(events[1].id, events[0].id);
+  EXPECT_EQ(store_->ListEvents(EventFilter{})->size(), 2u);
+}
+
 TEST_P(StoreConformance, PruningATasksRunsDeletesOnlyItsOlderEndedOnes) {
   std::vector<Task> tasks = {NewTask("a"), NewTask("b")};
   ASSERT_TRUE(store_->AddTasks(&tasks).ok());

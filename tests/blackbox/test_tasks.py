@@ -310,6 +310,25 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(self.box.query(
             "SELECT COUNT(*) FROM task_runs WHERE status IN ('queued', 'started')")[0][0], 0)
 
+    def test_many_failed_tasks_rescheduled_at_once(self):
+        self.start("--task-workers", "4")
+        tasks = [self.task("bad%03d" % i, 3600, max_retries=0) for i in range(200)]
+        for t in tasks:
+            t["backend_args"]["uri"] = "/nonexistent/" + t["task_id"]
+        self.assertEqual(self.curl("/add", {"tasks": tasks})[0], 200)
+        self.box.wait_for(lambda: all(t["status"] == "FAILED" for t in self.curl("/tasks")[1]
+                                      ["tasks"]), 60, "all FAILED")
+        ids = [{"task_id": t["task_id"]} for t in tasks] + [{"task_id": "nope"}]
+        code, body = self.curl("/reschedule", {"tasks": ids})
+        self.assertEqual(code, 200)
+        self.assertEqual(sum(body["tasks"].values()), 200)
+        self.assertFalse(body["tasks"]["nope"])
+        # Each ran again: a second run of its own (job 2).
+        self.box.wait_for(lambda: all(len(t["jobs"]) == 2 for t in self.curl("/tasks")[1]
+                                      ["tasks"]), 60, "every task run again")
+        scheduled = self.events("kind=task&type=task.scheduled&after=0", 400)
+        self.assertEqual(len(scheduled), 400)  # at /add and at /reschedule, each task
+
     def test_only_the_newest_runs_are_kept(self):
         self.start("--task-runs-kept", "2")
         self.assertEqual(self.curl("/add", {"tasks": [self.task("often", delay=0, max_age=6)]})[0],

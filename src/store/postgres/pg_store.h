@@ -90,6 +90,7 @@ class PgStore : public Store {
   Result<std::vector<Task>> ListTasks() override;
   Result<Task> GetTask(const std::string& task_id) override;
   Result<std::vector<bool>> RemoveTasks(const std::vector<std::string>& task_ids) override;
+  Status SaveTaskStates(const std::vector<Task>& tasks, std::vector<Event>* events) override;
   Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
                   const SettleRun& settle, Event* event, const JobFence* fence) override;
   Result<TaskRun> GetTaskRun(const std::string& job_id) override;
@@ -167,6 +168,7 @@ class PgStore : public Store {
   // In an explicit transaction on the write connection: takes `count` event ids under the
   // counter's lock and appends `event` with the first; sets its id.
   Status AppendEventLocked(Event* event);
+  Status UpdateTaskStateLocked(const Task& task);  // write_mu_ held, in a transaction
 
   std::string conninfo_;
   StoreOptions options_;

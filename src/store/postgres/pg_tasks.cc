@@ -243,20 +243,7 @@ Status PgStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* 
                     Param(run->args), Param(run->result), Param(run->error), Param(run->log)})
              .status();
   }
-  if (st.ok()) {
-    std::vector<Param> p;
-    TaskState(task, &p);
-    p.emplace_back(task.seq);
-    auto upd = write_.Exec("UPDATE " + T("tasks") +
-                               " SET status = $1, age = $2, num_failures = $3, created_on = $4,"
-                               " next_run_at = $5, next_from_date = $6, next_offset = $7,"
-                               " current_job = $8 WHERE seq = $9",
-                           p);
-    st = upd.status();
-    if (st.ok() && upd->Affected() == 0) {
-      st = Status::NotFound("task '" + task.task_id + "' was removed");
-    }
-  }
+  if (st.ok()) st = UpdateTaskStateLocked(task);
   if (st.ok() && event != nullptr) st = AppendEventLocked(event);
   if (st.ok()) st = write_.Script("COMMIT");
   if (!st.ok()) {
@@ -264,6 +251,36 @@ Status PgStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* 
     if (items != nullptr) {
       for (TaskItem& item : *items) item.seq = 0;
     }
+    return Note(st, &write_);
+  }
+  return st;
+}
+
+Status PgStore::UpdateTaskStateLocked(const Task& task) {
+  std::vector<Param> p;
+  TaskState(task, &p);
+  p.emplace_back(task.seq);
+  auto upd = write_.Exec("UPDATE " + T("tasks") +
+                             " SET status = $1, age = $2, num_failures = $3, created_on = $4,"
+                             " next_run_at = $5, next_from_date = $6, next_offset = $7,"
+                             " current_job = $8 WHERE seq = $9",
+                         p);
+  if (!upd.ok()) return upd.status();
+  if (upd->Affected() == 0) return Status::NotFound("task '" + task.task_id + "' was removed");
+  return Status::Ok();
+}
+
+Status PgStore::SaveTaskStates(const std::vector<Task>& tasks, std::vector<Event>* events) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  SLUICE_RETURN_IF_ERROR(Ensure(&write_));
+  Status st = write_.Script("BEGIN");
+  for (size_t i = 0; st.ok() && i < tasks.size(); ++i) st = UpdateTaskStateLocked(tasks[i]);
+  for (size_t i = 0; st.ok() && events != nullptr && i < events->size(); ++i) {
+    st = AppendEventLocked(&(*events)[i]);
+  }
+  if (st.ok()) st = write_.Script("COMMIT");
+  if (!st.ok()) {
+    (void)write_.Script("ROLLBACK");
     return Note(st, &write_);
   }
   return st;

@@ -67,6 +67,7 @@ class SqliteStore : public Store {
   Result<std::vector<Task>> ListTasks() override;
   Result<Task> GetTask(const std::string& task_id) override;
   Result<std::vector<bool>> RemoveTasks(const std::vector<std::string>& task_ids) override;
+  Status SaveTaskStates(const std::vector<Task>& tasks, std::vector<Event>* events) override;
   Status SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
                   const SettleRun& settle, Event* event, const JobFence* fence) override;
   Result<TaskRun> GetTaskRun(const std::string& job_id) override;
@@ -86,6 +87,7 @@ class SqliteStore : public Store {
   Status DefineTablesLocked(const std::vector<TableSpec>& tables);
   Result<std::vector<Task>> QueryTasks(const std::string& where, const std::vector<Value>& args);
   Result<std::vector<TaskRun>> QueryRuns(const std::string& where, const std::vector<Value>& args);
+  Status UpdateTaskStateLocked(const Task& task);  // write_mu_ held, in a transaction
   // Runs `body` in one write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error).
   Status InWriteTransaction(const std::function<Status()>& body);
   // Inserts `e` (write_mu_ held, inside a transaction) and sets its id.

@@ -234,20 +234,7 @@ Status SqliteStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskIte
                .Run();
     }
   }
-  if (st.ok()) {
-    auto upd = Stmt::Prepare(write_.get(),
-                             "UPDATE tasks SET status=?, age=?, num_failures=?, created_on=?,"
-                             " next_run_at=?, next_from_date=?, next_offset=?, current_job=?"
-                             " WHERE seq=?");
-    st = upd.status();
-    if (st.ok()) {
-      BindTaskState(*upd, 1, task).Bind(9, task.seq);
-      st = upd->Run();
-    }
-    if (st.ok() && sqlite3_changes(write_.get()) == 0) {
-      st = Status::NotFound("task '" + task.task_id + "' was removed");
-    }
-  }
+  if (st.ok()) st = UpdateTaskStateLocked(task);
   if (st.ok() && event != nullptr) st = InsertEvent(event);
   if (st.ok()) st = write_.Exec("COMMIT");
   if (!st.ok()) {
@@ -256,6 +243,33 @@ Status SqliteStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskIte
       for (TaskItem& item : *items) item.seq = 0;
     }
   }
+  return st;
+}
+
+Status SqliteStore::UpdateTaskStateLocked(const Task& task) {
+  auto upd = Stmt::Prepare(write_.get(),
+                           "UPDATE tasks SET status=?, age=?, num_failures=?, created_on=?,"
+                           " next_run_at=?, next_from_date=?, next_offset=?, current_job=?"
+                           " WHERE seq=?");
+  if (!upd.ok()) return upd.status();
+  BindTaskState(*upd, 1, task).Bind(9, task.seq);
+  SLUICE_RETURN_IF_ERROR(upd->Run());
+  if (sqlite3_changes(write_.get()) == 0) {
+    return Status::NotFound("task '" + task.task_id + "' was removed");
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::SaveTaskStates(const std::vector<Task>& tasks, std::vector<Event>* events) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
+  Status st;
+  for (size_t i = 0; st.ok() && i < tasks.size(); ++i) st = UpdateTaskStateLocked(tasks[i]);
+  for (size_t i = 0; st.ok() && events != nullptr && i < events->size(); ++i) {
+    st = InsertEvent(&(*events)[i]);
+  }
+  if (st.ok()) return write_.Exec("COMMIT");
+  (void)write_.Exec("ROLLBACK");
   return st;
 }
 
