@@ -239,6 +239,8 @@ class Store {
   virtual Result<TaskRun> GetTaskRun(const std::string& job_id) = 0;
   // The runs of the task stored under `task_seq`, by job number.
   virtual Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) = 0;
+  // Its newest `newest` runs, by job number, with their job_id and job_number only.
+  virtual Result<std::vector<TaskRun>> ListTaskRunIds(int64_t task_seq, int newest) = 0;
   // Deletes the task's runs numbered below `below_number` that have ended (finished, failed,
   // canceled); how many.
   virtual Result<int64_t> PruneTaskRuns(int64_t task_seq, int64_t below_number) = 0;

@@ -476,6 +476,12 @@ TEST_P(StoreConformance, PruningATasksRunsDeletesOnlyItsOlderEndedOnes) {
   EXPECT_EQ(left, (std::vector<int>{4, 5, 6}));
   EXPECT_EQ(store_->GetTaskRun("a1").status().code(), Code::kNotFound);
   EXPECT_EQ(store_->ListTaskRuns(tasks[1].seq)->size(), 6u);  // another task's runs stay
+  auto ids = store_->ListTaskRunIds(tasks[1].seq, 2);         // the newest two, by number
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  ASSERT_EQ(ids->size(), 2u);
+  EXPECT_EQ((*ids)[0].job_id, "b5");
+  EXPECT_EQ((*ids)[1].job_number, 6);
+  EXPECT_TRUE((*ids)[1].log.empty());
   EXPECT_EQ(*store_->PruneTaskRuns(tasks[0].seq, 6), 0);
 }
 

@@ -307,6 +307,21 @@ Result<std::vector<TaskRun>> PgStore::ListTaskRuns(int64_t task_seq) {
   return QueryRuns("WHERE task_seq = $1 ORDER BY job_number", {Param(task_seq)});
 }
 
+Result<std::vector<TaskRun>> PgStore::ListTaskRunIds(int64_t task_seq, int newest) {
+  auto r = Read("SELECT job_id, job_number FROM " + T("task_runs") +
+                    " WHERE task_seq = $1 ORDER BY job_number DESC LIMIT $2",
+                {Param(task_seq), Param(int64_t{newest})});
+  if (!r.ok()) return r.status();
+  std::vector<TaskRun> out;
+  for (int i = r->size() - 1; i >= 0; --i) {
+    TaskRun& run = out.emplace_back();
+    run.job_id = r->Text(i, 0);
+    run.job_number = static_cast<int>(r->Int(i, 1));
+    run.task_seq = task_seq;
+  }
+  return out;
+}
+
 Result<int64_t> PgStore::PruneTaskRuns(int64_t task_seq, int64_t below_number) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));

@@ -72,6 +72,7 @@ class SqliteStore : public Store {
                   const SettleRun& settle, Event* event, const JobFence* fence) override;
   Result<TaskRun> GetTaskRun(const std::string& job_id) override;
   Result<std::vector<TaskRun>> ListTaskRuns(int64_t task_seq) override;
+  Result<std::vector<TaskRun>> ListTaskRunIds(int64_t task_seq, int newest) override;
   Result<int64_t> PruneTaskRuns(int64_t task_seq, int64_t below_number) override;
   Result<std::vector<TaskItem>> ListItems(int64_t task_seq, int64_t after_seq, int limit) override;
 

@@ -1,4 +1,6 @@
 // SqliteStore: recurring tasks, their runs and the items they fetch.
+#include <algorithm>
+
 #include "store/sqlite/sqlite_store.h"
 
 namespace sluice {
@@ -299,6 +301,27 @@ Result<TaskRun> SqliteStore::GetTaskRun(const std::string& job_id) {
 
 Result<std::vector<TaskRun>> SqliteStore::ListTaskRuns(int64_t task_seq) {
   return QueryRuns("WHERE task_seq=? ORDER BY job_number", {Value(task_seq)});
+}
+
+Result<std::vector<TaskRun>> SqliteStore::ListTaskRunIds(int64_t task_seq, int newest) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = Stmt::Prepare(read_.get(),
+                         "SELECT job_id, job_number FROM task_runs WHERE task_seq=?"
+                         " ORDER BY job_number DESC LIMIT ?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, task_seq).Bind(2, int64_t{newest});
+  std::vector<TaskRun> out;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    TaskRun& r = out.emplace_back();
+    r.job_id = s->Text(0);
+    r.job_number = static_cast<int>(s->Int(1));
+    r.task_seq = task_seq;
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 Result<int64_t> SqliteStore::PruneTaskRuns(int64_t task_seq, int64_t below_number) {
