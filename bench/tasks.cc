@@ -1,6 +1,6 @@
 // bench/tasks: recurring git tasks end to end (TaskScheduler + GitBackend + SQLite store).
 //
-//   build/bench_tasks [--commits N] [--new M] [--idle-runs K]
+//   build/bench_tasks [--commits N] [--new M] [--idle-runs K] [--many T]
 //
 // Builds a local repository of N commits (default 20,000; git fast-import), then:
 //   first run:   clone + git log + parse + N items stored with the run's result and cursor,
@@ -8,7 +8,11 @@
 //   new commits: M more commits (default 100); the run that picks them up: its duration
 //   idle runs:   K runs (default 20) with nothing new: p50/p99 duration (git fetch + log from
 //                the cursor + the already-stored commits of the cursor's second)
+//   many tasks:  T tasks (default 20,000) added at once, their first runs queued, all removed:
+//                the times, and how long a caller of the scheduler (as the API is) waited
 // and the peak RSS. Needs git in PATH.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -43,11 +47,80 @@ void AddCommits(const std::string& repo, int first, int n, int64_t start) {
 
 double Seconds(int64_t micros) { return micros / 1e6; }
 
+double Since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// `n` tasks added at once (each due at once, its origin unreachable), their first runs all
+// queued, then all removed, while another caller of the scheduler (as the API is) asks every
+// 5 ms: the times, and that caller's waits. Returns false on an error.
+bool ManyTasks(const std::string& dir, int n) {
+  auto store = OpenStore("sqlite:" + dir + "/many.db");
+  if (!store.ok()) return false;
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(std::make_unique<GitBackend>(dir + "/archive-many", 600));
+  TaskOptions o;
+  o.workers = 1;
+  TaskScheduler sched(o, store->get(), std::move(backends), Clock::Real());
+  if (!sched.Start().ok()) return false;
+  std::vector<Task> tasks;
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    Task t;
+    t.task_id = "many" + std::to_string(i);
+    t.backend = "git";
+    t.category = "commit";
+    t.backend_args = "{\"uri\":\"" + dir + "/none/" + t.task_id + "\"}";
+    t.schedule.delay_s = 3600;
+    tasks.push_back(t);
+    ids.push_back(t.task_id);
+  }
+  std::atomic<bool> stop{false};
+  std::vector<double> waits;
+  std::thread caller([&] {
+    while (!stop) {
+      auto t0 = std::chrono::steady_clock::now();
+      (void)sched.Reschedule({"none"});
+      waits.push_back(Since(t0) * 1000);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  bool ok = sched.Add(std::move(tasks)).ok();
+  double add_s = Since(t0);
+  t0 = std::chrono::steady_clock::now();
+  while (ok) {  // every task's first run queued (its age 1)
+    auto stored = (*store)->ListTasks();
+    if (!stored.ok()) break;
+    size_t queued = 0;
+    for (const Task& t : *stored) queued += t.age >= 1;
+    if (queued == static_cast<size_t>(n)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  double queue_s = Since(t0);
+  t0 = std::chrono::steady_clock::now();
+  auto removed = sched.Remove(ids);
+  double remove_s = Since(t0);
+  stop = true;
+  caller.join();
+  sched.Stop();
+  size_t gone = 0;
+  for (const auto& [id, done] : removed) gone += done;
+  std::printf(
+      "%d tasks at once: added in %.3f s, first runs queued in %.2f s (%.0f/s), removed "
+      "in %.3f s; a call meanwhile waited p50 %.2f ms, p99 %.1f ms, at most %.1f ms\n",
+      n, add_s, queue_s, n / queue_s, remove_s, bench::Percentile(waits, 0.5),
+      bench::Percentile(waits, 0.99),
+      waits.empty() ? 0.0 : *std::max_element(waits.begin(), waits.end()));
+  return ok && gone == static_cast<size_t>(n);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int commits = 20000, fresh = 100, idle_runs = 20;
+  int commits = 20000, fresh = 100, idle_runs = 20, many = 20000;
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--many")) many = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--commits")) commits = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--new")) fresh = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--idle-runs")) idle_runs = std::atoi(argv[i + 1]);
@@ -112,7 +185,9 @@ int main(int argc, char** argv) {
   std::printf("idle runs: %d, p50 %.1f ms, p99 %.1f ms; items stored %lld (expected %d)\n",
               idle_runs, bench::Percentile(idle, 0.5), bench::Percentile(idle, 0.99),
               static_cast<long long>(count.ok() ? *count : -1), commits + fresh);
+  spdlog::set_level(spdlog::level::err);  // every run of the many tasks fails, and says so
+  bool many_ok = many <= 0 || ManyTasks(dir, many);
   std::printf("peak RSS: %.1f MB\n", bench::PeakRssMb());
   std::filesystem::remove_all(dir);
-  return count.ok() && *count == commits + fresh ? 0 : 1;
+  return count.ok() && *count == commits + fresh && many_ok ? 0 : 1;
 }
