@@ -339,6 +339,17 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(self.box.query("SELECT COUNT(*) FROM task_runs")[0][0], 2)
         self.assertEqual(len(self.items("often")), 3)  # the items stay
 
+    def test_tasks_lists_the_newest_100_runs_and_task_all_kept(self):
+        self.start()
+        self.assertEqual(self.curl("/add", {"tasks": [self.task("busy", delay=0,
+                                                                max_age=103)]})[0], 200)
+        t = self.wait_task("busy", lambda t: t["status"] == "COMPLETED", timeout=120,
+                           what="COMPLETED")
+        self.assertEqual([j["job_number"] for j in t["jobs"]], list(range(1, 104)))
+        listed = self.curl("/tasks")[1]["tasks"][0]
+        self.assertEqual([j["job_number"] for j in listed["jobs"]], list(range(4, 104)))
+        self.assertEqual(listed["jobs"][-1]["job_id"], t["jobs"][-1]["job_id"])
+
     def test_kill_9_mid_run_then_restart(self):
         # A git that hangs while a marker file exists: the run is in progress when killed.
         wrapper = os.path.join(self.box.dir, "bin")
