@@ -38,6 +38,8 @@
 #include <rapidjson/writer.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -148,6 +150,18 @@ class Router {
     bool busy = false;
   };
   std::unique_ptr<Background> background_ = std::make_unique<Background>();
+  // The task API's calls run here, one at a time in arrival order, off the I/O thread: one
+  // call may store, remove or list thousands of tasks. At most kMaxTaskCalls wait (503 beyond).
+  struct TaskLane {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::function<void()>> calls;
+    bool stop = false;
+    std::thread thread;
+  };
+  static constexpr size_t kMaxTaskCalls = 1024;
+  void PostTaskCall(const HttpRequest& request, Reply reply) const;
+  std::unique_ptr<TaskLane> task_lane_ = std::make_unique<TaskLane>();
 };
 
 // Whether `path` is one of the task API's (task_routes.cc).

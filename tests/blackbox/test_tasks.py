@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -309,6 +310,32 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(self.curl("/tasks"), (200, {"tasks": []}))
         self.assertEqual(self.box.query(
             "SELECT COUNT(*) FROM task_runs WHERE status IN ('queued', 'started')")[0][0], 0)
+
+    def test_the_task_api_runs_beside_the_rest_of_the_api(self):
+        # A large /add is stored off the I/O thread: /healthz, asked all along, keeps being
+        # answered at once (it waited for the whole /add when both shared the thread).
+        self.start()
+        tasks = [self.task("big%05d" % i, 3600) for i in range(40000)]
+        answered = threading.Event()
+        waits = []
+
+        def health():
+            while not answered.is_set():
+                t = time.monotonic()
+                r = subprocess.run(["curl", "-sf", self.api + "/healthz"], capture_output=True,
+                                   timeout=60)
+                self.assertEqual(r.returncode, 0)
+                waits.append(time.monotonic() - t)
+        prober = threading.Thread(target=health)
+        t0 = time.monotonic()
+        prober.start()
+        code = self.curl("/add", {"tasks": tasks})[0]
+        took = time.monotonic() - t0
+        answered.set()
+        prober.join(60)
+        self.assertEqual(code, 200)
+        self.assertLess(max(waits), took / 2, "a /healthz waited %.2f s of the /add's %.2f s" % (
+            max(waits), took))
 
     def test_many_failed_tasks_rescheduled_at_once(self):
         self.start("--task-workers", "4")
