@@ -588,6 +588,10 @@ void TaskScheduler::RunOne(const std::string& job_id) {
       spdlog::info("tasks: run {} of {} finished: {} items", run.job_number, task_id,
                    items->size());
     }
+    // Its next run due at once (delay 0): queued now, not at the scheduler's next look.
+    if (t->second.status == TaskStatus::kScheduled && t->second.next_run_at <= now) {
+      sched_cv_.notify_one();
+    }
   }
   if (exported) ExportItems(task_id, task_seq);
 }
