@@ -91,16 +91,22 @@ Status TaskScheduler::Start() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Task& t : *tasks) {
-      auto runs = store_->ListTaskRuns(t.seq);
-      if (!runs.ok()) return runs.status().Annotate("loading the runs of task " + t.task_id);
-      last_number_[t.seq] = runs->empty() ? 0 : runs->back().job_number;
+      // Its last run's number and its current run only (not every run kept, logs and all).
+      auto last = store_->ListTaskRunIds(t.seq, 1);
+      if (!last.ok()) return last.status().Annotate("loading the runs of task " + t.task_id);
+      last_number_[t.seq] = last->empty() ? 0 : last->back().job_number;
+      std::optional<TaskRun> run;
+      if (!t.current_job.empty()) {
+        auto current = store_->GetTaskRun(t.current_job);
+        if (current.ok() && current->task_seq == t.seq) {
+          run = std::move(*current);
+        } else if (!current.ok() && current.status().code() != Code::kNotFound) {
+          return current.status().Annotate("loading the current run of task " + t.task_id);
+        }
+      }
       held_tasks_ += 1;
       held_bytes_ += TaskBytes(t);
       Task& task = tasks_[t.task_id] = std::move(t);
-      std::optional<TaskRun> run;
-      for (TaskRun& r : *runs) {
-        if (r.job_id == task.current_job) run = std::move(r);
-      }
       if (task.status == TaskStatus::kEnqueued && run && run->status == RunStatus::kQueued) {
         if (options_.dispatch) {
           undispatched_[run->job_id] = *run;  // registered once, whether it was or not
