@@ -158,27 +158,25 @@ Result<Task> SqliteStore::GetTask(const std::string& task_id) {
 }
 
 Result<std::vector<bool>> SqliteStore::RemoveTasks(const std::vector<std::string>& task_ids) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  auto cancel = Stmt::Prepare(write_.get(),
-                              "UPDATE task_runs SET status='canceled', error='the task was removed'"
-                              " WHERE status IN ('queued','started') AND task_seq IN"
-                              " (SELECT seq FROM tasks WHERE task_id=?)");
-  auto del = Stmt::Prepare(write_.get(), "DELETE FROM tasks WHERE task_id=?");
-  if (!cancel.ok()) return cancel.status();
-  if (!del.ok()) return del.status();
-  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
   std::vector<bool> removed;
-  Status st;
-  for (const std::string& id : task_ids) {
-    st = cancel->Bind(1, id).Run();
-    if (st.ok()) st = del->Bind(1, id).Run();
-    if (!st.ok()) break;
-    removed.push_back(sqlite3_changes(write_.get()) != 0);
-  }
-  if (st.ok()) st = write_.Exec("COMMIT");
-  if (st.ok()) return removed;
-  (void)write_.Exec("ROLLBACK");
-  return st;
+  Status st = InWriteTransaction([&]() -> Status {
+    auto cancel =
+        Stmt::Prepare(write_.get(),
+                      "UPDATE task_runs SET status='canceled', error='the task was removed'"
+                      " WHERE status IN ('queued','started') AND task_seq IN"
+                      " (SELECT seq FROM tasks WHERE task_id=?)");
+    auto del = Stmt::Prepare(write_.get(), "DELETE FROM tasks WHERE task_id=?");
+    if (!cancel.ok()) return cancel.status();
+    if (!del.ok()) return del.status();
+    for (const std::string& id : task_ids) {
+      SLUICE_RETURN_IF_ERROR(cancel->Bind(1, id).Run());
+      SLUICE_RETURN_IF_ERROR(del->Bind(1, id).Run());
+      removed.push_back(sqlite3_changes(write_.get()) != 0);
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return removed;
 }
 
 Status SqliteStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* items,
@@ -263,16 +261,13 @@ Status SqliteStore::UpdateTaskStateLocked(const Task& task) {
 }
 
 Status SqliteStore::SaveTaskStates(const std::vector<Task>& tasks, std::vector<Event>* events) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
-  Status st;
-  for (size_t i = 0; st.ok() && i < tasks.size(); ++i) st = UpdateTaskStateLocked(tasks[i]);
-  for (size_t i = 0; st.ok() && events != nullptr && i < events->size(); ++i) {
-    st = InsertEvent(&(*events)[i]);
-  }
-  if (st.ok()) return write_.Exec("COMMIT");
-  (void)write_.Exec("ROLLBACK");
-  return st;
+  return InWriteTransaction([&]() -> Status {
+    for (const Task& t : tasks) SLUICE_RETURN_IF_ERROR(UpdateTaskStateLocked(t));
+    for (size_t i = 0; events != nullptr && i < events->size(); ++i) {
+      SLUICE_RETURN_IF_ERROR(InsertEvent(&(*events)[i]));
+    }
+    return Status::Ok();
+  });
 }
 
 Result<std::vector<TaskRun>> SqliteStore::QueryRuns(const std::string& where,
