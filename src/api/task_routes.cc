@@ -63,8 +63,6 @@ HttpResponse Router::Tasks(const HttpRequest& r) const {
       }
       return HttpResponse::FromStatus(tasks.status());
     }
-    std::string ids;
-    for (const Task& t : *tasks) ids += (ids.empty() ? "\"" : ",\"") + t.task_id + "\"";
     size_t n = tasks->size();
     Status st = deps_.tasks->Add(std::move(*tasks));
     if (st.code() == Code::kFailedPrecondition) {  // --max-tasks, --max-task-bytes

@@ -40,13 +40,6 @@ Result<bool> Store::WaitForEvents(int timeout_ms) {
   return false;
 }
 
-Status Store::RemoveTask(const std::string& task_id) {
-  auto removed = RemoveTasks({task_id});
-  if (!removed.ok()) return removed.status();
-  if (removed->empty() || !removed->front()) return Status::NotFound("no task '" + task_id + "'");
-  return Status::Ok();
-}
-
 Status Store::FillPayloads(std::vector<Job>* jobs) {
   for (Job& j : *jobs) {
     if (!j.spool.empty()) continue;

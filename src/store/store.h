@@ -221,8 +221,6 @@ class Store {
   // Deletes the tasks and cancels their waiting runs, in one transaction; their runs and items
   // stay. For each id, whether it was there.
   virtual Result<std::vector<bool>> RemoveTasks(const std::vector<std::string>& task_ids) = 0;
-  // One of them: NotFound when it was not there.
-  Status RemoveTask(const std::string& task_id);
   // In one transaction: inserts `items` (those the task already has are skipped: their seq
   // stays 0; the others get theirs), then calls `settle` (which may fill in the run from what
   // was new), then writes `run` when given, updates `task` (matched by seq: NotFound when it

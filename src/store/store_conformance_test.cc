@@ -583,8 +583,8 @@ TEST_P(StoreConformance, RemovedTaskCancelsItsWaitingRunAndRefusesUpdates) {
   run.task_seq = tasks[0].seq;
   run.task_id = "a";
   ASSERT_TRUE(store_->SaveTask(tasks[0], &run, nullptr).ok());
-  ASSERT_TRUE(store_->RemoveTask("a").ok());
-  EXPECT_EQ(store_->RemoveTask("a").code(), Code::kNotFound);
+  EXPECT_EQ(*store_->RemoveTasks({"a"}), std::vector<bool>{true});
+  EXPECT_EQ(*store_->RemoveTasks({"a"}), std::vector<bool>{false});
   EXPECT_EQ(store_->GetTaskRun("j1")->status, RunStatus::kCanceled);
   std::vector<TaskItem> items = {Item("x")};
   EXPECT_EQ(store_->SaveTask(tasks[0], &run, &items).code(), Code::kNotFound);
