@@ -31,13 +31,20 @@ class Consumer:
         self.messages = []  # (routing_key, properties, body)
         self.redelivered = 0  # taken before, the take lost with a killed broker: sent again
         self._open()
+        self._declare()
+
+    def _declare(self):
         self.ch.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
-        self.ch.queue_declare(queue, durable=True)
-        self.ch.queue_bind(queue, EXCHANGE, "#")
+        self.ch.queue_declare(self.queue, durable=True)
+        self.ch.queue_bind(self.queue, EXCHANGE, "#")
 
     def reopen(self):
+        """After a broker restart: declared again, as a consumer does on reconnecting (a
+        broker killed before it wrote a new queue's binding to disk has lost it, and would
+        drop every message published after its restart as unroutable)."""
         self.close()
         self._open()
+        self._declare()
 
     def _open(self):
         params = pika.URLParameters("amqp://guest:guest@127.0.0.1:%d/%%2F" % self.broker.port)
