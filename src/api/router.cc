@@ -96,14 +96,16 @@ void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
     });
     return;
   }
-  if (IsTaskPath(r.path)) return PostTaskCall(r, std::move(checked));
+  // Refused ones are answered at once: they take no place among the waiting calls.
+  if (IsTaskPath(r.path) && Authorized(r)) return PostTaskCall(r, std::move(checked));
   checked(Route(r));
 }
 
 void Router::PostTaskCall(const HttpRequest& r, Reply reply) const {
   TaskLane& lane = *task_lane_;
-  std::lock_guard<std::mutex> lock(lane.mu);
+  std::unique_lock<std::mutex> lock(lane.mu);
   if (lane.stop || lane.calls.size() >= kMaxTaskCalls) {
+    lock.unlock();  // the reply is not ours to run under the lane's lock
     HttpResponse busy =
         HttpResponse::Error(503, "unavailable", "too many task API calls are waiting; try again");
     busy.headers.emplace_back("Retry-After", "1");
