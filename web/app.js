@@ -247,6 +247,7 @@ async function jobs(params) {
     el("label", {}, "spool ", el("input", { name: "spool", value: params.get("spool") || "" })),
     el("label", {}, "error code ", el("input", { name: "error", value: params.get("error") || "" })),
     el("label", {}, "file name ", el("input", { name: "name", value: params.get("name") || "" })),
+    el("input", { type: "hidden", name: "retried", value: params.get("retried") || "" }),
     el("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -263,7 +264,7 @@ async function jobs(params) {
   } } }, "Promote all deferred files") : "";
   show(el("h2", {}, "Jobs"), form, promoteAll, list);
   const q = new URLSearchParams();
-  for (const k of ["state", "queue", "kind", "spool", "error", "name", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["state", "queue", "kind", "spool", "error", "name", "retried", "cursor"]) if (params.get(k)) q.set(k, params.get(k));
   listen((batch) => {
     if (!params.get("cursor") && batch.some((e) => e.type !== "job.log" && e.type.startsWith("job."))) {
       clearTimeout(jobs.timer);
@@ -380,11 +381,12 @@ function jobHead(j, reload) {
       el("dt", {}, "attempts"), el("dd", {}, `${j.attempts} of ${j.max_attempts}` + (j.interruptions ? `, ${j.interruptions} interrupted` : "")),
       el("dt", {}, "created"), el("dd", {}, j.created_at),
       j.finished_at ? [el("dt", {}, "finished"), el("dd", {}, j.finished_at)] : "",
+      j.retried_at ? [el("dt", {}, "retried"), el("dd", {}, `${j.retried_at}: its file went back into the spool as a new job`)] : "",
       j.run_at ? [el("dt", {}, "next try"), el("dd", {}, j.run_at)] : "",
       j.error ? [el("dt", {}, "error"), el("dd", { class: "error" }, `${j.error.code}: ${j.error.message}`)] : "",
       j.result ? [el("dt", {}, "result"), el("dd", {}, el("code", {}, JSON.stringify(j.result)))] : ""),
     el("p", { class: "actions" },
-      j.state === "failed" || j.state === "cancelled" ? act("Retry", "retry", `Run job ${j.id} again?`) : "",
+      (j.state === "failed" || j.state === "cancelled") && !j.retried_at ? act("Retry", "retry", `Run job ${j.id} again?`) : "",
       waiting ? act("Run next", "priority", `Run job ${j.id} before the others?`) : "",
       waiting ? act("Cancel", "cancel", `Cancel job ${j.id}? It will not run.`) : "",
       j.state === "deferred" ? el("button", { "data-action": "promote", on: { click: async (ev) => {
@@ -403,7 +405,8 @@ async function failed() {
       const { failures } = await api("/api/v1/failures");
       if (!failures.length) return box.replaceChildren(el("p", { class: "muted" }, "No failed job."));
       const cards = await Promise.all(failures.map(async (f) => {
-        const page = await api(`/api/v1/jobs?state=failed&error=${encodeURIComponent(f.code)}&limit=10`);
+        // Jobs whose files went back into the spool (retried_at) are history, not failures.
+        const page = await api(`/api/v1/jobs?state=failed&error=${encodeURIComponent(f.code)}&retried=0&limit=10`);
         const retryAll = el("button", { "data-action": "retry-all", on: { click: async (ev) => {
           if (!confirm(`Run all ${f.count} jobs failed with ${f.code} again?`)) return;
           ev.target.disabled = true;
@@ -418,7 +421,7 @@ async function failed() {
           f.meaning ? el("p", {}, f.meaning.replaceAll("`", "")) : "",
           f.what_to_do ? el("p", { class: "advice" }, "What to do: " + f.what_to_do.replaceAll("`", "")) : "",
           jobTable(page.jobs),
-          f.count > page.jobs.length ? el("p", {}, el("a", { href: `#/jobs?state=failed&error=${encodeURIComponent(f.code)}` }, `all ${f.count} »`)) : "");
+          f.count > page.jobs.length ? el("p", {}, el("a", { href: `#/jobs?state=failed&error=${encodeURIComponent(f.code)}&retried=0` }, `all ${f.count} »`)) : "");
       }));
       box.replaceChildren(...cards);
     } catch (e) { box.replaceChildren(errorBox(e)); }

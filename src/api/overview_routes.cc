@@ -165,6 +165,7 @@ HttpResponse Router::Failures(const HttpRequest& r) const {
     JobFilter f;
     f.state = JobState::kFailed;
     f.error_code = JsonStr(d["code"]);
+    f.retried = false;  // a spool file's job whose file went back already is not tried again
     f.limit = 500;
     int64_t retried = 0;
     std::vector<std::string> errors;
@@ -176,13 +177,13 @@ HttpResponse Router::Failures(const HttpRequest& r) const {
       if (static_cast<int>(page->size()) < f.limit) break;
       f.before_id = page->back().id;
     }
-    for (int64_t id : ids) {
-      bool as_new_file = false;
-      auto done = deps_.retry(id, &as_new_file);
-      if (done.ok()) {
+    std::vector<bool> as_new_file;
+    auto done = deps_.retry(ids, &as_new_file);
+    for (size_t i = 0; i < done.size(); ++i) {
+      if (done[i].ok()) {
         ++retried;
       } else if (errors.size() < 10) {
-        errors.push_back("job " + std::to_string(id) + ": " + done.status().message());
+        errors.push_back("job " + std::to_string(ids[i]) + ": " + done[i].status().message());
       }
     }
     rapidjson::StringBuffer buf;

@@ -248,6 +248,12 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
   if (auto n = r.Query("name"); n && !n->empty()) f.name = *n;
   if (auto s = r.Query("spool")) f.spool = *s;  // "" : jobs sent over HTTP
   if (auto e = r.Query("error"); e && !e->empty()) f.error_code = *e;
+  if (auto t = r.Query("retried"); t && !t->empty()) {
+    if (*t != "0" && *t != "1" && *t != "true" && *t != "false") {
+      return HttpResponse::Error(400, "invalid_argument", "retried must be 0 or 1");
+    }
+    f.retried = *t == "1" || *t == "true";
+  }
   if (auto l = r.Query("limit")) {
     auto v = ParseInt(*l, "limit");
     if (!v.ok()) return HttpResponse::FromStatus(v.status());
@@ -320,10 +326,11 @@ HttpResponse Router::JobAction(const std::string& id, const std::string& action)
 
 HttpResponse Router::RetryJob(int64_t id) const {
   if (!deps_.retry) return HttpResponse::Error(503, "unavailable", "no engine here");
-  bool as_new_file = false;
-  auto job = deps_.retry(id, &as_new_file);
+  std::vector<bool> as_new_file;
+  auto done = deps_.retry({id}, &as_new_file);
+  const Result<Job>& job = done.front();
   if (!job.ok()) return HttpResponse::FromStatus(job.status());
-  if (!as_new_file) return HttpResponse::Json(200, JobJson(*job));
+  if (!as_new_file.front()) return HttpResponse::Json(200, JobJson(*job));
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();

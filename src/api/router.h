@@ -78,8 +78,12 @@ struct RouterDeps {
   // POST /api/v1/jobs/{id}/cancel and /priority.
   std::function<Result<Job>(int64_t)> cancel;
   std::function<Result<Job>(int64_t)> prioritize;
-  // POST /api/v1/jobs/{id}/retry; *as_new_file: a spool file went back and runs as a new job.
-  std::function<Result<Job>(int64_t, bool* as_new_file)> retry;
+  // POST /api/v1/jobs/{id}/retry and /api/v1/failures/retry: each of `ids` runs again, in
+  // order; (*as_new_file)[i]: a spool file went back and runs as a new job. The moves of spool
+  // files are made durable, and recorded on their jobs, together before it returns.
+  std::function<std::vector<Result<Job>>(const std::vector<int64_t>& ids,
+                                         std::vector<bool>* as_new_file)>
+      retry;
   // POST /api/v1/priority: the job (id 0 while not registered yet) and what was done.
   std::function<Result<std::pair<Job, std::string>>(const std::string& name)> prioritize_name;
   std::function<Result<Job>(const std::string& name)> promote;

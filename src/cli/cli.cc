@@ -202,12 +202,16 @@ int Main(int argc, char** argv) {
   stats->add_option("--database", stats_db, "Store URL")->capture_default_str();
   add_pg_schema(stats);
 
-  std::string retry_spool, retry_name;
+  std::string retry_spool, retry_name, retry_db;
   bool retry_all = false;
   CLI::App* retry = app.add_subcommand("retry", "Move failed files back into the spool");
   retry->add_option("--spool-dir", retry_spool, "Spool directory")->required();
   retry->add_option("name", retry_name, "File name in failed/");
   retry->add_flag("--all-failed", retry_all, "Every file in failed/");
+  retry->add_option(
+      "--database", retry_db,
+      "Store URL: also mark the failed jobs retried there (out of the failure counts)");
+  add_pg_schema(retry);
 
   RemoteFlags remote;
   auto add_remote = [&](CLI::App* sub) {
@@ -419,7 +423,7 @@ int Main(int argc, char** argv) {
   if (stats->parsed()) return RunStats(stats_db, store_opts);
   if (retry->parsed()) {
     if (!retry_name.empty() != retry_all) {
-      return RunRetry(retry_spool, retry_name, retry_all);
+      return RunRetry(retry_spool, retry_name, retry_all, retry_db, store_opts);
     }
     return ExitCode(Status::InvalidArgument("give a NAME or --all-failed (not both)"));
   }

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "core/env.h"
+#include "core/json.h"
 #include "spool/spool_dir.h"
 #include "store/job_json.h"
 #include "store/store.h"
@@ -117,10 +118,17 @@ int RunStats(const std::string& database, const StoreOptions& options) {
   return 0;
 }
 
-int RunRetry(const std::string& spool_dir, const std::string& name, bool all_failed) {
+int RunRetry(const std::string& spool_dir, const std::string& name, bool all_failed,
+             const std::string& database, const StoreOptions& options) {
   Env* env = Env::Default();
   SpoolDir spool(env, spool_dir);
   if (Status st = spool.Prepare(); !st.ok()) return ExitCode(st);
+  std::unique_ptr<Store> store;
+  if (!database.empty()) {
+    auto opened = OpenExistingStore(database, options);
+    if (!opened.ok()) return ExitCode(opened.status());
+    store = std::move(*opened);
+  }
   std::vector<std::string> names;
   if (all_failed) {
     auto entries = env->ListDir(spool.FailedDir());
@@ -135,7 +143,17 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
     names.push_back(name);
   }
   int moved = 0;
+  std::vector<int64_t> jobs;
   for (const std::string& n : names) {
+    // Whose file it is, from its report (read before Restore drops it).
+    std::string report;
+    rapidjson::Document d;
+    bool known = store != nullptr &&
+                 env->ReadFile(JoinPath(spool.FailedDir(), SpoolDir::ReportNameOf(n)), 1 << 20,
+                               &report, nullptr)
+                     .ok() &&
+                 ParseJson(report, &d).ok() && d.IsObject() && d.HasMember("job_id") &&
+                 d["job_id"].IsInt64();
     Status st = spool.Restore(n, n);
     if (!st.ok()) {
       std::fprintf(stderr, "sluice retry: %s: %s\n", n.c_str(), st.ToString().c_str());
@@ -143,9 +161,17 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
       continue;
     }
     ++moved;
+    if (known) jobs.push_back(d["job_id"].GetInt64());
   }
-  (void)spool.Sync();
+  if (Status st = spool.Sync(); !st.ok()) return ExitCode(st);
   std::printf("moved %d file%s back into %s\n", moved, moved == 1 ? "" : "s", spool.root().c_str());
+  if (store != nullptr) {
+    if (Status st = store->MarkRetried(jobs, Clock::Real()->NowMicros()); !st.ok()) {
+      return ExitCode(st);
+    }
+    std::printf("marked %zu job%s retried in %s\n", jobs.size(), jobs.size() == 1 ? "" : "s",
+                database.c_str());
+  }
   return 0;
 }
 

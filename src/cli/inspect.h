@@ -23,7 +23,9 @@ int RunShow(const std::string& database, const StoreOptions& store, const std::s
 int RunStats(const std::string& database, const StoreOptions& store);
 
 // Moves failed/NAME (or every failed file) back into the spool root, with its .error.json
-// removed; the daemon takes it as a new job.
-int RunRetry(const std::string& spool_dir, const std::string& name, bool all_failed);
+// removed; the daemon takes it as a new job. With a database, the failed jobs (named by their
+// reports) are marked retried there, out of the failure counts.
+int RunRetry(const std::string& spool_dir, const std::string& name, bool all_failed,
+             const std::string& database, const StoreOptions& store);
 
 }  // namespace sluice::cli

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "api/event_streams.h"
 #include "api/metrics_page.h"
@@ -548,10 +549,31 @@ int RunServe(ServeFlags f) {
     if (!engine.ok()) return engine.status();
     return (*engine)->Prioritize(id);
   };
-  deps.retry = [&spools](int64_t id, bool* as_new_file) -> Result<Job> {
-    auto engine = spools.ForJob(id);
-    if (!engine.ok()) return engine.status();
-    return (*engine)->Retry(id, as_new_file);
+  deps.retry = [&spools](const std::vector<int64_t>& ids, std::vector<bool>* as_new_file) {
+    std::vector<Result<Job>> out;
+    as_new_file->assign(ids.size(), false);
+    // Spool files' moves are settled once per spool: one fsync, one store write.
+    std::map<Engine*, std::vector<int64_t>> moved;
+    std::map<Engine*, std::vector<size_t>> moved_at;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto engine = spools.ForJob(ids[i]);
+      if (!engine.ok()) {
+        out.emplace_back(engine.status());
+        continue;
+      }
+      bool fresh = false;
+      std::vector<int64_t>& list = moved[*engine];
+      size_t before = list.size();
+      out.push_back((*engine)->Retry(ids[i], &fresh, &list));
+      (*as_new_file)[i] = fresh;
+      if (list.size() > before) moved_at[*engine].push_back(i);
+    }
+    for (const auto& [engine, list] : moved) {
+      Status settled = engine->SettleRetries(list);
+      if (settled.ok()) continue;
+      for (size_t i : moved_at[engine]) out[i] = settled;
+    }
+    return out;
   };
   // By name: the first spool that knows the file.
   deps.prioritize_name = [&spools](const std::string& name) -> Result<std::pair<Job, std::string>> {

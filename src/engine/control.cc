@@ -123,7 +123,7 @@ Result<Job> Engine::Prioritize(int64_t id) {
   return job;
 }
 
-Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
+Result<Job> Engine::Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* moved) {
   *as_new_file = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -143,6 +143,11 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
                                       "; only a failed or cancelled job can be retried");
   }
   if (!job.spool.empty()) {
+    if (job.retried_at != 0) {
+      return Status::FailedPrecondition("job " + std::to_string(id) + " was retried already, at " +
+                                        FormatTime(job.retried_at) +
+                                        ": its file went back into the spool as a new job");
+    }
     if (job.spool != spool_.root()) {
       return Status::FailedPrecondition("job " + std::to_string(id) + " came from " + job.spool +
                                         ", a spool this daemon does not run");
@@ -159,9 +164,14 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
       }
     }
     SLUICE_RETURN_IF_ERROR(spool_.Restore(*failed_name, job.name));
-    (void)spool_.Sync();
     spdlog::info("job {} retried over the API: {} is back in the spool", id, job.name);
     *as_new_file = true;
+    if (moved != nullptr) {
+      moved->push_back(id);
+    } else {
+      SLUICE_RETURN_IF_ERROR(SettleRetries({id}));
+    }
+    job.retried_at = clock_->NowMicros();
     return job;
   }
   auto payload = store_->JobPayload(id);
@@ -196,6 +206,12 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file) {
   }
   spdlog::info("job {} retried over the API", id);
   return job;
+}
+
+Status Engine::SettleRetries(const std::vector<int64_t>& moved) {
+  if (moved.empty()) return Status::Ok();
+  SLUICE_RETURN_IF_ERROR(spool_.Sync());
+  return store_->MarkRetried(moved, clock_->NowMicros());
 }
 
 }  // namespace sluice

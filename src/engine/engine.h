@@ -115,8 +115,13 @@ class Engine {
   // Runs a failed or cancelled job again. A job sent over HTTP goes back to queued with its
   // attempts reset (same id; `*as_new_file` false). A spool file's job stays in history: its
   // file moves from failed/ back into the spool and runs as a new job (`*as_new_file` true).
-  // FailedPrecondition for a job that has not ended or succeeded; NotFound for an unknown one.
-  Result<Job> Retry(int64_t id, bool* as_new_file);
+  // FailedPrecondition for a job that has not ended or succeeded, or whose file was put back
+  // already (retried_at); NotFound for an unknown one. With `moved`, a spool file's job id is
+  // added there and the caller settles them all at once (SettleRetries); without, at once.
+  Result<Job> Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* moved = nullptr);
+  // Makes the moves of retried spool files durable (one fsync of the spool) and records them
+  // on their jobs (retried_at), in one store write.
+  Status SettleRetries(const std::vector<int64_t>& moved);
   // Moves deferred/NAME into the spool and queues it (at top priority with `prioritise`).
   // A file not registered yet is only moved; discovery takes it from there. NotFound when
   // deferred/ has no such file; AlreadyExists when the spool has a file of that name.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/json.h"
 #include "core/spdlog.h"
 
 namespace sluice {
@@ -264,8 +265,10 @@ Result<std::string> SpoolDir::FailedNameOf(std::string_view name, int64_t job_id
   auto h = folders_.Get();
   if (!h.ok()) return h.status();
   std::vector<std::pair<std::string, DirPtr>> folders = {{"", h->sub[kFailed]}};
+  std::string base_path = FailedDir();
   if (save_.failed && !save_.failed->empty()) {
     folders.clear();
+    base_path = *save_.failed;
     auto base = env_->OpenDir(*save_.failed);
     auto entries =
         base.ok() ? env_->ListDirAt(*base) : Result<std::vector<DirEntry>>(base.status());
@@ -282,8 +285,19 @@ Result<std::string> SpoolDir::FailedNameOf(std::string_view name, int64_t job_id
     }
   }
   for (const auto& [folder, dir] : folders) {
-    for (const std::string& n : {SuffixedName(name, job_id), std::string(name)}) {
-      if (env_->StatAt(*dir, n).ok()) return folder + n;
+    std::string suffixed = SuffixedName(name, job_id);
+    if (env_->StatAt(*dir, suffixed).ok()) return folder + suffixed;
+    // The plain name may be another job's file of the same name (the same file failed again
+    // after an earlier retry, or a producer reusing names): its report says whose it is.
+    if (env_->StatAt(*dir, name).ok()) {
+      std::string report;
+      Status read = env_->ReadFile(JoinPath(base_path, folder + ReportNameOf(name)), 1 << 20,
+                                   &report, nullptr);
+      rapidjson::Document d;
+      bool theirs = read.ok() && ParseJson(report, &d).ok() && d.IsObject() &&
+                    d.HasMember("job_id") && d["job_id"].IsInt64() &&
+                    d["job_id"].GetInt64() != job_id;
+      if (!theirs) return folder + std::string(name);
     }
   }
   return Status::NotFound("the file of job " + std::to_string(job_id) + " (" + std::string(name) +

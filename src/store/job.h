@@ -67,6 +67,9 @@ struct Job {
   int64_t created_at = 0;
   int64_t last_tried = 0;
   int64_t finished_at = 0;
+  // A spool file's failed or cancelled job whose file was put back into the spool (where it
+  // runs as a new job): when, else 0. It stays in the history, out of the failure counts.
+  int64_t retried_at = 0;
   JobError error;
   std::string result;  // JSON object text summarising what the handler did
   // The claim that holds the job (Store::ClaimJobs): each claim bumps the epoch; writes that

@@ -49,6 +49,10 @@ void WriteJobJson(const Job& j, rapidjson::Writer<rapidjson::StringBuffer>* writ
     w.Key("finished_at");
     w.String(FormatTime(j.finished_at));
   }
+  if (j.retried_at) {  // a spool file's job whose file went back into the spool
+    w.Key("retried_at");
+    w.String(FormatTime(j.retried_at));
+  }
   if (j.state == JobState::kRetrying || (j.state == JobState::kQueued && j.run_at > 0)) {
     w.Key("run_at");
     w.String(FormatTime(j.run_at));

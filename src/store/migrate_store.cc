@@ -12,6 +12,7 @@
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_store.h"
+#include "store/schema.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -59,7 +60,8 @@ const std::vector<CopySpec>& Specs() {
         {"result", "text"},
         {"payload", "text"},
         {"idempotency_key", "text"},
-        {"lease_epoch", "bigint"}}},
+        {"lease_epoch", "bigint"},
+        {"retried_at", "bigint"}}},
       {"events",
        {"id"},
        {{"id", "bigint"},
@@ -321,6 +323,10 @@ Result<std::vector<TableCount>> MigrateStore(
     return Status::NotFound("no SQLite database " + path);
   }
   std::string source = std::filesystem::canonical(path, ec).string();
+  // The source at this binary's layout first, as every command that opens a database does:
+  // the copy reads the latest columns.
+  auto layout = MigrateSchema(o.from);
+  if (!layout.ok()) return layout.status();
   auto src = sqlite::Db::Open(path);
   if (!src.ok()) return src.status();
   auto store = PgStore::Open(o.to, o.to_options);  // creates or updates Sluice's schema

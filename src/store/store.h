@@ -109,6 +109,7 @@ struct JobFilter {
   std::optional<std::string> kind;
   std::optional<std::string> spool;       // the spool directory ("" : jobs sent over HTTP)
   std::optional<std::string> error_code;  // failed (or cancelled) with this code
+  std::optional<bool> retried;            // whether the job's file was put back (retried_at)
   int64_t before_id = 0;  // with newest_first: only ids below this (pagination cursor)
   int limit = 100;
   bool newest_first = true;
@@ -134,8 +135,10 @@ class Store {
   // above every stored one; returns the first. The engine takes ids from such blocks.
   virtual Result<int64_t> ReserveJobIds(int64_t count) = 0;
 
-  // Puts failed jobs back to queued with attempts reset (sluice retry).
-  virtual Status RequeueJobs(const std::vector<int64_t>& ids) = 0;
+  // Records that these failed or cancelled spool files' jobs had their files put back into the
+  // spool (retried_at = at), in one transaction. Jobs marked already, or not ended so, are
+  // left as they are.
+  virtual Status MarkRetried(const std::vector<int64_t>& ids, int64_t at) = 0;
 
   // Fenced claims. Claims each of `ids` that may run now (queued or retrying and due at
   // `now`, or running under a lease that ran out before `now`): running, one more attempt,

@@ -238,20 +238,52 @@ TEST_P(StoreConformance, ListJobsFiltersAndPagesNewestFirst) {
   EXPECT_EQ((by_queue->at({"default", "queued"})), 5);
 }
 
-TEST_P(StoreConformance, RequeueJobsPutsFailedJobsBackToQueued) {
-  int64_t id = Add("a.json");
-  WriteBatch b;
+TEST_P(StoreConformance, RetriedFilesJobsLeaveTheFailureCountsAndAreMarkedOnce) {
+  int64_t a = Add("a.json");
+  int64_t b = Add("b.json");
+  int64_t running = Add("c.json");
+  WriteBatch batch;
+  for (int64_t id : {a, b}) {
+    JobUpdate u;
+    u.job_id = id;
+    u.state = JobState::kFailed;
+    u.attempts = 1;
+    u.finished_at = 10;
+    u.error = {"schema_violation", "bad", ""};
+    batch.updates.push_back(u);
+  }
+  ASSERT_TRUE(store_->Write(&batch).ok());
+  ASSERT_TRUE(store_->MarkRetried({a, running, 999'999}, 500).ok());
+  EXPECT_EQ(store_->GetJob(a)->retried_at, 500);
+  EXPECT_EQ(store_->GetJob(a)->state, JobState::kFailed);  // it stays in the history as it was
+  EXPECT_EQ(store_->GetJob(b)->retried_at, 0);
+  EXPECT_EQ(store_->GetJob(running)->retried_at, 0);  // not ended: left as it is
+  ASSERT_TRUE(store_->MarkRetried({a, b}, 700).ok());
+  EXPECT_EQ(store_->GetJob(a)->retried_at, 500);  // the first time is kept
+  EXPECT_EQ(store_->GetJob(b)->retried_at, 700);
+  int64_t d = Add("d.json");
   JobUpdate u;
-  u.job_id = id;
+  u.job_id = d;
   u.state = JobState::kFailed;
-  u.attempts = 5;
   u.error = {"schema_violation", "bad", ""};
-  b.updates.push_back(u);
-  ASSERT_TRUE(store_->Write(&b).ok());
-  ASSERT_TRUE(store_->RequeueJobs({id}).ok());
-  auto j = store_->GetJob(id);
-  EXPECT_EQ(j->state, JobState::kQueued);
-  EXPECT_EQ(j->attempts, 0);
+  batch = WriteBatch{};
+  batch.updates.push_back(u);
+  ASSERT_TRUE(store_->Write(&batch).ok());
+  auto sum = store_->SummarizeJobs(1'000'000, 1);
+  ASSERT_TRUE(sum.ok()) << sum.status().ToString();
+  EXPECT_EQ(sum->failures, (std::vector<std::pair<std::string, int64_t>>{{"schema_violation", 1}}));
+  JobFilter f;
+  f.state = JobState::kFailed;
+  f.error_code = "schema_violation";
+  EXPECT_EQ(store_->ListJobs(f)->size(), 3u);
+  f.retried = false;
+  auto open = store_->ListJobs(f);
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ(open->front().id, d);
+  f.retried = true;
+  EXPECT_EQ(store_->ListJobs(f)->size(), 2u);
+  Reopen();
+  EXPECT_EQ(store_->GetJob(b)->retried_at, 700);
 }
 
 TEST_P(StoreConformance, CommittedWritesSurviveReopen) {

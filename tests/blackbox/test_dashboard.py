@@ -328,6 +328,17 @@ class DashboardTest(unittest.TestCase):
                   what="the retry to be acknowledged")
         self.box.wait_for(lambda: len(self.box.query(
             "SELECT id FROM jobs WHERE state='succeeded'")) == 3, 30, "the three to succeed")
+        # The three old jobs are history now: the view keeps only what is still failed.
+        self.open("#/failed")
+        self.wait(lambda d: [e.get_attribute("data-code") for e in d.find_elements(
+            By.CSS_SELECTOR, "section[data-code]")] == ["unsupported_version"],
+            what="invalid_json gone from the failures")
+        old = self.box.query("SELECT MIN(id) FROM jobs WHERE name='trunc0.json'")[0][0]
+        self.open("#/job/%d" % old)
+        self.wait(lambda d: "its file went back into the spool" in
+                  d.find_element(By.TAG_NAME, "main").text, what="the retried job's page")
+        self.assertEqual(self.driver.find_elements(By.CSS_SELECTOR, "button[data-action=retry]"),
+                         [])
 
     def test_deferred_files_promoted_from_the_page(self):
         deferred = os.path.join(self.kcidb, "deferred")

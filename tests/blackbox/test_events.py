@@ -4,6 +4,8 @@ their end), job history and retries."""
 
 import http.client
 import json
+import os
+import sqlite3
 import time
 import unittest
 
@@ -181,8 +183,55 @@ class EventsTest(unittest.TestCase):
         fid = self.box.query("SELECT id FROM jobs WHERE name='broken.json'")[0][0]
         status, answer = self.request("POST", "/api/v1/jobs/%d/retry" % fid)
         self.assertEqual(status, 202, answer)
+        self.assertIn("retried_at", answer["retried"])
         self.box.wait_for(lambda: len(self.box.query(
             "SELECT id FROM jobs WHERE name='broken.json' AND state='failed'")) == 2)
+        # The first job stays in the history, marked, out of the failure counts; its file is
+        # the second job's now, and retrying the first again moves nothing.
+        second = self.box.query("SELECT MAX(id) FROM jobs WHERE name='broken.json'")[0][0]
+        self.assertIn("retried_at", self.request("GET", "/api/v1/jobs/%d" % fid)[1])
+        status, err = self.request("POST", "/api/v1/jobs/%d/retry" % fid)
+        self.assertEqual(status, 409, err)
+        self.assertIn("retried already", err["error"]["message"])
+        codes = dict((f["code"], f["count"]) for f in self.request(
+            "GET", "/api/v1/failures")[1]["failures"])
+        self.assertEqual(codes.get("invalid_json"), 1, codes)
+        status, page = self.request("GET", "/api/v1/jobs?name=broken.json&state=failed&retried=0")
+        self.assertEqual([j["id"] for j in page["jobs"]], [second])
+        self.assertEqual(self.request("GET", "/api/v1/jobs?retried=maybe")[0], 400)
+
+    def test_retrying_a_whole_code_twice_moves_each_file_once_each_time(self):
+        # Files retried by an earlier release (or by hand) leave old failed jobs unmarked whose
+        # file name is now another job's: such a job must never take that job's file.
+        for i in range(300):
+            self.box.drop("bad%03d.json" % i, "{broken %d" % i)
+        self.start("--max-attempts", "1")
+        failed = lambda n: len(self.box.query(  # and their files in failed/ with reports
+            "SELECT id FROM jobs WHERE state='failed'")) == n and len(
+            self.box.listing("failed")) == 600
+        self.box.wait_for(lambda: failed(300), 60, "300 failures")
+        status, answer = self.request("POST", "/api/v1/failures/retry",
+                                      json.dumps({"code": "invalid_json"}))
+        self.assertEqual((status, answer["retried"], answer["errors"]), (200, 300, []))
+        self.box.wait_for(lambda: failed(600), 60, "the 300 failing again")
+        codes = dict((f["code"], f["count"]) for f in self.request(
+            "GET", "/api/v1/failures")[1]["failures"])
+        self.assertEqual(codes, {"invalid_json": 300})  # the first 300 are history now
+        status, answer = self.request("GET", "/api/v1/jobs?state=failed&retried=1&limit=1000")
+        self.assertEqual(len(answer["jobs"]), 300)
+        self.box.stop()
+        with sqlite3.connect(self.box.db) as con:  # as a release before retried_at left them
+            con.execute("UPDATE jobs SET retried_at = 0")
+        open(os.path.join(self.box.dir, "daemon.log"), "w").close()  # forget the old port
+        self.start("--max-attempts", "1")
+        status, answer = self.request("POST", "/api/v1/failures/retry",
+                                      json.dumps({"code": "invalid_json"}))
+        self.assertEqual((status, answer["retried"]), (200, 300), answer)
+        self.box.wait_for(lambda: failed(900), 60, "the 300 failing a third time")
+        time.sleep(1.5)
+        per_file = self.box.query("SELECT name, COUNT(*) FROM jobs GROUP BY name")
+        self.assertEqual(sorted(set(n for _, n in per_file)), [3], per_file[:5])
+        self.assertIn("not in", answer["errors"][0])  # the old jobs: their names' files are not theirs
 
 
 if __name__ == "__main__":

@@ -96,9 +96,14 @@ class LiveTest(unittest.TestCase):
                 json.dump(harness.GOOD, f)
         r = box.sluice("retry", "--spool-dir", box.spool, "fixme.json")
         self.assertEqual(r.returncode, 0, r.stderr)
-        r = box.sluice("retry", "--spool-dir", box.spool, "--all-failed")
+        r = box.sluice("retry", "--spool-dir", box.spool, "--all-failed",
+                       "--database", box.database)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("marked 2 jobs retried", r.stdout)
         self.assertEqual(box.listing("failed"), [])
+        # Given the database, the jobs whose files went back leave the failure counts.
+        self.assertEqual(box.query("SELECT name FROM jobs WHERE retried_at <> 0 ORDER BY name"),
+                         [("fixme2.json",), ("toobig.json",)])
         # As if the daemon had died since: the next start looks every file up in the store.
         con = sqlite3.connect(box.db)
         con.execute("UPDATE kv SET value='0' WHERE ns='engine.clean_stop'")

@@ -13,7 +13,7 @@ import urllib.request
 
 import harness
 
-LATEST = 3  # the schema version this release writes
+LATEST = 4  # the schema version this release writes
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "sqlite_v1.db")
 

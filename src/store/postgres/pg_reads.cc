@@ -14,7 +14,7 @@ constexpr std::string_view kJobColumns =
     "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
     "priority, attempts, max_attempts, run_at, created_at, last_tried, finished_at, "
     "error_code, error_message, error_detail, result, interruptions, idempotency_key, "
-    "lease_epoch, lease_owner, lease_until";
+    "lease_epoch, lease_owner, lease_until, retried_at";
 
 Job ReadJob(const pg::Rows& r, int i) {
   auto text = [&](int c) { return r.IsNull(i, c) ? std::string() : r.Text(i, c); };
@@ -47,6 +47,7 @@ Job ReadJob(const pg::Rows& r, int i) {
   j.lease_epoch = num(23);
   j.lease_owner = text(24);
   j.lease_until = num(25);
+  j.retried_at = num(26);
   return j;
 }
 
@@ -82,6 +83,10 @@ Result<std::vector<Job>> PgStore::ListJobs(const JobFilter& f) {
   if (f.kind) cond("kind = ", *f.kind);
   if (f.spool) cond("spool = ", *f.spool);
   if (f.error_code) cond("error_code = ", *f.error_code);
+  if (f.retried) {
+    where += (where.empty() ? "WHERE " : " AND ") +
+             std::string(*f.retried ? "retried_at <> 0" : "retried_at = 0");
+  }
   if (f.before_id > 0) cond(f.newest_first ? "id < " : "id > ", f.before_id);
   where += f.newest_first ? " ORDER BY id DESC" : " ORDER BY id ASC";
   where += " LIMIT " + std::to_string(std::max(1, f.limit));
@@ -144,9 +149,10 @@ Result<JobsSummary> PgStore::SummarizeJobs(int64_t now, int minutes) {
   if (!oldest.ok()) return oldest.status();
   for (int i = 0; i < oldest->size(); ++i)
     out.oldest_waiting[oldest->Text(i, 0)] = oldest->Int(i, 1);
-  auto failures = Read("SELECT COALESCE(error_code, ''), COUNT(*) FROM " + T("jobs") +
-                           " WHERE state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1",
-                       {});
+  auto failures =
+      Read("SELECT COALESCE(error_code, ''), COUNT(*) FROM " + T("jobs") +
+               " WHERE state = 'failed' AND retried_at = 0 GROUP BY 1 ORDER BY 2 DESC, 1",
+           {});
   if (!failures.ok()) return failures.status();
   for (int i = 0; i < failures->size(); ++i) {
     out.failures.emplace_back(failures->Text(i, 0), failures->Int(i, 1));

@@ -703,14 +703,15 @@ Result<int64_t> PgStore::ReserveJobIds(int64_t count) {
   return first->Int(0, 0);
 }
 
-Status PgStore::RequeueJobs(const std::vector<int64_t>& ids) {
+Status PgStore::MarkRetried(const std::vector<int64_t>& ids, int64_t at) {
+  if (ids.empty()) return Status::Ok();
   std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<Param> list;
   for (int64_t id : ids) list.emplace_back(id);
   auto r = WriteExec("UPDATE " + T("jobs") +
-                         " SET state = 'queued', attempts = 0, run_at = 0, finished_at = NULL"
-                         " WHERE id = ANY($1::bigint[]) AND state IN ('failed', 'cancelled')",
-                     {pg::ArrayLiteral(list)});
+                         " SET retried_at = $1 WHERE id = ANY($2::bigint[]) AND retried_at = 0"
+                         " AND state IN ('failed', 'cancelled')",
+                     {Param(std::max<int64_t>(at, 1)), pg::ArrayLiteral(list)});
   return r.status();
 }
 

@@ -127,11 +127,21 @@ CREATE INDEX jobs_state_code ON jobs(state, error_code);
 CREATE INDEX jobs_queue_state ON jobs(queue, state);
 )sql";
 
+// Version 4: a spool file's failed job records when its file was put back into the spool
+// (retried_at), so it leaves the failure counts and cannot be retried twice; failed jobs are
+// still counted by error code from an index alone.
+constexpr std::string_view kVersion4 = R"sql(
+ALTER TABLE jobs ADD COLUMN retried_at INTEGER NOT NULL DEFAULT 0;
+DROP INDEX jobs_state_code;
+CREATE INDEX jobs_state_code ON jobs(state, error_code, retried_at);
+)sql";
+
 const std::vector<Migration>& StoreMigrations() {
   static const std::vector<Migration> kList = {
       {1, "jobs, events, tasks, task runs, items, key-value map", std::string(kVersion1)},
       {2, "lease epochs on jobs, role leases", std::string(kVersion2)},
       {3, "indexes for the dashboard", std::string(kVersion3)},
+      {4, "retried_at on jobs", std::string(kVersion4)},
   };
   return kList;
 }

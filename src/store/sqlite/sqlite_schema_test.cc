@@ -49,7 +49,7 @@ TEST(SqliteSchemaTest, ANewerDatabaseIsRefusedAndLeftAlone) {
   SchemaReport report;
   Status st = Migrate(*db, StoreMigrations(), "s.db", &report);
   EXPECT_EQ(st.code(), Code::kFailedPrecondition);
-  EXPECT_NE(st.message().find("schema version 9, newer than this sluice (3)"), std::string::npos);
+  EXPECT_NE(st.message().find("schema version 9, newer than this sluice (4)"), std::string::npos);
   EXPECT_EQ(*SchemaVersion(*db), 9);
   auto store = SqliteStore::Open(dir.Sub("s.db"));
   EXPECT_EQ(store.status().code(), Code::kFailedPrecondition);
@@ -75,8 +75,8 @@ TEST(SqliteSchemaTest, AnUnversionedDatabaseIsVersionOneWithItsLateColumnAddedTh
   auto store = SqliteStore::Open(dir.Sub("s.db"));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   // Taken as version 1, then brought to the latest: version 2's lease columns added.
-  EXPECT_EQ((*store)->schema().version, 3);
-  ASSERT_EQ((*store)->schema().applied.size(), 2u);
+  EXPECT_EQ((*store)->schema().version, 4);
+  ASSERT_EQ((*store)->schema().applied.size(), 3u);
   EXPECT_EQ((*store)->schema().applied[0].rfind("2: ", 0), 0u);
   auto task = (*store)->GetTask("t");
   ASSERT_TRUE(task.ok());

@@ -17,7 +17,7 @@ constexpr std::string_view kJobColumns =
     "id, queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns, state, "
     "priority, attempts, max_attempts, run_at, created_at, last_tried, finished_at, "
     "error_code, error_message, error_detail, result, interruptions, idempotency_key, "
-    "lease_epoch, lease_owner, lease_until";
+    "lease_epoch, lease_owner, lease_until, retried_at";
 
 Job ReadJob(const Stmt& s) {
   Job j;
@@ -48,6 +48,7 @@ Job ReadJob(const Stmt& s) {
   j.lease_epoch = s.Int(23);
   j.lease_owner = s.Text(24);
   j.lease_until = s.Int(25);
+  j.retried_at = s.Int(26);
   return j;
 }
 
@@ -349,21 +350,17 @@ Result<int64_t> SqliteStore::ReserveJobIds(int64_t count) {
   return first;
 }
 
-Status SqliteStore::RequeueJobs(const std::vector<int64_t>& ids) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  auto s = Stmt::Prepare(write_.get(),
-                         "UPDATE jobs SET state='queued', attempts=0, run_at=0, finished_at=NULL"
-                         " WHERE id=? AND state IN ('failed','cancelled')");
-  if (!s.ok()) return s.status();
-  SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
-  for (int64_t id : ids) {
-    Status st = s->Bind(1, id).Run();
-    if (!st.ok()) {
-      (void)write_.Exec("ROLLBACK");
-      return st;
-    }
-  }
-  return write_.Exec("COMMIT");
+Status SqliteStore::MarkRetried(const std::vector<int64_t>& ids, int64_t at) {
+  if (ids.empty()) return Status::Ok();
+  return InWriteTransaction([&]() -> Status {
+    auto s = Stmt::Prepare(write_.get(),
+                           "UPDATE jobs SET retried_at=? WHERE id=? AND retried_at=0"
+                           " AND state IN ('failed','cancelled')");
+    if (!s.ok()) return s.status();
+    for (int64_t id : ids)
+      SLUICE_RETURN_IF_ERROR(s->Bind(1, std::max<int64_t>(at, 1)).Bind(2, id).Run());
+    return Status::Ok();
+  });
 }
 
 Result<std::vector<Job>> SqliteStore::QueryJobs(const std::string& tail,
@@ -416,6 +413,7 @@ Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
     where += " AND error_code=?";
     args.emplace_back(*f.error_code);
   }
+  if (f.retried) where += *f.retried ? " AND retried_at<>0" : " AND retried_at=0";
   if (f.before_id > 0) {
     where += f.newest_first ? " AND id<?" : " AND id>?";
     args.emplace_back(f.before_id);
@@ -524,7 +522,7 @@ Result<JobsSummary> SqliteStore::SummarizeJobs(int64_t now, int minutes) {
           {}, [&](Stmt& s) { out.oldest_waiting[s.Text(0)] = s.Int(1); }));
   SLUICE_RETURN_IF_ERROR(
       run("SELECT COALESCE(error_code, ''), COUNT(*) FROM jobs WHERE state = 'failed' "
-          "GROUP BY 1 ORDER BY 2 DESC, 1",
+          "AND retried_at = 0 GROUP BY 1 ORDER BY 2 DESC, 1",
           {}, [&](Stmt& s) { out.failures.emplace_back(s.Text(0), s.Int(1)); }));
   const int64_t kMinute = 60'000'000;
   int64_t first = (now / kMinute - minutes + 1) * kMinute;
