@@ -53,10 +53,14 @@ double Since(std::chrono::steady_clock::time_point t0) {
 
 // `n` tasks added at once (each due at once, its origin unreachable), their first runs all
 // queued, then all removed, while another caller of the scheduler (as the API is) asks every
-// 5 ms: the times, and that caller's waits. Returns false on an error.
-bool ManyTasks(const std::string& dir, int n) {
-  auto store = OpenStore("sqlite:" + dir + "/many.db");
-  if (!store.ok()) return false;
+// 5 ms: the times, and that caller's waits, on the store at `url` (a fresh SQLite database
+// when empty). Returns false on an error.
+bool ManyTasks(const std::string& dir, int n, const std::string& url) {
+  auto store = OpenStore(url.empty() ? "sqlite:" + dir + "/many.db" : url);
+  if (!store.ok()) {
+    std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+    return false;
+  }
   std::vector<std::unique_ptr<Backend>> backends;
   backends.push_back(std::make_unique<GitBackend>(dir + "/archive-many", 600));
   TaskOptions o;
@@ -65,6 +69,8 @@ bool ManyTasks(const std::string& dir, int n) {
   if (!sched.Start().ok()) return false;
   std::vector<Task> tasks;
   std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back("many" + std::to_string(i));
+  (void)sched.Remove(ids);  // what an earlier run left in a shared database
   for (int i = 0; i < n; ++i) {
     Task t;
     t.task_id = "many" + std::to_string(i);
@@ -73,7 +79,6 @@ bool ManyTasks(const std::string& dir, int n) {
     t.backend_args = "{\"uri\":\"" + dir + "/none/" + t.task_id + "\"}";
     t.schedule.delay_s = 3600;
     tasks.push_back(t);
-    ids.push_back(t.task_id);
   }
   std::atomic<bool> stop{false};
   std::vector<double> waits;
@@ -119,7 +124,9 @@ bool ManyTasks(const std::string& dir, int n) {
 
 int main(int argc, char** argv) {
   int commits = 20000, fresh = 100, idle_runs = 20, many = 20000;
+  std::string many_db;
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--many-database")) many_db = argv[i + 1];
     if (!std::strcmp(argv[i], "--many")) many = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--commits")) commits = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--new")) fresh = std::atoi(argv[i + 1]);
@@ -186,7 +193,7 @@ int main(int argc, char** argv) {
               idle_runs, bench::Percentile(idle, 0.5), bench::Percentile(idle, 0.99),
               static_cast<long long>(count.ok() ? *count : -1), commits + fresh);
   spdlog::set_level(spdlog::level::err);  // every run of the many tasks fails, and says so
-  bool many_ok = many <= 0 || ManyTasks(dir, many);
+  bool many_ok = many <= 0 || ManyTasks(dir, many, many_db);
   std::printf("peak RSS: %.1f MB\n", bench::PeakRssMb());
   std::filesystem::remove_all(dir);
   return count.ok() && *count == commits + fresh && many_ok ? 0 : 1;

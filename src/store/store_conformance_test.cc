@@ -416,6 +416,27 @@ TEST_P(StoreConformance, AddTasksIsAllOrNone) {
   EXPECT_GT(events[0].id, 0);
   EXPECT_GT(events[1].id, events[0].id);
   EXPECT_EQ(store_->ListEvents(EventFilter{})->size(), 2u);
+  // The same id twice in one batch: refused whole.
+  std::vector<Task> twice = {NewTask("e"), NewTask("e")};
+  EXPECT_EQ(store_->AddTasks(&twice).code(), Code::kAlreadyExists);
+  EXPECT_EQ(store_->GetTask("e").status().code(), Code::kNotFound);
+  // Fields stored as given, whatever characters they hold.
+  Task odd = NewTask("odd \"{,}\" \\ é\n");
+  odd.backend_args = R"({"uri":"/r","x":"a,b}{\"c\\"})";
+  odd.archive = "{\"NULL\"}";
+  odd.category = "NULL";
+  odd.next_offset = 42;
+  std::vector<Task> batch = {odd, NewTask("plain")};
+  ASSERT_TRUE(store_->AddTasks(&batch).ok());
+  auto back = store_->GetTask(odd.task_id);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->seq, batch[0].seq);
+  EXPECT_EQ(back->backend_args, odd.backend_args);
+  EXPECT_EQ(back->archive, odd.archive);
+  EXPECT_EQ(back->category, "NULL");
+  EXPECT_EQ(back->next_offset, std::optional<int64_t>(42));
+  EXPECT_FALSE(store_->GetTask("plain")->next_offset.has_value());
+  EXPECT_EQ(store_->GetTask("plain")->seq, batch[1].seq);
 }
 
 TEST_P(StoreConformance, SaveTaskStoresOnlyNewItemsWithTheRunAndTheCursor) {

@@ -166,9 +166,9 @@ class PgStore : public Store {
   Status CheckRow(int64_t job, const Table& t, const ObjectRow& row) const;
   // Whether the batch with this token committed: its first event id when it did.
   Result<std::optional<int64_t>> FindCommit(const std::string& token);
-  // In an explicit transaction on the write connection: takes `count` event ids under the
-  // counter's lock and appends `event` with the first; sets its id.
-  Status AppendEventLocked(Event* event);
+  // In an explicit transaction on the write connection: takes n event ids under the counter's
+  // lock and appends events[0..n) with them, in one statement; sets their ids.
+  Status AppendEventsLocked(Event* events, size_t n);
   Status UpdateTaskStateLocked(const Task& task);  // write_mu_ held, in a transaction
 
   std::string conninfo_;

@@ -1,4 +1,7 @@
 // PgStore: recurring tasks, their runs and the items they fetch.
+#include <map>
+#include <set>
+
 #include "store/postgres/pg_store.h"
 
 namespace sluice {
@@ -76,17 +79,32 @@ void TaskState(const Task& t, std::vector<Param>* p) {
 
 }  // namespace
 
-Status PgStore::AppendEventLocked(Event* e) {
-  auto id = write_.Exec(
-      "UPDATE " + T("counters") + " SET value = value + 1 WHERE name = 'events' RETURNING value",
-      {});
-  if (!id.ok()) return id.status();
-  e->id = id->Int(0, 0);
+Status PgStore::AppendEventsLocked(Event* events, size_t n) {
+  if (n == 0) return Status::Ok();
+  auto first = write_.Exec("UPDATE " + T("counters") +
+                               " SET value = value + $1 WHERE name = 'events'"
+                               " RETURNING value - $1 + 1",
+                           {Param(static_cast<int64_t>(n))});
+  if (!first.ok()) return first.status();
+  std::vector<std::vector<Param>> cols(7);
+  for (size_t i = 0; i < n; ++i) {
+    Event& e = events[i];
+    e.id = first->Int(0, 0) + static_cast<int64_t>(i);
+    cols[0].emplace_back(e.id);
+    cols[1].emplace_back(e.ts);
+    cols[2].emplace_back(e.job_id);
+    cols[3].emplace_back(e.queue);
+    cols[4].emplace_back(e.kind);
+    cols[5].emplace_back(e.type);
+    cols[6].emplace_back(e.data);
+  }
+  std::vector<Param> arrays;
+  for (const auto& c : cols) arrays.emplace_back(pg::ArrayLiteral(c));
   auto ins = write_.Exec("INSERT INTO " + T("events") +
-                             " (id, ts, job_id, queue, kind, type, data)"
-                             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                         {Param(e->id), Param(e->ts), Param(e->job_id), Param(e->queue),
-                          Param(e->kind), Param(e->type), Param(e->data)});
+                             " (id, ts, job_id, queue, kind, type, data) SELECT * FROM"
+                             " unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],"
+                             " $5::text[], $6::text[], $7::text[])",
+                         arrays);
   if (!ins.ok()) return ins.status();
   return write_.Exec("SELECT pg_notify($1, '')", {Param("sluice_events:" + options_.pg_schema)})
       .status();
@@ -95,9 +113,10 @@ Status PgStore::AppendEventLocked(Event* e) {
 Status PgStore::AddTasks(std::vector<Task>* tasks, std::vector<Event>* events) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));
-  Status st = write_.Script("BEGIN");
-  for (size_t i = 0; st.ok() && i < tasks->size(); ++i) {
-    Task& t = (*tasks)[i];
+  // The whole batch in one statement, a column of values each: a task whose id is taken
+  // already (stored, or twice in the batch) is not inserted, and refuses the batch.
+  std::vector<std::vector<Param>> cols(19);
+  for (const Task& t : *tasks) {
     std::vector<Param> p = {Param(t.task_id),
                             Param(t.backend),
                             Param(t.category),
@@ -110,25 +129,38 @@ Status PgStore::AddTasks(std::vector<Task>* tasks, std::vector<Event>* events) {
                             Param(t.schedule.queue)};
     TaskState(t, &p);
     p.emplace_back(int64_t{t.schedule_given});
-    auto r = write_.Exec("INSERT INTO " + T("tasks") +
-                             " (task_id, backend, category, backend_args, archive,"
-                             " fetch_from_archive, delay_s, max_retries, max_age, queue, status,"
-                             " age, num_failures, created_on, next_run_at, next_from_date,"
-                             " next_offset, current_job, scheduler_given) VALUES ($1, $2, $3,"
-                             " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-                             " $18, $19) ON CONFLICT (task_id) DO NOTHING RETURNING seq",
-                         p);
-    if (!r.ok()) {
-      st = r.status();
-    } else if (r->size() == 0) {
-      st = Status::AlreadyExists("task '" + t.task_id + "' already exists");
-    } else {
-      t.seq = r->Int(0, 0);
+    for (size_t c = 0; c < cols.size(); ++c) cols[c].push_back(std::move(p[c]));
+  }
+  std::vector<Param> arrays;
+  for (const auto& c : cols) arrays.emplace_back(pg::ArrayLiteral(c));
+  Status st = write_.Script("BEGIN");
+  if (st.ok() && !tasks->empty()) {
+    auto r = write_.Exec(
+        "INSERT INTO " + T("tasks") +
+            " (task_id, backend, category, backend_args, archive, fetch_from_archive, delay_s,"
+            " max_retries, max_age, queue, status, age, num_failures, created_on, next_run_at,"
+            " next_from_date, next_offset, current_job, scheduler_given) SELECT * FROM"
+            " unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],"
+            " $7::bigint[], $8::integer[], $9::integer[], $10::text[], $11::text[],"
+            " $12::integer[], $13::integer[], $14::bigint[], $15::bigint[], $16::text[],"
+            " $17::bigint[], $18::text[], $19::integer[])"
+            " ON CONFLICT (task_id) DO NOTHING RETURNING seq, task_id",
+        arrays);
+    st = r.status();
+    std::map<std::string, int64_t> seqs;
+    for (int i = 0; st.ok() && i < r->size(); ++i) seqs[r->Text(i, 1)] = r->Int(i, 0);
+    for (size_t i = 0; st.ok() && i < tasks->size(); ++i) {
+      Task& t = (*tasks)[i];
+      auto it = seqs.find(t.task_id);
+      if (it == seqs.end()) {
+        st = Status::AlreadyExists("task '" + t.task_id + "' already exists");
+      } else {
+        t.seq = it->second;
+        seqs.erase(it);  // the same id again in the batch is not this row
+      }
     }
   }
-  for (size_t i = 0; st.ok() && events != nullptr && i < events->size(); ++i) {
-    st = AppendEventLocked(&(*events)[i]);
-  }
+  if (st.ok() && events != nullptr) st = AppendEventsLocked(events->data(), events->size());
   if (st.ok()) st = write_.Script("COMMIT");
   if (!st.ok()) {
     (void)write_.Script("ROLLBACK");
@@ -160,29 +192,24 @@ Result<Task> PgStore::GetTask(const std::string& task_id) {
 
 Result<std::vector<bool>> PgStore::RemoveTasks(const std::vector<std::string>& task_ids) {
   std::lock_guard<std::mutex> lock(write_mu_);
-  SLUICE_RETURN_IF_ERROR(Ensure(&write_));
-  Status st = write_.Script("BEGIN");
+  std::vector<Param> list;
+  for (const std::string& id : task_ids) list.emplace_back(id);
+  // One statement for the whole batch: the tasks' waiting runs cancelled, the tasks deleted.
+  auto deleted = WriteExec("WITH cancelled AS (UPDATE " + T("task_runs") +
+                               " SET status = 'canceled', error = 'the task was removed'"
+                               " WHERE status IN ('queued', 'started') AND task_seq IN"
+                               " (SELECT seq FROM " +
+                               T("tasks") +
+                               " WHERE task_id = ANY($1::text[])))"
+                               " DELETE FROM " +
+                               T("tasks") + " WHERE task_id = ANY($1::text[]) RETURNING task_id",
+                           {pg::ArrayLiteral(list)});
+  if (!deleted.ok()) return deleted.status();
+  std::set<std::string> gone;
+  for (int i = 0; i < deleted->size(); ++i) gone.insert(deleted->Text(i, 0));
+  // Each id says whether it was there; the same id twice is removed once.
   std::vector<bool> removed;
-  for (size_t i = 0; st.ok() && i < task_ids.size(); ++i) {
-    st = write_
-             .Exec("UPDATE " + T("task_runs") +
-                       " SET status = 'canceled', error = 'the task was removed'"
-                       " WHERE status IN ('queued', 'started') AND task_seq IN"
-                       " (SELECT seq FROM " +
-                       T("tasks") + " WHERE task_id = $1)",
-                   {Param(task_ids[i])})
-             .status();
-    if (!st.ok()) break;
-    auto del =
-        write_.Exec("DELETE FROM " + T("tasks") + " WHERE task_id = $1", {Param(task_ids[i])});
-    st = del.status();
-    if (st.ok()) removed.push_back(del->Affected() != 0);
-  }
-  if (st.ok()) st = write_.Script("COMMIT");
-  if (!st.ok()) {
-    (void)write_.Script("ROLLBACK");
-    return Note(st, &write_);
-  }
+  for (const std::string& id : task_ids) removed.push_back(gone.erase(id) != 0);
   return removed;
 }
 
@@ -244,7 +271,7 @@ Status PgStore::SaveTask(const Task& task, TaskRun* run, std::vector<TaskItem>* 
              .status();
   }
   if (st.ok()) st = UpdateTaskStateLocked(task);
-  if (st.ok() && event != nullptr) st = AppendEventLocked(event);
+  if (st.ok() && event != nullptr) st = AppendEventsLocked(event, 1);
   if (st.ok()) st = write_.Script("COMMIT");
   if (!st.ok()) {
     (void)write_.Script("ROLLBACK");
@@ -275,9 +302,7 @@ Status PgStore::SaveTaskStates(const std::vector<Task>& tasks, std::vector<Event
   SLUICE_RETURN_IF_ERROR(Ensure(&write_));
   Status st = write_.Script("BEGIN");
   for (size_t i = 0; st.ok() && i < tasks.size(); ++i) st = UpdateTaskStateLocked(tasks[i]);
-  for (size_t i = 0; st.ok() && events != nullptr && i < events->size(); ++i) {
-    st = AppendEventLocked(&(*events)[i]);
-  }
+  if (st.ok() && events != nullptr) st = AppendEventsLocked(events->data(), events->size());
   if (st.ok()) st = write_.Script("COMMIT");
   if (!st.ok()) {
     (void)write_.Script("ROLLBACK");
