@@ -102,31 +102,13 @@ void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
 }
 
 void Router::PostTaskCall(const HttpRequest& r, Reply reply) const {
-  TaskLane& lane = *task_lane_;
-  std::unique_lock<std::mutex> lock(lane.mu);
-  if (lane.stop || lane.calls.size() >= kMaxTaskCalls) {
-    lock.unlock();  // the reply is not ours to run under the lane's lock
-    HttpResponse busy =
-        HttpResponse::Error(503, "unavailable", "too many task API calls are waiting; try again");
-    busy.headers.emplace_back("Retry-After", "1");
-    return reply(std::move(busy));
-  }
-  lane.calls.push_back([this, r, reply = std::move(reply)] { reply(Route(r)); });
-  if (!lane.thread.joinable()) {
-    lane.thread = std::thread([&lane] {
-      std::unique_lock<std::mutex> held(lane.mu);
-      while (true) {
-        lane.cv.wait(held, [&] { return lane.stop || !lane.calls.empty(); });
-        if (lane.calls.empty()) return;  // stopping, every call answered
-        std::function<void()> call = std::move(lane.calls.front());
-        lane.calls.pop_front();
-        held.unlock();
-        call();
-        held.lock();
-      }
-    });
-  }
-  lane.cv.notify_one();
+  auto held = std::make_shared<Reply>(std::move(reply));
+  std::function<void()> call = [this, r, held] { (*held)(Route(r)); };
+  if (task_lane_->Post(call)) return;
+  HttpResponse busy =
+      HttpResponse::Error(503, "unavailable", "too many task API calls are waiting; try again");
+  busy.headers.emplace_back("Retry-After", "1");
+  (*held)(std::move(busy));
 }
 
 Router::~Router() {
@@ -136,12 +118,7 @@ Router::~Router() {
     running = std::move(background_->thread);
   }
   if (running.joinable()) running.join();
-  {
-    std::lock_guard<std::mutex> lock(task_lane_->mu);
-    task_lane_->stop = true;
-  }
-  task_lane_->cv.notify_one();
-  if (task_lane_->thread.joinable()) task_lane_->thread.join();
+  task_lane_.reset();  // every waiting task call answered
 }
 
 HttpResponse Router::Handle(const HttpRequest& r) const {

@@ -38,8 +38,6 @@
 #include <rapidjson/writer.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -49,6 +47,7 @@
 
 #include "api/http_types.h"
 #include "api/sessions.h"
+#include "core/serial_lane.h"
 #include "engine/event_hub.h"
 #include "engine/task_scheduler.h"
 #include "store/store.h"
@@ -156,16 +155,9 @@ class Router {
   std::unique_ptr<Background> background_ = std::make_unique<Background>();
   // The task API's calls run here, one at a time in arrival order, off the I/O thread: one
   // call may store, remove or list thousands of tasks. At most kMaxTaskCalls wait (503 beyond).
-  struct TaskLane {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<std::function<void()>> calls;
-    bool stop = false;
-    std::thread thread;
-  };
   static constexpr size_t kMaxTaskCalls = 1024;
   void PostTaskCall(const HttpRequest& request, Reply reply) const;
-  std::unique_ptr<TaskLane> task_lane_ = std::make_unique<TaskLane>();
+  std::unique_ptr<SerialLane> task_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
 };
 
 // Whether `path` is one of the task API's (task_routes.cc).
