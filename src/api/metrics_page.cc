@@ -66,6 +66,10 @@ std::string RenderMetrics(const std::vector<const Engine*>& engines, const Event
             [&](size_t i) { return static_cast<double>(engines[i]->counters().bytes.load()); });
   per_spool("sluice_commits_total", "counter", "Group commits of the spool's store writer.",
             [&](size_t i) { return static_cast<double>(engines[i]->counters().commits.load()); });
+  per_spool("sluice_store_write_failing", "gauge",
+            "1 while the spool's store writes fail and are retried (a full disk, a database "
+            "gone), else 0.",
+            [&](size_t i) { return engines[i]->StoreWritable().ok() ? 0.0 : 1.0; });
   x.Family("sluice_objects_total", "counter",
            "Objects stored since start, by kind, table and origin.");
   for (size_t i = 0; i < engines.size(); ++i) {

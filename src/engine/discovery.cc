@@ -403,8 +403,17 @@ bool Engine::CheckSpool() {
 }
 
 Status Engine::Health() const {
-  std::lock_guard<std::mutex> lock(health_mu_);
-  return health_;
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    if (!health_.ok()) return health_;
+  }
+  return StoreWritable();
+}
+
+Status Engine::StoreWritable() const {
+  std::string failing = writer_->Failing();
+  if (failing.empty()) return Status::Ok();
+  return Status::Unavailable("the store cannot be written (retrying until it can): " + failing);
 }
 
 void Engine::DiscoveryLoop() {

@@ -103,11 +103,14 @@ void Engine::RequestStop() {
 Status Engine::Wait() {
   if (!started_.exchange(false)) return final_status_;
   if (discovery_.joinable()) discovery_.join();
-  // Workers finish the job in hand; the broker hands out nothing more.
+  // Workers finish the job in hand; the broker hands out nothing more. A store that cannot
+  // be written is waited for Writer::kStopGrace, not for ever.
+  writer_->BeginStop();
   broker_->Close();
   for (auto& w : workers_) w.join();
   workers_.clear();
   writer_->StopAndDrain();
+  Status given_up = writer_->Abandoned();
   {
     std::lock_guard<std::mutex> lock(mover_mu_);
     mover_stop_ = true;
@@ -120,7 +123,10 @@ Status Engine::Wait() {
     moves_pending = false;
     for (auto& [id, t] : jobs_) moves_pending = moves_pending || t.move_pending;
   }
-  if (!moves_pending) {
+  if (!given_up.ok()) {
+    // Not a clean stop: the next start looks every spool file up in the store.
+    if (final_status_.ok()) final_status_ = given_up;
+  } else if (!moves_pending) {
     Status st = store_->PutValue(kCleanStopNs, spool_.root(), "1");
     if (!st.ok()) spdlog::warn("cannot record the clean stop: {}", st.ToString());
   }

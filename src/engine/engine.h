@@ -141,9 +141,12 @@ class Engine {
 
   // SIGHUP: reload the handler's configuration.
   Status Reload();
-  // OK while the spool is usable; else why not (it was deleted, a folder is a symlink): what
-  // /readyz answers.
+  // OK while the spool is usable and the store can be written; else why not (the spool was
+  // deleted, a folder is a symlink, StoreWritable): what /readyz answers.
   Status Health() const;
+  // Unavailable, saying why, while the store's writes fail and are retried (a full disk, a
+  // database gone): a submission then is refused at once rather than left waiting.
+  Status StoreWritable() const;
 
   const EngineCounters& counters() const { return counters_; }
   EngineSnapshot Snapshot() const;

@@ -16,6 +16,7 @@ void Engine::SubmitAsync(Job job, SubmitCallback done) {
                                         std::string(handler_->kind()) + "' jobs)"));
   }
   if (stop_) return done(Status::Unavailable("the daemon is stopping"));
+  if (Status writable = StoreWritable(); !writable.ok()) return done(writable);
   if (!job.idempotency_key.empty()) {
     auto earlier = store_->FindJobByIdempotencyKey(job.idempotency_key);
     if (!earlier.ok()) return done(earlier.status());

@@ -32,7 +32,18 @@ void Writer::Start() {
   });
 }
 
+void Writer::BeginStop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!stop_deadline_) stop_deadline_ = std::chrono::steady_clock::now() + kStopGrace;
+}
+
+Status Writer::Abandoned() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return abandoned_;
+}
+
 void Writer::StopAndDrain() {
+  BeginStop();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -60,9 +71,11 @@ void Writer::Update(JobUpdate update) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (bytes > 0) {
-      room_cv_.wait(lock, [&] { return stopping_ || row_bytes_ < kMaxRowBytes; });
-      row_bytes_ += bytes;
+      room_cv_.wait(lock,
+                    [&] { return stopping_ || !abandoned_.ok() || row_bytes_ < kMaxRowBytes; });
     }
+    if (!abandoned_.ok()) return;  // nothing is written any more: as if the daemon had died
+    row_bytes_ += bytes;
     updates_.push_back(std::move(update));
   }
   cv_.notify_one();
@@ -114,14 +127,16 @@ void Writer::Loop() {
     WriteBatch committed;
     dropped_.clear();
     refusals_.clear();
-    {
+    Status given_up = Abandoned();
+    if (given_up.ok()) {
       std::unique_lock<std::mutex> order;
       if (commit_order_ != nullptr) order = std::unique_lock<std::mutex>(*commit_order_);
       WriteSplitting(&batch, &committed);
       if (!committed.empty() || !dropped_.empty()) after_commit_(committed, dropped_);
+      given_up = Abandoned();
     }
     for (Waiter& w : waiters) {
-      Status st;
+      Status st = given_up;
       for (int64_t id : w.ids) {
         auto it = refusals_.find(id);
         if (it != refusals_.end()) st = it->second;
@@ -218,6 +233,10 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
       return st;
     }
     if (st.ok()) {
+      if (failures > 0) {
+        std::lock_guard<std::mutex> lock(mu_);
+        failing_.clear();
+      }
       if (said) spdlog::info("store writes work again after {} retries", failures);
       for (Job& j : batch->new_jobs) committed->new_jobs.push_back(std::move(j));
       committed->updates.reserve(committed->updates.size() + batch->updates.size());
@@ -227,6 +246,11 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
     }
     if (!st.IsTransient()) return st;  // the caller splits
     ++failures;
+    if (GiveUp(st)) return abandoned_;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      failing_ = st.message();
+    }
     // One line per streak; a store in an outage has said so itself (and says when it ends).
     if (!said && store_->Reachable()) {
       spdlog::warn("store write failed, retrying until it works: {}", st.ToString());
@@ -239,9 +263,29 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
   }
 }
 
+std::string Writer::Failing() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failing_;
+}
+
+bool Writer::GiveUp(const Status& st) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stop_deadline_ || std::chrono::steady_clock::now() < *stop_deadline_) return false;
+    abandoned_ = Status::Unavailable(
+        "the store could not be written for " + std::to_string(kStopGrace.count()) +
+        " s while stopping (" + st.message() +
+        "): given up; what was not committed is taken again at the next start");
+  }
+  spdlog::error("{}", abandoned_.message());
+  room_cv_.notify_all();
+  return true;
+}
+
 void Writer::WriteSplitting(WriteBatch* batch, WriteBatch* committed) {
   Status st = WriteWithRetry(batch, committed);
   if (st.ok()) return;
+  if (!Abandoned().ok()) return;  // given up at a stop: nothing more is written
   // Not this batch's fault: the daemon lost its lease and stops (lost_ ran); nothing more of
   // it is written, and nothing is failed for it.
   if (st.code() == Code::kCancelled && !holds_.empty()) return;

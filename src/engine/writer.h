@@ -11,11 +11,13 @@
 // bounded (Update).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -41,8 +43,15 @@ class Writer {
                   std::function<void(const Status&)> lost);
 
   void Start();
-  // Commits everything queued, then stops the thread.
+  // The daemon is stopping: from now on, writes that keep failing are retried for kStopGrace
+  // only, then given up (Abandoned). Everything that can be written still is.
+  void BeginStop();
+  static constexpr std::chrono::seconds kStopGrace{10};
+  // Commits everything queued (see BeginStop), then stops the thread.
   void StopAndDrain();
+  // Why the writes were given up at a stop (nothing was written from then on, as after a
+  // crash: what was not committed is taken again at the next start); OK when they were not.
+  Status Abandoned() const;
 
   // Queues registrations. `done`, if given, runs on the writer thread once they committed
   // (OK) or were refused (the store's error).
@@ -56,6 +65,9 @@ class Writer {
   static size_t RowBytes(const JobUpdate& u);
   // Items queued and not yet committed.
   size_t Pending() const;
+  // While the store's writes fail and are retried (a full disk, a lost database): the last
+  // error; empty while they work.
+  std::string Failing() const;
 
  private:
   void Loop();
@@ -63,6 +75,8 @@ class Writer {
   void WriteSplitting(WriteBatch* batch, WriteBatch* committed);
   // Writes `batch`, retrying transient errors; the permanent error, if any.
   Status WriteWithRetry(WriteBatch* batch, WriteBatch* committed);
+  // After a transient failure: true (abandoned_ set) once a stop's grace has passed.
+  bool GiveUp(const Status& st);
   // A job's claim and its result in one batch: only the result is written, with both events.
   static void MergeUpdates(std::vector<JobUpdate>* updates);
   void MaybePrune();
@@ -93,7 +107,10 @@ class Writer {
   size_t in_flight_ = 0;
   std::condition_variable room_cv_;  // row bytes fell under kMaxRowBytes
   size_t row_bytes_ = 0;             // RowBytes of the updates queued and in flight
+  std::string failing_;              // see Failing()
   bool stopping_ = false;
+  std::optional<std::chrono::steady_clock::time_point> stop_deadline_;  // BeginStop's
+  Status abandoned_;                                                    // see Abandoned()
   std::thread thread_;
 };
 

@@ -3,6 +3,7 @@ recovery) twice during a corpus drain; stopped for a while (/readyz 503, one log
 outage and one when it is back); two daemons on one database with one SSE reader; a database
 that cannot be reached at start; passwords kept out of logs, errors and the process list."""
 
+import http.client
 import json
 import os
 import re
@@ -98,6 +99,43 @@ class RestartTest(unittest.TestCase):
         self.assertEqual(log.count("is back after"), 1, log[-3000:])
         self.assertNotIn("store write failed", log)
         self.assertEqual(self.box.stop(), 0)
+
+
+    def test_a_stop_during_an_outage_gives_up_after_a_grace_and_the_next_start_does_the_rest(self):
+        self.assertTrue(harness.extract_corpus(self.box.spool))
+        names = sorted(n for n in os.listdir(self.box.spool) if n.endswith(".json"))
+        self.box.start("--max-workers", "4")
+        port = self.box.wait_for_api()
+        self.box.wait_for(lambda: self.archived() >= 50, 120, "50 files archived")
+        self.pg.stop()
+        # The workers' rows back up behind the writer; a submission is refused at once.
+        self.box.wait_for(lambda: get(port, "/readyz")[0] == 503, 30, "/readyz to say 503")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        t0 = time.time()
+        c.request("POST", "/api/v1/jobs", json.dumps({"kind": "kcidb", "payload": harness.GOOD}))
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        self.assertEqual(r.status, 503, body)
+        self.assertLess(time.time() - t0, 5)
+        self.assertIn("store", body["error"]["message"])
+        time.sleep(2)
+        t0 = time.time()
+        code = self.box.stop(timeout=90)  # SIGTERM: once hung for as long as the outage lasted
+        took = time.time() - t0
+        self.assertEqual(code, 1, self.box.daemon_log()[-2000:])
+        self.assertLess(took, 45)
+        self.assertIn("given up; what was not committed is taken again", self.box.daemon_log())
+        self.pg.start()
+        r = self.box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertEqual(self.box.listing("archive"), names)  # each exactly once
+        done = self.box.query("SELECT name, COUNT(*) FROM jobs WHERE state = 'succeeded' "
+                              "GROUP BY name")
+        self.assertEqual(len(done), len(names))
+        self.assertTrue(all(n == 1 for _, n in done), "a file completed twice")
+        counts = {t: self.box.query("SELECT COUNT(*) FROM " + t)[0][0] for t in COUNTS}
+        self.assertEqual(counts, COUNTS)
 
 
 class SharedDatabaseTest(unittest.TestCase):
