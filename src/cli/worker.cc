@@ -122,6 +122,9 @@ int RunWorker(ServeFlags f) {
       c.succeeded + c.failed, c.succeeded.load(), c.failed.load(), c.dead_letters.load(),
       c.retried.load(), c.fenced.load());
   spdlog::default_logger()->flush();
+  // Results given up at the stop: their tickets were not acknowledged, so the jobs are
+  // handed out again.
+  if (!(*node)->worker()->Abandoned().ok()) return 1;
   return 0;
 }
 

@@ -62,6 +62,7 @@ void ClusterWorker::RequestStop() {
 
 void ClusterWorker::Wait() {
   if (!started_.exchange(false)) return;
+  writer_->BeginStop();  // a store that cannot be written is waited for kStopGrace, not for ever
   if (claimer_.joinable()) claimer_.join();
   for (auto& w : workers_) w.join();
   workers_.clear();

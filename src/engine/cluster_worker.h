@@ -84,6 +84,9 @@ class ClusterWorker {
   bool Done() const { return stop_.load(); }
   // Waits until Done(), then joins the threads (jobs in hand committed and acknowledged).
   void Wait();
+  // After Wait: why the last results were given up (the store could not be written within
+  // Writer::kStopGrace of the stop); OK when everything finished was committed.
+  Status Abandoned() const { return writer_->Abandoned(); }
   const ClusterWorkerCounters& counters() const { return counters_; }
   // Jobs in hand now.
   size_t InHand() const;
