@@ -169,6 +169,11 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "exec: seconds between SIGINT, SIGTERM and SIGKILL at max_time")
       ->check(Seconds(true))
       ->capture_default_str();
+  app->add_option("--max-log-lines", f->exec.max_log_lines,
+                  "exec: output lines kept in a try's log, the first and the last half (and at "
+                  "most 16 MB); the count of those between is logged")
+      ->check(CLI::Range(size_t{2}, size_t{10'000'000}))
+      ->capture_default_str();
   app->add_option("--allowed-commands", f->exec.allowed_commands,
                   "exec: globs the resolved argv[0] must match ('*' stops at '/'; repeat or "
                   "comma-separate); others fail")

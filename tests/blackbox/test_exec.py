@@ -190,6 +190,27 @@ class ExecTest(unittest.TestCase):
             "SELECT data FROM events WHERE job_id=? AND type='job.log' ORDER BY id", job_id)]
         self.assertEqual(lines[1:3], ["first line", "second line"])
 
+    def test_a_command_printing_without_end_keeps_the_first_and_last_lines_only(self):
+        self.start("--max-log-lines", "100")
+        self.box.drop("many.json", ["/usr/bin/seq", "1", "30000"])
+        self.box.drop("endless.json", {"argv": ["/usr/bin/yes", "spam"], "max_time": 1})
+        self.wait_state("many.json", "succeeded")
+        job_id = self.job("many.json")[0]
+        lines = [json.loads(d)["line"] for (d,) in self.box.query(
+            "SELECT data FROM events WHERE job_id=? AND type='job.log' ORDER BY id", job_id)]
+        out = lines[1:-1]  # between "Running …" and "Result: …"
+        self.assertEqual(out[:50], [str(i) for i in range(1, 51)])
+        self.assertIn("29900 lines of output not kept", out[50])
+        self.assertEqual(out[51:], [str(i) for i in range(29951, 30001)])
+        self.assertTrue(lines[-1].startswith("Result: 0"), lines[-1])
+        # Killed at max_time after millions of lines: a hundred kept per try, the rest counted.
+        self.wait_state("endless.json", "retrying", "failed", timeout=60)
+        endless = self.job("endless.json")[0]
+        kept = self.box.query("SELECT COUNT(*) FROM events WHERE job_id=? AND type='job.log'",
+                              endless)[0][0]
+        self.assertLessEqual(kept, 110 * self.job("endless.json")[2])
+        self.assertIsNone(self.box.proc.poll())
+
     def test_bad_input_and_the_allowlist_fail_at_once(self):
         self.start("--allowed-commands", "/bin/*,/usr/bin/env")
         self.box.drop("garbage.json", "{not json")

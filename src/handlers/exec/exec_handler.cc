@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 
 #include "core/json.h"
 #include "core/spawn.h"
@@ -281,9 +282,30 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
   so.timeout_s = max_time > 0 ? max_time : 1e9;
   so.stop_signals = {SIGINT, SIGTERM, SIGKILL};
   so.grace_s = options_.grace_s;
+  // The first half of the kept lines go out as they come; then the newest half is held, to be
+  // logged at the end (what says why a command failed), and the lines between are counted.
+  const size_t head_lines = options_.max_log_lines - options_.max_log_lines / 2;
+  const size_t tail_lines = options_.max_log_lines / 2;
+  const size_t half_bytes = ExecOptions::kMaxLogBytes / 2;
+  size_t head_kept = 0, head_bytes = 0, tail_bytes = 0, not_kept = 0;
+  std::deque<std::string> tail;
   so.on_line = [&](int stream, std::string_view line) {
-    pending.push_back(stream == 2 ? "stderr: " + std::string(line) : std::string(line));
-    flush(false);
+    std::string text = stream == 2 ? "stderr: " + std::string(line) : std::string(line);
+    if (not_kept == 0 && tail.empty() && head_kept < head_lines &&
+        head_bytes + text.size() <= half_bytes) {
+      ++head_kept;
+      head_bytes += text.size();
+      pending.push_back(std::move(text));
+      flush(false);
+      return;
+    }
+    tail_bytes += text.size();
+    tail.push_back(std::move(text));
+    while (!tail.empty() && (tail.size() > tail_lines || tail_bytes > half_bytes)) {
+      tail_bytes -= tail.front().size();
+      tail.pop_front();
+      ++not_kept;
+    }
   };
   so.on_output = [&](std::string_view bytes) { raw(bytes); };
   so.on_signal = [&](int sig) { raw("Killing with " + std::to_string(sig) + "\n"); };
@@ -295,12 +317,19 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
   auto r = RunSubprocess(so);
   double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  char tail[96];
+  char result[96];
   int rc = r.ok() ? (r->signal ? -r->signal : r->exit_code) : -1;
-  std::snprintf(tail, sizeof(tail), "Result: %d, Elapsed: %.1f seconds", rc, elapsed);
-  if (r.ok()) raw("\n" + std::string(tail) + "\n");  // a command that never started has none
+  std::snprintf(result, sizeof(result), "Result: %d, Elapsed: %.1f seconds", rc, elapsed);
+  if (r.ok()) raw("\n" + std::string(result) + "\n");  // a command that never started has none
+  if (not_kept > 0) {
+    pending.push_back("[" + std::to_string(not_kept) +
+                      " lines of output not kept here: a log keeps " +
+                      std::to_string(options_.max_log_lines) +
+                      " lines (--max-log-lines), the first and the last]");
+  }
+  for (std::string& line : tail) pending.push_back(std::move(line));
   flush(true);
-  out->log.push_back(tail);
+  out->log.push_back(result);
   char summary[128];
   std::snprintf(summary, sizeof(summary), "{\"exit_code\":%d,\"elapsed_s\":%.3f}", rc, elapsed);
   out->summary = summary;

@@ -31,8 +31,13 @@
 namespace sluice {
 
 struct ExecOptions {
-  double max_time_s = 0;                      // default for jobs that give none; 0: no limit
-  double grace_s = 10;                        // between SIGINT, SIGTERM and SIGKILL
+  double max_time_s = 0;  // default for jobs that give none; 0: no limit
+  double grace_s = 10;    // between SIGINT, SIGTERM and SIGKILL
+  // Output lines kept in a try's log (each a job.log event in the store): the first half as
+  // they come, the last half at its end, the count of those between said in one line. Bytes
+  // are bounded too (kMaxLogBytes). A command printing without end cannot fill the store.
+  size_t max_log_lines = 10000;
+  static constexpr size_t kMaxLogBytes = 16 << 20;
   std::vector<std::string> allowed_commands;  // globs on the resolved argv[0]; empty: any
   std::vector<std::string> allowed_env;       // globs on names a job's env may set; empty: none
   // When set, every job runs this command and its files are data: "{json}", "{dump}" (one
