@@ -47,6 +47,17 @@ class RestartTest(unittest.TestCase):
     def archived(self):
         return len(self.box.listing("archive"))
 
+    def assert_each_file_once(self, names):
+        """Every corpus file archived, none failed, each succeeded once, every row stored."""
+        self.assertEqual(self.box.listing("archive"), names)  # each exactly once
+        self.assertEqual(self.box.listing("failed"), [])
+        done = self.box.query("SELECT name, COUNT(*) FROM jobs WHERE state = 'succeeded' "
+                              "GROUP BY name")
+        self.assertEqual(len(done), len(names))
+        self.assertTrue(all(n == 1 for _, n in done), "a file completed twice")
+        counts = {t: self.box.query("SELECT COUNT(*) FROM " + t)[0][0] for t in COUNTS}
+        self.assertEqual(counts, COUNTS)
+
     def test_two_immediate_restarts_during_a_corpus_drain(self):
         for i in range(2):
             self.assertTrue(harness.extract_corpus(self.box.spool, prefix="r%d-" % i))
@@ -58,14 +69,7 @@ class RestartTest(unittest.TestCase):
             self.pg.restart()
         self.box.wait_for(lambda: self.archived() == len(names), 300, "every file archived")
         self.assertIsNone(self.box.proc.poll(), "the daemon stayed up")
-        self.assertEqual(self.box.listing("archive"), names)  # each exactly once
-        self.assertEqual(self.box.listing("failed"), [])
-        done = self.box.query("SELECT name, COUNT(*) FROM jobs WHERE state = 'succeeded' "
-                              "GROUP BY name")
-        self.assertEqual(len(done), len(names))
-        self.assertTrue(all(n == 1 for _, n in done), "a file completed twice")
-        counts = {t: self.box.query("SELECT COUNT(*) FROM " + t)[0][0] for t in COUNTS}
-        self.assertEqual(counts, COUNTS)
+        self.assert_each_file_once(names)
         self.assertTrue(self.box.integrity())
         # Each outage seen is said once, and so is its end (which may come a moment later).
         self.box.wait_for(lambda: self.box.daemon_log().count("is unreachable") ==
@@ -129,13 +133,7 @@ class RestartTest(unittest.TestCase):
         self.pg.start()
         r = self.box.burst()
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
-        self.assertEqual(self.box.listing("archive"), names)  # each exactly once
-        done = self.box.query("SELECT name, COUNT(*) FROM jobs WHERE state = 'succeeded' "
-                              "GROUP BY name")
-        self.assertEqual(len(done), len(names))
-        self.assertTrue(all(n == 1 for _, n in done), "a file completed twice")
-        counts = {t: self.box.query("SELECT COUNT(*) FROM " + t)[0][0] for t in COUNTS}
-        self.assertEqual(counts, COUNTS)
+        self.assert_each_file_once(names)
 
 
 class SharedDatabaseTest(unittest.TestCase):
