@@ -165,6 +165,10 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* m
     }
     SLUICE_RETURN_IF_ERROR(spool_.Restore(*failed_name, job.name));
     spdlog::info("job {} retried over the API: {} is back in the spool", id, job.name);
+    // Its history says so (the row is rewritten as it is; only the log line is new).
+    RecordLog(job, {"retried over the API: " + job.name +
+                    " is back in the spool, to run as a "
+                    "new job"});
     *as_new_file = true;
     if (moved != nullptr) {
       moved->push_back(id);

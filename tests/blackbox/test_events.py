@@ -189,7 +189,11 @@ class EventsTest(unittest.TestCase):
         # The first job stays in the history, marked, out of the failure counts; its file is
         # the second job's now, and retrying the first again moves nothing.
         second = self.box.query("SELECT MAX(id) FROM jobs WHERE name='broken.json'")[0][0]
-        self.assertIn("retried_at", self.request("GET", "/api/v1/jobs/%d" % fid)[1])
+        first = self.request("GET", "/api/v1/jobs/%d" % fid)[1]
+        self.assertIn("retried_at", first)
+        self.assertEqual(first["state"], "failed")
+        self.assertIn("retried over the API: broken.json is back in the spool",
+                      first["events"][-1]["data"]["line"])
         status, err = self.request("POST", "/api/v1/jobs/%d/retry" % fid)
         self.assertEqual(status, 409, err)
         self.assertIn("retried already", err["error"]["message"])
