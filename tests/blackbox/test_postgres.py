@@ -123,6 +123,10 @@ class RestartTest(unittest.TestCase):
         self.assertEqual(r.status, 503, body)
         self.assertLess(time.time() - t0, 5)
         self.assertIn("store", body["error"]["message"])
+        self.assertEqual(r.getheader("Retry-After"), "1")
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=30) as m:
+            self.assertIn('sluice_store_write_failing{spool="%s"} 1' % self.box.spool,
+                          m.read().decode())
         time.sleep(2)
         t0 = time.time()
         code = self.box.stop(timeout=90)  # SIGTERM: once hung for as long as the outage lasted
