@@ -68,7 +68,8 @@ struct ChildArgs {
   int reaper_fd;  // Reaper::fd(): the child tells the helper its group before exec
   struct rlimit nofile;
   bool set_nofile;
-  int error;  // set by the child when it cannot exec; the parent reads it after clone returns
+  int error;    // set by the child when it cannot exec; the parent reads it after clone returns
+  bool in_cwd;  // the error was entering cwd, not running the program
 };
 
 // Not instrumented by the sanitizers: it runs on a stack of its own that they do not know.
@@ -110,6 +111,7 @@ __attribute__((no_sanitize("address", "undefined"))) int ChildMain(void* p) {
   }
   if (a->cwd != nullptr && chdir(a->cwd) != 0) {
     a->error = errno;
+    a->in_cwd = true;
     _exit(127);
   }
   if (a->set_nofile) setrlimit(RLIMIT_NOFILE, &a->nofile);
@@ -228,6 +230,10 @@ Result<pid_t> Spawn(const SpawnRequest& r) {
     Reaper::Untrack(pid);  // before the reap: until then the group id cannot be reused
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (a.in_cwd) {
+      return Status::Unavailable("cannot run " + r.argv[0] + ": its working directory " + r.cwd +
+                                 ": " + std::strerror(a.error));
     }
     return Status::Unavailable("cannot run " + r.argv[0] + ": " + std::strerror(a.error));
   }

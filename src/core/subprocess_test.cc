@@ -18,6 +18,21 @@ TEST(SubprocessTest, CollectsOutputAndTheExitCode) {
   EXPECT_EQ(r->Describe(1), "exit 7: err");
 }
 
+TEST(SubprocessTest, AMissingWorkingDirectoryIsNamedNotTheProgram) {
+  SubprocessOptions o;
+  o.argv = {"/bin/pwd"};
+  o.cwd = "/nonexistent-sluice-dir";
+  auto r = RunSubprocess(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "cannot run /bin/pwd: its working directory /nonexistent-sluice-dir: No such file or "
+            "directory");
+  o.cwd = "/";
+  auto fine = RunSubprocess(o);
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  EXPECT_EQ(fine->exit_code, 0);
+}
+
 TEST(SubprocessTest, LinesComeOneByOneWithTheLastUnterminatedOne) {
   SubprocessOptions o;
   o.argv = {"/bin/sh", "-c", "printf 'a\\nb\\n'; printf 'e\\n' >&2; printf 'tail'"};
