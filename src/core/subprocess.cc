@@ -101,13 +101,17 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
   pollfd fds[3] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}, {pidfd, POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
   std::string partial[2];
+  // Every whole line of partial[i]; then what is left too when `flush` (the end) or when it
+  // is a huge line without a newline (cut at kMaxLine). The cut is decided on what is left
+  // once the whole lines are out: a full read ending mid-line never splits a line.
+  constexpr size_t kMaxLine = 65536;
   auto emit = [&](int i, bool flush) {
     size_t start = 0;
     for (size_t nl; (nl = partial[i].find('\n', start)) != std::string::npos; start = nl + 1) {
       o.on_line(i + 1, std::string_view(partial[i]).substr(start, nl - start));
     }
     partial[i].erase(0, start);
-    if (flush && !partial[i].empty()) {
+    if ((flush || partial[i].size() > kMaxLine) && !partial[i].empty()) {
       o.on_line(i + 1, partial[i]);
       partial[i].clear();
     }
@@ -150,7 +154,7 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
         if (o.on_output) o.on_output(std::string_view(buf, static_cast<size_t>(got)));
         if (o.on_line) {
           partial[i].append(buf, static_cast<size_t>(got));
-          emit(i, partial[i].size() > 65536);  // a huge line without a newline: cut
+          emit(i, false);
           continue;
         }
         size_t room = o.max_output_bytes - std::min(o.max_output_bytes, sinks[i]->size());

@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
 namespace sluice {
 namespace {
 
@@ -16,6 +21,24 @@ TEST(SubprocessTest, CollectsOutputAndTheExitCode) {
   EXPECT_EQ(r->out, "out\n");
   EXPECT_EQ(r->err, "err\n");
   EXPECT_EQ(r->Describe(1), "exit 7: err");
+}
+
+TEST(SubprocessTest, FullReadsEndingMidLineNeverSplitALine) {
+  // The reader is slow at first: the pipe fills, and then each read takes 64 KB ending
+  // anywhere in a line. Lines longer than 64 KB only are cut.
+  SubprocessOptions o;
+  o.argv = {"/bin/sh", "-c", "seq 1 200000; head -c 70000 /dev/zero | tr '\\0' x; echo"};
+  std::vector<std::string> lines;
+  o.on_line = [&](int, std::string_view line) {
+    if (lines.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    lines.emplace_back(line);
+  };
+  auto r = RunSubprocess(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(lines.size(), 200002u);
+  for (int i = 0; i < 200000; ++i) ASSERT_EQ(lines[i], std::to_string(i + 1)) << "line " << i;
+  EXPECT_EQ(lines[200000].size() + lines[200001].size(), 70000u);
+  EXPECT_GT(lines[200000].size(), 65536u);
 }
 
 TEST(SubprocessTest, AMissingWorkingDirectoryIsNamedNotTheProgram) {
