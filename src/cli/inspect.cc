@@ -9,7 +9,6 @@
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "core/env.h"
-#include "core/json.h"
 #include "spool/spool_dir.h"
 #include "store/job_json.h"
 #include "store/store.h"
@@ -146,14 +145,7 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
   std::vector<int64_t> jobs;
   for (const std::string& n : names) {
     // Whose file it is, from its report (read before Restore drops it).
-    std::string report;
-    rapidjson::Document d;
-    bool known = store != nullptr &&
-                 env->ReadFile(JoinPath(spool.FailedDir(), SpoolDir::ReportNameOf(n)), 1 << 20,
-                               &report, nullptr)
-                     .ok() &&
-                 ParseJson(report, &d).ok() && d.IsObject() && d.HasMember("job_id") &&
-                 d["job_id"].IsInt64();
+    auto whose = store != nullptr ? spool.ReportedJobOf(n) : Result<int64_t>(Status::NotFound(""));
     Status st = spool.Restore(n, n);
     if (!st.ok()) {
       std::fprintf(stderr, "sluice retry: %s: %s\n", n.c_str(), st.ToString().c_str());
@@ -161,7 +153,7 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
       continue;
     }
     ++moved;
-    if (known) jobs.push_back(d["job_id"].GetInt64());
+    if (whose.ok()) jobs.push_back(*whose);
   }
   if (Status st = spool.Sync(); !st.ok()) return ExitCode(st);
   std::printf("moved %d file%s back into %s\n", moved, moved == 1 ? "" : "s", spool.root().c_str());

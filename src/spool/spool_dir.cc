@@ -265,10 +265,8 @@ Result<std::string> SpoolDir::FailedNameOf(std::string_view name, int64_t job_id
   auto h = folders_.Get();
   if (!h.ok()) return h.status();
   std::vector<std::pair<std::string, DirPtr>> folders = {{"", h->sub[kFailed]}};
-  std::string base_path = FailedDir();
   if (save_.failed && !save_.failed->empty()) {
     folders.clear();
-    base_path = *save_.failed;
     auto base = env_->OpenDir(*save_.failed);
     auto entries =
         base.ok() ? env_->ListDirAt(*base) : Result<std::vector<DirEntry>>(base.status());
@@ -290,18 +288,28 @@ Result<std::string> SpoolDir::FailedNameOf(std::string_view name, int64_t job_id
     // The plain name may be another job's file of the same name (the same file failed again
     // after an earlier retry, or a producer reusing names): its report says whose it is.
     if (env_->StatAt(*dir, name).ok()) {
-      std::string report;
-      Status read = env_->ReadFile(JoinPath(base_path, folder + ReportNameOf(name)), 1 << 20,
-                                   &report, nullptr);
-      rapidjson::Document d;
-      bool theirs = read.ok() && ParseJson(report, &d).ok() && d.IsObject() &&
-                    d.HasMember("job_id") && d["job_id"].IsInt64() &&
-                    d["job_id"].GetInt64() != job_id;
-      if (!theirs) return folder + std::string(name);
+      auto whose = ReportedJobOf(folder + std::string(name));
+      if (!whose.ok() || *whose == job_id) return folder + std::string(name);
     }
   }
   return Status::NotFound("the file of job " + std::to_string(job_id) + " (" + std::string(name) +
                           ") is not in " + FailedDir() + " any more");
+}
+
+Result<int64_t> SpoolDir::ReportedJobOf(std::string_view failed_name) {
+  auto parts = SplitDated(failed_name);
+  if (!parts.ok()) return parts.status();
+  std::string base = save_.failed && !save_.failed->empty() ? *save_.failed : FailedDir();
+  if (!parts->first.empty()) base = JoinPath(base, parts->first);
+  std::string report;
+  SLUICE_RETURN_IF_ERROR(
+      env_->ReadFile(JoinPath(base, ReportNameOf(parts->second)), 1 << 20, &report, nullptr));
+  rapidjson::Document d;
+  if (!ParseJson(report, &d).ok() || !d.IsObject() || !d.HasMember("job_id") ||
+      !d["job_id"].IsInt64()) {
+    return Status::NotFound("the report of " + std::string(failed_name) + " names no job");
+  }
+  return d["job_id"].GetInt64();
 }
 
 }  // namespace sluice

@@ -81,6 +81,9 @@ class SpoolDir {
   // The name job `job_id`'s file NAME has in failed/ (with a dated folder first, "20261123/x.json",
   // under save_failed_to), when it is there (NotFound otherwise).
   Result<std::string> FailedNameOf(std::string_view name, int64_t job_id);
+  // The job whose failure the report of failed/FAILED_NAME (dated as FailedNameOf gives it)
+  // records; NotFound when there is no report or it names no job.
+  Result<int64_t> ReportedJobOf(std::string_view failed_name);
   // Moves deferred/NAME into the spool (AlreadyExists when the spool has that name).
   Status Undefer(std::string_view name);
   // Deletes NAME from the spool.

@@ -101,6 +101,11 @@ TEST(SpoolDirTest, SaveDirsTakeFinishedFilesIntoDatedFoldersAndRestoreFindsThem)
   EXPECT_TRUE(std::filesystem::exists(dir.Sub("ok/") + day + "/a.json"));
   EXPECT_TRUE(std::filesystem::exists(dir.Sub("bad/") + day + "/b.json.error.json"));
   EXPECT_TRUE(std::filesystem::exists(dir.Sub("bad/") + day + "/b.dump"));
+  // The report says whose file it is: another job's file of the same name is not this one's.
+  EXPECT_EQ(spool.ReportedJobOf(std::string(day) + "/b.json").status().code(), Code::kNotFound);
+  testing::WriteAll(dir.Sub("bad/") + day + "/b.json.error.json", R"({"job_id":2})");
+  EXPECT_EQ(*spool.ReportedJobOf(std::string(day) + "/b.json"), 2);
+  EXPECT_EQ(spool.FailedNameOf("b.json", 7).status().code(), Code::kNotFound);
   auto name = spool.FailedNameOf("b.json", 2);
   ASSERT_TRUE(name.ok()) << name.status().ToString();
   EXPECT_EQ(*name, std::string(day) + "/b.json");
