@@ -236,6 +236,7 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
       if (failures > 0) {
         std::lock_guard<std::mutex> lock(mu_);
         failing_.clear();
+        is_failing_ = false;
       }
       if (said) spdlog::info("store writes work again after {} retries", failures);
       for (Job& j : batch->new_jobs) committed->new_jobs.push_back(std::move(j));
@@ -250,6 +251,7 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       failing_ = st.message();
+      is_failing_ = true;
     }
     // One line per streak; a store in an outage has said so itself (and says when it ends).
     if (!said && store_->Reachable()) {
@@ -264,6 +266,7 @@ Status Writer::WriteWithRetry(WriteBatch* batch, WriteBatch* committed) {
 }
 
 std::string Writer::Failing() const {
+  if (!is_failing_) return {};  // every submission asks: no lock while writes work
   std::lock_guard<std::mutex> lock(mu_);
   return failing_;
 }

@@ -11,6 +11,7 @@
 // bounded (Update).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -105,9 +106,10 @@ class Writer {
   std::vector<Waiter> waiters_;
   std::map<int64_t, Status> refusals_;  // writer thread only: why each dropped job was refused
   size_t in_flight_ = 0;
-  std::condition_variable room_cv_;  // row bytes fell under kMaxRowBytes
-  size_t row_bytes_ = 0;             // RowBytes of the updates queued and in flight
-  std::string failing_;              // see Failing()
+  std::condition_variable room_cv_;      // row bytes fell under kMaxRowBytes
+  size_t row_bytes_ = 0;                 // RowBytes of the updates queued and in flight
+  std::string failing_;                  // see Failing()
+  std::atomic<bool> is_failing_{false};  // failing_ is not empty: a lock-free look for submissions
   bool stopping_ = false;
   std::optional<std::chrono::steady_clock::time_point> stop_deadline_;  // BeginStop's
   Status abandoned_;                                                    // see Abandoned()
