@@ -189,7 +189,9 @@ std::string Engine::MissingCompanion(const std::string& name, bool from_scan, in
     std::string companion = SpoolDir::CompanionOf(name, suffix);
     std::string path = spool_.PathOf(companion);
     auto info = spool_.Stat(companion);
-    if (!info.ok() || info->type != FileType::kRegular) return companion;
+    if (!info.ok()) return companion;
+    // A symlink, directory or FIFO is never followed nor waited for: the job fails at once.
+    if (info->type != FileType::kRegular) continue;
     auto writing = env_->IsOpenForWriting(path);
     if (writing.ok() && *writing) return companion;
     bool settling = (from_scan || !writing.ok()) &&
@@ -345,10 +347,16 @@ void Engine::RetryMoves() {
 }
 
 bool Engine::BurstFinished() {
+  // A file whose companion is there but not complete yet is waited for; one whose companion
+  // is not there at all does not hold the drain (see LeaveUnpaired).
+  for (const auto& [name, first] : unpaired_) {
+    for (const std::string& suffix : options_.companions) {
+      if (spool_.Stat(SpoolDir::CompanionOf(name, suffix)).ok()) return false;
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!unsettled_.empty() || !waiting_.empty() || !unpaired_.empty() || writer_->Pending() != 0 ||
-        !api_jobs_.empty()) {
+    if (!unsettled_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_jobs_.empty()) {
       return false;
     }
     if (!by_name_.empty()) {
@@ -362,8 +370,42 @@ bool Engine::BurstFinished() {
   }
   // Looks idle: one last scan for anything that landed meanwhile.
   ScanSpool(false);
-  std::lock_guard<std::mutex> lock(mu_);
-  return by_name_.empty() && unsettled_.empty();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!by_name_.empty() || !unsettled_.empty()) return false;
+  }
+  return LeaveUnpaired();
+}
+
+bool Engine::LeaveUnpaired() {
+  // What still waits for a companion: overdue when the file was written longer than
+  // --pair-timeout ago (it fails now, and the drain goes on), else left in the spool for the
+  // next run, named in the log.
+  std::vector<std::string> overdue;
+  size_t left = 0;
+  int64_t now = clock_->NowMicros();
+  auto timeout = static_cast<int64_t>(options_.pair_timeout_s * 1e6);
+  for (auto& [name, first] : unpaired_) {
+    auto info = spool_.Stat(name);
+    if (!info.ok()) continue;
+    int64_t written = info->mtime_ns / 1000;
+    if (now - written >= timeout) {
+      first = std::min(first, written);
+      overdue.push_back(name);
+    } else if (++left <= 10) {
+      spdlog::warn(
+          "{} left in the spool: {} has not arrived (it fails {:.0f} s after {} was "
+          "written)",
+          name, MissingCompanion(name, true, now), options_.pair_timeout_s, name);
+    }
+  }
+  if (!overdue.empty()) {
+    Examine(overdue, true, false);
+    return false;
+  }
+  if (left > 10)
+    spdlog::warn("{} more files left in the spool without their companions", left - 10);
+  return true;
 }
 
 bool Engine::CheckSpool() {

@@ -199,10 +199,14 @@ class Engine {
   void ScanDeferred();
   // Names asked for by PrioritizeName before discovery registered them.
   void TakeUrgent();
-  // Pairs: the first companion of `name` not there yet or not complete ("" when all are).
+  // Pairs: the first companion of `name` not there yet or not complete ("" when all are, or
+  // when one is not a regular file: its job fails at once).
   std::string MissingCompanion(const std::string& name, bool from_scan, int64_t now);
   // Examines again the files whose companions are overdue (they are registered, and fail).
   void ExpirePairs();
+  // At the end of a drain: registers the files without companions written more than
+  // --pair-timeout ago (false: the drain goes on) and names the others, left in the spool.
+  bool LeaveUnpaired();
   // Running jobs whose worker stopped heartbeating: run again by another worker (worker.cc).
   void ExpireLeases();
   std::vector<std::string> OldestFirst(const std::vector<std::string>& names);

@@ -57,7 +57,11 @@ struct HandlerOutput {
   std::string error_detail;
 };
 
-// The job's input: its payload, or its file read whole (error code "unreadable_file").
+// The error code of a job file that cannot be read: "unreadable_file" (not a regular file,
+// too large), "file_vanished" (gone from the spool), "read_error" (I/O; passing).
+std::string FileErrorCode(const Status& st);
+
+// The job's input: its payload, or its file read whole (error code as FileErrorCode).
 Status ReadJobInput(const HandlerContext& ctx, std::string* text, HandlerOutput* out);
 
 class Handler {

@@ -129,6 +129,64 @@ class PairsTest(unittest.TestCase):
                           "the pair to run again and be archived")
         self.assertEqual(self.box.listing("failed"), [])
 
+    def test_a_companion_that_is_not_a_regular_file_is_never_given_to_the_command(self):
+        # A symlink out of the spool, a directory, a FIFO (the command would block on it): the
+        # pair fails at once, named, without waiting for --pair-timeout; the command never ran.
+        secret = os.path.join(self.box.dir, "secret")
+        with open(secret, "w") as f:
+            f.write("outside the spool\n")
+        spool = self.box.spool
+        for name in ("link", "dir", "fifo", "ok"):
+            self.box.drop(name + ".json", json.dumps({"crash": name}))
+        os.symlink(secret, os.path.join(spool, "link.dump"))
+        os.mkdir(os.path.join(spool, "dir.dump"))
+        os.mkfifo(os.path.join(spool, "fifo.dump"))
+        self.box.drop("ok.dump", "dump of ok")
+        t0 = time.time()
+        r = self.box.burst("--kind", "exec", "--command", self.command, "--companions", ".dump",
+                           "--pair-timeout", "600", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(time.time() - t0, 30)
+        rows = dict((n, (st, code, msg)) for n, st, code, msg in self.box.query(
+            "SELECT name, state, error_code, error_message FROM jobs"))
+        self.assertEqual(rows["ok.json"][0], "succeeded")
+        for name, what in (("link", "a symbolic link"), ("dir", "a directory"),
+                           ("fifo", "a FIFO")):
+            state, code, message = rows[name + ".json"]
+            self.assertEqual((state, code), ("failed", "unreadable_file"), name)
+            self.assertIn(name + ".dump is " + what, message)
+        with open(self.ran) as f:
+            self.assertEqual(f.read(), '{"crash": "ok"}|dump of ok\n')
+        # Both halves went to failed/ together: the link itself, not what it points at.
+        failed = set(self.box.listing("failed"))
+        self.assertTrue({"link.json", "link.dump", "dir.dump", "fifo.dump"} <= failed, failed)
+        self.assertTrue(os.path.islink(os.path.join(spool, "failed", "link.dump")))
+        with open(secret) as f:
+            self.assertEqual(f.read(), "outside the spool\n")
+
+    def test_a_burst_leaves_a_young_json_without_its_dump_and_fails_an_old_one(self):
+        self.box.drop("young.json", json.dumps({"crash": "young"}))
+        self.box.drop("old.json", json.dumps({"crash": "old"}))
+        hour_ago = time.time() - 3600
+        os.utime(os.path.join(self.box.spool, "old.json"), (hour_ago, hour_ago))
+        self.box.drop("pair.json", json.dumps({"crash": "pair"}))
+        self.box.drop("pair.dump", "dump of pair")
+        t0 = time.time()
+        r = self.box.burst("--kind", "exec", "--command", self.command, "--companions", ".dump",
+                           "--pair-timeout", "600", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(time.time() - t0, 30)  # not the 600 s of the pair timeout
+        self.assertIn("young.json left in the spool: young.dump has not arrived", r.stderr)
+        states = self.states()
+        self.assertEqual(states, {"pair.json": "succeeded", "old.json": "failed"})
+        self.assertIn("young.json", self.box.listing())
+        # The next run, once the dump is there, takes the pair.
+        self.box.drop("young.dump", "dump of young")
+        r = self.box.burst("--kind", "exec", "--command", self.command, "--companions", ".dump",
+                           "--pair-timeout", "600", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.states()["young.json"], "succeeded")
+
 
 if __name__ == "__main__":
     harness.main()

@@ -131,8 +131,34 @@ Result<Command> FromTemplate(const std::vector<std::string>& tmpl, const Handler
   return c;
 }
 
+namespace {
+
+// The files a template hands to a command are regular files, looked at (without following
+// a link) just before it starts: a symlink, directory or FIFO put in their place would make
+// the command read outside the spool or block.
+Status CheckJobFiles(const HandlerContext& ctx, HandlerOutput* out) {
+  for (const auto& [role, path] : ctx.files) {
+    auto info = ctx.env->Stat(path);
+    if (!info.ok()) {
+      out->error_code = FileErrorCode(info.status());
+      return info.status();
+    }
+    if (info->type == FileType::kRegular) continue;
+    out->error_code = "unreadable_file";
+    const char* what = info->type == FileType::kSymlink     ? "a symbolic link"
+                       : info->type == FileType::kDirectory ? "a directory"
+                                                            : "a FIFO, socket or device";
+    return Status::InvalidArgument(path + " is " + what +
+                                   ", not a regular file: a command is only given regular files");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   if (!options_.command.empty()) {
+    SLUICE_RETURN_IF_ERROR(CheckJobFiles(ctx, out));
     auto cmd = FromTemplate(options_.command, ctx, out);
     if (!cmd.ok()) return cmd.status();
     return RunCommand(*cmd, ctx, out);

@@ -79,11 +79,7 @@ Status KcidbHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   std::string text;
   FileInfo info;
   Status st = ctx.env->ReadFile(ctx.path, ctx.max_file_bytes, &text, &info);
-  if (!st.ok()) {
-    if (st.code() == Code::kInvalidArgument) return Fail(out, st, "unreadable_file");
-    if (st.IsNotFound()) return Fail(out, st, "file_vanished");
-    return Fail(out, st, "read_error");
-  }
+  if (!st.ok()) return Fail(out, st, FileErrorCode(st));
   out->bytes = text.size();
   return Process(&text, ctx.clock->NowMicros(), out);
 }

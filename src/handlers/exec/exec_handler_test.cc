@@ -1,0 +1,67 @@
+// The exec handler with a command template (pairs): what the command is given.
+#include "handlers/exec/exec_handler.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/env.h"
+#include "core/test_util.h"
+
+namespace sluice {
+namespace {
+
+ExecOptions Options(const std::string& ran) {
+  ExecOptions o;
+  o.command = {"/bin/sh", "-c", "cat \"$1\" \"$2\" > " + ran, "sh", "{json}", "{dump}"};
+  return o;
+}
+
+struct TemplateRun {
+  testing::TempDir dir;
+  std::string ran = dir.Sub("ran");
+  ExecHandler handler{Options(ran)};
+  HandlerOutput out;
+
+  Status Run() {
+    HandlerContext ctx;
+    ctx.path = dir.Sub("x.json");
+    ctx.files = {{"json", ctx.path}, {"dump", dir.Sub("x.dump")}};
+    ctx.env = Env::Default();
+    ctx.clock = Clock::Real();
+    out = HandlerOutput{};
+    return handler.Run(ctx, &out);
+  }
+};
+
+TEST(ExecHandlerTest, ATemplateIsOnlyGivenRegularFiles) {
+  TemplateRun t;
+  testing::WriteAll(t.dir.Sub("x.json"), "{}\n");
+  testing::WriteAll(t.dir.Sub("secret"), "outside\n");
+  ASSERT_EQ(::symlink(t.dir.Sub("secret").c_str(), t.dir.Sub("x.dump").c_str()), 0);
+  Status st = t.Run();
+  EXPECT_FALSE(st.ok());
+  EXPECT_FALSE(st.IsTransient());
+  EXPECT_EQ(t.out.error_code, "unreadable_file");
+  EXPECT_EQ(st.message(), t.dir.Sub("x.dump") +
+                              " is a symbolic link, not a regular file: a command is only "
+                              "given regular files");
+  EXPECT_FALSE(std::filesystem::exists(t.ran)) << "the command ran";
+
+  ASSERT_EQ(::unlink(t.dir.Sub("x.dump").c_str()), 0);
+  ASSERT_EQ(::mkfifo(t.dir.Sub("x.dump").c_str(), 0600), 0);
+  EXPECT_FALSE(t.Run().ok());
+  EXPECT_EQ(t.out.error_code, "unreadable_file");
+
+  ASSERT_EQ(::unlink(t.dir.Sub("x.dump").c_str()), 0);
+  EXPECT_TRUE(t.Run().IsNotFound());
+  EXPECT_EQ(t.out.error_code, "file_vanished");
+
+  testing::WriteAll(t.dir.Sub("x.dump"), "dump\n");
+  ASSERT_TRUE(t.Run().ok());
+  EXPECT_EQ(testing::ReadAll(t.ran), "{}\ndump\n");
+}
+
+}  // namespace
+}  // namespace sluice
