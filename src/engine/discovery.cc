@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "core/spdlog.h"
+#include "core/text.h"
 #include "engine/engine.h"
 
 namespace sluice {
@@ -32,6 +33,17 @@ void Engine::ScanSpool(bool startup) {
     return !stop_;
   });
   if (!st.ok()) spdlog::error("cannot scan {}: {}", spool_.root(), st.ToString());
+}
+
+bool Engine::UsableName(const std::string& name) {
+  if (IsValidUtf8(name)) return true;
+  // Every store, API and report speaks UTF-8 (PostgreSQL cannot hold such a name at all): the
+  // file is left alone, said once per name (a bounded number of them).
+  if (unusable_names_.size() < 10'000 && unusable_names_.insert(name).second) {
+    spdlog::warn("{} is left in the spool: its name is not valid UTF-8 (rename it to take it)",
+                 spool_.PathOf(name));
+  }
+  return false;
 }
 
 // Names ordered by their files' age, oldest first (unreadable ones last).
@@ -82,7 +94,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
         break;
       }
     }
-    if (!SpoolDir::IsCandidateName(name)) continue;
+    if (!SpoolDir::IsCandidateName(name) || !UsableName(name)) continue;
     if (check_seen && !seen.insert(name).second) continue;
     bool urgent = urgent_pending_.count(name) > 0;
     if (!urgent && waiting_.Contains(name)) continue;  // known, waits for room (Refill)
@@ -267,6 +279,7 @@ void Engine::ScanDeferred() {
   int64_t now = clock_->NowMicros();
   for (const DirEntry& e : *entries) {
     if (!SpoolDir::IsCandidateName(e.name) || e.type != FileType::kRegular) continue;
+    if (!UsableName(e.name)) continue;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (deferred_ids_.count(e.name)) continue;

@@ -11,6 +11,7 @@
 #include "broker/local/local_broker.h"
 #include "core/json.h"
 #include "core/spdlog.h"
+#include "core/text.h"
 
 namespace sluice {
 
@@ -381,7 +382,7 @@ std::string Engine::ErrorReport(const Job& job) const {
   w.Key("code");
   w.String(job.error.code.empty() ? "failed" : job.error.code.c_str());
   w.Key("message");
-  w.String(job.error.message);
+  w.String(ValidUtf8(job.error.message));  // may quote a file's bytes
   w.Key("attempts");
   w.Int(job.attempts);
   w.Key("max_attempts");

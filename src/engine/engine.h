@@ -199,6 +199,8 @@ class Engine {
   void ScanDeferred();
   // Names asked for by PrioritizeName before discovery registered them.
   void TakeUrgent();
+  // A spool name jobs can have: valid UTF-8 (else the file is left alone, with a warning).
+  bool UsableName(const std::string& name);
   // Pairs: the first companion of `name` not there yet or not complete ("" when all are, or
   // when one is not a regular file: its job fails at once).
   std::string MissingCompanion(const std::string& name, bool from_scan, int64_t now);
@@ -275,6 +277,9 @@ class Engine {
   WaitingFiles waiting_;
   std::atomic<size_t> waiting_count_{0};
   std::atomic<int64_t> waiting_oldest_ns_{0};
+  // Names of spool files left alone because they are not valid UTF-8 (warned once each).
+  // Discovery thread only.
+  std::unordered_set<std::string> unusable_names_;
   // Files waiting for their companions -> when first seen (wall micros). Discovery thread only.
   std::map<std::string, int64_t> unpaired_;
   int64_t last_pair_check_ = 0;
