@@ -348,10 +348,10 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
   std::snprintf(result, sizeof(result), "Result: %d, Elapsed: %.1f seconds", rc, elapsed);
   if (r.ok()) raw("\n" + std::string(result) + "\n");  // a command that never started has none
   if (not_kept > 0) {
-    pending.push_back("[" + std::to_string(not_kept) +
-                      " lines of output not kept here: a log keeps " +
-                      std::to_string(options_.max_log_lines) +
-                      " lines (--max-log-lines), the first and the last]");
+    pending.push_back(
+        "[" + std::to_string(not_kept) + " lines of output not kept here: a log keeps " +
+        std::to_string(options_.max_log_lines) + " lines (--max-log-lines) and " +
+        std::to_string(ExecOptions::kMaxLogBytes >> 20) + " MB, the first and the last]");
   }
   for (std::string& line : tail) pending.push_back(std::move(line));
   flush(true);

@@ -63,5 +63,32 @@ TEST(ExecHandlerTest, ATemplateIsOnlyGivenRegularFiles) {
   EXPECT_EQ(testing::ReadAll(t.ran), "{}\ndump\n");
 }
 
+TEST(ExecHandlerTest, OutputBeyondTheLogsBytesIsCountedNotKept) {
+  // 40 MB without a newline: read in 64 KB lines, far fewer than --max-log-lines.
+  ExecHandler handler{ExecOptions{}};
+  std::string payload =
+      R"(["/bin/sh", "-c", "printf first; head -c 40000000 /dev/zero | tr '\\0' x; echo last"])";
+  HandlerContext ctx;
+  ctx.payload = &payload;
+  ctx.env = Env::Default();
+  ctx.clock = Clock::Real();
+  HandlerOutput out;
+  Status st = handler.Run(ctx, &out);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  size_t bytes = 0;
+  std::string counted;
+  for (const std::string& line : out.log) {
+    bytes += line.size();
+    if (line.find("lines of output not kept here") != std::string::npos) counted = line;
+  }
+  EXPECT_LE(bytes, ExecOptions::kMaxLogBytes + 4096);
+  EXPECT_GE(bytes, ExecOptions::kMaxLogBytes - 2 * 65536);
+  EXPECT_LT(out.log.size(), 1000u);
+  EXPECT_NE(counted.find("and 16 MB, the first and the last]"), std::string::npos) << counted;
+  ASSERT_GE(out.log.size(), 3u);
+  EXPECT_EQ(out.log[1].substr(0, 6), "firstx");  // after "Running ..."
+  EXPECT_EQ(out.log[out.log.size() - 2].substr(out.log[out.log.size() - 2].size() - 5), "xlast");
+}
+
 }  // namespace
 }  // namespace sluice
