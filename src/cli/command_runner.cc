@@ -6,6 +6,7 @@
 #include "cli/check.h"
 #include "cli/children.h"
 #include "cli/commands.h"
+#include "cli/daemon_lock.h"
 #include "cli/queuedir_commands.h"
 #include "core/json.h"
 #include "core/spdlog.h"
@@ -26,6 +27,9 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   if (!st.ok()) return ExitCode(st);
   auto store = OpenStore(database, f.store);
   if (!store.ok()) return ExitCode(store.status());
+  // One runner per queuedir: another would take this one's items in cur/ for leftovers.
+  st = LockForDaemon(database, {probe.root()}, false);
+  if (!st.ok()) return ExitCode(st);
   st = PrepareChildren(store->get(), "command-runner " + probe.root(), f.pass_env);
   if (!st.ok()) return ExitCode(st);
   ExecOptions eo;

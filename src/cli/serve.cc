@@ -15,6 +15,7 @@
 #include "cli/children.h"
 #include "cli/cluster.h"
 #include "cli/commands.h"
+#include "cli/daemon_lock.h"
 #include "cli/flags.h"
 #include "cli/secrets.h"
 #include "cli/spools.h"
@@ -371,6 +372,10 @@ int RunServe(ServeFlags f) {
   }
   auto specs = SpoolSpecs(f);
   if (!specs.ok()) return ExitCode(specs.status());
+  std::vector<std::string> spool_dirs;
+  for (const SpoolSpec& spec : *specs) spool_dirs.push_back(spec.flags.engine.spool_dir);
+  st = LockForDaemon(f.database, spool_dirs, (*store)->Shared());
+  if (!st.ok()) return ExitCode(st);
 
   auto api_token = Secret("--api-token", f.api_token_file, f.api_token, "SLUICE_API_TOKEN");
   if (!api_token.ok()) return ExitCode(api_token.status());

@@ -57,6 +57,10 @@ bool IsPostgresUrl(const std::string& url) {
          url.find("://") == std::string::npos;
 }
 
+std::string SqliteFileOf(const std::string& url) {
+  return url.rfind(kSqlite, 0) == 0 ? url.substr(kSqlite.size()) : "";
+}
+
 std::string DescribeStore(const std::string& url, const StoreOptions& options) {
   if (!IsPostgresUrl(url)) return url;
   return "postgresql " + pg::DescribeServer(url) + " schema " + options.pg_schema;

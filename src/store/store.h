@@ -288,6 +288,8 @@ Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& url,
                                                  const StoreOptions& options = {});
 // Whether `url` names a PostgreSQL database.
 bool IsPostgresUrl(const std::string& url);
+// The file a "sqlite:PATH" url names ("" for other urls).
+std::string SqliteFileOf(const std::string& url);
 // `url` as logs and errors may show it: a SQLite path, or the PostgreSQL server, database,
 // user and schema (never a password).
 std::string DescribeStore(const std::string& url, const StoreOptions& options = {});

@@ -92,6 +92,36 @@ class HostileFoldersTest(unittest.TestCase):
         self.assertIn(os.path.join(self.box.dir, "nonexistent") + " is missing", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.box.dir, "nonexistent")))
 
+    def test_a_second_daemon_on_the_same_spool_or_database_refuses_to_start(self):
+        # Two daemons on one SQLite file took each other's running jobs for a crash's
+        # leftovers (jobs archived but left "queued"); two on one spool ran its files twice.
+        box = self.box
+        box.start()
+        box.wait_for_api()
+        other_spool = os.path.join(box.dir, "other-spool")
+        os.makedirs(other_spool)
+        cases = [
+            (["--spool-dir", other_spool, "--database", box.database],
+             "another daemon uses the database " + box.db),
+            (["--spool-dir", box.spool, "--database", "sqlite:" + os.path.join(box.dir, "b.db")],
+             "another daemon runs the spool " + box.spool),
+            # The same folder by another path.
+            (["--spool-dir", os.path.join(box.spool, "failed", ".."),
+              "--database", "sqlite:" + os.path.join(box.dir, "c.db")],
+             "another daemon runs the spool"),
+        ]
+        for args, message in cases:
+            r = subprocess.run([harness.SLUICE, "serve", "--no-api", "--burst"] + args,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(message, r.stderr)
+        box.drop("a.json", harness.GOOD)
+        box.wait_for(lambda: self.runs_per_name() == {"a.json": 1}, 30, "the first daemon's job")
+        self.assertEqual(box.stop(), 0)
+        # Once it has stopped, another may take the spool.
+        r = box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_a_queuedir_folder_replaced_by_a_symlink_takes_no_item_through_it(self):
         q = os.path.join(self.box.dir, "q")
         for sub in ("tmp", "new", "cur", "logs"):

@@ -85,6 +85,22 @@ class QueuedirTest(unittest.TestCase):
             time.sleep(0.05)
         raise AssertionError("timed out waiting for %s: %s" % (what, self.jobs()))
 
+    def test_a_second_runner_on_the_same_queuedir_refuses_to_start(self):
+        # It would take the first one's item in cur/ for a crash's leftover and run it again.
+        marks = os.path.join(self.box.dir, "marks")
+        item = self.producer.add(["/bin/sh", "-c", "echo x >> %s; sleep 3" % marks])
+        self.start("-v")
+        self.wait(lambda: self.ls("cur") == [item], "the item to run")
+        for extra in ([], ["--database", "sqlite:" + os.path.join(self.box.dir, "other.db")]):
+            r = subprocess.run([harness.SLUICE, "command-runner", self.q, "-v"] + extra,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("another daemon", r.stderr)
+        self.wait(lambda: self.jobs().get(item, ("",))[0] == "succeeded", "the item", 60)
+        with open(marks) as f:
+            self.assertEqual(f.read(), "x\n")  # ran once
+        self.stop()
+
     def test_retries_one_log_dead_and_retry_dead(self):
         counter = os.path.join(self.box.dir, "count")
         flaky = self.producer.add(["/bin/sh", "-c",
