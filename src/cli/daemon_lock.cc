@@ -3,9 +3,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
+#include <utility>
 
 #include "store/store.h"
 
@@ -35,7 +38,16 @@ Status LockForDaemon(const std::string& database, const std::vector<std::string>
              "another daemon uses the database " + file +
                  " (one daemon per SQLite file; daemons that share a database use PostgreSQL)"));
   }
+  std::map<std::pair<dev_t, ino_t>, std::string> seen;  // one folder given twice
   for (const std::string& dir : spool_dirs) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) == 0) {
+      auto [it, fresh] = seen.emplace(std::make_pair(st.st_dev, st.st_ino), dir);
+      if (!fresh) {
+        return Status::InvalidArgument("the spools " + it->second + " and " + dir +
+                                       " are one folder: give each spool a folder of its own");
+      }
+    }
     SLUICE_RETURN_IF_ERROR(
         Hold(dir, true, !take_turns,
              "another daemon runs the spool " + dir +

@@ -115,6 +115,16 @@ class HostileFoldersTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertIn(message, r.stderr)
+        # Nor may one daemon be given a folder twice.
+        conf = os.path.join(box.dir, "twice.toml")
+        with open(conf, "w") as f:
+            f.write('database = "sqlite:%s"\nno_api = true\n[spool.a]\ndir = "%s"\n'
+                    '[spool.b]\ndir = "%s/"\nkind = "exec"\n' % (
+                        os.path.join(box.dir, "d.db"), other_spool, other_spool))
+        r = subprocess.run([harness.SLUICE, "serve", "-c", conf, "--burst"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("are one folder", r.stderr)
         box.drop("a.json", harness.GOOD)
         box.wait_for(lambda: self.runs_per_name() == {"a.json": 1}, 30, "the first daemon's job")
         self.assertEqual(box.stop(), 0)
