@@ -54,7 +54,9 @@ std::variant<Job, HttpResponse> ParseSubmission(const std::string& body) {
     job.payload = WriteJson(payload->value);  // depth-limited by ParseJson: no deep recursion
   }
   if (auto p = d.FindMember("priority"); p != d.MemberEnd()) {
-    if (!p->value.IsInt()) return Invalid("'priority' must be an integer");
+    if (!p->value.IsInt()) {
+      return Invalid("'priority' must be an integer from -2147483648 to 2147483647");
+    }
     job.priority = p->value.GetInt();
   }
   job.max_attempts = 0;  // the daemon's --max-attempts
