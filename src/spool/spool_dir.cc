@@ -16,7 +16,12 @@ namespace {
 // for anything else (".." or more than one folder).
 Result<std::pair<std::string, std::string>> SplitDated(std::string_view name) {
   size_t slash = name.find('/');
-  if (slash == std::string_view::npos) return std::make_pair(std::string(), std::string(name));
+  if (slash == std::string_view::npos) {
+    if (name.empty() || name == "." || name == "..") {
+      return Status::InvalidArgument("'" + std::string(name) + "' is not a name in failed/");
+    }
+    return std::make_pair(std::string(), std::string(name));
+  }
   std::string folder(name.substr(0, slash)), file(name.substr(slash + 1));
   if (folder.empty() || folder == "." || folder == ".." || file.empty() ||
       file.find('/') != std::string::npos || file == "." || file == "..") {
@@ -255,6 +260,12 @@ Status SpoolDir::Restore(std::string_view failed_name, std::string_view name) {
     from = std::make_shared<const Dir>(std::move(*sub));
   }
   const std::string& file = parts->second;
+  // Only a file goes back: never a dated folder, nor a link.
+  auto info = env_->StatAt(*from, file);
+  if (!info.ok()) return info.status();
+  if (info->type != FileType::kRegular) {
+    return Status::InvalidArgument("'" + std::string(failed_name) + "' is not a file in failed/");
+  }
   SLUICE_RETURN_IF_ERROR(env_->SetModifiedTimeAt(*from, file, Env::kNowMicros));
   SLUICE_RETURN_IF_ERROR(env_->RenameAt(*from, file, *h->root, name, false));
   (void)env_->RemoveAt(*from, ReportNameOf(file));

@@ -111,6 +111,12 @@ TEST(SpoolDirTest, SaveDirsTakeFinishedFilesIntoDatedFoldersAndRestoreFindsThem)
   EXPECT_EQ(*name, std::string(day) + "/b.json");
   ASSERT_TRUE(spool.Restore(*name, "b.json").ok());
   EXPECT_TRUE(std::filesystem::exists(spool.PathOf("b.json")));
+  // Names that are not a failed file: nothing moves.
+  for (const std::string& bad :
+       std::vector<std::string>{".", "..", "", day, std::string(day) + "/..", "../x"}) {
+    EXPECT_EQ(spool.Restore(bad, "x.json").code(), Code::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(std::filesystem::is_directory(dir.Sub("bad/") + day));
 
   SpoolDir deleting(Env::Default(), dir.Sub("spool2"), SaveDirs{"", ""});
   ASSERT_TRUE(deleting.Prepare().ok());
