@@ -178,7 +178,7 @@ HttpResponse Router::Failures(const HttpRequest& r) const {
       f.before_id = page->back().id;
     }
     std::vector<bool> as_new_file;
-    auto done = deps_.retry(ids, &as_new_file);
+    auto done = deps_.retry(ids, &as_new_file, 5000);  // off the I/O thread
     for (size_t i = 0; i < done.size(); ++i) {
       if (done[i].ok()) {
         ++retried;

@@ -304,7 +304,7 @@ HttpResponse Router::JobAction(const std::string& id, const std::string& action)
 HttpResponse Router::RetryJob(int64_t id) const {
   if (!deps_.retry) return HttpResponse::Error(503, "unavailable", "no engine here");
   std::vector<bool> as_new_file;
-  auto done = deps_.retry({id}, &as_new_file);
+  auto done = deps_.retry({id}, &as_new_file, 0);  // on the I/O thread: never waits
   const Result<Job>& job = done.front();
   if (!job.ok()) return HttpResponse::FromStatus(job.status());
   if (!as_new_file.front()) return HttpResponse::Json(200, JobJson(*job));

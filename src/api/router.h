@@ -79,9 +79,10 @@ struct RouterDeps {
   std::function<Result<Job>(int64_t)> prioritize;
   // POST /api/v1/jobs/{id}/retry and /api/v1/failures/retry: each of `ids` runs again, in
   // order; (*as_new_file)[i]: a spool file went back and runs as a new job. The moves of spool
-  // files are made durable, and recorded on their jobs, together before it returns.
+  // files are made durable, and recorded on their jobs, together before it returns. A file
+  // not in failed/ yet (its job has just failed) is waited for up to `wait_ms` in all.
   std::function<std::vector<Result<Job>>(const std::vector<int64_t>& ids,
-                                         std::vector<bool>* as_new_file)>
+                                         std::vector<bool>* as_new_file, int wait_ms)>
       retry;
   // POST /api/v1/priority: the job (id 0 while not registered yet) and what was done.
   std::function<Result<std::pair<Job, std::string>>(const std::string& name)> prioritize_name;

@@ -559,8 +559,10 @@ int RunServe(ServeFlags f) {
     if (!engine.ok()) return engine.status();
     return (*engine)->Prioritize(id);
   };
-  deps.retry = [&spools](const std::vector<int64_t>& ids, std::vector<bool>* as_new_file) {
+  deps.retry = [&spools](const std::vector<int64_t>& ids, std::vector<bool>* as_new_file,
+                         int wait_ms) {
     std::vector<Result<Job>> out;
+    int64_t wait_until = Clock::Real()->MonotonicMicros() + int64_t{wait_ms} * 1000;
     as_new_file->assign(ids.size(), false);
     // Spool files' moves are settled once per spool: one fsync, one store write.
     std::map<Engine*, std::vector<int64_t>> moved;
@@ -574,7 +576,7 @@ int RunServe(ServeFlags f) {
       bool fresh = false;
       std::vector<int64_t>& list = moved[*engine];
       size_t before = list.size();
-      out.push_back((*engine)->Retry(ids[i], &fresh, &list));
+      out.push_back((*engine)->Retry(ids[i], &fresh, &list, wait_until));
       (*as_new_file)[i] = fresh;
       if (list.size() > before) moved_at[*engine].push_back(i);
     }

@@ -1,4 +1,7 @@
 // Engine control over the API: cancel, prioritise and retry jobs.
+#include <chrono>
+#include <thread>
+
 #include "core/spdlog.h"
 #include "engine/engine.h"
 
@@ -123,16 +126,27 @@ Result<Job> Engine::Prioritize(int64_t id) {
   return job;
 }
 
-Result<Job> Engine::Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* moved) {
+Result<Job> Engine::Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* moved,
+                          int64_t wait_until) {
   *as_new_file = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = jobs_.find(id);
-    if (it != jobs_.end() && !it->second.move_pending) {
-      return Status::FailedPrecondition("job " + std::to_string(id) + " is " +
-                                        std::string(StateName(it->second.job.state)) +
-                                        "; only a failed or cancelled job can be retried");
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = jobs_.find(id);
+      if (it == jobs_.end()) break;
+      if (!it->second.move_pending) {
+        return Status::FailedPrecondition("job " + std::to_string(id) + " is " +
+                                          std::string(StateName(it->second.job.state)) +
+                                          "; only a failed or cancelled job can be retried");
+      }
+      if (it->second.job.spool.empty()) break;
+      if (clock_->MonotonicMicros() >= wait_until) {
+        return Status::Unavailable("job " + std::to_string(id) +
+                                   " has just ended: its file is still being moved to " +
+                                   spool_.FailedDir() + "; retry it in a moment");
+      }
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   auto stored = store_->GetJob(id);
   if (!stored.ok()) return stored.status();

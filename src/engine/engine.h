@@ -118,7 +118,10 @@ class Engine {
   // FailedPrecondition for a job that has not ended or succeeded, or whose file was put back
   // already (retried_at); NotFound for an unknown one. With `moved`, a spool file's job id is
   // added there and the caller settles them all at once (SettleRetries); without, at once.
-  Result<Job> Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* moved = nullptr);
+  // A spool job that has just failed may not have its file in failed/ yet: that move is
+  // waited for until `wait_until` (monotonic micros; 0: not at all), then Unavailable.
+  Result<Job> Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* moved = nullptr,
+                    int64_t wait_until = 0);
   // Makes the moves of retried spool files durable (one fsync of the spool) and records them
   // on their jobs (retried_at), in one store write.
   Status SettleRetries(const std::vector<int64_t>& moved);

@@ -209,6 +209,44 @@ TEST_F(EngineTest, FsyncsGoOnlyToTheFoldersAMoveChanged) {
   EXPECT_TRUE(engine.Wait().ok());
 }
 
+// A retry right after a file failed, before the mover put it in failed/: waited for when
+// the caller may wait, else refused with what is going on (it said "not in failed/ any
+// more", which sent people looking for a lost file).
+TEST_F(EngineTest, ARetryOfAFileNotInFailedYetWaitsForItsMoveOrSaysSo) {
+  EngineOptions o = Options();
+  o.burst = false;
+  o.max_attempts = 1;
+  Engine engine(o, store_.get(), handler_.get(), &env_, Clock::Real(), &observer_);
+  ASSERT_TRUE(engine.Start().ok());
+  env_.Inject(FaultEnv::Op::kRename, EIO, "b.json", 3);  // moves fail for 3 s (1 s apart)
+  testing::WriteAll(spool_ + "/b.json", "{not json");
+  int64_t id = 0;
+  for (int i = 0; i < 500 && id == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    JobFilter f;
+    f.name = "b.json";
+    auto jobs = store_->ListJobs(f);
+    if (jobs.ok() && !jobs->empty() && jobs->front().state == JobState::kFailed) {
+      id = jobs->front().id;
+    }
+  }
+  ASSERT_NE(id, 0);
+  ASSERT_TRUE(fs::exists(spool_ + "/b.json"));  // not moved yet
+  bool fresh = false;
+  auto now = engine.Retry(id, &fresh);
+  ASSERT_FALSE(now.ok());
+  EXPECT_EQ(now.status().code(), Code::kUnavailable);
+  EXPECT_NE(now.status().message().find("has just ended: its file is still being moved to"),
+            std::string::npos)
+      << now.status().message();
+  auto waited = engine.Retry(id, &fresh, nullptr, Clock::Real()->MonotonicMicros() + 10'000'000);
+  ASSERT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_TRUE(fresh);
+  EXPECT_EQ(env_.injected(), 3);
+  engine.RequestStop();
+  EXPECT_TRUE(engine.Wait().ok());
+}
+
 // The device number of a spool's filesystem may change with a reboot or a remount: a file
 // is still the job's file if its inode, size and modification time are. Before, such jobs
 // ran once more (the finished one taken for a new file, the interrupted one's file left in
