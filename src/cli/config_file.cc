@@ -1,9 +1,10 @@
 // Config files (-c FILE): turned into flags placed before the command line's own, so the
 // command line overrides the file.
-#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "cli/commands.h"
+#include "core/env.h"
 
 namespace sluice::cli {
 namespace {
@@ -34,8 +35,10 @@ std::string SpoolSection(const std::string& line) {
 Status ParseConfig(const std::string& path, std::vector<std::string>* global,
                    std::vector<std::pair<std::string, std::vector<std::string>>>* spools,
                    std::map<std::string, std::string>* origins = nullptr) {
-  std::ifstream in(path);
-  if (!in) return Status::NotFound("cannot read config file " + path);
+  std::string text;
+  Status read = ReadConfigFile(path, 1 << 20, &text);
+  if (!read.ok()) return read.Annotate("cannot read the config file");
+  std::istringstream in(text);
   std::vector<std::string>* args = global;
   std::string line;
   int lineno = 0;

@@ -13,8 +13,7 @@ namespace sluice::cli {
 
 Result<std::string> ReadSecretFile(const std::string& flag, const std::string& path) {
   std::string text;
-  FileInfo info;
-  Status st = Env::Default()->ReadFile(path, 1 << 16, &text, &info);
+  Status st = ReadConfigFile(path, 1 << 16, &text);
   if (!st.ok()) return st.Annotate(flag);
   struct stat sb;
   if (::stat(path.c_str(), &sb) == 0 && (sb.st_mode & 077) != 0) {

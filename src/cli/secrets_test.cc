@@ -2,9 +2,14 @@
 #include "cli/secrets.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
+
+#include "core/test_util.h"
 
 namespace sluice::cli {
 namespace {
@@ -12,6 +17,26 @@ namespace {
 std::string Scrubbed(std::string url) {
   ScrubUrlPassword(url.data());
   return url;
+}
+
+// Kubernetes mounts a secret as a symlink into a "..data" folder: it is read through it. A
+// FIFO or a device is refused at once (it would block, or never end).
+TEST(SecretsTest, ASecretFileIsReadThroughALinkButNeverFromAFifoOrADevice) {
+  testing::TempDir dir;
+  std::filesystem::create_directory(dir.Sub("..data"));
+  testing::WriteAll(dir.Sub("..data/token"), "s3cret\n");
+  ::chmod(dir.Sub("..data/token").c_str(), 0600);
+  ASSERT_EQ(::symlink("..data/token", dir.Sub("token").c_str()), 0);
+  auto token = ReadSecretFile("--api-token-file", dir.Sub("token"));
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(*token, "s3cret");
+  ASSERT_EQ(::mkfifo(dir.Sub("fifo").c_str(), 0600), 0);
+  for (const std::string& path : {dir.Sub("fifo"), std::string("/dev/zero")}) {
+    auto bad = ReadSecretFile("--api-token-file", path);
+    ASSERT_FALSE(bad.ok()) << path;
+    EXPECT_NE(bad.status().message().find(path + " is not a regular file"), std::string::npos)
+        << bad.status().message();
+  }
 }
 
 TEST(SecretsTest, UrlPasswordsAreOverwrittenInPlace) {

@@ -58,6 +58,12 @@ class Dir {
   uint64_t ino_ = 0;
 };
 
+// Reads a file the operator names (a config file, a secret, a trees file): symbolic links are
+// followed (secrets are links on Kubernetes), but only a regular file of at most `max_bytes`
+// is read, never a FIFO or a device (which would block or never end). InvalidArgument
+// otherwise, naming the file.
+Status ReadConfigFile(const std::string& path, uint64_t max_bytes, std::string* out);
+
 class Env {
  public:
   virtual ~Env() = default;

@@ -113,6 +113,44 @@ Result<std::vector<DirEntry>> ReadEntries(DIR* dir, const std::string& path) {
   return all;
 }
 
+// The regular file at `path`, opened with `flags` added, read whole (at most its size when
+// opened, and at most `max_bytes`). O_NONBLOCK: a FIFO swapped in never blocks.
+Status ReadRegularFile(const std::string& path, int flags, uint64_t max_bytes, std::string* out,
+                       FileInfo* info) {
+  out->clear();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | flags));
+  if (!fd.valid()) {
+    if (errno == ELOOP && (flags & O_NOFOLLOW) != 0) {
+      return Status::InvalidArgument(path + " is a symbolic link");
+    }
+    return Status::FromErrno(errno, "open " + path);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "fstat " + path);
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return Status::InvalidArgument(path + " is " + std::to_string(st.st_size) +
+                                   " bytes, over the limit of " + std::to_string(max_bytes));
+  }
+  // Room for a parser's padding too (ParseJsonInsitu appends 4 NULs): no second copy.
+  out->reserve(static_cast<size_t>(st.st_size) + 64);
+  out->resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out->size()) {
+    ssize_t n = ::read(fd.get(), out->data() + done, out->size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      out->clear();
+      return Status::FromErrno(errno, "read " + path);
+    }
+    if (n == 0) break;  // shrank under us; keep what is there
+    done += static_cast<size_t>(n);
+  }
+  out->resize(done);
+  if (info != nullptr) *info = InfoOf(st);
+  return Status::Ok();
+}
+
 std::string DirName(const std::string& path) {
   auto pos = path.rfind('/');
   if (pos == std::string::npos) return ".";
@@ -136,37 +174,8 @@ class PosixEnv : public Env {
 
   Status ReadFile(const std::string& path, uint64_t max_bytes, std::string* out,
                   FileInfo* info) override {
-    out->clear();
-    // O_NOFOLLOW: a symlink is never read; O_NONBLOCK: a FIFO swapped in never blocks.
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (!fd.valid()) {
-      if (errno == ELOOP) return Status::InvalidArgument(path + " is a symbolic link");
-      return Status::FromErrno(errno, "open " + path);
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "fstat " + path);
-    if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
-    if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-      return Status::InvalidArgument(path + " is " + std::to_string(st.st_size) +
-                                     " bytes, over the limit of " + std::to_string(max_bytes));
-    }
-    // Room for a parser's padding too (ParseJsonInsitu appends 4 NULs): no second copy.
-    out->reserve(static_cast<size_t>(st.st_size) + 64);
-    out->resize(static_cast<size_t>(st.st_size));
-    size_t done = 0;
-    while (done < out->size()) {
-      ssize_t n = ::read(fd.get(), out->data() + done, out->size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        out->clear();
-        return Status::FromErrno(errno, "read " + path);
-      }
-      if (n == 0) break;  // shrank under us; keep what is there
-      done += static_cast<size_t>(n);
-    }
-    out->resize(done);
-    if (info != nullptr) *info = InfoOf(st);
-    return Status::Ok();
+    // O_NOFOLLOW: a symlink is never read.
+    return ReadRegularFile(path, O_NOFOLLOW, max_bytes, out, info);
   }
 
   Result<bool> IsOpenForWriting(const std::string& path) override {
@@ -450,6 +459,10 @@ Env* Env::Default() {
 }
 
 std::string Dir::PathOf(std::string_view name) const { return JoinPath(path_, name); }
+
+Status ReadConfigFile(const std::string& path, uint64_t max_bytes, std::string* out) {
+  return ReadRegularFile(path, 0, max_bytes, out, nullptr);
+}
 
 std::string JoinPath(std::string_view a, std::string_view b) {
   std::string out(a);

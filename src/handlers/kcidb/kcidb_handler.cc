@@ -6,11 +6,10 @@
 #include <rapidjson/writer.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "core/clock.h"
 #include "core/embedded.h"
+#include "core/env.h"
 #include "core/json.h"
 #include "handlers/kcidb/labs.h"
 #include "handlers/kcidb/schemas.h"
@@ -30,11 +29,10 @@ Status Fail(HandlerOutput* out, Status status, std::string code, std::string det
 
 Result<TreeMap> LoadTrees(const std::string& path) {
   if (path.empty()) return TreeMap::Default();
-  std::ifstream in(path);
-  if (!in) return Status::NotFound("cannot read trees file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto map = TreeMap::Parse(ss.str());
+  std::string text;
+  Status st = ReadConfigFile(path, 16 << 20, &text);
+  if (!st.ok()) return st.Annotate("cannot read the trees file");
+  auto map = TreeMap::Parse(text);
   if (!map.ok()) return map.status().Annotate(path);
   return map;
 }
