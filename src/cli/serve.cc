@@ -346,6 +346,14 @@ int RunServe(ServeFlags f) {
   if (!f.broker.empty() && !IsPostgresUrl(f.database)) {
     return ExitCode(ClusterNode::SqliteRefused());  // before a SQLite file is made
   }
+  // The flags and the spools are checked before the database is opened (or made).
+  if (!f.publish_token_file.empty()) {
+    auto t = Secret("--publish-token", f.publish_token_file, f.publish.token, nullptr);
+    if (!t.ok()) return ExitCode(t.status());
+    f.publish.token = *t;
+  }
+  auto specs = SpoolSpecs(f);
+  if (!specs.ok()) return ExitCode(specs.status());
   auto store = OpenStore(f.database, f.store);
   if (!store.ok()) return ExitCode(store.status());
 
@@ -365,13 +373,6 @@ int RunServe(ServeFlags f) {
     uploader = std::make_unique<kcidb::ExcerptUploader>(so, store->get());
     spdlog::info("log excerpts over 256 characters go to {}", base);
   }
-  if (!f.publish_token_file.empty()) {
-    auto t = Secret("--publish-token", f.publish_token_file, f.publish.token, nullptr);
-    if (!t.ok()) return ExitCode(t.status());
-    f.publish.token = *t;
-  }
-  auto specs = SpoolSpecs(f);
-  if (!specs.ok()) return ExitCode(specs.status());
   std::vector<std::string> spool_dirs;
   for (const SpoolSpec& spec : *specs) spool_dirs.push_back(spec.flags.engine.spool_dir);
   st = LockForDaemon(f.database, spool_dirs, (*store)->Shared());
