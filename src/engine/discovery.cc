@@ -360,13 +360,6 @@ void Engine::RetryMoves() {
 }
 
 bool Engine::BurstFinished() {
-  // A file whose companion is there but not complete yet is waited for; one whose companion
-  // is not there at all does not hold the drain (see LeaveUnpaired).
-  for (const auto& [name, first] : unpaired_) {
-    for (const std::string& suffix : options_.companions) {
-      if (spool_.Stat(SpoolDir::CompanionOf(name, suffix)).ok()) return false;
-    }
-  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!unsettled_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_jobs_.empty()) {
@@ -379,6 +372,14 @@ bool Engine::BurstFinished() {
       final_status_ = Status::IOError(std::to_string(stuck) +
                                       " finished files could not be moved out of the spool");
       return true;
+    }
+  }
+  // A file whose companion is there but not complete yet is waited for; one whose companion
+  // is not there at all does not hold the drain (see LeaveUnpaired). Looked at once the rest
+  // is done: each is a stat.
+  for (const auto& [name, first] : unpaired_) {
+    for (const std::string& suffix : options_.companions) {
+      if (spool_.Stat(SpoolDir::CompanionOf(name, suffix)).ok()) return false;
     }
   }
   // Looks idle: one last scan for anything that landed meanwhile.
