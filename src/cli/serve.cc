@@ -27,6 +27,7 @@
 #include "engine/task_runs.h"
 #include "handlers/git/git_backend.h"
 #include "handlers/kcidb/storage.h"
+#include "spool/queuedir.h"
 #include "store/store.h"
 
 namespace sluice::cli {
@@ -374,7 +375,14 @@ int RunServe(ServeFlags f) {
     spdlog::info("log excerpts over 256 characters go to {}", base);
   }
   std::vector<std::string> spool_dirs;
-  for (const SpoolSpec& spec : *specs) spool_dirs.push_back(spec.flags.engine.spool_dir);
+  for (const SpoolSpec& spec : *specs) {
+    // A queuedir is made when missing (as Mozilla's is): before it is locked.
+    if (spec.flags.layout == "queuedir") {
+      st = QueueDir(Env::Default(), spec.flags.engine.spool_dir).Prepare();
+      if (!st.ok()) return ExitCode(st);
+    }
+    spool_dirs.push_back(spec.flags.engine.spool_dir);
+  }
   st = LockForDaemon(f.database, spool_dirs, (*store)->Shared());
   if (!st.ok()) return ExitCode(st);
 
