@@ -23,7 +23,7 @@ Status Unsupported(const std::string& url) {
 
 // A sqlite: URL's path; NotFound when `must_exist` and there is no such file.
 Result<std::string> SqlitePath(const std::string& url, bool must_exist) {
-  std::string path = url.substr(kSqlite.size());
+  std::string path = SqliteFileOf(url);
   if (path.empty()) return Status::InvalidArgument("--database sqlite: needs a path");
   struct stat st;
   if (must_exist && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
