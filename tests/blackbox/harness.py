@@ -25,10 +25,11 @@ GOOD = {"version": {"major": 5, "minor": 3},
 
 
 def free_port():
-    """A loopback TCP port nothing listens on (now)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nothing uses (now), below the ephemeral range, so that a server
+    stopped and started again on it finds it free (scripts/free-port)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                          "free-port")
+    return int(subprocess.run([script], capture_output=True, text=True, check=True).stdout)
 
 
 def spawn(args, log, env=None):

@@ -12,23 +12,19 @@ import subprocess
 import tempfile
 import time
 
+import harness
+
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:
     def __init__(self, tls=False):
         self.dir = tempfile.mkdtemp(prefix="sluice-rabbit-")
-        self.port = free_port()
-        self.dist_port = free_port()
-        self.epmd_port = free_port()
+        self.port = harness.free_port()
+        self.dist_port = harness.free_port()
+        self.epmd_port = harness.free_port()
         self.node = "sluice%d@localhost" % self.port
-        self.tls_port = free_port() if tls else None
+        self.tls_port = harness.free_port() if tls else None
         self.ca = os.path.join(self.dir, "ca.pem") if tls else None
         self.proc = None
         self.log = None
