@@ -43,6 +43,7 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   qo.workers = f.concurrency;
   qo.max_retries = f.max_retries;
   qo.retry_time_s = f.retry_time_s;
+  qo.dir_lock = Folders::Lock::kExclusive;
 
   QueuedirRunner runner(qo, store->get(), &handler, Env::Default(), Clock::Real());
   st = runner.Start();

@@ -385,6 +385,10 @@ int RunServe(ServeFlags f) {
   }
   st = LockForDaemon(f.database, spool_dirs, (*store)->Shared());
   if (!st.ok()) return ExitCode(st);
+  for (SpoolSpec& spec : *specs) {
+    spec.flags.engine.spool_lock =
+        (*store)->Shared() ? Folders::Lock::kShared : Folders::Lock::kExclusive;
+  }
 
   auto api_token = Secret("--api-token", f.api_token_file, f.api_token, "SLUICE_API_TOKEN");
   if (!api_token.ok()) return ExitCode(api_token.status());

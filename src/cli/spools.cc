@@ -136,6 +136,7 @@ Status SpoolSet::Start(std::vector<SpoolSpec> specs, kcidb::ExcerptUploader* upl
           qo.max_retries = spec.flags.max_retries;
           qo.retry_time_s = spec.flags.retry_time_s;
           qo.queue = spec.flags.engine.queue;
+          qo.dir_lock = spec.flags.engine.spool_lock;
           s->runner = std::make_unique<QueuedirRunner>(qo, store_, s->handler.get(), Env::Default(),
                                                        Clock::Real(), shared_);
           st = s->runner->Start();

@@ -45,6 +45,7 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
     }
     origin_column_.push_back(col);
   }
+  spool_.LockRecreated(options_.spool_lock);
   writer_ = std::make_unique<Writer>(
       store, options_.max_batch,
       [this](WriteBatch& committed, std::vector<Job>& dropped) { AfterCommit(committed, dropped); },

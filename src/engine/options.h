@@ -46,6 +46,9 @@ struct EngineOptions {
   // dropped. 0: no leases.
   double worker_lease_s = 300;
   double pair_timeout_s = 600;
+  // A daemon's spool deleted and created again is locked before it is taken, as the daemon
+  // locked it at start (cli/daemon_lock.h): exclusively, or shared on a shared database.
+  Folders::Lock spool_lock = Folders::Lock::kNone;
   // Jobs sent over HTTP: this engine runs (and recovers) those of its kind. The daemon gives
   // them to one engine per kind; the others leave them alone.
   bool takes_api_jobs = true;

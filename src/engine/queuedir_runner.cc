@@ -20,6 +20,7 @@ QueuedirRunner::QueuedirRunner(QueuedirOptions options, Store* store, Handler* h
       clock_(clock),
       shared_(shared) {
   if (shared_.ids == nullptr) shared_.ids = &own_ids_;
+  dir_.LockRecreated(options_.dir_lock);
 }
 
 QueuedirRunner::~QueuedirRunner() { Stop(); }

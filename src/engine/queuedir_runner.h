@@ -43,6 +43,8 @@ struct QueuedirOptions {
   double retry_time_s = 60;
   std::string queue = "default";
   uint64_t max_file_bytes = 512ull << 20;
+  // The queuedir deleted and created again is locked before it is taken (EngineOptions).
+  Folders::Lock dir_lock = Folders::Lock::kNone;
 };
 
 struct QueuedirCounters {

@@ -1,6 +1,10 @@
 // Folders: open, check and reopen a directory and its sub-folders.
 #include "spool/folders.h"
 
+#include <sys/file.h>
+
+#include <cerrno>
+
 #include "core/spdlog.h"
 
 namespace sluice {
@@ -64,6 +68,7 @@ Status Folders::Check() {
     v = held_;
   }
   if (!v.root || fresh->dev() != v.root->dev() || fresh->ino() != v.root->ino()) {
+    if (Status st = LockNew(*fresh); !st.ok()) return Failed(st);
     if (v.root) spdlog::warn("{} was created again; using the new one", root_);
     v.root = std::make_shared<const Dir>(std::move(*fresh));
     std::lock_guard<std::mutex> lock(mu_);
@@ -99,6 +104,28 @@ Result<Folders::DirPtr> Folders::Sub(const Dir& root, const DirPtr& held, const 
                  info.ok() ? "replaced" : "deleted", info.ok() ? "new" : "recreated");
   }
   return DirPtr(std::make_shared<const Dir>(std::move(*opened)));
+}
+
+void Folders::LockRecreated(Lock mode) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lock_ = mode;
+}
+
+Status Folders::LockNew(const Dir& fresh) {
+  Lock mode;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    mode = lock_;
+  }
+  if (mode == Lock::kNone) return Status::Ok();
+  // The lock lives as long as the descriptor: until this directory is replaced in turn.
+  if (::flock(fresh.fd(), (mode == Lock::kExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+    return Status::Ok();
+  }
+  if (errno != EWOULDBLOCK) return Status::FromErrno(errno, "lock " + root_);
+  return Status::FailedPrecondition(
+      root_ + " was created again and another daemon runs it now; nothing is taken or moved " +
+      "here while it does (one daemon per spool or queuedir)");
 }
 
 uint64_t Folders::generation() const {

@@ -43,10 +43,19 @@ class Folders {
   // Goes up each time the directory itself is opened anew (it was deleted and created again).
   uint64_t generation() const;
 
+  // A daemon locks its spools when it starts (cli/daemon_lock.h); a directory deleted and
+  // created again while it runs is a new one, which Check() locks (flock) before taking it.
+  // While another daemon holds the new one, Check() fails (FailedPrecondition) and nothing
+  // moves: two daemons never run one spool. kNone (the default): not locked.
+  enum class Lock { kNone, kShared, kExclusive };
+  void LockRecreated(Lock mode);
+
  private:
   // `name` in `root`, opened (created when missing), or `held` when it is still what is there.
   Result<DirPtr> Sub(const Dir& root, const DirPtr& held, const std::string& name);
   Status Reopen(View* view);
+  // Takes the lock LockRecreated() asks for on a directory found anew.
+  Status LockNew(const Dir& fresh);
 
   Env* env_;
   std::string root_;
@@ -57,6 +66,7 @@ class Folders {
   View held_;
   Status broken_;  // the last Check()'s error
   uint64_t generation_ = 0;
+  Lock lock_ = Lock::kNone;
 };
 
 // NotFound: "WHAT PATH does not exist (PART is missing)", naming the first missing part.

@@ -37,6 +37,8 @@ class QueueDir {
   // FailedPrecondition while a folder is a symlink.
   Status Check() { return folders_.Check(); }
   uint64_t generation() const { return folders_.generation(); }
+  // The queuedir deleted and created again is locked before it is taken (Folders::LockRecreated).
+  void LockRecreated(Folders::Lock mode) { folders_.LockRecreated(mode); }
 
   const std::string& root() const { return folders_.root(); }
   std::string NewDir() const { return root() + "/new"; }

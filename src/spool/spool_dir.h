@@ -51,6 +51,8 @@ class SpoolDir {
   Status Check();
   // Goes up each time the spool itself is opened anew (deleted and created again).
   uint64_t generation() const { return folders_.generation(); }
+  // The spool deleted and created again is locked before it is taken (Folders::LockRecreated).
+  void LockRecreated(Folders::Lock mode) { folders_.LockRecreated(mode); }
 
   const std::string& root() const { return folders_.root(); }
   std::string PathOf(std::string_view name) const { return JoinPath(root(), name); }

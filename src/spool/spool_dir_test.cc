@@ -1,7 +1,10 @@
 // SpoolDir: which names are taken, and moves that never overwrite.
 #include "spool/spool_dir.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <set>
@@ -219,6 +222,31 @@ TEST(SpoolDirTest, ASpoolDeletedAndCreatedAgainIsReopened) {
   testing::WriteAll(spool.PathOf("z.json"), "{}");
   EXPECT_EQ(*spool.Archive("z.json", 1), "z.json");
   EXPECT_TRUE(std::filesystem::exists(dir.Sub("spool/archive/z.json")));
+}
+
+TEST(SpoolDirTest, ASpoolCreatedAgainIsTakenOnlyOnceNoOtherDaemonHoldsIt) {
+  testing::TempDir dir;
+  std::filesystem::create_directory(dir.Sub("spool"));
+  SpoolDir spool(Env::Default(), dir.Sub("spool"));
+  spool.LockRecreated(Folders::Lock::kExclusive);
+  ASSERT_TRUE(spool.Prepare().ok());
+  std::filesystem::remove_all(dir.Sub("spool"));
+  std::filesystem::create_directory(dir.Sub("spool"));
+  // Another daemon took the new folder first.
+  int other = ::open(dir.Sub("spool").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(other, 0);
+  ASSERT_EQ(::flock(other, LOCK_SH | LOCK_NB), 0);
+  Status st = spool.Check();
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("another daemon runs it now"), std::string::npos);
+  EXPECT_EQ(spool.generation(), 0u);
+  ::close(other);
+  ASSERT_TRUE(spool.Check().ok());
+  EXPECT_EQ(spool.generation(), 1u);
+  // Now this one holds it: another is refused.
+  other = ::open(dir.Sub("spool").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  EXPECT_NE(::flock(other, LOCK_SH | LOCK_NB), 0);
+  ::close(other);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 created again, folders replaced by symbolic links, a mistyped spool path. Nothing is processed
 twice, nothing leaves the spool, and the daemon says what is wrong (log and /readyz)."""
 
+import fcntl
 import http.client
 import json
 import os
@@ -131,6 +132,36 @@ class HostileFoldersTest(unittest.TestCase):
         # Once it has stopped, another may take the spool.
         r = box.burst()
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_spool_created_again_is_run_by_one_daemon_only(self):
+        # The lock taken at start is on the folder that was deleted: the new one is locked when
+        # the daemon takes it, and left alone while another daemon holds it.
+        box = self.box
+        box.start()
+        box.wait_for_api()
+        shutil.rmtree(box.spool)
+        box.wait_for(lambda: self.ready()[0] == 503, 10, "/readyz to say 503")
+        fresh = os.path.join(box.dir, "fresh")
+        os.makedirs(fresh)
+        holder = os.open(fresh, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another daemon on it would
+        os.rename(fresh, box.spool)
+        box.wait_for(lambda: "another daemon runs it now" in self.ready()[1].get(
+            "error", {}).get("message", ""), 10, "/readyz to name the other daemon")
+        box.drop("held.json", harness.GOOD)
+        time.sleep(1.5)
+        self.assertEqual(self.runs_per_name(), {})
+        self.assertIn("held.json", box.listing())
+        os.close(holder)  # the other daemon stops: this one takes the spool
+        box.wait_for(lambda: box.listing("archive") == ["held.json"], 15, "the file's job")
+        # Now it holds the new folder: a second daemon is refused it.
+        r = subprocess.run([harness.SLUICE, "serve", "--no-api", "--burst", "--spool-dir",
+                            box.spool, "--database",
+                            "sqlite:" + os.path.join(box.dir, "b.db")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("another daemon runs the spool", r.stderr)
+        self.assertEqual(self.runs_per_name(), {"held.json": 1})
 
     def test_a_queuedir_folder_replaced_by_a_symlink_takes_no_item_through_it(self):
         q = os.path.join(self.box.dir, "q")
