@@ -10,12 +10,17 @@
    already had (p50, p99 over the 5 s).
 3. Deep documents: 200 POSTs of 1 MB nested 500,000 levels deep: answer latency p50, p99
    (each is a 400), and the daemon's RSS after.
+4. Large files: --large N files (default 5) of --large-mb MB each (default 100; valid KCIDB,
+   tests of 400-byte excerpts) dropped at once, drained by `--burst` with 5 workers: time,
+   objects/s and the daemon's peak RSS, with the default reading budget and with it raised
+   so high that every worker reads at once (as before the budget).
 """
 
 import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -119,16 +124,65 @@ def deep_documents():
         box.close()
 
 
+def write_large_submission(path, mb):
+    with open(path, "w") as f:
+        f.write('{"version": {"major": 4, "minor": 3}, "tests": [')
+        size, i = 0, 0
+        while size < mb << 20:
+            t = json.dumps({"id": "o:t%d" % i, "build_id": "o:b1", "origin": "o",
+                            "path": "a.b.c%d" % i, "status": "PASS", "log_excerpt": "x" * 400})
+            f.write(("," if i else "") + t)
+            size += len(t) + 1
+            i += 1
+        f.write("]}")
+    return i
+
+
+def large_files(count, mb):
+    box = harness.Sandbox()
+    try:
+        first = os.path.join(box.dir, "large.json")
+        objects = write_large_submission(first, mb)
+        for budget in (None, 1 << 40):
+            for name in os.listdir(box.spool):
+                if name.endswith(".json"):
+                    os.remove(os.path.join(box.spool, name))
+            shutil.rmtree(os.path.join(box.spool, "archive"), ignore_errors=True)
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(box.db + suffix):
+                    os.remove(box.db + suffix)
+            for i in range(count):
+                shutil.copy(first, os.path.join(box.spool, "large%d.json" % i))
+            extra = [] if budget is None else ["--max-reading-bytes", str(budget)]
+            t = time.perf_counter()
+            r = subprocess.run(["/usr/bin/time", "-f", "%M"] + box.args(
+                "--burst", "--settle", "0", "--max-workers", "5", *extra),
+                capture_output=True, text=True, timeout=1800)
+            took = time.perf_counter() - t
+            assert r.returncode == 0, r.stderr[-2000:]
+            peak = int(r.stderr.strip().splitlines()[-1]) / 1024
+            print("hostile large files: %d files of %d MB (%d tests each) at once, %s: %.1f s, "
+                  "%.0f objects/s, peak RSS %.0f MB" % (
+                      count, mb, objects,
+                      "the default reading budget (128 MB)" if budget is None
+                      else "every worker reading at once", took, count * objects / took, peak))
+    finally:
+        box.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("sluice")
     ap.add_argument("--readers", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=500)
+    ap.add_argument("--large", type=int, default=5)
+    ap.add_argument("--large-mb", type=int, default=100)
     args = ap.parse_args()
     harness.SLUICE = os.path.abspath(args.sluice)
     idle_readers(args.readers, args.jobs)
     descriptor_limit()
     deep_documents()
+    large_files(args.large, args.large_mb)
 
 
 if __name__ == "__main__":

@@ -309,6 +309,11 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--max-file-bytes", e.max_file_bytes, "Larger files fail as too large")
       ->capture_default_str();
+  app->add_option("--max-reading-bytes", e.max_reading_bytes,
+                  "Bytes of spool files read and parsed at once, over every spool (a larger "
+                  "file runs alone)")
+      ->check(CLI::Range(static_cast<uint64_t>(1), static_cast<uint64_t>(1) << 40))
+      ->capture_default_str();
   app->add_option("--progress-interval", e.progress_interval_s, "Seconds between progress lines")
       ->check(Seconds(false))
       ->capture_default_str();
@@ -471,7 +476,8 @@ int RunServe(ServeFlags f) {
       };
     }
   }
-  SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order});
+  ReadBudget reading(f.engine.max_reading_bytes);  // one for every spool of the daemon
+  SpoolSet spools(store->get(), EngineShared{&ids, &hub, &commit_order, &reading});
   spools.SetCluster(cluster != nullptr);
   st = spools.Start(std::move(*specs), uploader.get());
   if (!st.ok()) return ExitCode(st);

@@ -69,6 +69,11 @@ Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
     if (spec.flags.engine.spool_dir.empty()) {
       return Status::InvalidArgument(f.spools_config + ": [spool." + name + "] needs 'dir'");
     }
+    if (app.count("--max-reading-bytes") > 0) {
+      return Status::InvalidArgument(f.spools_config + ": [spool." + name +
+                                     "]: max_reading_bytes is one budget for every spool: give "
+                                     "it outside the spool sections");
+    }
     spec.flags.engine.archive = !spec.flags.no_archive;
     KindDefaults(&spec.flags);
     specs.push_back(std::move(spec));

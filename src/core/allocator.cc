@@ -10,4 +10,6 @@ void TuneAllocator() {
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
+void ReturnFreeMemory() { malloc_trim(0); }
+
 }  // namespace sluice

@@ -9,4 +9,9 @@ namespace sluice {
 // 500-file corpus went from 1.21 s to 0.80 s with 5 workers on 2 cores).
 void TuneAllocator();
 
+// Gives the free memory of every arena back to the kernel (malloc_trim). A worker that has
+// handled a large file calls it: what the file took stays free in that thread's arena
+// otherwise, and five workers that each once read a large file kept five files' worth.
+void ReturnFreeMemory();
+
 }  // namespace sluice

@@ -38,6 +38,10 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
       hub_ptr_(shared.hub != nullptr ? shared.hub : &hub_),
       rng_(std::random_device{}()),
       ids_(shared.ids != nullptr ? shared.ids : &own_ids_) {
+  if (shared.reading == nullptr) {
+    own_reading_ = std::make_unique<ReadBudget>(options_.max_reading_bytes);
+  }
+  reading_ = shared.reading != nullptr ? shared.reading : own_reading_.get();
   for (const TableSpec& t : handler_->tables()) {
     int col = -1;
     for (size_t i = 0; i < t.columns.size(); ++i) {

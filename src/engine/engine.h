@@ -37,6 +37,7 @@
 #include "core/metrics.h"
 #include "engine/event_hub.h"
 #include "engine/options.h"
+#include "engine/read_budget.h"
 #include "engine/shared.h"
 #include "engine/waiting_files.h"
 #include "engine/writer.h"
@@ -224,7 +225,7 @@ class Engine {
   bool CheckSpool();
   // worker.cc
   void WorkerLoop();
-  void RunJob(Job job);
+  void RunJob(Job job, ReadBudget::Grant reading);
   // True (and `job` cancelled as file_replaced) when the job's name holds another file now.
   bool FileReplaced(Job* job);
   // control.cc: cancels or prioritises an HTTP job of a cluster (see there).
@@ -294,6 +295,8 @@ class Engine {
   // Job ids are allocated by the engine (one daemon per database): from its own sequence, or
   // the one the daemon's engines share.
   JobIds own_ids_;
+  std::unique_ptr<ReadBudget> own_reading_;
+  ReadBudget* reading_;  // own_reading_, or the daemon's shared one
   JobIds* ids_;
 
   // The last stop was clean (every finished file moved): the startup scan need not look each

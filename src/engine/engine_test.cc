@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/fault_env.h"
@@ -416,6 +418,51 @@ TEST_F(EngineTest, AJobWhoseWorkerStopsHeartbeatingRunsElsewhereAndTheLateResult
   EXPECT_EQ(job.attempts, 2);  // the lost try counted
   EXPECT_EQ(job.result, R"({"try":"second"})");
   EXPECT_EQ(hanging.calls.load(), 2);
+}
+
+// Records the bytes of the files its concurrent runs hold, each time one starts.
+class SizeTrackingHandler : public Handler {
+ public:
+  std::string_view kind() const override { return "kcidb"; }
+  const std::vector<TableSpec>& tables() const override { return tables_; }
+  Status Run(const HandlerContext& ctx, HandlerOutput* out) override {
+    uint64_t size = std::filesystem::file_size(ctx.path);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held_ += size;
+      seen.insert(held_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ -= size;
+    out->summary = "{}";
+    return Status::Ok();
+  }
+  std::set<uint64_t> seen;  // read after the drain
+
+ private:
+  std::mutex mu_;
+  uint64_t held_ = 0;
+  std::vector<TableSpec> tables_;
+};
+
+TEST_F(EngineTest, FilesReadAtOnceStayWithinTheReadingBudgetAndALargerOneRunsAlone) {
+  for (int i = 0; i < 12; ++i) {
+    testing::WriteAll(spool_ + "/s" + std::to_string(i) + ".json", std::string(400, ' '));
+  }
+  testing::WriteAll(spool_ + "/large.json", std::string(5000, ' '));
+  EngineOptions o = Options();
+  o.max_workers = 6;
+  o.max_reading_bytes = 1000;  // two small files at once, the large one alone
+  SizeTrackingHandler tracking;
+  Engine engine(o, store_.get(), &tracking, &env_, Clock::Real());
+  ASSERT_TRUE(engine.Start().ok());
+  ASSERT_TRUE(engine.Wait().ok());
+  EXPECT_EQ(std::distance(fs::directory_iterator(spool_ + "/archive"), fs::directory_iterator()),
+            13);
+  // Never more than two small files at once, never the large one beside another.
+  for (uint64_t held : tracking.seen) EXPECT_TRUE(held == 400 || held == 800 || held == 5000);
+  EXPECT_EQ(tracking.seen.count(5000), 1u);
 }
 
 }  // namespace

@@ -27,6 +27,9 @@ struct EngineOptions {
   bool burst = false;              // drain the spool (and due retries), then stop
   double settle_s = 1.0;           // quiet time for files found by scan when leases are unusable
   uint64_t max_file_bytes = 512ull << 20;
+  // Bytes of spool files read and parsed at once (engine/read_budget.h); a larger file runs
+  // alone. The daemon's spools share one budget (EngineShared::reading).
+  uint64_t max_reading_bytes = 128ull << 20;
   size_t max_batch = 1024;  // jobs per group commit
   // Files registered ahead of the workers; the rest wait as names only, oldest first, so
   // memory stays bounded however many files a spool holds.

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "engine/event_hub.h"
+#include "engine/read_budget.h"
 #include "store/store.h"
 
 namespace sluice {
@@ -44,6 +45,7 @@ struct EngineShared {
   JobIds* ids = nullptr;               // null: the engine's own
   EventHub* hub = nullptr;             // null: the engine's own
   std::mutex* commit_order = nullptr;  // null: no other writer
+  ReadBudget* reading = nullptr;       // null: the engine's own (EngineOptions)
 };
 
 }  // namespace sluice

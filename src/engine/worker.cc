@@ -1,11 +1,18 @@
 // Engine workers: claim a job, run the handler, hand the outcome to the writer.
 #include <pthread.h>
 
+#include "core/allocator.h"
 #include "core/spdlog.h"
 #include "engine/engine.h"
 #include "engine/outcome.h"
 
 namespace sluice {
+namespace {
+
+// A file this large leaves its worker's arena with that much free memory, given back at once.
+constexpr uint64_t kLargeFile = 32 << 20;
+
+}  // namespace
 
 void Engine::WorkerLoop() {
   pthread_setname_np(pthread_self(), "sluice-worker");
@@ -15,16 +22,33 @@ void Engine::WorkerLoop() {
       if (stop_) return;
       continue;
     }
+    // Only a waiting job runs: a ticket may be stale (the job was prioritised, so it has a
+    // newer ticket, or cancelled, or is running already).
+    auto waiting = [this, &t] {
+      auto it = jobs_.find(t->job_id);
+      bool runs = it != jobs_.end() && (it->second.job.state == JobState::kQueued ||
+                                        it->second.job.state == JobState::kRetrying);
+      return runs ? it : jobs_.end();
+    };
+    uint64_t size = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = waiting();
+      if (it == jobs_.end()) continue;
+      if (!it->second.job.spool.empty()) size = it->second.job.file.size;
+    }
+    // The file's bytes are taken from the daemon's reading budget while it waits as queued.
+    ReadBudget::Grant reading;
+    if (size > 0) {
+      bool taken = false;
+      reading = reading_->Take(size, stop_, &taken);
+      if (!taken) continue;  // stopping
+    }
     Job job;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = jobs_.find(t->job_id);
-      // Only a waiting job runs: a ticket may be stale (the job was prioritised, so it has a
-      // newer ticket, or cancelled, or is running already).
-      if (it == jobs_.end() || (it->second.job.state != JobState::kQueued &&
-                                it->second.job.state != JobState::kRetrying)) {
-        continue;
-      }
+      auto it = waiting();
+      if (it == jobs_.end()) continue;
       Job& j = it->second.job;
       j.state = JobState::kRunning;
       j.attempts++;
@@ -43,7 +67,7 @@ void Engine::WorkerLoop() {
       }
       continue;
     }
-    RunJob(std::move(job));
+    RunJob(std::move(job), std::move(reading));
   }
 }
 
@@ -101,7 +125,9 @@ void Engine::ExpireLeases() {
   }
 }
 
-void Engine::RunJob(Job job) {
+// `reading` (the file's share of the reading budget) is given back on return: once the rows
+// are the writer's, which takes them within its own bound (Writer::kMaxRowBytes).
+void Engine::RunJob(Job job, ReadBudget::Grant reading) {
   if (job.attempts > 1 && FileReplaced(&job)) return Record(job);
   // The claim (attempt counted) is written asynchronously; the writer commits it before the
   // result, or merges the two when both land in the same batch.
@@ -178,8 +204,13 @@ void Engine::RunJob(Job job) {
   }
   SettleTry(&job, st, &out, {options_.retry_delay_s, options_.retry_max_delay_s}, &rng_, &mu_,
             clock_->NowMicros());
-  if (st.ok()) return Record(job, std::move(out.rows), std::move(out.log));
-  Record(job, {}, std::move(out.log));
+  if (st.ok()) {
+    Record(job, std::move(out.rows), std::move(out.log));
+  } else {
+    Record(job, {}, std::move(out.log));
+  }
+  reading.Release();
+  if (job.file.size >= kLargeFile) ReturnFreeMemory();
 }
 
 }  // namespace sluice

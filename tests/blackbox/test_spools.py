@@ -156,6 +156,30 @@ retry_time = 0.1
         self.proc.terminate()
         self.assertEqual(self.proc.wait(timeout=60), 0)
 
+    def test_the_reading_budget_is_the_daemons_not_a_spools(self):
+        # One budget bounds what every spool's workers read at once: a spool section may not
+        # set it (it would be ignored), the daemon's part of the file may.
+        with open(self.conf) as f:
+            text = f.read()
+        with open(self.conf, "w") as f:
+            f.write(text.replace('kind = "kcidb"\n', 'kind = "kcidb"\nmax_reading_bytes = 1000\n'))
+        r = subprocess.run([harness.SLUICE, "serve", "-c", self.conf, "--burst"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("[spool.kernelci]: max_reading_bytes is one budget for every spool", r.stderr)
+        with open(self.conf, "w") as f:
+            f.write(text.replace("settle = 0.2\n", "settle = 0.2\nmax_reading_bytes = 1000\n")
+                    .replace('layout = "queuedir"', 'layout = "spool"'))
+        os.makedirs(self.queue)
+        drop(self.kcidb, "a.json", {"version": {"major": 4, "minor": 0}})
+        drop(self.kcidb, "b.json", {"version": {"major": 4, "minor": 0}, "checkouts": [
+            {"id": "o:c%d" % i, "origin": "o"} for i in range(100)]})  # over the budget: alone
+        r = subprocess.run([harness.SLUICE, "serve", "-c", self.conf, "--burst"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.kcidb, "archive"))),
+                         ["a.json", "b.json"])
+
 
 if __name__ == "__main__":
     harness.main()
