@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench/queuedir: `sluice command-runner` on a Mozilla queuedir, in numbers.
 
-  bench/queuedir.py build/sluice [--items N] [--jobs J]
+  bench/queuedir.py build/sluice [--items N] [--jobs J] [--backlog N]
 
 1. Drain: N items (default 2,000) of ["/bin/true"] written to new/ as the queuedir producer
    writes them (tmp/, then a rename), run with -j J (default 2): items/s from start to an
@@ -10,6 +10,8 @@
    cur/ for its retry, where command_runner keeps it; the runner touches every waiting item
    and its log each second so a producer's cleanup() never takes them back. The runner's
    CPU over 10 s with all N waiting, and per item.
+3. Backlog: the drain again with --backlog items (default 20,000) already in new/, as after an
+   outage of the runner: a runner that lists new/ for every claim slows down as N^2.
 """
 
 import argparse
@@ -48,7 +50,7 @@ def wait(predicate, proc, timeout, what):
     sys.exit("timed out waiting for %s" % what)
 
 
-def drain(sluice, items, jobs):
+def drain(sluice, items, jobs, label="drain"):
     qd = make_queuedir(items, ["/bin/true"])
     start = time.monotonic()
     proc = subprocess.Popen([sluice, "command-runner", "-q", qd, "-j", str(jobs)],
@@ -60,8 +62,8 @@ def drain(sluice, items, jobs):
     proc.terminate()
     proc.wait()
     shutil.rmtree(qd, ignore_errors=True)
-    print("drain: %d items of /bin/true, -j %d: %.2f s = %.0f items/s, peak RSS %.1f MB" % (
-        items, jobs, wall, items / wall, rss))
+    print("%s: %d items of /bin/true, -j %d: %.2f s = %.0f items/s, peak RSS %.1f MB" % (
+        label, items, jobs, wall, items / wall, rss))
 
 
 def waiting(sluice, items, jobs):
@@ -103,10 +105,13 @@ def main():
     ap.add_argument("sluice")
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--backlog", type=int, default=20000)
     args = ap.parse_args()
     sluice = os.path.abspath(args.sluice)
     drain(sluice, args.items, args.jobs)
     waiting(sluice, args.items, args.jobs)
+    if args.backlog > 0:
+        drain(sluice, args.backlog, args.jobs, "backlog")
 
 
 if __name__ == "__main__":

@@ -198,6 +198,8 @@ void QueuedirRunner::DispatchLoop() {
   if (!watcher.ok())
     spdlog::warn("queuedir: no inotify ({}); polling", watcher.status().ToString());
   int64_t last_touch = 0;
+  std::vector<std::string> names;  // what the watcher saw come into new/
+  bool rescan = true;
   while (true) {
     int wait_ms = 1000;
     bool busy = false;  // every worker has an item: wait for one to be free, not for new/
@@ -213,6 +215,7 @@ void QueuedirRunner::DispatchLoop() {
       if (usable && watcher.ok()) (void)watcher->Rewatch(dir_.NewDir());
       if (!usable) {
         wait_ms = 250;
+        rescan = true;  // new/ may be another folder once it is usable again
       } else {
         int64_t now = clock_->NowMicros();
         if (now - last_touch >= 1'000'000) {
@@ -224,33 +227,36 @@ void QueuedirRunner::DispatchLoop() {
           wait_ms = static_cast<int>(std::clamp<int64_t>((next_due - now) / 1000 + 1, 1, 1000));
         }
         if (free > 0) {
-          auto items = dir_.ListNew();
-          if (items.ok()) {
-            std::vector<std::string> taken;
-            for (const auto& w : *items) {  // oldest first
-              if (taken.size() >= free) {
-                wait_ms = 0;
-                break;
-              }
-              Status st = dir_.Claim(w.item);
-              if (st.ok()) taken.push_back(w.item);
-            }
-            lock.lock();
-            for (std::string& item : taken) {
-              running_.insert(item);
-              claimed_.push_back(std::move(item));
-            }
-            lock.unlock();
-            if (!taken.empty()) cv_.notify_all();
+          if (rescan || !watcher.ok() || now >= next_rescan_) {
+            RescanNew(now);
+            rescan = false;
           } else {
-            spdlog::error("queuedir {}: {}", dir_.root(), items.status().ToString());
+            NoteNew(names);
           }
+          names.clear();
+          std::vector<std::string> taken;
+          while (!new_items_.empty()) {  // oldest first
+            if (taken.size() >= free) {
+              wait_ms = 0;
+              break;
+            }
+            std::string item = new_items_.begin()->second;
+            new_items_.erase(new_items_.begin());
+            new_mtime_.erase(item);
+            if (dir_.Claim(item).ok()) taken.push_back(std::move(item));
+          }
+          lock.lock();
+          for (std::string& item : taken) {
+            running_.insert(item);
+            claimed_.push_back(std::move(item));
+          }
+          lock.unlock();
+          if (!taken.empty()) cv_.notify_all();
         } else {
           busy = true;
         }
       }
     }
-    std::vector<std::string> names;
     bool overflow = false;
     if (busy) {
       std::unique_lock<std::mutex> lock(mu_);
@@ -258,9 +264,43 @@ void QueuedirRunner::DispatchLoop() {
                             [this] { return stop_ || idle_ > static_cast<int>(claimed_.size()); });
     } else if (watcher.ok()) {
       (void)watcher->Wait(std::max(wait_ms, 1), &names, &overflow);
+      if (overflow) rescan = true;
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(wait_ms, 200)));
     }
+  }
+}
+
+void QueuedirRunner::RescanNew(int64_t now) {
+  int64_t started = clock_->MonotonicMicros();
+  auto items = dir_.ListNew();
+  if (!items.ok()) {
+    spdlog::error("queuedir {}: {}", dir_.root(), items.status().ToString());
+    return;
+  }
+  new_items_.clear();
+  new_mtime_.clear();
+  for (auto& w : *items) {
+    new_mtime_[w.item] = w.mtime_ns;
+    new_items_.emplace(w.mtime_ns, std::move(w.item));
+  }
+  // The safety net behind the watcher: every second, or a twentieth of the time when new/ is
+  // so large that listing it takes longer.
+  int64_t took = clock_->MonotonicMicros() - started;
+  next_rescan_ = now + std::max<int64_t>(1'000'000, 20 * took);
+}
+
+void QueuedirRunner::NoteNew(const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    auto w = dir_.LookNew(name);
+    auto known = new_mtime_.find(name);
+    if (known != new_mtime_.end()) {  // seen again (written, then closed): its time anew
+      new_items_.erase({known->second, name});
+      new_mtime_.erase(known);
+    }
+    if (!w.ok()) continue;  // gone already, or not an item
+    new_mtime_[name] = w->mtime_ns;
+    new_items_.emplace(w->mtime_ns, name);
   }
 }
 

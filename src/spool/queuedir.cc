@@ -46,15 +46,30 @@ Result<std::vector<QueueDir::Waiting>> QueueDir::ListNew() {
   if (!entries.ok()) return entries.status();
   std::vector<Waiting> out;
   for (const DirEntry& e : *entries) {
-    if (!IsItemName(e.name) || e.type == FileType::kDirectory) continue;
-    auto info = env_->StatAt(dir, e.name);
-    if (!info.ok() || info->type != FileType::kRegular) continue;
-    out.push_back({e.name, info->mtime_ns});
+    if (e.type == FileType::kDirectory) continue;
+    auto w = LookAt(dir, e.name);
+    if (w.ok()) out.push_back(std::move(*w));
   }
   std::sort(out.begin(), out.end(), [](const Waiting& a, const Waiting& b) {
     return a.mtime_ns != b.mtime_ns ? a.mtime_ns < b.mtime_ns : a.item < b.item;
   });
   return out;
+}
+
+Result<QueueDir::Waiting> QueueDir::LookNew(std::string_view item) {
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  return LookAt(*h->sub[kNew], item);
+}
+
+Result<QueueDir::Waiting> QueueDir::LookAt(const Dir& dir, std::string_view name) {
+  if (!IsItemName(name)) return Status::InvalidArgument(std::string(name) + " is not an item");
+  auto info = env_->StatAt(dir, name);
+  if (!info.ok()) return info.status();
+  if (info->type != FileType::kRegular) {
+    return Status::InvalidArgument(std::string(name) + " is not a regular file");
+  }
+  return Waiting{std::string(name), info->mtime_ns};
 }
 
 Result<std::vector<std::string>> QueueDir::ListCur() {

@@ -59,6 +59,9 @@ class QueueDir {
   };
   // Items in new/, oldest first (by modification time, as QueueDir.pop takes them).
   Result<std::vector<Waiting>> ListNew();
+  // One name in new/ as ListNew() would list it: NotFound when gone, InvalidArgument when it
+  // is not an item (a dotfile, not a regular file).
+  Result<Waiting> LookNew(std::string_view item);
   Result<std::vector<std::string>> ListCur();
   Result<std::vector<std::string>> ListDead();  // items only, not their logs
 
@@ -86,6 +89,7 @@ class QueueDir {
   Status Sync();
 
  private:
+  Result<Waiting> LookAt(const Dir& dir, std::string_view name);
   enum Sub { kTmp = 0, kNew, kCur, kLogs, kDead };
   Env* env_;
   Folders folders_;

@@ -101,6 +101,48 @@ class QueuedirTest(unittest.TestCase):
             self.assertEqual(f.read(), "x\n")  # ran once
         self.stop()
 
+    def test_a_backlog_runs_oldest_first_and_what_comes_meanwhile_takes_its_place(self):
+        # The runner keeps new/ in memory between claims (listing it for every claim made a
+        # backlog of N items cost N^2) and learns of new items from inotify: the order stays
+        # command_runner's, oldest modification time first, for the backlog and newcomers.
+        marks = os.path.join(self.box.dir, "marks")
+
+        def job(name):
+            return ["/bin/sh", "-c", "echo %s >> %s; sleep 0.01" % (name, marks)]
+        backlog = 200
+        for i in range(backlog):
+            item = self.producer.add(job("b%d" % i))
+            t = 1_600_000_000 - i  # b199 is the oldest
+            os.utime(os.path.join(self.q, "new", item), (t, t))
+
+        def ran():
+            if not os.path.exists(marks):
+                return []
+            with open(marks) as f:
+                return f.read().split()
+        self.start("-j", "1")
+        self.wait(lambda: len(ran()) >= 20, "the backlog to start")
+        before = len(ran())
+        for i in range(3):  # older than every item left: they run next
+            name = "late%d-%d" % (i, os.getpid())
+            tmp = os.path.join(self.q, "tmp", name)
+            with open(tmp, "w") as f:
+                json.dump(job("late%d" % i), f)
+            t = 1_000_000_000 + i
+            os.utime(tmp, (t, t))
+            os.rename(tmp, os.path.join(self.q, "new", name))
+        self.wait(lambda: len(ran()) == backlog + 3, "every item", 120)
+        order = ran()
+        self.assertEqual([n for n in order if n.startswith("b")],
+                         ["b%d" % i for i in reversed(range(backlog))])
+        late = [order.index("late%d" % i) for i in range(3)]
+        self.assertEqual(late, sorted(late))
+        # At most the item running and the one claimed for the next turn came between.
+        self.assertLessEqual(late[0], before + 2, order)
+        self.assertEqual(late[2] - late[0], 2, order)
+        self.wait(lambda: self.ls("new") + self.ls("cur") == [], "the last item to end")
+        self.stop()
+
     def test_retries_one_log_dead_and_retry_dead(self):
         counter = os.path.join(self.box.dir, "count")
         flaky = self.producer.add(["/bin/sh", "-c",
