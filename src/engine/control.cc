@@ -14,6 +14,10 @@ bool Waiting(JobState s) { return s == JobState::kQueued || s == JobState::kRetr
 Status NotWaiting(Store* store, int64_t id) {
   auto stored = store->GetJob(id);
   if (!stored.ok()) return stored.status();
+  if (stored->state == JobState::kDeferred) {
+    return Status::FailedPrecondition("job " + std::to_string(id) + " is deferred: promote " +
+                                      stored->name + " first (POST /api/v1/promote)");
+  }
   return Status::FailedPrecondition("job " + std::to_string(id) + " has ended (" +
                                     std::string(StateName(stored->state)) + ")");
 }

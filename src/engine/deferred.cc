@@ -17,20 +17,21 @@ Result<Job> Engine::Promote(const std::string& name, bool prioritise) {
     Status st = spool_.Undefer(name);
     if (st.IsNotFound()) return Status::NotFound("no file " + name + " in deferred/");
     if (!st.ok()) return st;
-    auto it = deferred_ids_.find(name);
-    if (it == deferred_ids_.end() || !jobs_.count(it->second)) {
+    auto it = deferred_.find(name);
+    if (it == deferred_.end()) {
       // Not registered yet: discovery takes it from the spool like any file landing.
       if (prioritise) urgent_.insert(name);
       job.name = name;
       job.state = JobState::kQueued;
       job.priority = prioritise ? kPrioritised : 0;
     } else {
-      Job& j = jobs_[it->second].job;
+      Job& j = jobs_[it->second.id].job;
+      j = DeferredJob(name, it->second);
       j.state = JobState::kQueued;
       if (prioritise) j.priority = std::max(j.priority, kPrioritised);
       j.run_at = 0;
       by_name_[name] = j.id;
-      deferred_ids_.erase(it);
+      deferred_.erase(it);
       job = j;
       Record(job, {}, {"promoted from deferred/"});  // before a worker can take it
       broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, 0});
@@ -40,6 +41,21 @@ Result<Job> Engine::Promote(const std::string& name, bool prioritise) {
   if (watcher_) watcher_->Wake();
   spdlog::info("{} promoted from deferred/{}", name, prioritise ? " at top priority" : "");
   return job;
+}
+
+Job Engine::DeferredJob(const std::string& name, const Deferred& d) const {
+  Job j;
+  j.id = d.id;
+  j.queue = d.queue;
+  j.kind = std::string(handler_->kind());
+  j.spool = spool_.root();
+  j.name = name;
+  j.file = d.file;
+  j.state = JobState::kDeferred;
+  j.max_attempts = d.max_attempts;
+  j.priority = d.priority;
+  j.created_at = d.created_at;
+  return j;
 }
 
 std::vector<std::string> Engine::PromoteAll() {
@@ -63,7 +79,7 @@ Result<Engine::NamePriority> Engine::PrioritizeName(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_name_.find(name);
     if (it != by_name_.end()) id = it->second;
-    deferred = deferred_ids_.count(name) > 0;
+    deferred = deferred_.count(name) > 0;
   }
   if (id != 0) {
     auto job = Prioritize(id);

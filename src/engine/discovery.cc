@@ -273,48 +273,63 @@ void Engine::Register(std::vector<Job>* fresh) {
 }
 
 void Engine::ScanDeferred() {
+  if (!deferred_todo_.empty()) return RegisterDeferred();  // the last listing is not done
   auto entries = spool_.ListDeferred();
   if (!entries.ok()) return;
+  for (size_t i = 0; i < entries->size();) {
+    std::lock_guard<std::mutex> lock(mu_);  // a block at a time: workers take it too
+    for (size_t end = std::min(entries->size(), i + 4096); i < end; ++i) {
+      DirEntry& e = (*entries)[i];
+      if (!SpoolDir::IsCandidateName(e.name) || e.type != FileType::kRegular) continue;
+      if (!deferred_.count(e.name)) deferred_todo_.push_back(std::move(e.name));
+    }
+  }
+  RegisterDeferred();
+}
+
+void Engine::RegisterDeferred() {
+  // A chunk at a time, so that a folder of millions never sits in the writer's queue at once.
+  constexpr size_t kChunk = 10000;
   std::vector<Job> fresh;
   int64_t now = clock_->NowMicros();
-  for (const DirEntry& e : *entries) {
-    if (!SpoolDir::IsCandidateName(e.name) || e.type != FileType::kRegular) continue;
-    if (!UsableName(e.name)) continue;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (deferred_ids_.count(e.name)) continue;
-    }
-    auto info = spool_.StatDeferred(e.name);
-    if (!info.ok() || info->size == 0) continue;
+  while (!deferred_todo_.empty() && fresh.size() < kChunk) {
+    std::string name = std::move(deferred_todo_.back());
+    deferred_todo_.pop_back();
+    if (!UsableName(name)) continue;
+    auto info = spool_.StatDeferred(name);
+    if (!info.ok() || info->type != FileType::kRegular || info->size == 0) continue;
     Job j;
     j.queue = options_.queue;
     j.kind = std::string(handler_->kind());
     j.spool = spool_.root();
-    j.name = e.name;
+    j.name = std::move(name);
     j.file = {info->dev, info->ino, info->size, info->mtime_ns};
     j.state = JobState::kDeferred;
     j.max_attempts = options_.max_attempts;
     j.created_at = now;
     fresh.push_back(std::move(j));
   }
-  if (fresh.empty()) return;
-  for (Job& j : fresh) {
-    auto id = ids_->Next();
-    if (!id.ok()) {
-      spdlog::warn("spool {}: {}; registering later", spool_.root(), id.status().ToString());
-      return;
-    }
-    j.id = *id;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
+  if (!fresh.empty()) {
     for (Job& j : fresh) {
-      deferred_ids_[j.name] = j.id;
-      jobs_[j.id] = Tracked{j};
+      auto id = ids_->Next();
+      if (!id.ok()) {
+        spdlog::warn("spool {}: {}; registering later", spool_.root(), id.status().ToString());
+        deferred_todo_.clear();  // listed again at the next scan
+        return;
+      }
+      j.id = *id;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Job& j : fresh) {
+      deferred_[j.name] = Deferred{j.id, j.file, j.max_attempts, j.priority, j.created_at, j.queue};
     }
   }
-  spdlog::info("{} deferred files registered (they run when promoted)", fresh.size());
-  writer_->AddJobs(std::move(fresh));
+  deferred_registered_ += fresh.size();
+  if (deferred_todo_.empty() && deferred_registered_ > 0) {
+    spdlog::info("{} deferred files registered (they run when promoted)", deferred_registered_);
+    deferred_registered_ = 0;
+  }
+  if (!fresh.empty()) writer_->AddJobs(std::move(fresh));
 }
 
 void Engine::TakeUrgent() {
@@ -362,7 +377,8 @@ void Engine::RetryMoves() {
 bool Engine::BurstFinished() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!unsettled_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_jobs_.empty()) {
+    if (!unsettled_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_jobs_.empty() ||
+        !deferred_todo_.empty()) {
       return false;
     }
     if (!by_name_.empty()) {
@@ -521,6 +537,8 @@ void Engine::DiscoveryLoop() {
       Examine(from_scan, true, false);
     }
     Refill();
+    // The rest of a large deferred/ listing, as the writer keeps up.
+    if (!deferred_todo_.empty() && writer_->Pending() < options_.max_batch) RegisterDeferred();
     ExpirePairs();
     ExpireLeases();
     AdoptOrphans();

@@ -226,6 +226,8 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
     for (const Job& j : dropped) {
       by_name_.erase(j.name);
       jobs_.erase(j.id);
+      auto d = deferred_.find(j.name);  // a deferred file is registered again by a scan
+      if (d != deferred_.end() && d->second.id == j.id) deferred_.erase(d);
     }
   }
   {

@@ -201,6 +201,8 @@ class Engine {
   void RetryMoves();
   // Registers files new in deferred/ as deferred jobs (they run only when promoted).
   void ScanDeferred();
+  // Registers the next chunk of what ScanDeferred() found.
+  void RegisterDeferred();
   // Names asked for by PrioritizeName before discovery registered them.
   void TakeUrgent();
   // A spool name jobs can have: valid UTF-8 (else the file is left alone, with a warning).
@@ -270,7 +272,22 @@ class Engine {
   size_t api_bytes_ = 0;
   void TrackApiJobLocked(const Job& j);
   void ForgetApiJobLocked(int64_t id);
-  std::unordered_map<std::string, int64_t> deferred_ids_;  // deferred/ file name -> job id
+  // deferred/ files registered as jobs (state deferred), by name: what promoting one needs.
+  // Not in jobs_: a deferred folder may hold millions of files, which run only on request
+  // (and are not pending: no metric counts them).
+  struct Deferred {
+    int64_t id = 0;
+    FileIdentity file;
+    int max_attempts = 0;
+    int priority = 0;
+    int64_t created_at = 0;
+    std::string queue;
+  };
+  std::unordered_map<std::string, Deferred> deferred_;
+  std::vector<std::string> deferred_todo_;  // listed, not registered yet (discovery thread)
+  size_t deferred_registered_ = 0;          // since the last listing, for its log line
+  // The job of deferred/`name`, as registered.
+  Job DeferredJob(const std::string& name, const Deferred& d) const;
   std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
   // Names whose file was replaced while its job ran, to examine again (TakeReplaced).
   std::vector<std::string> replaced_;

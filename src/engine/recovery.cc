@@ -151,8 +151,8 @@ bool Engine::RecoverDeferred(Job* j) {
   if (j->state == JobState::kDeferred) {
     if (in_deferred) {
       std::lock_guard<std::mutex> lock(mu_);
-      deferred_ids_[j->name] = j->id;
-      jobs_[j->id] = Tracked{*j};
+      deferred_[j->name] =
+          Deferred{j->id, j->file, j->max_attempts, j->priority, j->created_at, j->queue};
       return true;
     }
     if (in_root) {

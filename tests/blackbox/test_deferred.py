@@ -7,6 +7,8 @@ import os
 import signal
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import harness
 
@@ -89,6 +91,38 @@ class DeferredTest(unittest.TestCase):
         self.assertEqual(out["error"]["code"], "not_found")
         rc, out = self.cli("priority", "999999")
         self.assertEqual(rc, 3, out)
+
+    def test_deferred_files_are_not_pending_and_a_job_of_one_says_to_promote_it(self):
+        # A deferred folder may hold years of files: they are not the spool's backlog, so no
+        # metric of pending work counts them (an alert on the oldest pending file must not
+        # fire on them), and they are registered a chunk at a time.
+        for i in range(25000):
+            self.defer("d%05d.json" % i)
+        old = os.path.join(self.deferred, "d00000.json")
+        os.utime(old, (1_500_000_000, 1_500_000_000))
+        self.start()
+        self.box.wait_for(lambda: self.box.query(
+            "SELECT COUNT(*) FROM jobs WHERE state='deferred'")[0][0] == 25000, 120,
+            "the deferred files to be registered")
+        self.assertEqual(self.box.daemon_log().count("25000 deferred files registered"), 1)
+        with urllib.request.urlopen(self.api + "/metrics") as r:
+            metrics = r.read().decode()
+        self.assertRegex(metrics, r'sluice_spool_oldest_pending_seconds\{[^}]*\} 0\n')
+        self.assertRegex(metrics, r'sluice_spool_backlog\{[^}]*\} 0\n')
+        job = self.box.query("SELECT id FROM jobs WHERE name='d00000.json'")[0][0]
+        for action in ("cancel", "priority"):
+            req = urllib.request.Request("%s/api/v1/jobs/%d/%s" % (self.api, job, action),
+                                         data=b"", method="POST")
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req)
+            self.assertEqual(e.exception.code, 409)
+            self.assertIn("is deferred: promote d00000.json first",
+                          json.loads(e.exception.read())["error"]["message"])
+        rc, out = self.cli("promote", "d00000.json")
+        self.assertEqual((rc, out), (0, {"promoted": ["d00000.json"]}))
+        self.box.wait_for(lambda: self.box.query(
+            "SELECT state FROM jobs WHERE id=?", job)[0][0] == "succeeded", 30, "the promoted job")
+        self.assertEqual(self.box.query("SELECT COUNT(*) FROM jobs")[0][0], 25000)
 
 
 if __name__ == "__main__":
