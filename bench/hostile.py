@@ -14,6 +14,9 @@
    tests of 400-byte excerpts) dropped at once, drained by `--burst` with 5 workers: time,
    objects/s and the daemon's peak RSS, with the default reading budget and with it raised
    so high that every worker reads at once (as before the budget).
+5. Lonely pairs: --lonely N `.json` files (default 100,000) of an exec spool with
+   `--companions .dump` whose dumps never come (a dump writer down): the daemon's CPU over
+   10 s while they wait, then a dump for one of them: how soon its pair is done.
 """
 
 import argparse
@@ -170,6 +173,29 @@ def large_files(count, mb):
         box.close()
 
 
+def lonely_pairs(count):
+    box = harness.Sandbox()
+    try:
+        for i in range(count):
+            with open(os.path.join(box.spool, "c%07d.json" % i), "w") as f:
+                f.write('["/bin/true"]')
+        box.start("--kind", "exec", "--companions", ".dump", "--interval", "5")
+        time.sleep(5)  # the first look at every file
+        before = cpu_s(box.proc.pid)
+        time.sleep(10)
+        used = cpu_s(box.proc.pid) - before
+        t = time.perf_counter()
+        with open(os.path.join(box.spool, "c0000000.dump"), "w") as f:
+            f.write("x")
+        box.wait_for(lambda: "c0000000.json" in box.listing("archive"), 60, "the pair")
+        print("hostile lonely pairs: %d .json files waiting for their .dump: daemon CPU %.2f s "
+              "over 10 s (%.0f%% of a core); a dump arriving: pair done in %.0f ms; RSS %.0f MB"
+              % (count, used, used * 10, (time.perf_counter() - t) * 1e3,
+                 rss_mb(box.proc.pid)))
+    finally:
+        box.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("sluice")
@@ -177,12 +203,14 @@ def main():
     ap.add_argument("--jobs", type=int, default=500)
     ap.add_argument("--large", type=int, default=5)
     ap.add_argument("--large-mb", type=int, default=100)
+    ap.add_argument("--lonely", type=int, default=100000)
     args = ap.parse_args()
     harness.SLUICE = os.path.abspath(args.sluice)
     idle_readers(args.readers, args.jobs)
     descriptor_limit()
     deep_documents()
     large_files(args.large, args.large_mb)
+    lonely_pairs(args.lonely)
 
 
 if __name__ == "__main__":

@@ -148,9 +148,12 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       continue;
     }
     if (!options_.companions.empty()) {
-      std::string missing = MissingCompanion(name, from_scan, now);
+      bool absent = false;
+      std::string missing = MissingCompanion(name, from_scan, now, &absent);
       if (!missing.empty()) {
-        int64_t first = unpaired_.emplace(name, now).first->second;
+        Unpaired& u = unpaired_.emplace(name, Unpaired{now, absent}).first->second;
+        u.absent = absent;
+        int64_t first = u.first;
         // Waits for the companion's arrival (or the next scan); overdue, it is registered and
         // its worker fails it with the reason.
         if (now - first < static_cast<int64_t>(options_.pair_timeout_s * 1e6)) continue;
@@ -196,12 +199,16 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
   waiting_oldest_ns_ = waiting_.OldestMtime();
 }
 
-std::string Engine::MissingCompanion(const std::string& name, bool from_scan, int64_t now) {
+std::string Engine::MissingCompanion(const std::string& name, bool from_scan, int64_t now,
+                                     bool* absent) {
   for (const std::string& suffix : options_.companions) {
     std::string companion = SpoolDir::CompanionOf(name, suffix);
     std::string path = spool_.PathOf(companion);
     auto info = spool_.Stat(companion);
-    if (!info.ok()) return companion;
+    if (!info.ok()) {
+      if (absent != nullptr) *absent = true;
+      return companion;
+    }
     // A symlink, directory or FIFO is never followed nor waited for: the job fails at once.
     if (info->type != FileType::kRegular) continue;
     auto writing = env_->IsOpenForWriting(path);
@@ -216,13 +223,18 @@ std::string Engine::MissingCompanion(const std::string& name, bool from_scan, in
 void Engine::ExpirePairs() {
   if (unpaired_.empty()) return;
   int64_t now = clock_->NowMicros();
-  // Every second every waiting file is looked at again (a companion may have settled since
-  // the last look); an overdue one is registered there.
+  // Every second a file whose companion is there but not complete is looked at again (it may
+  // have settled since), and an overdue one is registered there. One whose companion is not
+  // there at all waits for its arrival: inotify names it (Examine looks at its primary), or
+  // the next scan lists it. Looking at all of them every second burned a core on 100,000.
   if (now - last_pair_check_ < 1'000'000) return;
   last_pair_check_ = now;
+  auto timeout = static_cast<int64_t>(options_.pair_timeout_s * 1e6);
   std::vector<std::string> names;
-  for (const auto& [name, first] : unpaired_) names.push_back(name);
-  Examine(names, true, false);
+  for (const auto& [name, u] : unpaired_) {
+    if (!u.absent || now - u.first >= timeout) names.push_back(name);
+  }
+  if (!names.empty()) Examine(names, true, false);
 }
 
 void Engine::Refill() {
@@ -393,7 +405,7 @@ bool Engine::BurstFinished() {
   // A file whose companion is there but not complete yet is waited for; one whose companion
   // is not there at all does not hold the drain (see LeaveUnpaired). Looked at once the rest
   // is done: each is a stat.
-  for (const auto& [name, first] : unpaired_) {
+  for (const auto& [name, u] : unpaired_) {
     for (const std::string& suffix : options_.companions) {
       if (spool_.Stat(SpoolDir::CompanionOf(name, suffix)).ok()) return false;
     }
@@ -415,12 +427,12 @@ bool Engine::LeaveUnpaired() {
   size_t left = 0;
   int64_t now = clock_->NowMicros();
   auto timeout = static_cast<int64_t>(options_.pair_timeout_s * 1e6);
-  for (auto& [name, first] : unpaired_) {
+  for (auto& [name, u] : unpaired_) {
     auto info = spool_.Stat(name);
     if (!info.ok()) continue;
     int64_t written = info->mtime_ns / 1000;
     if (now - written >= timeout) {
-      first = std::min(first, written);
+      u.first = std::min(u.first, written);
       overdue.push_back(name);
     } else if (++left <= 10) {
       spdlog::warn(

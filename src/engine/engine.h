@@ -209,7 +209,8 @@ class Engine {
   bool UsableName(const std::string& name);
   // Pairs: the first companion of `name` not there yet or not complete ("" when all are, or
   // when one is not a regular file: its job fails at once).
-  std::string MissingCompanion(const std::string& name, bool from_scan, int64_t now);
+  std::string MissingCompanion(const std::string& name, bool from_scan, int64_t now,
+                               bool* absent = nullptr);
   // Examines again the files whose companions are overdue (they are registered, and fail).
   void ExpirePairs();
   // At the end of a drain: registers the files without companions written more than
@@ -301,8 +302,12 @@ class Engine {
   // Names of spool files left alone because they are not valid UTF-8 (warned once each).
   // Discovery thread only.
   std::unordered_set<std::string> unusable_names_;
-  // Files waiting for their companions -> when first seen (wall micros). Discovery thread only.
-  std::map<std::string, int64_t> unpaired_;
+  // Files waiting for their companions. Discovery thread only.
+  struct Unpaired {
+    int64_t first = 0;    // when first seen (wall micros)
+    bool absent = false;  // no companion at all: its arrival (inotify, a scan) says when
+  };
+  std::map<std::string, Unpaired> unpaired_;
   int64_t last_pair_check_ = 0;
   int64_t last_lease_check_ = 0;
   int64_t last_adopt_ = 0;                           // monotonic micros of the last AdoptOrphans
