@@ -331,17 +331,19 @@ void Engine::RegisterDeferred() {
       }
       j.id = *id;
     }
+    deferred_registered_ += fresh.size();
+    // Known to Promote() and queued to the writer at once: a promotion's state change is
+    // then always written after the registration (AddJobs never waits).
     std::lock_guard<std::mutex> lock(mu_);
     for (const Job& j : fresh) {
       deferred_[j.name] = Deferred{j.id, j.file, j.max_attempts, j.priority, j.created_at, j.queue};
     }
+    writer_->AddJobs(std::move(fresh));
   }
-  deferred_registered_ += fresh.size();
   if (deferred_todo_.empty() && deferred_registered_ > 0) {
     spdlog::info("{} deferred files registered (they run when promoted)", deferred_registered_);
     deferred_registered_ = 0;
   }
-  if (!fresh.empty()) writer_->AddJobs(std::move(fresh));
 }
 
 void Engine::TakeUrgent() {
