@@ -28,7 +28,7 @@ class JobIds {
     if (next_ == end_) {
       if (store_ == nullptr) return Status::Internal("job ids taken before a store was attached");
       auto first = store_->ReserveJobIds(kBlock);
-      if (!first.ok()) return first.status().Annotate("reserving job ids");
+      if (!first.ok()) return first.status().Annotate("the store cannot give job ids");
       next_ = *first;
       end_ = *first + kBlock;
     }
