@@ -285,7 +285,7 @@ void Engine::Register(std::vector<Job>* fresh) {
 }
 
 void Engine::ScanDeferred() {
-  if (!deferred_todo_.empty()) return RegisterDeferred();  // the last listing is not done
+  if (!deferred_listed_.empty()) return RegisterDeferred();  // the last listing is not done
   auto entries = spool_.ListDeferred();
   if (!entries.ok()) return;
   for (size_t i = 0; i < entries->size();) {
@@ -293,7 +293,7 @@ void Engine::ScanDeferred() {
     for (size_t end = std::min(entries->size(), i + 4096); i < end; ++i) {
       DirEntry& e = (*entries)[i];
       if (!SpoolDir::IsCandidateName(e.name) || e.type != FileType::kRegular) continue;
-      if (!deferred_.count(e.name)) deferred_todo_.push_back(std::move(e.name));
+      if (!deferred_.count(e.name)) deferred_listed_.push_back(std::move(e.name));
     }
   }
   RegisterDeferred();
@@ -304,9 +304,9 @@ void Engine::RegisterDeferred() {
   constexpr size_t kChunk = 10000;
   std::vector<Job> fresh;
   int64_t now = clock_->NowMicros();
-  while (!deferred_todo_.empty() && fresh.size() < kChunk) {
-    std::string name = std::move(deferred_todo_.back());
-    deferred_todo_.pop_back();
+  while (!deferred_listed_.empty() && fresh.size() < kChunk) {
+    std::string name = std::move(deferred_listed_.back());
+    deferred_listed_.pop_back();
     if (!UsableName(name)) continue;
     auto info = spool_.StatDeferred(name);
     if (!info.ok() || info->type != FileType::kRegular || info->size == 0) continue;
@@ -326,7 +326,7 @@ void Engine::RegisterDeferred() {
       auto id = ids_->Next();
       if (!id.ok()) {
         spdlog::warn("spool {}: {}; registering later", spool_.root(), id.status().ToString());
-        deferred_todo_.clear();  // listed again at the next scan
+        deferred_listed_.clear();  // listed again at the next scan
         return;
       }
       j.id = *id;
@@ -340,7 +340,7 @@ void Engine::RegisterDeferred() {
     }
     writer_->AddJobs(std::move(fresh));
   }
-  if (deferred_todo_.empty() && deferred_registered_ > 0) {
+  if (deferred_listed_.empty() && deferred_registered_ > 0) {
     spdlog::info("{} deferred files registered (they run when promoted)", deferred_registered_);
     deferred_registered_ = 0;
   }
@@ -392,7 +392,7 @@ bool Engine::BurstFinished() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!unsettled_.empty() || !waiting_.empty() || writer_->Pending() != 0 || !api_jobs_.empty() ||
-        !deferred_todo_.empty()) {
+        !deferred_listed_.empty()) {
       return false;
     }
     if (!by_name_.empty()) {
@@ -552,7 +552,7 @@ void Engine::DiscoveryLoop() {
     }
     Refill();
     // The rest of a large deferred/ listing, as the writer keeps up.
-    if (!deferred_todo_.empty() && writer_->Pending() < options_.max_batch) RegisterDeferred();
+    if (!deferred_listed_.empty() && writer_->Pending() < options_.max_batch) RegisterDeferred();
     ExpirePairs();
     ExpireLeases();
     AdoptOrphans();

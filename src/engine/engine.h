@@ -285,8 +285,8 @@ class Engine {
     std::string queue;
   };
   std::unordered_map<std::string, Deferred> deferred_;
-  std::vector<std::string> deferred_todo_;  // listed, not registered yet (discovery thread)
-  size_t deferred_registered_ = 0;          // since the last listing, for its log line
+  std::vector<std::string> deferred_listed_;  // listed, not registered yet (discovery thread)
+  size_t deferred_registered_ = 0;            // since the last listing, for its log line
   // The job of deferred/`name`, as registered.
   Job DeferredJob(const std::string& name, const Deferred& d) const;
   std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
