@@ -53,4 +53,9 @@ uint64_t ReadBudget::Held() const {
   return total_ - free_;
 }
 
+size_t ReadBudget::Waiters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_.size();
+}
+
 }  // namespace sluice

@@ -42,6 +42,8 @@ class ReadBudget {
   Grant Take(uint64_t bytes, const std::atomic<bool>& stop, bool* taken);
   // Bytes taken now.
   uint64_t Held() const;
+  // Takers waiting for their turn now.
+  size_t Waiters() const;
   uint64_t total() const { return total_; }
 
  private:

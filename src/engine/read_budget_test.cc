@@ -43,18 +43,17 @@ TEST(ReadBudgetTest, AWaiterIsServedBeforeLaterSmallerOnes) {
     std::lock_guard<std::mutex> lock(mu);
     order.push_back(100);
   });
-  while (budget.Held() != 50u) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the large one is in line
+  while (budget.Waiters() != 1u) std::this_thread::yield();  // the large one is in line
   std::thread small([&] {
     bool t = false;
     auto g = budget.Take(10, stop, &t);
     std::lock_guard<std::mutex> lock(mu);
     order.push_back(10);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (budget.Waiters() != 2u) std::this_thread::yield();  // the small one behind it
   {
     std::lock_guard<std::mutex> lock(mu);
-    EXPECT_TRUE(order.empty());
+    EXPECT_TRUE(order.empty());  // though 50 bytes are free for the small one
   }
   first.Release();
   large.join();
@@ -70,9 +69,9 @@ TEST(ReadBudgetTest, AStopEndsAWaitAndTheNextInLineGoesOn) {
   auto held = budget.Take(90, never, &taken);
   bool first_taken = true, second_taken = false;
   std::thread first([&] { auto g = budget.Take(100, stop_first, &first_taken); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (budget.Waiters() != 1u) std::this_thread::yield();
   std::thread second([&] { auto g = budget.Take(10, never, &second_taken); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (budget.Waiters() != 2u) std::this_thread::yield();
   stop_first = true;  // the first in line gives up: the second fits in what is free
   first.join();
   second.join();
