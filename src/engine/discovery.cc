@@ -336,7 +336,7 @@ void Engine::RegisterDeferred() {
     // then always written after the registration (AddJobs never waits).
     std::lock_guard<std::mutex> lock(mu_);
     for (const Job& j : fresh) {
-      deferred_[j.name] = Deferred{j.id, j.file, j.max_attempts, j.priority, j.created_at, j.queue};
+      deferred_[j.name] = Deferred::Of(j);
     }
     writer_->AddJobs(std::move(fresh));
   }

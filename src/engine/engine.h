@@ -283,6 +283,9 @@ class Engine {
     int priority = 0;
     int64_t created_at = 0;
     std::string queue;
+    static Deferred Of(const Job& j) {
+      return {j.id, j.file, j.max_attempts, j.priority, j.created_at, j.queue};
+    }
   };
   std::unordered_map<std::string, Deferred> deferred_;
   std::vector<std::string> deferred_listed_;  // listed, not registered yet (discovery thread)

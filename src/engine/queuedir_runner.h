@@ -77,7 +77,7 @@ class QueuedirRunner {
   // Checks the folders; false while the queuedir cannot be used (said once, when it starts
   // and when it ends).
   bool CheckFolders();
-  // new/'s items as the dispatcher knows them (NewItems): listed whole at times, and
+  // new/'s items as the dispatcher knows them (new_items_): listed whole at times, and
   // between listings told by the watcher what came.
   void RescanNew(int64_t now);
   void NoteNew(const std::vector<std::string>& names);

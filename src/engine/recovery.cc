@@ -151,8 +151,7 @@ bool Engine::RecoverDeferred(Job* j) {
   if (j->state == JobState::kDeferred) {
     if (in_deferred) {
       std::lock_guard<std::mutex> lock(mu_);
-      deferred_[j->name] =
-          Deferred{j->id, j->file, j->max_attempts, j->priority, j->created_at, j->queue};
+      deferred_[j->name] = Deferred::Of(*j);
       return true;
     }
     if (in_root) {
