@@ -130,6 +130,25 @@ class HostileApiTest(unittest.TestCase):
         self.assertEqual(self.request("GET", "/tasks")[1]["tasks"], [])
         self.assertAlive()
 
+    def test_control_characters_in_a_commands_output_come_back_as_json(self):
+        # Colored output (ESC is 0x1b) and every other control character, well past a line's
+        # first 16 bytes: each event carrying them is JSON, and holds the line as written.
+        controls = "".join(chr(c) for c in range(1, 32) if c != 10)
+        line = "x" * 37 + controls + "\x1b[31mred\x1b[0m" + controls
+        status, job = self.request("POST", "/api/v1/jobs", json.dumps(
+            {"kind": "exec", "payload": ["/usr/bin/printf", "%s", line]}))
+        self.assertEqual(status, 201, job)
+        self.box.wait_for(lambda: self.request("GET", "/api/v1/jobs/%d" % job["id"])[1]["state"]
+                          == "succeeded", what="the job to succeed")
+        events = harness.SseClient(self.port, "/api/v1/events?job=%d" % job["id"])
+        try:  # SseClient reads each frame's data with json.loads, which takes no raw control
+            frames = events.frames(lambda f: any(x["event"] == "job.succeeded" for x in f))
+        finally:
+            events.close()
+        lines = [f["data"]["line"] for f in frames if f["event"] == "job.log"]
+        self.assertIn(line, lines)
+        self.assertAlive()
+
     def test_strings_with_escaped_nul_are_kept_whole_or_refused(self):
         # A payload string is data: kept whole, NUL and all.
         status, job = self.request("POST", "/api/v1/jobs", json.dumps(
