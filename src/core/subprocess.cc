@@ -92,6 +92,7 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
   size_t next_signal = 0;
   int64_t next_signal_at = 0;  // after the timeout: when to send the next stop signal
   bool too_big = false;
+  bool refused = false;  // on_stdout said stop
   bool exited = false;
   int64_t drain_until = 0;    // after the command exited: stop reading then
   int64_t fds_closed_at = 0;  // when both pipes were closed
@@ -155,6 +156,13 @@ Result<SubprocessResult> RunSubprocess(const SubprocessOptions& o) {
         if (o.on_line) {
           partial[i].append(buf, static_cast<size_t>(got));
           emit(i, false);
+          continue;
+        }
+        if (i == 0 && o.on_stdout) {
+          if (!refused && !o.on_stdout(std::string_view(buf, static_cast<size_t>(got)))) {
+            refused = true;
+            kill(-pid, SIGKILL);
+          }
           continue;
         }
         size_t room = o.max_output_bytes - std::min(o.max_output_bytes, sinks[i]->size());

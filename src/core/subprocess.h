@@ -32,6 +32,9 @@ struct SubprocessOptions {
   // When set: called with the output's bytes as they come, before they are split in lines
   // (both streams, in the order read).
   std::function<void(std::string_view bytes)> on_output;
+  // When set: stdout's bytes go to it as they come, not collected, so without a size limit
+  // (stderr is still collected). Returning false ends the command: its group is killed.
+  std::function<bool(std::string_view bytes)> on_stdout;
   // When set: called with each signal sent to the group at the timeout.
   std::function<void(int signal)> on_signal;
 };

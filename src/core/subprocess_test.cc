@@ -76,6 +76,34 @@ TEST(SubprocessTest, LinesComeOneByOneWithTheLastUnterminatedOne) {
             lines.end());
 }
 
+TEST(SubprocessTest, StdoutStreamedPastTheOutputLimitAndStoppedWhenTheReaderSaysSo) {
+  SubprocessOptions o;
+  o.argv = {"/bin/sh", "-c", "head -c 3000000 /dev/zero; echo done >&2"};
+  o.max_output_bytes = 1 << 20;  // collected output only: the streamed stdout has no limit
+  size_t got = 0;
+  o.on_stdout = [&](std::string_view bytes) {
+    got += bytes.size();
+    return true;
+  };
+  auto r = RunSubprocess(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_EQ(got, 3000000u);
+  EXPECT_EQ(r->out, "");
+  EXPECT_EQ(r->err, "done\n");
+
+  // The reader says stop: the command's group is killed (it would run an hour otherwise).
+  o.argv = {"/bin/sh", "-c", "while true; do echo x; done"};
+  int calls = 0;
+  o.on_stdout = [&](std::string_view) { return ++calls < 3; };
+  auto started = std::chrono::steady_clock::now();
+  auto stopped = RunSubprocess(o);
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(stopped->signal, SIGKILL);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+}
+
 TEST(SubprocessTest, ATimeoutEscalatesThroughTheSignalsToTheWholeGroup) {
   SubprocessOptions o;
   o.argv = {"/bin/sh", "-c", "trap '' INT TERM; sleep 30 & wait; sleep 30"};
