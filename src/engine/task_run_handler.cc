@@ -81,6 +81,8 @@ Status TaskRunHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   SLUICE_RETURN_IF_ERROR(st);
 
   std::mutex log_mu;
+  ItemTally stored;     // the batches stored while it ran
+  Status batch_status;  // the last batch's
   Result<std::vector<TaskItem>> items = Status::FailedPrecondition(
       "this worker has no backend '" + next.backend + "' (it has the others' backends?)");
   if (const Backend* backend = FindBackend(next.backend)) {
@@ -94,9 +96,31 @@ Status TaskRunHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
       std::lock_guard<std::mutex> lock(log_mu);
       AddRunLog(&*run, clock_->NowMicros(), line);
     };
+    // A batch is stored with the run still started and the task's cursor where it was: a run
+    // cut short is run again from there, and what it stored is not stored twice (uuids).
+    req.save = [&](std::vector<TaskItem>* batch) {
+      JobFence fence{ctx.job_id, ctx.claim_epoch};
+      {
+        std::lock_guard<std::mutex> lock(log_mu);
+        AddRunLog(&*run, clock_->NowMicros(),
+                  "storing " + std::to_string(batch->size()) + " items (" +
+                      std::to_string(stored.items) + " stored before)");
+      }
+      batch_status = store_->SaveTask(next, &*run, batch, nullptr, nullptr,
+                                      ctx.claim_epoch != 0 ? &fence : nullptr);
+      if (batch_status.ok()) stored.Add(*batch);
+      return batch_status;
+    };
     items = const_cast<Backend*>(backend)->Fetch(req);
   }
   now = clock_->NowMicros();
+  if (!batch_status.ok()) {
+    if (batch_status.IsNotFound()) return skip("task " + task_id + " was removed during the run");
+    // Fenced out, or the store away: as for the run's last items (below).
+    if (batch_status.code() == Code::kFailedPrecondition || batch_status.IsTransient()) {
+      return batch_status;
+    }
+  }
   if (!items.ok()) {
     SettleFailedRun(&next, &*run, items.status().message(), now, options_.retry_delay_s);
     st = Save(ctx, next, &*run);
@@ -108,7 +132,7 @@ Status TaskRunHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
   }
   Task done = next;
   TaskRun started = *run;
-  Store::SettleRun settle = SettleSucceededRun(&done, &*run, &*items, now);
+  Store::SettleRun settle = SettleSucceededRun(&done, &*run, &*items, now, stored);
   st = Save(ctx, done, &*run, &*items, settle);
   if (st.IsNotFound()) return skip("task " + task_id + " was removed during the run");
   // Fenced out: nothing stored, and the job's own result is dropped by the same fence. The
@@ -124,10 +148,10 @@ Status TaskRunHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
     return Status::FailedPrecondition("run " + std::to_string(run->job_number) + " of task " +
                                       task_id + ": storing its items: " + st.message());
   }
-  spdlog::info("tasks: run {} of {} finished here: {} items", run->job_number, task_id,
-               items->size());
+  int64_t all = stored.items + static_cast<int64_t>(items->size());
+  spdlog::info("tasks: run {} of {} finished here: {} items", run->job_number, task_id, all);
   out->summary = run->result;
-  out->objects = items->size();
+  out->objects = static_cast<uint64_t>(all);
   return Status::Ok();
 }
 

@@ -22,6 +22,9 @@ class ItemsBackend : public Backend {
   std::mutex mu;
   std::vector<TaskItem> items;
   Status fail;
+  size_t batch = 0;  // when set: all but the last items handed to save, `batch` at a time
+  std::vector<Status> saved;
+  std::function<void()> before_save;  // called before each batch is handed over
   std::string_view name() const override { return "fake"; }
   std::vector<std::string> categories() const override { return {"thing"}; }
   Status Validate(const std::string&) const override { return Status::Ok(); }
@@ -29,7 +32,15 @@ class ItemsBackend : public Backend {
     r.log("fetching");
     std::lock_guard<std::mutex> lock(mu);
     if (!fail.ok()) return fail;
-    return items;
+    if (batch == 0) return items;
+    size_t at = 0;
+    for (; at + batch < items.size(); at += batch) {
+      std::vector<TaskItem> some(items.begin() + at, items.begin() + at + batch);
+      if (before_save) before_save();
+      saved.push_back(r.save(&some));
+      if (!saved.back().ok()) return saved.back();
+    }
+    return std::vector<TaskItem>(items.begin() + at, items.end());
   }
 };
 
@@ -190,6 +201,55 @@ TEST_F(TaskRunHandlerTest, AStalledWorkersRunIsFencedOutAndTheNewHolderFinishesI
   ASSERT_TRUE(RunJob(fresh, &ok).ok());
   EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 1u);
   EXPECT_EQ(store_->GetTask("t1")->status, TaskStatus::kScheduled);
+}
+
+// Items handed over in batches are stored as they come, fenced on the job's claim like the
+// run's end: a worker whose claim went to another stops at its next batch.
+TEST_F(TaskRunHandlerTest, BatchesAreStoredFencedAndCountInTheSummary) {
+  backend_->items = {{"a", 1'000'000, "{}", 0},
+                     {"b", 4'000'000, "{}", 0},
+                     {"c", 2'000'000, "{}", 0},
+                     {"d", 3'000'000, "{}", 0},
+                     {"e", 5'000'000, "{}", 0}};
+  backend_->batch = 2;
+  StartScheduler();
+  ASSERT_TRUE(sched_->Add({NewTask("t1", 0)}).ok());  // each run due once the last ends
+  Job job = WaitJob(0);
+  HandlerOutput out;
+  Status st = RunJob(Claim(job, "worker-a"), &out);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(backend_->saved.size(), 2u);
+  EXPECT_NE(out.summary.find("\"fetched\":5,\"skipped\":0"), std::string::npos) << out.summary;
+  EXPECT_EQ(out.objects, 5u);
+  Job next = WaitJob(1);  // the next run: the first has settled
+  Task t = *store_->GetTask("t1");
+  EXPECT_EQ(t.next_from_date, "1970-01-01T00:00:05.000000Z");
+  EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 5u);
+  EXPECT_NE((*store_->ListTaskRuns(t.seq))[0].log.find("storing 2 items (2 stored before)"),
+            std::string::npos);
+
+  // A worker that stalls mid-run (its claim goes to another before its first batch) has
+  // that batch refused by the fence; nothing of it is stored, and the holder's run counts.
+  backend_->items.push_back({"f", 6'000'000, "{}", 0});
+  backend_->items.push_back({"g", 7'000'000, "{}", 0});
+  backend_->saved.clear();
+  Job stale = Claim(next, "worker-a", 1);
+  Job fresh;
+  backend_->before_save = [&] {
+    if (fresh.id != 0) return;
+    std::this_thread::sleep_for(5ms);
+    fresh = Claim(next, "worker-b");
+  };
+  HandlerOutput fenced;
+  EXPECT_EQ(RunJob(stale, &fenced).code(), Code::kFailedPrecondition);
+  ASSERT_EQ(backend_->saved.size(), 1u);
+  EXPECT_EQ(backend_->saved[0].code(), Code::kFailedPrecondition);
+  EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 5u);
+  HandlerOutput ok;
+  backend_->before_save = nullptr;
+  ASSERT_TRUE(RunJob(fresh, &ok).ok());
+  EXPECT_NE(ok.summary.find("\"fetched\":2,\"skipped\":5"), std::string::npos) << ok.summary;
+  EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 7u);
 }
 
 TEST_F(TaskRunHandlerTest, AFailedFetchFailsTheRunAndTheTaskRetriesInItsRetryQueue) {

@@ -80,13 +80,26 @@ void SettleFailedRun(Task* task, TaskRun* run, const std::string& error, int64_t
                task->task_id, error, task->num_failures, task->schedule.max_retries, delay);
 }
 
+void ItemTally::Add(const std::vector<TaskItem>& batch) {
+  for (const TaskItem& item : batch) {
+    ++items;
+    newest = std::max(newest, item.updated_on);
+    if (item.seq == 0) continue;
+    ++fetched;
+    min_on = min_on ? std::min(min_on, item.updated_on) : item.updated_on;
+    max_on = std::max(max_on, item.updated_on);
+    last_on = item.updated_on;
+    last_uuid = item.uuid;
+  }
+}
+
 Store::SettleRun SettleSucceededRun(Task* task, TaskRun* run, std::vector<TaskItem>* items,
-                                    int64_t now) {
+                                    int64_t now, const ItemTally& earlier) {
   run->status = RunStatus::kFinished;
   run->ended_at = now;
   task->num_failures = 0;
   task->current_job.clear();
-  int64_t newest = 0;
+  int64_t newest = earlier.newest;
   for (const TaskItem& item : *items) newest = std::max(newest, item.updated_on);
   if (newest != 0) {
     auto cursor = task->next_from_date.empty() ? Result<int64_t>(int64_t{0})
@@ -102,16 +115,9 @@ Store::SettleRun SettleSucceededRun(Task* task, TaskRun* run, std::vector<TaskIt
   }
   TaskStatus next_status = task->status;
   // The summary counts what was new to the task, known only inside the transaction.
-  return [items, now, next_status](TaskRun* r) {
-    int64_t fetched = 0, min_on = 0, max_on = 0;
-    const TaskItem* last = nullptr;
-    for (const TaskItem& item : *items) {
-      if (item.seq == 0) continue;
-      ++fetched;
-      min_on = min_on ? std::min(min_on, item.updated_on) : item.updated_on;
-      max_on = std::max(max_on, item.updated_on);
-      last = &item;
-    }
+  return [items, now, next_status, earlier](TaskRun* r) {
+    ItemTally all = earlier;
+    all.Add(*items);
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     auto date = [&w](int64_t t) {
@@ -131,18 +137,18 @@ Store::SettleRun SettleSucceededRun(Task* task, TaskRun* run, std::vector<TaskIt
     w.Key("summary");
     w.StartObject();
     w.Key("fetched");
-    w.Int64(fetched);
+    w.Int64(all.fetched);
     w.Key("skipped");
-    w.Int64(static_cast<int64_t>(items->size()) - fetched);
+    w.Int64(all.items - all.fetched);
     w.Key("min_updated_on");
-    date(min_on);
+    date(all.min_on);
     w.Key("max_updated_on");
-    date(max_on);
+    date(all.max_on);
     w.Key("last_updated_on");
-    date(last ? last->updated_on : 0);
+    date(all.last_on);
     w.Key("last_uuid");
-    if (last) {
-      w.String(last->uuid);
+    if (all.fetched > 0) {
+      w.String(all.last_uuid);
     } else {
       w.Null();
     }
@@ -156,8 +162,8 @@ Store::SettleRun SettleSucceededRun(Task* task, TaskRun* run, std::vector<TaskIt
     w.EndObject();
     r->result.assign(buf.GetString(), buf.GetSize());
     AddRunLog(r, now,
-              "done: " + std::to_string(fetched) + " new items, " +
-                  std::to_string(items->size() - fetched) + " already stored; task " +
+              "done: " + std::to_string(all.fetched) + " new items, " +
+                  std::to_string(all.items - all.fetched) + " already stored; task " +
                   TaskStatusName(next_status));
   };
 }

@@ -27,11 +27,25 @@ void AddRunLog(TaskRun* run, int64_t now, const std::string& line);
 // Logs which.
 void SettleFailedRun(Task* task, TaskRun* run, const std::string& error, int64_t now,
                      double retry_delay_s);
-// The run succeeded with `items`: `*task` becomes the task's next state (cursor advanced,
-// scheduled again, or COMPLETED); the returned function fills in the run's summary inside the
-// transaction that stores the items (only then is it known which were new).
+// What a run's items came to: those stored in batches while it ran (FetchRequest::save),
+// counted as each batch committed, then its last ones.
+struct ItemTally {
+  int64_t items = 0;               // in all, new or already stored
+  int64_t fetched = 0;             // new to the task
+  int64_t newest = 0;              // the largest updated_on of all (the task's next cursor)
+  int64_t min_on = 0, max_on = 0;  // of the new ones
+  int64_t last_on = 0;             // the last new one's
+  std::string last_uuid;
+  // `items` once stored (the store set the seq of those that were new).
+  void Add(const std::vector<TaskItem>& items);
+};
+
+// The run succeeded with `items` (its last ones, after `earlier`): `*task` becomes the task's
+// next state (cursor advanced, scheduled again, or COMPLETED); the returned function fills in
+// the run's summary inside the transaction that stores the items (only then is it known which
+// were new).
 Store::SettleRun SettleSucceededRun(Task* task, TaskRun* run, std::vector<TaskItem>* items,
-                                    int64_t now);
+                                    int64_t now, const ItemTally& earlier = {});
 
 // The event ("task.scheduled", "task.running", …, kind "task") a task's new state goes out
 // as, with its run when given.

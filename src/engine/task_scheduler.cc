@@ -337,10 +337,10 @@ void TaskScheduler::FailRun(Task* task, TaskRun* run, const std::string& error, 
   }
 }
 
-void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items,
-                               int64_t now) {
+void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items, int64_t now,
+                               const ItemTally& earlier) {
   Task next = *task;
-  Store::SettleRun settle = SettleSucceededRun(&next, run, items, now);
+  Store::SettleRun settle = SettleSucceededRun(&next, run, items, now, earlier);
   Status st = Save(next, run, items, settle);
   if (st.ok()) {
     *task = std::move(next);
@@ -349,6 +349,31 @@ void TaskScheduler::SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* 
   if (st.code() == Code::kNotFound) return;  // removed meanwhile
   // Nothing of the run was kept: it counts as a failed run.
   FailRun(task, run, "storing its items: " + st.ToString(), now);
+}
+
+Status TaskScheduler::SaveBatch(const std::string& job_id, std::vector<TaskItem>* batch,
+                                ItemTally* tally) {
+  Task task;
+  TaskRun run;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = runs_.find(job_id);
+    auto t = r == runs_.end() ? tasks_.end() : tasks_.find(r->second.task_id);
+    if (r == runs_.end() || r->second.status != RunStatus::kStarted || t == tasks_.end() ||
+        t->second.current_job != job_id) {
+      return Status::Cancelled("the run was retried or its task removed meanwhile");
+    }
+    AddRunLog(&r->second, clock_->NowMicros(),
+              "storing " + std::to_string(batch->size()) + " items (" +
+                  std::to_string(tally->items) + " stored before)");
+    task = t->second;
+    run = r->second;
+  }
+  // Without the lock (a batch is a large commit); the task is matched by seq, so one removed
+  // meanwhile is not written (NotFound).
+  SLUICE_RETURN_IF_ERROR(store_->SaveTask(task, &run, batch));
+  tally->Add(*batch);
+  return Status::Ok();
 }
 
 bool TaskScheduler::PopRun(std::string* job_id) {
@@ -568,6 +593,10 @@ void TaskScheduler::RunOne(const std::string& job_id) {
     auto r = runs_.find(job_id);
     if (r != runs_.end()) AddRunLog(&r->second, clock_->NowMicros(), line);
   };
+  ItemTally stored;  // the batches stored while it ran
+  req.save = [this, job_id, &stored](std::vector<TaskItem>* batch) {
+    return SaveBatch(job_id, batch, &stored);
+  };
   auto items = const_cast<Backend*>(backend)->Fetch(req);
   bool exported = false;
   {
@@ -588,11 +617,11 @@ void TaskScheduler::RunOne(const std::string& job_id) {
     if (!items.ok()) {
       FailRun(&t->second, &run, items.status().message(), now);
     } else {
-      SucceedRun(&t->second, &run, &*items, now);
+      SucceedRun(&t->second, &run, &*items, now, stored);
       exported = run.status == RunStatus::kFinished &&
                  (!options_.items_dir.empty() || options_.items_out != nullptr);
       spdlog::info("tasks: run {} of {} finished: {} items", run.job_number, task_id,
-                   items->size());
+                   stored.items + static_cast<int64_t>(items->size()));
     }
     // Its next run due at once (delay 0): queued now, not at the scheduler's next look.
     if (t->second.status == TaskStatus::kScheduled && t->second.next_run_at <= now) {

@@ -28,6 +28,7 @@
 #include "broker/items_out.h"
 #include "core/clock.h"
 #include "engine/shared.h"
+#include "engine/task_runs.h"
 #include "handlers/backend.h"
 #include "store/store.h"
 
@@ -102,7 +103,10 @@ class TaskScheduler {
   // task.
   void FailRun(Task* task, TaskRun* run, const std::string& error, int64_t now);
   // With mu_ held: the run succeeded with `items`.
-  void SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items, int64_t now);
+  void SucceedRun(Task* task, TaskRun* run, std::vector<TaskItem>* items, int64_t now,
+                  const ItemTally& earlier);
+  // Stores a batch of the items of run `job_id` while it runs (FetchRequest::save).
+  Status SaveBatch(const std::string& job_id, std::vector<TaskItem>* batch, ItemTally* tally);
   void RunOne(const std::string& job_id);
   // Appends the task's items not exported yet to its JSON-lines file and to items_out; one
   // that fails is tried again every second (RetryExports) until it works.

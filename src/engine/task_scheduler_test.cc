@@ -111,6 +111,38 @@ TEST_F(TaskSchedulerTest, SuccessAdvancesTheCursorAndTheNextRunStartsFromIt) {
   EXPECT_NE((*runs)[1].result.find("\"fetched\":0"), std::string::npos);
 }
 
+// A backend handing items over in batches (a long git history): each batch is stored while
+// the run goes on, the run's summary and the task's cursor count them all, and a run that
+// fails after some batches keeps what they stored, without doubling it when run again.
+TEST_F(TaskSchedulerTest, BatchesStoredWhileARunGoesOnCountInItsSummaryAndCursor) {
+  int64_t base = 1'700'000'000'000'000;
+  script_ = [base](int call, const FetchRequest& r) -> Result<std::vector<TaskItem>> {
+    std::vector<TaskItem> first = {ItemAt("a", base), ItemAt("b", base + 9'000'000)};
+    std::vector<TaskItem> second = {ItemAt("c", base + 2'000'000)};
+    if (Status st = r.save(&first); !st.ok()) return st;
+    if (call == 0) return Status::Unavailable("the origin went away mid-run");
+    if (Status st = r.save(&second); !st.ok()) return st;
+    return std::vector<TaskItem>{ItemAt("d", base + 3'000'000)};
+  };
+  Start();
+  ASSERT_TRUE(sched_->Add({NewTask("t", 3600)}).ok());
+  Task t =
+      WaitFor("t", [](const Task& t) { return t.age == 2 && t.status == TaskStatus::kScheduled; });
+  EXPECT_EQ(t.num_failures, 0);
+  EXPECT_EQ(t.next_from_date, FormatTime(base + 9'000'000));  // the newest of every batch
+  EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 4u);
+  auto runs = store_->ListTaskRuns(t.seq);
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].status, RunStatus::kFailed);
+  EXPECT_NE((*runs)[0].log.find("storing 2 items (0 stored before)"), std::string::npos);
+  EXPECT_EQ((*runs)[1].status, RunStatus::kFinished);
+  EXPECT_NE((*runs)[1].log.find("storing 1 items (2 stored before)"), std::string::npos);
+  // "a" and "b" came again: already stored by the failed run.
+  EXPECT_NE((*runs)[1].result.find("\"fetched\":2,\"skipped\":2"), std::string::npos)
+      << (*runs)[1].result;
+  EXPECT_NE((*runs)[1].result.find("\"last_uuid\":\"d\""), std::string::npos);
+}
+
 TEST_F(TaskSchedulerTest, FailuresRetryOnTheRetryQueueThenFailAndRescheduleStartsAgain) {
   std::atomic<bool> heal{false};
   script_ = [&heal](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {

@@ -19,6 +19,10 @@ struct FetchRequest {
   bool from_archive = false;   // read what is archived locally; do not reach the origin
   std::function<void()> tick;  // call at least every few seconds while working (lease)
   std::function<void(const std::string&)> log;  // a line for the run's log
+  // When set: items are handed to it in batches as they are read (oldest first), each stored
+  // before more is read, so a long history is never held whole; Fetch returns the rest. An
+  // error from it ends the fetch with that error.
+  std::function<Status(std::vector<TaskItem>*)> save;
 };
 
 class Backend {

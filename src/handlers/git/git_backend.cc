@@ -1,7 +1,6 @@
-// GitBackend: `git clone --bare` / `git fetch`, then one `git log` parsed into commit items.
+// GitBackend: `git clone --bare` / `git fetch`, then `git log` read into commit items as it comes.
 #include "handlers/git/git_backend.h"
 
-#include <openssl/sha.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -13,52 +12,20 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/subprocess.h"
+#include "handlers/git/git_log.h"
 
 namespace sluice {
 namespace {
 
-namespace fs = std::filesystem;
+// Commits handed to FetchRequest::save at a time (or fewer, once their items reach the bytes).
+constexpr size_t kBatchItems = 5000;
+constexpr size_t kBatchBytes = size_t{16} << 20;
 
-// Fields of one commit, separated by \x1f; commits start with \x1e; --numstat lines follow.
-constexpr const char* kLogFormat =
-    "--format=%x1e%H%x1f%P%x1f%an <%ae>%x1f%aI%x1f%cn <%ce>%x1f%cI%x1f%B%x1f";
+namespace fs = std::filesystem;
 
 const std::set<std::string> kKnownArgs = {"uri",      "gitpath",      "from_date", "to_date",
                                           "branches", "latest_items", "no_update", "offset",
                                           "recovery", "base_path"};
-
-std::string Hex(const unsigned char* d, size_t n) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += kDigits[d[i] >> 4];
-    out += kDigits[d[i] & 15];
-  }
-  return out;
-}
-
-std::string Sha1Hex(const std::string& s) {
-  unsigned char d[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  return Hex(d, sizeof(d));
-}
-
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t at = s.find(sep, start);
-    out.push_back(s.substr(start, at == std::string::npos ? std::string::npos : at - start));
-    if (at == std::string::npos) return out;
-    start = at + 1;
-  }
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \n\r\t");
-  size_t e = s.find_last_not_of(" \n\r\t");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
 
 }  // namespace
 
@@ -131,7 +98,8 @@ std::string GitBackend::ClonePath(const std::string& uri) const {
 }
 
 Result<std::string> GitBackend::Git(const std::vector<std::string>& args,
-                                    const FetchRequest& request) {
+                                    const FetchRequest& request,
+                                    std::function<bool(std::string_view)> on_stdout) {
   SubprocessOptions o;
   o.argv = {"git"};
   o.argv.insert(o.argv.end(), args.begin(), args.end());
@@ -140,6 +108,7 @@ Result<std::string> GitBackend::Git(const std::vector<std::string>& args,
            "GIT_ALLOW_PROTOCOL=file:git:http:https:ssh", "LC_ALL=C"};
   o.timeout_s = timeout_s_;
   o.tick = request.tick;
+  o.on_stdout = std::move(on_stdout);
   auto r = RunSubprocess(o);
   if (!r.ok()) return r.status();
   if (!r->ok()) {
@@ -210,12 +179,19 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
   } else {
     SLUICE_RETURN_IF_ERROR(Update(uri, dir, request));
   }
-  std::vector<std::string> args = {"-C",           dir,          "log",          "--reverse",
-                                   "--topo-order", "--no-color", "--no-renames", "--numstat",
-                                   kLogFormat};
+  GitLogParser parser(uri, from, to);
+  std::vector<std::string> args = {"-C",
+                                   dir,
+                                   "log",
+                                   "--reverse",
+                                   "--topo-order",
+                                   "--no-color",
+                                   "--no-renames",
+                                   "--numstat",
+                                   parser.FormatArg()};
   if (from != 0) {
     // git stops walking at commits older than this (as Perceval does); the exact, inclusive
-    // filter is ParseGitLog's.
+    // filter is the parser's.
     std::string since = FormatTime(from);
     args.push_back("--since=" + since.substr(0, 19) + "+00:00");
   }
@@ -226,96 +202,23 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
     args.push_back("--branches");
   }
   args.push_back("--");
-  auto out = Git(args, request);
+  // Read as git writes it; with request.save, stored a batch at a time.
+  Status failed;
+  auto out = Git(args, request, [&](std::string_view bytes) {
+    failed = parser.Feed(bytes);
+    if (failed.ok() && request.save &&
+        (parser.items().size() >= kBatchItems || parser.item_bytes() >= kBatchBytes)) {
+      std::vector<TaskItem> batch = parser.Take();
+      failed = request.save(&batch);
+    }
+    return failed.ok();
+  });
+  SLUICE_RETURN_IF_ERROR(failed);
   if (!out.ok()) return out.status();
-  auto items = ParseGitLog(*out, uri, from, to);
-  if (items.ok()) {
-    request.log("git log: " + std::to_string(items->size()) + " commits" +
-                (from ? " since " + FormatTime(from) : std::string()));
-  }
-  return items;
-}
-
-Result<std::vector<TaskItem>> ParseGitLog(const std::string& out, const std::string& origin,
-                                          int64_t from_micros, int64_t to_micros) {
-  std::vector<TaskItem> items;
-  for (const std::string& record : Split(out, '\x1e')) {
-    if (Trim(record).empty()) continue;
-    std::vector<std::string> f = Split(record, '\x1f');
-    if (f.size() != 8) {
-      return Status::Internal("unexpected git log output near '" + record.substr(0, 80) + "'");
-    }
-    auto commit_date = ParseTime(f[5]);
-    auto author_date = ParseTime(f[3]);
-    if (!commit_date.ok() || !author_date.ok()) {
-      return Status::Internal("unexpected date in git log: '" + f[5] + "'");
-    }
-    if (*commit_date < from_micros || (to_micros != 0 && *commit_date >= to_micros)) continue;
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    auto str = [&w](const std::string& s) { w.String(s.c_str(), static_cast<unsigned>(s.size())); };
-    w.StartObject();
-    w.Key("backend_name");
-    w.String("Git");
-    w.Key("category");
-    w.String("commit");
-    w.Key("origin");
-    str(origin);
-    w.Key("uuid");
-    std::string uuid = Sha1Hex(origin + ":" + f[0]);
-    str(uuid);
-    w.Key("updated_on");
-    w.Double(static_cast<double>(*commit_date) / 1e6);
-    w.Key("data");
-    w.StartObject();
-    w.Key("commit");
-    str(f[0]);
-    w.Key("parents");
-    w.StartArray();
-    for (const std::string& p : Split(f[1], ' ')) {
-      if (!p.empty()) str(p);
-    }
-    w.EndArray();
-    w.Key("Author");
-    str(f[2]);
-    w.Key("AuthorDate");
-    str(f[3]);
-    w.Key("Commit");
-    str(f[4]);
-    w.Key("CommitDate");
-    str(f[5]);
-    w.Key("message");
-    std::string message = f[6];
-    while (!message.empty() && message.back() == '\n') message.pop_back();
-    str(message);
-    w.Key("files");
-    w.StartArray();
-    for (const std::string& line : Split(f[7], '\n')) {
-      std::vector<std::string> cols = Split(line, '\t');
-      if (cols.size() < 3) continue;
-      w.StartObject();
-      w.Key("file");
-      str(cols[2]);
-      for (int i = 0; i < 2; ++i) {
-        w.Key(i == 0 ? "added" : "removed");
-        if (cols[i] == "-") {
-          w.Null();  // a binary file
-        } else {
-          w.Int64(std::strtoll(cols[i].c_str(), nullptr, 10));
-        }
-      }
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    w.EndObject();
-    TaskItem item;
-    item.uuid = uuid;
-    item.updated_on = *commit_date;
-    item.data.assign(buf.GetString(), buf.GetSize());
-    items.push_back(std::move(item));
-  }
-  return items;
+  SLUICE_RETURN_IF_ERROR(parser.Finish());
+  request.log("git log: " + std::to_string(parser.commits()) + " commits" +
+              (from ? " since " + FormatTime(from) : std::string()));
+  return parser.Take();
 }
 
 }  // namespace sluice

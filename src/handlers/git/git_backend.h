@@ -33,16 +33,14 @@ class GitBackend : public Backend {
 
  private:
   Status Update(const std::string& uri, const std::string& dir, const FetchRequest& request);
-  Result<std::string> Git(const std::vector<std::string>& args, const FetchRequest& request);
+  // `on_stdout`, when set, takes git's output as it comes (see SubprocessOptions).
+  Result<std::string> Git(const std::vector<std::string>& args, const FetchRequest& request,
+                          std::function<bool(std::string_view)> on_stdout = nullptr);
 
   std::string archive_path_;
   double timeout_s_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> clone_locks_;  // one git at a time per clone
 };
-
-// Parses `git log` output in the format GitBackend asks for into items.
-Result<std::vector<TaskItem>> ParseGitLog(const std::string& out, const std::string& origin,
-                                          int64_t from_micros, int64_t to_micros);
 
 }  // namespace sluice
