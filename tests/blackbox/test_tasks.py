@@ -380,25 +380,28 @@ class TasksTest(unittest.TestCase):
     def fast_import(self, commits):
         """Appends commits to main with git fast-import: (unix time, committer name, message
         bytes) each, exact bytes."""
-        stream = b""
+        stream = []
         for i, (when, name, message) in enumerate(commits):
             content = b"%d\n" % i
-            stream += b"commit refs/heads/main\ncommitter %s <c@example.org> %d +0000\n" % (
-                name, when)
-            stream += b"data %d\n%s\n" % (len(message), message)
+            stream.append(b"commit refs/heads/main\ncommitter %s <c@example.org> %d +0000\n" % (
+                name, when))
+            stream.append(b"data %d\n%s\n" % (len(message), message))
             if i == 0:
-                stream += b"from refs/heads/main^0\n"
-            stream += b"M 644 inline f%d.txt\ndata %d\n%s\n" % (i % 13, len(content), content)
-        subprocess.run(["git", "-C", self.repo, "fast-import", "--quiet"], input=stream,
-                       check=True, capture_output=True)
+                stream.append(b"from refs/heads/main^0\n")
+            stream.append(b"M 644 inline f%d.txt\ndata %d\n%s\n" % (i % 13, len(content),
+                                                                        content))
+        subprocess.run(["git", "-C", self.repo, "fast-import", "--quiet"],
+                       input=b"".join(stream), check=True, capture_output=True)
 
     def test_a_long_odd_history_is_stored_in_batches_and_a_kill_mid_run_doubles_nothing(self):
-        # 12,000 commits, the first ones holding what git log's output could be mistaken for
-        # structure by: separator bytes, escape sequences, bytes that are not UTF-8.
+        # 60,000 commits (a batch is 50,000), the first ones holding what git log's output
+        # could be mistaken for structure by: separator bytes, escape sequences, bytes that
+        # are not UTF-8.
         odd = [(1600000000, b"Odd\x1fName", b"sep \x1e\x1f esc \x1b[31mred\x1b[0m caf\xe9"),
                (1600000001, b"N", b"\n\nsluice-commit-\nsluice-message-end-\n1\t2\tx\n")]
-        self.fast_import(odd + [(1600000002 + i, b"N", b"c %d" % i) for i in range(11998)])
-        # A git whose log stops after 2.5 MB (about 7,000 commits) while a marker file exists.
+        self.fast_import(odd + [(1600000002 + i, b"N", b"c %d" % i) for i in range(59998)])
+        # A git whose log stops after 90% of its output (about 54,000 commits) while a marker
+        # file exists.
         wrapper = os.path.join(self.box.dir, "bin")
         os.makedirs(wrapper)
         marker = os.path.join(self.box.dir, "slow")
@@ -406,39 +409,40 @@ class TasksTest(unittest.TestCase):
         real_git = subprocess.run(["which", "git"], capture_output=True, text=True).stdout.strip()
         with open(os.path.join(wrapper, "git"), "w") as f:
             f.write('#!/bin/sh\ncase " $* " in\n*" log "*) %s "$@" > %s || exit $?\n'
-                    '  head -c 2500000 %s; while [ -e %s ]; do sleep 0.1; done\n'
-                    '  tail -c +2500001 %s ;;\n*) exec %s "$@" ;;\nesac\n'
-                    % (real_git, out, out, marker, out, real_git))
+                    '  n=$(( $(stat -c %%s %s) * 9 / 10 ))\n'
+                    '  head -c $n %s; while [ -e %s ]; do sleep 0.1; done\n'
+                    '  tail -c +$((n + 1)) %s ;;\n*) exec %s "$@" ;;\nesac\n'
+                    % (real_git, out, out, out, marker, out, real_git))
         os.chmod(os.path.join(wrapper, "git"), 0o755)
         open(marker, "w").close()
         env = dict(os.environ, PATH=wrapper + ":" + os.environ["PATH"])
         self.start(env=env)
         self.assertEqual(self.curl("/add", {"tasks": [self.task("long", delay=3600)]})[0], 200)
         self.box.wait_for(lambda: len(self.box.query(
-            "SELECT 1 FROM items WHERE task_id='long'")) >= 5000, 60, "a first batch stored")
+            "SELECT 1 FROM items WHERE task_id='long'")) >= 50000, 60, "a first batch stored")
         self.assertEqual(self.curl("/task/long")[1]["status"], "RUNNING")
         self.box.stop(signal.SIGKILL)
         stored = len(self.box.query("SELECT 1 FROM items WHERE task_id='long'"))
-        self.assertLess(stored, 12003)
+        self.assertLess(stored, 60003)
         os.unlink(marker)
         self.start(env=env)
         t = self.wait_task("long", lambda t: any(j["job_status"] == "finished"
                                                  for j in t["jobs"]), 60, "a finished run")
         items = self.items("long")  # each parsed by json.loads: valid JSON
-        self.assertEqual(len(items), 12003)
-        self.assertEqual(len({i["uuid"] for i in items}), 12003)
+        self.assertEqual(len(items), 60003)
+        self.assertEqual(len({i["uuid"] for i in items}), 60003)
         by_message = {i["data"]["message"]: i["data"] for i in items}
         odd_one = by_message.get("sep \x1e\x1f esc \x1b[31mred\x1b[0m caf\ufffd")
         self.assertIsNotNone(odd_one)
         self.assertEqual(odd_one["Commit"], "Odd\x1fName <c@example.org>")
         self.assertTrue("\n\nsluice-commit-\nsluice-message-end-\n1\t2\tx" in by_message)
         summary = [j for j in t["jobs"] if j["job_status"] == "finished"][0]["result"]["summary"]
-        self.assertEqual((summary["fetched"], summary["skipped"]), (12003 - stored, stored))
-        self.assertEqual(summary["last_updated_on"], "2020-09-13T15:46:39.000000Z")
+        self.assertEqual((summary["fetched"], summary["skipped"]), (60003 - stored, stored))
+        self.assertEqual(summary["last_updated_on"], "2020-09-14T05:06:39.000000Z")
         job = self.curl("/job/" + t["jobs"][-1]["job_id"])[1]
         self.assertIn("storing", " ".join(e["msg"] for e in job["log"]))
-        self.assertEqual(len({l["uuid"] for l in self.jsonl("long")}), 12003)
-        self.assertEqual(len(self.jsonl("long")), 12003)
+        self.assertEqual(len({l["uuid"] for l in self.jsonl("long")}), 60003)
+        self.assertEqual(len(self.jsonl("long")), 60003)
 
     def test_kill_9_mid_run_then_restart(self):
         # A git that hangs while a marker file exists: the run is in progress when killed.

@@ -17,10 +17,6 @@
 namespace sluice {
 namespace {
 
-// Commits handed to FetchRequest::save at a time (or fewer, once their items reach the bytes).
-constexpr size_t kBatchItems = 5000;
-constexpr size_t kBatchBytes = size_t{16} << 20;
-
 namespace fs = std::filesystem;
 
 const std::set<std::string> kKnownArgs = {"uri",      "gitpath",      "from_date", "to_date",
@@ -29,8 +25,8 @@ const std::set<std::string> kKnownArgs = {"uri",      "gitpath",      "from_date
 
 }  // namespace
 
-GitBackend::GitBackend(std::string archive_path, double timeout_s)
-    : archive_path_(std::move(archive_path)), timeout_s_(timeout_s) {}
+GitBackend::GitBackend(std::string archive_path, double timeout_s, size_t batch_items)
+    : archive_path_(std::move(archive_path)), timeout_s_(timeout_s), batch_items_(batch_items) {}
 
 Status GitBackend::Validate(const std::string& args) const {
   rapidjson::Document d;
@@ -207,7 +203,7 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
   auto out = Git(args, request, [&](std::string_view bytes) {
     failed = parser.Feed(bytes);
     if (failed.ok() && request.save &&
-        (parser.items().size() >= kBatchItems || parser.item_bytes() >= kBatchBytes)) {
+        (parser.items().size() >= batch_items_ || parser.item_bytes() >= kBatchBytes)) {
       std::vector<TaskItem> batch = parser.Take();
       failed = request.save(&batch);
     }

@@ -20,8 +20,13 @@ namespace sluice {
 
 class GitBackend : public Backend {
  public:
+  // Commits handed to FetchRequest::save at a time (or fewer, once their items reach
+  // kBatchBytes). Large: each batch's commit rewrites much of the items' index of uuids.
+  static constexpr size_t kBatchItems = 50000;
+  static constexpr size_t kBatchBytes = size_t{32} << 20;
+
   // `archive_path`: clones go to <archive_path>/git/; `timeout_s` bounds each git command.
-  GitBackend(std::string archive_path, double timeout_s);
+  GitBackend(std::string archive_path, double timeout_s, size_t batch_items = kBatchItems);
 
   std::string_view name() const override { return "git"; }
   std::vector<std::string> categories() const override { return {"commit"}; }
@@ -39,6 +44,7 @@ class GitBackend : public Backend {
 
   std::string archive_path_;
   double timeout_s_;
+  size_t batch_items_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> clone_locks_;  // one git at a time per clone
 };

@@ -96,7 +96,7 @@ TEST_F(GitBackendTest, ALongHistoryIsHandedOverInBatches) {
   std::string stream;
   for (int i = 0; i < 11999; ++i) stream += ImportCommit(1600000000 + i, "N", "c", i == 0);
   FastImport(stream);
-  GitBackend git(dir_.Sub("archive"), 60);
+  GitBackend git(dir_.Sub("archive"), 60, 5000);
   FetchRequest r;
   r.args = "{\"uri\":\"" + repo_ + "\"}";
   r.log = [](const std::string&) {};
