@@ -284,6 +284,22 @@ class DashboardLayoutTest(unittest.TestCase):
             "SELECT COUNT(*) FROM builds WHERE series IS NULL")[0][0], 0)  # generated, untouched
         self.assertTrue(self.box.integrity())
 
+    def test_control_characters_in_json_fields_are_stored(self):
+        # A test's misc holding a colored log line (ESC, 0x1b) and the other control
+        # characters, past a string's first 16 bytes: JSON for the jsonb column (once refused
+        # by PostgreSQL, the file failed as store_rejected).
+        controls = "".join(chr(c) for c in range(1, 32))
+        misc = {"log_line": "y" * 21 + " \x1b[31mfail\x1b[0m " + controls}
+        self.box.drop("esc.json", {"version": {"major": 5, "minor": 3}, "tests": [
+            {"id": "esc:t", "origin": "esc", "build_id": "esc:b", "status": "FAIL",
+             "comment": "x" * 20 + "\x1b[31mred\x1b[0m", "misc": misc}]})
+        r = self.box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.box.listing("archive"), ["esc.json"], self.box.listing("failed"))
+        stored, comment = self.box.query("SELECT misc, comment FROM tests WHERE id = 'esc:t'")[0]
+        self.assertEqual(stored["log_line"], misc["log_line"])
+        self.assertEqual(comment, "x" * 20 + "\x1b[31mred\x1b[0m")
+
     def test_a_table_without_a_unique_id_stops_the_start(self):
         self.box.query("ALTER TABLE tests DROP CONSTRAINT tests_pkey")
         r = self.box.burst()
