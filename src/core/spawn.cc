@@ -235,6 +235,13 @@ Result<pid_t> Spawn(const SpawnRequest& r) {
       return Status::Unavailable("cannot run " + r.argv[0] + ": its working directory " + r.cwd +
                                  ": " + std::strerror(a.error));
     }
+    // Arguments and environment beyond what the kernel takes never fit: trying again is no use.
+    if (a.error == E2BIG) {
+      return Status::InvalidArgument("cannot run " + r.argv[0] +
+                                     ": its arguments and environment are larger than the "
+                                     "kernel takes (" +
+                                     std::strerror(a.error) + ")");
+    }
     return Status::Unavailable("cannot run " + r.argv[0] + ": " + std::strerror(a.error));
   }
   return pid;  // tracked by the child itself, before its exec

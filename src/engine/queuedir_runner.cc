@@ -427,7 +427,9 @@ void QueuedirRunner::RunItem(const std::string& item) {
     return;
   }
   if (!out.log.empty()) (void)Save(job, out.log, false);
-  Fail(&job, item, st, out, !st.IsTransient());
+  // command_runner requeues an item whose command could not start (an OSError), whatever
+  // the reason, until its retries are spent.
+  Fail(&job, item, st, out, !st.IsTransient() && out.error_code != "command_failed_to_start");
 }
 
 void QueuedirRunner::Fail(Job* job, const std::string& item, const Status& st,

@@ -218,13 +218,18 @@ class ExecTest(unittest.TestCase):
         self.box.drop("typo.json", {"argv": ["/bin/true"], "max_tme": 3})
         self.box.drop("evil.json", ["/tmp/evil.sh"])
         self.box.drop("fine.json", ["/bin/true"])
+        # One argument past the kernel's 128 KB per string: exec says E2BIG, every time.
+        self.box.drop("huge.json", ["/bin/echo", "x" * 200000])
         for name, code in [("garbage.json", "invalid_job"), ("empty.json", "invalid_job"),
-                           ("typo.json", "invalid_job"), ("evil.json", "command_not_allowed")]:
+                           ("typo.json", "invalid_job"), ("evil.json", "command_not_allowed"),
+                           ("huge.json", "command_failed_to_start")]:
             _, state, attempts, error = self.wait_state(name, "failed")
             self.assertEqual((attempts, error), (1, code), name)
             # The file moves after the failure is committed.
             self.box.wait_for(lambda: name in self.box.listing("failed"), 10, name + " in failed/")
         self.wait_state("fine.json", "succeeded")
+        with open(os.path.join(self.box.spool, "failed", "huge.json.error.json")) as f:
+            self.assertIn("larger than the kernel takes", json.load(f)["message"])
 
     def test_kill_9_while_commands_run(self):
         self.start("--max-workers", "4")

@@ -361,6 +361,8 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
   out->summary = summary;
   if (!r.ok()) {
     out->error_code = "command_failed_to_start";
+    // Arguments too long for the kernel fail at once; anything else is tried again.
+    if (r.status().code() == Code::kInvalidArgument) return r.status();
     return Status::Unavailable(r.status().message());
   }
   if (r->timed_out) {
