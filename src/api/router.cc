@@ -147,6 +147,16 @@ HttpResponse Router::Route(const HttpRequest& r) const {
     resp.headers.emplace_back("WWW-Authenticate", "Bearer");
     return resp;
   }
+  // A filter is text for every store: a value that is not UTF-8 or holds a NUL (which
+  // PostgreSQL cannot hold, and its client would cut the value short at) is refused here,
+  // the same on every store, rather than matched as whatever the store makes of it.
+  for (const auto& [name, value] : r.query) {
+    if (!IsValidUtf8(value) || value.find('\0') != std::string::npos) {
+      return HttpResponse::Error(
+          400, "invalid_argument",
+          "query parameter '" + name + "' must be UTF-8 text without NUL bytes");
+    }
+  }
   const std::string kJobs = "/api/v1/jobs";
   bool known = r.path == "/readyz" || r.path == "/metrics" || r.path == kJobs ||
                r.path == "/api/v1/queues" || r.path == "/api/v1/spools" ||

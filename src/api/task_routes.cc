@@ -10,6 +10,7 @@
 
 #include "api/router.h"
 #include "api/task_json.h"
+#include "core/text.h"
 
 namespace sluice::api {
 namespace {
@@ -97,14 +98,21 @@ HttpResponse Router::Tasks(const HttpRequest& r) const {
     }
     return HttpResponse::Json(200, body + "]}");
   }
+  // An id no task or run could have (task ids pass CheckName; run ids are UUIDs) is not
+  // looked for: the store might refuse it (PostgreSQL: not UTF-8) rather than not find it.
+  std::string id = r.path.substr(r.path.find('/', 1) + 1);
+  if (!CheckName("id", id).ok()) {
+    return HttpResponse::Error(404, "not_found",
+                               std::string(r.path[1] == 't' ? "no task '" : "no job '") + id + "'");
+  }
   if (r.path.rfind("/task/", 0) == 0) {
-    auto task = deps_.store->GetTask(r.path.substr(6));
+    auto task = deps_.store->GetTask(id);
     if (!task.ok()) return HttpResponse::FromStatus(task.status());
     auto runs = deps_.store->ListTaskRuns(task->seq);
     if (!runs.ok()) return HttpResponse::FromStatus(runs.status());
     return HttpResponse::Json(200, TaskJson(*task, *runs, true));
   }
-  auto run = deps_.store->GetTaskRun(r.path.substr(5));
+  auto run = deps_.store->GetTaskRun(id);
   if (!run.ok()) return HttpResponse::FromStatus(run.status());
   return HttpResponse::Json(200, RunJson(*run, deps_.tasks->options().job_timeout_s));
 }

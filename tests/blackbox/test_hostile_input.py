@@ -111,6 +111,13 @@ class HostileApiTest(unittest.TestCase):
         self.assertEqual(status, 404)
         status, answer = self.request("GET", "/no/such/%c0%af", raw_path=True)
         self.assertEqual(status, 404)
+        # Filters that are not text: refused on every store alike.
+        for path in ("/api/v1/jobs?name=%ff", "/api/v1/jobs?queue=a%00b",
+                     "/api/v1/events?kind=%ff&after=0", "/api/v1/failures?queue=%00"):
+            status, answer = self.request("GET", path, raw_path=True)
+            self.assertEqual(status, 400, (path, answer))
+            self.assertIn("UTF-8 text without NUL", answer["error"]["message"])
+        self.assertEqual(self.request("GET", "/task/a%00b", raw_path=True)[0], 404)
         # A task id that is not UTF-8 (a raw 0xff byte in the body) is refused...
         body = b'{"tasks": [{"task_id": "t\xff", "backend": "git", "category": "commit", ' \
                b'"backend_args": {"uri": "/x"}}]}'

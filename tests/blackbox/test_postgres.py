@@ -195,6 +195,32 @@ class SharedDatabaseTest(unittest.TestCase):
         self.assertEqual(self.a.stop(), 0)
         self.assertEqual(self.b.stop(), 0)
 
+    def test_filters_and_ids_that_are_not_text_are_refused_as_on_sqlite(self):
+        # PostgreSQL cannot hold them (its answer was a 400 quoting SQL, or a stream that
+        # ended at once), and its client cuts a value at a NUL (name=a%00b matched 'a').
+        self.a.start()
+        port = self.a.wait_for_api()
+
+        def get(path):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.putrequest("GET", path, skip_accept_encoding=True)
+            c.endheaders()
+            r = c.getresponse()
+            body = json.loads(r.read().decode("utf-8"))
+            c.close()
+            return r.status, body
+        for path in ("/api/v1/jobs?name=%ff", "/api/v1/jobs?queue=a%00b",
+                     "/api/v1/jobs?kind=%c3%28", "/api/v1/events?queue=%ff&after=0",
+                     "/api/v1/failures?queue=%00"):
+            status, body = get(path)
+            self.assertEqual(status, 400, (path, body))
+            self.assertIn("UTF-8 text without NUL", body["error"]["message"])
+            self.assertNotIn("SELECT", body["error"]["message"])
+        for path in ("/task/%ff", "/task/a%00b", "/job/%fe"):
+            status, body = get(path)
+            self.assertEqual((status, body["error"]["code"]), (404, "not_found"), path)
+        self.assertEqual(get("/api/v1/jobs?name=fine.json")[0], 200)
+
     def test_an_event_stream_resumes_on_another_daemon_with_no_gap(self):
         self.a.start()
         a_port = self.a.wait_for_api()
