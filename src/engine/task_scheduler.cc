@@ -598,37 +598,43 @@ void TaskScheduler::RunOne(const std::string& job_id) {
     return SaveBatch(job_id, batch, &stored);
   };
   auto items = const_cast<Backend*>(backend)->Fetch(req);
-  bool exported = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto r = runs_.find(job_id);
-    if (r == runs_.end() || r->second.status != RunStatus::kStarted) {
-      spdlog::warn(
-          "tasks: dropping the result of run {} of {}: it was retried or removed "
-          "meanwhile",
-          job_id, task_id);
-      return;
-    }
-    TaskRun run = std::move(r->second);
-    runs_.erase(r);
-    auto t = tasks_.find(task_id);
-    if (t == tasks_.end() || t->second.current_job != job_id) return;
-    int64_t now = clock_->NowMicros();
-    if (!items.ok()) {
-      FailRun(&t->second, &run, items.status().message(), now);
-    } else {
-      SucceedRun(&t->second, &run, &*items, now, stored);
-      exported = run.status == RunStatus::kFinished &&
-                 (!options_.items_dir.empty() || options_.items_out != nullptr);
-      spdlog::info("tasks: run {} of {} finished: {} items", run.job_number, task_id,
-                   stored.items + static_cast<int64_t>(items->size()));
-    }
-    // Its next run due at once (delay 0): queued now, not at the scheduler's next look.
-    if (t->second.status == TaskStatus::kScheduled && t->second.next_run_at <= now) {
-      sched_cv_.notify_one();
-    }
+  bool finished = Settle(job_id, task_id, &items, stored);
+  // What was stored goes out: a finished run's items, and those of batches stored by a run
+  // that then failed (or was taken over), as Arthur pushes items as they are fetched.
+  if ((finished || stored.fetched > 0) &&
+      (!options_.items_dir.empty() || options_.items_out != nullptr)) {
+    ExportItems(task_id, task_seq);
   }
-  if (exported) ExportItems(task_id, task_seq);
+}
+
+bool TaskScheduler::Settle(const std::string& job_id, const std::string& task_id,
+                           Result<std::vector<TaskItem>>* items, const ItemTally& stored) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto r = runs_.find(job_id);
+  if (r == runs_.end() || r->second.status != RunStatus::kStarted) {
+    spdlog::warn("tasks: dropping the result of run {} of {}: it was retried or removed meanwhile",
+                 job_id, task_id);
+    return false;
+  }
+  TaskRun run = std::move(r->second);
+  runs_.erase(r);
+  auto t = tasks_.find(task_id);
+  if (t == tasks_.end() || t->second.current_job != job_id) return false;
+  int64_t now = clock_->NowMicros();
+  bool finished = false;
+  if (!items->ok()) {
+    FailRun(&t->second, &run, items->status().message(), now);
+  } else {
+    SucceedRun(&t->second, &run, &**items, now, stored);
+    finished = run.status == RunStatus::kFinished;
+    spdlog::info("tasks: run {} of {} finished: {} items", run.job_number, task_id,
+                 stored.items + static_cast<int64_t>((*items)->size()));
+  }
+  // Its next run due at once (delay 0): queued now, not at the scheduler's next look.
+  if (t->second.status == TaskStatus::kScheduled && t->second.next_run_at <= now) {
+    sched_cv_.notify_one();
+  }
+  return finished;
 }
 
 void TaskScheduler::ExportItems(const std::string& task_id, int64_t task_seq) {

@@ -108,6 +108,10 @@ class TaskScheduler {
   // Stores a batch of the items of run `job_id` while it runs (FetchRequest::save).
   Status SaveBatch(const std::string& job_id, std::vector<TaskItem>* batch, ItemTally* tally);
   void RunOne(const std::string& job_id);
+  // The end of run `job_id`, its fetch done with `items` (after the batches in `stored`):
+  // whether it finished (false: failed, or dropped as retried or removed meanwhile).
+  bool Settle(const std::string& job_id, const std::string& task_id,
+              Result<std::vector<TaskItem>>* items, const ItemTally& stored);
   // Appends the task's items not exported yet to its JSON-lines file and to items_out; one
   // that fails is tried again every second (RetryExports) until it works.
   void ExportItems(const std::string& task_id, int64_t task_seq);

@@ -143,6 +143,26 @@ TEST_F(TaskSchedulerTest, BatchesStoredWhileARunGoesOnCountInItsSummaryAndCursor
   EXPECT_NE((*runs)[1].result.find("\"last_uuid\":\"d\""), std::string::npos);
 }
 
+// Items a failed run stored in batches are exported too (as Arthur pushes items as they
+// are fetched), without waiting for a run that finishes.
+TEST_F(TaskSchedulerTest, ItemsOfBatchesFromAFailedRunAreExported) {
+  script_ = [](int, const FetchRequest& r) -> Result<std::vector<TaskItem>> {
+    std::vector<TaskItem> first = {ItemAt("a", 1), ItemAt("b", 2)};
+    if (Status st = r.save(&first); !st.ok()) return st;
+    return Status::Unavailable("the origin went away mid-run");
+  };
+  TaskOptions o;
+  o.items_dir = dir_.Sub("items");
+  Start(o);
+  ASSERT_TRUE(sched_->Add({NewTask("t", 3600, 0)}).ok());  // no retry: it FAILS
+  WaitFor("t", [](const Task& t) { return t.status == TaskStatus::kFailed; });
+  std::string path = dir_.Sub("items/t.jsonl");
+  for (int i = 0; i < 500 && testing::ReadAll(path).empty(); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(testing::ReadAll(path), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+}
+
 TEST_F(TaskSchedulerTest, FailuresRetryOnTheRetryQueueThenFailAndRescheduleStartsAgain) {
   std::atomic<bool> heal{false};
   script_ = [&heal](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
