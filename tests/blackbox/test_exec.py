@@ -220,9 +220,13 @@ class ExecTest(unittest.TestCase):
         self.box.drop("fine.json", ["/bin/true"])
         # One argument past the kernel's 128 KB per string: exec says E2BIG, every time.
         self.box.drop("huge.json", ["/bin/echo", "x" * 200000])
+        # A file far past ARG_MAX cannot hold a command that starts: not even read.
+        arg_max = os.sysconf("SC_ARG_MAX")
+        self.box.drop("vast.json", ["/bin/echo"] + ["y" * 1000] * (8 * arg_max // 1000 + 100))
         for name, code in [("garbage.json", "invalid_job"), ("empty.json", "invalid_job"),
                            ("typo.json", "invalid_job"), ("evil.json", "command_not_allowed"),
-                           ("huge.json", "command_failed_to_start")]:
+                           ("huge.json", "command_failed_to_start"),
+                           ("vast.json", "unreadable_file")]:
             _, state, attempts, error = self.wait_state(name, "failed")
             self.assertEqual((attempts, error), (1, code), name)
             # The file moves after the failure is committed.
@@ -230,6 +234,9 @@ class ExecTest(unittest.TestCase):
         self.wait_state("fine.json", "succeeded")
         with open(os.path.join(self.box.spool, "failed", "huge.json.error.json")) as f:
             self.assertIn("larger than the kernel takes", json.load(f)["message"])
+        with open(os.path.join(self.box.spool, "failed", "vast.json.error.json")) as f:
+            self.assertIn("fits the kernel's limit on arguments and environment (%d bytes)"
+                          % arg_max, json.load(f)["message"])
 
     def test_kill_9_while_commands_run(self):
         self.start("--max-workers", "4")

@@ -6,7 +6,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -154,6 +156,31 @@ Status CheckJobFiles(const HandlerContext& ctx, HandlerOutput* out) {
   return Status::Ok();
 }
 
+// A command's arguments and environment must fit in the kernel's limit (ARG_MAX); a file
+// many times larger cannot hold one, whatever it says (JSON spends at most six bytes on one,
+// and eight leaves room for indentation). Such a file is not read: parsing it would take
+// memory, several times its size, for a command that cannot start.
+uint64_t MaxCommandFileBytes() {
+  long arg_max = sysconf(_SC_ARG_MAX);
+  return arg_max > 0 ? 8 * static_cast<uint64_t>(arg_max) + (64 << 10) : UINT64_MAX;
+}
+
+Status ReadCommandFile(const HandlerContext& ctx, std::string* text, HandlerOutput* out) {
+  if (ctx.payload != nullptr) return ReadJobInput(ctx, text, out);  // bounded by the API
+  uint64_t bound = std::min<uint64_t>(ctx.max_file_bytes, MaxCommandFileBytes());
+  Status st = ctx.env->ReadFile(ctx.path, bound, text, nullptr);
+  if (st.ok()) return st;
+  out->error_code = FileErrorCode(st);
+  auto info = ctx.env->Stat(ctx.path);
+  if (bound < ctx.max_file_bytes && info.ok() && info->size > bound) {
+    return Status::InvalidArgument(
+        ctx.path + " is " + std::to_string(info->size) +
+        " bytes: no command that large fits the kernel's limit on arguments and environment (" +
+        std::to_string(sysconf(_SC_ARG_MAX)) + " bytes), so it is not read");
+  }
+  return st;
+}
+
 }  // namespace
 
 Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
@@ -164,7 +191,7 @@ Status ExecHandler::Run(const HandlerContext& ctx, HandlerOutput* out) {
     return RunCommand(*cmd, ctx, out);
   }
   std::string text;
-  SLUICE_RETURN_IF_ERROR(ReadJobInput(ctx, &text, out));
+  SLUICE_RETURN_IF_ERROR(ReadCommandFile(ctx, &text, out));
   bool not_json = false;
   auto cmd = ParseCommand(text, out, &not_json);
   if (!cmd.ok()) {
