@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "core/text.h"
+
 namespace sluice::api {
 namespace {
 
@@ -12,13 +14,7 @@ std::string RandomHex(size_t bytes) {
   unsigned char raw[32];
   bytes = std::min(bytes, sizeof(raw));
   if (RAND_bytes(raw, static_cast<int>(bytes)) != 1) std::abort();  // no entropy: never guess
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < bytes; ++i) {
-    out += kHex[raw[i] >> 4];
-    out += kHex[raw[i] & 15];
-  }
-  return out;
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(raw), bytes));
 }
 
 }  // namespace

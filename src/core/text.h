@@ -24,6 +24,9 @@ std::string ValidUtf8(std::string_view s);
 // is fit already.
 std::string PrintableLine(std::string_view s);
 
+// `bytes` in lower-case hex, two digits a byte (digests, random tokens).
+std::string HexBytes(std::string_view bytes);
+
 // A list of strings as Python 3's repr() writes it ("['/bin/echo', \"it's\"]"): what
 // command_runner writes in its "Running" lines.
 std::string PythonRepr(const std::vector<std::string>& list);

@@ -6,6 +6,11 @@
 namespace sluice {
 namespace {
 
+TEST(HexBytes, TwoLowerCaseDigitsAByte) {
+  EXPECT_EQ(HexBytes(std::string("\x00\xff\x10\xab", 4)), "00ff10ab");
+  EXPECT_EQ(HexBytes(""), "");
+}
+
 TEST(IsValidUtf8, AcceptsWellFormedText) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii that is longer than eight bytes"));

@@ -14,21 +14,11 @@
 namespace sluice {
 namespace {
 
-std::string Hex(const unsigned char* d, size_t n) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += kDigits[d[i] >> 4];
-    out += kDigits[d[i] & 15];
-  }
-  return out;
-}
-
 std::string RandomHex() {
   std::random_device rd;
-  unsigned char bytes[16];
-  for (unsigned char& b : bytes) b = static_cast<unsigned char>(rd());
-  return Hex(bytes, sizeof(bytes));
+  std::string bytes(16, '\0');
+  for (char& b : bytes) b = static_cast<char>(rd());
+  return HexBytes(bytes);
 }
 
 // The header lines after the start marker: hash, parents, author, author date, committer,
@@ -40,7 +30,7 @@ constexpr size_t kHeaderLines = 6;
 std::string Sha1Hex(const std::string& s) {
   unsigned char d[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  return Hex(d, sizeof(d));
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(d), sizeof(d)));
 }
 
 GitLogParser::GitLogParser(std::string origin, int64_t from_micros, int64_t to_micros)

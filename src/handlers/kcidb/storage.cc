@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/spdlog.h"
+#include "core/text.h"
 
 namespace sluice::kcidb {
 namespace {
@@ -29,13 +30,7 @@ size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
 Result<std::string> Gzip(std::string_view data) {
