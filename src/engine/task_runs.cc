@@ -80,10 +80,20 @@ void SettleFailedRun(Task* task, TaskRun* run, const std::string& error, int64_t
                task->task_id, error, task->num_failures, task->schedule.max_retries, delay);
 }
 
+namespace {
+
+// An item's time as a cursor: a commit dated past 2200 (a repository's content says what it
+// likes) would become a from_date every later run refuses, failing the task for good.
+int64_t CursorTime(const TaskItem& item) {
+  return CheckTime("updated_on", item.updated_on).ok() ? item.updated_on : 0;
+}
+
+}  // namespace
+
 void ItemTally::Add(const std::vector<TaskItem>& batch) {
   for (const TaskItem& item : batch) {
     ++items;
-    newest = std::max(newest, item.updated_on);
+    newest = std::max(newest, CursorTime(item));
     if (item.seq == 0) continue;
     ++fetched;
     min_on = min_on ? std::min(min_on, item.updated_on) : item.updated_on;
@@ -100,7 +110,7 @@ Store::SettleRun SettleSucceededRun(Task* task, TaskRun* run, std::vector<TaskIt
   task->num_failures = 0;
   task->current_job.clear();
   int64_t newest = earlier.newest;
-  for (const TaskItem& item : *items) newest = std::max(newest, item.updated_on);
+  for (const TaskItem& item : *items) newest = std::max(newest, CursorTime(item));
   if (newest != 0) {
     auto cursor = task->next_from_date.empty() ? Result<int64_t>(int64_t{0})
                                                : ParseTime(task->next_from_date);

@@ -32,7 +32,7 @@ void SettleFailedRun(Task* task, TaskRun* run, const std::string& error, int64_t
 struct ItemTally {
   int64_t items = 0;               // in all, new or already stored
   int64_t fetched = 0;             // new to the task
-  int64_t newest = 0;              // the largest updated_on of all (the task's next cursor)
+  int64_t newest = 0;              // the largest updated_on in range (the next cursor)
   int64_t min_on = 0, max_on = 0;  // of the new ones
   int64_t last_on = 0;             // the last new one's
   std::string last_uuid;

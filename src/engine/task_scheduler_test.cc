@@ -163,6 +163,21 @@ TEST_F(TaskSchedulerTest, ItemsOfBatchesFromAFailedRunAreExported) {
   EXPECT_EQ(testing::ReadAll(path), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
 }
 
+// A commit dated past 2200 does not become the cursor: the next run's from_date would be
+// refused, and every run after it failed until the task was FAILED.
+TEST_F(TaskSchedulerTest, AnItemDatedOutOfRangeDoesNotMoveTheCursor) {
+  int64_t base = 1'700'000'000'000'000;
+  script_ = [base](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
+    return std::vector<TaskItem>{ItemAt("future", kMaxTimeMicros + 1), ItemAt("now", base)};
+  };
+  Start();
+  ASSERT_TRUE(sched_->Add({NewTask("t", 0, 3, 3)}).ok());
+  Task t = WaitFor("t", [](const Task& t) { return t.status == TaskStatus::kCompleted; });
+  EXPECT_EQ(t.num_failures, 0);
+  EXPECT_EQ(t.next_from_date, FormatTime(base));
+  EXPECT_EQ(store_->ListItems(t.seq, 0, 10)->size(), 2u);
+}
+
 TEST_F(TaskSchedulerTest, FailuresRetryOnTheRetryQueueThenFailAndRescheduleStartsAgain) {
   std::atomic<bool> heal{false};
   script_ = [&heal](int, const FetchRequest&) -> Result<std::vector<TaskItem>> {
