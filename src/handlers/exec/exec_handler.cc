@@ -159,11 +159,14 @@ Status CheckJobFiles(const HandlerContext& ctx, HandlerOutput* out) {
 // A command's arguments and environment must fit in the kernel's limit (ARG_MAX); a file
 // many times larger cannot hold one, whatever it says (JSON spends at most six bytes on one,
 // and eight leaves room for indentation). Such a file is not read: parsing it would take
-// memory, several times its size, for a command that cannot start.
-uint64_t MaxCommandFileBytes() {
-  long arg_max = sysconf(_SC_ARG_MAX);
-  return arg_max > 0 ? 8 * static_cast<uint64_t>(arg_max) + (64 << 10) : UINT64_MAX;
+// memory, several times its size, for a command that cannot start. ARG_MAX follows the
+// stack limit, read once (sysconf asks the kernel each time: a system call per job).
+uint64_t ArgMax() {
+  static const long arg_max = sysconf(_SC_ARG_MAX);
+  return arg_max > 0 ? static_cast<uint64_t>(arg_max) : 0;
 }
+
+uint64_t MaxCommandFileBytes() { return ArgMax() > 0 ? 8 * ArgMax() + (64 << 10) : UINT64_MAX; }
 
 Status ReadCommandFile(const HandlerContext& ctx, std::string* text, HandlerOutput* out) {
   if (ctx.payload != nullptr) return ReadJobInput(ctx, text, out);  // bounded by the API
@@ -176,7 +179,7 @@ Status ReadCommandFile(const HandlerContext& ctx, std::string* text, HandlerOutp
     return Status::InvalidArgument(
         ctx.path + " is " + std::to_string(info->size) +
         " bytes: no command that large fits the kernel's limit on arguments and environment (" +
-        std::to_string(sysconf(_SC_ARG_MAX)) + " bytes), so it is not read");
+        std::to_string(ArgMax()) + " bytes), so it is not read");
   }
   return st;
 }
