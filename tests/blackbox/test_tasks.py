@@ -134,10 +134,21 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(second["parents"], [items[0]["data"]["commit"]])
         self.assertEqual(second["Author"], "Ann Author <ann@example.org>")
         self.assertEqual(second["Commit"], "Cy Committer <cy@example.org>")
-        self.assertEqual(second["files"], [{"file": "b.txt", "added": 3, "removed": 0}])
+        # Perceval's item, field for field (its git backend's file entries and date format).
+        blob = subprocess.run(["git", "-C", self.repo, "rev-parse", "HEAD~1:b.txt"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(second["files"], [{"modes": ["000000", "100644"],
+                                            "indexes": ["0000000", blob[:7]], "action": "A",
+                                            "file": "b.txt", "added": "3", "removed": "0"}])
         self.assertEqual(len(second["commit"]), 40)
-        self.assertIn("AuthorDate", second)
+        self.assertEqual(second["refs"], [])
+        self.assertRegex(second["AuthorDate"],
+                         r"^[A-Z][a-z]{2} [A-Z][a-z]{2} \d{1,2} \d\d:\d\d:\d\d \d{4} [+-]\d{4}$")
         self.assertIn("CommitDate", second)
+        self.assertIn("HEAD -> refs/heads/main", items[2]["data"]["refs"])
+        for key in ("backend_version", "perceval_version", "timestamp", "search_fields"):
+            self.assertIn(key, items[1])
+        self.assertEqual((items[1]["offset"], items[1]["tag"]), (second["commit"], self.repo))
         self.assertEqual(t["backend"], "git")
         self.assertEqual(t["backend_args"]["gitpath"], "/tmp/git/arthur.git/")
         self.assertFalse(os.path.exists("/tmp/git/arthur.git/HEAD"))  # clones stay in the archive

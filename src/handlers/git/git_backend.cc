@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 const std::set<std::string> kKnownArgs = {"uri",      "gitpath",      "from_date", "to_date",
                                           "branches", "latest_items", "no_update", "offset",
-                                          "recovery", "base_path"};
+                                          "recovery", "base_path",    "tag"};
 
 }  // namespace
 
@@ -71,6 +71,10 @@ Status GitBackend::Validate(const std::string& args) const {
         return Status::InvalidArgument("backend_args: 'branches' must be branch names");
       }
     }
+  }
+  auto tag = d.FindMember("tag");
+  if (tag != d.MemberEnd() && !tag->value.IsNull() && !tag->value.IsString()) {
+    return Status::InvalidArgument("backend_args: 'tag' must be a string");
   }
   auto nu = d.FindMember("no_update");
   if (nu != d.MemberEnd() && !nu->value.IsBool() && !nu->value.IsNull()) {
@@ -175,16 +179,11 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
   } else {
     SLUICE_RETURN_IF_ERROR(Update(uri, dir, request));
   }
-  GitLogParser parser(uri, from, to);
-  std::vector<std::string> args = {"-C",
-                                   dir,
-                                   "log",
-                                   "--reverse",
-                                   "--topo-order",
-                                   "--no-color",
-                                   "--no-renames",
-                                   "--numstat",
-                                   parser.FormatArg()};
+  auto tag = d.FindMember("tag");
+  GitLogParser parser(uri, tag != d.MemberEnd() && tag->value.IsString() ? JsonStr(tag->value) : "",
+                      from, to, Clock::Real()->NowMicros());
+  std::vector<std::string> args = {"-C", dir, "log", "--reverse", "--topo-order"};
+  for (std::string& option : GitLogParser::LogOptions()) args.push_back(std::move(option));
   if (from != 0) {
     // git stops walking at commits older than this (as Perceval does); the exact, inclusive
     // filter is the parser's.
@@ -195,7 +194,7 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
   if (br != d.MemberEnd() && br->value.IsArray() && br->value.Size() > 0) {
     for (auto& b : br->value.GetArray()) args.push_back("refs/heads/" + JsonStr(b));
   } else {
-    args.push_back("--branches");
+    for (const char* refs : {"--branches", "--tags", "--remotes=origin"}) args.push_back(refs);
   }
   args.push_back("--");
   // Read as git writes it; with request.save, stored a batch at a time.
