@@ -221,9 +221,14 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--items-dir", f->tasks.items_dir,
                   "Also append each task's items to DIR/<task_id>.jsonl");
   app->add_option("--items-redis", f->items_redis,
-                  "Also push each task's new items, as JSON, to a Redis list (redis://, "
+                  "Also push each task's new items to a Redis list (redis://, "
                   "unix://, redis+sentinel://), each exactly once");
   app->add_option("--items-key", f->items_key, "The Redis list --items-redis pushes to")
+      ->capture_default_str();
+  app->add_option("--items-format", f->items_format,
+                  "What --items-redis pushes: json, or pickle (Python pickles, as arthurd "
+                  "pushes them, for readers that pickle.loads the list)")
+      ->check(CLI::IsMember({"json", "pickle"}))
       ->capture_default_str();
   app->add_option("--broker", f->broker,
                   "A cluster: redis://[:PASSWORD@]HOST:PORT/DB, unix:///PATH?db=N or "
@@ -493,7 +498,7 @@ int RunServe(ServeFlags f) {
   f.tasks.job_timeout_s = f.task_timeout_s;
   std::unique_ptr<RedisItemsOut> items_out;
   if (!f.items_redis.empty()) {
-    auto out = RedisItemsOut::Open(f.items_redis, f.items_key);
+    auto out = RedisItemsOut::Open(f.items_redis, f.items_key, f.items_format == "pickle");
     if (!out.ok()) return ExitCode(out.status().Annotate("--items-redis"));
     items_out = std::move(*out);
     f.tasks.items_out = items_out.get();

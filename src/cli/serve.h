@@ -60,7 +60,8 @@ struct ServeFlags {
   std::string archive_path = "sluice-archive";
   double lease_s = 15;      // --lease: a shared database's spool ownership (engine/ownership.h)
   std::string items_redis;  // --items-redis: each task's items to a Redis list too
-  std::string items_key = "items";  // its key (Arthur's default)
+  std::string items_key = "items";    // its key (Arthur's default)
+  std::string items_format = "json";  // or "pickle", as arthurd pushes them
   double task_timeout_s = 3600;
   // A cluster (cli/cluster.h): ready job ids go through Redis Streams.
   std::string broker;                    // --broker redis://… (empty: no cluster)

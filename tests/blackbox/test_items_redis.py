@@ -1,15 +1,36 @@
-"""King Arthur's items list: `--items-redis` pushes each task's new items, as JSON, to a Redis
-list, each exactly once: across runs, clean restarts, Redis being down while a run finishes,
-and kill -9 between the store's commit and the push."""
+"""King Arthur's items list: `--items-redis` pushes each task's new items, as JSON (or as
+arthurd's pickles), to a Redis list, each exactly once: across runs, clean restarts, Redis
+being down while a run finishes, and kill -9 between the store's commit and the push."""
 
 import json
 import os
+import pickle
 import signal
+import socket
 import time
 import unittest
+import urllib.parse
 
 import harness
 from test_tasks import commit, git
+
+
+def lrange_bytes(url, key):
+    """LRANGE key 0 -1 over a socket, each entry's bytes as they are (redis-cli would print
+    a pickle as text)."""
+    u = urllib.parse.urlparse(url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        args = [b"LRANGE", key.encode(), b"0", b"-1"]
+        s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        f = s.makefile("rb")
+        head = f.readline()
+        if not head.startswith(b"*"):
+            raise AssertionError("LRANGE: %r" % head)
+        out = []
+        for _ in range(int(head[1:])):
+            size = int(f.readline()[1:])
+            out.append(f.read(size + 2)[:-2])
+        return out
 
 
 class ItemsRedisTest(unittest.TestCase):
@@ -27,14 +48,15 @@ class ItemsRedisTest(unittest.TestCase):
         if self.redis:
             self.redis.close()
 
-    def start(self, url, key):
+    def start(self, url, key, *extra):
         log = os.path.join(self.box.dir, "daemon.log")
         if os.path.exists(log):
             with open(log) as old, open(log + ".before", "a") as keep:
                 keep.write(old.read())
             os.unlink(log)
         self.box.start("--archive-path", os.path.join(self.box.dir, "archive"),
-                       "--items-redis", url, "--items-key", key, "--task-retry-delay", "0.2")
+                       "--items-redis", url, "--items-key", key, "--task-retry-delay", "0.2",
+                       *extra)
         self.api = "http://127.0.0.1:%d" % self.box.wait_for_api()
 
     def add_task(self, task_id, delay):
@@ -72,6 +94,19 @@ class ItemsRedisTest(unittest.TestCase):
         self.assertEqual(listed, self.stored("repo"))
         self.assertEqual(len({item["uuid"] for item in listed}), 8)
         self.assertEqual(listed[0]["backend_name"], "Git")  # Perceval's item, as stored
+
+    def test_pickles_as_arthurd_pushes_them(self):
+        # What Arthur's own Arthur.items() and GrimoireLab's feeder do with the list.
+        url = harness.redis_url()
+        key = "pickled-%d-%d" % (os.getpid(), time.time_ns() % 10**9)
+        self.start(url, key, "--items-format", "pickle")
+        self.add_task("repo", delay=3600)
+        self.box.wait_for(lambda: len(lrange_bytes(url, key)) == 5, 30, "5 items in the list")
+        items = [pickle.loads(raw) for raw in lrange_bytes(url, key)]
+        self.assertEqual(items, self.stored("repo"))
+        self.assertEqual(items[0]["data"]["message"], "commit 0")
+        self.assertIsInstance(items[0]["updated_on"], float)
+        self.assertIsNone(items[0]["classified_fields_filtered"])
 
     def test_redis_down_then_kill_9_loses_and_doubles_nothing(self):
         self.redis = harness.RedisServer()

@@ -1,16 +1,18 @@
 // RedisItemsOut: see redis_items.h.
 #include "broker/redis/redis_items.h"
 
+#include "core/pickle.h"
+
 namespace sluice {
 
 constexpr int kTimeoutMs = 5000;
 
 Result<std::unique_ptr<RedisItemsOut>> RedisItemsOut::Open(const std::string& url,
-                                                           const std::string& key) {
+                                                           const std::string& key, bool pickle) {
   if (key.empty()) return Status::InvalidArgument("--items-key is empty");
   auto e = redis::ParseUrl(url);
   if (!e.ok()) return e.status();
-  std::unique_ptr<RedisItemsOut> out(new RedisItemsOut(*e, key));
+  std::unique_ptr<RedisItemsOut> out(new RedisItemsOut(*e, key, pickle));
   std::lock_guard<std::mutex> lock(out->mu_);
   SLUICE_RETURN_IF_ERROR(out->Connect());
   return out;
@@ -54,7 +56,15 @@ Status RedisItemsOut::Append(const std::string& task_id, int64_t task_seq,
   std::lock_guard<std::mutex> lock(mu_);
   SLUICE_RETURN_IF_ERROR(Connect());
   std::vector<std::string> push = {"RPUSH", key_};
-  push.insert(push.end(), items.begin(), items.end());
+  for (const std::string& item : items) {
+    if (!pickle_) {
+      push.push_back(item);
+      continue;
+    }
+    auto pickled = JsonToPickle(item);
+    if (!pickled.ok()) return pickled.status().Annotate("an item of task " + task_id);
+    push.push_back(std::move(*pickled));
+  }
   auto replies = conn_.Pipeline(
       {{"MULTI"},
        push,
