@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 const std::set<std::string> kKnownArgs = {"uri",      "gitpath",      "from_date", "to_date",
                                           "branches", "latest_items", "no_update", "offset",
-                                          "recovery", "base_path",    "tag"};
+                                          "recovery", "base_path",    "tag",       "ssl_verify"};
 
 }  // namespace
 
@@ -76,9 +76,12 @@ Status GitBackend::Validate(const std::string& args) const {
   if (tag != d.MemberEnd() && !tag->value.IsNull() && !tag->value.IsString()) {
     return Status::InvalidArgument("backend_args: 'tag' must be a string");
   }
-  auto nu = d.FindMember("no_update");
-  if (nu != d.MemberEnd() && !nu->value.IsBool() && !nu->value.IsNull()) {
-    return Status::InvalidArgument("backend_args: 'no_update' must be true or false");
+  for (const char* key : {"no_update", "ssl_verify"}) {
+    auto it = d.FindMember(key);
+    if (it != d.MemberEnd() && !it->value.IsBool() && !it->value.IsNull()) {
+      return Status::InvalidArgument(std::string("backend_args: '") + key +
+                                     "' must be true or false");
+    }
   }
   return Status::Ok();
 }
@@ -117,7 +120,7 @@ Result<std::string> GitBackend::Git(const std::vector<std::string>& args,
   return std::move(r->out);
 }
 
-Status GitBackend::Update(const std::string& uri, const std::string& dir,
+Status GitBackend::Update(const std::string& uri, const std::string& dir, bool ssl_verify,
                           const FetchRequest& request) {
   std::error_code ec;
   if (fs::exists(dir + "/HEAD", ec)) {
@@ -132,7 +135,11 @@ Status GitBackend::Update(const std::string& uri, const std::string& dir,
   // Cloned aside, then renamed: a clone cut short never looks like a clone.
   std::string tmp = dir + ".tmp-" + std::to_string(std::random_device{}());
   request.log("git clone --bare " + uri);
-  auto out = Git({"clone", "--bare", "--quiet", "--", uri, tmp}, request);
+  // As Perceval: ssl_verify false is kept in the clone's configuration, for its fetches too.
+  std::vector<std::string> clone = {"clone", "--bare", "--quiet"};
+  if (!ssl_verify) clone.insert(clone.end(), {"-c", "http.sslVerify=false"});
+  clone.insert(clone.end(), {"--", uri, tmp});
+  auto out = Git(clone, request);
   if (!out.ok()) {
     fs::remove_all(tmp, ec);
     return out.status();
@@ -177,7 +184,9 @@ Result<std::vector<TaskItem>> GitBackend::Fetch(const FetchRequest& request) {
     }
     request.log("reading the archived clone " + dir + " without updating it");
   } else {
-    SLUICE_RETURN_IF_ERROR(Update(uri, dir, request));
+    auto verify = d.FindMember("ssl_verify");
+    bool ssl_verify = verify == d.MemberEnd() || !verify->value.IsBool() || verify->value.GetBool();
+    SLUICE_RETURN_IF_ERROR(Update(uri, dir, ssl_verify, request));
   }
   auto tag = d.FindMember("tag");
   GitLogParser parser(uri, tag != d.MemberEnd() && tag->value.IsString() ? JsonStr(tag->value) : "",

@@ -37,7 +37,8 @@ class GitBackend : public Backend {
   std::string ClonePath(const std::string& uri) const;
 
  private:
-  Status Update(const std::string& uri, const std::string& dir, const FetchRequest& request);
+  Status Update(const std::string& uri, const std::string& dir, bool ssl_verify,
+                const FetchRequest& request);
   // `on_stdout`, when set, takes git's output as it comes (see SubprocessOptions).
   Result<std::string> Git(const std::vector<std::string>& args, const FetchRequest& request,
                           std::function<bool(std::string_view)> on_stdout = nullptr);

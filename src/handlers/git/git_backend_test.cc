@@ -199,9 +199,12 @@ TEST_F(GitBackendTest, ItemsAreThoseOfPerceval) {
      "git commit -q --allow-empty-message -m ''");
   Sh(r + "git checkout -q main && echo c > c.txt && git add . && git commit -q -m c && " +
      "git merge -q --no-ff -m merged side && git tag v1");
-  auto all = Fetch(",\"tag\":\"mine\"");
+  auto all = Fetch(",\"tag\":\"mine\",\"ssl_verify\":false");
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   ASSERT_EQ(all->size(), 5u);
+  // ssl_verify false stays in the clone's configuration, as Perceval's clone leaves it.
+  std::string clone = GitBackend(dir_.Sub("archive"), 60).ClonePath(repo_);
+  Sh("test \"$(git -C " + clone + " config http.sslVerify)\" = false");
   std::vector<rapidjson::Document> items(5);
   for (size_t i = 0; i < 5; ++i) ASSERT_TRUE(ParseJson((*all)[i].data, &items[i]).ok());
 
@@ -271,6 +274,8 @@ TEST_F(GitBackendTest, BadArgumentsAndOriginsAreRefusedWithAReason) {
   EXPECT_EQ(git.Validate(R"({"uri":"x","from_date":"yesterday"})").code(), Code::kInvalidArgument);
   EXPECT_EQ(git.Validate(R"({"uri":"x","colour":"red"})").code(), Code::kInvalidArgument);
   EXPECT_EQ(git.Validate(R"({"uri":"x","tag":7})").code(), Code::kInvalidArgument);
+  EXPECT_EQ(git.Validate(R"({"uri":"x","ssl_verify":"no"})").code(), Code::kInvalidArgument);
+  EXPECT_TRUE(git.Validate(R"({"uri":"x","tag":"t","ssl_verify":false})").ok());
   EXPECT_TRUE(git.Validate(R"({"uri":"x","gitpath":"/tmp/y","latest_items":true})").ok());
   FetchRequest r;
   r.args = R"({"uri":"ext::sh -c touch% /tmp/pwned"})";
