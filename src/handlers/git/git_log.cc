@@ -452,6 +452,14 @@ void GitLogParser::SettlePending() {
   std::vector<File> pending = std::move(c.pending);
   c.pending.clear();
   c.pending_by_name.clear();
+  // The renames and copies the action lines named, with Perceval's guessing forms of their
+  // names (files added below have no new name: the guess passes them by).
+  std::vector<Renamed> renamed;
+  for (const File& f : c.files) {
+    if (f.newfile && !f.newfile->empty() && !f.file.empty()) {
+      renamed.push_back({ReplaceAll(f.file, "{", ""), ReplaceAll(*f.newfile, "}", ""), *f.newfile});
+    }
+  }
   for (File& p : pending) {
     auto settle = [&p](File* f) {
       f->added = p.added;
@@ -468,7 +476,7 @@ void GitLogParser::SettlePending() {
     }
     std::string name = NewFilePath(p.file);
     if (FileOf(name) == nullptr) {
-      if (auto guessed = GuessNewName(p.file)) name = *guessed;
+      if (auto guessed = GuessNewName(p.file, renamed)) name = *guessed;
     }
     if (File* f = FileOf(name)) {
       settle(f);
@@ -478,18 +486,16 @@ void GitLogParser::SettlePending() {
   }
 }
 
-std::optional<std::string> GitLogParser::GuessNewName(const std::string& stats_name) {
-  Commit& c = *commit_;
+std::optional<std::string> GitLogParser::GuessNewName(const std::string& stats_name,
+                                                      const std::vector<Renamed>& renamed) {
   std::vector<std::string> parts = Split(stats_name, " => ");
   for (size_t i = 1; i < parts.size() && guess_work_ < kGuessBudget; ++i) {
     std::string before = ReplaceAll(Join(parts, 0, i, " => "), "{", "");
     std::string after = ReplaceAll(Join(parts, i, parts.size(), " => "), "}", "");
-    for (const File& f : c.files) {
+    guess_work_ += stats_name.size() / 64 + 1;
+    for (const Renamed& r : renamed) {
       if (++guess_work_ > kGuessBudget) break;
-      if (!f.newfile || f.newfile->empty() || f.file.empty()) continue;
-      std::string old_name = ReplaceAll(f.file, "{", "");
-      std::string new_name = ReplaceAll(*f.newfile, "}", "");
-      if (old_name.starts_with(before) && new_name.ends_with(after)) return *f.newfile;
+      if (r.old_name.starts_with(before) && r.new_name.ends_with(after)) return r.newfile;
     }
   }
   if (FileOf(stats_name) != nullptr) return stats_name;

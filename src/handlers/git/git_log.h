@@ -86,7 +86,12 @@ class GitLogParser {
   File* FileOf(const std::string& key);
   File* AddFile(const std::string& key, File f);
   void SettlePending();
-  std::optional<std::string> GuessNewName(const std::string& stats_name);
+  struct Renamed {
+    std::string old_name, new_name;  // without '{' and without '}'
+    std::string newfile;
+  };
+  std::optional<std::string> GuessNewName(const std::string& stats_name,
+                                          const std::vector<Renamed>& renamed);
   Status EndCommit();
 
   std::string origin_, tag_;
