@@ -12,12 +12,15 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/subprocess.h"
+#include "core/text.h"
 #include "handlers/git/git_log.h"
 
 namespace sluice {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr size_t kMaxTagBytes = 2048;
 
 const std::set<std::string> kKnownArgs = {"uri",      "gitpath",      "from_date", "to_date",
                                           "branches", "latest_items", "no_update", "offset",
@@ -73,8 +76,11 @@ Status GitBackend::Validate(const std::string& args) const {
     }
   }
   auto tag = d.FindMember("tag");
-  if (tag != d.MemberEnd() && !tag->value.IsNull() && !tag->value.IsString()) {
-    return Status::InvalidArgument("backend_args: 'tag' must be a string");
+  if (tag != d.MemberEnd() && !tag->value.IsNull()) {
+    // Copied into every item of the task: a name's rules, at a URL's length.
+    if (!tag->value.IsString())
+      return Status::InvalidArgument("backend_args: 'tag' must be a string");
+    SLUICE_RETURN_IF_ERROR(CheckName("backend_args.tag", JsonView(tag->value), kMaxTagBytes));
   }
   for (const char* key : {"no_update", "ssl_verify"}) {
     auto it = d.FindMember(key);

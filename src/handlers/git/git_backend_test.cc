@@ -274,6 +274,9 @@ TEST_F(GitBackendTest, BadArgumentsAndOriginsAreRefusedWithAReason) {
   EXPECT_EQ(git.Validate(R"({"uri":"x","from_date":"yesterday"})").code(), Code::kInvalidArgument);
   EXPECT_EQ(git.Validate(R"({"uri":"x","colour":"red"})").code(), Code::kInvalidArgument);
   EXPECT_EQ(git.Validate(R"({"uri":"x","tag":7})").code(), Code::kInvalidArgument);
+  EXPECT_EQ(git.Validate("{\"uri\":\"x\",\"tag\":\"" + std::string(3000, 't') + "\"}").code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(git.Validate(R"({"uri":"x","tag":"a\nb"})").code(), Code::kInvalidArgument);
   EXPECT_EQ(git.Validate(R"({"uri":"x","ssl_verify":"no"})").code(), Code::kInvalidArgument);
   EXPECT_TRUE(git.Validate(R"({"uri":"x","tag":"t","ssl_verify":false})").ok());
   EXPECT_TRUE(git.Validate(R"({"uri":"x","gitpath":"/tmp/y","latest_items":true})").ok());
