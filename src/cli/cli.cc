@@ -16,13 +16,14 @@
 #include "cli/serve.h"
 #include "core/env.h"
 #include "core/spdlog.h"
+#include "core/text.h"
 #include "handlers/kcidb/demo.h"
 
 namespace sluice::cli {
 
 int ExitCode(const Status& st) {
   if (st.ok()) return 0;
-  std::fprintf(stderr, "sluice: %s\n", st.ToString().c_str());
+  std::fprintf(stderr, "sluice: %s\n", PrintableLine(st.ToString()).c_str());
   switch (st.code()) {
     case Code::kInvalidArgument:
     case Code::kFailedPrecondition:

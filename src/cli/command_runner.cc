@@ -10,6 +10,7 @@
 #include "cli/queuedir_commands.h"
 #include "core/json.h"
 #include "core/spdlog.h"
+#include "core/text.h"
 #include "engine/queuedir_runner.h"
 #include "handlers/exec/exec_handler.h"
 
@@ -82,7 +83,7 @@ int RunRetryDead(const std::string& queuedir) {
   if (Status st = dir.Prepare(); !st.ok()) return ExitCode(st);
   auto moved = dir.RetryDead();
   if (!moved.ok()) return ExitCode(moved.status());
-  for (const std::string& item : *moved) std::printf("%s\n", item.c_str());
+  for (const std::string& item : *moved) std::printf("%s\n", PrintableLine(item).c_str());
   std::fprintf(stderr, "%zu dead items back in %s/new\n", moved->size(), dir.root().c_str());
   return 0;
 }

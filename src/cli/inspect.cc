@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/clock.h"
 #include "core/env.h"
+#include "core/text.h"
 #include "spool/spool_dir.h"
 #include "store/job_json.h"
 #include "store/store.h"
@@ -41,9 +42,10 @@ int RunJobs(const JobsFlags& f) {
     std::string tries = std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts);
     std::string err = j.error.code.empty() ? "" : j.error.code + ": " + j.error.message;
     if (err.size() > 100) err = err.substr(0, 97) + "...";
+    // Names and errors came from outside: a terminal's escape sequence is shown, not obeyed.
     std::printf("%-8lld %-10s %-8s %-48s %s\n", static_cast<long long>(j.id),
-                std::string(StateName(j.state)).c_str(), tries.c_str(), j.name.c_str(),
-                err.c_str());
+                std::string(StateName(j.state)).c_str(), tries.c_str(),
+                PrintableLine(j.name).c_str(), PrintableLine(err).c_str());
   }
   return 0;
 }
@@ -91,9 +93,9 @@ int RunStats(const std::string& database, const StoreOptions& options) {
   for (const auto& [key, n] : *by_spool) {
     if (key.first != current) {
       current = key.first;
-      std::printf("  %s\n", current.empty() ? "(sent over HTTP)" : current.c_str());
+      std::printf("  %s\n", current.empty() ? "(sent over HTTP)" : PrintableLine(current).c_str());
     }
-    std::printf("    %-10s %lld\n", key.second.c_str(), static_cast<long long>(n));
+    std::printf("    %-10s %lld\n", PrintableLine(key.second).c_str(), static_cast<long long>(n));
   }
   std::printf("objects:\n");
   for (const char* table : {"checkouts", "builds", "tests", "issues", "incidents"}) {
@@ -108,8 +110,8 @@ int RunStats(const std::string& database, const StoreOptions& options) {
     std::printf("leases:\n");
     for (const Lease& l : *leases) {
       double left = (l.until - now) / 1e6;
-      std::printf("  %-40s %-40s epoch %-6lld %s\n", l.name.c_str(), l.owner.c_str(),
-                  static_cast<long long>(l.epoch),
+      std::printf("  %-40s %-40s epoch %-6lld %s\n", PrintableLine(l.name).c_str(),
+                  PrintableLine(l.owner).c_str(), static_cast<long long>(l.epoch),
                   left >= 0 ? ("for " + std::to_string(static_cast<long long>(left)) + " s").c_str()
                             : "ended");
     }
@@ -148,7 +150,8 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
     auto whose = store != nullptr ? spool.ReportedJobOf(n) : Result<int64_t>(Status::NotFound(""));
     Status st = spool.Restore(n, n);
     if (!st.ok()) {
-      std::fprintf(stderr, "sluice retry: %s: %s\n", n.c_str(), st.ToString().c_str());
+      std::fprintf(stderr, "sluice retry: %s: %s\n", PrintableLine(n).c_str(),
+                   PrintableLine(st.ToString()).c_str());
       if (!all_failed) return ExitCode(st);
       continue;
     }

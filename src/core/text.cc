@@ -67,17 +67,36 @@ std::string ValidUtf8(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// Whether s[i] begins a C1 control (U+0080-U+009F: 0xC2 0x80-0x9F in UTF-8), which terminals
+// may obey as they obey ESC (U+009B is CSI).
+bool IsC1At(std::string_view s, size_t i) {
+  return static_cast<unsigned char>(s[i]) == 0xC2 && i + 1 < s.size() &&
+         static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+         static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+}
+
+}  // namespace
+
 std::string PrintableLine(std::string_view s) {
   bool clean = true;
-  for (unsigned char c : s) clean = clean && c >= 0x20 && c != 0x7F;
+  for (size_t i = 0; clean && i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    clean = c >= 0x20 && c != 0x7F && !IsC1At(s, i);
+  }
   if (clean && IsValidUtf8(s)) return std::string(s);
   std::string valid = ValidUtf8(s);
   std::string out;
   out.reserve(valid.size() + 16);
-  for (unsigned char c : valid) {
+  for (size_t i = 0; i < valid.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(valid[i]);
+    char esc[8];
     if (c < 0x20 || c == 0x7F) {
-      char esc[8];
       std::snprintf(esc, sizeof(esc), "\\x%02x", c);
+      out += esc;
+    } else if (IsC1At(valid, i)) {
+      std::snprintf(esc, sizeof(esc), "\\u%04x", static_cast<unsigned char>(valid[++i]));
       out += esc;
     } else {
       out += static_cast<char>(c);

@@ -52,6 +52,18 @@ TEST(CheckName, RefusesEmptyLongInvalidAndControlCharacters) {
 }
 
 // What command_runner.py writes after "Running " (Python 3's repr of the argv list).
+TEST(PrintableLine, ShowsControlsAndBadBytesAsText) {
+  EXPECT_EQ(PrintableLine("plain ünï"), "plain ünï");
+  EXPECT_EQ(PrintableLine("a\nb\r\t\x7f"), "a\\x0ab\\x0d\\x09\\x7f");
+  EXPECT_EQ(PrintableLine("\x1b]0;t\x07\x1b[2J"), "\\x1b]0;t\\x07\\x1b[2J");
+  // C1 controls (U+009B is CSI to some terminals), but not the letters beside them.
+  EXPECT_EQ(PrintableLine("x\xC2\x9B"
+                          "2Jy\xC2\x85"),
+            "x\\u009b2Jy\\u0085");
+  EXPECT_EQ(PrintableLine("\xC2\xA0\xC3\xA9"), "\xC2\xA0\xC3\xA9");
+  EXPECT_EQ(PrintableLine("bad\xff\xC2"), "bad\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
 TEST(PythonRepr, WritesAListAsPythonsReprDoes) {
   EXPECT_EQ(PythonRepr({"/bin/echo", "hi"}), "['/bin/echo', 'hi']");
   EXPECT_EQ(PythonRepr({}), "[]");

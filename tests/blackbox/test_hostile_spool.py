@@ -106,6 +106,7 @@ class HostileSpoolTest(unittest.TestCase):
         box.drop("ünïcødé.json", test_doc(id="h:uni"))
         box.drop("x" * 200 + ".json", test_doc(id="h:long"))
         box.drop("new\nline.json", test_doc(id="h:nl"))
+        box.drop("esc\x1b]0;owned\x07\x1b[2J.json", {"version": V53, "tests": "bad"})
         box.drop("dup-ids.json", {"version": V53, "tests": [
             {"id": "h:dup", "origin": "h", "build_id": "h:b1", "comment": "first"},
             {"id": "h:dup", "origin": "h", "build_id": "h:b1", "status": "FAIL"}]})
@@ -153,6 +154,17 @@ class HostileSpoolTest(unittest.TestCase):
         self.assertEqual(box.query("SELECT comment, status FROM tests WHERE id='h:dup'"),
                          [("first", "FAIL")])
         self.assertEqual(box.query("SELECT test_id FROM incidents"), [("h:w",)])
+
+        # Listings show a name's control characters (a newline, a terminal's escape sequence)
+        # as text: an operator's terminal never obeys what a producer put in a name.
+        box.wait_for(lambda: os.path.exists(os.path.join(failed_dir, "esc\x1b]0;owned\x07\x1b[2J.json")),
+                     what="the escape-named file failed")
+        listing = box.sluice("jobs", "--database", box.database, "--limit", "1000")
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        self.assertIn("esc\\x1b]0;owned\\x07\\x1b[2J.json", listing.stdout)
+        self.assertIn("new\\x0aline.json", listing.stdout)
+        self.assertFalse(any(c in listing.stdout for c in "\x1b\x07\r"), listing.stdout)
+        self.assertEqual(listing.stdout.count("\n"), len(listing.stdout.splitlines()))
 
         # Still alive and still working.
         self.assertIsNone(box.proc.poll())
