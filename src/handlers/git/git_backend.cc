@@ -21,6 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr size_t kMaxTagBytes = 2048;
+constexpr size_t kMaxUriBytes = 4096;  // PATH_MAX: every local path fits
 
 const std::set<std::string> kKnownArgs = {"uri",      "gitpath",      "from_date", "to_date",
                                           "branches", "latest_items", "no_update", "offset",
@@ -52,6 +53,8 @@ Status GitBackend::Validate(const std::string& args) const {
   if (JsonView(uri->value).find('\0') != std::string_view::npos) {
     return Status::InvalidArgument("backend_args: 'uri' holds a NUL byte");
   }
+  // Copied into every item as its origin: a name's rules, at the length of a path.
+  SLUICE_RETURN_IF_ERROR(CheckName("backend_args.uri", JsonView(uri->value), kMaxUriBytes));
   for (const char* key : {"from_date", "to_date"}) {
     auto it = d.FindMember(key);
     if (it == d.MemberEnd() || it->value.IsNull()) continue;

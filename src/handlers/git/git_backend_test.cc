@@ -277,6 +277,11 @@ TEST_F(GitBackendTest, BadArgumentsAndOriginsAreRefusedWithAReason) {
   EXPECT_EQ(git.Validate("{\"uri\":\"x\",\"tag\":\"" + std::string(3000, 't') + "\"}").code(),
             Code::kInvalidArgument);
   EXPECT_EQ(git.Validate(R"({"uri":"x","tag":"a\nb"})").code(), Code::kInvalidArgument);
+  // The origin is copied into every item too: bounded at a path's length, one line.
+  EXPECT_EQ(git.Validate("{\"uri\":\"/" + std::string(4096, 'u') + "\"}").code(),
+            Code::kInvalidArgument);
+  EXPECT_TRUE(git.Validate("{\"uri\":\"/" + std::string(4095, 'u') + "\"}").ok());
+  EXPECT_EQ(git.Validate(R"({"uri":"/srv/a\nb"})").code(), Code::kInvalidArgument);
   EXPECT_EQ(git.Validate(R"({"uri":"x","ssl_verify":"no"})").code(), Code::kInvalidArgument);
   EXPECT_TRUE(git.Validate(R"({"uri":"x","tag":"t","ssl_verify":false})").ok());
   EXPECT_TRUE(git.Validate(R"({"uri":"x","gitpath":"/tmp/y","latest_items":true})").ok());
