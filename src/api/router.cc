@@ -1,12 +1,15 @@
 // Router: routes of the HTTP API.
 #include "api/router.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cctype>
 #include <charconv>
+#include <cstring>
 #include <future>
 #include <memory>
 
@@ -39,7 +42,43 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
+bool IsLoopbackName(std::string_view host) {
+  std::string_view name = host;
+  if (!name.empty() && name.front() == '[') {
+    size_t end = name.find(']');
+    if (end == std::string_view::npos) return false;
+    std::string_view rest = name.substr(end + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    name = name.substr(1, end - 1);
+  } else if (size_t colon = name.rfind(':'); colon != std::string_view::npos) {
+    name = name.substr(0, colon);
+  }
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!lower.empty() && lower.back() == '.') lower.pop_back();
+  // Browsers resolve localhost and every name under it to loopback themselves (RFC 6761).
+  const std::string kLocal = ".localhost";
+  if (lower == "localhost" ||
+      (lower.size() > kLocal.size() &&
+       lower.compare(lower.size() - kLocal.size(), kLocal.size(), kLocal) == 0)) {
+    return true;
+  }
+  unsigned char addr[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, lower.c_str(), addr) == 1) return addr[0] == 127;
+  if (inet_pton(AF_INET6, lower.c_str(), addr) == 1) {
+    static const unsigned char kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::memcmp(addr, kOne, 16) == 0 ||
+           (std::memcmp(addr, kMapped, 12) == 0 && addr[12] == 127);
+  }
+  return false;
+}
+
 int Router::Denied(const HttpRequest& r) const {
+  if (deps_.loopback_names_only) {
+    // A client that names no host (HTTP/1.0) is no browser: browsers always send Host.
+    if (auto host = r.Header("host"); host && !IsLoopbackName(*host)) return 421;
+  }
   bool safe = r.method == "GET" || r.method == "HEAD";
   // A browser says where a request comes from: a page of another origin may not change
   // anything here, token or not (a form on any web site can POST to 127.0.0.1).
@@ -137,6 +176,15 @@ HttpResponse Router::Route(const HttpRequest& r) const {
   }
   if (IsWebPath(r.path)) return Web(r);
   if (int denied = Denied(r)) {
+    if (denied == 421) {
+      return HttpResponse::Error(
+          421, "misdirected_request",
+          "this server has no API token, so it answers only requests addressed to a loopback "
+          "name (localhost, 127.0.0.1, [::1]), not '" +
+              PrintableLine(r.Header("host").value_or("")) +
+              "' (a web page can rebind any name to 127.0.0.1); call it by one of those, or give "
+              "it --api-token-file");
+    }
     if (denied == 403) {
       return HttpResponse::Error(403, "csrf",
                                  "a state-changing call must come from this server's own page "

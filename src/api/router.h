@@ -42,6 +42,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -95,6 +96,10 @@ struct RouterDeps {
   // connection, a subscription and up to sse_buffer queued events.
   size_t max_streams = 1000;
   std::string token;  // empty: no authentication
+  // No token, on a loopback address: only requests addressed to a loopback name are answered.
+  // A page elsewhere can rebind its own name to 127.0.0.1 and call this server as that name
+  // (DNS rebinding); its requests then carry that name as Host, and its own Origin.
+  bool loopback_names_only = false;
 };
 
 class Router {
@@ -111,6 +116,9 @@ class Router {
  private:
   // 0 when the request may go on (no token set, its bearer token, or a browser session with
   // the session's CSRF token on a state-changing call); else 401 or 403.
+  // 0, or the status a request is refused with: 401 (no or wrong token), 403 (another
+  // origin's page, or a session's call without its CSRF token), 421 (a Host that is not a
+  // loopback name where only those are answered).
   int Denied(const HttpRequest& request) const;
   bool Authorized(const HttpRequest& request) const { return Denied(request) == 0; }
   // web_routes.cc: the dashboard's files and /api/v1/session.
@@ -168,5 +176,9 @@ bool IsWebPath(const std::string& path);
 
 // Whether `a` equals `b`, in time that depends only on their lengths' digests.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+// Whether a Host header names this machine's loopback: localhost and names under it, 127.0.0.0/8,
+// [::1] (a port may follow).
+bool IsLoopbackName(std::string_view host);
 
 }  // namespace sluice::api

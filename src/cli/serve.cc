@@ -538,6 +538,7 @@ int RunServe(ServeFlags f) {
   deps.store = store->get();
   deps.tasks = f.engine.burst ? nullptr : &tasks;
   deps.token = token;
+  deps.loopback_names_only = token.empty() && api::IsLoopback(f.host);
   deps.health = [&spools] { return spools.Health(); };
   deps.spools = [&spools] {
     std::vector<api::SpoolInfo> out;

@@ -46,6 +46,62 @@ class HostileClientsTest(unittest.TestCase):
         c.close()
         return r.status, data
 
+    def call(self, method, path, host, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        c.putrequest(method, path, skip_host=True)
+        c.putheader("Host", host)
+        for k, v in (headers or {}).items():
+            c.putheader(k, v)
+        data = json.dumps(body).encode() if body is not None else b""
+        if body is not None:
+            c.putheader("Content-Type", "application/json")
+            c.putheader("Content-Length", str(len(data)))
+        c.endheaders(data if body is not None else None)
+        r = c.getresponse()
+        answer = r.read()
+        c.close()
+        return r.status, answer
+
+    def test_a_page_that_rebinds_its_name_to_loopback_reaches_nothing(self):
+        # DNS rebinding: a page of evil.example points its name at 127.0.0.1; its calls are then
+        # same-origin for the browser, with Host and Origin both evil.example.
+        self.box.start("--kind", "exec")
+        self.box.wait_for_api()
+        port = self.box.port
+        marker = os.path.join(self.box.dir, "ran")
+        evil = "evil.example:%d" % port
+        job = {"kind": "exec", "payload": ["/usr/bin/touch", marker]}
+        for method, path, body in [("POST", "/api/v1/jobs", job), ("GET", "/api/v1/jobs", None),
+                                   ("GET", "/api/v1/events", None),
+                                   ("POST", "/api/v1/tasks", {"tasks": []})]:
+            for host in (evil, "localhost.evil.example", "[::2]:%d" % port, "0.0.0.0", "10.0.0.1"):
+                status, answer = self.call(method, path, host, body,
+                                           {"Origin": "http://" + host})
+                self.assertEqual(status, 421, (method, path, host))
+                error = json.loads(answer)["error"]
+                self.assertEqual(error["code"], "misdirected_request")
+                self.assertIn("--api-token", error["message"])
+        self.assertEqual(self.call("GET", "/healthz", evil)[0], 200)
+        # Called by a loopback name, as curl, a script or the dashboard do, it answers.
+        for host in ("127.0.0.1:%d" % port, "localhost:%d" % port, "LOCALHOST.", "[::1]:%d" % port,
+                     "dash.localhost:%d" % port, "127.3.2.1"):
+            self.assertEqual(self.call("GET", "/api/v1/jobs", host)[0], 200, host)
+        status, _ = self.call("POST", "/api/v1/jobs", "localhost:%d" % port, job,
+                              {"Origin": "http://localhost:%d" % port})
+        self.assertEqual(status, 201)
+        self.box.wait_for(lambda: os.path.exists(marker), what="the loopback-named job ran")
+        self.assertEqual(self.box.query("SELECT COUNT(*) FROM jobs"), [(1,)])
+        self.box.stop()
+        # With a token any name may reach it (a proxy's public name): the token guards it.
+        self.box.close()
+        self.box = harness.Sandbox(api=True)
+        self.box.start("--kind", "exec", "--api-token", "t0k")
+        self.box.wait_for_api()
+        status, _ = self.call("GET", "/api/v1/jobs", "sluice.example.org",
+                              headers={"Authorization": "Bearer t0k"})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.call("GET", "/api/v1/jobs", "sluice.example.org")[0], 401)
+
     def test_event_readers_beyond_the_budget_get_503_and_a_freed_slot_is_reused(self):
         self.box.start("--max-sse-clients", "5", "--kind", "exec")
         self.box.wait_for_api()
