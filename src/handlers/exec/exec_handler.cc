@@ -228,6 +228,26 @@ std::string CanonicalGlob(const std::string& glob) {
   return out;
 }
 
+// The bytes `line` takes as a JSON string, where a log line is kept (an event, a job's log):
+// a control character is six ("\u0000"), a byte that is not UTF-8 three (U+FFFD). The log's
+// bound is on these, so output of NUL bytes cannot store six times the bound.
+size_t StoredBytes(std::string_view line) {
+  std::string repaired;
+  if (!IsValidUtf8(line)) {
+    repaired = ValidUtf8(line);
+    line = repaired;
+  }
+  size_t n = line.size();
+  for (unsigned char c : line) {
+    if (c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c == '\b' || c == '\f') {
+      n += 1;
+    } else if (c < 0x20) {
+      n += 5;
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
 ExecHandler::ExecHandler(ExecOptions options) : options_(std::move(options)) {
@@ -344,21 +364,22 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
   const size_t tail_lines = options_.max_log_lines / 2;
   const size_t half_bytes = ExecOptions::kMaxLogBytes / 2;
   size_t head_kept = 0, head_bytes = 0, tail_bytes = 0, not_kept = 0;
-  std::deque<std::string> tail;
+  std::deque<std::pair<std::string, size_t>> tail;  // each line with its StoredBytes
   so.on_line = [&](int stream, std::string_view line) {
     std::string text = stream == 2 ? "stderr: " + std::string(line) : std::string(line);
+    size_t stored = StoredBytes(text);
     if (not_kept == 0 && tail.empty() && head_kept < head_lines &&
-        head_bytes + text.size() <= half_bytes) {
+        head_bytes + stored <= half_bytes) {
       ++head_kept;
-      head_bytes += text.size();
+      head_bytes += stored;
       pending.push_back(std::move(text));
       flush(false);
       return;
     }
-    tail_bytes += text.size();
-    tail.push_back(std::move(text));
+    tail_bytes += stored;
+    tail.emplace_back(std::move(text), stored);
     while (!tail.empty() && (tail.size() > tail_lines || tail_bytes > half_bytes)) {
-      tail_bytes -= tail.front().size();
+      tail_bytes -= tail.front().second;
       tail.pop_front();
       ++not_kept;
     }
@@ -383,7 +404,7 @@ Status ExecHandler::RunCommand(const Command& command, const HandlerContext& ctx
         std::to_string(options_.max_log_lines) + " lines (--max-log-lines) and " +
         std::to_string(ExecOptions::kMaxLogBytes >> 20) + " MB, the first and the last]");
   }
-  for (std::string& line : tail) pending.push_back(std::move(line));
+  for (auto& line : tail) pending.push_back(std::move(line.first));
   flush(true);
   out->log.push_back(result);
   char summary[128];

@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/env.h"
+#include "core/json.h"
 #include "core/test_util.h"
 
 namespace sluice {
@@ -92,6 +93,24 @@ TEST(ExecHandlerTest, OutputBeyondTheLogsBytesIsCountedNotKept) {
   const std::string& last = out.log[out.log.size() - 2];  // before "Result: ..."
   ASSERT_GE(last.size(), 4u);
   EXPECT_EQ(last.substr(last.size() - 4), "last");
+}
+
+TEST(ExecHandlerTest, TheLogsBoundIsOnTheTextAsStored) {
+  // NUL bytes are six bytes each in a JSON string: 16 MB of them kept would store 96 MB.
+  ExecHandler handler{ExecOptions{}};
+  std::string payload = R"(["/bin/sh", "-c", "head -c 40000000 /dev/zero; echo; echo last"])";
+  HandlerContext ctx;
+  ctx.payload = &payload;
+  ctx.env = Env::Default();
+  ctx.clock = Clock::Real();
+  HandlerOutput out;
+  ASSERT_TRUE(handler.Run(ctx, &out).ok());
+  size_t stored = 0;
+  for (const std::string& line : out.log) stored += JsonQuote(line).size() - 2;
+  EXPECT_LE(stored, ExecOptions::kMaxLogBytes + 4096);
+  EXPECT_GE(stored, ExecOptions::kMaxLogBytes - 4 * 6 * 65536);
+  ASSERT_GE(out.log.size(), 3u);
+  EXPECT_EQ(out.log[out.log.size() - 2], "last");
 }
 
 }  // namespace
