@@ -67,6 +67,17 @@ std::string ValidUtf8(std::string_view s) {
   return out;
 }
 
+std::string Shortened(std::string s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  size_t keep = max_bytes;
+  // Not inside a character: continuation bytes are 10xxxxxx.
+  while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
+  size_t cut = s.size() - keep;
+  s.resize(keep);
+  s += "... [" + std::to_string(cut) + " bytes more]";
+  return s;
+}
+
 namespace {
 
 // Whether s[i] begins a C1 control (U+0080-U+009F: 0xC2 0x80-0x9F in UTF-8), which terminals

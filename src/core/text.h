@@ -24,6 +24,12 @@ std::string ValidUtf8(std::string_view s);
 // is fit already.
 std::string PrintableLine(std::string_view s);
 
+// `s` cut to at most `max_bytes` (at a UTF-8 character's start) with how much was left out
+// said at its end: for a message that may quote what it was given (an error naming a
+// 20 MB property name is stored, logged and reported, each time whole).
+constexpr size_t kMaxMessageBytes = 4096;
+std::string Shortened(std::string s, size_t max_bytes = kMaxMessageBytes);
+
 // `bytes` in lower-case hex, two digits a byte (digests, random tokens).
 std::string HexBytes(std::string_view bytes);
 

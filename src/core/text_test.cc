@@ -64,6 +64,22 @@ TEST(PrintableLine, ShowsControlsAndBadBytesAsText) {
   EXPECT_EQ(PrintableLine("bad\xff\xC2"), "bad\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
+TEST(Shortened, CutsAtACharacterAndSaysHowMuchWasLeftOut) {
+  EXPECT_EQ(Shortened("short", 10), "short");
+  EXPECT_EQ(Shortened(std::string(20, 'x'), 8), "xxxxxxxx... [12 bytes more]");
+  // "é" is two bytes: a cut inside it keeps the character out whole.
+  EXPECT_EQ(Shortened("abcé"
+                      "def",
+                      4),
+            "abc... [5 bytes more]");
+  EXPECT_EQ(Shortened("abcé"
+                      "def",
+                      5),
+            "abcé... [3 bytes more]");
+  EXPECT_EQ(Shortened(std::string(1 << 20, 'y')),
+            std::string(kMaxMessageBytes, 'y') + "... [1044480 bytes more]");
+}
+
 TEST(PythonRepr, WritesAListAsPythonsReprDoes) {
   EXPECT_EQ(PythonRepr({"/bin/echo", "hi"}), "['/bin/echo', 'hi']");
   EXPECT_EQ(PythonRepr({}), "[]");

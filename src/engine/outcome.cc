@@ -2,6 +2,7 @@
 #include "engine/outcome.h"
 
 #include "core/spdlog.h"
+#include "core/text.h"
 #include "engine/backoff.h"
 
 namespace sluice {
@@ -18,7 +19,7 @@ void SettleTry(Job* job, const Status& st, HandlerOutput* out, const RetryPolicy
   }
   job->error.code = out->error_code.empty() ? std::string(CodeName(st.code())) : out->error_code;
   job->error.detail = std::move(out->error_detail);
-  job->error.message = st.message();
+  job->error.message = Shortened(st.message());
   if (st.IsTransient() && job->attempts < job->max_attempts) {
     job->state = JobState::kRetrying;
     int64_t delay;
@@ -29,7 +30,7 @@ void SettleTry(Job* job, const Status& st, HandlerOutput* out, const RetryPolicy
     job->run_at = now + delay;
     spdlog::info("job {} ({}): attempt {}/{} failed, retrying in {:.1f}s: {}", job->id,
                  job->name.empty() ? "sent over HTTP" : job->name, job->attempts, job->max_attempts,
-                 delay / 1e6, st.message());
+                 delay / 1e6, job->error.message);
     return;
   }
   job->state = JobState::kFailed;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/spdlog.h"
+#include "core/text.h"
 #include "spool/watcher.h"
 
 namespace sluice {
@@ -436,7 +437,7 @@ void QueuedirRunner::Fail(Job* job, const std::string& item, const Status& st,
                           const HandlerOutput& out, bool permanent) {
   int64_t now = clock_->NowMicros();
   job->error.code = out.error_code.empty() ? std::string(CodeName(st.code())) : out.error_code;
-  job->error.message = st.message();
+  job->error.message = Shortened(st.message());
   job->error.detail = out.error_detail;
   int retries = QueueDir::Retries(item);
   // command_runner writes this line before it asks to requeue (which may murder the item).

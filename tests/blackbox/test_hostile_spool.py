@@ -63,6 +63,8 @@ BAD = {
     "v4-bad-path.json": ({"version": {"major": 4, "minor": 0}, "tests": [
         {"id": "h:t", "origin": "h", "build_id": "h:b", "path": "a..b"}]}, "upgrade_impossible"),
     "quote'\"name.json": ("{", "invalid_json"),
+    # An error quoting what it was given is stored, reported and logged shortened.
+    "huge-key.json": (test_doc(**{"k" * 900_000: 1}), "schema_violation"),
 }
 
 GOOD_NAMES = ["with space.json", "ünïcødé.json", "x" * 200 + ".json", "new\nline.json",
@@ -137,6 +139,14 @@ class HostileSpoolTest(unittest.TestCase):
             if code == "schema_violation":
                 self.assertIn("instance_path", report["detail"], name)
                 self.assertIn("schema_path", report["detail"], name)
+
+        with open(os.path.join(failed_dir, "huge-key.json.error.json")) as f:
+            message = json.load(f)["message"]
+        self.assertLess(len(message), 4200)
+        self.assertTrue(message.endswith(" bytes more]"), message[-100:])
+        self.assertLess(len(box.daemon_log()), 500_000)
+        (stored,), = box.query("SELECT error_message FROM jobs WHERE name = 'huge-key.json'")
+        self.assertEqual(stored, message)
 
         writer.join()
         archive = os.path.join(box.spool, "archive")
