@@ -229,7 +229,7 @@ int SsePhase(int clients, int jobs) {
   if (read(ports[0], &port, sizeof(port)) != sizeof(port)) return 1;
 
   auto readers = std::make_unique<bench::FrameReaders>();
-  std::string get = "GET /api/v1/events?type=job.queued HTTP/1.1\r\nHost: b\r\n\r\n";
+  std::string get = "GET /api/v1/events?type=job.queued HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   for (int i = 0; i < clients; ++i) {
     int fd = bench::ConnectLoopback(port);
     if (fd < 0) {

@@ -46,7 +46,7 @@ def idle_readers(readers, jobs):
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect(("127.0.0.1", port))
-            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             socks.append(s)
         time.sleep(1)
         before = rss_mb(box.proc.pid)

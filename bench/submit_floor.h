@@ -36,7 +36,7 @@ inline const std::string& SubmitBody() {
 }
 
 inline std::string PostRequest(const std::string& body = SubmitBody()) {
-  return "POST /api/v1/jobs HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+  return "POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
          "Content-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }

@@ -340,7 +340,7 @@ class SseClient:
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         headers = "Last-Event-ID: %s\r\n" % last_event_id if last_event_id is not None else ""
-        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, headers)).encode())
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, headers)).encode())
         self.buf = b""
         self.head = None
         self.comments = []

@@ -165,9 +165,9 @@ class ApiTest(unittest.TestCase):
         sock.settimeout(20)
         sock.connect(("127.0.0.1", self.box.port))
         # Three requests at once: the first answer is far more than the socket takes.
-        sock.sendall(("GET /api/v1/jobs?limit=1000 HTTP/1.1\r\nHost: x\r\n%s\r\n"
-                      "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "GET / HTTP/1.1\r\nHost: x\r\n\r\n" % auth).encode())
+        sock.sendall(("GET /api/v1/jobs?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+                      "HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % auth).encode())
         time.sleep(0.5)
         status, headers, body, buf = read_answer(sock, b"")
         self.assertEqual(status, 200)
@@ -180,8 +180,8 @@ class ApiTest(unittest.TestCase):
         self.assertIn(b"<!doctype html>", body)
         etag = headers["ETag"]
         # Not modified: no body, no length, no type; the connection still serves.
-        sock.sendall(("GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n"
-                      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" %
+        sock.sendall(("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: %s\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" %
                       etag).encode())
         status, headers, body, buf = read_answer(sock, buf)
         self.assertEqual(status, 304)
@@ -199,7 +199,7 @@ class ApiTest(unittest.TestCase):
 
         def ask(length, send_body):
             sock = socket.create_connection(("127.0.0.1", self.box.port), timeout=10)
-            sock.sendall(("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+            sock.sendall(("POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s"
                           "\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                           "Expect: 100-continue\r\n\r\n" % (TOKEN, length)).encode())
             sock.settimeout(2)  # curl waits 1 s, then sends anyway: the answer must come first

@@ -138,7 +138,7 @@ class HostileClientsTest(unittest.TestCase):
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect(("127.0.0.1", self.box.port))
-            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             self.socks.append(s)  # never read from
         time.sleep(0.5)
         base = rss_kb(self.box.proc.pid)
@@ -160,7 +160,7 @@ class HostileClientsTest(unittest.TestCase):
         self.box.start("--max-body-bytes", "1048576", "--max-body-memory", "2097152",
                        "--kind", "exec")
         self.box.wait_for_api()
-        head = ("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        head = ("POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n")
         slow = []
         for _ in range(2):  # two uploads of 1 MB that trickle: the budget of 2 MB is taken
             s = socket.create_connection(("127.0.0.1", self.box.port))

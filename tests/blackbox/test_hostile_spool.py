@@ -125,8 +125,10 @@ class HostileSpoolTest(unittest.TestCase):
         open(os.path.join(box.spool, "empty.json"), "w").close()
 
         failed_dir = os.path.join(box.spool, "failed")
-        box.wait_for(lambda: all(os.path.exists(os.path.join(failed_dir, n + ".error.json"))
-                                 for n in BAD), timeout=60, what="every bad file in failed/")
+        # A report is written just before its file is moved beside it: both are waited for.
+        box.wait_for(lambda: all(os.path.exists(os.path.join(failed_dir, n + ".error.json")) and
+                                 os.path.exists(os.path.join(failed_dir, n)) for n in BAD),
+                     timeout=60, what="every bad file in failed/")
         for name, (_, code) in BAD.items():
             with open(os.path.join(failed_dir, name + ".error.json")) as f:
                 report = json.load(f)
