@@ -40,7 +40,29 @@ SpoolDir::SpoolDir(Env* env, std::string root, SaveDirs save)
 Status SpoolDir::Prepare() {
   Status st = folders_.Open(false);
   if (st.IsNotFound()) return MissingPath(env_, "the spool directory", root());
-  return st;
+  SLUICE_RETURN_IF_ERROR(st);
+  // Finished files are moved by rename, which cannot cross filesystems: said at the start,
+  // not by every file's move failing afterwards.
+  auto h = folders_.Get();
+  if (!h.ok()) return h.status();
+  auto spool = env_->StatAt(*h->root, ".");
+  if (!spool.ok()) return spool.status();
+  for (bool failed : {false, true}) {
+    const std::optional<std::string>& to = failed ? save_.failed : save_.successful;
+    if (!to || to->empty()) continue;
+    auto dest = Destination(failed);
+    if (!dest.ok()) return dest.status();
+    auto there = env_->StatAt(**dest, ".");
+    if (!there.ok()) return there.status();
+    if (there->dev != spool->dev) {
+      return Status::InvalidArgument(
+          std::string(failed ? "--save-failed-to " : "--save-successful-to ") + *to +
+          " is on another filesystem than the spool " + root() +
+          ": finished files are moved there by rename; give a directory on the spool's "
+          "filesystem");
+    }
+  }
+  return Status::Ok();
 }
 
 Status SpoolDir::Check() {

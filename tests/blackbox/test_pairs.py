@@ -107,6 +107,25 @@ class PairsTest(unittest.TestCase):
         self.assertEqual(self.box.listing("failed"), [])
         self.assertEqual(self.box.listing("archive"), [])
 
+    def test_a_save_folder_on_another_filesystem_is_refused_at_the_start(self):
+        # Finished files move by rename: a save folder on another filesystem would make every
+        # move fail after its job. /dev/shm is a tmpfs of its own on every Linux machine.
+        elsewhere = os.path.join("/dev/shm", "sluice-save-%d" % os.getpid())
+        self.assertNotEqual(os.stat("/dev/shm").st_dev, os.stat(self.box.dir).st_dev)
+        try:
+            for flag in ("--save-successful-to", "--save-failed-to"):
+                r = self.box.burst("--kind", "exec", flag, elsewhere)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(flag + " " + elsewhere + " is on another filesystem than the spool",
+                              r.stderr)
+            # On the spool's filesystem it is taken.
+            r = self.box.burst("--kind", "exec", "--save-successful-to",
+                               os.path.join(self.box.dir, "saved"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            import shutil
+            shutil.rmtree(elsewhere, ignore_errors=True)
+
     def test_retry_over_the_api_brings_both_halves_back(self):
         self.box.api = True
         gate = os.path.join(self.box.dir, "gate")
