@@ -45,6 +45,14 @@ Status Folders::Open(bool create_root) {
   v.root = std::make_shared<const Dir>(std::move(*root));
   v.sub.resize(names_.size());
   SLUICE_RETURN_IF_ERROR(Reopen(&v));
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (v.sub[i]->dev() != v.root->dev()) {
+      return Status::FailedPrecondition(
+          root_ + "/" + names_[i] + " is on another filesystem than " + root_ +
+          " (a mount point?): files move between them by rename, which cannot cross "
+          "filesystems");
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   held_ = std::move(v);
   return Status::Ok();

@@ -45,16 +45,12 @@ Status SpoolDir::Prepare() {
   // not by every file's move failing afterwards.
   auto h = folders_.Get();
   if (!h.ok()) return h.status();
-  auto spool = env_->StatAt(*h->root, ".");
-  if (!spool.ok()) return spool.status();
   for (bool failed : {false, true}) {
     const std::optional<std::string>& to = failed ? save_.failed : save_.successful;
     if (!to || to->empty()) continue;
     auto dest = Destination(failed);
     if (!dest.ok()) return dest.status();
-    auto there = env_->StatAt(**dest, ".");
-    if (!there.ok()) return there.status();
-    if (there->dev != spool->dev) {
+    if ((*dest)->dev() != h->root->dev()) {
       return Status::InvalidArgument(
           std::string(failed ? "--save-failed-to " : "--save-successful-to ") + *to +
           " is on another filesystem than the spool " + root() +
