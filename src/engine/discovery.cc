@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "core/clock.h"
 #include "core/spdlog.h"
 #include "core/text.h"
 #include "engine/engine.h"
@@ -13,6 +14,21 @@
 namespace sluice {
 
 const char* const kCleanStopNs = "engine.clean_stop";
+
+bool Engine::ChangedWithin(const std::string& name, int64_t now, int64_t mtime_ns, double quiet_s) {
+  int64_t age = SatAdd(SatMul(now, 1000), mtime_ns == INT64_MIN ? INT64_MAX : -mtime_ns);
+  if (age >= 0) {
+    ahead_.erase(name);
+    return age < static_cast<int64_t>(quiet_s * 1e9);
+  }
+  // A time ahead of this clock (set by rsync -t or cp -p, or by a file server whose clock is
+  // ahead) says nothing of when the file last changed: it is quiet once that time has stayed
+  // the same for `quiet_s` by this clock.
+  // Kept until the file is taken, deleted or gone (Examine).
+  auto [it, fresh] = ahead_.try_emplace(name, Ahead{mtime_ns, now});
+  if (!fresh && it->second.mtime_ns != mtime_ns) it->second = Ahead{mtime_ns, now};
+  return now - it->second.since < static_cast<int64_t>(quiet_s * 1e6);
+}
 
 void Engine::ScanSpool(bool startup) {
   // Read and examined a batch at a time, the room refilled with the oldest seen so far after
@@ -109,6 +125,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     // Symlinks, directories, FIFOs and sockets named *.json are never read and never block.
     if (!info.ok() || info->type != FileType::kRegular) {
       unsettled_.erase(name);
+      ahead_.erase(name);
       urgent_pending_.erase(name);
       unpaired_.erase(name);
       continue;
@@ -124,8 +141,8 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       continue;
     }
     auto writing = env_->IsOpenForWriting(path);
-    bool settling = (from_scan || !writing.ok()) &&
-                    now * 1000 - info->mtime_ns < static_cast<int64_t>(options_.settle_s * 1e9);
+    bool settling =
+        (from_scan || !writing.ok()) && ChangedWithin(name, now, info->mtime_ns, options_.settle_s);
     if ((writing.ok() && *writing) || settling) {
       unsettled_.emplace(name, from_scan);  // comes back on IN_CLOSE_WRITE or the next tick
       continue;
@@ -134,12 +151,13 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     if (info->size == 0) {
       // Deleted only once it has stayed empty a while: a producer that writes in place may be
       // between its open() and its first write (and may have written since our stat).
-      int64_t quiet_ns = static_cast<int64_t>(std::max(1.0, options_.settle_s) * 1e9);
       auto again = spool_.Stat(name);
-      if (!again.ok() || again->size != 0 || now * 1000 - again->mtime_ns < quiet_ns) {
+      if (!again.ok() || again->size != 0 ||
+          ChangedWithin(name, now, again->mtime_ns, std::max(1.0, options_.settle_s))) {
         if (again.ok()) unsettled_.emplace(name, true);
         continue;
       }
+      ahead_.erase(name);
       Status st = spool_.Delete(name);
       if (st.ok()) {
         counters_.empty_deleted++;
@@ -147,6 +165,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       }
       continue;
     }
+    ahead_.erase(name);
     if (!options_.companions.empty()) {
       bool absent = false;
       std::string missing = MissingCompanion(name, from_scan, now, &absent);
@@ -214,8 +233,11 @@ std::string Engine::MissingCompanion(const std::string& name, bool from_scan, in
     auto writing = env_->IsOpenForWriting(path);
     if (writing.ok() && *writing) return companion;
     bool settling = (from_scan || !writing.ok()) &&
-                    now * 1000 - info->mtime_ns < static_cast<int64_t>(options_.settle_s * 1e9);
+                    ChangedWithin(companion, now, info->mtime_ns, options_.settle_s);
     if (settling) return companion;
+  }
+  for (const std::string& suffix : options_.companions) {
+    ahead_.erase(SpoolDir::CompanionOf(name, suffix));
   }
   return "";
 }

@@ -209,6 +209,8 @@ class Engine {
   bool UsableName(const std::string& name);
   // Pairs: the first companion of `name` not there yet or not complete ("" when all are, or
   // when one is not a regular file: its job fails at once).
+  // Whether NAME, last changed at `mtime_ns`, changed within `quiet_s` of `now` (micros).
+  bool ChangedWithin(const std::string& name, int64_t now, int64_t mtime_ns, double quiet_s);
   std::string MissingCompanion(const std::string& name, bool from_scan, int64_t now,
                                bool* absent = nullptr);
   // Examines again the files whose companions are overdue (they are registered, and fail).
@@ -316,6 +318,13 @@ class Engine {
   int64_t last_adopt_ = 0;                           // monotonic micros of the last AdoptOrphans
   std::unordered_map<std::string, bool> unsettled_;  // being written or settling -> from_scan
                                                      // (discovery thread only)
+  // Files whose time is ahead of this clock: the time, and when it was first seen so
+  // (discovery thread only).
+  struct Ahead {
+    int64_t mtime_ns;
+    int64_t since;  // wall micros
+  };
+  std::unordered_map<std::string, Ahead> ahead_;
   std::mt19937_64 rng_;
   // Job ids are allocated by the engine (one daemon per database): from its own sequence, or
   // the one the daemon's engines share.

@@ -186,6 +186,31 @@ class HostileSpoolTest(unittest.TestCase):
         self.assertEqual(box.stop(), 0)
         self.assertTrue(box.integrity())
 
+    def test_files_whose_time_is_ahead_of_the_clock_are_taken_once_quiet(self):
+        # rsync -t, cp -p, or a file server whose clock is ahead: a time in the future was
+        # taken for "just written" for ever, and a burst never ended.
+        box = self.box
+        ahead = time.time() + 4 * 365 * 86400
+        box.drop("ahead.json", test_doc(id="h:ahead"))
+        box.drop("now.json", test_doc(id="h:now"))
+        open(os.path.join(box.spool, "empty-ahead.json"), "w").close()
+        for name in ("ahead.json", "empty-ahead.json"):
+            os.utime(os.path.join(box.spool, name), (ahead, ahead))
+        r = box.burst(timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(box.listing("archive")), ["ahead.json", "now.json"])
+        self.assertNotIn("empty-ahead.json", box.listing())
+        # Found live too (a lease shows no writer), and once its time stays put when scanned.
+        box.start()
+        box.wait_for(lambda: os.path.isdir(os.path.join(box.spool, "failed")), what="start")
+        path = os.path.join(box.dir, "later.json")
+        with open(path, "w") as f:
+            json.dump(test_doc(id="h:later"), f)
+        os.utime(path, (ahead, ahead))
+        os.rename(path, os.path.join(box.spool, "later.json"))
+        box.wait_for(lambda: "later.json" in box.listing("archive"), 10, "the live one")
+        self.assertEqual(box.stop(), 0)
+
     def test_a_producer_rewriting_its_file_in_place_over_and_over_does_not_kill_the_daemon(self):
         # Regression: testing whether a file is still being written takes a read lease for a
         # moment; a writer opening the file then made the kernel send the daemon SIGIO, whose
