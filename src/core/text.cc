@@ -70,7 +70,7 @@ std::string ValidUtf8(std::string_view s) {
 std::string Shortened(std::string s, size_t max_bytes) {
   if (s.size() <= max_bytes) return s;
   size_t keep = max_bytes;
-  // Not inside a character: continuation bytes are 10xxxxxx.
+  // Not inside a character: a continuation byte has 0b10 as its top two bits.
   while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
   size_t cut = s.size() - keep;
   s.resize(keep);

@@ -18,13 +18,12 @@ const char* const kCleanStopNs = "engine.clean_stop";
 bool Engine::ChangedWithin(const std::string& name, int64_t now, int64_t mtime_ns, double quiet_s) {
   int64_t age = SatAdd(SatMul(now, 1000), mtime_ns == INT64_MIN ? INT64_MAX : -mtime_ns);
   if (age >= 0) {
-    ahead_.erase(name);
+    if (!ahead_.empty()) ahead_.erase(name);
     return age < static_cast<int64_t>(quiet_s * 1e9);
   }
   // A time ahead of this clock (set by rsync -t or cp -p, or by a file server whose clock is
   // ahead) says nothing of when the file last changed: it is quiet once that time has stayed
-  // the same for `quiet_s` by this clock.
-  // Kept until the file is taken, deleted or gone (Examine).
+  // the same for `quiet_s` by this clock. Remembered until the file is taken, deleted or gone.
   auto [it, fresh] = ahead_.try_emplace(name, Ahead{mtime_ns, now});
   if (!fresh && it->second.mtime_ns != mtime_ns) it->second = Ahead{mtime_ns, now};
   return now - it->second.since < static_cast<int64_t>(quiet_s * 1e6);
@@ -165,7 +164,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       }
       continue;
     }
-    ahead_.erase(name);
+    if (!ahead_.empty()) ahead_.erase(name);
     if (!options_.companions.empty()) {
       bool absent = false;
       std::string missing = MissingCompanion(name, from_scan, now, &absent);
