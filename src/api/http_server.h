@@ -26,9 +26,6 @@ struct HttpServerOptions {
   double keepalive_s = 15;        // a streamed body quiet this long gets its keepalive bytes
 };
 
-// Whether `host` names the loopback interface (127.0.0.0/8, ::1, localhost).
-bool IsLoopback(const std::string& host);
-
 class HttpServer {
  public:
   // Binds, listens and starts serving on a thread of its own.

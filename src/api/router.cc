@@ -42,6 +42,23 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
+namespace {
+
+// An IPv4 address in 127.0.0.0/8, ::1, or an IPv4-mapped 127.x address.
+bool IsLoopbackAddress(const std::string& text) {
+  unsigned char addr[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, text.c_str(), addr) == 1) return addr[0] == 127;
+  if (inet_pton(AF_INET6, text.c_str(), addr) != 1) return false;
+  static const unsigned char kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(addr, kOne, 16) == 0 ||
+         (std::memcmp(addr, kMapped, 12) == 0 && addr[12] == 127);
+}
+
+}  // namespace
+
+bool IsLoopback(const std::string& host) { return host == "localhost" || IsLoopbackAddress(host); }
+
 bool IsLoopbackName(std::string_view host) {
   std::string_view name = host;
   if (!name.empty() && name.front() == '[') {
@@ -63,15 +80,7 @@ bool IsLoopbackName(std::string_view host) {
        lower.compare(lower.size() - kLocal.size(), kLocal.size(), kLocal) == 0)) {
     return true;
   }
-  unsigned char addr[sizeof(in6_addr)];
-  if (inet_pton(AF_INET, lower.c_str(), addr) == 1) return addr[0] == 127;
-  if (inet_pton(AF_INET6, lower.c_str(), addr) == 1) {
-    static const unsigned char kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return std::memcmp(addr, kOne, 16) == 0 ||
-           (std::memcmp(addr, kMapped, 12) == 0 && addr[12] == 127);
-  }
-  return false;
+  return IsLoopbackAddress(lower);
 }
 
 int Router::Denied(const HttpRequest& r) const {

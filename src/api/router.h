@@ -177,6 +177,9 @@ bool IsWebPath(const std::string& path);
 // Whether `a` equals `b`, in time that depends only on their lengths' digests.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);
 
+// Whether an address the server may listen on is loopback: localhost, 127.0.0.0/8, ::1.
+bool IsLoopback(const std::string& host);
+
 // Whether a Host header names this machine's loopback: localhost and names under it, 127.0.0.0/8,
 // [::1] (a port may follow).
 bool IsLoopbackName(std::string_view host);
