@@ -418,13 +418,13 @@ void QueuedirRunner::RunItem(const std::string& item) {
     job.result = out.summary;
     job.error = {};
     // Recorded first: a crash before the deletion only leaves the deletion to do.
-    if (Save(job, out.log).ok()) {
+    bool saved = Save(job, out.log).ok();
+    EndJob(job.name);
+    if (saved) {
       Status rm = dir_.Remove(item);
       if (!rm.ok()) spdlog::error("queuedir: deleting finished {}: {}", item, rm.ToString());
     }
     counters_.succeeded++;
-    std::lock_guard<std::mutex> lock(mu_);
-    jobs_.erase(job.name);
     return;
   }
   if (!out.log.empty()) (void)Save(job, out.log, false);
@@ -478,6 +478,7 @@ void QueuedirRunner::Fail(Job* job, const std::string& item, const Status& st,
     job->error.message = "gave up after " + std::to_string(retries + 1) +
                          " attempts; last error: " + job->error.message;
   }
+  EndJob(job->name);
   Status killed = dir_.Kill(item);
   if (!killed.ok()) spdlog::error("queuedir: moving {} to dead/: {}", item, killed.ToString());
   (void)dir_.Sync();
@@ -485,8 +486,11 @@ void QueuedirRunner::Fail(Job* job, const std::string& item, const Status& st,
   job->finished_at = now;
   (void)Save(*job, {"dead: [" + job->error.code + "] " + job->error.message});
   counters_.dead++;
+}
+
+void QueuedirRunner::EndJob(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  jobs_.erase(job->name);
+  jobs_.erase(id);
 }
 
 }  // namespace sluice

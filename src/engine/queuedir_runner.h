@@ -88,6 +88,10 @@ class QueuedirRunner {
   Job JobFor(const std::string& item);
   // Commits `job` as it is now, with its state event and `log` lines as events.
   Status Save(const Job& job, const std::vector<std::string>& log, bool with_state = true);
+  // Forgets job `id` before its item leaves cur/ for good (deleted, or moved to dead/): from
+  // then on an item with its id (`sluice retry-dead`, a producer adding it again) is a new job,
+  // not this one's next attempt.
+  void EndJob(const std::string& id);
   // An attempt that failed: requeued, or to dead/ when `permanent` or out of retries.
   void Fail(Job* job, const std::string& item, const Status& st, const HandlerOutput& out,
             bool permanent);

@@ -1,0 +1,100 @@
+// The queuedir runner's record of jobs as items come and go.
+#include "engine/queuedir_runner.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "core/test_util.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Fails every item for good, as input that is not a job.
+class RefusingHandler : public Handler {
+ public:
+  std::string_view kind() const override { return "refuse"; }
+  const std::vector<TableSpec>& tables() const override { return tables_; }
+  Status Run(const HandlerContext&, HandlerOutput*) override {
+    return Status::InvalidArgument("not a job");
+  }
+
+ private:
+  std::vector<TableSpec> tables_;
+};
+
+// The moment an item reaches dead/, an operator runs `sluice retry-dead` (the item goes back
+// into new/), and the env waits until `until` says the item was run again.
+class RetryDeadAtOnceEnv : public EnvWrapper {
+ public:
+  RetryDeadAtOnceEnv(Env* target, std::function<bool()> until)
+      : EnvWrapper(target), until_(std::move(until)) {}
+  Status RenameAt(const Dir& from, std::string_view fn, const Dir& to, std::string_view tn,
+                  bool replace) override {
+    Status st = EnvWrapper::RenameAt(from, fn, to, tn, replace);
+    bool to_dead =
+        to.path().size() >= 5 && to.path().compare(to.path().size() - 5, 5, "/dead") == 0;
+    if (!st.ok() || !to_dead || tn.find(".log") != std::string_view::npos || fired_.exchange(true))
+      return st;
+    fs::rename(to.PathOf(tn), fs::path(to.path()).parent_path() / "new" / std::string(tn));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!until_() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return st;
+  }
+
+ private:
+  std::function<bool()> until_;
+  std::atomic<bool> fired_{false};
+};
+
+TEST(QueuedirRunnerTest, AnItemBackFromDeadIsANewJobEvenBeforeTheOldOneIsRecorded) {
+  testing::TempDir dir;
+  std::string q = dir.Sub("q");
+  for (const char* sub : {"new", "cur", "dead", "logs", "tmp"})
+    fs::create_directories(q + "/" + sub);
+  std::ofstream(q + "/new/item-1") << "{not json";
+  auto store = OpenStore("sqlite:" + dir.Sub("db.sqlite"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto jobs_named = [&] {
+    JobFilter f;
+    f.name = "item-1";
+    auto jobs = (*store)->ListJobs(f);
+    return jobs.ok() ? jobs->size() : 0u;
+  };
+  // The first run's end is held back until the second run has a job of its own (at most 5 s).
+  RetryDeadAtOnceEnv env(Env::Default(), [&] { return jobs_named() >= 2; });
+  RefusingHandler handler;
+  QueuedirOptions o;
+  o.dir = q;
+  o.workers = 2;
+  o.max_retries = 0;
+  QueuedirRunner runner(o, store->get(), &handler, &env, Clock::Real());
+  ASSERT_TRUE(runner.Start().ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (runner.counters().dead < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  runner.Stop();
+  EXPECT_EQ(runner.counters().dead, 2u);
+  JobFilter f;
+  f.name = "item-1";
+  auto jobs = (*store)->ListJobs(f);
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 2u);  // not the first job run a second time
+  for (const Job& j : *jobs) {
+    EXPECT_EQ(j.state, JobState::kFailed);
+    EXPECT_EQ(j.attempts, 1);
+  }
+}
+
+}  // namespace
+}  // namespace sluice
