@@ -65,6 +65,9 @@ Engine::~Engine() {
 }
 
 Status Engine::Start() {
+  for (const std::string& suffix : options_.companions) {
+    SLUICE_RETURN_IF_ERROR(SpoolDir::CheckCompanionSuffix(suffix));
+  }
   SLUICE_RETURN_IF_ERROR(spool_.Prepare());
   // The watch is set BEFORE the first scan: a file landing in between is seen by one or both.
   auto watcher = Watcher::Create(spool_.root());

@@ -8,6 +8,7 @@
 
 #include "core/json.h"
 #include "core/spdlog.h"
+#include "core/text.h"
 
 namespace sluice {
 namespace {
@@ -232,6 +233,25 @@ std::string SpoolDir::CompanionOf(std::string_view primary, std::string_view suf
   if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
     stem.resize(stem.size() - 5);
   return stem + std::string(suffix);
+}
+
+Status SpoolDir::CheckCompanionSuffix(std::string_view suffix) {
+  auto refuse = [&](const char* why) {
+    return Status::InvalidArgument("--companions: the suffix \"" + PrintableLine(suffix) + "\" " +
+                                   why +
+                                   " (a companion is the job's name with .json replaced "
+                                   "by the suffix, as .dump: x.json and x.dump)");
+  };
+  if (suffix.empty()) return refuse("is empty");
+  if (suffix.size() > kMaxFileName) return refuse("is longer than a file name may be");
+  for (unsigned char c : suffix) {
+    if (c == '/') return refuse("holds a '/': a companion is a file beside its job, in the spool");
+    if (c < 0x20 || c == 0x7f) return refuse("holds a control character");
+  }
+  if (IsCandidateName("x" + std::string(suffix))) {
+    return refuse("ends in .json: each companion would also be taken for a job");
+  }
+  return Status::Ok();
 }
 
 Result<std::string> SpoolDir::MoveCompanion(std::string_view name, int64_t job_id, bool failed) {

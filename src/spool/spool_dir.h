@@ -95,6 +95,10 @@ class SpoolDir {
   static std::string ReportNameOf(std::string_view name);
   // Companions (Socorro's JSON/dump pairs): "x.json" with ".dump" -> "x.dump".
   static std::string CompanionOf(std::string_view primary, std::string_view suffix);
+  // A companion's suffix must name a file beside its job's in the spool: not empty, no '/'
+  // (x + "/../y" would be a file outside it), no NUL or other control character, and not
+  // ending in ".json" (the companion would be a job file itself). InvalidArgument says which.
+  static Status CheckCompanionSuffix(std::string_view suffix);
   // Moves the companion NAME of job `job_id` to archive/ (`failed` false) or failed/ (true,
   // beside its primary's report). Returns the name it got there.
   Result<std::string> MoveCompanion(std::string_view name, int64_t job_id, bool failed);

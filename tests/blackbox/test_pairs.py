@@ -5,6 +5,7 @@ dump never comes fails after the pair timeout; both halves leave the spool toget
 import json
 import os
 import random
+import subprocess
 import threading
 import time
 import unittest
@@ -125,6 +126,35 @@ class PairsTest(unittest.TestCase):
         finally:
             import shutil
             shutil.rmtree(elsewhere, ignore_errors=True)
+
+    def test_a_companion_suffix_that_is_not_a_file_beside_the_job_is_refused(self):
+        # x + "/../../secret" would be a file outside the spool: given to the command, then
+        # moved into archive/ after the job. A suffix ending in .json makes each companion a
+        # job of its own.
+        outside = os.path.join(self.box.dir, "secret")
+        with open(outside, "w") as f:
+            f.write("not the spool's")
+        os.mkdir(os.path.join(self.box.spool, "x"))
+        self.box.drop("x.json", json.dumps(["/bin/true"]))
+        for suffix, why in (("/../../secret", "holds a '/'"), ("/x", "holds a '/'"),
+                            (".meta.json", "ends in .json"), ("", "is empty"),
+                            (".du\x1bmp", "control character")):
+            r = self.box.burst("--kind", "exec", "--companions", suffix)
+            self.assertEqual(r.returncode, 2, (suffix, r.stderr))
+            self.assertIn(why, r.stderr)
+        # A config file's list goes the same way.
+        config = os.path.join(self.box.dir, "sluice.toml")
+        with open(config, "w") as f:
+            f.write('[spool.crashes]\ndir = "%s"\nkind = "exec"\ncompanions = [".dump", '
+                    '"/../../secret"]\n' % self.box.spool)
+        r = subprocess.run([harness.SLUICE, "serve", "-c", config, "--burst", "--no-api",
+                            "--database", "sqlite:" + os.path.join(self.box.dir, "c.db")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("holds a '/'", r.stderr)
+        self.assertEqual(self.box.listing(), ["x", "x.json"])  # nothing ran, nothing moved
+        with open(outside) as f:
+            self.assertEqual(f.read(), "not the spool's")
 
     def test_retry_over_the_api_brings_both_halves_back(self):
         self.box.api = True
