@@ -94,7 +94,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--http-timeout", f->http_timeout_s,
                   "Seconds for a request to arrive; idle connections close after it")
-      ->check(CLI::PositiveNumber)
+      ->check(Seconds(false))
       ->capture_default_str();
   app->add_option("--sse-buffer", f->sse_buffer,
                   "Events queued for a slow SSE reader before it gets 'event: lagged'")
@@ -152,7 +152,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--worker-lease", e.worker_lease_s,
                   "Seconds without a heartbeat from a job's worker before another worker runs "
                   "it (the lost try counts; 0: no leases)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--companions", e.companions,
                   "Suffixes of files a job needs beside x.json (\".dump\": x.dump); "
@@ -165,7 +165,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->capture_default_str();
   app->add_option("--max-time", f->exec.max_time_s,
                   "exec: seconds a command may run (0: no limit; a job's max_time wins)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(Seconds(true))
       ->capture_default_str();
   app->add_option("--kill-grace", f->exec.grace_s,
                   "exec: seconds between SIGINT, SIGTERM and SIGKILL at max_time")
