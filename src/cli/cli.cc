@@ -336,10 +336,12 @@ int Main(int argc, char** argv) {
   check
       ->add_option("-t,--max-age", check_flags.max_age_s,
                    "WARNING when the oldest pending file is older (seconds)")
+      ->check(Seconds(true))
       ->capture_default_str();
   check
       ->add_option("--heartbeat-age", check_flags.heartbeat_age_s,
                    "CRITICAL when the daemon's last heartbeat is older (seconds)")
+      ->check(Seconds(true))
       ->capture_default_str();
 
   std::string migrate_db = "sqlite:sluice.db";

@@ -29,4 +29,22 @@ inline CLI::Validator Seconds(bool allow_zero) {
       allow_zero ? "SECONDS>=0" : "SECONDS>0", "");
 }
 
+// A flag that is a count or a size: digits only. CLI11 reads "-5" into an unsigned flag as
+// 2^64 - 5 (no limit at all) and a number past 2^64 as the largest value.
+inline CLI::Validator WholeNumber() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        if (digits) {
+          try {
+            (void)std::stoull(text);
+            return std::string();
+          } catch (const std::exception&) {
+          }
+        }
+        return "'" + text + "' is not a whole number from 0 to 18446744073709551615";
+      },
+      "", "");
+}
+
 }  // namespace sluice::cli

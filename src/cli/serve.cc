@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <map>
 
 #include "api/event_streams.h"
@@ -64,8 +65,13 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--log-file-level", f->log.file_level, "Level of the log file")
       ->capture_default_str();
   app->add_option("--log-file-max-bytes", f->log.file_max_bytes, "Rotate the log file at")
+      ->check(WholeNumber())
+      ->check(CLI::Range(size_t{4096}, std::numeric_limits<size_t>::max()))
       ->capture_default_str();
+  // spdlog's rotating sink keeps at most 200,000.
   app->add_option("--log-file-backups", f->log.file_backups, "Rotated log files kept")
+      ->check(WholeNumber())
+      ->check(CLI::Range(size_t{0}, size_t{200'000}))
       ->capture_default_str();
   app->add_option("--max-json-depth", f->max_json_depth,
                   "Job files and request bodies nested deeper are refused (invalid_job, 400)")
@@ -89,8 +95,10 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_flag("--insecure", f->insecure, "Allow a non-loopback --host without a token");
   app->add_option("--max-body-memory", f->max_body_memory,
                   "Bytes of request bodies read at once across connections (503 beyond)")
+      ->check(WholeNumber())
       ->capture_default_str();
   app->add_option("--max-body-bytes", f->max_body_bytes, "Largest request body (413 above)")
+      ->check(WholeNumber())
       ->capture_default_str();
   app->add_option("--http-timeout", f->http_timeout_s,
                   "Seconds for a request to arrive; idle connections close after it")
@@ -251,6 +259,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "On a shared (PostgreSQL) database: seconds a daemon's hold on its spools "
                   "lasts unless renewed; a standby takes a spool over this long after its "
                   "owner died")
+      ->check(Seconds(false))  // NaN passes a range check
       ->check(CLI::Range(1.0, 3600.0))
       ->capture_default_str();
   app->add_option("--task-workers", f->tasks.workers, "Task runs at a time")
@@ -313,6 +322,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
       ->check(CLI::Range(static_cast<size_t>(1), static_cast<size_t>(1) << 40))
       ->capture_default_str();
   app->add_option("--max-file-bytes", e.max_file_bytes, "Larger files fail as too large")
+      ->check(WholeNumber())
       ->capture_default_str();
   app->add_option("--max-reading-bytes", e.max_reading_bytes,
                   "Bytes of spool files read and parsed at once, over every spool (a larger "

@@ -262,5 +262,57 @@ class HostileFilesTest(unittest.TestCase):
         self.assertIn("deeper than", error[0][0])
 
 
+class HostileFlagsTest(unittest.TestCase):
+    """A duration flag given nonsense is refused before anything starts, naming the flag in
+    one short line (not a range up to DBL_MAX in 300 digits, not a conversion overflow)."""
+
+    SERVE = ["--interval", "--http-timeout", "--sse-keepalive", "--event-max-age",
+             "--retry-time", "--worker-lease", "--pair-timeout", "--max-time", "--kill-grace",
+             "--publish-timeout", "--reconcile-interval", "--lease", "--task-lease",
+             "--task-retry-delay", "--task-timeout", "--retry-delay", "--retry-max-delay",
+             "--settle", "--progress-interval", "--storage-connect-timeout",
+             "--storage-timeout"]
+    RUNNER = ["-t", "-m", "--kill-grace"]
+    CHECK = ["-t", "--heartbeat-age"]
+    # The name an error gives a short flag: its long one.
+    LONG = {"command-runner": {"-t": "--retry_time", "-m": "--max_time"},
+            "check": {"-t": "--max-age"}}
+
+    def test_every_duration_flag_refuses_what_is_not_a_duration(self):
+        box = harness.Sandbox()
+        try:
+            queuedir = os.path.join(box.dir, "q")
+            commands = [(["serve", "--spool-dir", box.spool, "--no-api", "--burst",
+                          "--database", "sqlite:" + box.db], self.SERVE),
+                        (["command-runner", queuedir], self.RUNNER),
+                        (["check", "--spool-dir", box.spool], self.CHECK)]
+            for args, flags in commands:
+                for flag in flags:
+                    for value in ("-1", "1e300", "nan", "inf", "-inf", "1e400", "x"):
+                        r = subprocess.run([harness.SLUICE] + args + [flag, value],
+                                           capture_output=True, text=True, timeout=60)
+                        what = (args[0], flag, value, r.stderr)
+                        self.assertEqual(r.returncode, 2, what)
+                        first = r.stderr.splitlines()[0]
+                        self.assertIn(self.LONG.get(args[0], {}).get(flag, flag), first, what)
+                        self.assertLess(len(first), 200, what)
+            # Sizes: said as a flag's error, not as the logging library's; -1 is not taken
+            # for 2^64 - 1, nor a number past 2^64 for the largest.
+            for flag, value in (("--log-file-max-bytes", "0"), ("--log-file-backups", "300000"),
+                                ("--log-file-max-bytes", "-5"), ("--max-body-bytes", "-1"),
+                                ("--max-body-memory", "99999999999999999999"),
+                                ("--max-file-bytes", "-1"), ("--max-file-bytes", "1e9")):
+                r = subprocess.run([harness.SLUICE] + commands[0][0] + [
+                    "--log-file", os.path.join(box.dir, "l.log"), flag, value],
+                    capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 2, (flag, value, r.stderr))
+                self.assertIn(flag, r.stderr.splitlines()[0])
+            self.assertFalse(os.path.exists(queuedir))  # nothing was started
+            self.assertEqual(os.listdir(box.spool), [])
+            self.assertFalse(os.path.exists(box.db))
+        finally:
+            box.close()
+
+
 if __name__ == "__main__":
     harness.main()
