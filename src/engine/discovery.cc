@@ -116,7 +116,10 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
     size_t registered;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (by_name_.count(name)) continue;
+      if (by_name_.count(name)) {
+        if (!from_scan) came_back_.insert(name);
+        continue;
+      }
       registered = by_name_.size();
     }
     std::string path = spool_.PathOf(name);

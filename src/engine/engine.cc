@@ -228,6 +228,7 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
     }
     for (const Job& j : dropped) {
       by_name_.erase(j.name);
+      if (came_back_.erase(j.name)) replaced_.push_back(j.name);
       jobs_.erase(j.id);
       auto d = deferred_.find(j.name);  // a deferred file is registered again by a scan
       if (d != deferred_.end() && d->second.id == j.id) deferred_.erase(d);
@@ -319,11 +320,15 @@ void Engine::MoveFinished(const std::vector<int64_t>& ids) {
       jobs_.erase(tracked);
       ForgetApiJobLocked(j.id);
       auto it = by_name_.find(j.name);
-      if (it != by_name_.end() && it->second == j.id) by_name_.erase(it);
+      if (it != by_name_.end() && it->second == j.id) {
+        by_name_.erase(it);
+        if (came_back_.erase(j.name)) replaced.push_back(j.name);
+      }
     }
     // Once the name is free: discovery skips names it tracks.
     replaced_.insert(replaced_.end(), replaced.begin(), replaced.end());
   }
+  if (!replaced.empty() && watcher_) watcher_->Wake();
   if (observer_ != nullptr) {
     for (const Job& j : moved) observer_->OnFinished(j);
   }

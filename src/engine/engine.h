@@ -297,6 +297,10 @@ class Engine {
   std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
   // Names whose file was replaced while its job ran, to examine again (TakeReplaced).
   std::vector<std::string> replaced_;
+  // Names an event named while their job was registered (a producer reusing a name renamed a
+  // new file in as the old one left): into replaced_ once the name is free, not left for the
+  // next scan.
+  std::unordered_set<std::string> came_back_;
   // Discovery thread only: names to register at top priority when they are taken.
   std::unordered_set<std::string> urgent_pending_;
   // Files seen while max_backlog files were registered, oldest first.

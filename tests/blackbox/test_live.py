@@ -44,6 +44,27 @@ class LiveTest(unittest.TestCase):
                          [("renamed-in.json", 1), ("written-in-place.json", 1)])
         self.assertEqual(box.stop(), 0)
 
+    def test_a_name_used_again_as_soon_as_it_left_is_taken_at_once(self):
+        # A producer writing latest.json again the moment the last one left: its rename lands
+        # while the old job still holds the name (between the move and the name's release).
+        # Each such file used to wait for the next rescan.
+        box = self.box
+        box.start("--interval", "3600", "--kind", "exec")  # inotify only
+        box.wait_for(lambda: os.path.isdir(os.path.join(box.spool, "archive")), what="start")
+        path = os.path.join(box.spool, "latest.json")
+        slowest = 0
+        for i in range(150):
+            box.drop("latest.json", ["/bin/true", str(i)])
+            t = time.time()
+            while os.path.exists(path):  # polled tightly: the next one lands at once
+                self.assertLess(time.time() - t, 10, "file %d not taken" % i)
+                time.sleep(0.0005)
+            slowest = max(slowest, time.time() - t)
+        box.wait_for(lambda: box.query("SELECT COUNT(*) FROM jobs WHERE state='succeeded'")[0][0]
+                     == 150, timeout=10, what="150 jobs")
+        self.assertLess(slowest, 2)
+        self.assertEqual(box.stop(), 0)
+
     def test_sigterm_finishes_jobs_in_hand_and_loses_nothing(self):
         box = self.box
         box.sluice("demo-data", box.spool, "--count", "3000")
