@@ -103,6 +103,33 @@ TEST_P(StoreConformance, ReservedJobIdBlocksAreDisjointAndAboveStoredIds) {
   EXPECT_GT(*c, *b + 3);
 }
 
+TEST_P(StoreConformance, AFailedWriteKeepsTheIdsItsJobsCameWithAndTakesBackOnlyItsOwn) {
+  // Two requests with one idempotency key in one batch: the write fails as a whole, and the
+  // writer writes its halves apart. Each job must keep the id its caller answered with.
+  auto ids = store_->ReserveJobIds(10);
+  ASSERT_TRUE(ids.ok());
+  WriteBatch b;
+  b.new_jobs = {NewJob(""), NewJob(""), NewJob("c.json")};
+  b.new_jobs[0].id = *ids + 1;
+  b.new_jobs[1].id = *ids + 2;
+  b.new_jobs[0].idempotency_key = b.new_jobs[1].idempotency_key = "key-1";
+  Status st = store_->Write(&b);
+  ASSERT_EQ(st.code(), Code::kAlreadyExists) << st.ToString();
+  EXPECT_EQ(b.new_jobs[0].id, *ids + 1);
+  EXPECT_EQ(b.new_jobs[1].id, *ids + 2);
+  EXPECT_EQ(b.new_jobs[2].id, 0);  // the store's to give, and given back
+  WriteBatch first, second;
+  first.new_jobs = {b.new_jobs[0]};
+  second.new_jobs = {b.new_jobs[1]};
+  ASSERT_TRUE(store_->Write(&first).ok());
+  EXPECT_EQ(store_->Write(&second).code(), Code::kAlreadyExists);
+  EXPECT_EQ(second.new_jobs[0].id, *ids + 2);
+  auto earlier = store_->FindJobByIdempotencyKey("key-1");
+  ASSERT_TRUE(earlier.ok() && earlier->has_value());
+  EXPECT_EQ((*earlier)->id, *ids + 1);
+  EXPECT_FALSE(store_->GetJob(*ids + 2).ok());
+}
+
 TEST_P(StoreConformance, RowsAndStateCommitTogetherAndABadRowRollsBackBoth) {
   int64_t id = Add("a.json");
   WriteBatch bad;

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -289,6 +290,35 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(status, 201)
         failed = self.wait_state(bad["id"], "failed")
         self.assertEqual(failed["error"]["code"], "schema_violation")
+
+    def test_one_idempotency_key_sent_at_once_by_many_clients_is_one_job(self):
+        # Requests racing with one key share a group commit: the store refuses all but one,
+        # and every answer must name that one (a 201 with an id that was never stored sent
+        # clients after a job that did not exist).
+        for store in ("sqlite", "postgresql"):
+            with self.subTest(store=store):
+                self.box.close()
+                self.box = harness.Sandbox(api=True, store=store)
+                self.start("--kind", "exec")
+                for round in range(5):
+                    key = "key-%d" % round
+                    answers = []
+
+                    def send():
+                        answers.append(self.submit({"kind": "exec", "payload": ["/bin/true"],
+                                                    "idempotency_key": key}))
+                    threads = [threading.Thread(target=send) for _ in range(30)]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    said = sorted((status, job["id"]) for status, job in answers)
+                    ids = {job["id"] for status, job in answers}
+                    self.assertEqual(len(ids), 1, said)
+                    self.assertEqual([status for status, _ in said], [200] * 29 + [201], said)
+                    status, job = self.request("GET", "/api/v1/jobs/%d" % ids.pop())
+                    self.assertEqual((status, job["idempotency_key"]), (200, key))
+                self.assertEqual(self.box.query("SELECT COUNT(*) FROM jobs")[0][0], 5)
 
     def test_a_submission_that_is_not_a_job_gets_400_or_422(self):
         self.start()

@@ -606,8 +606,13 @@ Status PgStore::Write(WriteBatch* batch) {
   } else {
     batch->token = NewToken();
   }
-  size_t unnumbered = 0;
-  for (const Job& j : batch->new_jobs) unnumbered += j.id == 0;
+  // Jobs given without an id get theirs here; a failed write takes back only those (the
+  // others' ids are their callers', who answer and track them by it).
+  std::vector<size_t> numbered_here;
+  for (size_t i = 0; i < batch->new_jobs.size(); ++i) {
+    if (batch->new_jobs[i].id == 0) numbered_here.push_back(i);
+  }
+  size_t unnumbered = numbered_here.size();
   if (unnumbered > 0) {
     auto first =
         WriteExec("UPDATE " + T("counters") +
@@ -627,9 +632,7 @@ Status PgStore::Write(WriteBatch* batch) {
   std::vector<Owner> owners;
   std::vector<pg::Rows> results;
   auto forget_ids = [&]() {
-    if (unnumbered > 0) {
-      for (Job& j : batch->new_jobs) j.id = 0;
-    }
+    for (size_t i : numbered_here) batch->new_jobs[i].id = 0;
   };
   // A stale fenced update fails the transaction before anything is written: drop it and
   // write the rest (again, should another claim move on meanwhile).

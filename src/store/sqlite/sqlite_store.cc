@@ -316,6 +316,12 @@ Status SqliteStore::Write(WriteBatch* batch) {
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));
   batch->appended.clear();
   batch->fenced.clear();
+  // Jobs given without an id get SQLite's; a failed write takes back only those (the others'
+  // ids are their callers', who answer and track them by it).
+  std::vector<size_t> numbered_here;
+  for (size_t i = 0; i < batch->new_jobs.size(); ++i) {
+    if (batch->new_jobs[i].id == 0) numbered_here.push_back(i);
+  }
   Status st = WriteLocked(batch);
   if (st.ok()) st = write_.Exec("COMMIT");
   if (st.ok() && !batch->fenced.empty()) {
@@ -326,7 +332,7 @@ Status SqliteStore::Write(WriteBatch* batch) {
   }
   if (!st.ok()) {
     (void)write_.Exec("ROLLBACK");
-    for (Job& j : batch->new_jobs) j.id = 0;
+    for (size_t i : numbered_here) batch->new_jobs[i].id = 0;
     batch->appended.clear();
     batch->fenced.clear();
   }
