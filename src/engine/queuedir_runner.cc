@@ -102,8 +102,12 @@ Status QueuedirRunner::Save(const Job& job, const std::vector<std::string>& log,
   if (shared_.commit_order != nullptr) order = std::unique_lock<std::mutex>(*shared_.commit_order);
   Status st = store_->Write(&b);
   if (st.ok() && shared_.hub != nullptr) shared_.hub->Publish(b.appended);
-  if (!st.ok())
+  if (!st.ok()) {
     spdlog::error("queuedir {}: recording job {}: {}", dir_.root(), job.id, st.ToString());
+    // Not stored after all: the next save inserts it (an update would change no row).
+    std::lock_guard<std::mutex> lock(mu_);
+    if (insert) stored_.erase(job.id);
+  }
   return st;
 }
 

@@ -2,6 +2,7 @@
 #include "engine/queuedir_runner.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <chrono>
@@ -94,6 +95,42 @@ TEST(QueuedirRunnerTest, AnItemBackFromDeadIsANewJobEvenBeforeTheOldOneIsRecorde
     EXPECT_EQ(j.state, JobState::kFailed);
     EXPECT_EQ(j.attempts, 1);
   }
+}
+
+TEST(QueuedirRunnerTest, AJobWhoseFirstRecordFailedIsStoredByItsNextOne) {
+  testing::TempDir dir;
+  std::string q = dir.Sub("q");
+  for (const char* sub : {"new", "cur", "dead", "logs", "tmp"}) {
+    fs::create_directories(q + "/" + sub);
+  }
+  std::string db = dir.Sub("db.sqlite");
+  auto store = OpenStore("sqlite:" + db);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  RefusingHandler handler;
+  QueuedirOptions o;
+  o.dir = q;
+  QueuedirRunner runner(o, store->get(), &handler, Env::Default(), Clock::Real());
+  ASSERT_TRUE(runner.Start().ok());
+  // Another process holds the database's write lock past the store's 5 s busy wait: the
+  // job's first record (its start) fails; its last (dead) comes once the lock is gone.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::ofstream(q + "/new/item-1") << "{not json";
+  std::this_thread::sleep_for(std::chrono::milliseconds(6500));
+  ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (runner.counters().dead < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  runner.Stop();
+  JobFilter f;
+  f.name = "item-1";
+  auto jobs = (*store)->ListJobs(f);
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ(jobs->front().state, JobState::kFailed);
 }
 
 }  // namespace
