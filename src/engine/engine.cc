@@ -376,9 +376,20 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
   if (st.IsNotFound()) st = Status::Ok();  // gone already: moved before a crash, or by hand
   // Its companions go the same way (after it: a crash in between leaves them in the spool,
   // where nothing takes them, and the primary's move is redone by recovery).
-  for (const std::string& suffix : options_.companions) {
+  for (size_t i = 0; i < options_.companions.size(); ++i) {
     if (!st.ok()) break;
-    std::string companion = SpoolDir::CompanionOf(j.name, suffix);
+    std::string companion = SpoolDir::CompanionOf(j.name, options_.companions[i]);
+    // A new companion put under the name while the job ran is not the job's: it stays, for
+    // the new submission it belongs to.
+    uint64_t ran_with = i < t->companion_inos.size() ? t->companion_inos[i] : 0;
+    if (ran_with != 0) {
+      auto now = spool_.Stat(companion);
+      if (now.ok() && now->ino != ran_with) {
+        spdlog::warn("job {} ({}): another {} was put in the spool while its job ran; it stays",
+                     j.id, j.name, companion);
+        continue;
+      }
+    }
     Status cs;
     if (j.state == JobState::kSucceeded && !options_.archive) {
       cs = spool_.Delete(companion);

@@ -145,10 +145,18 @@ void Engine::RunJob(Job job, ReadBudget::Grant reading) {
   } else {
     ctx.path = spool_.PathOf(job.name);
     ctx.files["json"] = ctx.path;
+    std::vector<uint64_t> inos;
     for (const std::string& suffix : options_.companions) {
       std::string companion = SpoolDir::CompanionOf(job.name, suffix);
       ctx.files[suffix.substr(suffix.rfind('.') + 1)] = spool_.PathOf(companion);
-      if (missing.empty() && !spool_.Stat(companion).ok()) missing = companion;
+      auto info = spool_.Stat(companion);
+      if (missing.empty() && !info.ok()) missing = companion;
+      inos.push_back(info.ok() ? info->ino : 0);
+    }
+    // The companions this attempt runs with: only they leave with the job (MoveFile).
+    if (!inos.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = jobs_.find(job.id); it != jobs_.end()) it->second.companion_inos = inos;
     }
   }
   ctx.max_file_bytes = options_.max_file_bytes;

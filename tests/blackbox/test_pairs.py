@@ -156,6 +156,33 @@ class PairsTest(unittest.TestCase):
         with open(outside) as f:
             self.assertEqual(f.read(), "not the spool's")
 
+    def test_a_companion_replaced_while_its_job_ran_stays_for_the_next_pair(self):
+        # A producer reusing names: x.dump of the next pair lands while x.json's job still
+        # runs with the last one. Moving it by name would archive the new dump with the old
+        # job and leave the next x.json without its companion.
+        started = os.path.join(self.box.dir, "started")
+        self.command = json.dumps(["/bin/sh", "-c",
+                                   'read -r a < "$1"; read -r b < "$2"; echo "$a|$b" >> %s; '
+                                   'touch %s; sleep 1.5' % (self.ran, started),
+                                   "sh", "{json}", "{dump}"])
+        self.start("--max-workers", "1")
+        self.box.drop("x.json", "json1")
+        self.box.drop("x.dump", "dump1")
+        self.box.wait_for(lambda: os.path.exists(started), 30, "the first job to start")
+        self.box.drop("x.dump", "dump2")  # renamed over the running job's companion
+        self.box.wait_for(lambda: "x.json" in self.box.listing("archive"), 30, "first job done")
+        time.sleep(0.5)
+        self.assertIn("x.dump", self.box.listing())  # not taken away with the first job
+        self.box.drop("x.json", "json2")
+        self.box.wait_for(lambda: self.box.query("SELECT state FROM jobs") ==
+                          [("succeeded",)] * 2 and "x.dump" not in self.box.listing(), 30,
+                          "the second pair")
+        with open(self.ran) as f:
+            self.assertEqual(f.read().split(), ["json1|dump1", "json2|dump2"])
+        archived = self.box.listing("archive")
+        self.assertEqual(len(archived), 3, archived)  # x.json, x.N.json and the second x.dump
+        self.assertEqual(self.box.listing(), ["archive", "deferred", "failed"])
+
     def test_retry_over_the_api_brings_both_halves_back(self):
         self.box.api = True
         gate = os.path.join(self.box.dir, "gate")
