@@ -57,12 +57,12 @@ class LiveTest(unittest.TestCase):
             box.drop("latest.json", ["/bin/true", str(i)])
             t = time.time()
             while os.path.exists(path):  # polled tightly: the next one lands at once
-                self.assertLess(time.time() - t, 10, "file %d not taken" % i)
+                self.assertLess(time.time() - t, 20, "file %d not taken" % i)
                 time.sleep(0.0005)
             slowest = max(slowest, time.time() - t)
         box.wait_for(lambda: box.query("SELECT COUNT(*) FROM jobs WHERE state='succeeded'")[0][0]
                      == 150, timeout=10, what="150 jobs")
-        self.assertLess(slowest, 2)
+        self.assertLess(slowest, 5)  # a busy machine's fsyncs, not a rescan (an hour away)
         self.assertEqual(box.stop(), 0)
 
     def test_sigterm_finishes_jobs_in_hand_and_loses_nothing(self):
