@@ -4,6 +4,7 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "cli/commands.h"
@@ -79,7 +80,44 @@ Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
     specs.push_back(std::move(spec));
   }
   if (specs.empty()) return Status::InvalidArgument(f.spools_config + ": no spool sections");
+  SLUICE_RETURN_IF_ERROR(CheckSpoolsApart(specs));
   return specs;
+}
+
+Status CheckSpoolsApart(const std::vector<SpoolSpec>& specs) {
+  namespace fs = std::filesystem;
+  auto canonical = [](const std::string& dir) {
+    std::error_code ec;
+    fs::path p = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+    return ec ? fs::path(dir).lexically_normal() : p;
+  };
+  auto within = [](const fs::path& inner, const fs::path& outer) {
+    auto [o, i] = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
+    return o == outer.end();
+  };
+  for (const SpoolSpec& a : specs) {
+    fs::path root = canonical(a.flags.engine.spool_dir);
+    // Where `a` puts files: another spool there would take them as its own new files.
+    std::vector<fs::path> outlets;
+    if (a.flags.layout == "queuedir") {
+      outlets.push_back(root);
+    } else {
+      for (const char* sub : {"archive", "failed", "deferred"}) outlets.push_back(root / sub);
+    }
+    for (const SpoolSpec& b : specs) {
+      if (&a == &b) continue;
+      fs::path other = canonical(b.flags.engine.spool_dir);
+      for (const fs::path& outlet : outlets) {
+        if (!within(other, outlet)) continue;
+        return Status::InvalidArgument(
+            "the spool " + b.flags.engine.spool_dir + " [spool." + b.name + "] is inside " +
+            outlet.string() + ", where the spool [spool." + a.name +
+            "] puts its files: it would take them as new ones and run them again; give it a "
+            "folder elsewhere");
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 bool IsJobKind(const std::string& kind) {

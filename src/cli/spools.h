@@ -22,6 +22,9 @@ struct SpoolSpec {
 };
 
 Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& flags);
+// InvalidArgument when a spool's folder is one another spool moves files into (its
+// archive/, failed/ or deferred/, anything in a queuedir), which would run them again.
+Status CheckSpoolsApart(const std::vector<SpoolSpec>& specs);
 
 // Whether `kind` names a kind of job (one MakeHandler makes).
 bool IsJobKind(const std::string& kind);

@@ -156,6 +156,32 @@ retry_time = 0.1
         self.proc.terminate()
         self.assertEqual(self.proc.wait(timeout=60), 0)
 
+    def test_a_spool_where_another_puts_its_files_is_refused(self):
+        # Inside another spool's archive/, failed/ or deferred/, or anywhere in a queuedir, a
+        # spool would take the other's finished (or deferred, or queued) files as new ones.
+        d = self.box.dir
+        first = os.path.join(d, "first")
+        for layout, inside, ok in (("spool", "archive", False), ("spool", "failed/x", False),
+                                   ("spool", "deferred", False), ("queuedir", "new", False),
+                                   ("queuedir", "elsewhere/../cur", False),
+                                   ("spool", "sub", True)):
+            config = os.path.join(d, "apart.toml")
+            with open(config, "w") as f:
+                f.write('database = "sqlite:%s"\nno_api = true\nburst = true\n'
+                        '[spool.a]\ndir = "%s"\nlayout = "%s"\nkind = "exec"\n'
+                        '[spool.b]\ndir = "%s"\nkind = "exec"\n'
+                        % (os.path.join(d, "apart.db"), first, layout,
+                           os.path.join(first, inside)))
+            os.makedirs(os.path.join(first, inside), exist_ok=True)
+            r = subprocess.run([harness.SLUICE, "serve", "-c", config], capture_output=True,
+                               text=True, timeout=60)
+            what = (layout, inside, r.stderr)
+            if ok:
+                self.assertEqual(r.returncode, 0, what)
+            else:
+                self.assertEqual(r.returncode, 2, what)
+                self.assertIn("where the spool [spool.a] puts its files", r.stderr, what)
+
     def test_the_reading_budget_is_the_daemons_not_a_spools(self):
         # One budget bounds what every spool's workers read at once: a spool section may not
         # set it (it would be ignored), the daemon's part of the file may.
