@@ -27,6 +27,10 @@ struct FileInfo {
   uint64_t dev = 0;
   uint64_t ino = 0;
   int64_t mtime_ns = 0;  // modification time, nanoseconds since the epoch
+  // Creation time where the call and the filesystem give it (StatAt: statx on ext4, XFS,
+  // Btrfs, tmpfs), else 0. Tells a file deleted and created again from the same file: the
+  // new one often gets the freed inode number.
+  int64_t btime_ns = 0;
 };
 
 struct DirEntry {

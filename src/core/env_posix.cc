@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +37,20 @@ FileInfo InfoOf(const struct stat& st) {
   // Saturated: anyone can set a file's time to year 9999, past int64 nanoseconds.
   info.mtime_ns =
       SatAdd(SatMul(static_cast<int64_t>(st.st_mtim.tv_sec), 1000000000), st.st_mtim.tv_nsec);
+  return info;
+}
+
+FileInfo InfoOf(const struct statx& sx) {
+  FileInfo info;
+  info.type = TypeOf(sx.stx_mode);
+  info.size = sx.stx_size;
+  info.dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);  // as stat's st_dev
+  info.ino = sx.stx_ino;
+  auto ns = [](const struct statx_timestamp& t) {
+    return SatAdd(SatMul(t.tv_sec, 1000000000), static_cast<int64_t>(t.tv_nsec));
+  };
+  info.mtime_ns = ns(sx.stx_mtime);
+  if (sx.stx_mask & STATX_BTIME) info.btime_ns = ns(sx.stx_btime);
   return info;
 }
 
@@ -340,8 +355,14 @@ class PosixEnv : public Env {
   }
 
   Result<FileInfo> StatAt(const Dir& dir, std::string_view name) override {
-    struct stat st;
     std::string n(name);
+    struct statx sx;
+    if (::statx(dir.fd(), n.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx) ==
+        0) {
+      return InfoOf(sx);
+    }
+    if (errno != ENOSYS) return Status::FromErrno(errno, "lstat " + dir.PathOf(name));
+    struct stat st;  // a kernel (or sandbox) without statx
     if (::fstatat(dir.fd(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return Status::FromErrno(errno, "lstat " + dir.PathOf(name));
     }

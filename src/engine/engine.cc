@@ -344,7 +344,9 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
     // file written in place (by its own command, say) is still the job's and goes with it:
     // taking it again would run such a command over and over.
     auto now = spool_.Stat(j.name);
-    if (now.ok() && now->ino != j.file.ino) {
+    FileIdentity seen;
+    if (now.ok()) seen = {now->dev, now->ino, now->size, now->mtime_ns, now->btime_ns};
+    if (now.ok() && j.file.OtherFileThan(seen)) {
       spdlog::warn(
           "job {} ({}): another file was put under its name while its job ran; it stays in "
           "the spool and is taken as a new submission",
@@ -352,7 +354,7 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
       replaced->push_back(j.name);
       return Status::Ok();
     }
-    if (now.ok() && !j.file.SameFileAs({now->dev, now->ino, now->size, now->mtime_ns})) {
+    if (now.ok() && !j.file.SameFileAs(seen)) {
       spdlog::warn("job {} ({}): the file was written to while its job ran; it goes with its job",
                    j.id, j.name);
     }

@@ -77,7 +77,10 @@ bool Engine::FileReplaced(Job* job) {
   // new submission, not this job's: it runs as a job of its own once this one ends (the mover
   // leaves it and it is examined again), so this one must not run it too.
   auto now = spool_.Stat(job->name);
-  if (!now.ok() || now->ino == job->file.ino) return false;
+  if (!now.ok() ||
+      !job->file.OtherFileThan({now->dev, now->ino, now->size, now->mtime_ns, now->btime_ns})) {
+    return false;
+  }
   job->attempts--;  // this try never ran
   job->state = JobState::kCancelled;
   job->finished_at = clock_->NowMicros();

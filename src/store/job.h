@@ -34,12 +34,20 @@ struct FileIdentity {
   uint64_t ino = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  // Creation time (FileInfo::btime_ns) when known, else 0. Kept in memory only, not stored: a
+  // job read back from the store has 0, and is told apart by inode alone.
+  int64_t btime_ns = 0;
   bool operator==(const FileIdentity&) const = default;
-  // The same file as `o` for a spool: inode, size and modification time. Not the device
-  // number, which a reboot or a remount may change for the same filesystem (a spool's files
-  // are all on one).
+  // Another file under the name: another inode, or the same inode number given to a new file
+  // after the old one was deleted (told by creation times, when both are known).
+  bool OtherFileThan(const FileIdentity& o) const {
+    return ino != o.ino || (btime_ns != 0 && o.btime_ns != 0 && btime_ns != o.btime_ns);
+  }
+  // The same file as `o` for a spool, as it was: inode, size and modification time. Not the
+  // device number, which a reboot or a remount may change for the same filesystem (a spool's
+  // files are all on one).
   bool SameFileAs(const FileIdentity& o) const {
-    return ino == o.ino && size == o.size && mtime_ns == o.mtime_ns;
+    return !OtherFileThan(o) && size == o.size && mtime_ns == o.mtime_ns;
   }
 };
 

@@ -65,6 +65,29 @@ class LiveTest(unittest.TestCase):
         self.assertLess(slowest, 5)  # a busy machine's fsyncs, not a rescan (an hour away)
         self.assertEqual(box.stop(), 0)
 
+    def test_a_file_deleted_and_written_again_while_its_job_ran_is_a_new_job(self):
+        # rm x.json; write x.json: the new file often gets the freed inode number (ext4 hands
+        # it out again at once), so the inode alone took it for the job's own file, written
+        # in place, and archived it unread with the old job.
+        box = self.box
+        marks = os.path.join(box.dir, "marks")
+        box.start("--kind", "exec", "--max-workers", "1")
+        box.wait_for(lambda: os.path.isdir(os.path.join(box.spool, "archive")), what="start")
+        path = os.path.join(box.spool, "x.json")
+        box.drop("x.json", ["/bin/sh", "-c", "echo first >> %s; sleep 1.5" % marks])
+        box.wait_for(lambda: os.path.exists(marks), 30, "the first job to start")
+        before = os.stat(path).st_ino
+        os.unlink(path)
+        with open(path, "w") as f:  # written in place, as some producers do
+            json.dump(["/bin/sh", "-c", "echo second >> %s" % marks], f)
+        same_inode = os.stat(path).st_ino == before
+        box.wait_for(lambda: box.query("SELECT state FROM jobs ORDER BY id") ==
+                     [("succeeded",), ("succeeded",)], 30, "both jobs")
+        with open(marks) as f:
+            self.assertEqual(f.read().split(), ["first", "second"], "same inode: %s" % same_inode)
+        self.assertIn("another file was put under its name", box.daemon_log())
+        self.assertEqual(box.stop(), 0)
+
     def test_sigterm_finishes_jobs_in_hand_and_loses_nothing(self):
         box = self.box
         box.sluice("demo-data", box.spool, "--count", "3000")
