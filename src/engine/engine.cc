@@ -383,10 +383,11 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
     std::string companion = SpoolDir::CompanionOf(j.name, options_.companions[i]);
     // A new companion put under the name while the job ran is not the job's: it stays, for
     // the new submission it belongs to.
-    uint64_t ran_with = i < t->companion_inos.size() ? t->companion_inos[i] : 0;
-    if (ran_with != 0) {
+    const FileIdentity ran_with = i < t->companions.size() ? t->companions[i] : FileIdentity{};
+    if (ran_with.ino != 0) {
       auto now = spool_.Stat(companion);
-      if (now.ok() && now->ino != ran_with) {
+      if (now.ok() &&
+          ran_with.OtherFileThan({now->dev, now->ino, now->size, now->mtime_ns, now->btime_ns})) {
         spdlog::warn("job {} ({}): another {} was put in the spool while its job ran; it stays",
                      j.id, j.name, companion);
         continue;

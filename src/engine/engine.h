@@ -172,9 +172,9 @@ class Engine {
     int move_failures = 0;
     int64_t beat = 0;    // while running: the worker's last heartbeat (monotonic micros)
     uint64_t claim = 0;  // which claim the running worker holds; a lost lease bumps it
-    // The inode of each companion (by --companions order) as its last attempt started; 0 when
-    // not known (it was missing, or the job came from before a restart): moved by name then.
-    std::vector<uint64_t> companion_inos = {};
+    // Each companion (by --companions order) as its last attempt started; inode 0 when not
+    // known (it was missing, or the job came from before a restart): moved by name then.
+    std::vector<FileIdentity> companions = {};
   };
 
   // recovery.cc

@@ -148,18 +148,20 @@ void Engine::RunJob(Job job, ReadBudget::Grant reading) {
   } else {
     ctx.path = spool_.PathOf(job.name);
     ctx.files["json"] = ctx.path;
-    std::vector<uint64_t> inos;
+    std::vector<FileIdentity> seen;
     for (const std::string& suffix : options_.companions) {
       std::string companion = SpoolDir::CompanionOf(job.name, suffix);
       ctx.files[suffix.substr(suffix.rfind('.') + 1)] = spool_.PathOf(companion);
       auto info = spool_.Stat(companion);
       if (missing.empty() && !info.ok()) missing = companion;
-      inos.push_back(info.ok() ? info->ino : 0);
+      seen.push_back(
+          info.ok() ? FileIdentity{info->dev, info->ino, info->size, info->mtime_ns, info->btime_ns}
+                    : FileIdentity{});
     }
     // The companions this attempt runs with: only they leave with the job (MoveFile).
-    if (!inos.empty()) {
+    if (!seen.empty()) {
       std::lock_guard<std::mutex> lock(mu_);
-      if (auto it = jobs_.find(job.id); it != jobs_.end()) it->second.companion_inos = inos;
+      if (auto it = jobs_.find(job.id); it != jobs_.end()) it->second.companions = seen;
     }
   }
   ctx.max_file_bytes = options_.max_file_bytes;

@@ -160,6 +160,18 @@ class PairsTest(unittest.TestCase):
         # A producer reusing names: x.dump of the next pair lands while x.json's job still
         # runs with the last one. Moving it by name would archive the new dump with the old
         # job and leave the next x.json without its companion.
+        self.companion_replaced_while_its_job_ran(lambda: self.box.drop("x.dump", "dump2"))
+
+    def test_a_companion_deleted_and_written_again_while_its_job_ran_stays_too(self):
+        # The new dump may get the old one's inode number (ext4 hands a freed one out at once).
+        def again():
+            path = os.path.join(self.box.spool, "x.dump")
+            os.unlink(path)
+            with open(path, "w") as f:
+                f.write("dump2\n")
+        self.companion_replaced_while_its_job_ran(again)
+
+    def companion_replaced_while_its_job_ran(self, replace):
         started = os.path.join(self.box.dir, "started")
         self.command = json.dumps(["/bin/sh", "-c",
                                    'read -r a < "$1"; read -r b < "$2"; echo "$a|$b" >> %s; '
@@ -169,7 +181,7 @@ class PairsTest(unittest.TestCase):
         self.box.drop("x.json", "json1")
         self.box.drop("x.dump", "dump1")
         self.box.wait_for(lambda: os.path.exists(started), 30, "the first job to start")
-        self.box.drop("x.dump", "dump2")  # renamed over the running job's companion
+        replace()
         self.box.wait_for(lambda: "x.json" in self.box.listing("archive"), 30, "first job done")
         time.sleep(0.5)
         self.assertIn("x.dump", self.box.listing())  # not taken away with the first job
