@@ -182,7 +182,7 @@ void Engine::Examine(const std::vector<std::string>& given, bool from_scan, bool
       }
       unpaired_.erase(name);
     }
-    FileIdentity id{info->dev, info->ino, info->size, info->mtime_ns, info->btime_ns};
+    FileIdentity id = IdentityOf(*info);
     if (startup && !clean_start_) {
       // A file whose job already finished but which was not moved before a crash.
       auto prev = store_->LatestJobForFile(spool_.root(), name);

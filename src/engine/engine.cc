@@ -345,7 +345,7 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
     // taking it again would run such a command over and over.
     auto now = spool_.Stat(j.name);
     FileIdentity seen;
-    if (now.ok()) seen = {now->dev, now->ino, now->size, now->mtime_ns, now->btime_ns};
+    if (now.ok()) seen = IdentityOf(*now);
     if (now.ok() && j.file.OtherFileThan(seen)) {
       spdlog::warn(
           "job {} ({}): another file was put under its name while its job ran; it stays in "
@@ -386,8 +386,7 @@ Status Engine::MoveFile(Tracked* t, std::vector<std::string>* replaced) {
     const FileIdentity ran_with = i < t->companions.size() ? t->companions[i] : FileIdentity{};
     if (ran_with.ino != 0) {
       auto now = spool_.Stat(companion);
-      if (now.ok() &&
-          ran_with.OtherFileThan({now->dev, now->ino, now->size, now->mtime_ns, now->btime_ns})) {
+      if (now.ok() && ran_with.OtherFileThan(IdentityOf(*now))) {
         spdlog::warn("job {} ({}): another {} was put in the spool while its job ran; it stays",
                      j.id, j.name, companion);
         continue;

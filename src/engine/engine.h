@@ -256,6 +256,10 @@ class Engine {
   // holds another file: then that name is added to `replaced`.
   Status MoveFile(Tracked* t, std::vector<std::string>* replaced);
   std::string ErrorReport(const Job& job) const;
+  // A spool file's identity as stat gives it (creation time included, where known).
+  static FileIdentity IdentityOf(const FileInfo& info) {
+    return {info.dev, info.ino, info.size, info.mtime_ns, info.btime_ns};
+  }
 
   EngineOptions options_;
   Store* store_;

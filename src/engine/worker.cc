@@ -77,10 +77,7 @@ bool Engine::FileReplaced(Job* job) {
   // new submission, not this job's: it runs as a job of its own once this one ends (the mover
   // leaves it and it is examined again), so this one must not run it too.
   auto now = spool_.Stat(job->name);
-  if (!now.ok() ||
-      !job->file.OtherFileThan({now->dev, now->ino, now->size, now->mtime_ns, now->btime_ns})) {
-    return false;
-  }
+  if (!now.ok() || !job->file.OtherFileThan(IdentityOf(*now))) return false;
   job->attempts--;  // this try never ran
   job->state = JobState::kCancelled;
   job->finished_at = clock_->NowMicros();
@@ -154,9 +151,7 @@ void Engine::RunJob(Job job, ReadBudget::Grant reading) {
       ctx.files[suffix.substr(suffix.rfind('.') + 1)] = spool_.PathOf(companion);
       auto info = spool_.Stat(companion);
       if (missing.empty() && !info.ok()) missing = companion;
-      seen.push_back(
-          info.ok() ? FileIdentity{info->dev, info->ino, info->size, info->mtime_ns, info->btime_ns}
-                    : FileIdentity{});
+      seen.push_back(info.ok() ? IdentityOf(*info) : FileIdentity{});
     }
     // The companions this attempt runs with: only they leave with the job (MoveFile).
     if (!seen.empty()) {
