@@ -339,7 +339,7 @@ void Engine::RegisterDeferred() {
     j.kind = std::string(handler_->kind());
     j.spool = spool_.root();
     j.name = std::move(name);
-    j.file = {info->dev, info->ino, info->size, info->mtime_ns};
+    j.file = IdentityOf(*info);
     j.state = JobState::kDeferred;
     j.max_attempts = options_.max_attempts;
     j.created_at = now;
