@@ -233,6 +233,33 @@ int Main(int argc, char** argv) {
   promote->add_flag("--all", promote_all, "Every deferred file");
   add_remote(promote);
 
+  SubmitFlags submit_flags;
+  int submit_priority = 0, submit_max_attempts = 0;
+  CLI::App* submit = app.add_subcommand(
+      "submit", "Submit a job: its payload a JSON file or stdin (asks the running daemon)");
+  submit->add_option("input", submit_flags.input, "The payload's JSON file, or - for stdin")
+      ->required();
+  submit->add_option("--kind", submit_flags.kind, "Handler: kcidb, exec, publish, ...")
+      ->capture_default_str();
+  submit->add_option("--queue", submit_flags.queue, "Queue (default: the daemon's)");
+  CLI::Option* submit_priority_opt = submit->add_option(
+      "--priority", submit_priority, "Higher runs first (a queued job's default is 0)");
+  CLI::Option* submit_attempts_opt = submit->add_option(
+      "--max-attempts", submit_max_attempts, "Tries before it fails (default: the daemon's)");
+  submit->add_option("--run-at", submit_flags.run_at, "Not before this RFC 3339 time");
+  submit->add_option("--idempotency-key", submit_flags.idempotency_key,
+                     "Submitted again with the same key: the first job is answered");
+  submit->add_flag("--wait", submit_flags.wait,
+                   "Wait until the job ends and print it: exit 0 when it succeeded, 1 otherwise");
+  submit->add_option("--timeout", submit_flags.timeout_s, "With --wait: give up after SECONDS")
+      ->check(Seconds(true));
+  add_remote(submit);
+  std::string cancel_id;
+  CLI::App* cancel = app.add_subcommand(
+      "cancel", "End a queued or retrying job as cancelled (asks the running daemon)");
+  cancel->add_option("id", cancel_id, "Job id")->required();
+  add_remote(cancel);
+
   std::string tasks_action;
   std::vector<std::string> tasks_args;
   bool tasks_json = false;
@@ -430,6 +457,12 @@ int Main(int argc, char** argv) {
     }
     return ExitCode(Status::InvalidArgument("give a NAME or --all-failed (not both)"));
   }
+  if (submit->parsed()) {
+    if (submit_priority_opt->count() > 0) submit_flags.priority = submit_priority;
+    if (submit_attempts_opt->count() > 0) submit_flags.max_attempts = submit_max_attempts;
+    return RunSubmit(remote, submit_flags);
+  }
+  if (cancel->parsed()) return RunCancel(remote, cancel_id);
   if (priority->parsed()) return RunPriority(remote, priority_what);
   if (promote->parsed()) return RunPromote(remote, promote_name, promote_all);
   if (check->parsed()) {

@@ -57,7 +57,7 @@ Result<RemoteAnswer> Ask(const RemoteFlags& flags, const std::string& method,
 int AnswerExitCode(long status) {
   if (status < 300) return 0;
   if (status == 404) return 3;
-  if (status == 400 || status == 409 || status == 422) return 2;
+  if (status == 400 || status == 409 || status == 413 || status == 422) return 2;
   return 1;
 }
 

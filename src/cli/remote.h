@@ -1,7 +1,8 @@
-// Commands that ask a running daemon through its HTTP API: `sluice priority` and
-// `sluice promote`. They need the daemon (the queue lives in it); --api names it.
+// Commands that ask a running daemon through its HTTP API: `sluice submit`, `cancel`,
+// `priority`, `promote` and `tasks`. They need the daemon (the queue lives in it); --api names it.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,22 @@ int AnswerExitCode(long status);
 // `sluice tasks add FILE|-`, `remove ID…`, `reschedule ID…`, `list [--json]`, `show ID`.
 int RunTasks(const RemoteFlags& flags, const std::string& action,
              const std::vector<std::string>& args, bool json);
+
+// `sluice submit FILE|-`: a job over POST /api/v1/jobs, its payload the file's JSON.
+struct SubmitFlags {
+  std::string input;  // a file, or - for stdin
+  std::string kind = "kcidb";
+  std::string queue;
+  std::optional<int> priority;
+  std::optional<int> max_attempts;
+  std::string run_at;  // RFC 3339; the daemon checks it
+  std::string idempotency_key;
+  bool wait = false;     // until the job ends: exit 0 when it succeeded, 1 otherwise
+  double timeout_s = 0;  // with wait: give up after this long (0: never)
+};
+int RunSubmit(const RemoteFlags& flags, const SubmitFlags& submit);
+// `sluice cancel ID`: a queued or retrying job ends as cancelled.
+int RunCancel(const RemoteFlags& flags, const std::string& id);
 
 // `sluice priority NAME|ID`: prints what the daemon did; exit 3 when it knows no such thing.
 int RunPriority(const RemoteFlags& flags, const std::string& what);
