@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
@@ -22,18 +23,28 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
 
 Result<RemoteAnswer> Ask(const RemoteFlags& flags, const std::string& method,
                          const std::string& path, const std::string& body) {
+  // HOST:PORT alone is taken as http://HOST:PORT; any scheme but http(s) is refused.
+  std::string url = flags.api.find("://") == std::string::npos ? "http://" + flags.api : flags.api;
+  std::string scheme = url.substr(0, url.find("://"));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http" && scheme != "https") {
+    return Status::InvalidArgument("--api: '" + flags.api +
+                                   "' is not an http:// or https:// URL (the daemon's API, as "
+                                   "http://127.0.0.1:8080)");
+  }
   auto secret = Secret("--api-token", flags.token_file, flags.token, "SLUICE_API_TOKEN");
   if (!secret.ok()) return secret.status();
   std::string token = *secret;
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return Status::Internal("curl_easy_init failed");
-  std::string url = flags.api, answer;
+  std::string answer;
   while (!url.empty() && url.back() == '/') url.pop_back();
   url += path;
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   if (!token.empty())
     headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   if (method == "POST") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
