@@ -108,6 +108,7 @@ std::optional<std::string> ExcerptUploader::Upload(const std::string& sha, std::
     curl_mime_data(part, path.c_str(), CURL_ZERO_TERMINATED);
     curl_slist* headers = curl_slist_append(nullptr, auth.c_str());
     curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl.get(), CURLOPT_MIMEPOST, mime);
     curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);

@@ -119,6 +119,7 @@ Status PublishHandler::Post(const std::string& body, const std::string& idempote
   for (const std::string& h : options_.headers) headers = curl_slist_append(headers, h.c_str());
   std::string answer;
   curl_easy_setopt(curl, CURLOPT_URL, options_.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
