@@ -1,8 +1,11 @@
 // Router: GET /api/v1/events (SSE) and GET /api/v1/jobs/{id}/log.
+#include <algorithm>
 #include <charconv>
 
 #include "api/event_streams.h"
 #include "api/router.h"
+#include "core/text.h"
+#include "store/event.h"
 
 namespace sluice::api {
 namespace {
@@ -41,7 +44,18 @@ HttpResponse Router::Events(const HttpRequest& r) const {
   }
   if (auto q = r.Query("queue"); q && !q->empty()) f.queue = *q;
   if (auto k = r.Query("kind"); k && !k->empty()) f.kind = *k;
-  if (auto t = r.Query("type"); t && !t->empty()) f.types = SplitComma(*t);
+  if (auto t = r.Query("type"); t && !t->empty()) {
+    f.types = SplitComma(*t);
+    // A misspelt type would give a stream that never says anything.
+    const std::vector<std::string>& known = EventTypes();
+    for (const std::string& type : f.types) {
+      if (std::find(known.begin(), known.end(), type) != known.end()) continue;
+      std::string list;
+      for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+      return HttpResponse::Error(400, "invalid_argument",
+                                 "unknown event type '" + PrintableLine(type) + "': " + list);
+    }
+  }
   // Resume point: Last-Event-ID (what a browser's EventSource sends) or ?after=. Without
   // one, a job's stream starts at its first event; the whole stream starts live.
   std::optional<std::string> after = r.Header("last-event-id");

@@ -5,10 +5,12 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "core/clock.h"
 #include "core/text.h"
 #include "store/job_json.h"
+#include "store/task.h"
 
 namespace sluice {
 
@@ -25,6 +27,26 @@ Event EventOf(const Job& job, int64_t ts, std::string type) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& EventTypes() {
+  static const auto* types = [] {
+    auto* out = new std::vector<std::string>();
+    for (JobState s :
+         {JobState::kQueued, JobState::kRunning, JobState::kRetrying, JobState::kSucceeded,
+          JobState::kFailed, JobState::kCancelled, JobState::kDeferred}) {
+      out->push_back("job." + std::string(StateName(s)));
+    }
+    out->push_back(kLogEvent);
+    for (TaskStatus s : {TaskStatus::kNew, TaskStatus::kScheduled, TaskStatus::kEnqueued,
+                         TaskStatus::kRunning, TaskStatus::kCompleted, TaskStatus::kFailed}) {
+      std::string name = TaskStatusName(s);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out->push_back("task." + name);
+    }
+    return out;
+  }();
+  return *types;
+}
 
 Event StateEvent(const Job& job, int64_t ts) {
   Event e = EventOf(job, ts, "job." + std::string(StateName(job.state)));

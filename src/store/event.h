@@ -33,6 +33,10 @@ struct Event {
 
 inline constexpr const char* kLogEvent = "job.log";
 
+// Every event type there is: "job.<state>" for each job state, job.log, and "task.<status>"
+// for each task status (lower case), in that order.
+const std::vector<std::string>& EventTypes();
+
 // The state event of `job` as it is now.
 Event StateEvent(const Job& job, int64_t ts);
 // One line of a job's log.

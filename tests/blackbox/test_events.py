@@ -94,6 +94,18 @@ class EventsTest(unittest.TestCase):
         typed.close()
         self.assertEqual(self.request("GET", "/api/v1/events?job=x")[0], 400)
         self.assertEqual(self.request("GET", "/api/v1/events?after=-1")[0], 400)
+        # A misspelt type is refused, naming the types there are (it used to be a stream
+        # that never said anything); every type the README names is taken.
+        status, body = self.request("GET", "/api/v1/events?type=job.succeeded,job.suceeded")
+        self.assertEqual(status, 400)
+        self.assertIn("unknown event type 'job.suceeded'", body["error"]["message"])
+        self.assertIn("job.succeeded", body["error"]["message"])
+        for t in ("job.failed", "job.log", "task.new", "task.completed", "job.deferred,job.queued"):
+            s = harness.SseClient(self.box.port, "/api/v1/events?type=" + t)
+            self.assertIn(" 200 ", s.read_head().split("\r\n")[0], t)
+            s.close()
+        for t in ("nope", "job.", "JOB.FAILED", "task.FAILED", "job.failed%00"):
+            self.assertEqual(self.request("GET", "/api/v1/events?type=" + t)[0], 400, t)
 
     def test_a_slow_reader_is_told_it_lagged_and_resumes_from_its_last_id(self):
         self.start("--sse-buffer", "50")
