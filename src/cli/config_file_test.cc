@@ -75,7 +75,7 @@ TEST(ConfigFileTest, BrokenHeadersNamelessSpoolsAndRepeatsAreRefusedWithTheirLin
     EXPECT_NE(args.status().message().find(c.says), std::string::npos)
         << c.text << " -> " << args.status().message();
   }
-  // The same key in two spools' sections, and a spool named like the global one's keys, are fine.
+  // The same key outside and in two spools' sections is fine, and so are '.', '_', '-' in a name.
   testing::WriteAll(dir.Sub("ok.toml"),
                     "workers = 2\n[spool.a]\ndir = /a\nworkers = 3\n[spool.b-2.x_y]\ndir = /b\n"
                     "workers = 4\n");

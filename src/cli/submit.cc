@@ -13,6 +13,7 @@
 #include "cli/remote.h"
 #include "core/fd.h"
 #include "core/json.h"
+#include "store/job.h"
 
 namespace sluice::cli {
 namespace {
@@ -52,10 +53,6 @@ Result<std::string> ReadInput(const std::string& input) {
   }
 }
 
-bool IsFinal(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "cancelled";
-}
-
 // Polls the job until it ends (or the timeout): prints it then, as GET /api/v1/jobs/ID
 // answers; 0 when it succeeded, 1 otherwise.
 int WaitFor(const RemoteFlags& flags, int64_t id, double timeout_s) {
@@ -74,7 +71,7 @@ int WaitFor(const RemoteFlags& flags, int64_t id, double timeout_s) {
         d["state"].IsString()) {
       state = JsonStr(d["state"]);
     }
-    if (IsFinal(state)) {
+    if (auto known = ParseState(state); known.ok() && IsFinal(*known)) {
       std::printf("%s\n", answer->body.c_str());
       return state == "succeeded" ? 0 : 1;
     }

@@ -183,9 +183,7 @@ Event TaskEvent(const Task& task, const TaskRun* run, int64_t ts) {
   e.ts = ts;
   e.queue = run != nullptr ? run->queue : "";
   e.kind = "task";
-  std::string status = TaskStatusName(task.status);
-  for (char& c : status) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  e.type = "task." + status;
+  e.type = TaskEventType(task.status);
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();

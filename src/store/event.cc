@@ -10,7 +10,6 @@
 #include "core/clock.h"
 #include "core/text.h"
 #include "store/job_json.h"
-#include "store/task.h"
 
 namespace sluice {
 
@@ -28,6 +27,12 @@ Event EventOf(const Job& job, int64_t ts, std::string type) {
 
 }  // namespace
 
+std::string TaskEventType(TaskStatus status) {
+  std::string name = TaskStatusName(status);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return "task." + name;
+}
+
 const std::vector<std::string>& EventTypes() {
   static const auto* types = [] {
     auto* out = new std::vector<std::string>();
@@ -39,9 +44,7 @@ const std::vector<std::string>& EventTypes() {
     out->push_back(kLogEvent);
     for (TaskStatus s : {TaskStatus::kNew, TaskStatus::kScheduled, TaskStatus::kEnqueued,
                          TaskStatus::kRunning, TaskStatus::kCompleted, TaskStatus::kFailed}) {
-      std::string name = TaskStatusName(s);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      out->push_back("task." + name);
+      out->push_back(TaskEventType(s));
     }
     return out;
   }();

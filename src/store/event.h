@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "store/job.h"
+#include "store/task.h"
 
 namespace sluice {
 
@@ -33,6 +34,8 @@ struct Event {
 
 inline constexpr const char* kLogEvent = "job.log";
 
+// The type of a task's event in `status`: "task." and the status in lower case.
+std::string TaskEventType(TaskStatus status);
 // Every event type there is: "job.<state>" for each job state, job.log, and "task.<status>"
 // for each task status (lower case), in that order.
 const std::vector<std::string>& EventTypes();
