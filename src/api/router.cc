@@ -145,16 +145,22 @@ void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
     return;
   }
   // Refused ones are answered at once: they take no place among the waiting calls.
-  if (IsTaskPath(r.path) && Authorized(r)) return PostTaskCall(r, std::move(checked));
+  if (IsTaskPath(r.path) && Authorized(r)) {
+    return PostToLane(task_lane_.get(), "task API", r, std::move(checked));
+  }
+  if (r.path == "/api/v1/promote" && r.method == "POST" && Authorized(r)) {
+    return PostToLane(promote_lane_.get(), "promote", r, std::move(checked));
+  }
   checked(Route(r));
 }
 
-void Router::PostTaskCall(const HttpRequest& r, Reply reply) const {
+void Router::PostToLane(SerialLane* lane, const char* what, const HttpRequest& r,
+                        Reply reply) const {
   auto held = std::make_shared<Reply>(std::move(reply));
   std::function<void()> call = [this, r, held] { (*held)(Route(r)); };
-  if (task_lane_->Post(call)) return;
-  HttpResponse busy =
-      HttpResponse::Error(503, "unavailable", "too many task API calls are waiting; try again");
+  if (lane->Post(call)) return;
+  HttpResponse busy = HttpResponse::Error(
+      503, "unavailable", std::string("too many ") + what + " calls are waiting; try again");
   busy.headers.emplace_back("Retry-After", "1");
   (*held)(std::move(busy));
 }
@@ -167,6 +173,7 @@ Router::~Router() {
   }
   if (running.joinable()) running.join();
   task_lane_.reset();  // every waiting task call answered
+  promote_lane_.reset();
 }
 
 HttpResponse Router::Handle(const HttpRequest& r) const {

@@ -165,8 +165,13 @@ class Router {
   // The task API's calls run here, one at a time in arrival order, off the I/O thread: one
   // call may store, remove or list thousands of tasks. At most kMaxTaskCalls wait (503 beyond).
   static constexpr size_t kMaxTaskCalls = 1024;
-  void PostTaskCall(const HttpRequest& request, Reply reply) const;
   std::unique_ptr<SerialLane> task_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
+  // POST /api/v1/promote runs here, the same way: {"all": true} moves every deferred file
+  // (5,000 took seconds), which on the I/O thread stalled every connection and stream.
+  std::unique_ptr<SerialLane> promote_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
+  // Runs Route(request) on `lane`; 503 (Retry-After: 1) when too many calls wait there.
+  void PostToLane(SerialLane* lane, const char* what, const HttpRequest& request,
+                  Reply reply) const;
 };
 
 // Whether `path` is one of the task API's (task_routes.cc).

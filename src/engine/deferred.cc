@@ -5,6 +5,15 @@
 namespace sluice {
 
 Result<Job> Engine::Promote(const std::string& name, bool prioritise) {
+  auto job = TakeFromDeferred(name, prioritise);
+  if (!job.ok()) return job;
+  (void)spool_.Sync();
+  if (watcher_) watcher_->Wake();
+  spdlog::info("{} promoted from deferred/{}", name, prioritise ? " at top priority" : "");
+  return job;
+}
+
+Result<Job> Engine::TakeFromDeferred(const std::string& name, bool prioritise) {
   if (!SpoolDir::IsCandidateName(name) || name.find('/') != std::string::npos) {
     return Status::InvalidArgument("'" + name + "' is not a spool file name");
   }
@@ -37,9 +46,6 @@ Result<Job> Engine::Promote(const std::string& name, bool prioritise) {
       broker_->Push(Ticket{j.id, j.priority, j.file.mtime_ns, 0});
     }
   }
-  (void)spool_.Sync();
-  if (watcher_) watcher_->Wake();
-  spdlog::info("{} promoted from deferred/{}", name, prioritise ? " at top priority" : "");
   return job;
 }
 
@@ -64,8 +70,12 @@ std::vector<std::string> Engine::PromoteAll() {
   if (!entries.ok()) return promoted;
   for (const DirEntry& e : *entries) {
     if (!SpoolDir::IsCandidateName(e.name)) continue;
-    if (Promote(e.name, false).ok()) promoted.push_back(e.name);
+    if (TakeFromDeferred(e.name, false).ok()) promoted.push_back(e.name);
   }
+  if (promoted.empty()) return promoted;
+  (void)spool_.Sync();  // once for all: an fsync per file took 4 s for 5,000 files
+  if (watcher_) watcher_->Wake();
+  spdlog::info("{} files promoted from deferred/", promoted.size());
   return promoted;
 }
 

@@ -130,7 +130,7 @@ class Engine {
   // A file not registered yet is only moved; discovery takes it from there. NotFound when
   // deferred/ has no such file; AlreadyExists when the spool has a file of that name.
   Result<Job> Promote(const std::string& name, bool prioritise);
-  // Promotes every deferred file. Their names.
+  // Promotes every deferred file, their moves made durable together (one fsync). Their names.
   std::vector<std::string> PromoteAll();
   // `sluice priority NAME`: a registered job is prioritised ("prioritised", or "running" when
   // it runs already); a deferred file is promoted at top priority ("promoted"); a file in the
@@ -301,6 +301,8 @@ class Engine {
   size_t deferred_registered_ = 0;            // since the last listing, for its log line
   // The job of deferred/`name`, as registered.
   Job DeferredJob(const std::string& name, const Deferred& d) const;
+  // Promote's move and queueing, without the fsync that makes the move durable.
+  Result<Job> TakeFromDeferred(const std::string& name, bool prioritise);
   std::unordered_set<std::string> urgent_;  // to register at top priority, for TakeUrgent
   // Names whose file was replaced while its job ran, to examine again (TakeReplaced).
   std::vector<std::string> replaced_;
