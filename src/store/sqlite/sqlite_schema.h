@@ -23,4 +23,12 @@ Result<int> SchemaVersion(Db& db);
 Status Migrate(Db& db, const std::vector<Migration>& list, const std::string& name,
                SchemaReport* report);
 
+// The overview's count of jobs that ended in [?1, ?2) (SqliteStore::SummarizeJobs), kept
+// on the (finished_at, state) index; its query plan is tested beside the schema. The unary
+// + keeps SQLite's planner off the state index, which it took without statistics: every
+// count then read every ended job (2.2 s for the overview on a million jobs).
+inline constexpr const char* kEndedInRangeSql =
+    "SELECT COUNT(*), COALESCE(SUM(state = 'failed'), 0) FROM jobs WHERE finished_at >= ? "
+    "AND finished_at < ? AND +state IN ('succeeded', 'failed')";
+
 }  // namespace sluice::sqlite

@@ -83,5 +83,22 @@ TEST(SqliteSchemaTest, AnUnversionedDatabaseIsVersionOneWithItsLateColumnAddedTh
   EXPECT_TRUE(task->schedule_given);
 }
 
+// The overview counts jobs ended per minute for 15 minutes on every dashboard refresh: on
+// the state index each count read every ended job of the store.
+TEST(SqliteSchemaTest, TheOverviewsPerMinuteCountWalksTheFinishedIndex) {
+  testing::TempDir dir;
+  auto store = SqliteStore::Open(dir.Sub("s.db"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto db = Db::Open(dir.Sub("s.db"));
+  ASSERT_TRUE(db.ok());
+  auto plan = Stmt::Prepare(db->get(), std::string("EXPLAIN QUERY PLAN ") + kEndedInRangeSql);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  std::string details;
+  while (*plan->Step()) details += plan->Text(3) + "\n";
+  EXPECT_NE(details.find("jobs_finished (finished_at>? AND finished_at<?)"), std::string::npos)
+      << details;
+  EXPECT_EQ(details.find("jobs_state "), std::string::npos) << details;
+}
+
 }  // namespace
 }  // namespace sluice::sqlite

@@ -537,12 +537,10 @@ Result<JobsSummary> SqliteStore::SummarizeJobs(int64_t now, int minutes) {
   // the expression would sort every row of the window.
   for (JobsSummary::Minute& m : out.per_minute) {
     SLUICE_RETURN_IF_ERROR(
-        run("SELECT COUNT(*), COALESCE(SUM(state = 'failed'), 0) FROM jobs WHERE finished_at >= ? "
-            "AND finished_at < ? AND state IN ('succeeded', 'failed')",
-            {Value(m.start), Value(m.start + kMinute)}, [&](Stmt& s) {
-              m.failed = s.Int(1);
-              m.succeeded = s.Int(0) - m.failed;
-            }));
+        run(sqlite::kEndedInRangeSql, {Value(m.start), Value(m.start + kMinute)}, [&](Stmt& s) {
+          m.failed = s.Int(1);
+          m.succeeded = s.Int(0) - m.failed;
+        }));
   }
   return out;
 }
