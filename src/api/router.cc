@@ -151,7 +151,19 @@ void Router::HandleAsync(const HttpRequest& r, Reply reply) const {
   if (r.path == "/api/v1/promote" && r.method == "POST" && Authorized(r)) {
     return PostToLane(promote_lane_.get(), "promote", r, std::move(checked));
   }
+  if (IsStoreRead(r) && Authorized(r)) {
+    return PostToLane(read_lane_.get(), "read", r, std::move(checked));
+  }
   checked(Route(r));
+}
+
+bool Router::IsStoreRead(const HttpRequest& r) {
+  if (r.method != "GET" && r.method != "HEAD") return false;
+  if (r.path == "/metrics" || r.path == "/readyz") return true;
+  if (r.path.rfind("/api/v1/", 0) != 0) return false;
+  if (r.path == "/api/v1/events" || r.path == "/api/v1/session") return false;
+  // A job's log may be followed (a stream): made where streams are made.
+  return !(r.path.size() > 4 && r.path.compare(r.path.size() - 4, 4, "/log") == 0);
 }
 
 void Router::PostToLane(SerialLane* lane, const char* what, const HttpRequest& r,
@@ -174,6 +186,7 @@ Router::~Router() {
   if (running.joinable()) running.join();
   task_lane_.reset();  // every waiting task call answered
   promote_lane_.reset();
+  read_lane_.reset();
 }
 
 HttpResponse Router::Handle(const HttpRequest& r) const {

@@ -169,6 +169,13 @@ class Router {
   // POST /api/v1/promote runs here, the same way: {"all": true} moves every deferred file
   // (5,000 took seconds), which on the I/O thread stalled every connection and stream.
   std::unique_ptr<SerialLane> promote_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
+  // GETs answered from the store run here, in arrival order: the store reads one at a time
+  // anyway, and on the I/O thread a count over a million jobs (50-80 ms) or a reconnect to
+  // an unreachable PostgreSQL (its connect_timeout) held every connection and event stream.
+  std::unique_ptr<SerialLane> read_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
+  // Whether `request` is such a GET (/metrics, /readyz, /api/v1/… but event streams, logs
+  // and the session).
+  static bool IsStoreRead(const HttpRequest& request);
   // Runs Route(request) on `lane`; 503 (Retry-After: 1) when too many calls wait there.
   void PostToLane(SerialLane* lane, const char* what, const HttpRequest& request,
                   Reply reply) const;
