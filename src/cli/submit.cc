@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -54,9 +55,11 @@ Result<std::string> ReadInput(const std::string& input) {
 }
 
 // Polls the job until it ends (or the timeout): prints it then, as GET /api/v1/jobs/ID
-// answers; 0 when it succeeded, 1 otherwise.
+// answers; 0 when it succeeded, 1 otherwise. The answer carries the job's whole history, so
+// the polls space out (0.1 s, growing to 2 s) for a job that runs long.
 int WaitFor(const RemoteFlags& flags, int64_t id, double timeout_s) {
   auto start = std::chrono::steady_clock::now();
+  auto pause = std::chrono::milliseconds(100);
   std::string path = "/api/v1/jobs/" + std::to_string(id);
   while (true) {
     auto answer = Ask(flags, "GET", path);
@@ -83,7 +86,8 @@ int WaitFor(const RemoteFlags& flags, int64_t id, double timeout_s) {
                    timeout_s);
       return 1;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::milliseconds>(pause * 3 / 2, std::chrono::seconds(2));
   }
 }
 
