@@ -163,16 +163,17 @@ class Router {
   };
   std::unique_ptr<Background> background_ = std::make_unique<Background>();
   // The task API's calls run here, one at a time in arrival order, off the I/O thread: one
-  // call may store, remove or list thousands of tasks. At most kMaxTaskCalls wait (503 beyond).
-  static constexpr size_t kMaxTaskCalls = 1024;
-  std::unique_ptr<SerialLane> task_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
+  // call may store, remove or list thousands of tasks. At most kMaxWaitingCalls wait on each
+  // lane (503 beyond).
+  static constexpr size_t kMaxWaitingCalls = 1024;
+  std::unique_ptr<SerialLane> task_lane_ = std::make_unique<SerialLane>(kMaxWaitingCalls);
   // POST /api/v1/promote runs here, the same way: {"all": true} moves every deferred file
   // (5,000 took seconds), which on the I/O thread stalled every connection and stream.
-  std::unique_ptr<SerialLane> promote_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
+  std::unique_ptr<SerialLane> promote_lane_ = std::make_unique<SerialLane>(kMaxWaitingCalls);
   // GETs answered from the store run here, in arrival order: the store reads one at a time
   // anyway, and on the I/O thread a count over a million jobs (50-80 ms) or a reconnect to
   // an unreachable PostgreSQL (its connect_timeout) held every connection and event stream.
-  std::unique_ptr<SerialLane> read_lane_ = std::make_unique<SerialLane>(kMaxTaskCalls);
+  std::unique_ptr<SerialLane> read_lane_ = std::make_unique<SerialLane>(kMaxWaitingCalls);
   // Whether `request` is such a GET (/metrics, /readyz, /api/v1/… but event streams, logs
   // and the session).
   static bool IsStoreRead(const HttpRequest& request);
