@@ -125,8 +125,15 @@ Result<std::optional<Job>> PgStore::LatestJobForFile(const std::string& spool,
   return std::optional<Job>(std::move(jobs->front()));
 }
 
+std::string PgStore::JobCounts(const std::string& columns, const std::string& where) const {
+  std::string filter = where.empty() ? "" : " WHERE " + where;
+  return "(SELECT " + columns + ", n FROM " + T("job_counts") + filter + " UNION ALL SELECT " +
+         columns + ", n FROM " + T("job_count_changes") + filter + ") AS c";
+}
+
 Result<std::map<std::string, int64_t>> PgStore::CountJobsByState() {
-  auto r = Read("SELECT state, COUNT(*) FROM " + T("jobs") + " GROUP BY state", {});
+  auto r = Read(
+      "SELECT state, SUM(n) FROM " + JobCounts("state", "") + " GROUP BY 1 HAVING SUM(n) > 0", {});
   if (!r.ok()) return r.status();
   std::map<std::string, int64_t> counts;
   for (int i = 0; i < r->size(); ++i) counts[r->Text(i, 0)] = r->Int(i, 1);
@@ -149,10 +156,10 @@ Result<JobsSummary> PgStore::SummarizeJobs(int64_t now, int minutes) {
   if (!oldest.ok()) return oldest.status();
   for (int i = 0; i < oldest->size(); ++i)
     out.oldest_waiting[oldest->Text(i, 0)] = oldest->Int(i, 1);
-  auto failures =
-      Read("SELECT COALESCE(error_code, ''), COUNT(*) FROM " + T("jobs") +
-               " WHERE state = 'failed' AND retried_at = 0 GROUP BY 1 ORDER BY 2 DESC, 1",
-           {});
+  auto failures = Read("SELECT error_code, SUM(n) FROM " +
+                           JobCounts("error_code", "state = 'failed' AND NOT retried") +
+                           " GROUP BY 1 HAVING SUM(n) > 0 ORDER BY 2 DESC, 1",
+                       {});
   if (!failures.ok()) return failures.status();
   for (int i = 0; i < failures->size(); ++i) {
     out.failures.emplace_back(failures->Text(i, 0), failures->Int(i, 1));
@@ -176,7 +183,9 @@ Result<JobsSummary> PgStore::SummarizeJobs(int64_t now, int minutes) {
 
 Result<std::map<std::pair<std::string, std::string>, int64_t>> PgStore::CountJobsBy(
     const std::string& column) {
-  auto r = Read("SELECT " + column + ", state, COUNT(*) FROM " + T("jobs") + " GROUP BY 1, 2", {});
+  auto r = Read("SELECT " + column + ", state, SUM(n) FROM " + JobCounts(column + ", state", "") +
+                    " GROUP BY 1, 2 HAVING SUM(n) > 0",
+                {});
   if (!r.ok()) return r.status();
   std::map<std::pair<std::string, std::string>, int64_t> counts;
   for (int i = 0; i < r->size(); ++i) counts[{r->Text(i, 0), r->Text(i, 1)}] = r->Int(i, 2);

@@ -694,7 +694,16 @@ Status PgStore::Write(WriteBatch* batch) {
     if (owners[i].job == kTakesEventIds) first = results[i].Int(0, 0);
   }
   appended(first);
+  FoldJobCountsIfDue();
   return Status::Ok();
+}
+
+void PgStore::FoldJobCountsIfDue() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_fold_ < std::chrono::seconds(5)) return;
+  last_fold_ = now;
+  auto r = WriteExec("SELECT " + T("fold_job_counts") + "()", {});
+  if (!r.ok()) spdlog::debug("job counts not folded: {}", r.status().ToString());
 }
 
 Result<int64_t> PgStore::ReserveJobIds(int64_t count) {

@@ -149,6 +149,12 @@ class PgStore : public Store {
                                          const std::vector<pg::Param>& params);
   Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBy(
       const std::string& column);
+  // The job counts as one derived table "c" of `columns` and n: job_counts and the changes
+  // not folded into it yet, read in one statement (one snapshot), `where` applied to both.
+  std::string JobCounts(const std::string& columns, const std::string& where) const;
+  // Moves the counts' changes into job_counts (fold_job_counts()) at most every 5 s, after a
+  // write: whatever process writes keeps them short; a failure waits for the next time.
+  void FoldJobCountsIfDue();
   // DefineTables under the advisory lock that keeps two processes from creating them at once.
   Status DefineTablesLocked(const std::vector<TableSpec>& tables);
   Status DefineTable(const TableSpec& spec, Table* out);
@@ -183,6 +189,7 @@ class PgStore : public Store {
   pg::Conn write_;
   std::chrono::steady_clock::time_point write_tried_{};
   std::vector<Table> tables_;
+  std::chrono::steady_clock::time_point last_fold_{};
 
   std::mutex read_mu_;
   pg::Conn read_;

@@ -136,12 +136,51 @@ DROP INDEX jobs_state_code;
 CREATE INDEX jobs_state_code ON jobs(state, error_code, retried_at);
 )sql";
 
+// Version 5: jobs counted by queue, spool, state, error code and whether retried, kept by
+// triggers in the transaction of each change. Counting the jobs table itself walked an index
+// of every job ever run: /metrics, /api/v1/queues and the overview took 0.35-0.39 s on five
+// million jobs, growing with the history (a Prometheus scrape and every dashboard refresh).
+// The counts' rows number the combinations in use, whatever the history's length.
+constexpr std::string_view kVersion5 = R"sql(
+CREATE TABLE job_counts (
+  queue TEXT NOT NULL, spool TEXT NOT NULL, state TEXT NOT NULL,
+  error_code TEXT NOT NULL, retried INTEGER NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (queue, spool, state, error_code, retried)) WITHOUT ROWID;
+INSERT INTO job_counts
+  SELECT queue, spool, state, COALESCE(error_code, ''), retried_at != 0, COUNT(*)
+  FROM jobs GROUP BY 1, 2, 3, 4, 5;
+CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+  INSERT INTO job_counts VALUES (NEW.queue, NEW.spool, NEW.state,
+    COALESCE(NEW.error_code, ''), NEW.retried_at != 0, 1)
+  ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND spool = OLD.spool
+    AND state = OLD.state AND error_code = COALESCE(OLD.error_code, '')
+    AND retried = (OLD.retried_at != 0);
+END;
+CREATE TRIGGER job_counts_update AFTER UPDATE OF queue, spool, state, error_code, retried_at
+  ON jobs WHEN OLD.queue IS NOT NEW.queue OR OLD.spool IS NOT NEW.spool
+    OR OLD.state IS NOT NEW.state
+    OR COALESCE(OLD.error_code, '') IS NOT COALESCE(NEW.error_code, '')
+    OR (OLD.retried_at != 0) IS NOT (NEW.retried_at != 0)
+BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND spool = OLD.spool
+    AND state = OLD.state AND error_code = COALESCE(OLD.error_code, '')
+    AND retried = (OLD.retried_at != 0);
+  INSERT INTO job_counts VALUES (NEW.queue, NEW.spool, NEW.state,
+    COALESCE(NEW.error_code, ''), NEW.retried_at != 0, 1)
+  ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+)sql";
+
 const std::vector<Migration>& StoreMigrations() {
   static const std::vector<Migration> kList = {
       {1, "jobs, events, tasks, task runs, items, key-value map", std::string(kVersion1)},
       {2, "lease epochs on jobs, role leases", std::string(kVersion2)},
       {3, "indexes for the dashboard", std::string(kVersion3)},
       {4, "retried_at on jobs", std::string(kVersion4)},
+      {5, "job counts kept by triggers", std::string(kVersion5)},
   };
   return kList;
 }

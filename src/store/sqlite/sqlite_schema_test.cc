@@ -49,7 +49,7 @@ TEST(SqliteSchemaTest, ANewerDatabaseIsRefusedAndLeftAlone) {
   SchemaReport report;
   Status st = Migrate(*db, StoreMigrations(), "s.db", &report);
   EXPECT_EQ(st.code(), Code::kFailedPrecondition);
-  EXPECT_NE(st.message().find("schema version 9, newer than this sluice (4)"), std::string::npos);
+  EXPECT_NE(st.message().find("schema version 9, newer than this sluice (5)"), std::string::npos);
   EXPECT_EQ(*SchemaVersion(*db), 9);
   auto store = SqliteStore::Open(dir.Sub("s.db"));
   EXPECT_EQ(store.status().code(), Code::kFailedPrecondition);
@@ -75,8 +75,8 @@ TEST(SqliteSchemaTest, AnUnversionedDatabaseIsVersionOneWithItsLateColumnAddedTh
   auto store = SqliteStore::Open(dir.Sub("s.db"));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   // Taken as version 1, then brought to the latest: version 2's lease columns added.
-  EXPECT_EQ((*store)->schema().version, 4);
-  ASSERT_EQ((*store)->schema().applied.size(), 3u);
+  EXPECT_EQ((*store)->schema().version, 5);
+  ASSERT_EQ((*store)->schema().applied.size(), 4u);
   EXPECT_EQ((*store)->schema().applied[0].rfind("2: ", 0), 0u);
   auto task = (*store)->GetTask("t");
   ASSERT_TRUE(task.ok());
@@ -98,6 +98,95 @@ TEST(SqliteSchemaTest, TheOverviewsPerMinuteCountWalksTheFinishedIndex) {
   EXPECT_NE(details.find("jobs_finished (finished_at>? AND finished_at<?)"), std::string::npos)
       << details;
   EXPECT_EQ(details.find("jobs_state "), std::string::npos) << details;
+}
+
+// What the counts table says, and what counting the jobs table itself says, as one text.
+std::string Counts(Db& db, bool from_jobs) {
+  std::string sql = from_jobs
+                        ? "SELECT queue, spool, state, COALESCE(error_code, ''), retried_at != 0, "
+                          "COUNT(*) FROM jobs GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+                        : "SELECT queue, spool, state, error_code, retried, n FROM job_counts "
+                          "WHERE n != 0 ORDER BY 1, 2, 3, 4, 5";
+  auto s = Stmt::Prepare(db.get(), sql);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  std::string out;
+  while (*s->Step()) {
+    for (int i = 0; i < 6; ++i) out += s->Text(i) + (i < 5 ? "|" : "\n");
+  }
+  return out;
+}
+
+// /metrics, /api/v1/queues and the overview counted every job ever run (0.35-0.39 s on five
+// million). Version 5 keeps the counts in a table of their own: it counts the jobs of an
+// older database once, then every change of a job's queue, spool, state, error code or
+// retried mark, by whatever statement, moves its count.
+TEST(SqliteSchemaTest, JobCountsStartFromTheJobsThereAndFollowEveryChange) {
+  testing::TempDir dir;
+  auto db = Db::Open(dir.Sub("s.db"));
+  ASSERT_TRUE(db.ok());
+  std::vector<Migration> four(StoreMigrations().begin(), StoreMigrations().begin() + 4);
+  SchemaReport report;
+  ASSERT_TRUE(Migrate(*db, four, "s.db", &report).ok());
+  auto insert = [&](const std::string& queue, const std::string& spool, const std::string& state,
+                    const std::string& code, int retried_at) {
+    ASSERT_TRUE(db->Exec("INSERT INTO jobs (queue, kind, spool, name, state, max_attempts,"
+                         " created_at, error_code, retried_at) VALUES ('" +
+                         queue + "', 'kcidb', '" + spool + "', 'x.json', '" + state + "', 5, 1, " +
+                         (code.empty() ? "NULL" : "'" + code + "'") + ", " +
+                         std::to_string(retried_at) + ")")
+                    .ok());
+  };
+  for (int i = 0; i < 3; ++i) insert("default", "/s", "succeeded", "", 0);
+  insert("default", "/s", "failed", "invalid_json", 0);
+  insert("default", "/s", "failed", "invalid_json", 7);
+  insert("other", "", "queued", "", 0);
+  insert("other", "", "failed", "", 0);
+  SchemaReport five;
+  ASSERT_TRUE(Migrate(*db, StoreMigrations(), "s.db", &five).ok());
+  EXPECT_EQ(five.applied, (std::vector<std::string>{"5: job counts kept by triggers"}));
+  EXPECT_FALSE(Counts(*db, true).empty());
+  EXPECT_EQ(Counts(*db, false), Counts(*db, true));
+
+  const char* changes[] = {
+      "UPDATE jobs SET state = 'running' WHERE queue = 'other' AND state = 'queued'",
+      "UPDATE jobs SET state = 'failed', error_code = 'timeout' WHERE state = 'running'",
+      "UPDATE jobs SET retried_at = 9 WHERE error_code = 'timeout'",
+      "UPDATE jobs SET error_code = NULL WHERE error_code = 'timeout'",
+      "UPDATE jobs SET error_code = 'x' WHERE id = 1",  // a code on a succeeded job
+      "UPDATE jobs SET priority = 5",                   // no counted column changes
+      "UPDATE jobs SET state = state, queue = queue",   // named, not changed
+      "UPDATE jobs SET queue = 'moved', spool = '/t' WHERE id = 2",
+      "DELETE FROM jobs WHERE id = 3",
+      "INSERT INTO jobs (queue, kind, spool, name, state, max_attempts, created_at)"
+      " SELECT queue, kind, spool, name, state, max_attempts, created_at FROM jobs",
+  };
+  for (const char* sql : changes) {
+    ASSERT_TRUE(db->Exec(sql).ok()) << sql;
+    EXPECT_EQ(Counts(*db, false), Counts(*db, true)) << sql;
+  }
+  auto store = SqliteStore::Open(dir.Sub("s.db"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto by_state = (*store)->CountJobsByState();
+  ASSERT_TRUE(by_state.ok());
+  EXPECT_EQ(*by_state, (std::map<std::string, int64_t>{{"failed", 8}, {"succeeded", 4}}));
+}
+
+// The counts are read from their table alone, never from the jobs.
+TEST(SqliteSchemaTest, JobCountsAreReadWithoutTouchingTheJobs) {
+  testing::TempDir dir;
+  auto store = SqliteStore::Open(dir.Sub("s.db"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->CountJobsByQueue().ok());
+  auto db = Db::Open(dir.Sub("s.db"));
+  ASSERT_TRUE(db.ok());
+  // A trace of the statements the store runs would need a hook in it; the tables a count
+  // touches are checked by renaming the jobs away: the counts still answer.
+  ASSERT_TRUE(db->Exec("PRAGMA legacy_alter_table = ON; ALTER TABLE jobs RENAME TO gone").ok());
+  EXPECT_TRUE((*store)->CountJobsByQueue().ok());
+  EXPECT_TRUE((*store)->CountJobsByState().ok());
+  EXPECT_TRUE((*store)->CountJobsBySpool().ok());
+  auto sum = (*store)->SummarizeJobs(0, 0);
+  EXPECT_FALSE(sum.ok());  // the oldest waiting job is read from the jobs: this check bites
 }
 
 }  // namespace

@@ -471,7 +471,8 @@ Result<std::optional<Job>> SqliteStore::LatestJobForFile(const std::string& spoo
 
 Result<std::map<std::string, int64_t>> SqliteStore::CountJobsByState() {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto s = Stmt::Prepare(read_.get(), "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  auto s = Stmt::Prepare(read_.get(),
+                         "SELECT state, SUM(n) FROM job_counts GROUP BY state HAVING SUM(n) > 0");
   if (!s.ok()) return s.status();
   std::map<std::string, int64_t> counts;
   while (true) {
@@ -494,8 +495,9 @@ Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::Coun
 Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::CountJobsBy(
     const std::string& column) {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto s =
-      Stmt::Prepare(read_.get(), "SELECT " + column + ", state, COUNT(*) FROM jobs GROUP BY 1, 2");
+  auto s = Stmt::Prepare(read_.get(), "SELECT " + column +
+                                          ", state, SUM(n) FROM job_counts GROUP BY 1, 2"
+                                          " HAVING SUM(n) > 0");
   if (!s.ok()) return s.status();
   std::map<std::pair<std::string, std::string>, int64_t> counts;
   while (true) {
@@ -527,8 +529,8 @@ Result<JobsSummary> SqliteStore::SummarizeJobs(int64_t now, int minutes) {
           "GROUP BY queue",
           {}, [&](Stmt& s) { out.oldest_waiting[s.Text(0)] = s.Int(1); }));
   SLUICE_RETURN_IF_ERROR(
-      run("SELECT COALESCE(error_code, ''), COUNT(*) FROM jobs WHERE state = 'failed' "
-          "AND retried_at = 0 GROUP BY 1 ORDER BY 2 DESC, 1",
+      run("SELECT error_code, SUM(n) FROM job_counts WHERE state = 'failed' AND retried = 0 "
+          "GROUP BY 1 HAVING SUM(n) > 0 ORDER BY 2 DESC, 1",
           {}, [&](Stmt& s) { out.failures.emplace_back(s.Text(0), s.Int(1)); }));
   const int64_t kMinute = 60'000'000;
   int64_t first = (now / kMinute - minutes + 1) * kMinute;
