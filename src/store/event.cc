@@ -36,9 +36,7 @@ std::string TaskEventType(TaskStatus status) {
 const std::vector<std::string>& EventTypes() {
   static const auto* types = [] {
     auto* out = new std::vector<std::string>();
-    for (JobState s :
-         {JobState::kQueued, JobState::kRunning, JobState::kRetrying, JobState::kSucceeded,
-          JobState::kFailed, JobState::kCancelled, JobState::kDeferred}) {
+    for (JobState s : kAllJobStates) {
       out->push_back("job." + std::string(StateName(s)));
     }
     out->push_back(kLogEvent);

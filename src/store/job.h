@@ -21,6 +21,9 @@
 namespace sluice {
 
 enum class JobState { kQueued, kRunning, kRetrying, kSucceeded, kFailed, kCancelled, kDeferred };
+inline constexpr JobState kAllJobStates[] = {
+    JobState::kQueued, JobState::kRunning,   JobState::kRetrying, JobState::kSucceeded,
+    JobState::kFailed, JobState::kCancelled, JobState::kDeferred};
 
 std::string_view StateName(JobState state);
 Result<JobState> ParseState(std::string_view name);

@@ -3,6 +3,17 @@
 
 namespace sluice {
 
+const std::string& UnendedStatesSql() {
+  static const std::string list = [] {
+    std::string out;
+    for (JobState s : kAllJobStates) {
+      if (!IsFinal(s)) out += (out.empty() ? "('" : ", '") + std::string(StateName(s)) + "'";
+    }
+    return out + ")";
+  }();
+  return list;
+}
+
 Status RefuseNewer(int version, int latest, const std::string& database) {
   return Status::FailedPrecondition(
       database + " has schema version " + std::to_string(version) + ", newer than this sluice (" +

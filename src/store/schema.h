@@ -25,6 +25,11 @@ struct SchemaReport {
   std::vector<std::string> applied;  // those this call applied
 };
 
+// The states of jobs that have not ended, as an SQL list: "('queued', 'running', …)". Since
+// schema version 5 the stores keep counts of ended jobs (ended_job_counts); the others, few
+// (what the engines hold), are counted from the jobs' state index at each read.
+const std::string& UnendedStatesSql();
+
 // FailedPrecondition naming both versions when the database is newer than `latest`.
 Status RefuseNewer(int version, int latest, const std::string& database);
 

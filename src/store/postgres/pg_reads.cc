@@ -3,6 +3,7 @@
 
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_store.h"
+#include "store/schema.h"
 
 namespace sluice {
 
@@ -127,8 +128,14 @@ Result<std::optional<Job>> PgStore::LatestJobForFile(const std::string& spool,
 
 std::string PgStore::JobCounts(const std::string& columns, const std::string& where) const {
   std::string filter = where.empty() ? "" : " WHERE " + where;
-  return "(SELECT " + columns + ", n FROM " + T("job_counts") + filter + " UNION ALL SELECT " +
-         columns + ", n FROM " + T("job_count_changes") + filter + ") AS c";
+  std::string sql = "(SELECT " + columns + ", n FROM " + T("ended_job_counts") + filter +
+                    " UNION ALL SELECT " + columns + ", n FROM " + T("ended_job_count_changes") +
+                    filter;
+  if (where.empty()) {
+    sql += " UNION ALL SELECT " + columns + ", COUNT(*) FROM " + T("jobs") + " WHERE state IN " +
+           UnendedStatesSql() + " GROUP BY " + columns;
+  }
+  return sql + ") AS c";
 }
 
 Result<std::map<std::string, int64_t>> PgStore::CountJobsByState() {

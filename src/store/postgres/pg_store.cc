@@ -702,8 +702,8 @@ void PgStore::FoldJobCountsIfDue() {
   auto now = std::chrono::steady_clock::now();
   if (now - last_fold_ < std::chrono::seconds(5)) return;
   last_fold_ = now;
-  auto r = WriteExec("SELECT " + T("fold_job_counts") + "()", {});
-  if (!r.ok()) spdlog::debug("job counts not folded: {}", r.status().ToString());
+  auto r = WriteExec("SELECT " + T("fold_ended_job_counts") + "()", {});
+  if (!r.ok()) spdlog::debug("ended job counts not folded: {}", r.status().ToString());
 }
 
 Result<int64_t> PgStore::ReserveJobIds(int64_t count) {

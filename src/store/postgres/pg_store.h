@@ -149,11 +149,13 @@ class PgStore : public Store {
                                          const std::vector<pg::Param>& params);
   Result<std::map<std::pair<std::string, std::string>, int64_t>> CountJobsBy(
       const std::string& column);
-  // The job counts as one derived table "c" of `columns` and n: job_counts and the changes
-  // not folded into it yet, read in one statement (one snapshot), `where` applied to both.
+  // The jobs counted by `columns` (which end with state) as one derived table "c" with n:
+  // ended_job_counts and its changes not folded yet (`where` applied to both), and without a
+  // `where` the jobs not ended, counted from the jobs; one statement, one snapshot.
   std::string JobCounts(const std::string& columns, const std::string& where) const;
-  // Moves the counts' changes into job_counts (fold_job_counts()) at most every 5 s, after a
-  // write: whatever process writes keeps them short; a failure waits for the next time.
+  // Moves the ended jobs' count changes into ended_job_counts (fold_ended_job_counts()) at
+  // most every 5 s, after a write: whatever process writes keeps them short; a failure waits
+  // for the next time.
   void FoldJobCountsIfDue();
   // DefineTables under the advisory lock that keeps two processes from creating them at once.
   Status DefineTablesLocked(const std::vector<TableSpec>& tables);

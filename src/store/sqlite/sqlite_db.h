@@ -43,6 +43,7 @@ class Stmt {
   double Real(int col) const { return sqlite3_column_double(s_, col); }
   std::string Text(int col) const;
   bool IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  int Columns() const { return sqlite3_column_count(s_); }
 
  private:
   sqlite3_stmt* s_ = nullptr;

@@ -31,4 +31,9 @@ inline constexpr const char* kEndedInRangeSql =
     "SELECT COUNT(*), COALESCE(SUM(state = 'failed'), 0) FROM jobs WHERE finished_at >= ? "
     "AND finished_at < ? AND +state IN ('succeeded', 'failed')";
 
+// Jobs counted by `columns` ("" or "queue" or "spool") and state, the count last: ended
+// jobs from ended_job_counts, the others from the jobs' state index (they are few); the plan
+// is tested beside the schema.
+std::string JobCountsSql(const std::string& columns);
+
 }  // namespace sluice::sqlite

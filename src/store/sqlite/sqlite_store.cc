@@ -118,16 +118,20 @@ Status SqliteStore::Init(const std::string& path) {
   auto ckpt = sqlite::Checkpointer::Start(path, write_.get());
   if (!ckpt.ok()) return ckpt.status();
   checkpointer_ = std::move(*ckpt);
-  auto ins = Stmt::Prepare(
-      write_.get(),
-      "INSERT INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size, file_mtime_ns,"
-      " state, priority, attempts, max_attempts, run_at, created_at, id, payload,"
-      " idempotency_key, lease_owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  // OR ROLLBACK: a failed statement ends the whole write (Write rolls back on any error), so
+  // SQLite keeps no statement journal for these, which the counting triggers would otherwise
+  // need: every page each statement touches copied aside first (schema version 5).
+  auto ins =
+      Stmt::Prepare(write_.get(),
+                    "INSERT OR ROLLBACK INTO jobs (queue, kind, spool, name, file_dev, file_ino, "
+                    "file_size, file_mtime_ns,"
+                    " state, priority, attempts, max_attempts, run_at, created_at, id, payload,"
+                    " idempotency_key, lease_owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.ok()) return ins.status();
   insert_job_ = std::move(*ins);
   auto upd = Stmt::Prepare(
       write_.get(),
-      "UPDATE jobs SET state=?, attempts=?, run_at=?, last_tried=?, finished_at=?,"
+      "UPDATE OR ROLLBACK jobs SET state=?, attempts=?, run_at=?, last_tried=?, finished_at=?,"
       " error_code=?, error_message=?, error_detail=?, result=?, interruptions=?, priority=?"
       " WHERE id=?");
   if (!upd.ok()) return upd.status();
@@ -471,8 +475,7 @@ Result<std::optional<Job>> SqliteStore::LatestJobForFile(const std::string& spoo
 
 Result<std::map<std::string, int64_t>> SqliteStore::CountJobsByState() {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto s = Stmt::Prepare(read_.get(),
-                         "SELECT state, SUM(n) FROM job_counts GROUP BY state HAVING SUM(n) > 0");
+  auto s = Stmt::Prepare(read_.get(), sqlite::JobCountsSql(""));
   if (!s.ok()) return s.status();
   std::map<std::string, int64_t> counts;
   while (true) {
@@ -495,9 +498,7 @@ Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::Coun
 Result<std::map<std::pair<std::string, std::string>, int64_t>> SqliteStore::CountJobsBy(
     const std::string& column) {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto s = Stmt::Prepare(read_.get(), "SELECT " + column +
-                                          ", state, SUM(n) FROM job_counts GROUP BY 1, 2"
-                                          " HAVING SUM(n) > 0");
+  auto s = Stmt::Prepare(read_.get(), sqlite::JobCountsSql(column));
   if (!s.ok()) return s.status();
   std::map<std::pair<std::string, std::string>, int64_t> counts;
   while (true) {
@@ -529,7 +530,7 @@ Result<JobsSummary> SqliteStore::SummarizeJobs(int64_t now, int minutes) {
           "GROUP BY queue",
           {}, [&](Stmt& s) { out.oldest_waiting[s.Text(0)] = s.Int(1); }));
   SLUICE_RETURN_IF_ERROR(
-      run("SELECT error_code, SUM(n) FROM job_counts WHERE state = 'failed' AND retried = 0 "
+      run("SELECT error_code, SUM(n) FROM ended_job_counts WHERE state = 'failed' AND retried = 0 "
           "GROUP BY 1 HAVING SUM(n) > 0 ORDER BY 2 DESC, 1",
           {}, [&](Stmt& s) { out.failures.emplace_back(s.Text(0), s.Int(1)); }));
   const int64_t kMinute = 60'000'000;
