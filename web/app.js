@@ -276,15 +276,17 @@ async function jobs(params) {
     const page = await api("/api/v1/jobs?" + q.toString());
     const next = new URLSearchParams(params);
     if (page.next_cursor) next.set("cursor", page.next_cursor);
-    list.append(jobTable(page.jobs),
+    list.append(jobTable(page.jobs, !!page.next_cursor),
       el("p", { class: "pager" },
         params.get("cursor") ? el("a", { href: "#/jobs?" + withoutCursor(params) }, "« newest") : "",
         " ", page.next_cursor ? el("a", { href: "#/jobs?" + next.toString(), class: "older" }, "older »") : ""));
   } catch (e) { list.append(errorBox(e)); }
 }
 function withoutCursor(params) { const p = new URLSearchParams(params); p.delete("cursor"); return p.toString(); }
-function jobTable(list) {
-  if (!list.length) return el("p", { class: "muted" }, "No job matches.");
+function jobTable(list, more) {
+  // A filter no index serves is searched 100,000 jobs at a time: a page can be empty and
+  // still have older jobs after it.
+  if (!list.length) return el("p", { class: "muted" }, more ? "No job matches among these; older jobs remain." : "No job matches.");
   return el("table", { class: "jobs" },
     el("thead", {}, el("tr", {}, ["id", "state", "queue", "kind", "file / origin", "attempts", "created", "error"].map((h) => el("th", {}, h)))),
     el("tbody", {}, list.map((j) => el("tr", { "data-job": j.id },

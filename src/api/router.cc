@@ -23,6 +23,15 @@ namespace sluice::api {
 namespace {
 
 constexpr int kMaxLimit = 1000;
+// Job ids a listing whose filter no index serves (kind, retried, an error code without its
+// state) walks at most per page: on five million jobs `?kind=nope` read every job (1.5 s on
+// SQLite) while the store reads queued behind it. The page then ends where the walk did and
+// its next_cursor goes on below (a page may come short, or empty, before the last one).
+constexpr int64_t kScanWindow = 100'000;
+
+bool IndexServes(const JobFilter& f) {
+  return !f.kind && (!f.error_code || f.state) && (!f.retried || (f.state && f.error_code));
+}
 
 Result<int64_t> ParseInt(const std::string& s, const char* what) {
   int64_t v = 0;
@@ -338,6 +347,17 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
     }
     f.before_id = *v;
   }
+  if (!IndexServes(f)) {
+    int64_t top = f.before_id;
+    if (top == 0) {
+      JobFilter newest_only;
+      newest_only.limit = 1;
+      auto newest = deps_.store->ListJobs(newest_only);
+      if (!newest.ok()) return HttpResponse::FromStatus(newest.status());
+      top = newest->empty() ? 0 : newest->front().id + 1;
+    }
+    if (top > kScanWindow + 1) f.min_id = top - kScanWindow;
+  }
   auto jobs = deps_.store->ListJobs(f);
   if (!jobs.ok()) return HttpResponse::FromStatus(jobs.status());
   rapidjson::StringBuffer buf;
@@ -350,6 +370,8 @@ HttpResponse Router::ListJobs(const HttpRequest& r) const {
   w.Key("next_cursor");
   if (static_cast<int>(jobs->size()) == f.limit) {
     w.String(std::to_string(jobs->back().id));
+  } else if (f.min_id > 0) {
+    w.String(std::to_string(f.min_id));  // the walk stopped there; older jobs remain
   } else {
     w.Null();
   }

@@ -111,6 +111,7 @@ struct JobFilter {
   std::optional<std::string> error_code;  // failed (or cancelled) with this code
   std::optional<bool> retried;            // whether the job's file was put back (retried_at)
   int64_t before_id = 0;  // with newest_first: only ids below this (pagination cursor)
+  int64_t min_id = 0;     // with newest_first: only ids at or above this (a bounded scan)
   int limit = 100;
   bool newest_first = true;
 };

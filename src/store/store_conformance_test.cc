@@ -256,6 +256,14 @@ TEST_P(StoreConformance, ListJobsFiltersAndPagesNewestFirst) {
   EXPECT_EQ((*page2)[0].id, ids[2]);
   f.kind = "nothing";
   EXPECT_TRUE(store_->ListJobs(f)->empty());
+  // A bounded walk: ids from min_id up to below the cursor.
+  f = JobFilter{};
+  f.before_id = ids[4];
+  f.min_id = ids[2];
+  auto window = store_->ListJobs(f);
+  ASSERT_EQ(window->size(), 2u);
+  EXPECT_EQ((*window)[0].id, ids[3]);
+  EXPECT_EQ((*window)[1].id, ids[2]);
   f = JobFilter{};
   f.queue = "default";
   f.kind = "kcidb";

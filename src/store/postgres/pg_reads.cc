@@ -89,6 +89,7 @@ Result<std::vector<Job>> PgStore::ListJobs(const JobFilter& f) {
              std::string(*f.retried ? "retried_at <> 0" : "retried_at = 0");
   }
   if (f.before_id > 0) cond(f.newest_first ? "id < " : "id > ", f.before_id);
+  if (f.min_id > 0 && f.newest_first) cond("id >= ", f.min_id);
   where += f.newest_first ? " ORDER BY id DESC" : " ORDER BY id ASC";
   where += " LIMIT " + std::to_string(std::max(1, f.limit));
   return QueryJobs(where, params);

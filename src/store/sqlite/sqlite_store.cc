@@ -428,6 +428,10 @@ Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
     where += f.newest_first ? " AND id<?" : " AND id>?";
     args.emplace_back(f.before_id);
   }
+  if (f.min_id > 0 && f.newest_first) {
+    where += " AND id>=?";
+    args.emplace_back(f.min_id);
+  }
   std::string tail = where.empty() ? "" : "WHERE " + where.substr(5);
   tail += f.newest_first ? " ORDER BY id DESC" : " ORDER BY id ASC";
   tail += " LIMIT " + std::to_string(f.limit);
