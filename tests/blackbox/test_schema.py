@@ -13,7 +13,7 @@ import urllib.request
 
 import harness
 
-LATEST = 4  # the schema version this release writes
+LATEST = 5  # the schema version this release writes
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "sqlite_v1.db")
 
@@ -61,16 +61,16 @@ class SchemaTest(unittest.TestCase):
 
     def test_a_newer_database_is_refused(self):
         con = sqlite3.connect(self.box.db)
-        con.execute("PRAGMA user_version = 5")
+        con.execute("PRAGMA user_version = %d" % (LATEST + 1))
         con.close()
         r = self.box.burst()
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("schema version 5, newer than this sluice", r.stderr)
+        self.assertIn("schema version %d, newer than this sluice" % (LATEST + 1), r.stderr)
         r = self.box.sluice("migrate", "--check", "--database", "sqlite:" + self.box.db)
         self.assertEqual(r.returncode, 2)
         r = self.box.sluice("migrate", "--database", "sqlite:" + self.box.db)
         self.assertEqual(r.returncode, 2)
-        self.assertEqual(self.box.query("PRAGMA user_version"), [(5,)])
+        self.assertEqual(self.box.query("PRAGMA user_version"), [(LATEST + 1,)])
 
     def test_migrate_makes_a_new_database(self):
         db = os.path.join(self.box.dir, "fresh.db")
