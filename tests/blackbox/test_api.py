@@ -39,6 +39,21 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(r.getheader("Content-Type"), "application/json", data)
         return r.status, json.loads(data) if data else None
 
+    def synthetic_jobs(self, count, kind="'kcidb'", result="NULL"):
+        """A store of `count` succeeded jobs, ids 1 to count; `kind` and `result` are SQL of
+        the row number i."""
+        r = self.box.burst()  # the schema
+        self.assertEqual(r.returncode, 0, r.stderr)
+        con = harness.sqlite3.connect(self.box.db)
+        con.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
+            " INSERT INTO jobs(id, queue, kind, spool, name, state, max_attempts, created_at,"
+            " finished_at, result) SELECT i, 'default', %s, '/x', 'f' || i || '.json',"
+            " 'succeeded', 5, 1764000000000000 + i, 1764000000000000 + i, %s FROM n"
+            % (count, kind, result))
+        con.commit()
+        con.close()
+
     def test_authentication_guards_everything_but_healthz(self):
         self.start()
         self.assertEqual(self.request("GET", "/healthz", token=None), (200, {"status": "ok"}))
@@ -479,17 +494,7 @@ class ApiTest(unittest.TestCase):
         # stream shares: on a store of a million jobs a read no index serves (?retried=1)
         # took 0.19 s, and every other request waited for it. Such a read walks at most
         # 100,000 jobs now (the test below); jobs with 3 KB results make that walk slow (0.1 s).
-        r = self.box.burst()  # the schema
-        self.assertEqual(r.returncode, 0, r.stderr)
-        con = harness.sqlite3.connect(self.box.db)
-        con.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)"
-            " INSERT INTO jobs(queue, kind, spool, name, state, max_attempts, created_at,"
-            " finished_at, result) SELECT 'default', 'kcidb', '/x', 'f' || i || '.json',"
-            " 'succeeded', 5, 1764000000000000 + i, 1764000000000000 + i,"
-            " '\"' || hex(randomblob(1500)) || '\"' FROM n")
-        con.commit()
-        con.close()
+        self.synthetic_jobs(100000, result="'\"' || hex(randomblob(1500)) || '\"'")
         self.start()
         # The prober is a process of its own, so that nothing of this one (Python's lock)
         # delays it.
@@ -530,17 +535,8 @@ class ApiTest(unittest.TestCase):
         # ?kind=nope read every job ever run (1.5 s on five million, with every other store
         # read queued behind it). Such a page walks at most 100,000 ids and its next_cursor
         # goes on below: following the cursors still finds every match, once.
-        r = self.box.burst()  # the schema
-        self.assertEqual(r.returncode, 0, r.stderr)
-        con = harness.sqlite3.connect(self.box.db)
-        con.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250000)"
-            " INSERT INTO jobs(id, queue, kind, spool, name, state, max_attempts, created_at,"
-            " finished_at) SELECT i, 'default', CASE WHEN i IN (3, 120000, 120001, 249999)"
-            " THEN 'exec' ELSE 'kcidb' END, '/x', 'f' || i || '.json', 'succeeded', 5,"
-            " 1764000000000000 + i, 1764000000000000 + i FROM n")
-        con.commit()
-        con.close()
+        self.synthetic_jobs(250000, kind="CASE WHEN i IN (3, 120000, 120001, 249999) THEN"
+                                         " 'exec' ELSE 'kcidb' END")
         self.start()
         found, cursors, path = [], [], "/api/v1/jobs?kind=exec&limit=1000"
         while True:
