@@ -96,8 +96,7 @@ Result<std::vector<Job>> PgStore::ListJobs(const JobFilter& f) {
 }
 
 Result<std::vector<Job>> PgStore::UnfinishedJobs() {
-  auto jobs =
-      QueryJobs("WHERE state IN ('queued', 'running', 'retrying', 'deferred') ORDER BY id", {});
+  auto jobs = QueryJobs("WHERE state IN " + UnendedStatesSql() + " ORDER BY id", {});
   if (!jobs.ok()) return jobs;
   // Payloads only here, where a job must be run again; listings stay light.
   SLUICE_RETURN_IF_ERROR(FillPayloads(&*jobs));

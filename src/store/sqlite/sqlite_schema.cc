@@ -146,50 +146,56 @@ CREATE INDEX jobs_state_code ON jobs(state, error_code, retried_at);
 // they do: the writer's statements carry OR ROLLBACK (a failed statement rolls the whole
 // write back anyway), without which a statement that fires a writing trigger copies every
 // page it touches into a statement journal (the no-op drain four times slower); the states
-// are compared with OR, as an IN list builds a temporary index at each trigger call (30%
-// slower); the count's row is made with INSERT ... ON CONFLICT DO NOTHING, not INSERT ...
-// SELECT of the same table, which goes through a temporary table.
-constexpr std::string_view kVersion5 = R"sql(
-CREATE TABLE ended_job_counts (
-  queue TEXT NOT NULL, spool TEXT NOT NULL, state TEXT NOT NULL,
-  error_code TEXT NOT NULL, retried INTEGER NOT NULL, n INTEGER NOT NULL,
-  PRIMARY KEY (queue, spool, state, error_code, retried)) WITHOUT ROWID;
-INSERT INTO ended_job_counts
-  SELECT queue, spool, state, COALESCE(error_code, ''), retried_at != 0, COUNT(*)
-  FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') GROUP BY 1, 2, 3, 4, 5;
-CREATE TRIGGER ended_job_counts_insert AFTER INSERT ON jobs
-  WHEN (NEW.state = 'succeeded' OR NEW.state = 'failed' OR NEW.state = 'cancelled')
-BEGIN
-  INSERT INTO ended_job_counts VALUES (NEW.queue, NEW.spool, NEW.state,
-    COALESCE(NEW.error_code, ''), NEW.retried_at != 0, 0) ON CONFLICT DO NOTHING;
-  UPDATE ended_job_counts SET n = n + 1 WHERE queue = NEW.queue AND spool = NEW.spool AND state = NEW.state
-    AND error_code = COALESCE(NEW.error_code, '') AND retried = (NEW.retried_at != 0);
-END;
-CREATE TRIGGER ended_job_counts_delete AFTER DELETE ON jobs
-  WHEN (OLD.state = 'succeeded' OR OLD.state = 'failed' OR OLD.state = 'cancelled')
-BEGIN
-  UPDATE ended_job_counts SET n = n - 1 WHERE queue = OLD.queue AND spool = OLD.spool AND state = OLD.state
-    AND error_code = COALESCE(OLD.error_code, '') AND retried = (OLD.retried_at != 0);
-END;
-CREATE TRIGGER ended_job_counts_leave AFTER UPDATE OF queue, spool, state, error_code,
-  retried_at ON jobs WHEN (OLD.state = 'succeeded' OR OLD.state = 'failed' OR OLD.state = 'cancelled') AND (OLD.queue IS NOT NEW.queue OR OLD.spool IS NOT NEW.spool OR OLD.state IS NOT NEW.state
-    OR COALESCE(OLD.error_code, '') IS NOT COALESCE(NEW.error_code, '')
-    OR (OLD.retried_at != 0) IS NOT (NEW.retried_at != 0))
-BEGIN
-  UPDATE ended_job_counts SET n = n - 1 WHERE queue = OLD.queue AND spool = OLD.spool AND state = OLD.state
-    AND error_code = COALESCE(OLD.error_code, '') AND retried = (OLD.retried_at != 0);
-END;
-CREATE TRIGGER ended_job_counts_enter AFTER UPDATE OF queue, spool, state, error_code,
-  retried_at ON jobs WHEN (NEW.state = 'succeeded' OR NEW.state = 'failed' OR NEW.state = 'cancelled') AND (OLD.queue IS NOT NEW.queue OR OLD.spool IS NOT NEW.spool OR OLD.state IS NOT NEW.state
-    OR COALESCE(OLD.error_code, '') IS NOT COALESCE(NEW.error_code, '')
-    OR (OLD.retried_at != 0) IS NOT (NEW.retried_at != 0))
-BEGIN
-  INSERT INTO ended_job_counts VALUES (NEW.queue, NEW.spool, NEW.state,
-    COALESCE(NEW.error_code, ''), NEW.retried_at != 0, 0) ON CONFLICT DO NOTHING;
-  UPDATE ended_job_counts SET n = n + 1 WHERE queue = NEW.queue AND spool = NEW.spool AND state = NEW.state
-    AND error_code = COALESCE(NEW.error_code, '') AND retried = (NEW.retried_at != 0);
-END;
-)sql";
+// are compared with OR, as an IN list builds a temporary index at each trigger call, and the
+// count's row is made with INSERT ... ON CONFLICT DO NOTHING, as INSERT ... SELECT of the
+// same table goes through a temporary table (the two together: 30% slower).
+//
+// The text is built from the pieces below once; like every migration's, it must not change
+// once released.
+const std::string& Version5() {
+  static const std::string sql = [] {
+    auto ended = [](const std::string& row) {
+      return "(" + row + ".state = 'succeeded' OR " + row + ".state = 'failed' OR " + row +
+             ".state = 'cancelled')";
+    };
+    auto key = [](const std::string& row) {
+      return "queue = " + row + ".queue AND spool = " + row + ".spool AND state = " + row +
+             ".state\n    AND error_code = COALESCE(" + row + ".error_code, '') AND retried = (" +
+             row + ".retried_at != 0)";
+    };
+    const std::string one_more =
+        "  INSERT INTO ended_job_counts VALUES (NEW.queue, NEW.spool, NEW.state,\n"
+        "    COALESCE(NEW.error_code, ''), NEW.retried_at != 0, 0) ON CONFLICT DO NOTHING;\n"
+        "  UPDATE ended_job_counts SET n = n + 1\n  WHERE " +
+        key("NEW") + ";\n";
+    const std::string one_fewer =
+        "  UPDATE ended_job_counts SET n = n - 1\n  WHERE " + key("OLD") + ";\n";
+    const std::string changed =
+        "(OLD.queue IS NOT NEW.queue OR OLD.spool IS NOT NEW.spool OR OLD.state IS NOT NEW.state\n"
+        "    OR COALESCE(OLD.error_code, '') IS NOT COALESCE(NEW.error_code, '')\n"
+        "    OR (OLD.retried_at != 0) IS NOT (NEW.retried_at != 0))";
+    const std::string on_update =
+        " AFTER UPDATE OF queue, spool, state, error_code, retried_at ON jobs\n  WHEN ";
+    return std::string(
+               "CREATE TABLE ended_job_counts (\n"
+               "  queue TEXT NOT NULL, spool TEXT NOT NULL, state TEXT NOT NULL,\n"
+               "  error_code TEXT NOT NULL, retried INTEGER NOT NULL, n INTEGER NOT NULL,\n"
+               "  PRIMARY KEY (queue, spool, state, error_code, retried)) WITHOUT ROWID;\n"
+               "INSERT INTO ended_job_counts\n"
+               "  SELECT queue, spool, state, COALESCE(error_code, ''), retried_at != 0, "
+               "COUNT(*)\n"
+               "  FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') "
+               "GROUP BY 1, 2, 3, 4, 5;\n") +
+           "CREATE TRIGGER ended_job_counts_insert AFTER INSERT ON jobs\n  WHEN " + ended("NEW") +
+           "\nBEGIN\n" + one_more + "END;\n" +
+           "CREATE TRIGGER ended_job_counts_delete AFTER DELETE ON jobs\n  WHEN " + ended("OLD") +
+           "\nBEGIN\n" + one_fewer + "END;\n" + "CREATE TRIGGER ended_job_counts_leave" +
+           on_update + ended("OLD") + "\n  AND " + changed + "\nBEGIN\n" + one_fewer + "END;\n" +
+           "CREATE TRIGGER ended_job_counts_enter" + on_update + ended("NEW") + "\n  AND " +
+           changed + "\nBEGIN\n" + one_more + "END;\n";
+  }();
+  return sql;
+}
 
 const std::vector<Migration>& StoreMigrations() {
   static const std::vector<Migration> kList = {
@@ -197,7 +203,7 @@ const std::vector<Migration>& StoreMigrations() {
       {2, "lease epochs on jobs, role leases", std::string(kVersion2)},
       {3, "indexes for the dashboard", std::string(kVersion3)},
       {4, "retried_at on jobs", std::string(kVersion4)},
-      {5, "ended jobs counted by triggers", std::string(kVersion5)},
+      {5, "ended jobs counted by triggers", Version5()},
   };
   return kList;
 }

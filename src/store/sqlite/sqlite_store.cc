@@ -121,12 +121,11 @@ Status SqliteStore::Init(const std::string& path) {
   // OR ROLLBACK: a failed statement ends the whole write (Write rolls back on any error), so
   // SQLite keeps no statement journal for these, which the counting triggers would otherwise
   // need: every page each statement touches copied aside first (schema version 5).
-  auto ins =
-      Stmt::Prepare(write_.get(),
-                    "INSERT OR ROLLBACK INTO jobs (queue, kind, spool, name, file_dev, file_ino, "
-                    "file_size, file_mtime_ns,"
-                    " state, priority, attempts, max_attempts, run_at, created_at, id, payload,"
-                    " idempotency_key, lease_owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  auto ins = Stmt::Prepare(
+      write_.get(),
+      "INSERT OR ROLLBACK INTO jobs (queue, kind, spool, name, file_dev, file_ino, file_size,"
+      " file_mtime_ns, state, priority, attempts, max_attempts, run_at, created_at, id, payload,"
+      " idempotency_key, lease_owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.ok()) return ins.status();
   insert_job_ = std::move(*ins);
   auto upd = Stmt::Prepare(
@@ -439,8 +438,7 @@ Result<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
 }
 
 Result<std::vector<Job>> SqliteStore::UnfinishedJobs() {
-  auto jobs =
-      QueryJobs("WHERE state IN ('queued','running','retrying','deferred') ORDER BY id", {});
+  auto jobs = QueryJobs("WHERE state IN " + UnendedStatesSql() + " ORDER BY id", {});
   if (!jobs.ok()) return jobs;
   // Payloads only here, where a job must be run again; listings stay light.
   SLUICE_RETURN_IF_ERROR(FillPayloads(&*jobs));
