@@ -116,11 +116,11 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "Seconds of quiet before an SSE stream gets a keepalive comment")
       ->check(Seconds(false))
       ->capture_default_str();
-  app->add_option("--event-max-age", e.event_retention.max_age_s,
+  app->add_option("--event-max-age", e.retention.events.max_age_s,
                   "Seconds events are kept (state changes and job log lines)")
       ->check(Seconds(false))
       ->capture_default_str();
-  app->add_option("--event-max-count", e.event_retention.max_count, "Newest events kept at most")
+  app->add_option("--event-max-count", e.retention.events.max_count, "Newest events kept at most")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--spools-config", f->spools_config,
@@ -350,7 +350,7 @@ ClusterWorkerOptions ClusterOptionsOf(const ServeFlags& f) {
   o.retry_max_delay_s = f.engine.retry_max_delay_s;
   o.max_file_bytes = f.engine.max_file_bytes;
   o.max_batch = f.engine.max_batch;
-  o.event_retention = f.engine.event_retention;
+  o.retention = f.engine.retention;
   return o;
 }
 
@@ -469,13 +469,17 @@ int RunServe(ServeFlags f) {
     if (!st.ok()) return ExitCode(st);
   }
   std::mutex commit_order;
-  // Old events are pruned by one process of those sharing the database (the "pruner" lease).
+  // What is past the retention is pruned by one process of those sharing the database (the
+  // "pruner" lease), and there by the writer of its first spool.
   std::atomic<bool> pruner{ownership == nullptr};
-  f.engine.event_retention.pruner = &pruner;
+  static const std::atomic<bool> kNotPruner{false};
+  f.engine.retention.pruner = &pruner;
+  for (size_t i = 0; i < specs->size(); ++i) {
+    (*specs)[i].flags.engine.retention.pruner = i == 0 ? &pruner : &kNotPruner;
+  }
   if (ownership) {
     for (SpoolSpec& spec : *specs) {
       EngineOptions& e = spec.flags.engine;
-      e.event_retention.pruner = &pruner;
       e.owner = ownership->owner();
       e.adopt_interval_s = f.lease_s;
       // Every commit is made under the spool's lease and the daemon's: one taken over

@@ -75,6 +75,15 @@ Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
                                      "]: max_reading_bytes is one budget for every spool: give "
                                      "it outside the spool sections");
     }
+    for (const char* flag : {"--event-max-age", "--event-max-count"}) {
+      if (app.count(flag) > 0) {
+        std::string key = flag + 2;
+        std::replace(key.begin(), key.end(), '-', '_');
+        return Status::InvalidArgument(f.spools_config + ": [spool." + name + "]: " + key +
+                                       " is the store's retention, for every spool: give it "
+                                       "outside the spool sections");
+      }
+    }
     spec.flags.engine.archive = !spec.flags.no_archive;
     KindDefaults(&spec.flags);
     specs.push_back(std::move(spec));

@@ -79,7 +79,7 @@ int RunWorker(ServeFlags f) {
   if (!node.ok()) return ExitCode(node.status());
   // Old events are pruned by one process of the cluster (the "pruner" lease).
   std::atomic<bool> pruner{false};
-  f.engine.event_retention.pruner = &pruner;
+  f.engine.retention.pruner = &pruner;
   ClusterWorkerOptions options = ClusterOptionsOf(f);
   options.burst = f.engine.burst;
   st = (*node)->StartWorkers(std::move(by_kind), options, nullptr);

@@ -31,7 +31,7 @@ ClusterWorker::ClusterWorker(ClusterWorkerOptions options, Store* store, Broker*
   writer_ = std::make_unique<Writer>(
       store, options_.max_batch,
       [this](WriteBatch& committed, std::vector<Job>&) { AfterCommit(committed); }, clock_,
-      options_.event_retention, commit_order);
+      options_.retention, commit_order);
 }
 
 ClusterWorker::~ClusterWorker() {

@@ -54,7 +54,7 @@ struct ClusterWorkerOptions {
   uint64_t max_file_bytes = 512ull << 20;
   bool burst = false;
   size_t max_batch = 1024;
-  EventRetention event_retention;
+  RetentionOptions retention;
   // Each commit's events, once committed (a cluster sends them to the other processes).
   std::function<void(const std::vector<Event>&)> on_events;
 };

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "broker/broker.h"
+#include "engine/retention.h"
 #include "spool/spool_dir.h"
-#include "store/event.h"
 
 namespace sluice {
 
@@ -40,7 +40,7 @@ struct EngineOptions {
   size_t max_api_jobs = 100000;
   size_t max_api_bytes = 256u << 20;
   double progress_interval_s = 5.0;
-  EventRetention event_retention;
+  RetentionOptions retention;
   // Socorro's pairs: with {".dump"}, x.json is a job only once x.dump is there too (both
   // complete); a file still without its companions after pair_timeout_s fails with that reason.
   std::vector<std::string> companions;

@@ -15,13 +15,13 @@
 namespace sluice {
 
 Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
-               EventRetention retention, std::mutex* commit_order)
+               RetentionOptions retention, std::mutex* commit_order)
     : store_(store),
       max_batch_(max_batch),
       after_commit_(std::move(after_commit)),
       commit_order_(commit_order),
       clock_(clock),
-      retention_(retention) {}
+      retention_(store, clock, retention) {}
 
 Writer::~Writer() { StopAndDrain(); }
 
@@ -98,15 +98,16 @@ size_t Writer::Pending() const {
 }
 
 void Writer::Loop() {
+  int64_t due_in = 0;  // micros until the retention is due
   while (true) {
     WriteBatch batch;
     std::vector<Waiter> waiters;
     {
       std::unique_lock<std::mutex> lock(mu_);
       while (!stopping_ && new_jobs_.empty() && updates_.empty()) {
-        if (cv_.wait_for(lock, std::chrono::seconds(60)) == std::cv_status::timeout) {
+        if (cv_.wait_for(lock, std::chrono::microseconds(due_in)) == std::cv_status::timeout) {
           lock.unlock();
-          MaybePrune();
+          due_in = retention_.MaybePrune();
           lock.lock();
         }
       }
@@ -149,7 +150,7 @@ void Writer::Loop() {
       row_bytes_ -= taken_bytes;
     }
     room_cv_.notify_all();
-    MaybePrune();
+    due_in = retention_.MaybePrune();
   }
 }
 
@@ -198,19 +199,6 @@ void Writer::FailStateEvent(JobUpdate* u) {
   d.Accept(w);
   e.type = "job.failed";
   e.data.assign(buf.GetString(), buf.GetSize());
-}
-
-void Writer::MaybePrune() {
-  if (retention_.pruner != nullptr && !retention_.pruner->load()) return;
-  int64_t now = clock_->MonotonicMicros();
-  if (last_prune_ != 0 && now - last_prune_ < 60'000'000) return;
-  last_prune_ = now;
-  auto pruned = store_->PruneEvents(retention_, clock_->NowMicros());
-  if (!pruned.ok()) {
-    spdlog::warn("cannot prune old events: {}", pruned.status().ToString());
-  } else if (*pruned > 0) {
-    spdlog::info("pruned {} events past the retention", *pruned);
-  }
 }
 
 void Writer::HoldLeases(std::string holder, std::vector<std::pair<std::string, int64_t>> holds,

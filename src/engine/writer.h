@@ -7,8 +7,8 @@
 // Registrations always commit no later than any update queued after them.
 // After each commit, `after_commit` runs on the writer thread with what was committed
 // (committed.appended: the events written, in id order).
-// Every minute it also prunes events past the retention. Rows waiting to be written are
-// bounded (Update).
+// Between commits it prunes what is past the retention (Retention). Rows waiting to be
+// written are bounded (Update).
 #pragma once
 
 #include <atomic>
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "engine/retention.h"
 #include "store/store.h"
 
 namespace sluice {
@@ -35,7 +36,7 @@ class Writer {
   // `commit_order`, when given, is held from each commit to the end of its after_commit (other
   // writers of the same database hold it too, so events are published in id order).
   Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
-         EventRetention retention, std::mutex* commit_order = nullptr);
+         RetentionOptions retention, std::mutex* commit_order = nullptr);
   ~Writer();
 
   // Every batch is written under these role leases (WriteBatch::holds); when the store says
@@ -80,7 +81,6 @@ class Writer {
   bool GiveUp(const Status& st);
   // A job's claim and its result in one batch: only the result is written, with both events.
   static void MergeUpdates(std::vector<JobUpdate>* updates);
-  void MaybePrune();
   // The job of `u` failed instead (store_rejected): its state event says so.
   static void FailStateEvent(JobUpdate* u);
 
@@ -92,8 +92,7 @@ class Writer {
   AfterCommit after_commit_;
   std::mutex* commit_order_;
   Clock* clock_;
-  EventRetention retention_;
-  int64_t last_prune_ = 0;  // monotonic micros
+  Retention retention_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Job> new_jobs_;

@@ -61,9 +61,6 @@ bool Matches(const EventFilter& f, const Event& e);
 struct EventRetention {
   int64_t max_age_s = 7 * 24 * 3600;
   int64_t max_count = 1'000'000;
-  // When set: prune only while it is true. On a database several processes share, one prunes
-  // at a time: the holder of the "pruner" lease.
-  const std::atomic<bool>* pruner = nullptr;
 };
 
 }  // namespace sluice
