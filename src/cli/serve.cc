@@ -123,6 +123,14 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
   app->add_option("--event-max-count", e.retention.events.max_count, "Newest events kept at most")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app->add_option("--job-max-age", e.retention.jobs.max_age_s,
+                  "Seconds succeeded and cancelled jobs are kept after they end (0: for ever)")
+      ->check(Seconds(true))
+      ->capture_default_str();
+  app->add_option("--failed-job-max-age", e.retention.jobs.failed_max_age_s,
+                  "Seconds failed jobs are kept after they end (0: for ever)")
+      ->check(Seconds(true))
+      ->capture_default_str();
   app->add_option("--spools-config", f->spools_config,
                   "Config file whose [spool.NAME] sections are the spools (set by -c)")
       ->group("");

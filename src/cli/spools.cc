@@ -75,7 +75,8 @@ Result<std::vector<SpoolSpec>> SpoolSpecs(const ServeFlags& f) {
                                      "]: max_reading_bytes is one budget for every spool: give "
                                      "it outside the spool sections");
     }
-    for (const char* flag : {"--event-max-age", "--event-max-count"}) {
+    for (const char* flag :
+         {"--event-max-age", "--event-max-count", "--job-max-age", "--failed-job-max-age"}) {
       if (app.count(flag) > 0) {
         std::string key = flag + 2;
         std::replace(key.begin(), key.end(), '-', '_');

@@ -30,7 +30,7 @@ ClusterWorker::ClusterWorker(ClusterWorkerOptions options, Store* store, Broker*
       rng_(std::random_device{}()) {
   writer_ = std::make_unique<Writer>(
       store, options_.max_batch,
-      [this](WriteBatch& committed, std::vector<Job>&) { AfterCommit(committed); }, clock_,
+      [this](WriteBatch& committed, std::vector<Job>&) { AfterCommit(committed); }, env_, clock_,
       options_.retention, commit_order);
 }
 

@@ -53,7 +53,7 @@ Engine::Engine(EngineOptions options, Store* store, Handler* handler, Env* env, 
   writer_ = std::make_unique<Writer>(
       store, options_.max_batch,
       [this](WriteBatch& committed, std::vector<Job>& dropped) { AfterCommit(committed, dropped); },
-      clock_, options_.retention, shared.commit_order);
+      env_, clock_, options_.retention, shared.commit_order);
   if (!options_.owner.empty() && !options_.holds.empty()) {
     writer_->HoldLeases(options_.owner, options_.holds, options_.on_lost_lease);
   }

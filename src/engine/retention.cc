@@ -1,4 +1,4 @@
-// Retention: pruning events past their age or count.
+// Retention: pruning events past their age or count, and ended jobs past theirs.
 #include "engine/retention.h"
 
 #include <algorithm>
@@ -7,21 +7,88 @@
 
 namespace sluice {
 
-Retention::Retention(Store* store, Clock* clock, RetentionOptions options)
-    : store_(store), clock_(clock), options_(options) {}
+Retention::Retention(Store* store, Env* env, Clock* clock, RetentionOptions options)
+    : store_(store),
+      env_(env),
+      clock_(clock),
+      options_(options),
+      last_log_(clock->MonotonicMicros()) {
+  ages_[0].states = {JobState::kSucceeded, JobState::kCancelled};
+  ages_[0].max_age_s = options_.jobs.max_age_s;
+  ages_[1].states = {JobState::kFailed};
+  ages_[1].max_age_s = options_.jobs.failed_max_age_s;
+}
 
 int64_t Retention::MaybePrune() {
-  if (options_.pruner != nullptr && !options_.pruner->load()) return kEvery;
+  if (options_.pruner != nullptr && !options_.pruner->load()) {
+    next_events_ = next_jobs_ = 0;  // a new holder starts over
+    ages_[0].after = ages_[1].after = {0, 0};
+    return kNotPrunerEvery;
+  }
   int64_t now = clock_->MonotonicMicros();
-  if (now < next_events_) return next_events_ - now;
-  next_events_ = now + kEvery;
+  if (now >= next_events_) {
+    next_events_ = now + kEvery;
+    PruneEvents();
+  }
+  if (now >= next_jobs_) {
+    bool more = PruneJobs();
+    int64_t took = clock_->MonotonicMicros() - now;
+    // Catching up: the next chunk after nine times this one's time, so pruning a long
+    // history takes about a tenth of the writer's time.
+    next_jobs_ = more ? now + took + std::max<int64_t>(9 * took, 1000) : now + kEvery;
+  }
+  return std::max<int64_t>(0, std::min(next_events_, next_jobs_) - clock_->MonotonicMicros());
+}
+
+void Retention::PruneEvents() {
   auto pruned = store_->PruneEvents(options_.events, clock_->NowMicros());
   if (!pruned.ok()) {
     spdlog::warn("cannot prune old events: {}", pruned.status().ToString());
   } else if (*pruned > 0) {
     spdlog::info("pruned {} events past the retention", *pruned);
   }
-  return kEvery;
+}
+
+bool Retention::PruneJobs() {
+  bool more = false;
+  int64_t now = clock_->NowMicros();
+  for (Age& age : ages_) {
+    if (age.max_age_s <= 0) continue;
+    int64_t before = now - age.max_age_s * 1'000'000;
+    auto found = store_->EndedJobsBefore(age.states, before, age.after, kChunk);
+    if (!found.ok()) {
+      spdlog::warn("cannot look for jobs past the retention: {}", found.status().ToString());
+      continue;
+    }
+    if (found->empty()) continue;
+    std::vector<int64_t> ids;
+    for (const Job& j : *found) {
+      if (!FileStillThere(j)) ids.push_back(j.id);
+    }
+    auto gone = store_->DeleteEndedJobs(ids, age.states, before);
+    if (!gone.ok()) {
+      spdlog::warn("cannot delete jobs past the retention: {}", gone.status().ToString());
+      continue;  // the same chunk again next time
+    }
+    age.after = {found->back().finished_at, found->back().id};
+    more = more || found->size() == static_cast<size_t>(kChunk);
+    unlogged_ += *gone;
+  }
+  int64_t mono = clock_->MonotonicMicros();
+  if (unlogged_ > 0 && (!more || mono - last_log_ >= kEvery)) {
+    spdlog::info("pruned {} ended jobs past the retention{}", unlogged_, more ? " so far" : "");
+    unlogged_ = 0;
+    last_log_ = mono;
+  }
+  return more;
+}
+
+bool Retention::FileStillThere(const Job& job) {
+  if (job.spool.empty() || job.name.empty()) return false;  // sent over HTTP: no file
+  auto info = env_->Stat(job.spool + "/" + job.name);
+  if (!info.ok() || info->type != FileType::kRegular) return false;
+  FileIdentity now{info->dev, info->ino, info->size, info->mtime_ns, 0};
+  return job.file.SameFileAs(now);
 }
 
 }  // namespace sluice

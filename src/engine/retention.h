@@ -1,18 +1,34 @@
-// Retention: what the store keeps of the past. Every minute, events older than
-// --event-max-age or beyond the newest --event-max-count are pruned. The writer thread runs it
-// between its commits (Writer), so pruning never competes with a batch for the database.
+// Retention: what the store keeps of the past. Events older than --event-max-age or beyond
+// the newest --event-max-count are pruned every minute. Ended jobs older than --job-max-age
+// (succeeded and cancelled ones) or --failed-job-max-age (failed ones) are deleted with their
+// events, a chunk at a time, oldest first: a long history is caught up with in chunks spaced
+// so that pruning takes at most about a tenth of the writer's time, then checked every minute.
+// A job whose file is still in its spool (its move to archive/ or failed/ not made yet) stays:
+// the row is what tells a restart that the file has run.
+//
+// The writer thread runs it between its commits (Writer), so pruning never competes with a
+// batch for the database.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "core/clock.h"
+#include "core/env.h"
 #include "store/store.h"
 
 namespace sluice {
 
+struct JobRetention {
+  int64_t max_age_s = 30 * 24 * 3600;  // succeeded and cancelled jobs; 0: kept for ever
+  int64_t failed_max_age_s = 0;        // failed jobs; 0: kept for ever
+};
+
 struct RetentionOptions {
   EventRetention events;
+  JobRetention jobs;
   // When set: prune only while it is true. On a database several processes share, one prunes
   // at a time: the holder of the "pruner" lease.
   const std::atomic<bool>* pruner = nullptr;
@@ -20,18 +36,38 @@ struct RetentionOptions {
 
 class Retention {
  public:
-  Retention(Store* store, Clock* clock, RetentionOptions options);
+  Retention(Store* store, Env* env, Clock* clock, RetentionOptions options);
 
   // Prunes what is due. Returns the microseconds until it is due again.
   int64_t MaybePrune();
 
   static constexpr int64_t kEvery = 60'000'000;  // micros between rounds
+  // Micros between looks at the pruner lease while another holds it (taking it over starts
+  // a round at once).
+  static constexpr int64_t kNotPrunerEvery = 1'000'000;
+  static constexpr int kChunk = 1000;  // jobs examined per chunk and kind of age
 
  private:
+  struct Age {
+    std::vector<JobState> states;
+    int64_t max_age_s = 0;
+    std::pair<int64_t, int64_t> after{0, 0};  // {finished_at, id} examined so far
+  };
+  void PruneEvents();
+  // One chunk of each age; whether one of them had more.
+  bool PruneJobs();
+  // Whether the file `job` ran on is still in its spool.
+  bool FileStillThere(const Job& job);
+
   Store* store_;
+  Env* env_;
   Clock* clock_;
   RetentionOptions options_;
+  Age ages_[2];
   int64_t next_events_ = 0;  // monotonic micros; 0: at the first call
+  int64_t next_jobs_ = 0;
+  int64_t unlogged_ = 0;  // jobs pruned since the last log line
+  int64_t last_log_ = 0;  // monotonic micros
 };
 
 }  // namespace sluice

@@ -14,14 +14,14 @@
 
 namespace sluice {
 
-Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
+Writer::Writer(Store* store, size_t max_batch, AfterCommit after_commit, Env* env, Clock* clock,
                RetentionOptions retention, std::mutex* commit_order)
     : store_(store),
       max_batch_(max_batch),
       after_commit_(std::move(after_commit)),
       commit_order_(commit_order),
       clock_(clock),
-      retention_(store, clock, retention) {}
+      retention_(store, env, clock, retention) {}
 
 Writer::~Writer() { StopAndDrain(); }
 

@@ -35,7 +35,7 @@ class Writer {
 
   // `commit_order`, when given, is held from each commit to the end of its after_commit (other
   // writers of the same database hold it too, so events are published in id order).
-  Writer(Store* store, size_t max_batch, AfterCommit after_commit, Clock* clock,
+  Writer(Store* store, size_t max_batch, AfterCommit after_commit, Env* env, Clock* clock,
          RetentionOptions retention, std::mutex* commit_order = nullptr);
   ~Writer();
 

@@ -43,7 +43,7 @@ TEST(WriterTest, AWorkerWaitsWhileTheRowsQueuedFillTheBound) {
   Writer writer(
       store->get(), 1024,
       [&](WriteBatch& c, std::vector<Job>&) { committed_updates += c.updates.size(); },
-      Clock::Real(), RetentionOptions{}, &commit_order);
+      Env::Default(), Clock::Real(), RetentionOptions{}, &commit_order);
   writer.Start();
   std::vector<Job> jobs;
   for (int i = 1; i <= 3; ++i) {
@@ -87,8 +87,8 @@ TEST(WriterTest, UpdatesWithoutRowsNeverWait) {
   ASSERT_TRUE((*store)->DefineTables(Blobs()).ok());
   std::mutex commit_order;
   Writer writer(
-      store->get(), 1024, [](WriteBatch&, std::vector<Job>&) {}, Clock::Real(), RetentionOptions{},
-      &commit_order);
+      store->get(), 1024, [](WriteBatch&, std::vector<Job>&) {}, Env::Default(), Clock::Real(),
+      RetentionOptions{}, &commit_order);
   writer.Start();
   Job j;
   j.id = 1;

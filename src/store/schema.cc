@@ -14,6 +14,14 @@ const std::string& UnendedStatesSql() {
   return list;
 }
 
+std::string StatesSql(const std::vector<JobState>& states) {
+  std::string out;
+  for (JobState s : states) {
+    out += (out.empty() ? "(state='" : " OR state='") + std::string(StateName(s)) + "'";
+  }
+  return out.empty() ? "(1=0)" : out + ")";
+}
+
 Status RefuseNewer(int version, int latest, const std::string& database) {
   return Status::FailedPrecondition(
       database + " has schema version " + std::to_string(version) + ", newer than this sluice (" +

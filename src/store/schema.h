@@ -30,6 +30,10 @@ struct SchemaReport {
 // (what the engines hold), are counted from the jobs' state index at each read.
 const std::string& UnendedStatesSql();
 
+// "(state='a' OR state='b' …)" for `states`: OR, not IN, so that SQLite needs no temporary
+// index to test it (see schema version 5).
+std::string StatesSql(const std::vector<JobState>& states);
+
 // FailedPrecondition naming both versions when the database is newer than `latest`.
 Status RefuseNewer(int version, int latest, const std::string& database);
 

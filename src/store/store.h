@@ -210,6 +210,18 @@ class Store {
   // newest `retention.max_count`. How many went.
   virtual Result<int64_t> PruneEvents(const EventRetention& retention, int64_t now) = 0;
 
+  // Jobs past a retention (engine/retention.h): those in `states` (ended states) that finished
+  // before `before` and after the position `after` ({finished_at, id}), by finished_at then
+  // id, at most `limit`; with their id, state, spool, name, file and finished_at only.
+  virtual Result<std::vector<Job>> EndedJobsBefore(const std::vector<JobState>& states,
+                                                   int64_t before,
+                                                   std::pair<int64_t, int64_t> after,
+                                                   int limit) = 0;
+  // Deletes those of `ids` still in `states` and finished before `before`, with their events,
+  // in one transaction. How many went.
+  virtual Result<int64_t> DeleteEndedJobs(const std::vector<int64_t>& ids,
+                                          const std::vector<JobState>& states, int64_t before) = 0;
+
   // A small durable key-value map per namespace (e.g. the upload dedup cache).
   virtual Result<std::optional<std::string>> GetValue(const std::string& ns,
                                                       const std::string& key) = 0;

@@ -416,6 +416,78 @@ TEST_P(StoreConformance, PruningKeepsTheNewestAndNeverReusesIds) {
   EXPECT_GT(b.appended[0].id, before.second);
 }
 
+TEST_P(StoreConformance, EndedJobsPastARetentionArePagedAndDeletedWithTheirEvents) {
+  WriteBatch b;
+  for (int i = 0; i < 7; ++i) b.new_jobs.push_back(NewJob("r" + std::to_string(i) + ".json"));
+  ASSERT_TRUE(store_->Write(&b).ok());
+  std::vector<int64_t> id;
+  for (const Job& j : b.new_jobs) id.push_back(j.id);
+  auto end = [&](int i, JobState state, int64_t at) {
+    WriteBatch w;
+    JobUpdate u = UpdateOf(b.new_jobs[i]);
+    u.state = state;
+    u.finished_at = at;
+    u.events.push_back(LogEvent(b.new_jobs[i], at, "ended"));
+    w.updates = {u};
+    ASSERT_TRUE(store_->Write(&w).ok());
+  };
+  // 0..2 succeeded at 1000, 1000 and 2000; 3 cancelled at 1500; 4 failed at 1200; 5 succeeded
+  // at 9000 (young); 6 still queued.
+  end(0, JobState::kSucceeded, 1000);
+  end(1, JobState::kSucceeded, 1000);
+  end(2, JobState::kSucceeded, 2000);
+  end(3, JobState::kCancelled, 1500);
+  end(4, JobState::kFailed, 1200);
+  end(5, JobState::kSucceeded, 9000);
+  const std::vector<JobState> ended = {JobState::kSucceeded, JobState::kCancelled};
+  const std::vector<JobState> failed = {JobState::kFailed};
+  auto ids = [](const std::vector<Job>& jobs) {
+    std::vector<int64_t> out;
+    for (const Job& j : jobs) out.push_back(j.id);
+    return out;
+  };
+
+  // By finished_at then id, a page at a time from a position.
+  auto page = store_->EndedJobsBefore(ended, 5000, {0, 0}, 2);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(ids(*page), (std::vector<int64_t>{id[0], id[1]}));
+  EXPECT_EQ((*page)[1].name, "r1.json");
+  EXPECT_EQ((*page)[1].spool, "/spool");
+  EXPECT_EQ((*page)[1].file, (FileIdentity{1, 2, 3, 4}));
+  EXPECT_EQ((*page)[1].finished_at, 1000);
+  EXPECT_EQ((*page)[1].state, JobState::kSucceeded);
+  auto next = store_->EndedJobsBefore(ended, 5000, {1000, id[0]}, 10);  // a tie on finished_at
+  EXPECT_EQ(ids(*next), (std::vector<int64_t>{id[1], id[3], id[2]}));
+  EXPECT_EQ(ids(*store_->EndedJobsBefore(ended, 5000, {2000, id[2]}, 10)), std::vector<int64_t>{});
+  EXPECT_EQ(ids(*store_->EndedJobsBefore(failed, 5000, {0, 0}, 10)), std::vector<int64_t>{id[4]});
+
+  // Deleted with their events; a job not past the given retention, or not in the states
+  // given, stays whatever the ids say.
+  size_t events_before = store_->ListEvents(EventFilter{})->size();
+  auto gone = store_->DeleteEndedJobs({id[0], id[1], id[4], id[5], id[6]}, ended, 5000);
+  ASSERT_TRUE(gone.ok()) << gone.status().ToString();
+  EXPECT_EQ(*gone, 2);
+  EXPECT_TRUE(store_->GetJob(id[0]).status().IsNotFound());
+  EXPECT_TRUE(store_->GetJob(id[1]).status().IsNotFound());
+  EXPECT_TRUE(store_->GetJob(id[4]).ok());
+  EXPECT_TRUE(store_->GetJob(id[5]).ok());
+  EXPECT_TRUE(store_->GetJob(id[6]).ok());
+  EventFilter of0;
+  of0.job_id = id[0];
+  EXPECT_TRUE(store_->ListEvents(of0)->empty());
+  EXPECT_EQ(store_->ListEvents(EventFilter{})->size(),
+            events_before - 4);  // queued and "ended", twice
+  auto counts = *store_->CountJobsByState();
+  EXPECT_EQ(counts["succeeded"], 2);
+  EXPECT_EQ(counts["cancelled"], 1);
+  EXPECT_EQ(counts["failed"], 1);
+  EXPECT_EQ(*store_->DeleteEndedJobs({}, ended, 5000), 0);
+
+  // The ids of the jobs deleted are never given again.
+  Reopen();
+  EXPECT_GT(Add("later.json"), id[6]);
+}
+
 Task NewTask(const std::string& id) {
   Task t;
   t.task_id = id;

@@ -305,7 +305,9 @@ class Sandbox:
     def query_db(db, sql, *params):
         con = sqlite3.connect(db, timeout=30)
         try:
-            return con.execute(sql, params).fetchall()
+            rows = con.execute(sql, params).fetchall()
+            con.commit()  # a change is made, as on PostgreSQL (autocommit)
+            return rows
         finally:
             con.close()
 

@@ -44,13 +44,14 @@ class ApiTest(unittest.TestCase):
         the row number i."""
         r = self.box.burst()  # the schema
         self.assertEqual(r.returncode, 0, r.stderr)
+        base = int(time.time() * 1e6) - count  # recent: within the jobs' retention
         con = harness.sqlite3.connect(self.box.db)
         con.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
             " INSERT INTO jobs(id, queue, kind, spool, name, state, max_attempts, created_at,"
             " finished_at, result) SELECT i, 'default', %s, '/x', 'f' || i || '.json',"
-            " 'succeeded', 5, 1764000000000000 + i, 1764000000000000 + i, %s FROM n"
-            % (count, kind, result))
+            " 'succeeded', 5, %d + i, %d + i, %s FROM n"
+            % (count, kind, base, base, result))
         con.commit()
         con.close()
 

@@ -267,6 +267,7 @@ class HostileFlagsTest(unittest.TestCase):
     one short line (not a range up to DBL_MAX in 300 digits, not a conversion overflow)."""
 
     SERVE = ["--interval", "--http-timeout", "--sse-keepalive", "--event-max-age",
+             "--job-max-age", "--failed-job-max-age",
              "--retry-time", "--worker-lease", "--pair-timeout", "--max-time", "--kill-grace",
              "--publish-timeout", "--reconcile-interval", "--lease", "--task-lease",
              "--task-retry-delay", "--task-timeout", "--retry-delay", "--retry-max-delay",

@@ -29,7 +29,9 @@ class MigrateStoreTest(unittest.TestCase):
         self.src = harness.Sandbox()
         shutil.copy(FIXTURE, self.src.db)
         self.assertTrue(harness.extract_corpus(self.src.spool))
-        r = self.src.burst("--archive-path", os.path.join(self.src.dir, "archive"))
+        # The fixture's jobs ended on 2026-12-01: kept whatever today's date (--job-max-age).
+        r = self.src.burst("--archive-path", os.path.join(self.src.dir, "archive"),
+                           "--job-max-age", "0")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.dst = harness.Sandbox(store="postgresql")
 
@@ -111,7 +113,7 @@ class MigrateStoreTest(unittest.TestCase):
         max_job = self.dst.query("SELECT MAX(id) FROM jobs")[0][0]
         max_event = self.dst.query("SELECT MAX(id) FROM events")[0][0]
         self.dst.drop("new.json", harness.GOOD)
-        r = self.dst.burst()
+        r = self.dst.burst("--job-max-age", "0")
         self.assertEqual(r.returncode, 0, r.stderr)
         new = self.dst.query("SELECT id FROM jobs WHERE name = 'new.json'")[0][0]
         self.assertGreater(new, max_job)

@@ -1,0 +1,184 @@
+"""How long the store keeps ended jobs: succeeded and cancelled ones --job-max-age (30 days),
+failed ones --failed-job-max-age (for ever unless given), each with its events; on SQLite and
+PostgreSQL. A job whose file a crash left in the spool keeps its row (the file must not run
+again), and an idempotency key is remembered as long as its job is."""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import unittest
+import urllib.request
+
+import harness
+
+DAY_US = 24 * 3600 * 1000000
+
+
+class RetentionTest(unittest.TestCase):
+    STORE = "sqlite"
+
+    def setUp(self):
+        self.box = harness.Sandbox(api=True, store=self.STORE)
+
+    def tearDown(self):
+        if self.box.proc and self.box.proc.poll() is None:
+            self.box.stop()
+        self.box.close()
+
+    def count(self, sql, *params):
+        return self.box.query(sql, *params)[0][0]
+
+    def age(self, where, days):
+        """Makes the jobs matching `where` end `days` days earlier than they did."""
+        self.box.query("UPDATE jobs SET finished_at = finished_at - %d WHERE %s"
+                       % (days * DAY_US, where))
+
+    def metric(self, name, labels):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.box.port) as r:
+            text = r.read().decode()
+        m = re.search(r"^%s\{%s\} (\d+)" % (re.escape(name), re.escape(labels)), text, re.M)
+        return int(m.group(1)) if m else 0
+
+    def restart(self, *extra):
+        """Starts the daemon again, its log begun anew (the API's port is read from it)."""
+        log = os.path.join(self.box.dir, "daemon.log")
+        os.rename(log, log + ".%d" % len(os.listdir(self.box.dir)))
+        self.box.start(*extra)
+        self.box.wait_for_api()
+
+    def submit(self, body):
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        c.request("POST", "/api/v1/jobs", body=json.dumps(body))
+        r = c.getresponse()
+        data = json.loads(r.read())
+        c.close()
+        return r.status, data
+
+    def test_old_ended_jobs_go_with_their_events_and_the_rest_stays(self):
+        for i in range(1200):  # more than one chunk of 1,000
+            self.box.drop("old%04d.json" % i, harness.GOOD)
+        for i in range(10):
+            self.box.drop("new%d.json" % i, harness.GOOD)
+        self.box.drop("oldbad.json", "{")
+        r = self.box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        old_ids = [row[0] for row in self.box.query("SELECT id FROM jobs WHERE name LIKE 'old%'")]
+        self.assertEqual(len(old_ids), 1201)
+        self.age("name LIKE 'old%'", 40)
+        bad_id = self.box.query("SELECT id FROM jobs WHERE name = 'oldbad.json'")[0][0]
+
+        self.box.start()
+        self.box.wait_for_api()
+        self.box.wait_for(lambda: self.count(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'") == 10, 60,
+            "the old succeeded jobs to be pruned")
+        self.assertEqual(self.box.query("SELECT name FROM jobs WHERE state = 'failed'"),
+                         [("oldbad.json",)])  # failed jobs are kept unless told
+        self.assertEqual(self.count("SELECT COUNT(*) FROM events WHERE job_id IN (%s)"
+                                    % ",".join(str(i) for i in old_ids if i != bad_id)), 0)
+        self.assertGreater(self.count("SELECT COUNT(*) FROM events WHERE job_id = ?", bad_id), 0)
+        self.assertEqual(self.metric("sluice_jobs", 'queue="default",state="succeeded"'), 10)
+        c = http.client.HTTPConnection("127.0.0.1", self.box.port, timeout=10)
+        c.request("GET", "/api/v1/jobs/%d" % old_ids[0])
+        self.assertEqual(c.getresponse().status, 404)
+        c.close()
+        self.assertIn("pruned 1200 ended jobs past the retention", self.box.daemon_log())
+        # The files stay where they were put: only the history goes.
+        self.assertEqual(len(self.box.listing("archive")), 1210)
+        self.assertEqual(self.box.stop(), 0)
+
+        # Failed jobs go once given an age; the young stay.
+        self.restart("--failed-job-max-age", "86400")
+        self.box.wait_for(lambda: self.count(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'failed'") == 0, 30,
+            "the old failed job to be pruned")
+        self.assertEqual(self.count("SELECT COUNT(*) FROM jobs"), 10)
+        self.assertEqual(self.box.listing("failed"), ["oldbad.json", "oldbad.json.error.json"])
+        self.assertEqual(self.box.stop(), 0)
+        # Its file can still be sent through again by name.
+        r = self.box.sluice("retry", "oldbad.json", "--spool-dir", self.box.spool,
+                            "--database", self.box.database)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("oldbad.json", self.box.listing())
+        os.remove(os.path.join(self.box.spool, "oldbad.json"))
+
+        # 0 keeps them for ever.
+        self.age("1 = 1", 4000)
+        r = self.box.burst("--job-max-age", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.count("SELECT COUNT(*) FROM jobs"), 10)
+
+    def test_an_idempotency_key_is_remembered_as_long_as_its_job(self):
+        self.box.start()
+        self.box.wait_for_api()
+        status, job = self.submit({"kind": "kcidb", "payload": harness.GOOD,
+                                   "idempotency_key": "sub-42"})
+        self.assertEqual(status, 201)
+        self.box.wait_for(lambda: self.count("SELECT COUNT(*) FROM jobs WHERE state = "
+                                             "'succeeded'") == 1, 30, "the job to succeed")
+        self.assertEqual(self.box.stop(), 0)
+        self.age("1 = 1", 31)
+        self.restart()
+        self.box.wait_for(lambda: self.count("SELECT COUNT(*) FROM jobs") == 0, 30,
+                          "the job to be pruned")
+        status, again = self.submit({"kind": "kcidb", "payload": harness.GOOD,
+                                     "idempotency_key": "sub-42"})
+        self.assertEqual(status, 201, again)  # a new job: the old one is forgotten
+        self.assertGreater(again["id"], job["id"])
+
+
+class RetentionPostgresTest(RetentionTest):
+    STORE = "postgresql"
+
+
+class RetentionAndCrashTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox()
+
+    def tearDown(self):
+        self.box.close()
+
+    def test_a_finished_file_a_crash_left_in_the_spool_keeps_its_job_and_is_not_run_again(self):
+        # The daemon died after a.json's job committed and before the file's move, and stayed
+        # down longer than the retention. At the next start the row is what says the file
+        # has run: it must not be pruned before the file is moved.
+        self.box.drop("a.json", harness.GOOD)
+        r = self.box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.rename(os.path.join(self.box.spool, "archive", "a.json"),
+                  os.path.join(self.box.spool, "a.json"))  # the same file, not moved yet
+        self.box.query("UPDATE kv SET value = '0' WHERE ns = 'engine.clean_stop'")
+        self.box.query("UPDATE jobs SET finished_at = finished_at - %d" % (40 * DAY_US))
+        r = self.box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("finished before a restart; moving its file now", r.stderr)
+        self.assertEqual(self.box.listing("archive"), ["a.json"])
+        self.assertEqual(self.box.query("SELECT COUNT(*) FROM jobs WHERE name = 'a.json'"),
+                         [(1,)])  # not run again
+        # Once moved, it goes at the next round.
+        r = self.box.burst()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.box.query("SELECT COUNT(*) FROM jobs"), [(0,)])
+
+    def test_the_retention_is_the_stores_not_a_spools(self):
+        conf = os.path.join(self.box.dir, "sluice.toml")
+        for key in ("job_max_age", "failed_job_max_age", "event_max_age", "event_max_count"):
+            with open(conf, "w") as f:
+                f.write('database = "sqlite:%s"\nno_api = true\n[spool.a]\ndir = "%s"\n%s = 5\n'
+                        % (self.box.db, self.box.spool, key))
+            r = subprocess.run([harness.SLUICE, "serve", "-c", conf, "--burst"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("[spool.a]: %s is the store's retention" % key, r.stderr)
+        with open(conf, "w") as f:
+            f.write('database = "sqlite:%s"\nno_api = true\njob_max_age = 5\n[spool.a]\n'
+                    'dir = "%s"\n' % (self.box.db, self.box.spool))
+        r = subprocess.run([harness.SLUICE, "serve", "-c", conf, "--burst"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()
