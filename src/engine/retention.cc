@@ -19,10 +19,10 @@ Retention::Retention(Store* store, Env* env, Clock* clock, RetentionOptions opti
   ages_[1].max_age_s = options_.jobs.failed_max_age_s;
 }
 
-int64_t Retention::MaybePrune() {
+int64_t Retention::MaybePrune(bool idle) {
   if (options_.pruner != nullptr && !options_.pruner->load()) {
     next_events_ = next_jobs_ = 0;  // a new holder starts over
-    ages_[0].after = ages_[1].after = {0, 0};
+    ages_[0].after = ages_[1].after = EndedJobsPosition{};
     return kNotPrunerEvery;
   }
   int64_t now = clock_->MonotonicMicros();
@@ -33,9 +33,10 @@ int64_t Retention::MaybePrune() {
   if (now >= next_jobs_) {
     bool more = PruneJobs();
     int64_t took = clock_->MonotonicMicros() - now;
-    // Catching up: the next chunk after nine times this one's time, so pruning a long
-    // history takes about a tenth of the writer's time.
-    next_jobs_ = more ? now + took + std::max<int64_t>(9 * took, 1000) : now + kEvery;
+    // Catching up: at once while the writer is idle (a batch that comes waits one chunk at
+    // most), else after nine times this chunk's time.
+    int64_t pause = idle ? 0 : std::max<int64_t>(9 * took, 1000);
+    next_jobs_ = more ? now + took + pause : now + kEvery;
   }
   return std::max<int64_t>(0, std::min(next_events_, next_jobs_) - clock_->MonotonicMicros());
 }
@@ -70,7 +71,7 @@ bool Retention::PruneJobs() {
       spdlog::warn("cannot delete jobs past the retention: {}", gone.status().ToString());
       continue;  // the same chunk again next time
     }
-    age.after = {found->back().finished_at, found->back().id};
+    age.after = EndedJobsPosition::Of(found->back());
     more = more || found->size() == static_cast<size_t>(kChunk);
     unlogged_ += *gone;
   }

@@ -1,8 +1,9 @@
 // Retention: what the store keeps of the past. Events older than --event-max-age or beyond
 // the newest --event-max-count are pruned every minute. Ended jobs older than --job-max-age
 // (succeeded and cancelled ones) or --failed-job-max-age (failed ones) are deleted with their
-// events, a chunk at a time, oldest first: a long history is caught up with in chunks spaced
-// so that pruning takes at most about a tenth of the writer's time, then checked every minute.
+// events, a chunk at a time, oldest first: a long history is caught up with chunk after chunk
+// while the writer is idle, in at most about a tenth of its time while it writes; then it is
+// checked every minute.
 // A job whose file is still in its spool (its move to archive/ or failed/ not made yet) stays:
 // the row is what tells a restart that the file has run.
 //
@@ -38,8 +39,10 @@ class Retention {
  public:
   Retention(Store* store, Env* env, Clock* clock, RetentionOptions options);
 
-  // Prunes what is due. Returns the microseconds until it is due again.
-  int64_t MaybePrune();
+  // Prunes what is due. Returns the microseconds until it is due again. `idle`: the writer
+  // has nothing else to do (a long history is then deleted chunk after chunk; while it
+  // writes, chunks take at most about a tenth of its time).
+  int64_t MaybePrune(bool idle);
 
   static constexpr int64_t kEvery = 60'000'000;  // micros between rounds
   // Micros between looks at the pruner lease while another holds it (taking it over starts
@@ -51,7 +54,7 @@ class Retention {
   struct Age {
     std::vector<JobState> states;
     int64_t max_age_s = 0;
-    std::pair<int64_t, int64_t> after{0, 0};  // {finished_at, id} examined so far
+    EndedJobsPosition after;  // examined so far
   };
   void PruneEvents();
   // One chunk of each age; whether one of them had more.

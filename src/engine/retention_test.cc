@@ -51,7 +51,7 @@ class RetentionTest : public ::testing::Test {
     int calls = 0;
     while (true) {
       ++calls;
-      int64_t due = r->MaybePrune();
+      int64_t due = r->MaybePrune(false);
       if (due >= Retention::kEvery - 1'000'000) return calls;
       clock_.Advance(due);
     }
@@ -130,11 +130,27 @@ TEST_F(RetentionTest, OnlyThePrunerPrunes) {
   RetentionOptions o;
   o.pruner = &pruner;
   Retention r(store_.get(), Env::Default(), &clock_, o);
-  EXPECT_EQ(r.MaybePrune(), Retention::kNotPrunerEvery);
+  EXPECT_EQ(r.MaybePrune(false), Retention::kNotPrunerEvery);
   EXPECT_EQ(Count(JobState::kSucceeded), 10);
   pruner = true;
   PruneAll(&r);
   EXPECT_EQ(Count(JobState::kSucceeded), 0);
+}
+
+TEST_F(RetentionTest, AnIdleWriterDeletesChunkAfterChunkABusyOneAtATenth) {
+  Ended(4500, "old", JobState::kSucceeded, 40);
+  RetentionOptions o;
+  Retention idle(store_.get(), Env::Default(), &clock_, o);
+  EXPECT_EQ(idle.MaybePrune(true), 0);  // more to come: at once
+  EXPECT_EQ(Count(JobState::kSucceeded), 3500);
+  EXPECT_EQ(idle.MaybePrune(true), 0);
+  EXPECT_EQ(Count(JobState::kSucceeded), 2500);
+  // Busy: the next chunk waits (at least 1 ms, nine times the chunk's time).
+  Retention busy(store_.get(), Env::Default(), &clock_, o);
+  EXPECT_GE(busy.MaybePrune(false), 1000);
+  EXPECT_EQ(Count(JobState::kSucceeded), 1500);
+  EXPECT_GT(busy.MaybePrune(false), 0);  // not due yet: the manual clock stood still
+  EXPECT_EQ(Count(JobState::kSucceeded), 1500);
 }
 
 TEST_F(RetentionTest, NoAgeKeepsEveryJob) {

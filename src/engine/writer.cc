@@ -107,7 +107,7 @@ void Writer::Loop() {
       while (!stopping_ && new_jobs_.empty() && updates_.empty()) {
         if (cv_.wait_for(lock, std::chrono::microseconds(due_in)) == std::cv_status::timeout) {
           lock.unlock();
-          due_in = retention_.MaybePrune();
+          due_in = retention_.MaybePrune(true);
           lock.lock();
         }
       }
@@ -150,7 +150,7 @@ void Writer::Loop() {
       row_bytes_ -= taken_bytes;
     }
     room_cv_.notify_all();
-    due_in = retention_.MaybePrune();
+    due_in = retention_.MaybePrune(false);
   }
 }
 

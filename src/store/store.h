@@ -116,6 +116,17 @@ struct JobFilter {
   bool newest_first = true;
 };
 
+// Where a walk of ended jobs (Store::EndedJobsBefore) stopped: the last job it gave, in the
+// order (finished_at, state name, id). The default is before every job.
+struct EndedJobsPosition {
+  int64_t finished_at = 0;
+  std::string state;
+  int64_t id = 0;
+  static EndedJobsPosition Of(const Job& j) {
+    return {j.finished_at, std::string(StateName(j.state)), j.id};
+  }
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -211,11 +222,11 @@ class Store {
   virtual Result<int64_t> PruneEvents(const EventRetention& retention, int64_t now) = 0;
 
   // Jobs past a retention (engine/retention.h): those in `states` (ended states) that finished
-  // before `before` and after the position `after` ({finished_at, id}), by finished_at then
-  // id, at most `limit`; with their id, state, spool, name, file and finished_at only.
+  // before `before`, after `after` in the order of (finished_at, state, id) — the order of the
+  // (finished_at, state) index —, at most `limit`; with their id, state, spool, name, file and
+  // finished_at only.
   virtual Result<std::vector<Job>> EndedJobsBefore(const std::vector<JobState>& states,
-                                                   int64_t before,
-                                                   std::pair<int64_t, int64_t> after,
+                                                   int64_t before, const EndedJobsPosition& after,
                                                    int limit) = 0;
   // Deletes those of `ids` still in `states` and finished before `before`, with their events,
   // in one transaction. How many went.

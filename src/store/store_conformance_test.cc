@@ -447,8 +447,8 @@ TEST_P(StoreConformance, EndedJobsPastARetentionArePagedAndDeletedWithTheirEvent
     return out;
   };
 
-  // By finished_at then id, a page at a time from a position.
-  auto page = store_->EndedJobsBefore(ended, 5000, {0, 0}, 2);
+  // By finished_at, state and id, a page at a time from a position.
+  auto page = store_->EndedJobsBefore(ended, 5000, {}, 2);
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   EXPECT_EQ(ids(*page), (std::vector<int64_t>{id[0], id[1]}));
   EXPECT_EQ((*page)[1].name, "r1.json");
@@ -456,10 +456,13 @@ TEST_P(StoreConformance, EndedJobsPastARetentionArePagedAndDeletedWithTheirEvent
   EXPECT_EQ((*page)[1].file, (FileIdentity{1, 2, 3, 4}));
   EXPECT_EQ((*page)[1].finished_at, 1000);
   EXPECT_EQ((*page)[1].state, JobState::kSucceeded);
-  auto next = store_->EndedJobsBefore(ended, 5000, {1000, id[0]}, 10);  // a tie on finished_at
-  EXPECT_EQ(ids(*next), (std::vector<int64_t>{id[1], id[3], id[2]}));
-  EXPECT_EQ(ids(*store_->EndedJobsBefore(ended, 5000, {2000, id[2]}, 10)), std::vector<int64_t>{});
-  EXPECT_EQ(ids(*store_->EndedJobsBefore(failed, 5000, {0, 0}, 10)), std::vector<int64_t>{id[4]});
+  auto next = store_->EndedJobsBefore(ended, 5000, EndedJobsPosition::Of((*page)[0]), 10);
+  EXPECT_EQ(ids(*next), (std::vector<int64_t>{id[1], id[3], id[2]}));  // a tie on finished_at
+  EXPECT_EQ(ids(*store_->EndedJobsBefore(ended, 5000, EndedJobsPosition::Of((*next)[2]), 10)),
+            std::vector<int64_t>{});
+  EXPECT_EQ(ids(*store_->EndedJobsBefore(ended, 1500, {}, 10)),
+            (std::vector<int64_t>{id[0], id[1]}));  // before 1500 only
+  EXPECT_EQ(ids(*store_->EndedJobsBefore(failed, 5000, {}, 10)), std::vector<int64_t>{id[4]});
 
   // Deleted with their events; a job not past the given retention, or not in the states
   // given, stays whatever the ids say.

@@ -7,16 +7,16 @@ namespace sluice {
 using pg::Param;
 
 Result<std::vector<Job>> PgStore::EndedJobsBefore(const std::vector<JobState>& states,
-                                                  int64_t before, std::pair<int64_t, int64_t> after,
+                                                  int64_t before, const EndedJobsPosition& after,
                                                   int limit) {
   std::lock_guard<std::mutex> lock(write_mu_);  // the pruner's writer asks; reads are the API's
+  // A range of the (finished_at, state) index, in its order.
   auto r = WriteExec(
       "SELECT id, state, spool, name, file_dev, file_ino, file_size, file_mtime_ns, finished_at"
       " FROM " +
-          T("jobs") +
-          " WHERE finished_at >= $1 AND finished_at < $2 AND (finished_at > $1 OR id > $3) AND " +
-          StatesSql(states) + " ORDER BY finished_at, id LIMIT $4",
-      {Param(std::max<int64_t>(after.first, 1)), Param(before), Param(after.second),
+          T("jobs") + " WHERE (finished_at, state, id) > ($1, $2, $3) AND finished_at < $4 AND " +
+          StatesSql(states) + " ORDER BY finished_at, state, id LIMIT $5",
+      {Param(after.finished_at), Param(after.state), Param(after.id), Param(before),
        Param(static_cast<int64_t>(limit))});
   if (!r.ok()) return r.status();
   std::vector<Job> jobs;

@@ -83,7 +83,7 @@ class PgStore : public Store {
   Result<std::pair<int64_t, int64_t>> EventIdRange() override;
   Result<int64_t> PruneEvents(const EventRetention& retention, int64_t now) override;
   Result<std::vector<Job>> EndedJobsBefore(const std::vector<JobState>& states, int64_t before,
-                                           std::pair<int64_t, int64_t> after, int limit) override;
+                                           const EndedJobsPosition& after, int limit) override;
   Result<int64_t> DeleteEndedJobs(const std::vector<int64_t>& ids,
                                   const std::vector<JobState>& states, int64_t before) override;
   Result<std::optional<std::string>> GetValue(const std::string& ns,

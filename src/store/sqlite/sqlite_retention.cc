@@ -6,24 +6,35 @@ namespace sluice {
 
 using sqlite::Stmt;
 
+namespace {
+
+std::string JsonIds(const std::vector<int64_t>& ids) {
+  std::string out = "[";
+  for (int64_t id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
+  return out + "]";
+}
+
+}  // namespace
+
 Result<std::vector<Job>> SqliteStore::EndedJobsBefore(const std::vector<JobState>& states,
                                                       int64_t before,
-                                                      std::pair<int64_t, int64_t> after,
-                                                      int limit) {
+                                                      const EndedJobsPosition& after, int limit) {
   std::lock_guard<std::mutex> lock(
       write_mu_);  // the writer's thread asks; the read lane is the API's
-  // A range of the (finished_at, state) index; unfinished jobs have no finished_at.
+  // A range of the (finished_at, state) index, in its order (without statistics the planner
+  // would take the state index and sort every ended job). Unfinished jobs have no finished_at.
   auto s = Stmt::Prepare(
       write_.get(),
       "SELECT id, state, spool, name, file_dev, file_ino, file_size, file_mtime_ns, finished_at"
-      " FROM jobs WHERE finished_at >= ?1 AND finished_at < ?2 AND (finished_at > ?1 OR id > ?3)"
-      " AND " +
-          StatesSql(states) + " ORDER BY finished_at, id LIMIT ?4");
+      " FROM jobs INDEXED BY jobs_finished WHERE (finished_at, state, id) > (?1, ?2, ?3)"
+      " AND finished_at < ?4 AND " +
+          StatesSql(states) + " ORDER BY finished_at, state, id LIMIT ?5");
   if (!s.ok()) return s.status();
-  s->Bind(1, std::max<int64_t>(after.first, 1))
-      .Bind(2, before)
-      .Bind(3, after.second)
-      .Bind(4, limit);
+  s->Bind(1, after.finished_at)
+      .Bind(2, after.state)
+      .Bind(3, after.id)
+      .Bind(4, before)
+      .Bind(5, static_cast<int64_t>(limit));
   std::vector<Job> jobs;
   while (true) {
     auto row = s->Step();
@@ -47,24 +58,32 @@ Result<std::vector<Job>> SqliteStore::EndedJobsBefore(const std::vector<JobState
 
 Result<int64_t> SqliteStore::DeleteEndedJobs(const std::vector<int64_t>& ids,
                                              const std::vector<JobState>& states, int64_t before) {
-  int64_t gone = 0;
-  if (ids.empty()) return gone;
+  std::vector<int64_t> gone;
+  if (ids.empty()) return int64_t{0};
+  // Two statements for the whole chunk: a statement that fires the counts' triggers copies
+  // each page it changes into a statement journal, once per statement, not once per job.
   Status st = InWriteTransaction([&]() -> Status {
-    auto job = Stmt::Prepare(
-        write_.get(), "DELETE FROM jobs WHERE id=?1 AND finished_at < ?2 AND " + StatesSql(states));
-    if (!job.ok()) return job.status();
-    auto events = Stmt::Prepare(write_.get(), "DELETE FROM events WHERE job_id=?");
-    if (!events.ok()) return events.status();
-    for (int64_t id : ids) {
-      SLUICE_RETURN_IF_ERROR(job->Bind(1, id).Bind(2, before).Run());
-      if (sqlite3_changes(write_.get()) == 0) continue;  // changed meanwhile (retried): kept
-      ++gone;
-      SLUICE_RETURN_IF_ERROR(events->Bind(1, id).Run());
+    auto jobs = Stmt::Prepare(write_.get(),
+                              "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1))"
+                              " AND finished_at < ?2 AND " +
+                                  StatesSql(states) + " RETURNING id");
+    if (!jobs.ok()) return jobs.status();
+    jobs->Bind(1, JsonIds(ids)).Bind(2, before);
+    while (true) {
+      auto row = jobs->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      gone.push_back(jobs->Int(0));  // the others changed meanwhile (retried): kept
     }
-    return Status::Ok();
+    jobs->Reset();
+    if (gone.empty()) return Status::Ok();
+    auto events = Stmt::Prepare(
+        write_.get(), "DELETE FROM events WHERE job_id IN (SELECT value FROM json_each(?1))");
+    if (!events.ok()) return events.status();
+    return events->Bind(1, JsonIds(gone)).Run();
   });
   if (!st.ok()) return st;
-  return gone;
+  return static_cast<int64_t>(gone.size());
 }
 
 }  // namespace sluice
