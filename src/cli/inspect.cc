@@ -161,11 +161,16 @@ int RunRetry(const std::string& spool_dir, const std::string& name, bool all_fai
   if (Status st = spool.Sync(); !st.ok()) return ExitCode(st);
   std::printf("moved %d file%s back into %s\n", moved, moved == 1 ? "" : "s", spool.root().c_str());
   if (store != nullptr) {
-    if (Status st = store->MarkRetried(jobs, Clock::Real()->NowMicros()); !st.ok()) {
-      return ExitCode(st);
+    auto marked = store->MarkRetried(jobs, Clock::Real()->NowMicros());
+    if (!marked.ok()) return ExitCode(marked.status());
+    std::printf("marked %lld job%s retried in %s", static_cast<long long>(*marked),
+                *marked == 1 ? "" : "s", database.c_str());
+    int64_t gone = static_cast<int64_t>(jobs.size()) - *marked;
+    if (gone > 0) {
+      std::printf(" (%lld no longer there: pruned, or marked already)",
+                  static_cast<long long>(gone));
     }
-    std::printf("marked %zu job%s retried in %s\n", jobs.size(), jobs.size() == 1 ? "" : "s",
-                database.c_str());
+    std::printf("\n");
   }
   return 0;
 }

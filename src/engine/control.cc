@@ -233,7 +233,7 @@ Result<Job> Engine::Retry(int64_t id, bool* as_new_file, std::vector<int64_t>* m
 Status Engine::SettleRetries(const std::vector<int64_t>& moved) {
   if (moved.empty()) return Status::Ok();
   SLUICE_RETURN_IF_ERROR(spool_.Sync());
-  return store_->MarkRetried(moved, clock_->NowMicros());
+  return store_->MarkRetried(moved, clock_->NowMicros()).status();
 }
 
 }  // namespace sluice

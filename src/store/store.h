@@ -148,9 +148,9 @@ class Store {
   virtual Result<int64_t> ReserveJobIds(int64_t count) = 0;
 
   // Records that these failed or cancelled spool files' jobs had their files put back into the
-  // spool (retried_at = at), in one transaction. Jobs marked already, or not ended so, are
-  // left as they are.
-  virtual Status MarkRetried(const std::vector<int64_t>& ids, int64_t at) = 0;
+  // spool (retried_at = at), in one transaction. Jobs marked already, not ended so, or no
+  // longer stored (pruned: engine/retention.h) are left as they are. How many it marked.
+  virtual Result<int64_t> MarkRetried(const std::vector<int64_t>& ids, int64_t at) = 0;
 
   // Fenced claims. Claims each of `ids` that may run now (queued or retrying and due at
   // `now`, or running under a lease that ran out before `now`): running, one more attempt,

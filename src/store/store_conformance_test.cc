@@ -288,13 +288,13 @@ TEST_P(StoreConformance, RetriedFilesJobsLeaveTheFailureCountsAndAreMarkedOnce) 
     batch.updates.push_back(u);
   }
   ASSERT_TRUE(store_->Write(&batch).ok());
-  ASSERT_TRUE(store_->MarkRetried({a, running, 999'999}, 500).ok());
+  EXPECT_EQ(*store_->MarkRetried({a, running, 999'999}, 500), 1);
   EXPECT_EQ(store_->GetJob(a)->retried_at, 500);
   EXPECT_EQ(store_->GetJob(a)->state, JobState::kFailed);  // it stays in the history as it was
   EXPECT_EQ(store_->GetJob(b)->retried_at, 0);
   EXPECT_EQ(store_->GetJob(running)->retried_at, 0);  // not ended: left as it is
-  ASSERT_TRUE(store_->MarkRetried({a, b}, 700).ok());
-  EXPECT_EQ(store_->GetJob(a)->retried_at, 500);  // the first time is kept
+  EXPECT_EQ(*store_->MarkRetried({a, b}, 700), 1);    // b; a was marked already
+  EXPECT_EQ(store_->GetJob(a)->retried_at, 500);      // the first time is kept
   EXPECT_EQ(store_->GetJob(b)->retried_at, 700);
   int64_t d = Add("d.json");
   JobUpdate u;

@@ -102,6 +102,8 @@ class RetentionTest(unittest.TestCase):
                             "--database", self.box.database)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("oldbad.json", self.box.listing())
+        self.assertIn("marked 0 jobs retried", r.stdout)  # its job is gone, and says so
+        self.assertIn("(1 no longer there", r.stdout)
         os.remove(os.path.join(self.box.spool, "oldbad.json"))
 
         # 0 keeps them for ever.

@@ -715,8 +715,8 @@ Result<int64_t> PgStore::ReserveJobIds(int64_t count) {
   return first->Int(0, 0);
 }
 
-Status PgStore::MarkRetried(const std::vector<int64_t>& ids, int64_t at) {
-  if (ids.empty()) return Status::Ok();
+Result<int64_t> PgStore::MarkRetried(const std::vector<int64_t>& ids, int64_t at) {
+  if (ids.empty()) return int64_t{0};
   std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<Param> list;
   for (int64_t id : ids) list.emplace_back(id);
@@ -724,7 +724,8 @@ Status PgStore::MarkRetried(const std::vector<int64_t>& ids, int64_t at) {
                          " SET retried_at = $1 WHERE id = ANY($2::bigint[]) AND retried_at = 0"
                          " AND state IN ('failed', 'cancelled')",
                      {Param(std::max<int64_t>(at, 1)), pg::ArrayLiteral(list)});
-  return r.status();
+  if (!r.ok()) return r.status();
+  return r->Affected();
 }
 
 Result<std::optional<std::string>> PgStore::GetValue(const std::string& ns,

@@ -359,17 +359,22 @@ Result<int64_t> SqliteStore::ReserveJobIds(int64_t count) {
   return first;
 }
 
-Status SqliteStore::MarkRetried(const std::vector<int64_t>& ids, int64_t at) {
-  if (ids.empty()) return Status::Ok();
-  return InWriteTransaction([&]() -> Status {
+Result<int64_t> SqliteStore::MarkRetried(const std::vector<int64_t>& ids, int64_t at) {
+  int64_t marked = 0;
+  if (ids.empty()) return marked;
+  Status st = InWriteTransaction([&]() -> Status {
     auto s = Stmt::Prepare(write_.get(),
                            "UPDATE jobs SET retried_at=? WHERE id=? AND retried_at=0"
                            " AND state IN ('failed','cancelled')");
     if (!s.ok()) return s.status();
-    for (int64_t id : ids)
+    for (int64_t id : ids) {
       SLUICE_RETURN_IF_ERROR(s->Bind(1, std::max<int64_t>(at, 1)).Bind(2, id).Run());
+      marked += sqlite3_changes(write_.get());
+    }
     return Status::Ok();
   });
+  if (!st.ok()) return st;
+  return marked;
 }
 
 Result<std::vector<Job>> SqliteStore::QueryJobs(const std::string& tail,

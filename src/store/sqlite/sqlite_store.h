@@ -28,7 +28,7 @@ class SqliteStore : public Store {
   Status DefineTables(const std::vector<TableSpec>& tables) override;
   Status Write(WriteBatch* batch) override;
   Result<int64_t> ReserveJobIds(int64_t count) override;
-  Status MarkRetried(const std::vector<int64_t>& ids, int64_t at) override;
+  Result<int64_t> MarkRetried(const std::vector<int64_t>& ids, int64_t at) override;
   Result<Job> ReserveWaitingJob(int64_t id) override;
   Result<std::vector<Job>> ClaimJobs(const std::vector<int64_t>& ids, const std::string& owner,
                                      int64_t until, int64_t now) override;
