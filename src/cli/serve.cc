@@ -478,10 +478,11 @@ int RunServe(ServeFlags f) {
   }
   std::mutex commit_order;
   // What is past the retention is pruned by one process of those sharing the database (the
-  // "pruner" lease), and there by the writer of its first spool.
+  // "pruner" lease), and there by the writer of its first spool only (not by the other
+  // spools' nor by the cluster workers' writers this daemon runs).
   std::atomic<bool> pruner{ownership == nullptr};
   static const std::atomic<bool> kNotPruner{false};
-  f.engine.retention.pruner = &pruner;
+  f.engine.retention.pruner = &kNotPruner;
   for (size_t i = 0; i < specs->size(); ++i) {
     (*specs)[i].flags.engine.retention.pruner = i == 0 ? &pruner : &kNotPruner;
   }
