@@ -380,7 +380,10 @@ class DashboardTest(unittest.TestCase):
         submit(task)
         self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-task=repo]"),
                   what="the task in the list")
-        self.driver.find_element(By.LINK_TEXT, "repo").click()
+        # The list is drawn again as the task's state changes: a link found just before may be
+        # gone by the click (stale), so the click is retried until it lands.
+        self.wait(lambda d: d.find_element(By.LINK_TEXT, "repo").click() or True,
+                  what="a click on the task's link")
         self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "table.runs tbody tr") and
                   "finished" in d.find_element(By.CSS_SELECTOR, "table.runs tbody tr").text,
                   what="its first run, finished, on its page")
