@@ -86,10 +86,24 @@ bool Retention::PruneJobs() {
 
 bool Retention::FileStillThere(const Job& job) {
   if (job.spool.empty() || job.name.empty()) return false;  // sent over HTTP: no file
+  if (job.file.ino == 0) return ItemStillInCur(job);
   auto info = env_->Stat(job.spool + "/" + job.name);
   if (!info.ok() || info->type != FileType::kRegular) return false;
   FileIdentity now{info->dev, info->ino, info->size, info->mtime_ns, 0};
   return job.file.SameFileAs(now);
+}
+
+bool Retention::ItemStillInCur(const Job& job) {
+  // The item of attempt N is <id>.<N-1> (<id> or <id>.0 for the first), as the queuedir's
+  // recovery reads it.
+  std::string cur = job.spool + "/cur/" + job.name;
+  std::vector<std::string> items = {cur + "." + std::to_string(std::max(0, job.attempts - 1))};
+  if (job.attempts <= 1) items.push_back(cur);
+  for (const std::string& item : items) {
+    auto info = env_->Stat(item);
+    if (info.ok() && info->type == FileType::kRegular) return true;
+  }
+  return false;
 }
 
 }  // namespace sluice

@@ -4,11 +4,12 @@
 // events, a chunk at a time, oldest first: a long history is caught up with chunk after chunk
 // while the writer is idle, in at most about a tenth of its time while it writes; then it is
 // checked every minute.
-// A job whose file is still in its spool (its move to archive/ or failed/ not made yet) stays:
-// the row is what tells a restart that the file has run.
+// A job whose file is still in its spool (its move to archive/ or failed/ not made yet), or
+// whose queuedir item is still in cur/ (its deletion not made yet), stays: the row is what
+// tells a restart that the file or item has run.
 //
 // The writer thread runs it between its commits (Writer), so pruning never competes with a
-// batch for the database.
+// batch for the database; where no writer runs (queuedirs only), the daemon's main loop does.
 #pragma once
 
 #include <atomic>
@@ -61,6 +62,9 @@ class Retention {
   bool PruneJobs();
   // Whether the file `job` ran on is still in its spool.
   bool FileStillThere(const Job& job);
+  // A queuedir's job (its items keep no identity): whether its item is still in cur/, as a
+  // finished one is when a crash cut its deletion short.
+  bool ItemStillInCur(const Job& job);
 
   Store* store_;
   Env* env_;

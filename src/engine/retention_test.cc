@@ -124,6 +124,37 @@ TEST_F(RetentionTest, AJobWhoseFileIsStillInItsSpoolStays) {
   EXPECT_TRUE(store_->GetJob(other[0].id).status().IsNotFound());
 }
 
+TEST_F(RetentionTest, AQueuedirJobWhoseItemIsStillInCurStays) {
+  // A queuedir's jobs keep no file identity; a finished item whose deletion a crash cut short
+  // is still in cur/ under the name of its last attempt: <id>, <id>.0 for the first, <id>.N
+  // for attempt N + 1.
+  ASSERT_EQ(::mkdir(dir_.Sub("cur").c_str(), 0755), 0);
+  std::vector<Job> first = Ended(3, "first", JobState::kSucceeded, 40, FileIdentity{});
+  std::vector<Job> third = Ended(2, "third", JobState::kSucceeded, 40, FileIdentity{});
+  WriteBatch b;
+  for (Job& j : third) {
+    j.attempts = 3;
+    JobUpdate u = UpdateOf(j);
+    u.state = JobState::kSucceeded;
+    u.finished_at = clock_.NowMicros() - 40 * kDay;
+    b.updates.push_back(u);
+  }
+  ASSERT_TRUE(store_->Write(&b).ok());
+  ASSERT_EQ(store_->GetJob(third[0].id)->attempts, 3);
+  testing::WriteAll(dir_.Sub("cur/" + first[0].name), "[]");
+  testing::WriteAll(dir_.Sub("cur/" + first[1].name + ".0"), "[]");
+  testing::WriteAll(dir_.Sub("cur/" + third[0].name + ".2"), "[]");
+  testing::WriteAll(dir_.Sub("cur/" + third[1].name + ".1"), "[]");  // not its last attempt
+  RetentionOptions o;
+  Retention r(store_.get(), Env::Default(), &clock_, o);
+  PruneAll(&r);
+  EXPECT_TRUE(store_->GetJob(first[0].id).ok());
+  EXPECT_TRUE(store_->GetJob(first[1].id).ok());
+  EXPECT_TRUE(store_->GetJob(first[2].id).status().IsNotFound()) << "its item is gone";
+  EXPECT_TRUE(store_->GetJob(third[0].id).ok());
+  EXPECT_TRUE(store_->GetJob(third[1].id).status().IsNotFound());
+}
+
 TEST_F(RetentionTest, OnlyThePrunerPrunes) {
   Ended(10, "old", JobState::kSucceeded, 40);
   std::atomic<bool> pruner{false};

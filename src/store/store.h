@@ -223,8 +223,8 @@ class Store {
 
   // Jobs past a retention (engine/retention.h): those in `states` (ended states) that finished
   // before `before`, after `after` in the order of (finished_at, state, id) — the order of the
-  // (finished_at, state) index —, at most `limit`; with their id, state, spool, name, file and
-  // finished_at only.
+  // (finished_at, state) index —, at most `limit`; with their id, state, spool, name, file,
+  // finished_at and attempts only.
   virtual Result<std::vector<Job>> EndedJobsBefore(const std::vector<JobState>& states,
                                                    int64_t before, const EndedJobsPosition& after,
                                                    int limit) = 0;

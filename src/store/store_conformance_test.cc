@@ -427,6 +427,7 @@ TEST_P(StoreConformance, EndedJobsPastARetentionArePagedAndDeletedWithTheirEvent
     JobUpdate u = UpdateOf(b.new_jobs[i]);
     u.state = state;
     u.finished_at = at;
+    u.attempts = i + 1;
     u.events.push_back(LogEvent(b.new_jobs[i], at, "ended"));
     w.updates = {u};
     ASSERT_TRUE(store_->Write(&w).ok());
@@ -456,6 +457,7 @@ TEST_P(StoreConformance, EndedJobsPastARetentionArePagedAndDeletedWithTheirEvent
   EXPECT_EQ((*page)[1].file, (FileIdentity{1, 2, 3, 4}));
   EXPECT_EQ((*page)[1].finished_at, 1000);
   EXPECT_EQ((*page)[1].state, JobState::kSucceeded);
+  EXPECT_EQ((*page)[1].attempts, 2);  // a queuedir's item is named by its attempt
   auto next = store_->EndedJobsBefore(ended, 5000, EndedJobsPosition::Of((*page)[0]), 10);
   EXPECT_EQ(ids(*next), (std::vector<int64_t>{id[1], id[3], id[2]}));  // a tie on finished_at
   EXPECT_EQ(ids(*store_->EndedJobsBefore(ended, 5000, EndedJobsPosition::Of((*next)[2]), 10)),

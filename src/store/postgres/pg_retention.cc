@@ -12,7 +12,8 @@ Result<std::vector<Job>> PgStore::EndedJobsBefore(const std::vector<JobState>& s
   std::lock_guard<std::mutex> lock(write_mu_);  // the pruner's writer asks; reads are the API's
   // A range of the (finished_at, state) index, in its order.
   auto r = WriteExec(
-      "SELECT id, state, spool, name, file_dev, file_ino, file_size, file_mtime_ns, finished_at"
+      "SELECT id, state, spool, name, file_dev, file_ino, file_size, file_mtime_ns, finished_at,"
+      " attempts"
       " FROM " +
           T("jobs") + " WHERE (finished_at, state, id) > ($1, $2, $3) AND finished_at < $4 AND " +
           StatesSql(states) + " ORDER BY finished_at, state, id LIMIT $5",
@@ -32,6 +33,7 @@ Result<std::vector<Job>> PgStore::EndedJobsBefore(const std::vector<JobState>& s
     j.file.size = static_cast<uint64_t>(r->Int(i, 6));
     j.file.mtime_ns = r->Int(i, 7);
     j.finished_at = r->Int(i, 8);
+    j.attempts = static_cast<int>(r->Int(i, 9));
     jobs.push_back(std::move(j));
   }
   return jobs;

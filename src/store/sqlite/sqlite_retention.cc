@@ -25,7 +25,8 @@ Result<std::vector<Job>> SqliteStore::EndedJobsBefore(const std::vector<JobState
   // would take the state index and sort every ended job). Unfinished jobs have no finished_at.
   auto s = Stmt::Prepare(
       write_.get(),
-      "SELECT id, state, spool, name, file_dev, file_ino, file_size, file_mtime_ns, finished_at"
+      "SELECT id, state, spool, name, file_dev, file_ino, file_size, file_mtime_ns, finished_at,"
+      " attempts"
       " FROM jobs INDEXED BY jobs_finished WHERE (finished_at, state, id) > (?1, ?2, ?3)"
       " AND finished_at < ?4 AND " +
           StatesSql(states) + " ORDER BY finished_at, state, id LIMIT ?5");
@@ -51,6 +52,7 @@ Result<std::vector<Job>> SqliteStore::EndedJobsBefore(const std::vector<JobState
     j.file.size = static_cast<uint64_t>(s->Int(6));
     j.file.mtime_ns = s->Int(7);
     j.finished_at = s->Int(8);
+    j.attempts = static_cast<int>(s->Int(9));
     jobs.push_back(std::move(j));
   }
   return jobs;
