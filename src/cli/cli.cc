@@ -323,6 +323,7 @@ int Main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cr_cmd->add_option("--database", cr.database, "Store URL (default sqlite:QUEUEDIR/sluice.db)");
   add_pg_schema(cr_cmd);
+  AddRetentionFlags(cr_cmd, &cr.retention);
   cr_cmd->add_option("--max-json-depth", cr.max_json_depth, "Items nested deeper are refused")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();

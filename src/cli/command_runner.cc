@@ -12,6 +12,7 @@
 #include "core/spdlog.h"
 #include "core/text.h"
 #include "engine/queuedir_runner.h"
+#include "engine/retention.h"
 #include "handlers/exec/exec_handler.h"
 
 namespace sluice::cli {
@@ -55,9 +56,18 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
       runner.root(), f.concurrency, f.max_retries, f.retry_time_s, f.max_time_s,
       DescribeStore(database, f.store));
   std::string heartbeat_key = HeartbeatKey(runner.root());
+  // What is past the retention: pruned here on a database of its own; on one daemons share,
+  // by the daemon holding the "pruner" lease.
+  std::unique_ptr<Retention> retention;
+  if (!(*store)->Shared()) {
+    retention =
+        std::make_unique<Retention>(store->get(), Env::Default(), Clock::Real(), f.retention);
+  }
   int64_t last_beat = 0;
+  int64_t next_prune = 0;
   while (true) {
     int64_t mono = Clock::Real()->MonotonicMicros();
+    if (retention && mono >= next_prune) next_prune = mono + retention->MaybePrune(false);
     if (mono - last_beat >= 5'000'000) {
       last_beat = mono;
       (void)(*store)->PutValue(kHeartbeatNs, heartbeat_key,

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "engine/retention.h"
 
 namespace sluice::cli {
 
@@ -45,6 +46,26 @@ inline CLI::Validator WholeNumber() {
         return "'" + text + "' is not a whole number from 0 to 18446744073709551615";
       },
       "", "");
+}
+
+// What the store keeps of the past (engine/retention.h): --event-max-age, --event-max-count,
+// --job-max-age, --failed-job-max-age.
+inline void AddRetentionFlags(CLI::App* app, RetentionOptions* r) {
+  app->add_option("--event-max-age", r->events.max_age_s,
+                  "Seconds events are kept (state changes and job log lines)")
+      ->check(Seconds(false))
+      ->capture_default_str();
+  app->add_option("--event-max-count", r->events.max_count, "Newest events kept at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--job-max-age", r->jobs.max_age_s,
+                  "Seconds succeeded and cancelled jobs are kept after they end (0: for ever)")
+      ->check(Seconds(true))
+      ->capture_default_str();
+  app->add_option("--failed-job-max-age", r->jobs.failed_max_age_s,
+                  "Seconds failed jobs are kept after they end (0: for ever)")
+      ->check(Seconds(true))
+      ->capture_default_str();
 }
 
 }  // namespace sluice::cli

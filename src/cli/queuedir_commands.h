@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "engine/retention.h"
 #include "store/store.h"
 
 namespace sluice::cli {
@@ -26,6 +27,7 @@ struct CommandRunnerFlags {
   StoreOptions store;
   int max_json_depth = 256;
   LogOptions log;
+  RetentionOptions retention;
 };
 
 // Runs until SIGINT/SIGTERM.

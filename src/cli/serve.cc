@@ -116,21 +116,7 @@ void AddServeFlags(CLI::App* app, ServeFlags* f, bool kernelci_only) {
                   "Seconds of quiet before an SSE stream gets a keepalive comment")
       ->check(Seconds(false))
       ->capture_default_str();
-  app->add_option("--event-max-age", e.retention.events.max_age_s,
-                  "Seconds events are kept (state changes and job log lines)")
-      ->check(Seconds(false))
-      ->capture_default_str();
-  app->add_option("--event-max-count", e.retention.events.max_count, "Newest events kept at most")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app->add_option("--job-max-age", e.retention.jobs.max_age_s,
-                  "Seconds succeeded and cancelled jobs are kept after they end (0: for ever)")
-      ->check(Seconds(true))
-      ->capture_default_str();
-  app->add_option("--failed-job-max-age", e.retention.jobs.failed_max_age_s,
-                  "Seconds failed jobs are kept after they end (0: for ever)")
-      ->check(Seconds(true))
-      ->capture_default_str();
+  AddRetentionFlags(app, &e.retention);
   app->add_option("--spools-config", f->spools_config,
                   "Config file whose [spool.NAME] sections are the spools (set by -c)")
       ->group("");
@@ -479,12 +465,22 @@ int RunServe(ServeFlags f) {
   std::mutex commit_order;
   // What is past the retention is pruned by one process of those sharing the database (the
   // "pruner" lease), and there by the writer of its first spool only (not by the other
-  // spools' nor by the cluster workers' writers this daemon runs).
+  // spools' nor by the cluster workers' writers this daemon runs); by the main loop below
+  // when every spool is a queuedir (a queuedir has no writer).
   std::atomic<bool> pruner{ownership == nullptr};
   static const std::atomic<bool> kNotPruner{false};
   f.engine.retention.pruner = &kNotPruner;
-  for (size_t i = 0; i < specs->size(); ++i) {
-    (*specs)[i].flags.engine.retention.pruner = i == 0 ? &pruner : &kNotPruner;
+  bool taken = false;
+  for (SpoolSpec& spec : *specs) {
+    bool first = !taken && spec.flags.layout != "queuedir";
+    spec.flags.engine.retention.pruner = first ? &pruner : &kNotPruner;
+    taken = taken || first;
+  }
+  std::unique_ptr<Retention> retention;
+  if (!taken) {
+    RetentionOptions ro = f.engine.retention;
+    ro.pruner = &pruner;
+    retention = std::make_unique<Retention>(store->get(), Env::Default(), Clock::Real(), ro);
   }
   if (ownership) {
     for (SpoolSpec& spec : *specs) {
@@ -692,6 +688,7 @@ int RunServe(ServeFlags f) {
   int64_t t0 = Clock::Real()->MonotonicMicros();
   int64_t last_beat = 0;
   int64_t last_take = Clock::Real()->MonotonicMicros();
+  int64_t next_prune = 0;
   while (!spools.Done()) {
     if (ownership) {
       Status own = ownership->Renew();
@@ -715,6 +712,7 @@ int RunServe(ServeFlags f) {
       pruner = ownership->Holds(Ownership::kPrunerLease);  // given up when taken over
       if (!pruner.load()) pruner = ownership->TryTake(Ownership::kPrunerLease);
     }
+    if (retention && mono >= next_prune) next_prune = mono + retention->MaybePrune(false);
     if (mono - last_beat >= 5'000'000) {
       // The heartbeats `sluice check` looks for, one per spool.
       last_beat = mono;

@@ -273,7 +273,8 @@ class HostileFlagsTest(unittest.TestCase):
              "--task-retry-delay", "--task-timeout", "--retry-delay", "--retry-max-delay",
              "--settle", "--progress-interval", "--storage-connect-timeout",
              "--storage-timeout"]
-    RUNNER = ["-t", "-m", "--kill-grace"]
+    RUNNER = ["-t", "-m", "--kill-grace", "--event-max-age", "--job-max-age",
+              "--failed-job-max-age"]
     CHECK = ["-t", "--heartbeat-age"]
     # The name an error gives a short flag: its long one.
     LONG = {"command-runner": {"-t": "--retry_time", "-m": "--max_time"},

@@ -1,17 +1,22 @@
 """How long the store keeps ended jobs: succeeded and cancelled ones --job-max-age (30 days),
 failed ones --failed-job-max-age (for ever unless given), each with its events; on SQLite and
 PostgreSQL. A job whose file a crash left in the spool keeps its row (the file must not run
-again), and an idempotency key is remembered as long as its job is."""
+again), and an idempotency key is remembered as long as its job is. A queuedir's jobs age
+alike, pruned by `sluice command-runner` on its database and by `sluice serve` whose spools
+are all queuedirs."""
 
 import http.client
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 import unittest
 import urllib.request
 
 import harness
+from test_queuedir import Producer
 
 DAY_US = 24 * 3600 * 1000000
 
@@ -180,6 +185,99 @@ class RetentionAndCrashTest(unittest.TestCase):
         r = subprocess.run([harness.SLUICE, "serve", "-c", conf, "--burst"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class QueuedirRetentionTest(unittest.TestCase):
+    def setUp(self):
+        self.box = harness.Sandbox()
+        self.q = os.path.join(self.box.dir, "queue")
+        self.producer = Producer(self.q)
+        self.db = os.path.join(self.q, "sluice.db")
+        self.marks = os.path.join(self.box.dir, "marks")
+        self.proc = None
+
+    def tearDown(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.box.close()
+
+    def start(self, *argv):
+        self.log_path = os.path.join(self.box.dir, "runner.log")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([harness.SLUICE] + list(argv), stdout=log, stderr=log)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=60), 0)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def jobs(self):
+        try:
+            rows = self.box.query_db(self.db, "SELECT name, state FROM jobs")
+        except Exception:  # the runner made the file, not its tables yet
+            return {}
+        return dict(rows)
+
+    def wait(self, pred, what, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            self.assertIsNone(self.proc.poll(), "exited while waiting for " + what)
+            time.sleep(0.05)
+        self.fail("timed out waiting for %s: %s" % (what, self.jobs()))
+
+    def run_items(self, n, *argv):
+        items = [self.producer.add(["/bin/sh", "-c", "echo %d >> %s" % (i, self.marks)])
+                 for i in range(n)]
+        self.start(*argv)
+        self.wait(lambda: sorted(self.jobs().items()) == [(i, "succeeded") for i in sorted(items)],
+                  "the items to run")
+        self.stop()
+        return items
+
+    def age(self, items, days):
+        self.box.query_db(self.db, "UPDATE jobs SET finished_at = finished_at - %d WHERE name IN "
+                          "(%s)" % (days * DAY_US, ",".join("?" * len(items))), *items)
+
+    def test_command_runner_prunes_old_jobs_and_an_item_a_crash_left_in_cur_does_not_run_again(self):
+        runner = ["command-runner", self.q, "-v"]
+        items = self.run_items(3, *runner)
+        # The runner died after the success of items[0] was recorded and before the item's
+        # deletion from cur/, then stayed down past the retention.
+        with open(os.path.join(self.q, "cur", items[0]), "w") as f:
+            f.write("[\"/bin/sh\", \"-c\", \"echo again >> %s\"]" % self.marks)
+        self.age(items[:2], 40)
+        self.age(items[2:], 10)
+        self.start(*runner)
+        self.wait(lambda: "pruned 2 ended jobs past the retention" in self.log(), "the pruning")
+        self.assertEqual(sorted(self.jobs()), [items[2]])
+        self.assertEqual(os.listdir(os.path.join(self.q, "cur")), [])
+        self.stop()
+        with open(self.marks) as f:
+            self.assertEqual(sorted(f.read().split()), ["0", "1", "2"])  # none ran again
+        # --job-max-age 0 keeps every job.
+        self.age(items[2:], 40)
+        self.start(*(runner + ["--job-max-age", "0"]))
+        time.sleep(1)
+        self.stop()
+        self.assertEqual(sorted(self.jobs()), [items[2]])
+        self.assertNotIn("pruned 1 ended", self.log())
+
+    def test_serve_whose_spools_are_all_queuedirs_prunes(self):
+        # A queuedir has no writer: the daemon's main loop prunes.
+        serve = ["serve", "--spool-dir", self.q, "--layout", "queuedir", "--kind", "exec",
+                 "--database", "sqlite:" + self.db, "--no-api"]
+        items = self.run_items(2, *serve)
+        self.age(items[:1], 40)
+        self.start(*serve)
+        self.wait(lambda: "pruned 1 ended jobs past the retention" in self.log(), "the pruning")
+        self.assertEqual(sorted(self.jobs()), items[1:])
+        self.stop()
 
 
 if __name__ == "__main__":
