@@ -468,6 +468,8 @@ int RunServe(ServeFlags f) {
   // spools' nor by the cluster workers' writers this daemon runs); by the main loop below
   // when every spool is a queuedir (a queuedir has no writer).
   std::atomic<bool> pruner{ownership == nullptr};
+  // Tried at once (then every second): a --burst run may be over within a second.
+  if (ownership) pruner = ownership->TryTake(Ownership::kPrunerLease);
   static const std::atomic<bool> kNotPruner{false};
   f.engine.retention.pruner = &kNotPruner;
   bool taken = false;

@@ -428,6 +428,9 @@ bool Engine::BurstFinished() {
       return true;
     }
   }
+  // A run from cron has no other time to prune in: what is past the retention goes first
+  // (chunk after chunk now that the writer is idle; a signal still stops the drain).
+  if (writer_->PruningCatchingUp()) return false;
   // A file whose companion is there but not complete yet is waited for; one whose companion
   // is not there at all does not hold the drain (see LeaveUnpaired). Looked at once the rest
   // is done: each is a stat.

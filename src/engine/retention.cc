@@ -22,6 +22,7 @@ Retention::Retention(Store* store, Env* env, Clock* clock, RetentionOptions opti
 int64_t Retention::MaybePrune(bool idle) {
   if (options_.pruner != nullptr && !options_.pruner->load()) {
     next_events_ = next_jobs_ = 0;  // a new holder starts over
+    catching_up_ = false;
     ages_[0].after = ages_[1].after = EndedJobsPosition{};
     return kNotPrunerEvery;
   }
@@ -32,6 +33,7 @@ int64_t Retention::MaybePrune(bool idle) {
   }
   if (now >= next_jobs_) {
     bool more = PruneJobs();
+    catching_up_ = more;
     int64_t took = clock_->MonotonicMicros() - now;
     // Catching up: at once while the writer is idle (a batch that comes waits one chunk at
     // most), else after nine times this chunk's time.

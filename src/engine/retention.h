@@ -44,6 +44,10 @@ class Retention {
   // has nothing else to do (a long history is then deleted chunk after chunk; while it
   // writes, chunks take at most about a tenth of its time).
   int64_t MaybePrune(bool idle);
+  // Whether ended jobs past their age may be left to delete: before the first round, and
+  // while the last round left more (the next chunk is then due at once when idle). Any
+  // thread may ask (a --burst drain is not finished while it is true).
+  bool CatchingUp() const { return catching_up_.load(); }
 
   static constexpr int64_t kEvery = 60'000'000;  // micros between rounds
   // Micros between looks at the pruner lease while another holds it (taking it over starts
@@ -75,6 +79,7 @@ class Retention {
   int64_t next_jobs_ = 0;
   int64_t unlogged_ = 0;  // jobs pruned since the last log line
   int64_t last_log_ = 0;  // monotonic micros
+  std::atomic<bool> catching_up_{true};
 };
 
 }  // namespace sluice

@@ -51,6 +51,8 @@ class Writer {
   static constexpr std::chrono::seconds kStopGrace{10};
   // Commits everything queued (see BeginStop), then stops the thread.
   void StopAndDrain();
+  // Whether its retention has ended jobs left to prune (Retention::CatchingUp).
+  bool PruningCatchingUp() const { return retention_.CatchingUp(); }
   // Why the writes were given up at a stop (nothing was written from then on, as after a
   // crash: what was not committed is taken again at the next start); OK when they were not.
   Status Abandoned() const;
