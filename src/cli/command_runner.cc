@@ -8,14 +8,22 @@
 #include "cli/commands.h"
 #include "cli/daemon_lock.h"
 #include "cli/queuedir_commands.h"
+#include "core/identity.h"
 #include "core/json.h"
 #include "core/spdlog.h"
 #include "core/text.h"
+#include "engine/ownership.h"
 #include "engine/queuedir_runner.h"
 #include "engine/retention.h"
 #include "handlers/exec/exec_handler.h"
 
 namespace sluice::cli {
+namespace {
+
+// How long the pruner lease lasts when held by a command-runner (serve's --lease default).
+constexpr double kPrunerLeaseSeconds = 15;
+
+}  // namespace
 
 int RunCommandRunner(const CommandRunnerFlags& f) {
   // Before any thread starts (the log flusher is the first): see RunServe.
@@ -56,18 +64,34 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
       runner.root(), f.concurrency, f.max_retries, f.retry_time_s, f.max_time_s,
       DescribeStore(database, f.store));
   std::string heartbeat_key = HeartbeatKey(runner.root());
-  // What is past the retention: pruned here on a database of its own; on one daemons share,
-  // by the daemon holding the "pruner" lease.
-  std::unique_ptr<Retention> retention;
-  if (!(*store)->Shared()) {
-    retention =
-        std::make_unique<Retention>(store->get(), Env::Default(), Clock::Real(), f.retention);
+  // What is past the retention: pruned here on a database of its own; on one several
+  // processes share, by the one holding the "pruner" lease (as among serve's daemons).
+  std::atomic<bool> pruner{true};
+  std::unique_ptr<Ownership> ownership;
+  if ((*store)->Shared()) {
+    ownership = std::make_unique<Ownership>(store->get(), Clock::Real(), UniqueProcessName(),
+                                            kPrunerLeaseSeconds);
+    pruner = ownership->TryTake(Ownership::kPrunerLease);
   }
-  int64_t last_beat = 0;
+  RetentionOptions retention_options = f.retention;
+  retention_options.pruner = &pruner;
+  Retention retention(store->get(), Env::Default(), Clock::Real(), retention_options);
   int64_t next_prune = 0;
+  int64_t last_take = Clock::Real()->MonotonicMicros();
+  int64_t last_beat = 0;
   while (true) {
     int64_t mono = Clock::Real()->MonotonicMicros();
-    if (retention && mono >= next_prune) next_prune = mono + retention->MaybePrune(false);
+    if (ownership) {
+      // Only a role is held here (no spool): one taken over is given up, not a reason to stop.
+      Status own = ownership->Renew();
+      if (!own.ok()) spdlog::warn("{}", own.message());
+      pruner = ownership->Holds(Ownership::kPrunerLease);
+      if (!pruner.load() && mono - last_take >= 1'000'000) {
+        last_take = mono;
+        pruner = ownership->TryTake(Ownership::kPrunerLease);
+      }
+    }
+    if (mono >= next_prune) next_prune = mono + retention.MaybePrune(false);
     if (mono - last_beat >= 5'000'000) {
       last_beat = mono;
       (void)(*store)->PutValue(kHeartbeatNs, heartbeat_key,
@@ -82,6 +106,7 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
     }
   }
   runner.Stop();
+  if (ownership) ownership->Release();  // another process prunes at once
   const QueuedirCounters& c = runner.counters();
   spdlog::info("stopped: {} succeeded, {} retried, {} dead", c.succeeded.load(), c.retried.load(),
                c.dead.load());
