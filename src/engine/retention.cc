@@ -63,7 +63,10 @@ bool Retention::PruneJobs() {
       spdlog::warn("cannot look for jobs past the retention: {}", found.status().ToString());
       continue;
     }
-    if (found->empty()) continue;
+    if (found->empty()) {
+      age.after = EndedJobsPosition{};  // the walk is over: the next round starts again
+      continue;
+    }
     std::vector<int64_t> ids;
     for (const Job& j : *found) {
       if (!FileStillThere(j)) ids.push_back(j.id);
@@ -73,8 +76,12 @@ bool Retention::PruneJobs() {
       spdlog::warn("cannot delete jobs past the retention: {}", gone.status().ToString());
       continue;  // the same chunk again next time
     }
-    age.after = EndedJobsPosition::Of(found->back());
-    more = more || found->size() == static_cast<size_t>(kChunk);
+    // A walk that reached the end starts again from the oldest at the next round: the jobs
+    // kept for a file still in its spool are looked at again (and go once it has moved), and
+    // so is one whose end was stamped by a clock behind this one.
+    bool full = found->size() == static_cast<size_t>(kChunk);
+    age.after = full ? EndedJobsPosition::Of(found->back()) : EndedJobsPosition{};
+    more = more || full;
     unlogged_ += *gone;
   }
   int64_t mono = clock_->MonotonicMicros();

@@ -122,6 +122,11 @@ TEST_F(RetentionTest, AJobWhoseFileIsStillInItsSpoolStays) {
   EXPECT_TRUE(store_->GetJob(kept[0].id).ok()) << "its file is still in the spool";
   EXPECT_TRUE(store_->GetJob(moved[0].id).status().IsNotFound());
   EXPECT_TRUE(store_->GetJob(other[0].id).status().IsNotFound());
+  // Once its file has moved, the next round (which walks from the oldest again) takes it.
+  ASSERT_EQ(::unlink(dir_.Sub("kept0.json").c_str()), 0);
+  clock_.Advance(Retention::kEvery);
+  PruneAll(&r);
+  EXPECT_TRUE(store_->GetJob(kept[0].id).status().IsNotFound());
 }
 
 TEST_F(RetentionTest, AQueuedirJobWhoseItemIsStillInCurStays) {
