@@ -104,9 +104,12 @@ Status QueuedirRunner::Save(const Job& job, const std::vector<std::string>& log,
   if (st.ok() && shared_.hub != nullptr) shared_.hub->Publish(b.appended);
   if (!st.ok()) {
     spdlog::error("queuedir {}: recording job {}: {}", dir_.root(), job.id, st.ToString());
-    // Not stored after all: the next save inserts it (an update would change no row).
+  }
+  // Not stored after all: the next save inserts it (an update would change no row). An
+  // ended job's save is its last: its id is not needed any more (else one id a job, for ever).
+  if ((!st.ok() && insert) || IsFinal(job.state)) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (insert) stored_.erase(job.id);
+    stored_.erase(job.id);
   }
   return st;
 }
@@ -173,6 +176,11 @@ Status QueuedirRunner::Recover() {
   }
   for (const std::string& id : gone) jobs_.erase(id);
   return dir_.Sync();
+}
+
+size_t QueuedirRunner::JobsHeld() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size() + stored_.size();
 }
 
 Status QueuedirRunner::Health() const {

@@ -64,6 +64,9 @@ class QueuedirRunner {
   // Stops claiming; attempts in progress finish. Returns when every thread has ended.
   void Stop();
   const QueuedirCounters& counters() const { return counters_; }
+  // The jobs it keeps in memory (unfinished ones, ids it knows stored): those of the items in
+  // flight only, whatever ran before.
+  size_t JobsHeld() const;
   // OK while the queuedir is usable; else why not (what /readyz answers).
   Status Health() const;
   const std::string& root() const { return dir_.root(); }
@@ -110,7 +113,7 @@ class QueuedirRunner {
   std::map<std::string, int64_t> new_mtime_;  // item -> its time in new_items_
   int64_t next_rescan_ = 0;                   // when new/ is listed whole again
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;              // workers: an item was claimed, or stop
   std::condition_variable dispatch_cv_;     // the dispatcher: a worker became free, or stop
   std::deque<std::string> claimed_;         // in cur/, waiting for a worker

@@ -31,6 +31,22 @@ class RefusingHandler : public Handler {
   std::vector<TableSpec> tables_;
 };
 
+// Succeeds with every item whose name does not start with "bad", fails the others for good.
+class SortingHandler : public Handler {
+ public:
+  std::string_view kind() const override { return "sort"; }
+  const std::vector<TableSpec>& tables() const override { return tables_; }
+  Status Run(const HandlerContext& ctx, HandlerOutput*) override {
+    if (fs::path(ctx.path).filename().string().rfind("bad", 0) == 0) {
+      return Status::InvalidArgument("not a job");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<TableSpec> tables_;
+};
+
 // The moment an item reaches dead/, an operator runs `sluice retry-dead` (the item goes back
 // into new/), and the env waits until `until` says the item was run again.
 class RetryDeadAtOnceEnv : public EnvWrapper {
@@ -131,6 +147,36 @@ TEST(QueuedirRunnerTest, AJobWhoseFirstRecordFailedIsStoredByItsNextOne) {
   ASSERT_TRUE(jobs.ok());
   ASSERT_EQ(jobs->size(), 1u);
   EXPECT_EQ(jobs->front().state, JobState::kFailed);
+}
+
+TEST(QueuedirRunnerTest, WhatRanBeforeIsNotKeptInMemory) {
+  // A runner that lives for months runs millions of items: what it holds is theirs in flight.
+  testing::TempDir dir;
+  std::string q = dir.Sub("q");
+  for (const char* sub : {"new", "cur", "dead", "logs", "tmp"}) {
+    fs::create_directories(q + "/" + sub);
+  }
+  auto store = OpenStore("sqlite:" + dir.Sub("db.sqlite"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  SortingHandler handler;
+  QueuedirOptions o;
+  o.dir = q;
+  o.workers = 2;
+  o.max_retries = 0;
+  QueuedirRunner runner(o, store->get(), &handler, Env::Default(), Clock::Real());
+  ASSERT_TRUE(runner.Start().ok());
+  for (int i = 0; i < 40; ++i) {
+    std::ofstream(q + "/new/" + (i % 4 == 0 ? "bad-" : "good-") + std::to_string(i)) << "[]";
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (runner.counters().succeeded + runner.counters().dead < 40 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(runner.counters().succeeded, 30u);
+  EXPECT_EQ(runner.counters().dead, 10u);
+  EXPECT_EQ(runner.JobsHeld(), 0u);
+  runner.Stop();
 }
 
 }  // namespace
