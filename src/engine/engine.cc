@@ -247,7 +247,15 @@ void Engine::AfterCommit(WriteBatch& committed, std::vector<Job>& dropped) {
         if (origin_column_[t] >= 0) {
           origin = std::get_if<std::string>(&row.values[static_cast<size_t>(origin_column_[t])]);
         }
-        objects_by_origin_[{tables[t].name, origin ? *origin : ""}]++;
+        std::pair<std::string, std::string> key{tables[t].name, origin ? *origin : ""};
+        auto it = objects_by_origin_.find(key);
+        if (it == objects_by_origin_.end()) {
+          if (objects_by_origin_.size() >= EngineSnapshot::kMaxOriginSeries) {
+            key.second = EngineSnapshot::kOtherOrigins;
+          }
+          it = objects_by_origin_.try_emplace(std::move(key), 0).first;
+        }
+        it->second++;
       }
     }
   }

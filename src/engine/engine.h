@@ -75,7 +75,11 @@ struct EngineSnapshot {
   size_t backlog = 0;
   double oldest_pending_s = 0;  // age of the oldest file not finished yet (0 when none)
   std::map<std::string, uint64_t> failures_by_code;
-  std::map<std::pair<std::string, std::string>, uint64_t> objects;  // (table, origin)
+  // (table, origin): at most kMaxOriginSeries of them; objects of origins past those are
+  // counted under kOtherOrigins (origins come from the submissions, so from anyone).
+  std::map<std::pair<std::string, std::string>, uint64_t> objects;
+  static constexpr size_t kMaxOriginSeries = 1000;
+  static constexpr char kOtherOrigins[] = "(other)";
 };
 
 struct SubmitResult {

@@ -184,6 +184,33 @@ class HostileFilesTest(unittest.TestCase):
     def tearDown(self):
         self.box.close()
 
+    def test_origins_from_submissions_do_not_grow_the_metrics_without_bound(self):
+        # An object's origin comes from whoever submitted it: a spool fed a million made-up
+        # origins must not make a million series (memory, and a /metrics page no scraper
+        # takes). Past 1,000 series, objects are counted under origin="(other)".
+        box = harness.Sandbox(api=True)
+        try:
+            tests = [{"id": "o%d:t" % i, "origin": "o%d" % i, "build_id": "o%d:b" % i,
+                      "status": "PASS"} for i in range(1100)]
+            box.drop("many.json", json.dumps({"version": {"major": 5, "minor": 3},
+                                              "tests": tests}))
+            box.start()
+            port = box.wait_for_api()
+            box.wait_for(lambda: box.listing("archive") == ["many.json"], 30, "the file to run")
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+            c.close()
+            series = [line for line in text.splitlines()
+                      if line.startswith("sluice_objects_total{")]
+            self.assertEqual(len(series), 1001, series[-3:])
+            other = [line for line in series if 'origin="(other)"' in line]
+            self.assertEqual(len(other), 1, series[-3:])
+            self.assertEqual(other[0].rsplit(" ", 1)[1], "100")
+            self.assertEqual(box.stop(), 0)
+        finally:
+            box.close()
+
     def test_a_deep_exec_file_fails_as_invalid_job_and_survives_restarts(self):
         self.box.drop("deep.json", DEEP)
         self.box.drop("deep-obj.json", '{"argv": ' + DEEP + "}")
