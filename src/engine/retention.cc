@@ -19,6 +19,10 @@ Retention::Retention(Store* store, Env* env, Clock* clock, RetentionOptions opti
   ages_[1].max_age_s = options_.jobs.failed_max_age_s;
 }
 
+Retention::~Retention() {
+  if (unlogged_ > 0) spdlog::info("pruned {} ended jobs past the retention so far", unlogged_);
+}
+
 int64_t Retention::MaybePrune(bool idle) {
   if (options_.pruner != nullptr && !options_.pruner->load()) {
     next_events_ = next_jobs_ = 0;  // a new holder starts over

@@ -39,6 +39,8 @@ struct RetentionOptions {
 class Retention {
  public:
   Retention(Store* store, Env* env, Clock* clock, RetentionOptions options);
+  // Says how many jobs went since the last line, when a stop cut a catch-up short.
+  ~Retention();
 
   // Prunes what is due. Returns the microseconds until it is due again. `idle`: the writer
   // has nothing else to do (a long history is then deleted chunk after chunk; while it
