@@ -30,6 +30,20 @@ inline CLI::Validator Seconds(bool allow_zero) {
       allow_zero ? "SECONDS>=0" : "SECONDS>0", "");
 }
 
+// Seconds (as Seconds) kept in a whole number: digits only.
+inline CLI::Validator WholeSeconds(bool allow_zero) {
+  CLI::Validator seconds = Seconds(allow_zero);
+  return CLI::Validator(
+      [seconds](std::string& text) -> std::string {
+        if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+          return "'" + text + "' is not a whole number of seconds";
+        }
+        std::string copy = text;
+        return seconds(copy);
+      },
+      allow_zero ? "SECONDS>=0" : "SECONDS>0", "");
+}
+
 // A flag that is a count or a size: digits only. CLI11 reads "-5" into an unsigned flag as
 // 2^64 - 5 (no limit at all) and a number past 2^64 as the largest value.
 inline CLI::Validator WholeNumber() {
@@ -53,18 +67,18 @@ inline CLI::Validator WholeNumber() {
 inline void AddRetentionFlags(CLI::App* app, RetentionOptions* r) {
   app->add_option("--event-max-age", r->events.max_age_s,
                   "Seconds events are kept (state changes and job log lines)")
-      ->check(Seconds(false))
+      ->check(WholeSeconds(false))
       ->capture_default_str();
   app->add_option("--event-max-count", r->events.max_count, "Newest events kept at most")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--job-max-age", r->jobs.max_age_s,
                   "Seconds succeeded and cancelled jobs are kept after they end (0: for ever)")
-      ->check(Seconds(true))
+      ->check(WholeSeconds(true))
       ->capture_default_str();
   app->add_option("--failed-job-max-age", r->jobs.failed_max_age_s,
                   "Seconds failed jobs are kept after they end (0: for ever)")
-      ->check(Seconds(true))
+      ->check(WholeSeconds(true))
       ->capture_default_str();
 }
 

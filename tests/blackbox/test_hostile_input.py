@@ -325,6 +325,15 @@ class HostileFlagsTest(unittest.TestCase):
                         first = r.stderr.splitlines()[0]
                         self.assertIn(self.LONG.get(args[0], {}).get(flag, flag), first, what)
                         self.assertLess(len(first), 200, what)
+            # The retention's ages are whole seconds: a fraction is said so, not "Could not
+            # convert".
+            for args, _ in commands[:2]:
+                for flag in ("--event-max-age", "--job-max-age", "--failed-job-max-age"):
+                    r = subprocess.run([harness.SLUICE] + args + [flag, "1.5"],
+                                       capture_output=True, text=True, timeout=60)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertIn("%s: '1.5' is not a whole number of seconds" % flag,
+                                  r.stderr.splitlines()[0])
             # Sizes: said as a flag's error, not as the logging library's; -1 is not taken
             # for 2^64 - 1, nor a number past 2^64 for the largest.
             for flag, value in (("--log-file-max-bytes", "0"), ("--log-file-backups", "300000"),
