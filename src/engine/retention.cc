@@ -42,7 +42,8 @@ int64_t Retention::MaybePrune(bool idle) {
     // Catching up: at once while the writer is idle (a batch that comes waits one chunk at
     // most), else after nine times this chunk's time.
     int64_t pause = idle ? 0 : std::max<int64_t>(9 * took, 1000);
-    next_jobs_ = more ? now + took + pause : now + kEvery;
+    // A chunk the store failed on (a server restarting, a full disk) is taken again soon.
+    next_jobs_ = more ? now + took + pause : now + (failing_ ? kAfterFailure : kEvery);
   }
   return std::max<int64_t>(0, std::min(next_events_, next_jobs_) - clock_->MonotonicMicros());
 }
@@ -58,13 +59,19 @@ void Retention::PruneEvents() {
 
 bool Retention::PruneJobs() {
   bool more = false;
+  bool failed = false;
+  // Said once while the store keeps failing, and once when it works again.
+  auto fail = [&](const char* what, const Status& st) {
+    failed = true;
+    if (!failing_) spdlog::warn("cannot {} past the retention: {}", what, st.ToString());
+  };
   int64_t now = clock_->NowMicros();
   for (Age& age : ages_) {
     if (age.max_age_s <= 0) continue;
     int64_t before = now - age.max_age_s * 1'000'000;
     auto found = store_->EndedJobsBefore(age.states, before, age.after, kChunk);
     if (!found.ok()) {
-      spdlog::warn("cannot look for jobs past the retention: {}", found.status().ToString());
+      fail("look for jobs", found.status());
       continue;
     }
     if (found->empty()) {
@@ -77,7 +84,7 @@ bool Retention::PruneJobs() {
     }
     auto gone = store_->DeleteEndedJobs(ids, age.states, before);
     if (!gone.ok()) {
-      spdlog::warn("cannot delete jobs past the retention: {}", gone.status().ToString());
+      fail("delete jobs", gone.status());
       continue;  // the same chunk again next time
     }
     // A walk that reached the end starts again from the oldest at the next round: the jobs
@@ -88,6 +95,8 @@ bool Retention::PruneJobs() {
     more = more || full;
     unlogged_ += *gone;
   }
+  if (failing_ && !failed) spdlog::info("pruning ended jobs works again");
+  failing_ = failed;
   int64_t mono = clock_->MonotonicMicros();
   if (unlogged_ > 0 && (!more || mono - last_log_ >= kEvery)) {
     spdlog::info("pruned {} ended jobs past the retention{}", unlogged_, more ? " so far" : "");

@@ -56,6 +56,8 @@ class Retention {
   // a round at once).
   static constexpr int64_t kNotPrunerEvery = 1'000'000;
   static constexpr int kChunk = 1000;  // jobs examined per chunk and kind of age
+  // Micros until a round the store failed on is tried again.
+  static constexpr int64_t kAfterFailure = 5'000'000;
 
  private:
   struct Age {
@@ -82,6 +84,7 @@ class Retention {
   int64_t unlogged_ = 0;  // jobs pruned since the last log line
   int64_t last_log_ = 0;  // monotonic micros
   std::atomic<bool> catching_up_{true};
+  bool failing_ = false;  // the last round's store calls failed
 };
 
 }  // namespace sluice

@@ -3,6 +3,7 @@
 #include "engine/retention.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include "core/test_util.h"
@@ -158,6 +159,30 @@ TEST_F(RetentionTest, AQueuedirJobWhoseItemIsStillInCurStays) {
   EXPECT_TRUE(store_->GetJob(first[2].id).status().IsNotFound()) << "its item is gone";
   EXPECT_TRUE(store_->GetJob(third[0].id).ok());
   EXPECT_TRUE(store_->GetJob(third[1].id).status().IsNotFound());
+}
+
+TEST_F(RetentionTest, AChunkTheStoreFailedOnIsTakenAgainSoon) {
+  std::vector<Job> old = Ended(3, "old", JobState::kSucceeded, 40);
+  // The store refuses the delete (as a server restarting would): it is tried again after
+  // kAfterFailure, not a minute later.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Sub("db.sqlite").c_str(), &other), SQLITE_OK);
+  auto exec = [other](const char* sql) {
+    return sqlite3_exec(other, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  };
+  ASSERT_TRUE(
+      exec("CREATE TRIGGER refuse BEFORE DELETE ON jobs BEGIN "
+           "SELECT RAISE(ABORT, 'refused by the test'); END"));
+  Retention r(store_.get(), Env::Default(), &clock_, RetentionOptions{});
+  int64_t due = r.MaybePrune(true);
+  EXPECT_EQ(due, Retention::kAfterFailure);
+  EXPECT_FALSE(r.CatchingUp());  // a --burst does not wait on a failing store
+  EXPECT_EQ(Count(JobState::kSucceeded), 3);
+  ASSERT_TRUE(exec("DROP TRIGGER refuse"));
+  sqlite3_close(other);
+  clock_.Advance(due);
+  EXPECT_GT(r.MaybePrune(true), Retention::kAfterFailure);
+  EXPECT_EQ(Count(JobState::kSucceeded), 0);
 }
 
 TEST_F(RetentionTest, OnlyThePrunerPrunes) {
