@@ -38,7 +38,7 @@ int RunCommandRunner(const CommandRunnerFlags& f) {
   auto store = OpenStore(database, f.store);
   if (!store.ok()) return ExitCode(store.status());
   // One runner per queuedir: another would take this one's items in cur/ for leftovers.
-  st = LockForDaemon(database, {probe.root()}, false);
+  st = LockForDaemon(database, {probe.root()});
   if (!st.ok()) return ExitCode(st);
   st = PrepareChildren(store->get(), "command-runner " + probe.root(), f.pass_env);
   if (!st.ok()) return ExitCode(st);

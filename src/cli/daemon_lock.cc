@@ -1,13 +1,18 @@
 // LockForDaemon: flock on the database file and the spool directories, held until exit.
 #include "cli/daemon_lock.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <map>
+#include <random>
+#include <thread>
 #include <utility>
 
 #include "store/store.h"
@@ -27,10 +32,56 @@ Status Hold(const std::string& path, bool directory, bool exclusive, const std::
   return Status::FromErrno(err, "lock " + path);
 }
 
+constexpr char kDatabaseLockPrefix[] = ".sluice-database-";
+
+// In `dir`: a shared lock on this database's file, then no other database's file held.
+Status HoldForDatabase(const std::string& dir, const std::string& id) {
+  std::string mine = std::string(kDatabaseLockPrefix) + id;
+  int fd = ::open((dir + "/" + mine).c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return Status::Ok();  // as in Hold: starting on the spool reports the problem
+  // Another daemon's look at this file (a moment's exclusive lock) may be under way.
+  for (int tries = 0; ::flock(fd, LOCK_SH | LOCK_NB) != 0; ++tries) {
+    if (errno != EWOULDBLOCK || tries == 50) {
+      Status st = Status::FromErrno(errno, "lock " + dir + "/" + mine);
+      ::close(fd);
+      return st;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return Status::FromErrno(errno, "list " + dir);
+  Status st;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == mine || name.rfind(kDatabaseLockPrefix, 0) != 0) continue;
+    int other = ::openat(dirfd(d), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (other < 0) continue;
+    // Not held: a daemon of that database ran here once and has stopped.
+    bool held = ::flock(other, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(other);
+    if (held) {
+      st = Status::FailedPrecondition(
+          "another daemon runs the spool " + dir + " with another database (" + name +
+          "): daemons taking turns on a spool share one PostgreSQL database and schema");
+      break;
+    }
+  }
+  ::closedir(d);
+  return st;  // `fd` stays open, as in Hold
+}
+
 }  // namespace
 
+Result<std::string> SharedDatabaseId(Store* store) {
+  std::random_device rd;
+  char id[33];
+  std::snprintf(id, sizeof(id), "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  return store->SettleValue("store", "id", id);
+}
+
 Status LockForDaemon(const std::string& database, const std::vector<std::string>& spool_dirs,
-                     bool take_turns) {
+                     const std::string& shared_id) {
+  bool take_turns = !shared_id.empty();
   std::string file = SqliteFileOf(database);
   if (!file.empty()) {
     SLUICE_RETURN_IF_ERROR(
@@ -55,6 +106,7 @@ Status LockForDaemon(const std::string& database, const std::vector<std::string>
                                "one PostgreSQL database)"
                              : " (one daemon per spool; daemons that take turns on a spool share "
                                "one PostgreSQL database)")));
+    if (take_turns) SLUICE_RETURN_IF_ERROR(HoldForDatabase(dir, shared_id));
   }
   return Status::Ok();
 }

@@ -397,7 +397,13 @@ int RunServe(ServeFlags f) {
     }
     spool_dirs.push_back(spec.flags.engine.spool_dir);
   }
-  st = LockForDaemon(f.database, spool_dirs, (*store)->Shared());
+  std::string shared_id;
+  if ((*store)->Shared()) {
+    auto id = SharedDatabaseId(store->get());
+    if (!id.ok()) return ExitCode(id.status());
+    shared_id = *id;
+  }
+  st = LockForDaemon(f.database, spool_dirs, shared_id);
   if (!st.ok()) return ExitCode(st);
   for (SpoolSpec& spec : *specs) {
     spec.flags.engine.spool_lock =

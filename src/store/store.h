@@ -238,6 +238,10 @@ class Store {
                                                       const std::string& key) = 0;
   virtual Status PutValue(const std::string& ns, const std::string& key,
                           const std::string& value) = 0;
+  // The value of (ns, key), set to `value` if it has none: of several processes calling it at
+  // once, the first one's value is set, and every one gets that.
+  virtual Result<std::string> SettleValue(const std::string& ns, const std::string& key,
+                                          const std::string& value) = 0;
 
   // Recurring tasks. AddTasks writes all of `tasks` or none (AlreadyExists naming a task_id
   // already stored) and sets their seq; `events`, when given, are appended in the same

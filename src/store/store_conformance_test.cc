@@ -331,6 +331,14 @@ TEST_P(StoreConformance, CommittedWritesSurviveReopen) {
   EXPECT_TRUE(store_->CheckIntegrity().ok());
 }
 
+TEST_P(StoreConformance, ASettledValueIsTheFirstOneGiven) {
+  EXPECT_EQ(*store_->SettleValue("ns", "id", "first"), "first");
+  EXPECT_EQ(*store_->SettleValue("ns", "id", "second"), "first");
+  EXPECT_EQ(**store_->GetValue("ns", "id"), "first");
+  Reopen();
+  EXPECT_EQ(*store_->SettleValue("ns", "id", "third"), "first");
+}
+
 TEST_P(StoreConformance, GetJobOfAnUnknownIdIsNotFound) {
   EXPECT_EQ(store_->GetJob(424242).status().code(), Code::kNotFound);
 }

@@ -115,6 +115,32 @@ class OwnershipTest(unittest.TestCase):
         self.assertEqual(self.b.stop(), 0)
 
 
+    def test_only_daemons_of_one_database_take_turns_on_a_spool(self):
+        # Daemons of two databases on one spool would each run its files (their leases are
+        # in different databases): the second refuses. The same database, spelled otherwise,
+        # stands by as before.
+        self.a.start("--lease", "60")
+        self.a.wait_for(lambda: "watching 1 spool" in self.a.daemon_log(), 30, "a to start")
+        other = harness.pg_database("own_other")
+        r = subprocess.run([harness.SLUICE, "serve", "--no-api", "--burst", "--spool-dir",
+                            self.a.spool, "--database", other],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("another daemon runs the spool %s with another database" % self.a.spool,
+                      r.stderr)
+        self.b.database = self.database + " connect_timeout=10"
+        self.b.start("--lease", "60")
+        self.b.wait_for(lambda: "standing by" in self.b.daemon_log(), 30, "b to stand by")
+        self.assertEqual(self.b.stop(), 0)
+        self.assertEqual(self.a.stop(), 0)
+        # Once they have stopped, a daemon of the other database may have the spool.
+        self.a.drop("later.json", doc("l", 0))
+        r = subprocess.run([harness.SLUICE, "serve", "--no-api", "--burst", "--spool-dir",
+                            self.a.spool, "--database", other],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.a.listing("archive"), ["later.json"])
+
 class OutageTest(unittest.TestCase):
     """A database away for longer than the lease, for every daemon: nobody can take anything
     over, so the daemon stays up and goes on when it is back."""

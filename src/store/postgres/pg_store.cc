@@ -746,6 +746,23 @@ Status PgStore::PutValue(const std::string& ns, const std::string& key, const st
   return r.status();
 }
 
+Result<std::string> PgStore::SettleValue(const std::string& ns, const std::string& key,
+                                         const std::string& value) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  // An insert that meets another's uncommitted one waits for it, then does nothing.
+  auto r = WriteExec("WITH put AS (INSERT INTO " + T("kv") +
+                         " (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO NOTHING"
+                         " RETURNING value) SELECT value FROM put",
+                     {PgText(ns), PgText(key), PgText(value)});
+  if (!r.ok()) return r.status();
+  if (r->size() > 0) return r->Text(0, 0);
+  auto there = WriteExec("SELECT value FROM " + T("kv") + " WHERE ns = $1 AND key = $2",
+                         {PgText(ns), PgText(key)});
+  if (!there.ok()) return there.status();
+  if (there->size() == 0) return Status::Internal("kv " + ns + "/" + key + " vanished");
+  return there->Text(0, 0);
+}
+
 Status PgStore::CheckIntegrity() {
   // The server keeps its own consistency; here: the counters are above every stored id.
   auto r =

@@ -89,6 +89,8 @@ class PgStore : public Store {
   Result<std::optional<std::string>> GetValue(const std::string& ns,
                                               const std::string& key) override;
   Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
+  Result<std::string> SettleValue(const std::string& ns, const std::string& key,
+                                  const std::string& value) override;
   Status CheckIntegrity() override;
   Status AddTasks(std::vector<Task>* tasks, std::vector<Event>* events = nullptr) override;
   Result<std::vector<Task>> ListTasks() override;

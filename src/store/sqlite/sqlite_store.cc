@@ -584,6 +584,22 @@ Status SqliteStore::PutValue(const std::string& ns, const std::string& key,
   return s->Bind(1, ns).Bind(2, key).Bind(3, value).Run();
 }
 
+Result<std::string> SqliteStore::SettleValue(const std::string& ns, const std::string& key,
+                                             const std::string& value) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto put =
+      Stmt::Prepare(write_.get(), "INSERT OR IGNORE INTO kv (ns, key, value) VALUES (?,?,?)");
+  if (!put.ok()) return put.status();
+  SLUICE_RETURN_IF_ERROR(put->Bind(1, ns).Bind(2, key).Bind(3, value).Run());
+  auto s = Stmt::Prepare(write_.get(), "SELECT value FROM kv WHERE ns=? AND key=?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, ns).Bind(2, key);
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Status::Internal("kv " + ns + "/" + key + " vanished");
+  return s->Text(0);
+}
+
 Status SqliteStore::ImportRows(const std::vector<ObjectRow>& rows) {
   std::lock_guard<std::mutex> lock(write_mu_);
   SLUICE_RETURN_IF_ERROR(write_.Exec("BEGIN IMMEDIATE"));

@@ -63,6 +63,8 @@ class SqliteStore : public Store {
   Result<std::optional<std::string>> GetValue(const std::string& ns,
                                               const std::string& key) override;
   Status PutValue(const std::string& ns, const std::string& key, const std::string& value) override;
+  Result<std::string> SettleValue(const std::string& ns, const std::string& key,
+                                  const std::string& value) override;
   Status CheckIntegrity() override;
   Status ImportRows(const std::vector<ObjectRow>& rows) override;
   Result<std::vector<ObjectRow>> ScanRows(int table, const std::string& after_key,
