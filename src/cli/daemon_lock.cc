@@ -37,7 +37,10 @@ constexpr char kDatabaseLockPrefix[] = ".sluice-database-";
 // In `dir`: a shared lock on this database's file, then no other database's file held.
 Status HoldForDatabase(const std::string& dir, const std::string& id) {
   std::string mine = std::string(kDatabaseLockPrefix) + id;
-  int fd = ::open((dir + "/" + mine).c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  // O_NONBLOCK, O_NOFOLLOW: a producer's FIFO or link under such a name neither blocks the
+  // start nor leads elsewhere.
+  const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  int fd = ::open((dir + "/" + mine).c_str(), flags | O_CREAT, 0644);
   if (fd < 0) return Status::Ok();  // as in Hold: starting on the spool reports the problem
   // Another daemon's look at this file (a moment's exclusive lock) may be under way.
   for (int tries = 0; ::flock(fd, LOCK_SH | LOCK_NB) != 0; ++tries) {
@@ -54,7 +57,7 @@ Status HoldForDatabase(const std::string& dir, const std::string& id) {
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == mine || name.rfind(kDatabaseLockPrefix, 0) != 0) continue;
-    int other = ::openat(dirfd(d), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int other = ::openat(dirfd(d), name.c_str(), flags);
     if (other < 0) continue;
     // Not held: a daemon of that database ran here once and has stopped.
     bool held = ::flock(other, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;

@@ -118,7 +118,10 @@ class OwnershipTest(unittest.TestCase):
     def test_only_daemons_of_one_database_take_turns_on_a_spool(self):
         # Daemons of two databases on one spool would each run its files (their leases are
         # in different databases): the second refuses. The same database, spelled otherwise,
-        # stands by as before.
+        # stands by as before. A producer's FIFO or link under such a name in the spool
+        # neither blocks a start nor is followed.
+        os.mkfifo(os.path.join(self.a.spool, ".sluice-database-fifo"))
+        os.symlink("/etc/passwd", os.path.join(self.a.spool, ".sluice-database-link"))
         self.a.start("--lease", "60")
         self.a.wait_for(lambda: "watching 1 spool" in self.a.daemon_log(), 30, "a to start")
         other = harness.pg_database("own_other")
