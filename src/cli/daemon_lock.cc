@@ -34,6 +34,13 @@ Status Hold(const std::string& path, bool directory, bool exclusive, const std::
 
 constexpr char kDatabaseLockPrefix[] = ".sluice-database-";
 
+// ".sluice-database-" and an id as SharedDatabaseId makes them: 32 hex digits.
+bool IsDatabaseLockName(const std::string& name) {
+  size_t n = sizeof(kDatabaseLockPrefix) - 1;
+  return name.size() == n + 32 && name.compare(0, n, kDatabaseLockPrefix) == 0 &&
+         name.find_first_not_of("0123456789abcdef", n) == std::string::npos;
+}
+
 // In `dir`: a shared lock on this database's file, then no other database's file held.
 Status HoldForDatabase(const std::string& dir, const std::string& id) {
   std::string mine = std::string(kDatabaseLockPrefix) + id;
@@ -56,11 +63,16 @@ Status HoldForDatabase(const std::string& dir, const std::string& id) {
   Status st;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name == mine || name.rfind(kDatabaseLockPrefix, 0) != 0) continue;
+    if (name == mine || !IsDatabaseLockName(name)) continue;
     int other = ::openat(dirfd(d), name.c_str(), flags);
     if (other < 0) continue;
+    // Only a daemon's own: a producer (another user) holding a file of that name must not
+    // keep daemons from the spool.
+    struct stat st_other;
+    bool daemons = ::fstat(other, &st_other) == 0 && S_ISREG(st_other.st_mode) &&
+                   st_other.st_uid == ::geteuid();
     // Not held: a daemon of that database ran here once and has stopped.
-    bool held = ::flock(other, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    bool held = daemons && ::flock(other, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     ::close(other);
     if (held) {
       st = Status::FailedPrecondition(

@@ -2,6 +2,7 @@
 stands by and takes it over when the first dies (kill -9); a daemon paused past its lease
 stops at once when it wakes up; a restarting daemon leaves the jobs of a live daemon alone."""
 
+import fcntl
 import json
 import os
 import signal
@@ -119,9 +120,16 @@ class OwnershipTest(unittest.TestCase):
         # Daemons of two databases on one spool would each run its files (their leases are
         # in different databases): the second refuses. The same database, spelled otherwise,
         # stands by as before. A producer's FIFO or link under such a name in the spool
-        # neither blocks a start nor is followed.
-        os.mkfifo(os.path.join(self.a.spool, ".sluice-database-fifo"))
-        os.symlink("/etc/passwd", os.path.join(self.a.spool, ".sluice-database-link"))
+        # neither blocks a start nor is followed, and a file another user holds there does
+        # not keep daemons out.
+        os.mkfifo(os.path.join(self.a.spool, ".sluice-database-" + "f" * 32))
+        os.symlink("/etc/passwd", os.path.join(self.a.spool, ".sluice-database-" + "e" * 32))
+        held = None
+        if os.geteuid() == 0:
+            path = os.path.join(self.a.spool, ".sluice-database-" + "d" * 32)
+            held = open(path, "w")
+            os.chown(path, 65534, 65534)
+            fcntl.flock(held, fcntl.LOCK_SH)
         self.a.start("--lease", "60")
         self.a.wait_for(lambda: "watching 1 spool" in self.a.daemon_log(), 30, "a to start")
         other = harness.pg_database("own_other")
@@ -131,6 +139,8 @@ class OwnershipTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("another daemon runs the spool %s with another database" % self.a.spool,
                       r.stderr)
+        if held:
+            held.close()
         self.b.database = self.database + " connect_timeout=10"
         self.b.start("--lease", "60")
         self.b.wait_for(lambda: "standing by" in self.b.daemon_log(), 30, "b to stand by")
