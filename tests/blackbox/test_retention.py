@@ -231,6 +231,31 @@ class RetentionAndCrashTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.box.query("SELECT COUNT(*) FROM jobs"), [(0,)])
 
+    def test_sigterm_stops_a_bursts_catch_up_at_once_and_says_what_went(self):
+        r = self.box.burst()  # the schema
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ended = int(time.time() * 1e6) - 40 * DAY_US
+        self.box.query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000)"
+            " INSERT INTO jobs(id, queue, kind, spool, name, state, attempts, max_attempts,"
+            " created_at, last_tried, finished_at) SELECT i, 'default', 'kcidb', '', 'old-' || i,"
+            " 'succeeded', 1, 5, ? + i, ? + i, ? + i FROM n", ended, ended, ended)
+        proc = subprocess.Popen(self.box.args("--burst"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while self.box.query("SELECT COUNT(*) FROM jobs")[0][0] == 400000 and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.time()
+        _, err = proc.communicate(timeout=60)
+        self.assertLess(time.time() - stopped, 2, err)
+        self.assertEqual(proc.returncode, 0, err)
+        left = self.box.query("SELECT COUNT(*) FROM jobs")[0][0]
+        self.assertGreater(left, 0)  # stopped before the end
+        m = re.search(r"pruned (\d+) ended jobs past the retention so far", err)
+        self.assertIsNotNone(m, err)
+        self.assertEqual(int(m.group(1)), 400000 - left)
+
     def test_the_retention_is_the_stores_not_a_spools(self):
         conf = os.path.join(self.box.dir, "sluice.toml")
         for key in ("job_max_age", "failed_job_max_age", "event_max_age", "event_max_count"):
